@@ -1,0 +1,20 @@
+"""All tables, imported in one place so Alembic and the app see the same metadata."""
+
+from app.models.auth import ApiKey, AuditEvent
+from app.models.base import Base
+from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
+from app.models.sources import DataSource, Mapping, SyncRun
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "CheckIn",
+    "Cycle",
+    "DataSource",
+    "KeyResult",
+    "Mapping",
+    "Objective",
+    "Observation",
+    "SyncRun",
+]

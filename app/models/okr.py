@@ -1,0 +1,120 @@
+"""Cycles, objectives, key results, observations and check-ins (SPEC section 1)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Date,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, TimestampMixin, utcnow
+
+
+class Cycle(TimestampMixin, Base):
+    __tablename__ = "cycles"
+
+    name: Mapped[str] = mapped_column(String(200))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+
+    objectives: Mapped[list[Objective]] = relationship(back_populates="cycle")
+
+
+class Objective(TimestampMixin, Base):
+    __tablename__ = "objectives"
+
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"), index=True)
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    level: Mapped[str] = mapped_column(String(16), default="team")
+    team: Mapped[str] = mapped_column(String(200), default="")
+    parent_key_result_id: Mapped[int | None] = mapped_column(
+        ForeignKey("key_results.id", ondelete="SET NULL", use_alter=True), index=True
+    )
+
+    cycle: Mapped[Cycle] = relationship(back_populates="objectives")
+    key_results: Mapped[list[KeyResult]] = relationship(
+        back_populates="objective",
+        foreign_keys="KeyResult.objective_id",
+        order_by="KeyResult.id",
+    )
+
+
+class KeyResult(TimestampMixin, Base):
+    __tablename__ = "key_results"
+
+    objective_id: Mapped[int] = mapped_column(
+        ForeignKey("objectives.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(500))
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    unit: Mapped[str] = mapped_column(String(50), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="metric")
+    direction: Mapped[str] = mapped_column(String(16), default="increase")
+    start_value: Mapped[float | None] = mapped_column(Double)
+    target_value: Mapped[float | None] = mapped_column(Double)
+    target_change_pct: Mapped[float | None] = mapped_column(Double)
+    aggregation: Mapped[str] = mapped_column(String(16), default="sum")
+    group_rule: Mapped[str] = mapped_column(String(16), default="combine")
+    weight: Mapped[float] = mapped_column(Double, default=1.0)
+
+    objective: Mapped[Objective] = relationship(
+        back_populates="key_results", foreign_keys=[objective_id]
+    )
+
+
+class Observation(Base):
+    """One daily figure. Re-syncing a day replaces it, so the series is always the latest truth."""
+
+    __tablename__ = "observations"
+    __table_args__ = (
+        UniqueConstraint("mapping_id", "group", "role", "date"),
+        # Check-ins have no mapping; NULLs never collide in a unique constraint, so the day's
+        # manual value gets its own partial index.
+        Index(
+            "uq_observations_manual_day",
+            "key_result_id",
+            "group",
+            "role",
+            "date",
+            unique=True,
+            postgresql_where=text("mapping_id IS NULL"),
+            sqlite_where=text("mapping_id IS NULL"),
+        ),
+        Index("ix_observations_kr_date", "key_result_id", "date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_result_id: Mapped[int] = mapped_column(ForeignKey("key_results.id", ondelete="CASCADE"))
+    mapping_id: Mapped[int | None] = mapped_column(ForeignKey("mappings.id", ondelete="CASCADE"))
+    group: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16), default="value")
+    date: Mapped[date] = mapped_column(Date)
+    value: Mapped[float] = mapped_column(Double)
+    sync_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True
+    )
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CheckIn(TimestampMixin, Base):
+    __tablename__ = "check_ins"
+    __table_args__ = (Index("ix_check_ins_kr_date", "key_result_id", "date"),)
+
+    key_result_id: Mapped[int] = mapped_column(ForeignKey("key_results.id", ondelete="CASCADE"))
+    date: Mapped[date] = mapped_column(Date)
+    value: Mapped[float] = mapped_column(Double)
+    note: Mapped[str] = mapped_column(Text, default="")
+    confidence: Mapped[int | None] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(200), default="")
