@@ -1,0 +1,87 @@
+"""API keys (stored hashed, shown once) and the audit trail every write leaves."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import NotFound
+from app.models import ApiKey, AuditEvent
+from app.models.base import utcnow
+
+Role = Literal["viewer", "editor", "admin"]
+ROLE_RANK: dict[str, int] = {"viewer": 0, "editor": 1, "admin": 2}
+KEY_PREFIX = "krs_"
+# Writing last_used_at on every request would turn each read into a write; a minute is enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    key_id: int | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(session: Session, *, name: str, role: Role, actor: str) -> tuple[ApiKey, str]:
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(name=name, role=role, key_hash=hash_key(secret), prefix=secret[:10])
+    session.add(row)
+    session.flush()
+    audit(session, actor, "create", "api_key", row.id, {"name": name, "role": role})
+    return row, secret
+
+
+def list_api_keys(session: Session, limit: int, offset: int) -> tuple[list[ApiKey], int]:
+    total = session.scalar(select(func.count()).select_from(ApiKey)) or 0
+    rows = session.scalars(select(ApiKey).order_by(ApiKey.id).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"API key {key_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    audit(session, actor, "revoke", "api_key", key_id, {})
+
+
+def authenticate(session: Session, presented: str, admin_key: str | None) -> Principal | None:
+    """The bootstrap key is compared in constant time; stored keys are found by their hash."""
+    if admin_key and hmac.compare_digest(presented.encode(), admin_key.encode()):
+        return Principal(name="bootstrap-admin", role="admin", key_id=None)
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(presented)))
+    if row is None or row.revoked_at is not None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    role: Role = row.role  # type: ignore[assignment]
+    return Principal(name=f"key:{row.name}", role=role, key_id=row.id)
+
+
+def audit(
+    session: Session,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    changes: dict[str, Any],
+) -> None:
+    session.add(
+        AuditEvent(
+            actor=actor, action=action, entity=entity, entity_id=entity_id, changes=changes
+        )
+    )

@@ -1,0 +1,300 @@
+"""Loads what the progress engine needs with a fixed number of SQL statements.
+
+Observations are reduced in SQL to one `SeriesStats` row per (key result, group, role, window), so a
+dashboard of 240 key results reads a few hundred rows, never their tens of thousands of days.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import ColumnElement, Date, Integer, and_, case, cast, func, literal, select
+from sqlalchemy.orm import Session
+
+from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation
+from app.progress import (
+    Cycle as CycleSpan,
+)
+from app.progress import (
+    KeyResultDef,
+    ObjectiveProgress,
+    Progress,
+    SeriesKey,
+    SeriesStats,
+    baseline_window,
+    compute_progress,
+    objective_progress,
+    weighted_progress,
+    window,
+)
+
+
+def definition(kr: KeyResult) -> KeyResultDef:
+    return KeyResultDef(
+        kind=kr.kind,  # type: ignore[arg-type]
+        direction=kr.direction,  # type: ignore[arg-type]
+        aggregation=kr.aggregation,  # type: ignore[arg-type]
+        group_rule=kr.group_rule,  # type: ignore[arg-type]
+        start_value=kr.start_value,
+        target_value=kr.target_value,
+        target_change_pct=kr.target_change_pct,
+    )
+
+
+def span(cycle: Cycle) -> CycleSpan:
+    return CycleSpan(start=cycle.start_date, end=cycle.end_date)
+
+
+@dataclass
+class _Loaded:
+    current: dict[int, dict[SeriesKey, SeriesStats]] = field(default_factory=dict)
+    baseline: dict[int, dict[SeriesKey, SeriesStats]] = field(default_factory=dict)
+    days: dict[int, int] = field(default_factory=dict)
+
+
+def _day_number(session: Session, column: Any, origin: date) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(column - literal(origin, Date), Integer)
+    return func.julianday(column) - func.julianday(literal(origin.isoformat()))
+
+
+def _load_stats(session: Session, kr_ids: Sequence[int], cycle: CycleSpan, as_of: date) -> _Loaded:
+    """Two statements per cycle: the per-series reduction, and distinct days with data."""
+    loaded = _Loaded()
+    if not kr_ids:
+        return loaded
+    w = window(cycle, as_of)
+    b_start, b_end = baseline_window(cycle)
+    hi = w[1] if w else b_end
+    in_w = and_(Observation.date >= w[0], Observation.date <= w[1]) if w else literal(False)
+    o = Observation
+    daily = (
+        select(
+            o.key_result_id.label("kr"),
+            o.group.label("g"),
+            o.role.label("r"),
+            o.date.label("d"),
+            case((in_w, "c"), else_="b").label("win"),
+            func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
+        )
+        .select_from(o)
+        .outerjoin(Mapping, Mapping.id == o.mapping_id)
+        .where(o.key_result_id.in_(kr_ids), o.date >= b_start, o.date <= max(hi, b_end))
+        .where(in_w | and_(o.date >= b_start, o.date <= b_end))
+        .group_by(o.key_result_id, o.group, o.role, o.date)
+        .subquery()
+    )
+    x = _day_number(session, daily.c.d, cycle.start)
+    ranked = select(
+        daily,
+        x.label("x"),
+        func.row_number()
+        .over(
+            partition_by=(daily.c.kr, daily.c.g, daily.c.r, daily.c.win),
+            order_by=daily.c.d.desc(),
+        )
+        .label("rn"),
+    ).subquery()
+    rc = ranked.c
+    stats_stmt = select(
+        rc.kr,
+        rc.g,
+        rc.r,
+        rc.win,
+        func.count(),
+        func.sum(rc.v),
+        func.min(rc.v),
+        func.max(rc.v),
+        func.max(rc.d),
+        func.sum(case((rc.rn == 1, rc.v), else_=0.0)),
+        func.sum(rc.x),
+        func.sum(rc.x * rc.v),
+        func.sum(rc.x * rc.x),
+    ).group_by(rc.kr, rc.g, rc.r, rc.win)
+    for kr, g, r, win, n, total, mn, mx, last_d, last_v, sx, sxy, sxx in session.execute(
+        stats_stmt
+    ):
+        stats = SeriesStats(
+            n=int(n),
+            total=float(total),
+            minimum=float(mn),
+            maximum=float(mx),
+            last_date=last_d if isinstance(last_d, date) else date.fromisoformat(str(last_d)),
+            last_value=float(last_v),
+            sx=float(sx),
+            sy=float(total),
+            sxy=float(sxy),
+            sxx=float(sxx),
+        )
+        target = loaded.current if win == "c" else loaded.baseline
+        target.setdefault(kr, {})[(g, r)] = stats
+    if w:
+        days_stmt = (
+            select(o.key_result_id, func.count(func.distinct(o.date)))
+            .where(o.key_result_id.in_(kr_ids), o.date >= w[0], o.date <= w[1])
+            .group_by(o.key_result_id)
+        )
+        loaded.days = {kr: int(n) for kr, n in session.execute(days_stmt)}
+    return loaded
+
+
+@lru_cache(maxsize=256)
+def schedule_interval(schedule: str, timezone: str) -> timedelta:
+    """The gap between two firings of a cron schedule, to tell when a source is overdue."""
+    trigger = CronTrigger.from_crontab(schedule, timezone=timezone)
+    now = datetime.now(UTC)
+    first = trigger.get_next_fire_time(None, now)
+    if first is None:
+        return timedelta(days=1)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
+    return (second - first) if second is not None else timedelta(days=1)
+
+
+def _stale_key_results(session: Session, kr_ids: Sequence[int], now: datetime) -> set[int]:
+    """SPEC: stale when a mapped source has had no successful sync for twice its interval."""
+    if not kr_ids:
+        return set()
+    rows = session.execute(
+        select(
+            Mapping.key_result_id,
+            DataSource.schedule,
+            DataSource.timezone,
+            DataSource.last_success_at,
+            DataSource.created_at,
+        )
+        .join(DataSource, DataSource.id == Mapping.data_source_id)
+        .where(Mapping.key_result_id.in_(kr_ids))
+    )
+    stale: set[int] = set()
+    for kr_id, schedule, tz, last_success, created in rows:
+        reference = last_success or created
+        if reference.tzinfo is None:
+            reference = reference.replace(tzinfo=UTC)
+        try:
+            interval = schedule_interval(schedule, tz)
+        except (ValueError, LookupError):
+            interval = timedelta(days=1)
+        if now - reference > 2 * interval:
+            stale.add(kr_id)
+    return stale
+
+
+class ProgressCalculator:
+    """Computes key results and objectives together, so roll-ups can use what was computed."""
+
+    def __init__(self, session: Session, as_of: date) -> None:
+        self.session = session
+        self.as_of = as_of
+        self.objectives: dict[int, Objective] = {}
+        self.cycles: dict[int, Cycle] = {}
+        self.kr_results: dict[int, Progress] = {}
+        self.obj_results: dict[int, ObjectiveProgress] = {}
+        self._aligned: dict[int, list[int]] = defaultdict(list)
+        self._krs: dict[int, KeyResult] = {}
+        self._in_progress: set[int] = set()
+
+    def run(self, objectives: Iterable[Objective]) -> None:
+        """Objectives must come with `key_results` and `cycle` loaded (selectinload)."""
+        self._register(objectives)
+        self._expand_rollups()
+        self._compute_metrics()
+        for obj_id in list(self.objectives):
+            self._objective(obj_id)
+        for kr_id in self._krs:
+            self._key_result(kr_id)
+
+    def _register(self, objectives: Iterable[Objective]) -> None:
+        for obj in objectives:
+            if obj.id in self.objectives:
+                continue
+            self.objectives[obj.id] = obj
+            self.cycles[obj.cycle_id] = obj.cycle
+            for kr in obj.key_results:
+                self._krs[kr.id] = kr
+            if obj.parent_key_result_id is not None:
+                self._aligned[obj.parent_key_result_id].append(obj.id)
+
+    def _expand_rollups(self) -> None:
+        """One query per level of alignment, never one per key result."""
+        from sqlalchemy.orm import selectinload
+
+        asked: set[int] = set()
+        while True:
+            pending = [
+                k.id for k in self._krs.values() if k.kind == "rollup" and k.id not in asked
+            ]
+            if not pending:
+                return
+            asked.update(pending)
+            rows = self.session.scalars(
+                select(Objective)
+                .where(
+                    Objective.parent_key_result_id.in_(pending),
+                    Objective.id.not_in(list(self.objectives) or [0]),
+                )
+                .options(selectinload(Objective.key_results), selectinload(Objective.cycle))
+            ).all()
+            self._register(rows)
+
+    def _compute_metrics(self) -> None:
+        by_cycle: dict[int, list[int]] = defaultdict(list)
+        for kr in self._krs.values():
+            if kr.kind != "rollup":
+                by_cycle[self.objectives[kr.objective_id].cycle_id].append(kr.id)
+        stale = _stale_key_results(self.session, list(self._krs), datetime.now(UTC))
+        self._stale = stale
+        for cycle_id, kr_ids in by_cycle.items():
+            cycle = span(self.cycles[cycle_id])
+            loaded = _load_stats(self.session, kr_ids, cycle, self.as_of)
+            for kr_id in kr_ids:
+                kr = self._krs[kr_id]
+                self.kr_results[kr_id] = compute_progress(
+                    definition(kr),
+                    cycle,
+                    self.as_of,
+                    current=loaded.current.get(kr_id, {}),
+                    baseline=loaded.baseline.get(kr_id, {}),
+                    days_with_data=loaded.days.get(kr_id, 0),
+                    stale=kr_id in stale,
+                )
+
+    def _key_result(self, kr_id: int) -> Progress:
+        if kr_id in self.kr_results:
+            return self.kr_results[kr_id]
+        kr = self._krs[kr_id]
+        cycle = span(self.cycles[self.objectives[kr.objective_id].cycle_id])
+        if kr_id in self._in_progress:  # an alignment loop: refuse to recurse forever
+            rollup = None
+        else:
+            self._in_progress.add(kr_id)
+            items = []
+            for obj_id in self._aligned.get(kr_id, []):
+                obj = self.objectives[obj_id]
+                items.append((1.0, self._objective(obj_id).progress if obj else None))
+            rollup = weighted_progress(items)
+            self._in_progress.discard(kr_id)
+        result = compute_progress(
+            definition(kr),
+            cycle,
+            self.as_of,
+            current={},
+            rollup_progress=rollup,
+            stale=kr_id in self._stale,
+        )
+        self.kr_results[kr_id] = result
+        return result
+
+    def _objective(self, obj_id: int) -> ObjectiveProgress:
+        if obj_id in self.obj_results:
+            return self.obj_results[obj_id]
+        obj = self.objectives[obj_id]
+        items = [(kr.weight, self._key_result(kr.id)) for kr in obj.key_results]
+        result = objective_progress(span(obj.cycle), self.as_of, items)
+        self.obj_results[obj_id] = result
+        return result

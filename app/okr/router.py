@@ -1,0 +1,308 @@
+"""Cycles, objectives, key results, check-ins, series and the dashboard."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
+
+from app.auth.deps import Editor, SessionDep, Viewer
+from app.core.schemas import IdPath, IdQuery, Limit, Offset, Page
+from app.models import KeyResult, Objective
+from app.okr import service
+from app.okr.schemas import (
+    CheckInCreate,
+    CheckInRead,
+    CycleCreate,
+    CycleRead,
+    CycleUpdate,
+    DashboardRead,
+    KeyResultCreate,
+    KeyResultRead,
+    KeyResultUpdate,
+    ObjectiveCreate,
+    ObjectiveProgressRead,
+    ObjectiveRead,
+    ObjectiveUpdate,
+    ProgressRead,
+    SeriesPoint,
+    SeriesRead,
+)
+from app.progress import ObjectiveProgress, Progress, expected_progress
+from app.okr.progress_service import span
+
+router = APIRouter(prefix="/api/v1")
+
+AsOf = Annotated[
+    date | None,
+    Query(description="Report progress as it stood on this day (default: today)"),
+]
+Cascade = Annotated[bool, Query(description="Also delete everything the object holds")]
+
+
+def _as_of(value: date | None) -> date:
+    return value or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+
+
+def _kr_read(kr: KeyResult, progress: Progress | None) -> KeyResultRead:
+    read = KeyResultRead.model_validate(kr)
+    if progress is not None:
+        read.progress = ProgressRead.model_validate(dataclasses.asdict(progress))
+    return read
+
+
+def _objective_read(
+    obj: Objective,
+    obj_progress: dict[int, ObjectiveProgress],
+    kr_progress: dict[int, Progress],
+) -> ObjectiveRead:
+    read = ObjectiveRead.model_validate(obj, from_attributes=True)
+    if obj.id in obj_progress:
+        read.progress = ObjectiveProgressRead.model_validate(
+            dataclasses.asdict(obj_progress[obj.id])
+        )
+    read.key_results = [_kr_read(kr, kr_progress.get(kr.id)) for kr in obj.key_results]
+    return read
+
+
+def _objectives_read(
+    session: Session, objectives: list[Objective], as_of: date
+) -> list[ObjectiveRead]:
+    obj_p, kr_p = service.objectives_progress(session, objectives, as_of)
+    return [_objective_read(o, obj_p, kr_p) for o in objectives]
+
+
+# --- cycles -----------------------------------------------------------------------------------
+
+
+@router.post("/cycles", status_code=status.HTTP_201_CREATED, tags=["cycles"])
+def create_cycle(body: CycleCreate, session: SessionDep, who: Editor) -> CycleRead:
+    """Create a cycle (a quarter, usually); both dates are inclusive."""
+    return CycleRead.model_validate(service.create_cycle(session, body.model_dump(), who.name))
+
+
+@router.get("/cycles", tags=["cycles"])
+def list_cycles(
+    session: SessionDep, who: Viewer, limit: Limit = 50, offset: Offset = 0
+) -> Page[CycleRead]:
+    """List cycles, latest first."""
+    rows, total = service.list_cycles(session, limit, offset)
+    return Page(items=[CycleRead.model_validate(r) for r in rows], total=total)
+
+
+@router.get("/cycles/{cycle_id}", tags=["cycles"])
+def get_cycle(cycle_id: IdPath, session: SessionDep, who: Viewer) -> CycleRead:
+    """Read a cycle."""
+    return CycleRead.model_validate(service.get_cycle(session, cycle_id))
+
+
+@router.patch("/cycles/{cycle_id}", tags=["cycles"])
+def update_cycle(
+    cycle_id: IdPath, body: CycleUpdate, session: SessionDep, who: Editor
+) -> CycleRead:
+    """Change a cycle's name or dates."""
+    cycle = service.update_cycle(session, cycle_id, body.model_dump(exclude_unset=True), who.name)
+    return CycleRead.model_validate(cycle)
+
+
+@router.delete("/cycles/{cycle_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["cycles"])
+def delete_cycle(
+    cycle_id: IdPath, session: SessionDep, who: Editor, cascade: Cascade = False
+) -> None:
+    """Delete a cycle; one that still holds objectives needs `?cascade=true`."""
+    service.delete_cycle(session, cycle_id, cascade, who.name)
+
+
+# --- objectives -------------------------------------------------------------------------------
+
+
+@router.post("/objectives", status_code=status.HTTP_201_CREATED, tags=["objectives"])
+def create_objective(
+    body: ObjectiveCreate, session: SessionDep, who: Editor, as_of: AsOf = None
+) -> ObjectiveRead:
+    """Create an objective, optionally aligned to a parent key result."""
+    obj = service.create_objective(session, body.model_dump(), who.name)
+    return _objectives_read(session, [obj], _as_of(as_of))[0]
+
+
+@router.get("/objectives", tags=["objectives"])
+def list_objectives(
+    session: SessionDep,
+    who: Viewer,
+    cycle_id: IdQuery = None,
+    as_of: AsOf = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[ObjectiveRead]:
+    """List objectives with their key results and progress."""
+    rows, total = service.list_objectives(session, cycle_id, limit, offset)
+    return Page(items=_objectives_read(session, rows, _as_of(as_of)), total=total)
+
+
+@router.get("/objectives/{objective_id}", tags=["objectives"])
+def get_objective(
+    objective_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
+) -> ObjectiveRead:
+    """Read an objective with its progress and its key results."""
+    obj = service.get_objective(session, objective_id)
+    return _objectives_read(session, [obj], _as_of(as_of))[0]
+
+
+@router.patch("/objectives/{objective_id}", tags=["objectives"])
+def update_objective(
+    objective_id: IdPath,
+    body: ObjectiveUpdate,
+    session: SessionDep,
+    who: Editor,
+    as_of: AsOf = None,
+) -> ObjectiveRead:
+    """Change an objective, its cycle or its alignment."""
+    obj = service.update_objective(
+        session, objective_id, body.model_dump(exclude_unset=True), who.name
+    )
+    return _objectives_read(session, [obj], _as_of(as_of))[0]
+
+
+@router.delete(
+    "/objectives/{objective_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["objectives"]
+)
+def delete_objective(
+    objective_id: IdPath, session: SessionDep, who: Editor, cascade: Cascade = False
+) -> None:
+    """Delete an objective; one that still holds key results needs `?cascade=true`."""
+    service.delete_objective(session, objective_id, cascade, who.name)
+
+
+# --- key results ------------------------------------------------------------------------------
+
+
+@router.post("/key-results", status_code=status.HTTP_201_CREATED, tags=["key results"])
+def create_key_result(
+    body: KeyResultCreate, session: SessionDep, who: Editor, as_of: AsOf = None
+) -> KeyResultRead:
+    """Create a key result."""
+    kr = service.create_key_result(session, body.model_dump(), who.name)
+    progress = service.key_results_progress(session, [kr], _as_of(as_of))
+    return _kr_read(kr, progress.get(kr.id))
+
+
+@router.get("/key-results", tags=["key results"])
+def list_key_results(
+    session: SessionDep,
+    who: Viewer,
+    objective_id: IdQuery = None,
+    as_of: AsOf = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[KeyResultRead]:
+    """List key results with their progress."""
+    rows, total = service.list_key_results(session, objective_id, limit, offset)
+    progress = service.key_results_progress(session, rows, _as_of(as_of))
+    return Page(items=[_kr_read(kr, progress.get(kr.id)) for kr in rows], total=total)
+
+
+@router.get("/key-results/{kr_id}", tags=["key results"])
+def get_key_result(
+    kr_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
+) -> KeyResultRead:
+    """Read a key result with its progress block."""
+    kr = service.get_key_result(session, kr_id)
+    progress = service.key_results_progress(session, [kr], _as_of(as_of))
+    return _kr_read(kr, progress.get(kr.id))
+
+
+@router.patch("/key-results/{kr_id}", tags=["key results"])
+def update_key_result(
+    kr_id: IdPath, body: KeyResultUpdate, session: SessionDep, who: Editor, as_of: AsOf = None
+) -> KeyResultRead:
+    """Change a key result's definition."""
+    kr = service.update_key_result(session, kr_id, body.model_dump(exclude_unset=True), who.name)
+    progress = service.key_results_progress(session, [kr], _as_of(as_of))
+    return _kr_read(kr, progress.get(kr.id))
+
+
+@router.delete(
+    "/key-results/{kr_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["key results"]
+)
+def delete_key_result(kr_id: IdPath, session: SessionDep, who: Editor) -> None:
+    """Delete a key result with its mappings, observations and check-ins."""
+    service.delete_key_result(session, kr_id, who.name)
+
+
+@router.post(
+    "/key-results/{kr_id}/check-ins", status_code=status.HTTP_201_CREATED, tags=["check-ins"]
+)
+def create_check_in(
+    kr_id: IdPath, body: CheckInCreate, session: SessionDep, who: Editor
+) -> CheckInRead:
+    """Record a manual value; a later check-in on the same day replaces the day's value."""
+    row = service.add_check_in(session, kr_id, body.model_dump(), who.name)
+    return CheckInRead.model_validate(row)
+
+
+@router.get("/key-results/{kr_id}/check-ins", tags=["check-ins"])
+def list_check_ins(
+    kr_id: IdPath, session: SessionDep, who: Viewer, limit: Limit = 50, offset: Offset = 0
+) -> Page[CheckInRead]:
+    """The check-in history, latest first."""
+    rows, total = service.list_check_ins(session, kr_id, limit, offset)
+    return Page(items=[CheckInRead.model_validate(r) for r in rows], total=total)
+
+
+@router.get(
+    "/key-results/{kr_id}/series",
+    tags=["key results"],
+    response_model=SeriesRead,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_series(
+    kr_id: IdPath,
+    session: SessionDep,
+    who: Viewer,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: date | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> SeriesRead | Response:
+    """Daily observations (JSON or CSV), each traceable to the sync run that wrote it."""
+    start, end, rows = service.series(session, kr_id, from_, to)
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["date", "group", "role", "value", "mapping_id", "sync_run_id"])
+        for day, group, role, value, mapping_id, run_id in rows:
+            writer.writerow([day.isoformat(), group, role, repr(float(value)), mapping_id, run_id])
+        return Response(
+            content=buffer.getvalue(),
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="key-result-{kr_id}-series.csv"'
+            },
+        )
+    points = [
+        SeriesPoint(date=d, group=g, role=r, value=v, mapping_id=m, sync_run_id=s)
+        for d, g, r, v, m, s in rows
+    ]
+    return SeriesRead(key_result_id=kr_id, from_=start, to=end, points=points)
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+
+@router.get("/dashboard", tags=["dashboard"])
+def get_dashboard(
+    session: SessionDep, who: Viewer, cycle_id: IdQuery = None, as_of: AsOf = None
+) -> DashboardRead:
+    """Every objective of a cycle (default: the current one) with key results and progress."""
+    day = _as_of(as_of)
+    cycle, objectives = service.dashboard(session, cycle_id, day)
+    return DashboardRead(
+        as_of=day,
+        cycle=CycleRead.model_validate(cycle),
+        expected_progress=expected_progress(span(cycle), day),
+        objectives=_objectives_read(session, objectives, day),
+    )

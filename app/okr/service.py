@@ -1,0 +1,391 @@
+"""Cycles, objectives, key results, check-ins and series: the rules behind the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, selectinload
+
+from app.auth.service import audit
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.models import CheckIn, Cycle, KeyResult, Mapping, Objective, Observation
+from app.okr.progress_service import ProgressCalculator, definition
+from app.progress import ObjectiveProgress, Progress, validate_definition
+
+MAX_SERIES_DAYS = 3700
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in values.items()}
+
+
+def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set the fields and return `{field: [old, new]}` of what really changed, for the audit."""
+    diff: dict[str, Any] = {}
+    for key, value in changes.items():
+        old = getattr(row, key)
+        if old != value:
+            diff[key] = [_plain(old), _plain(value)]
+            setattr(row, key, value)
+    return diff
+
+
+def _not_null(changes: dict[str, Any], fields: Sequence[str]) -> None:
+    for name in fields:
+        if name in changes and changes[name] is None:
+            raise InvalidInput(f"{name} can't be null", field=name)
+
+
+# --- cycles -----------------------------------------------------------------------------------
+
+
+def get_cycle(session: Session, cycle_id: int) -> Cycle:
+    cycle = session.get(Cycle, cycle_id)
+    if cycle is None:
+        raise NotFound(f"cycle {cycle_id} not found")
+    return cycle
+
+
+def create_cycle(session: Session, data: dict[str, Any], actor: str) -> Cycle:
+    cycle = Cycle(**data)
+    session.add(cycle)
+    session.flush()
+    audit(session, actor, "create", "cycle", cycle.id, _jsonable(data))
+    return cycle
+
+
+def list_cycles(session: Session, limit: int, offset: int) -> tuple[list[Cycle], int]:
+    total = session.scalar(select(func.count()).select_from(Cycle)) or 0
+    rows = session.scalars(
+        select(Cycle).order_by(Cycle.start_date.desc(), Cycle.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def update_cycle(session: Session, cycle_id: int, changes: dict[str, Any], actor: str) -> Cycle:
+    _not_null(changes, ["name", "start_date", "end_date"])
+    cycle = get_cycle(session, cycle_id)
+    start = changes.get("start_date", cycle.start_date)
+    end = changes.get("end_date", cycle.end_date)
+    if end < start:
+        raise InvalidInput("end_date must be on or after start_date", field="end_date")
+    diff = _apply(cycle, changes)
+    session.flush()
+    audit(session, actor, "update", "cycle", cycle.id, diff)
+    return cycle
+
+
+def delete_cycle(session: Session, cycle_id: int, cascade: bool, actor: str) -> None:
+    cycle = get_cycle(session, cycle_id)
+    children = session.scalar(
+        select(func.count()).select_from(Objective).where(Objective.cycle_id == cycle_id)
+    )
+    if children and not cascade:
+        raise Conflict(
+            f"cycle {cycle_id} still holds {children} objective(s); "
+            "delete them first or pass ?cascade=true"
+        )
+    session.execute(delete(Cycle).where(Cycle.id == cycle.id))
+    audit(session, actor, "delete", "cycle", cycle_id, {"cascade": cascade})
+
+
+def current_cycle(session: Session, as_of: date) -> Cycle:
+    """The cycle that holds `as_of`; else the latest that started before it; else the first."""
+    cycle = session.scalar(
+        select(Cycle)
+        .where(Cycle.start_date <= as_of, Cycle.end_date >= as_of)
+        .order_by(Cycle.start_date.desc(), Cycle.id)
+        .limit(1)
+    ) or session.scalar(
+        select(Cycle).where(Cycle.start_date <= as_of).order_by(Cycle.start_date.desc()).limit(1)
+    ) or session.scalar(select(Cycle).order_by(Cycle.start_date).limit(1))
+    if cycle is None:
+        raise NotFound("there is no cycle yet: create one with POST /api/v1/cycles")
+    return cycle
+
+
+# --- objectives -------------------------------------------------------------------------------
+
+
+def _objective_query() -> Any:
+    return select(Objective).options(
+        selectinload(Objective.key_results), selectinload(Objective.cycle)
+    )
+
+
+def get_objective(session: Session, objective_id: int) -> Objective:
+    obj = session.scalar(_objective_query().where(Objective.id == objective_id))
+    if obj is None:
+        raise NotFound(f"objective {objective_id} not found")
+    return obj  # type: ignore[no-any-return]
+
+
+def _check_cycle_ref(session: Session, cycle_id: int) -> None:
+    if session.get(Cycle, cycle_id) is None:
+        raise InvalidInput(f"cycle {cycle_id} does not exist", field="cycle_id")
+
+
+def _check_alignment(session: Session, objective_id: int | None, parent_kr_id: int) -> None:
+    """An objective may not be aligned, directly or through others, to one of its own KRs."""
+    kr = session.get(KeyResult, parent_kr_id)
+    if kr is None:
+        raise InvalidInput(
+            f"key result {parent_kr_id} does not exist", field="parent_key_result_id"
+        )
+    seen: set[int] = set()
+    current: KeyResult | None = kr
+    while current is not None and current.objective_id not in seen:
+        if current.objective_id == objective_id:
+            raise InvalidInput(
+                "aligning this objective to that key result would make a loop "
+                "(the key result belongs to this objective or to one aligned under it)",
+                field="parent_key_result_id",
+            )
+        seen.add(current.objective_id)
+        parent_obj = session.get(Objective, current.objective_id)
+        nxt = parent_obj.parent_key_result_id if parent_obj else None
+        current = session.get(KeyResult, nxt) if nxt is not None else None
+
+
+def create_objective(session: Session, data: dict[str, Any], actor: str) -> Objective:
+    _check_cycle_ref(session, data["cycle_id"])
+    if data.get("parent_key_result_id") is not None:
+        _check_alignment(session, None, data["parent_key_result_id"])
+    obj = Objective(**data)
+    session.add(obj)
+    session.flush()
+    audit(session, actor, "create", "objective", obj.id, _jsonable(data))
+    return get_objective(session, obj.id)
+
+
+def list_objectives(
+    session: Session, cycle_id: int | None, limit: int, offset: int
+) -> tuple[list[Objective], int]:
+    where = [Objective.cycle_id == cycle_id] if cycle_id is not None else []
+    total = session.scalar(select(func.count()).select_from(Objective).where(*where)) or 0
+    rows = session.scalars(
+        _objective_query().where(*where).order_by(Objective.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def update_objective(
+    session: Session, objective_id: int, changes: dict[str, Any], actor: str
+) -> Objective:
+    _not_null(changes, ["title", "description", "cycle_id", "owner", "level", "team"])
+    obj = get_objective(session, objective_id)
+    if "cycle_id" in changes:
+        _check_cycle_ref(session, changes["cycle_id"])
+    if changes.get("parent_key_result_id") is not None:
+        _check_alignment(session, obj.id, changes["parent_key_result_id"])
+    diff = _apply(obj, changes)
+    session.flush()
+    audit(session, actor, "update", "objective", obj.id, diff)
+    session.expire(obj)
+    return get_objective(session, obj.id)
+
+
+def delete_objective(session: Session, objective_id: int, cascade: bool, actor: str) -> None:
+    obj = get_objective(session, objective_id)
+    if obj.key_results and not cascade:
+        raise Conflict(
+            f"objective {objective_id} still holds {len(obj.key_results)} key result(s); "
+            "delete them first or pass ?cascade=true"
+        )
+    session.execute(delete(Objective).where(Objective.id == objective_id))
+    audit(session, actor, "delete", "objective", objective_id, {"cascade": cascade})
+
+
+# --- key results ------------------------------------------------------------------------------
+
+
+def get_key_result(session: Session, kr_id: int) -> KeyResult:
+    kr = session.get(KeyResult, kr_id)
+    if kr is None:
+        raise NotFound(f"key result {kr_id} not found")
+    return kr
+
+
+def _validate_kr(kr: KeyResult) -> None:
+    problem = validate_definition(definition(kr))
+    if problem:
+        raise InvalidInput(problem)
+
+
+def create_key_result(session: Session, data: dict[str, Any], actor: str) -> KeyResult:
+    if session.get(Objective, data["objective_id"]) is None:
+        raise InvalidInput(f"objective {data['objective_id']} does not exist", field="objective_id")
+    kr = KeyResult(**data)
+    _validate_kr(kr)
+    session.add(kr)
+    session.flush()
+    audit(session, actor, "create", "key_result", kr.id, _jsonable(data))
+    return kr
+
+
+def list_key_results(
+    session: Session, objective_id: int | None, limit: int, offset: int
+) -> tuple[list[KeyResult], int]:
+    where = [KeyResult.objective_id == objective_id] if objective_id is not None else []
+    total = session.scalar(select(func.count()).select_from(KeyResult).where(*where)) or 0
+    rows = session.scalars(
+        select(KeyResult).where(*where).order_by(KeyResult.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def update_key_result(
+    session: Session, kr_id: int, changes: dict[str, Any], actor: str
+) -> KeyResult:
+    _not_null(
+        changes,
+        ["objective_id", "title", "owner", "unit", "kind", "direction", "aggregation"]
+        + ["group_rule", "weight"],
+    )
+    kr = get_key_result(session, kr_id)
+    if "objective_id" in changes and session.get(Objective, changes["objective_id"]) is None:
+        raise InvalidInput(
+            f"objective {changes['objective_id']} does not exist", field="objective_id"
+        )
+    diff = _apply(kr, changes)
+    _validate_kr(kr)
+    session.flush()
+    if {"objective_id"} & diff.keys():
+        aligned = session.scalars(
+            select(Objective.id).where(Objective.parent_key_result_id == kr.id)
+        ).all()
+        for obj_id in aligned:
+            _check_alignment(session, obj_id, kr.id)
+    audit(session, actor, "update", "key_result", kr.id, diff)
+    return kr
+
+
+def delete_key_result(session: Session, kr_id: int, actor: str) -> None:
+    get_key_result(session, kr_id)
+    session.execute(delete(KeyResult).where(KeyResult.id == kr_id))
+    audit(session, actor, "delete", "key_result", kr_id, {})
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+def objectives_progress(
+    session: Session, objectives: Sequence[Objective], as_of: date
+) -> tuple[dict[int, ObjectiveProgress], dict[int, Progress]]:
+    calc = ProgressCalculator(session, as_of)
+    calc.run(objectives)
+    return calc.obj_results, calc.kr_results
+
+
+def key_results_progress(
+    session: Session, krs: Sequence[KeyResult], as_of: date
+) -> dict[int, Progress]:
+    obj_ids = {kr.objective_id for kr in krs}
+    if not obj_ids:
+        return {}
+    objectives = session.scalars(_objective_query().where(Objective.id.in_(obj_ids))).all()
+    _, kr_results = objectives_progress(session, objectives, as_of)
+    return kr_results
+
+
+def dashboard(session: Session, cycle_id: int | None, as_of: date) -> tuple[Cycle, list[Objective]]:
+    cycle = get_cycle(session, cycle_id) if cycle_id is not None else current_cycle(session, as_of)
+    objectives = session.scalars(
+        _objective_query().where(Objective.cycle_id == cycle.id).order_by(Objective.id)
+    ).all()
+    return cycle, list(objectives)
+
+
+# --- check-ins and series ---------------------------------------------------------------------
+
+
+def add_check_in(
+    session: Session, kr_id: int, data: dict[str, Any], actor: str
+) -> CheckIn:
+    """The check-in stays in the history; the day's manual observation takes its value."""
+    kr = get_key_result(session, kr_id)
+    if kr.kind == "rollup":
+        raise InvalidInput(
+            "a roll-up key result takes its progress from the objectives aligned to it; "
+            "check in on those instead"
+        )
+    author = data.pop("author", None) or actor
+    check_in = CheckIn(key_result_id=kr_id, author=author, **data)
+    session.add(check_in)
+    values = {
+        "key_result_id": kr_id,
+        "mapping_id": None,
+        "group": "",
+        "role": "value",
+        "date": data["date"],
+        "value": data["value"],
+    }
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(Observation).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key_result_id", "group", "role", "date"],
+        index_where=Observation.mapping_id.is_(None),
+        set_={"value": stmt.excluded.value, "recorded_at": func.now()},
+    )
+    session.execute(stmt)
+    session.flush()
+    audit(session, actor, "create", "check_in", check_in.id, _jsonable({**data, "author": author}))
+    return check_in
+
+
+def list_check_ins(
+    session: Session, kr_id: int, limit: int, offset: int
+) -> tuple[list[CheckIn], int]:
+    get_key_result(session, kr_id)
+    where = CheckIn.key_result_id == kr_id
+    total = session.scalar(select(func.count()).select_from(CheckIn).where(where)) or 0
+    rows = session.scalars(
+        select(CheckIn)
+        .where(where)
+        .order_by(CheckIn.date.desc(), CheckIn.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def series(
+    session: Session, kr_id: int, start: date | None, end: date | None
+) -> tuple[date, date, list[tuple[Any, ...]]]:
+    kr = get_key_result(session, kr_id)
+    obj = session.get(Objective, kr.objective_id)
+    cycle = session.get(Cycle, obj.cycle_id) if obj else None
+    start = start or (cycle.start_date if cycle else date(1900, 1, 1))
+    end = end or (cycle.end_date if cycle else date(2999, 12, 31))
+    if end < start:
+        raise InvalidInput("'to' must be on or after 'from'", field="to")
+    if (end - start) > timedelta(days=MAX_SERIES_DAYS):
+        raise InvalidInput(f"ask for at most {MAX_SERIES_DAYS} days at a time", field="to")
+    rows = session.execute(
+        select(
+            Observation.date,
+            Observation.group,
+            Observation.role,
+            Observation.value * func.coalesce(Mapping.scale, 1.0),
+            Observation.mapping_id,
+            Observation.sync_run_id,
+        )
+        .outerjoin(Mapping, Mapping.id == Observation.mapping_id)
+        .where(
+            Observation.key_result_id == kr_id,
+            Observation.date >= start,
+            Observation.date <= end,
+        )
+        .order_by(Observation.date, Observation.group, Observation.role, Observation.id)
+    ).all()
+    return start, end, [tuple(r) for r in rows]
