@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,8 +15,33 @@ from app.core.errors import DomainError
 from app.okr.router import router as okr_router
 
 
-def _error(status: int, detail: str, code: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": code, "field": field}, status_code=status)
+def _error(
+    status: int,
+    detail: str,
+    code: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body = {"detail": detail, "code": code, "field": field, "errors": errors}
+    return JSONResponse(body, status_code=status)
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    """Say what is wrong in one line; never echo the input back (it may hold a secret)."""
+    errors = []
+    for err in exc.errors():
+        loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        errors.append(
+            {"loc": list(err.get("loc", ())), "msg": str(err.get("msg")), "type": err["type"]}
+        )
+        if len(errors) == 1:
+            field = ".".join(str(p) for p in loc) or None
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path')) or 'body'}: "
+        f"{e['msg']}"
+        for e in errors
+    ]
+    return _error(422, "; ".join(parts), "invalid_input", field if errors else None, errors)
 
 
 def create_app() -> FastAPI:
@@ -32,6 +59,10 @@ def create_app() -> FastAPI:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_error(exc)
+
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         # A race the service's checks could not see (two writers at once): the write lost.
@@ -48,5 +79,3 @@ def create_app() -> FastAPI:
 
 
 app = create_app()
-
-__all__ = ["RequestValidationError", "app", "create_app"]

@@ -5,9 +5,9 @@ from fastapi import APIRouter, status
 from app.auth import service
 from app.auth.deps import Admin, SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from app.core.schemas import IdPath, Limit, Offset, Page
+from app.core.schemas import ERROR_RESPONSES, IdPath, Limit, Offset, Page
 
-router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"], responses=ERROR_RESPONSES)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)

@@ -81,7 +81,5 @@ def audit(
     changes: dict[str, Any],
 ) -> None:
     session.add(
-        AuditEvent(
-            actor=actor, action=action, entity=entity, entity_id=entity_id, changes=changes
-        )
+        AuditEvent(actor=actor, action=action, entity=entity, entity_id=entity_id, changes=changes)
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -20,10 +20,14 @@ def _no_nul(value: str) -> str:
 
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_nul),
 ]
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(_no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(_no_nul),
 ]
 Short = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
 Unit = Annotated[str, StringConstraints(max_length=50), AfterValidator(_no_nul)]
@@ -47,7 +51,25 @@ class Page(BaseModel, Generic[T]):
     total: int
 
 
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorBody(BaseModel):
+    """Every 4xx has this shape, so a client reads one `detail` whatever went wrong."""
+
     detail: str
     code: str
     field: str | None = None
+    errors: list[FieldError] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key"},
+    403: {"model": ErrorBody, "description": "The key's role is too weak"},
+    404: {"model": ErrorBody, "description": "No such object"},
+    409: {"model": ErrorBody, "description": "Conflicts with stored data"},
+    422: {"model": ErrorBody, "description": "Invalid input"},
+}

@@ -226,9 +226,7 @@ class ProgressCalculator:
 
         asked: set[int] = set()
         while True:
-            pending = [
-                k.id for k in self._krs.values() if k.kind == "rollup" and k.id not in asked
-            ]
+            pending = [k.id for k in self._krs.values() if k.kind == "rollup" and k.id not in asked]
             if not pending:
                 return
             asked.update(pending)

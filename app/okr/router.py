@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.orm import Session
 
 from app.auth.deps import Editor, SessionDep, Viewer
-from app.core.schemas import IdPath, IdQuery, Limit, Offset, Page
+from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, Limit, Offset, Page
 from app.models import KeyResult, Objective
 from app.okr import service
+from app.okr.progress_service import span
 from app.okr.schemas import (
     CheckInCreate,
     CheckInRead,
@@ -34,9 +35,8 @@ from app.okr.schemas import (
     SeriesRead,
 )
 from app.progress import ObjectiveProgress, Progress, expected_progress
-from app.okr.progress_service import span
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 AsOf = Annotated[
     date | None,
@@ -226,9 +226,7 @@ def update_key_result(
     return _kr_read(kr, progress.get(kr.id))
 
 
-@router.delete(
-    "/key-results/{kr_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["key results"]
-)
+@router.delete("/key-results/{kr_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["key results"])
 def delete_key_result(kr_id: IdPath, session: SessionDep, who: Editor) -> None:
     """Delete a key result with its mappings, observations and check-ins."""
     service.delete_key_result(session, kr_id, who.name)

@@ -100,14 +100,21 @@ def delete_cycle(session: Session, cycle_id: int, cascade: bool, actor: str) -> 
 
 def current_cycle(session: Session, as_of: date) -> Cycle:
     """The cycle that holds `as_of`; else the latest that started before it; else the first."""
-    cycle = session.scalar(
-        select(Cycle)
-        .where(Cycle.start_date <= as_of, Cycle.end_date >= as_of)
-        .order_by(Cycle.start_date.desc(), Cycle.id)
-        .limit(1)
-    ) or session.scalar(
-        select(Cycle).where(Cycle.start_date <= as_of).order_by(Cycle.start_date.desc()).limit(1)
-    ) or session.scalar(select(Cycle).order_by(Cycle.start_date).limit(1))
+    cycle = (
+        session.scalar(
+            select(Cycle)
+            .where(Cycle.start_date <= as_of, Cycle.end_date >= as_of)
+            .order_by(Cycle.start_date.desc(), Cycle.id)
+            .limit(1)
+        )
+        or session.scalar(
+            select(Cycle)
+            .where(Cycle.start_date <= as_of)
+            .order_by(Cycle.start_date.desc())
+            .limit(1)
+        )
+        or session.scalar(select(Cycle).order_by(Cycle.start_date).limit(1))
+    )
     if cycle is None:
         raise NotFound("there is no cycle yet: create one with POST /api/v1/cycles")
     return cycle
@@ -248,8 +255,10 @@ def update_key_result(
 ) -> KeyResult:
     _not_null(
         changes,
-        ["objective_id", "title", "owner", "unit", "kind", "direction", "aggregation"]
-        + ["group_rule", "weight"],
+        [
+            *("objective_id", "title", "owner", "unit", "kind", "direction"),
+            *("aggregation", "group_rule", "weight"),
+        ],
     )
     kr = get_key_result(session, kr_id)
     if "objective_id" in changes and session.get(Objective, changes["objective_id"]) is None:
@@ -308,9 +317,7 @@ def dashboard(session: Session, cycle_id: int | None, as_of: date) -> tuple[Cycl
 # --- check-ins and series ---------------------------------------------------------------------
 
 
-def add_check_in(
-    session: Session, kr_id: int, data: dict[str, Any], actor: str
-) -> CheckIn:
+def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str) -> CheckIn:
     """The check-in stays in the history; the day's manual observation takes its value."""
     kr = get_key_result(session, kr_id)
     if kr.kind == "rollup":

@@ -1,0 +1,747 @@
+"""The one HTTP layer every connector uses.
+
+Connectors never build their own client: the sync engine calls :func:`build_client` and hands
+the result in. That keeps the cross-cutting duties in one place (SPEC section 4):
+
+- retries with exponential backoff and jitter on 429/5xx and connection errors, honouring
+  ``Retry-After`` (stamina);
+- a per-source rate limit and concurrency bound (aiolimiter, a semaphore);
+- refusal of loopback/private/link-local targets after DNS resolution, on every redirect hop
+  (SPEC section 5, ``KRSYNC_ALLOW_PRIVATE_NETWORKS``);
+- OAuth2 token refresh with the refreshed token handed back for encrypted storage (Authlib);
+- errors whose text carries no secret (:class:`~app.core.redact.Redactor`);
+- a count of the calls made, for ``SyncRun.api_calls``.
+
+The duties are layered as httpx transports because httpx sends every request *and every
+redirect hop* through the client's transport; a check done in ``AsyncClient.send`` would miss
+the hops. From the outside in::
+
+    RetryTransport -> PrivateNetworkGuard -> ThrottleTransport -> httpx.AsyncHTTPTransport
+
+so each attempt is re-checked against DNS right before it waits for a slot and is sent, and
+a backoff sleep holds neither a concurrency slot nor rate-limit budget.
+
+Everything is passed in as parameters; nothing here reads settings or touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import inspect
+import ipaddress
+import socket
+import ssl
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiolimiter
+import authlib.deprecate  # noqa: F401  (installs Authlib's "always" filter before ours)
+import httpx
+import stamina
+
+from app.core.redact import Redactor, register_secrets, secrets_in
+
+with warnings.catch_warnings():
+    # Authlib nudges towards its "httpx2" fork; krsync depends on httpx proper on purpose.
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
+    from authlib.common.errors import AuthlibBaseError
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+__all__ = [
+    "ATTEMPTS_EXTENSION",
+    "RETRY_STATUSES",
+    "USER_AGENT",
+    "HttpLayerError",
+    "HttpStats",
+    "HttpStatusError",
+    "KrsyncClient",
+    "KrsyncOAuth2Client",
+    "OAuth2Settings",
+    "OAuthRefreshError",
+    "PrivateNetworkError",
+    "PrivateNetworkGuard",
+    "RetryTransport",
+    "ThrottleTransport",
+    "build_client",
+    "check_public_host",
+    "parse_retry_after",
+    "resolve_host",
+    "retry_after_seconds",
+]
+
+USER_AGENT = "krsync/0.1"
+#: Statuses that mean "try again later": rate limited, or the platform is having a bad moment.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+#: Extension key on a response: how many attempts it took (for error messages).
+ATTEMPTS_EXTENSION = "krsync.attempts"
+
+# Backoff between attempts when the server gives no Retry-After: ~1 s, 2 s, 4 s (+ jitter),
+# long enough to ride out a rolling 10-second window without stalling a nightly run.
+_WAIT_INITIAL = 1.0
+_WAIT_MAX = 30.0
+_WAIT_JITTER = 1.0
+
+TokenCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+# --------------------------------------------------------------------------- errors and stats
+
+
+class PrivateNetworkError(Exception):
+    """A request targeted a loopback, private, link-local or otherwise internal address.
+
+    Not retried and not an :class:`HttpLayerError`: it is a configuration problem (a
+    ``base_url`` or a redirect pointing inside the network), the engine classifies it as such.
+    """
+
+
+class HttpLayerError(Exception):
+    """A request failed in the HTTP layer; the message is redacted and says what happened.
+
+    ``status_code`` is None for transport failures (DNS, connect, timeout, protocol).
+    ``transient`` tells the engine whether the next run may succeed without a config change.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+    @property
+    def transient(self) -> bool:
+        return self.status_code is None or self.status_code in RETRY_STATUSES
+
+
+class HttpStatusError(HttpLayerError):
+    """An error status, raised by :meth:`KrsyncClient.raise_for_status` (never by ``send``).
+
+    Connectors map it onto their own errors: 401/403 to an auth error, 404 to a config error,
+    429 to ``RateLimited(retry_after)``, 5xx to a retriable error.
+    """
+
+
+class OAuthRefreshError(HttpLayerError):
+    """The token endpoint refused or failed to refresh the access token.
+
+    Almost always a revoked or expired refresh token: the source needs new credentials.
+    """
+
+    @property
+    def transient(self) -> bool:
+        return self.status_code is not None and self.status_code in RETRY_STATUSES
+
+
+@dataclass
+class HttpStats:
+    """What one client did, recorded on the ``SyncRun`` (``api_calls`` = ``requests``)."""
+
+    requests: int = 0  # attempts actually sent, token refreshes and redirect hops included
+    retries: int = 0
+    rate_limited: int = 0  # 429 responses seen
+
+
+# ------------------------------------------------------------------------------- Retry-After
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), else None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=dt.UTC)
+    current = now if now is not None else dt.datetime.now(dt.UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds, for ``RateLimited(retry_after)``."""
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+# ----------------------------------------------------------------------------- retry transport
+
+
+class _RetryableStatus(Exception):
+    """Carries a retryable response through stamina, which retries on exceptions only."""
+
+    def __init__(self, response: httpx.Response, delay: float | None) -> None:
+        # No URL in the text: stamina's retry hooks log this exception's repr.
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.delay = delay
+
+
+def _is_retryable_transport_error(exc: BaseException) -> bool:
+    # UnsupportedProtocol, LocalProtocolError and ProxyError will fail the same way again.
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+def _retry_hook(exc: Exception) -> bool | float:
+    """stamina's ``on`` predicate; a float overrides the backoff with the server's wish."""
+    if isinstance(exc, _RetryableStatus):
+        return exc.delay if exc.delay is not None else True
+    return _is_retryable_transport_error(exc)
+
+
+async def _buffered(response: httpx.Response, request: httpx.Request) -> httpx.Response:
+    """Read and close a (small, error) response so its connection is freed before a backoff.
+
+    The raw, still content-encoded bytes are kept with the original headers, so the copy
+    decodes exactly like the original would have.
+    """
+    if response.is_closed:  # built in memory (a mock transport): holds no connection
+        return response
+    try:
+        body = b"".join([chunk async for chunk in response.aiter_raw()])
+    finally:
+        await response.aclose()
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=httpx.ByteStream(body),
+        extensions=dict(response.extensions),
+        request=request,
+    )
+
+
+class RetryTransport(httpx.AsyncBaseTransport):
+    """Retries an attempt on 429/5xx and connection errors, through stamina.
+
+    A ``Retry-After`` up to ``max_retry_after`` replaces the backoff (stamina lets the ``on``
+    hook return the delay). A longer one is not waited: the response is returned as-is so
+    the connector raises ``RateLimited(retry_after)`` and the engine decides with its time
+    budget. When attempts run out, the last response is returned, not raised, so the
+    connector can still read the vendor's error body. Tests speed this up with
+    ``stamina.set_testing(True, attempts=..., cap=True)``, which zeroes every wait.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        stats: HttpStats,
+        max_attempts: int = 4,
+        max_retry_after: float = 60.0,
+        wait_initial: float = _WAIT_INITIAL,
+        wait_max: float = _WAIT_MAX,
+        wait_jitter: float = _WAIT_JITTER,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._inner = inner
+        self._stats = stats
+        self._max_attempts = max_attempts
+        self._max_retry_after = max_retry_after
+        self._wait_initial = wait_initial
+        self._wait_max = wait_max
+        self._wait_jitter = wait_jitter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # Buffer the body so every attempt can send it again (streamed bodies are single-use).
+        await request.aread()
+        attempts = 0
+        try:
+            async for attempt in stamina.retry_context(
+                on=_retry_hook,
+                attempts=self._max_attempts,
+                timeout=None,  # bounded by attempts and max_retry_after instead
+                wait_initial=self._wait_initial,
+                wait_max=self._wait_max,
+                wait_jitter=self._wait_jitter,
+            ):
+                with attempt:
+                    attempts = attempt.num
+                    if attempts > 1:
+                        self._stats.retries += 1
+                    response = await self._inner.handle_async_request(request)
+                    if response.status_code not in RETRY_STATUSES:
+                        return _tagged(response, attempts)
+                    response = await _buffered(response, request)
+                    delay = retry_after_seconds(response)
+                    if delay is not None and delay > self._max_retry_after:
+                        return _tagged(response, attempts)
+                    raise _RetryableStatus(response, delay)
+        except _RetryableStatus as exhausted:
+            return _tagged(exhausted.response, attempts)
+        raise AssertionError("unreachable: stamina either returns or re-raises")
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _tagged(response: httpx.Response, attempts: int) -> httpx.Response:
+    response.extensions[ATTEMPTS_EXTENSION] = attempts
+    return response
+
+
+# ------------------------------------------------------------------- private-network guard
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, as the connection would see them."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _non_public_reason(address: str) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
+    checks = (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        # Catches the rest of the special-purpose ranges, e.g. 100.64.0.0/10 (carrier NAT,
+        # where some clouds put their metadata service).
+        ("non-public", not ip.is_global),
+    )
+    return next((kind for kind, hit in checks if hit), None)
+
+
+async def check_public_host(url: httpx.URL, *, resolver: Resolver | None = None) -> None:
+    """Raise :class:`PrivateNetworkError` unless every address of the URL's host is public.
+
+    Every address must pass, not just one: the connection may pick any of them.
+    """
+    host = url.raw_host.decode("ascii")
+    if not host:
+        raise PrivateNetworkError("refusing a request without a host")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    resolve = resolver if resolver is not None else resolve_host
+    try:
+        addresses = await resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise httpx.ConnectError(f"could not resolve host {host!r}: {exc}") from None
+    for address in addresses:
+        reason = _non_public_reason(address)
+        if reason is not None:
+            raise PrivateNetworkError(
+                f"refusing to connect to {host!r}: it resolves to {address}, a {reason} "
+                "address (set KRSYNC_ALLOW_PRIVATE_NETWORKS=true for on-premises sources)"
+            )
+
+
+class PrivateNetworkGuard(httpx.AsyncBaseTransport):
+    """Refuses requests, redirect hops included, whose host resolves to an internal address.
+
+    Resolution happens right before the request is handed on; the connection pool resolves
+    again when it connects, so a DNS-rebinding attacker with a tiny TTL could still slip
+    through. Accepted: the guard is against configuration mistakes and naive SSRF.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, resolver: Resolver | None = None):
+        self._inner = inner
+        self._resolver = resolver
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            await check_public_host(request.url, resolver=self._resolver)
+        except httpx.ConnectError as exc:
+            exc.request = request  # httpx's error wrapping expects a request on it
+            raise
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+# ---------------------------------------------------------------------- throttle transport
+
+
+class _SlotReleasingStream(httpx.AsyncByteStream):
+    """Holds the concurrency slot until the body is read, so a download counts as in flight."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._release()
+
+
+def _make_limiter(rate_per_second: float) -> aiolimiter.AsyncLimiter:
+    if rate_per_second <= 0:
+        raise ValueError("rate_per_second must be positive")
+    if rate_per_second >= 1:
+        return aiolimiter.AsyncLimiter(rate_per_second, 1.0)
+    # aiolimiter cannot acquire 1 unit from a bucket smaller than 1: 0.5/s is 1 per 2 s.
+    return aiolimiter.AsyncLimiter(1, 1.0 / rate_per_second)
+
+
+class ThrottleTransport(httpx.AsyncBaseTransport):
+    """Bounds concurrent requests and their rate per source, and counts what is sent.
+
+    Each attempt takes a slot first and rate budget second, so the moment a request leaves
+    respects the rate even when many tasks were waiting for slots.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        stats: HttpStats,
+        max_concurrency: int = 10,
+        rate_per_second: float | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._inner = inner
+        self._stats = stats
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._limiter = _make_limiter(rate_per_second) if rate_per_second else None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self._semaphore.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._semaphore.release()
+
+        try:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            self._stats.requests += 1
+            response = await self._inner.handle_async_request(request)
+        except BaseException:
+            release()
+            raise
+        if response.status_code == 429:
+            self._stats.rate_limited += 1
+        stream = response.stream
+        if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
+            response.stream = _SlotReleasingStream(stream, release)
+        else:  # already in memory (built by a mock transport): nothing left in flight
+            release()
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+# ------------------------------------------------------------------------------------ clients
+
+
+def _public_url(url: httpx.URL) -> str:
+    """The URL without query, fragment or userinfo: the parts that carry keys and tokens."""
+    return str(url.copy_with(query=None, fragment=None, username=None, password=None))
+
+
+class KrsyncClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` whose failures are redacted :class:`HttpLayerError` s.
+
+    Use it like httpx; check statuses with :meth:`raise_for_status` (never
+    ``response.raise_for_status()``, whose message quotes the full URL, query string
+    included). ``stats`` counts what was sent.
+    """
+
+    source_name: str
+    stats: HttpStats
+    redactor: Redactor
+
+    def __init__(
+        self,
+        *,
+        source_name: str,
+        stats: HttpStats | None = None,
+        redactor: Redactor | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._init_krsync(source_name, stats, redactor)
+
+    def _init_krsync(
+        self, source_name: str, stats: HttpStats | None, redactor: Redactor | None
+    ) -> None:
+        self.source_name = source_name
+        self.stats = stats if stats is not None else HttpStats()
+        self.redactor = redactor if redactor is not None else Redactor()
+
+    def add_secrets(self, values: Sequence[str]) -> None:
+        """Redact more values from this client's errors and from every log line."""
+        self.redactor.add(values)
+        register_secrets(values)
+
+    async def send(self, request: httpx.Request, *args: Any, **kwargs: Any) -> httpx.Response:
+        try:
+            return await super().send(request, *args, **kwargs)
+        except httpx.HTTPError as exc:
+            # `from None`: the original exception's text is exactly what may hold a secret.
+            raise self._wrap_transport_error(exc, request) from None
+
+    def _wrap_transport_error(self, exc: httpx.HTTPError, request: httpx.Request) -> HttpLayerError:
+        if isinstance(exc, httpx.TooManyRedirects):
+            what = f"more than {MAX_REDIRECTS} redirects"
+        else:
+            detail = str(exc) or "no detail"
+            what = f"{type(exc).__name__}: {detail}"
+        return HttpLayerError(
+            self.redactor.redact(
+                f"{self.source_name}: {request.method} {_public_url(request.url)} failed: {what}"
+            )
+        )
+
+    def raise_for_status(self, response: httpx.Response) -> httpx.Response:
+        """Raise :class:`HttpStatusError` for a 4xx/5xx response, else return it.
+
+        The message names the source, the status, the URL without its query string, the
+        attempts made and the start of the vendor's error body, all redacted: the body is
+        usually what tells the user what to fix.
+        """
+        if response.is_success or response.is_informational or response.is_redirect:
+            return response
+        attempts = response.extensions.get(ATTEMPTS_EXTENSION)
+        after = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
+        try:
+            body = response.text.strip().replace("\n", " ")[:300]
+        except (httpx.ResponseNotRead, UnicodeDecodeError, LookupError):
+            body = ""
+        message = (
+            f"{self.source_name}: {response.request.method} {_public_url(response.request.url)} "
+            f"answered {response.status_code} {response.reason_phrase}{after}"
+        )
+        if body:
+            message += f": {body}"
+        raise HttpStatusError(
+            self.redactor.redact(message),
+            status_code=response.status_code,
+            retry_after=retry_after_seconds(response),
+            attempts=attempts if isinstance(attempts, int) else None,
+        )
+
+
+@dataclass(frozen=True)
+class OAuth2Settings:
+    """What a connector knows about its OAuth2 client and the stored token."""
+
+    token_endpoint: str
+    client_id: str
+    client_secret: str
+    token: dict[str, Any] = field(default_factory=dict)
+    auth_method: str = "client_secret_post"
+    scope: str | None = None
+
+
+class KrsyncOAuth2Client(AsyncOAuth2Client, KrsyncClient):  # type: ignore[misc]
+    """Authlib's ``AsyncOAuth2Client`` on the krsync transport stack.
+
+    Authlib refreshes proactively once ``expires_at`` has passed (minus a minute's leeway).
+    On top of that, a 401 to a request that carried a token triggers one forced refresh and
+    one repeat, because platforms revoke access tokens before their stated expiry (password
+    change, a new token minted elsewhere). Refresh failures become :class:`OAuthRefreshError`.
+    Only ``request`` (hence ``get``/``post``/...) repeats after a 401; ``stream`` does not.
+    """
+
+    def __init__(
+        self,
+        *,
+        source_name: str,
+        stats: HttpStats | None = None,
+        redactor: Redactor | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Authlib calls httpx.AsyncClient.__init__ itself, bypassing KrsyncClient.__init__.
+        AsyncOAuth2Client.__init__(self, **kwargs)
+        self._init_krsync(source_name, stats, redactor)
+
+    async def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        withhold_token: bool = False,
+        auth: Any = httpx.USE_CLIENT_DEFAULT,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        uses_token = not withhold_token and auth is httpx.USE_CLIENT_DEFAULT
+        sent_token = self.token.get("access_token") if uses_token and self.token else None
+        # Named rather than super(): mypy resolves super() to httpx, which lacks withhold_token.
+        response: httpx.Response = await AsyncOAuth2Client.request(
+            self, method, url, withhold_token=withhold_token, auth=auth, **kwargs
+        )
+        if (
+            response.status_code == 401
+            and uses_token
+            and self.token.get("refresh_token")
+            and self.metadata.get("token_endpoint")
+        ):
+            await response.aclose()
+            await self._refresh_after_401(sent_token)
+            response = await AsyncOAuth2Client.request(
+                self, method, url, withhold_token=withhold_token, auth=auth, **kwargs
+            )
+        return response
+
+    async def ensure_active_token(self, token: Any) -> None:
+        try:
+            await super().ensure_active_token(token)
+        except (AuthlibBaseError, httpx.HTTPStatusError) as exc:
+            raise self._refresh_error(exc) from None
+
+    async def _refresh_after_401(self, rejected_access_token: str | None) -> None:
+        async with self._token_refresh_lock:
+            if self.token.get("access_token") != rejected_access_token:
+                return  # another task refreshed while this one waited
+            try:
+                await self.refresh_token(
+                    self.metadata["token_endpoint"], refresh_token=self.token["refresh_token"]
+                )
+            except (AuthlibBaseError, httpx.HTTPStatusError) as exc:
+                raise self._refresh_error(exc) from None
+
+    def _refresh_error(self, exc: Exception) -> OAuthRefreshError:
+        status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+        detail = str(exc) if not isinstance(exc, httpx.HTTPStatusError) else f"HTTP {status}"
+        return OAuthRefreshError(
+            self.redactor.redact(
+                f"{self.source_name}: refreshing the OAuth2 access token failed ({detail}); "
+                "the refresh token may be revoked or expired, reconnect the source"
+            ),
+            status_code=status,
+        )
+
+
+# ------------------------------------------------------------------------------ build_client
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for all clients: loading the CA bundle costs ~0.25 s per client."""
+    return httpx.create_ssl_context()
+
+
+def _initial_token(token: Mapping[str, Any]) -> dict[str, Any]:
+    """A token Authlib will refresh when it must.
+
+    Sources often store only a refresh token (``client_id``/``client_secret``/
+    ``refresh_token`` credentials): an ``expires_at`` of 0 makes the first request refresh.
+    Authlib only compares integer ``expires_at`` values, so floats are truncated.
+    """
+    result = dict(token)
+    result.setdefault("token_type", "Bearer")
+    if not result.get("access_token"):
+        result["access_token"] = ""
+        result["expires_at"] = 0
+    elif "expires_at" in result and result["expires_at"] is not None:
+        result["expires_at"] = int(float(result["expires_at"]))
+    return result
+
+
+def build_client(
+    *,
+    source_name: str,
+    secrets: Sequence[str] = (),
+    base_url: str = "",
+    timeout: float = 30.0,
+    max_attempts: int = 4,
+    max_retry_after: float = 60.0,
+    rate_per_second: float | None = None,
+    max_concurrency: int = 10,
+    allow_private: bool = False,
+    oauth: OAuth2Settings | None = None,
+    on_token_update: TokenCallback | None = None,
+    headers: Mapping[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> KrsyncClient:
+    """The HTTP client for one source and one run; use it as ``async with``.
+
+    ``secrets`` are the source's decrypted credential values (``secrets_in(credentials)``);
+    they are masked in this client's errors and registered for the log filter. With ``oauth``
+    the client is Authlib's ``AsyncOAuth2Client`` and ``on_token_update`` receives every
+    refreshed token (refresh-token rotation included) so the caller can store it encrypted.
+    ``transport`` replaces the innermost network transport (tests, unusual proxies).
+    """
+    stats = HttpStats()
+    redactor = Redactor(secrets)
+    if oauth is not None:
+        redactor.add([oauth.client_secret, *secrets_in(oauth.token)])
+    register_secrets(redactor.secrets)
+
+    inner = transport or httpx.AsyncHTTPTransport(
+        verify=_ssl_context(), retries=0, limits=httpx.Limits(max_connections=max_concurrency)
+    )
+    stack: httpx.AsyncBaseTransport = ThrottleTransport(
+        inner, stats=stats, max_concurrency=max_concurrency, rate_per_second=rate_per_second
+    )
+    if not allow_private:
+        stack = PrivateNetworkGuard(stack)
+    stack = RetryTransport(
+        stack, stats=stats, max_attempts=max_attempts, max_retry_after=max_retry_after
+    )
+    client_kwargs: dict[str, Any] = {
+        "base_url": base_url,
+        "timeout": httpx.Timeout(timeout),
+        "headers": {"User-Agent": USER_AGENT, **(headers or {})},
+        "follow_redirects": True,
+        "max_redirects": MAX_REDIRECTS,
+        "transport": stack,
+        # No ~/.netrc credentials or environment proxies sneaking around the stack.
+        "trust_env": False,
+    }
+    if oauth is None:
+        return KrsyncClient(
+            source_name=source_name, stats=stats, redactor=redactor, **client_kwargs
+        )
+
+    async def update_token(token: Mapping[str, Any], **_: Any) -> None:
+        fresh = dict(token)
+        values = secrets_in(fresh)
+        redactor.add(values)
+        register_secrets(values)
+        if on_token_update is not None:
+            outcome = on_token_update(fresh)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    return KrsyncOAuth2Client(
+        source_name=source_name,
+        stats=stats,
+        redactor=redactor,
+        client_id=oauth.client_id,
+        client_secret=oauth.client_secret,
+        token_endpoint_auth_method=oauth.auth_method,
+        scope=oauth.scope,
+        token=_initial_token(oauth.token),
+        update_token=update_token,
+        token_endpoint=oauth.token_endpoint,
+        **client_kwargs,
+    )

@@ -1,0 +1,387 @@
+"""The connector contract: catalogue types, query and result shapes, errors and the base class.
+
+Everything the sync engine and the API need to know about a platform is declared here as data
+(the metric catalogue), so a mapping can be refused with a precise 422 before any sync runs and
+``GET /api/v1/connectors`` can describe every installed connector without calling it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Category = Literal["analytics", "crm", "email", "social", "generic", "demo"]
+FilterOp = Literal["eq", "neq", "in", "not_in", "contains", "gt", "gte", "lt", "lte"]
+Aggregation = Literal["sum", "last", "avg", "min", "max", "ratio"]
+History = Literal["daily", "snapshot"]
+
+FILTER_OPS: tuple[FilterOp, ...] = get_args(FilterOp)
+AGGREGATIONS: tuple[Aggregation, ...] = get_args(Aggregation)
+LIST_OPS: frozenset[FilterOp] = frozenset({"in", "not_in"})
+SET_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in"})
+#: What a summable count supports; ``ratio`` sums numerator and denominator, so it needs additivity.
+ADDITIVE_AGGREGATIONS: frozenset[Aggregation] = frozenset(AGGREGATIONS)
+#: What a level (rate, cumulative total, distinct count) supports: summing it over days is wrong.
+LEVEL_AGGREGATIONS: frozenset[Aggregation] = frozenset({"last", "avg", "min", "max"})
+ANY_FIELD = "*"
+
+Scalar = str | float | int | bool
+
+
+class Filter(BaseModel):
+    """One ``{field, op, value}`` condition of a mapping; several are combined with AND."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str = Field(min_length=1)
+    op: FilterOp
+    value: Scalar | list[str | float | int]
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Filter:
+        is_list = isinstance(self.value, list)
+        if self.op in LIST_OPS and not is_list:
+            raise ValueError(f'`{self.op}` needs a list of values, e.g. ["a", "b"]')
+        if self.op in LIST_OPS and not self.value:
+            raise ValueError(f"`{self.op}` needs at least one value")
+        if self.op not in LIST_OPS and is_list:
+            raise ValueError(f"`{self.op}` compares with one value; use `in` to match a list")
+        return self
+
+    @property
+    def values(self) -> tuple[Scalar, ...]:
+        """The value(s) as a tuple, so callers handle scalar and list ops alike."""
+        return tuple(self.value) if isinstance(self.value, list) else (self.value,)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A span of calendar days, both ends inclusive, in the source's reporting timezone."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        # A datetime is a date subclass; letting one in would smuggle a clock into day arithmetic.
+        if isinstance(self.start, datetime) or isinstance(self.end, datetime):
+            raise TypeError("a Window takes calendar dates, not datetimes")
+        if self.start > self.end:
+            raise ValueError(f"window start {self.start} is after its end {self.end}")
+
+    @property
+    def num_days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def days(self) -> Iterator[date]:
+        for offset in range(self.num_days):
+            yield self.start + timedelta(days=offset)
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day <= self.end
+
+    def split(self, max_days: int) -> list[Window]:
+        """Consecutive sub-windows of at most ``max_days``, for APIs that cap a request's span."""
+        if max_days < 1:
+            raise ValueError("max_days must be at least 1")
+        parts: list[Window] = []
+        start = self.start
+        while start <= self.end:
+            end = min(self.end, start + timedelta(days=max_days - 1))
+            parts.append(Window(start, end))
+            start = end + timedelta(days=1)
+        return parts
+
+
+class NoParams(BaseModel):
+    """The params of a metric that takes none: anything given is a mistake worth reporting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricSpec(BaseModel):
+    """One entry of a connector's metric catalogue: what a mapping may ask and how to reduce it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str
+    description: str
+    unit: str
+    params_model: type[BaseModel] = NoParams
+    #: field -> allowed ops; the key ``"*"`` stands for any field name (open-ended platforms).
+    filters: dict[str, frozenset[FilterOp]] = Field(default_factory=dict)
+    #: Defaults to every aggregation for an additive metric, and to the level ones otherwise.
+    aggregations: frozenset[Aggregation] = frozenset()
+    history: History = "daily"
+    additive: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_aggregations(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("aggregations"):
+            additive = data.get("additive", True)
+            data = {
+                **data,
+                "aggregations": ADDITIVE_AGGREGATIONS if additive else LEVEL_AGGREGATIONS,
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricSpec:
+        # A catalogue that offers `sum` on a rate would let wrong key results through silently.
+        if not self.additive and self.aggregations & {"sum", "ratio"}:
+            raise ValueError(f"`{self.name}` is not additive: it can't offer `sum` or `ratio`")
+        return self
+
+    def allowed_ops(self, field_name: str) -> frozenset[FilterOp] | None:
+        """The ops allowed on a field, or None when the field can't be filtered on."""
+        ops = self.filters.get(field_name)
+        return ops if ops is not None else self.filters.get(ANY_FIELD)
+
+    def params_schema(self) -> dict[str, Any]:
+        return self.params_model.model_json_schema()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "unit": self.unit,
+            "params": self.params_schema(),
+            "filters": {
+                f: [op for op in FILTER_OPS if op in ops] for f, ops in self.filters.items()
+            },
+            "aggregations": [a for a in AGGREGATIONS if a in self.aggregations],
+            "history": self.history,
+            "additive": self.additive,
+        }
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One mapping's request; ``id`` is opaque to the connector and routes results back."""
+
+    id: str
+    metric: str
+    params: BaseModel
+    filters: tuple[Filter, ...] = ()
+
+
+@dataclass(frozen=True)
+class DailyValue:
+    """A figure for one day; ``group`` None means the mapping's own group label."""
+
+    query_id: str
+    date: date
+    value: float
+    group: str | None = None
+
+
+@dataclass
+class FetchResult:
+    """Values plus what the engine should surface: caveats, and queries that failed on their own."""
+
+    values: list[DailyValue] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    query_errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    message: str
+    timezone: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises on purpose; ``message`` is safe to show a user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConnectorConfigError(ConnectorError):
+    """The source is misconfigured: retrying won't help, someone has to fix it."""
+
+
+class ConnectorAuthError(ConnectorConfigError):
+    """Bad or expired credentials or a missing permission; the message says which to fix."""
+
+
+class RetriableError(ConnectorError):
+    """A transient failure (platform down, timeout): the engine retries, then fails the run."""
+
+
+class RateLimited(RetriableError):
+    """The platform asked us to slow down; ``retry_after`` seconds when it said how long."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.retry_after))
+
+
+class MappingError(ConnectorConfigError):
+    """A mapping the catalogue doesn't allow; ``part`` names the offending bit for the 422."""
+
+    def __init__(self, part: str, message: str) -> None:
+        super().__init__(message)
+        self.part = part
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.part, self.message))
+
+    def __str__(self) -> str:
+        return f"{self.part}: {self.message}"
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+CredT = TypeVar("CredT", bound=BaseModel)
+
+
+def _names(items: Sequence[str] | frozenset[str]) -> str:
+    return ", ".join(f"`{i}`" for i in items) or "none"
+
+
+class Connector(ABC, Generic[ConfigT, CredT]):
+    """Base of every connector. Subclasses declare class attributes and implement two hooks.
+
+    The engine owns the HTTP client (retries, rate limits, token refresh, redaction), so a
+    connector only builds requests and parses responses.
+    """
+
+    key: ClassVar[str]
+    name: ClassVar[str]
+    category: ClassVar[Category]
+    config_model: type[ConfigT]
+    credentials_model: type[CredT]
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    recommended_lookback_days: ClassVar[int | None] = None
+    #: The longest window one fetch may span; the engine splits longer ones.
+    max_window_days: ClassVar[int | None] = None
+
+    def __init__(
+        self, config: ConfigT, credentials: CredT, http: httpx.AsyncClient, *, timezone: str = "UTC"
+    ) -> None:
+        try:
+            self.zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConnectorConfigError(f"unknown timezone `{timezone}`: use an IANA name") from exc
+        self.config = config
+        self.credentials = credentials
+        self.http = http
+        self.timezone = timezone
+
+    @abstractmethod
+    async def check(self) -> CheckResult:
+        """Make one cheap call proving credentials and ids work, or raise the error saying which."""
+
+    @abstractmethod
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        """Daily values of ``queries`` over ``window``.
+
+        Batch the queries into as few API calls as the platform allows, ask it for aggregates
+        rather than raw records, and date values as the platform reports them (its reporting
+        timezone). A query that fails on its own goes to ``query_errors``; raise only when the
+        whole fetch is lost, so one retired metric doesn't block the others.
+        """
+
+    @classmethod
+    def metric_spec(cls, name: str) -> MetricSpec | None:
+        """Catalogue lookup; open-ended connectors override it to accept a naming pattern."""
+        return next((m for m in cls.metrics if m.name == name), None)
+
+    @classmethod
+    def validate_query(
+        cls,
+        metric: str,
+        params: Mapping[str, Any] | None,
+        filters: Sequence[Filter | Mapping[str, Any]],
+        aggregation: Aggregation | None,
+    ) -> BaseModel:
+        """Check a mapping offline and return its validated params, or raise ``MappingError``."""
+        spec = cls.metric_spec(metric)
+        if spec is None:
+            known = _names([m.name for m in cls.metrics])
+            raise MappingError("metric", f"{cls.name} has no metric `{metric}`; available: {known}")
+        try:
+            validated = spec.params_model.model_validate(dict(params or {}))
+        except ValidationError as exc:
+            raise _params_error(spec, exc) from exc
+        for i, raw in enumerate(filters):
+            try:
+                flt = raw if isinstance(raw, Filter) else Filter.model_validate(raw)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = str(err["loc"][0]) if err["loc"] else ""  # past [0] come union-member tags
+                raise MappingError(
+                    f"filters[{i}]" + (f".{loc}" if loc else ""), err["msg"]
+                ) from exc
+            ops = spec.allowed_ops(flt.field)
+            if ops is None:
+                allowed = _names(sorted(spec.filters))
+                raise MappingError(
+                    f"filters[{i}].field",
+                    f"`{metric}` can't be filtered on `{flt.field}`; filterable fields: {allowed}",
+                )
+            if flt.op not in ops:
+                allowed = _names([op for op in FILTER_OPS if op in ops])
+                raise MappingError(
+                    f"filters[{i}].op", f"`{flt.field}` doesn't take `{flt.op}`; use {allowed}"
+                )
+        if aggregation is not None:
+            _check_aggregation(spec, aggregation)
+        return validated
+
+    async def validate_mapping_online(self, query: MetricQuery) -> None:
+        """Check a mapping against the platform's own metadata; a no-op where there is none."""
+        return None
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The item shape of ``GET /api/v1/connectors``."""
+        return {
+            "key": cls.key,
+            "name": cls.name,
+            "category": cls.category,
+            "config": cls.config_model.model_json_schema(),
+            "credentials": cls.credentials_model.model_json_schema(),
+            "metrics": [m.describe() for m in cls.metrics],
+            "recommended_lookback_days": cls.recommended_lookback_days,
+        }
+
+
+def _params_error(spec: MetricSpec, exc: ValidationError) -> MappingError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    part = f"params.{loc}" if loc else "params"
+    if err["type"] == "extra_forbidden":
+        accepted = _names(list(spec.params_model.model_fields))
+        return MappingError(part, f"`{spec.name}` has no param `{loc}`; it takes: {accepted}")
+    return MappingError(part, err["msg"])
+
+
+def _check_aggregation(spec: MetricSpec, aggregation: Aggregation) -> None:
+    if aggregation in ("sum", "ratio") and not spec.additive:
+        what = "is a rate" if spec.unit in ("%", "ratio") else "is not additive"
+        instead = " or ".join(f"`{a}`" for a in ("avg", "last") if a in spec.aggregations)
+        use = f"use aggregation {instead}, or " if instead else ""
+        verb = "summed over days" if aggregation == "sum" else "the side of a ratio (it sums days)"
+        raise MappingError(
+            "aggregation",
+            f"`{spec.name}` {what} and can't be {verb}: {use}make a `ratio` key result "
+            "with an additive numerator and denominator",
+        )
+    if aggregation not in spec.aggregations:
+        allowed = _names([a for a in AGGREGATIONS if a in spec.aggregations])
+        raise MappingError(
+            "aggregation", f"`{spec.name}` doesn't support `{aggregation}`; use {allowed}"
+        )

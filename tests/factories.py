@@ -1,0 +1,41 @@
+"""Factories for domain objects over the API: tests build what they need, nothing shared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+def create(client: TestClient, path: str, **body: Any) -> dict[str, Any]:
+    response = client.post(f"/api/v1/{path}", json=body)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def cycle(client: TestClient, **over: Any) -> dict[str, Any]:
+    body = {"name": "2026-Q3", "start_date": "2026-07-01", "end_date": "2026-09-30"} | over
+    return create(client, "cycles", **body)
+
+
+def objective(client: TestClient, cycle_id: int, **over: Any) -> dict[str, Any]:
+    body = {"title": "Build an engaged audience on social", "cycle_id": cycle_id} | over
+    return create(client, "objectives", **body)
+
+
+def key_result(client: TestClient, objective_id: int, **over: Any) -> dict[str, Any]:
+    body = {"title": "3,000 new followers", "objective_id": objective_id, "target_value": 3000}
+    return create(client, "key-results", **(body | over))
+
+
+def check_in(client: TestClient, kr_id: int, day: str, value: float, **over: Any) -> dict[str, Any]:
+    return create(client, f"key-results/{kr_id}/check-ins", date=day, value=value, **over)
+
+
+def workspace(client: TestClient) -> tuple[int, int, int]:
+    """A cycle, an objective and a key result: the smallest thing progress can be read on."""
+    c = cycle(client)
+    o = objective(client, c["id"])
+    k = key_result(client, o["id"])
+    return c["id"], o["id"], k["id"]
