@@ -7,6 +7,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import health
@@ -44,6 +47,18 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return _error(422, "; ".join(parts), "invalid_input", field if errors else None, errors)
 
 
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE and isinstance(route, APIRoute):
+            methods |= route.methods
+    return methods
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="krsync",
@@ -57,6 +72,18 @@ def create_app() -> FastAPI:
         response = _error(exc.status_code, exc.message, exc.code, exc.field)
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _error(
+            exc.status_code, str(exc.detail), _HTTP_CODES.get(exc.status_code, "error")
+        )
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all.
+            response.headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -116,15 +116,19 @@ class HttpLayerError(Exception):
         status_code: int | None = None,
         retry_after: float | None = None,
         attempts: int | None = None,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.retry_after = retry_after
         self.attempts = attempts
+        self._transient = transient
 
     @property
     def transient(self) -> bool:
+        if self._transient is not None:
+            return self._transient
         return self.status_code is None or self.status_code in RETRY_STATUSES
 
 
@@ -278,6 +282,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             ):
                 with attempt:
                     attempts = attempt.num
+                    request.extensions[ATTEMPTS_EXTENSION] = attempts  # for error messages
                     if attempts > 1:
                         self._stats.retries += 1
                     response = await self._inner.handle_async_request(request)
@@ -334,6 +339,8 @@ async def check_public_host(url: httpx.URL, *, resolver: Resolver | None = None)
 
     Every address must pass, not just one: the connection may pick any of them.
     """
+    if url.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(f"only http and https are allowed, not {url.scheme!r}")
     host = url.raw_host.decode("ascii")
     if not host:
         raise PrivateNetworkError("refusing a request without a host")
@@ -367,7 +374,7 @@ class PrivateNetworkGuard(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             await check_public_host(request.url, resolver=self._resolver)
-        except httpx.ConnectError as exc:
+        except httpx.RequestError as exc:
             exc.request = request  # httpx's error wrapping expects a request on it
             raise
         return await self._inner.handle_async_request(request)
@@ -510,15 +517,22 @@ class KrsyncClient(httpx.AsyncClient):
             raise self._wrap_transport_error(exc, request) from None
 
     def _wrap_transport_error(self, exc: httpx.HTTPError, request: httpx.Request) -> HttpLayerError:
+        try:
+            failing = exc.request  # the redirect hop that failed, not always the first request
+        except RuntimeError:
+            failing = request
+        attempts = failing.extensions.get(ATTEMPTS_EXTENSION)
+        after = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
         if isinstance(exc, httpx.TooManyRedirects):
             what = f"more than {MAX_REDIRECTS} redirects"
         else:
-            detail = str(exc) or "no detail"
-            what = f"{type(exc).__name__}: {detail}"
+            what = f"{type(exc).__name__}: {str(exc) or 'no detail'}"
+        message = f"{self.source_name}: {failing.method} {_public_url(failing.url)} failed{after}"
         return HttpLayerError(
-            self.redactor.redact(
-                f"{self.source_name}: {request.method} {_public_url(request.url)} failed: {what}"
-            )
+            self.redactor.redact(f"{message}: {what}"),
+            attempts=attempts if isinstance(attempts, int) else None,
+            # an invalid URL or an unsupported scheme will fail the same way next run
+            transient=_is_retryable_transport_error(exc),
         )
 
     def raise_for_status(self, response: httpx.Response) -> httpx.Response:
@@ -661,8 +675,11 @@ def _initial_token(token: Mapping[str, Any]) -> dict[str, Any]:
     if not result.get("access_token"):
         result["access_token"] = ""
         result["expires_at"] = 0
-    elif "expires_at" in result and result["expires_at"] is not None:
-        result["expires_at"] = int(float(result["expires_at"]))
+    elif result.get("expires_at") is not None:
+        try:
+            result["expires_at"] = int(float(result["expires_at"]))
+        except (TypeError, ValueError):
+            result["expires_at"] = 0  # unreadable: refresh rather than send a dead token
     return result
 
 

@@ -250,9 +250,10 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-_STANDARD_RECORD_ATTRS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__
-) | {"message", "asctime"}
+_STANDARD_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
 
 
 def _mask_value(value: object, mask: Callable[[str], str]) -> object:

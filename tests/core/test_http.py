@@ -151,6 +151,7 @@ async def test_4xx_is_not_retried() -> None:
 
     assert route.call_count == 1
     assert not info.value.transient
+    assert info.value.attempts == 1
 
 
 @respx.mock
@@ -176,7 +177,19 @@ async def test_timeouts_forever_become_a_layer_error() -> None:
     assert route.call_count == 3
     assert info.value.transient
     assert info.value.status_code is None
-    assert "ReadTimeout: read timed out" in str(info.value)
+    assert str(info.value) == (
+        "vendor: GET https://api.vendor.test/report failed after 3 attempts: "
+        "ReadTimeout: read timed out"
+    )
+    assert info.value.attempts == 3
+
+
+async def test_an_unsupported_scheme_is_not_transient() -> None:
+    async with client() as http:
+        with pytest.raises(HttpLayerError) as info:
+            await http.get("ftp://api.vendor.test/export.csv")
+
+    assert not info.value.transient
 
 
 @respx.mock
@@ -398,6 +411,18 @@ async def test_semaphore_bounds_requests_in_flight(local_server: LocalServer) ->
     assert all(r.status_code == 200 for r in responses)
     assert local_server.hits == 12
     assert local_server.max_in_flight == 3
+
+
+async def test_a_streamed_response_gives_its_slot_back_when_closed(
+    local_server: LocalServer,
+) -> None:
+    async with client(allow_private=True, base_url=local_server.url, max_concurrency=1) as http:
+        for _ in range(3):  # would wait forever if the single slot leaked
+            async with http.stream("GET", "/ok") as response:
+                assert await response.aread() == b'{"ok": true}'
+        await asyncio.wait_for(http.get("/ok"), timeout=2)
+
+    assert local_server.hits == 4
 
 
 @respx.mock

@@ -105,24 +105,39 @@ def test_secrets_in_collects_string_leaves() -> None:
     assert "https://oauth2.googleapis.com/token" not in found
 
 
+class CapturingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes formatted lines and keeps the records, to check the fields formatters read."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        super().__init__(stream)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        super().emit(record)
+
+
+LogStream = tuple[logging.Logger, io.StringIO, list[logging.LogRecord]]
+
+
 @pytest.fixture
-def log_stream() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+def log_stream() -> Iterator[LogStream]:
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
+    handler = CapturingHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter())
     logger = logging.getLogger(f"krsync.test.{uuid.uuid4().hex}")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    yield logger, stream
+    yield logger, stream, handler.records
     logger.removeHandler(handler)
 
 
-def test_filter_redacts_message_args_and_exception(
-    canary: str, log_stream: tuple[logging.Logger, io.StringIO]
+def test_filter_redacts_message_args_exception_and_extras(
+    canary: str, log_stream: LogStream
 ) -> None:
-    logger, stream = log_stream
+    logger, stream, records = log_stream
     register_secrets([canary])
 
     logger.info(f"message carries {canary}")
@@ -165,10 +180,8 @@ def test_filter_covers_child_loggers_when_on_the_handler(canary: str) -> None:
     assert MASK in stream.getvalue()
 
 
-def test_filter_survives_a_broken_format_string(
-    canary: str, log_stream: tuple[logging.Logger, io.StringIO]
-) -> None:
-    logger, stream = log_stream
+def test_filter_survives_a_broken_format_string(canary: str, log_stream: LogStream) -> None:
+    logger, stream, _ = log_stream
     register_secrets([canary])
 
     logger.info("two placeholders %s %s but one arg", canary)
@@ -196,3 +209,15 @@ def test_registry_is_thread_safe() -> None:
         thread.join()
 
     assert all(redact(value) == MASK for value in values)
+
+
+def test_bounded_registry_drops_the_least_recently_registered() -> None:
+    redactor = Redactor(max_secrets=2)
+    redactor.add(["first-secret", "second-secret"])
+    redactor.add(["first-secret"])  # re-registered: most recent again
+    redactor.add(["third-secret"])
+
+    assert redactor.secrets == {"first-secret", "third-secret"}
+    assert redactor.redact("first-secret second-secret third-secret") == (
+        f"{MASK} second-secret {MASK}"
+    )
