@@ -8,9 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import health
 from app.auth.router import router as api_keys_router
@@ -55,7 +55,7 @@ def _allowed_methods(request: Request) -> set[str]:
     for route in request.app.router.routes:
         match, _ = route.matches(request.scope)
         if match != Match.NONE and isinstance(route, APIRoute):
-            methods |= route.methods
+            methods |= route.methods or set()
     return methods
 
 

@@ -6,26 +6,23 @@ objects as well as missing ones. Examples are bounded to keep CI fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
-from factories import check_in, workspace
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import Case, checks
 
 from app.main import app
 from conftest import ADMIN_KEY
+from factories import check_in, workspace
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @pytest.fixture
-def seeded(client: TestClient) -> Iterator[None]:
+def seeded(client: TestClient) -> None:
     _, _, kr = workspace(client)
     check_in(client, kr, "2026-07-15", 100)
-    yield
 
 
 @schema.parametrize()

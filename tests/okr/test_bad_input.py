@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from factories import workspace
 from fastapi.testclient import TestClient
+
+from factories import workspace
 
 CYCLE = {"name": "Q3", "start_date": "2026-07-01", "end_date": "2026-09-30"}
 
