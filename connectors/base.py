@@ -192,6 +192,29 @@ class FetchResult:
 
 
 @dataclass(frozen=True)
+class OAuthSpec:
+    """What the engine needs to refresh a token; the engine stores refreshed tokens back."""
+
+    token_endpoint: str
+    client_id: str
+    client_secret: str
+    token: dict[str, Any]
+    auth_method: str = "client_secret_post"
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How the engine should build this source's HTTP client."""
+
+    base_url: str = ""
+    rate_per_second: float | None = None
+    max_concurrency: int = 10
+    headers: dict[str, str] = field(default_factory=dict)
+    oauth: OAuthSpec | None = None
+
+
+@dataclass(frozen=True)
 class CheckResult:
     message: str
     timezone: str | None = None
@@ -293,6 +316,20 @@ class Connector(ABC, Generic[ConfigT, CredT]):
         timezone). A query that fails on its own goes to ``query_errors``; raise only when the
         whole fetch is lost, so one retired metric doesn't block the others.
         """
+
+    @classmethod
+    def http_options(cls, config: ConfigT, credentials: CredT) -> HttpOptions:
+        """The engine builds the client from this; connectors add rate limits, OAuth, headers."""
+        return HttpOptions(base_url=str(getattr(config, "base_url", "") or ""))
+
+    @classmethod
+    def merge_token(cls, credentials: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
+        """Credentials to store after a refresh (a rotated refresh token replaces the old)."""
+        merged = dict(credentials)
+        for key in ("access_token", "refresh_token", "expires_at"):
+            if token.get(key) is not None:
+                merged[key] = token[key]
+        return merged
 
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:

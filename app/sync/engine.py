@@ -1,0 +1,556 @@
+"""The sync engine: one run per data source, fetched in few calls, written all-or-nothing.
+
+A run is created (`create_run`, status `running`) by whoever asks for it, then executed
+(`execute_run`) with its own sessions: a first transaction reads the plan, the platform is
+asked without holding any transaction open, and a second transaction writes every figure and
+the run's outcome together. A crash between them leaves the last good values untouched and the
+run marked `failed` by the next run of the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import stamina
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.core.db import get_engine, get_sessionmaker
+from app.core.errors import DomainError, InvalidInput
+from app.core.http import (
+    HttpLayerError,
+    HttpStats,
+    OAuth2Settings,
+    OAuthRefreshError,
+    PrivateNetworkError,
+    build_client,
+)
+from app.core.redact import redact, register_secrets, secrets_in
+from app.core.secrets import SecretKeyError
+from app.core.settings import get_settings
+from app.core.vault import decrypt_credentials, encrypt_credentials
+from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
+from app.sync.clock import today_in, utcnow
+from app.sync.locks import advisory_lock
+from app.sync.plan import Plan, build_query, plan_run
+from app.sync.store import Row, replace_history, upsert
+from connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    ConnectorError,
+    DailyValue,
+    FetchResult,
+    MetricQuery,
+    RateLimited,
+    RetriableError,
+    Window,
+)
+from connectors.registry import UnknownConnectorError, get_connector
+
+log = logging.getLogger("krsync.sync")
+
+#: How long a run may spend waiting out rate limits before it gives up until the next run.
+RATE_LIMIT_BUDGET = 900.0
+RATE_LIMIT_ATTEMPTS = 5
+TRIGGERS = ("schedule", "manual", "backfill", "cli")
+
+
+class UpstreamError(DomainError):
+    """The platform failed us (down, rate limited): not the caller's fault, so a 502."""
+
+    status_code = 502
+    code = "upstream_error"
+
+
+class SourceConfigError(Exception):
+    """The source can't be used as stored (unknown connector, bad config, lost key)."""
+
+
+@dataclass
+class Prepared:
+    run_id: int
+    source_id: int
+    source_name: str
+    timezone: str
+    connector_cls: type[Connector[Any, Any]]
+    config: BaseModel
+    credentials: dict[str, Any]
+    plan: Plan
+    today: date
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Fetched:
+    values: list[tuple[DailyValue, date | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    query_errors: dict[str, str] = field(default_factory=dict)
+    stats: HttpStats = field(default_factory=HttpStats)
+    fetch_calls: int = 0
+
+
+# --- building a connector -----------------------------------------------------------------------
+
+
+def _connector_parts(
+    source: DataSource,
+) -> tuple[type[Connector[Any, Any]], BaseModel, dict[str, Any], BaseModel]:
+    try:
+        cls = get_connector(source.connector)
+    except UnknownConnectorError as exc:
+        raise SourceConfigError(str(exc.args[0]) if exc.args else str(exc)) from exc
+    try:
+        config = cls.config_model.model_validate(source.config)
+    except ValidationError as exc:
+        raise SourceConfigError(f"the source's config no longer validates: {_fields(exc)}") from exc
+    try:
+        raw = decrypt_credentials(source.credentials_encrypted)
+    except SecretKeyError as exc:
+        raise SourceConfigError(str(exc)) from exc
+    register_secrets(secrets_in(raw))
+    try:
+        credentials = cls.credentials_model.model_validate(raw)
+    except ValidationError as exc:
+        raise SourceConfigError(f"the source's credentials are incomplete: {_fields(exc)}") from exc
+    return cls, config, raw, credentials
+
+
+def _fields(exc: ValidationError) -> str:
+    """Field names and reasons only: the input may be a secret."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def _oauth(cls: type[Connector[Any, Any]], config: BaseModel, creds: BaseModel) -> Any:
+    options = cls.http_options(config, creds)
+    oauth = None
+    if options.oauth is not None:
+        o = options.oauth
+        oauth = OAuth2Settings(
+            token_endpoint=o.token_endpoint,
+            client_id=o.client_id,
+            client_secret=o.client_secret,
+            token=o.token,
+            auth_method=o.auth_method,
+            scope=o.scope,
+        )
+    return options, oauth
+
+
+def _client(
+    source_name: str,
+    cls: type[Connector[Any, Any]],
+    config: BaseModel,
+    credentials: BaseModel,
+    raw: dict[str, Any],
+    on_token: Callable[[dict[str, Any]], Awaitable[None]] | None,
+) -> Any:
+    options, oauth = _oauth(cls, config, credentials)
+    return build_client(
+        source_name=source_name,
+        secrets=secrets_in(raw),
+        base_url=options.base_url,
+        rate_per_second=options.rate_per_second,
+        max_concurrency=options.max_concurrency,
+        allow_private=get_settings().allow_private_networks,
+        oauth=oauth,
+        on_token_update=on_token if oauth is not None else None,
+        headers=options.headers,
+    )
+
+
+def classify(exc: BaseException) -> str:
+    """One line a person can act on, with every known secret masked."""
+    if isinstance(exc, ConnectorAuthError | OAuthRefreshError):
+        text = f"authentication failed: {_message(exc)} (fix the source's credentials)"
+    elif isinstance(exc, RateLimited):
+        text = f"rate limited: {_message(exc)} (the next run tries again)"
+    elif isinstance(exc, ConnectorConfigError | SourceConfigError | PrivateNetworkError):
+        text = f"configuration error: {_message(exc)} (fix the source; not retried)"
+    elif isinstance(exc, RetriableError | HttpLayerError):
+        text = f"temporary failure: {_message(exc)} (the next run tries again)"
+    elif isinstance(exc, ConnectorError):
+        text = f"connector error: {_message(exc)}"
+    else:
+        text = f"internal error: {type(exc).__name__}: {exc}"
+    return redact(text)[:2000]
+
+
+def _message(exc: BaseException) -> str:
+    return str(getattr(exc, "message", None) or exc)
+
+
+# --- creating and executing runs -----------------------------------------------------------------
+
+
+def create_run(
+    session: Session,
+    source: DataSource,
+    *,
+    trigger: str,
+    window: tuple[date, date] | None = None,
+    slot: str | None = None,
+) -> SyncRun:
+    """A `running` SyncRun the caller commits before calling `execute_run` with its id."""
+    run = SyncRun(
+        data_source_id=source.id,
+        trigger=trigger,
+        status="running",
+        window_from=window[0] if window else None,
+        window_to=window[1] if window else None,
+        slot=slot,
+        details={"requested": window is not None},
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def execute_run(run_id: int) -> None:
+    """Blocking entry for background tasks and the CLI; never raises."""
+    asyncio.run(execute_run_async(run_id))
+
+
+async def execute_runs(run_ids: Sequence[int]) -> None:
+    """Runs of different sources side by side: a slow or failing one holds up no other."""
+    await asyncio.gather(*(execute_run_async(r) for r in run_ids))
+
+
+async def execute_run_async(run_id: int) -> None:
+    started = time.monotonic()
+    source_id = await asyncio.to_thread(_source_of, run_id)
+    if source_id is None:
+        return
+    with advisory_lock(get_engine(), source_id) as taken:
+        if not taken:
+            await asyncio.to_thread(
+                _finish_failed,
+                run_id,
+                "skipped: another sync of this source was already running",
+            )
+            return
+        try:
+            prepared = await asyncio.to_thread(_prepare, run_id)
+            if prepared is None:
+                return
+            fetched = await _fetch(prepared)
+            await asyncio.to_thread(_commit, prepared, fetched, time.monotonic() - started)
+        except Exception as exc:
+            message = classify(exc)
+            log.warning(
+                "sync failed: %s", message, extra={"source_id": source_id, "run_id": run_id}
+            )
+            await asyncio.to_thread(_finish_failed, run_id, message)
+
+
+def _source_of(run_id: int) -> int | None:
+    with get_sessionmaker()() as session:
+        run = session.get(SyncRun, run_id)
+        return None if run is None or run.status != "running" else run.data_source_id
+
+
+def _load_rows(session: Session, source_id: int) -> list[tuple[Mapping, KeyResult, Cycle]]:
+    stmt = (
+        select(Mapping, KeyResult, Cycle)
+        .join(KeyResult, KeyResult.id == Mapping.key_result_id)
+        .join(Objective, Objective.id == KeyResult.objective_id)
+        .join(Cycle, Cycle.id == Objective.cycle_id)
+        .where(Mapping.data_source_id == source_id)
+        .order_by(Mapping.id)
+    )
+    return [(m, k, c) for m, k, c in session.execute(stmt)]
+
+
+def _prepare(run_id: int) -> Prepared | None:
+    with get_sessionmaker()() as session, session.begin():
+        run = session.get(SyncRun, run_id)
+        if run is None or run.status != "running":
+            return None
+        # We hold the source's lock, so any other `running` run of it died with its process.
+        session.execute(
+            update(SyncRun)
+            .where(
+                SyncRun.data_source_id == run.data_source_id,
+                SyncRun.status == "running",
+                SyncRun.id != run.id,
+                SyncRun.started_at < run.started_at,
+            )
+            .values(
+                status="failed",
+                finished_at=utcnow(),
+                error="interrupted: the process running this sync stopped before it finished",
+            )
+        )
+        source = session.get(DataSource, run.data_source_id)
+        assert source is not None  # the FK cascades deletes
+        run.started_at = utcnow()
+        cls, config, raw, _ = _connector_parts(source)
+        today = today_in(source.timezone)
+        requested = (
+            (run.window_from, run.window_to)
+            if run.window_from is not None and run.window_to is not None
+            else None
+        )
+        plan = plan_run(
+            cls, source, _load_rows(session, source.id), today=today, requested=requested
+        )
+        if plan.daily_window is not None and plan.daily:
+            run.window_from, run.window_to = plan.daily_window.start, plan.daily_window.end
+        elif plan.snapshot:
+            run.window_from = run.window_to = today
+        return Prepared(
+            run_id=run.id,
+            source_id=source.id,
+            source_name=source.name,
+            timezone=source.timezone,
+            connector_cls=cls,
+            config=config,
+            credentials=raw,
+            plan=plan,
+            today=today,
+            warnings=list(plan.warnings),
+        )
+
+
+def _rate_limit_wait(exc: Exception) -> bool | float:
+    """Wait out a platform's rate limit for as long as it asks, within the run's budget."""
+    if isinstance(exc, RateLimited):
+        return exc.retry_after if exc.retry_after is not None else True
+    return False
+
+
+async def _fetch_once(
+    connector: Connector[Any, Any], queries: Sequence[MetricQuery], window: Window
+) -> FetchResult:
+    async for attempt in stamina.retry_context(
+        on=_rate_limit_wait,
+        attempts=RATE_LIMIT_ATTEMPTS,
+        timeout=RATE_LIMIT_BUDGET,
+        wait_initial=1.0,
+        wait_max=RATE_LIMIT_BUDGET,
+    ):
+        with attempt:
+            return await connector.fetch(queries, window)
+    raise AssertionError("unreachable: stamina returns or re-raises")
+
+
+async def _fetch(p: Prepared) -> Fetched:
+    fetched = Fetched()
+    if p.plan.empty:
+        return fetched
+    cls = p.connector_cls
+    creds_model = cls.credentials_model.model_validate(p.credentials)
+
+    async def store_token(token: dict[str, Any]) -> None:
+        merged = cls.merge_token(p.credentials, token)
+        p.credentials = merged
+        register_secrets(secrets_in(merged))
+        await asyncio.to_thread(_store_credentials, p.source_id, merged)
+
+    async with _client(
+        p.source_name, cls, p.config, creds_model, p.credentials, store_token
+    ) as http:
+        connector = cls(p.config, creds_model, http, timezone=p.timezone)
+        batches: list[tuple[Sequence[MetricQuery], Window, date | None]] = []
+        if p.plan.daily and p.plan.daily_window is not None:
+            windows = (
+                p.plan.daily_window.split(cls.max_window_days)
+                if cls.max_window_days
+                else [p.plan.daily_window]
+            )
+            batches += [(p.plan.daily, w, None) for w in windows]
+        if p.plan.snapshot:
+            # A snapshot is the figure now; it is recorded on the source's today.
+            batches.append((p.plan.snapshot, Window(p.today, p.today), p.today))
+        for queries, window, redate in batches:
+            result = await _fetch_once(connector, queries, window)
+            fetched.fetch_calls += 1
+            fetched.values += [(v, redate) for v in result.values]
+            fetched.warnings += result.warnings
+            fetched.query_errors.update(result.query_errors)
+        fetched.stats = http.stats
+    return fetched
+
+
+def _store_credentials(source_id: int, credentials: dict[str, Any]) -> None:
+    with get_sessionmaker()() as session, session.begin():
+        source = session.get(DataSource, source_id)
+        if source is not None:
+            source.credentials_encrypted = encrypt_credentials(credentials)
+
+
+def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
+    """Every figure and the run's outcome in one transaction: all of it or none of it."""
+    warnings = p.warnings + f.warnings
+    rows: list[Row] = []
+    dropped = 0
+    for value, redate in f.values:
+        target = p.plan.targets.get(value.query_id)
+        if target is None or value.query_id in f.query_errors:
+            continue
+        if not math.isfinite(value.value):
+            dropped += 1
+            continue
+        rows.append(
+            Row(
+                key_result_id=target.key_result_id,
+                mapping_id=target.mapping_id,
+                group=target.group if value.group is None else value.group,
+                role=target.role,
+                date=redate or value.date,
+                value=float(value.value),
+            )
+        )
+    if dropped:
+        warnings.append(f"{dropped} value(s) were not finite numbers and were left out")
+    for query_id, message in f.query_errors.items():
+        warnings.append(redact(f"mapping {query_id}: {message}"))
+    failed_mappings = {int(q) for q in f.query_errors}
+    with get_sessionmaker()() as session, session.begin():
+        run = session.get(SyncRun, p.run_id)
+        source = session.get(DataSource, p.source_id)
+        if run is None or source is None:
+            return  # deleted while we fetched: nothing to write to
+        replace_history(
+            session,
+            (
+                t.mapping_id
+                for t in p.plan.targets.values()
+                if t.replace_history and t.mapping_id not in failed_mappings
+            ),
+        )
+        written = upsert(session, rows, p.run_id)
+        done_ids = [t.mapping_id for t in p.plan.targets.values()]
+        ok_ids = [m for m in done_ids if m not in failed_mappings]
+        if ok_ids:
+            session.execute(
+                update(Mapping).where(Mapping.id.in_(ok_ids)).values(backfill_pending=False)
+            )
+        partial = bool(f.query_errors)
+        run.status = "partial" if partial else "succeeded"
+        run.finished_at = utcnow()
+        run.api_calls = f.stats.requests
+        run.observations_written = written
+        run.warnings = warnings
+        run.details = {
+            **(run.details or {}),
+            "fetch_calls": f.fetch_calls,
+            "queries": len(p.plan.targets),
+            "retries": f.stats.retries,
+            "rate_limited": f.stats.rate_limited,
+            "seconds": round(seconds, 3),
+        }
+        if p.plan.incremental_end is not None and not run.details.get("requested"):
+            source.last_synced_day = max(
+                p.plan.incremental_end, source.last_synced_day or p.plan.incremental_end
+            )
+        source.last_success_at = run.finished_at
+    log.info(
+        "sync %s: %d observations, %d API calls",
+        "partial" if f.query_errors else "succeeded",
+        written,
+        f.stats.requests,
+        extra={"source_id": p.source_id, "run_id": p.run_id},
+    )
+
+
+def _finish_failed(run_id: int, message: str) -> None:
+    with get_sessionmaker()() as session, session.begin():
+        run = session.get(SyncRun, run_id)
+        if run is not None and run.status == "running":
+            run.status = "failed"
+            run.error = message
+            run.finished_at = utcnow()
+
+
+def sync_now(
+    session: Session, source: DataSource, *, trigger: str, window: tuple[date, date] | None = None
+) -> int:
+    """Create a run, commit it, execute it; for the CLI and tests. Returns the run id."""
+    run = create_run(session, source, trigger=trigger, window=window)
+    session.commit()
+    execute_run(run.id)
+    return run.id
+
+
+# --- check and preview ------------------------------------------------------------------------
+
+
+def check_source(session: Session, source: DataSource) -> tuple[bool, str]:
+    """The connector's cheap call; adopts the platform's reporting timezone when it says one."""
+    try:
+        result = asyncio.run(_check(source))
+    except Exception as exc:
+        return False, classify(exc)
+    if result.timezone and source.timezone == "UTC" and result.timezone != "UTC":
+        source.timezone = result.timezone
+    return True, redact(result.message)
+
+
+async def _check(source: DataSource) -> CheckResult:
+    cls, config, raw, creds = _connector_parts(source)
+    async with _client(source.name, cls, config, creds, raw, None) as http:
+        return await cls(config, creds, http, timezone=source.timezone).check()
+
+
+def preview_mapping(
+    session: Session, mapping: Mapping, start: date, end: date
+) -> list[tuple[date, str, str, float]]:
+    """The daily values the source would give, written nowhere."""
+    source = session.get(DataSource, mapping.data_source_id)
+    kr = session.get(KeyResult, mapping.key_result_id)
+    assert source is not None
+    assert kr is not None
+    try:
+        cls, config, raw, creds = _connector_parts(source)
+    except SourceConfigError as exc:
+        raise InvalidInput(classify(exc)) from exc
+    try:
+        query, spec = build_query(cls, mapping, kr.aggregation)
+    except ConnectorConfigError as exc:
+        raise InvalidInput(classify(exc)) from exc
+    today = today_in(source.timezone)
+    window = Window(today, today) if spec.history == "snapshot" else Window(start, end)
+
+    async def run() -> FetchResult:
+        async with _client(source.name, cls, config, creds, raw, None) as http:
+            connector = cls(config, creds, http, timezone=source.timezone)
+            parts = window.split(cls.max_window_days) if cls.max_window_days else [window]
+            out = FetchResult()
+            for part in parts:
+                result = await _fetch_once(connector, [query], part)
+                out.values += result.values
+                out.query_errors.update(result.query_errors)
+            return out
+
+    try:
+        result = asyncio.run(run())
+    except (ConnectorConfigError, SourceConfigError, PrivateNetworkError, OAuthRefreshError) as exc:
+        raise InvalidInput(classify(exc)) from exc
+    except (ConnectorError, HttpLayerError) as exc:
+        raise UpstreamError(classify(exc)) from exc
+    if result.query_errors:
+        raise InvalidInput(redact("; ".join(result.query_errors.values())))
+    redate = today if spec.history == "snapshot" else None
+    values = [
+        (
+            redate or v.date,
+            mapping.group if v.group is None else v.group,
+            mapping.role,
+            float(v.value) * mapping.scale,
+        )
+        for v in result.values
+        if math.isfinite(v.value)
+    ]
+    return sorted(values)

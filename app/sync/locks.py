@@ -1,0 +1,47 @@
+"""One sync of a source at a time: PostgreSQL advisory locks across replicas, a mutex on SQLite."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, func, select
+
+#: Advisory-lock namespace of krsync ("kr"), so our locks never collide with another app's.
+NAMESPACE = 0x6B72
+SCHEDULER_LOCK = 0  # source ids start at 1, so 0 is free for the scheduler's leadership
+
+_local_locks: dict[tuple[str, int], threading.Lock] = {}
+_guard = threading.Lock()
+
+
+def _local(engine: Engine, key: int) -> threading.Lock:
+    with _guard:
+        return _local_locks.setdefault((str(engine.url), key), threading.Lock())
+
+
+@contextmanager
+def advisory_lock(engine: Engine, key: int) -> Iterator[bool]:
+    """Yields whether the lock was taken; never waits, so a busy source is skipped, not queued."""
+    if engine.dialect.name != "postgresql":
+        lock = _local(engine, key)
+        taken = lock.acquire(blocking=False)
+        try:
+            yield taken
+        finally:
+            if taken:
+                lock.release()
+        return
+    conn = engine.connect()
+    try:
+        taken = bool(conn.scalar(select(func.pg_try_advisory_lock(NAMESPACE, key))))
+        conn.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                conn.scalar(select(func.pg_advisory_unlock(NAMESPACE, key)))
+                conn.commit()
+    finally:
+        conn.close()
