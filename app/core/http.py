@@ -31,6 +31,7 @@ import datetime as dt
 import functools
 import inspect
 import ipaddress
+import logging
 import socket
 import ssl
 import warnings
@@ -44,7 +45,12 @@ import authlib.deprecate  # noqa: F401  (installs Authlib's "always" filter befo
 import httpx
 import stamina
 
-from app.core.redact import Redactor, register_secrets, secrets_in
+from app.core.redact import RedactingFilter, Redactor, register_secrets, secrets_in
+
+# Loggers that see raw exceptions before this layer redacts them get a filter of their own, so
+# their records are clean before any handler (JSON included) formats them.
+for _name in ("stamina", "httpx", "httpcore", "authlib"):
+    logging.getLogger(_name).addFilter(RedactingFilter())
 
 with warnings.catch_warnings():
     # Authlib nudges towards its "httpx2" fork; krsync depends on httpx proper on purpose.
@@ -645,10 +651,15 @@ class KrsyncOAuth2Client(AsyncOAuth2Client, KrsyncClient):  # type: ignore[misc]
     def _refresh_error(self, exc: Exception) -> OAuthRefreshError:
         status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
         detail = str(exc) if not isinstance(exc, httpx.HTTPStatusError) else f"HTTP {status}"
+        advice = (
+            "the token endpoint is unavailable"
+            if status in RETRY_STATUSES
+            else "the refresh token may be revoked or expired, reconnect the source"
+        )
         return OAuthRefreshError(
             self.redactor.redact(
                 f"{self.source_name}: refreshing the OAuth2 access token failed ({detail}); "
-                "the refresh token may be revoked or expired, reconnect the source"
+                f"{advice}"
             ),
             status_code=status,
         )

@@ -62,6 +62,8 @@ log = logging.getLogger("krsync.sync")
 #: How long a run may spend waiting out rate limits before it gives up until the next run.
 RATE_LIMIT_BUDGET = 900.0
 RATE_LIMIT_ATTEMPTS = 5
+#: When a platform says "too many requests" without saying how long to wait.
+RATE_LIMIT_FALLBACK_WAIT = 30.0
 TRIGGERS = ("schedule", "manual", "backfill", "cli")
 
 
@@ -148,6 +150,21 @@ def _oauth(cls: type[Connector[Any, Any]], config: BaseModel, creds: BaseModel) 
     return options, oauth
 
 
+def _token_saver(
+    source_id: int, cls: type[Connector[Any, Any]], raw: dict[str, Any]
+) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """Store every refreshed token at once: a rotated refresh token is the only one that works."""
+
+    async def store(token: dict[str, Any]) -> None:
+        merged = cls.merge_token(raw, token)
+        raw.clear()
+        raw.update(merged)
+        register_secrets(secrets_in(merged))
+        await asyncio.to_thread(_store_credentials, source_id, dict(merged))
+
+    return store
+
+
 def _client(
     source_name: str,
     cls: type[Connector[Any, Any]],
@@ -172,7 +189,9 @@ def _client(
 
 def classify(exc: BaseException) -> str:
     """One line a person can act on, with every known secret masked."""
-    if isinstance(exc, ConnectorAuthError | OAuthRefreshError):
+    if isinstance(exc, OAuthRefreshError) and exc.transient:
+        text = f"temporary failure: {_message(exc)} (the next run tries again)"
+    elif isinstance(exc, ConnectorAuthError | OAuthRefreshError):
         text = f"authentication failed: {_message(exc)} (fix the source's credentials)"
     elif isinstance(exc, RateLimited):
         text = f"rate limited: {_message(exc)} (the next run tries again)"
@@ -323,22 +342,26 @@ def _prepare(run_id: int) -> Prepared | None:
         )
 
 
-def _rate_limit_wait(exc: Exception) -> bool | float:
-    """Wait out a platform's rate limit for as long as it asks, within the run's budget."""
-    if isinstance(exc, RateLimited):
-        return exc.retry_after if exc.retry_after is not None else True
-    return False
-
-
 async def _fetch_once(
-    connector: Connector[Any, Any], queries: Sequence[MetricQuery], window: Window
+    connector: Connector[Any, Any],
+    queries: Sequence[MetricQuery],
+    window: Window,
+    deadline: float,
 ) -> FetchResult:
+    """Wait out a platform's rate limit as it asks, but never past the run's budget."""
+
+    def wait(exc: Exception) -> bool | float:
+        if not isinstance(exc, RateLimited):
+            return False
+        delay = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_FALLBACK_WAIT
+        return delay if delay <= deadline - time.monotonic() else False
+
     async for attempt in stamina.retry_context(
-        on=_rate_limit_wait,
+        on=wait,
         attempts=RATE_LIMIT_ATTEMPTS,
-        timeout=RATE_LIMIT_BUDGET,
+        timeout=None,  # bounded by the deadline the hook enforces
         wait_initial=1.0,
-        wait_max=RATE_LIMIT_BUDGET,
+        wait_max=60.0,
     ):
         with attempt:
             return await connector.fetch(queries, window)
@@ -352,12 +375,8 @@ async def _fetch(p: Prepared) -> Fetched:
     cls = p.connector_cls
     creds_model = cls.credentials_model.model_validate(p.credentials)
 
-    async def store_token(token: dict[str, Any]) -> None:
-        merged = cls.merge_token(p.credentials, token)
-        p.credentials = merged
-        register_secrets(secrets_in(merged))
-        await asyncio.to_thread(_store_credentials, p.source_id, merged)
-
+    store_token = _token_saver(p.source_id, cls, p.credentials)
+    deadline = time.monotonic() + RATE_LIMIT_BUDGET
     async with _client(
         p.source_name, cls, p.config, creds_model, p.credentials, store_token
     ) as http:
@@ -374,7 +393,7 @@ async def _fetch(p: Prepared) -> Fetched:
             # A snapshot is the figure now; it is recorded on the source's today.
             batches.append((p.plan.snapshot, Window(p.today, p.today), p.today))
         for queries, window, redate in batches:
-            result = await _fetch_once(connector, queries, window)
+            result = await _fetch_once(connector, queries, window, deadline)
             fetched.fetch_calls += 1
             fetched.values += [(v, redate) for v in result.values]
             fetched.warnings += result.warnings
@@ -500,7 +519,8 @@ def check_source(session: Session, source: DataSource) -> tuple[bool, str]:
 
 async def _check(source: DataSource) -> CheckResult:
     cls, config, raw, creds = _connector_parts(source)
-    async with _client(source.name, cls, config, creds, raw, None) as http:
+    saver = _token_saver(source.id, cls, raw)
+    async with _client(source.name, cls, config, creds, raw, saver) as http:
         return await cls(config, creds, http, timezone=source.timezone).check()
 
 
@@ -523,20 +543,26 @@ def preview_mapping(
     today = today_in(source.timezone)
     window = Window(today, today) if spec.history == "snapshot" else Window(start, end)
 
+    saver = _token_saver(source.id, cls, raw)
+    deadline = time.monotonic() + RATE_LIMIT_BUDGET
+
     async def run() -> FetchResult:
-        async with _client(source.name, cls, config, creds, raw, None) as http:
+        async with _client(source.name, cls, config, creds, raw, saver) as http:
             connector = cls(config, creds, http, timezone=source.timezone)
             parts = window.split(cls.max_window_days) if cls.max_window_days else [window]
             out = FetchResult()
             for part in parts:
-                result = await _fetch_once(connector, [query], part)
+                result = await _fetch_once(connector, [query], part, deadline)
                 out.values += result.values
                 out.query_errors.update(result.query_errors)
             return out
 
     try:
         result = asyncio.run(run())
-    except (ConnectorConfigError, SourceConfigError, PrivateNetworkError, OAuthRefreshError) as exc:
+    except OAuthRefreshError as exc:
+        error = UpstreamError if exc.transient else InvalidInput
+        raise error(classify(exc)) from exc
+    except (ConnectorConfigError, SourceConfigError, PrivateNetworkError) as exc:
         raise InvalidInput(classify(exc)) from exc
     except (ConnectorError, HttpLayerError) as exc:
         raise UpstreamError(classify(exc)) from exc
