@@ -16,6 +16,8 @@ from app import health
 from app.auth.router import router as api_keys_router
 from app.core.errors import DomainError
 from app.okr.router import router as okr_router
+from app.sources.router import router as sources_router
+from app.sync.scheduler import lifespan as scheduler_lifespan
 
 
 def _error(
@@ -65,6 +67,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Marketing key results kept honest and current: connectors pull the figures, "
         "the API reports progress, status, forecasts and daily series.",
+        lifespan=scheduler_lifespan,
     )
 
     @app.exception_handler(DomainError)
@@ -102,6 +105,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(okr_router)
     app.include_router(api_keys_router)
+    app.include_router(sources_router)
     return app
 
 

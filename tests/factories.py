@@ -39,3 +39,21 @@ def workspace(client: TestClient) -> tuple[int, int, int]:
     o = objective(client, c["id"])
     k = key_result(client, o["id"])
     return c["id"], o["id"], k["id"]
+
+
+def api_key_headers(client: TestClient, role: str) -> dict[str, str]:
+    """Authorization headers of a fresh API key with this role, for use with `anon`."""
+    created = create(client, "api-keys", name=f"{role}-key", role=role)
+    return {"Authorization": f"Bearer {created['key']}"}
+
+
+def data_source(client: TestClient, **over: Any) -> dict[str, Any]:
+    body = {"name": "Demo web analytics", "connector": "demo", "config": {"seed": 7}} | over
+    return create(client, "data-sources", **body)
+
+
+def mapping(
+    client: TestClient, kr_id: int, source_id: int, metric: str = "sessions", **over: Any
+) -> dict[str, Any]:
+    body = {"key_result_id": kr_id, "data_source_id": source_id, "metric": metric} | over
+    return create(client, "mappings", **body)

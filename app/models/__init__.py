@@ -3,6 +3,7 @@
 from app.models.auth import ApiKey, AuditEvent
 from app.models.base import Base
 from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
+from app.models.revision import Revision
 from app.models.sources import DataSource, Mapping, SyncRun
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "Mapping",
     "Objective",
     "Observation",
+    "Revision",
     "SyncRun",
 ]

@@ -14,8 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import ColumnElement, Date, Integer, and_, case, cast, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Date, Integer, and_, case, cast, func, literal, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation
 from app.progress import (
@@ -64,62 +64,79 @@ def _day_number(session: Session, column: Any, origin: date) -> ColumnElement[An
     return func.julianday(column) - func.julianday(literal(origin.isoformat()))
 
 
-def _load_stats(session: Session, kr_ids: Sequence[int], cycle: CycleSpan, as_of: date) -> _Loaded:
-    """Two statements per cycle: the per-series reduction, and distinct days with data."""
+def _load_stats(
+    session: Session,
+    kr_ids: Sequence[int],
+    baseline_ids: Sequence[int],
+    cycle: CycleSpan,
+    as_of: date,
+) -> _Loaded:
+    """Two statements per cycle: the per-series reduction, and distinct days with data.
+
+    The baseline window is read only for key results whose target is relative to it, and the
+    last value of each series is found by joining on its last date rather than by sorting every
+    day of every series.
+    """
     loaded = _Loaded()
-    if not kr_ids:
-        return loaded
     w = window(cycle, as_of)
     b_start, b_end = baseline_window(cycle)
-    hi = w[1] if w else b_end
-    in_w = and_(Observation.date >= w[0], Observation.date <= w[1]) if w else literal(False)
     o = Observation
+    in_w = and_(o.date >= w[0], o.date <= w[1]) if w else None
+    in_b = and_(o.key_result_id.in_(baseline_ids), o.date >= b_start, o.date <= b_end)
+    wanted = []
+    if in_w is not None and kr_ids:
+        wanted.append(and_(o.key_result_id.in_(kr_ids), in_w))
+    if baseline_ids:
+        wanted.append(in_b)
+    if not wanted:
+        return loaded
+    win = case((in_w, "c"), else_="b") if in_w is not None else literal("b")
     daily = (
         select(
             o.key_result_id.label("kr"),
             o.group.label("g"),
             o.role.label("r"),
             o.date.label("d"),
-            case((in_w, "c"), else_="b").label("win"),
+            win.label("win"),
             func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
         )
         .select_from(o)
         .outerjoin(Mapping, Mapping.id == o.mapping_id)
-        .where(o.key_result_id.in_(kr_ids), o.date >= b_start, o.date <= max(hi, b_end))
-        .where(in_w | and_(o.date >= b_start, o.date <= b_end))
+        .where(or_(*wanted))
         .group_by(o.key_result_id, o.group, o.role, o.date)
-        .subquery()
+        .cte("daily")
     )
     x = _day_number(session, daily.c.d, cycle.start)
-    ranked = select(
-        daily,
-        x.label("x"),
-        func.row_number()
-        .over(
-            partition_by=(daily.c.kr, daily.c.g, daily.c.r, daily.c.win),
-            order_by=daily.c.d.desc(),
+    agg = (
+        select(
+            daily.c.kr,
+            daily.c.g,
+            daily.c.r,
+            daily.c.win,
+            func.count().label("n"),
+            func.sum(daily.c.v).label("total"),
+            func.min(daily.c.v).label("mn"),
+            func.max(daily.c.v).label("mx"),
+            func.max(daily.c.d).label("last_d"),
+            func.sum(x).label("sx"),
+            func.sum(x * daily.c.v).label("sxy"),
+            func.sum(x * x).label("sxx"),
         )
-        .label("rn"),
-    ).subquery()
-    rc = ranked.c
-    stats_stmt = select(
-        rc.kr,
-        rc.g,
-        rc.r,
-        rc.win,
-        func.count(),
-        func.sum(rc.v),
-        func.min(rc.v),
-        func.max(rc.v),
-        func.max(rc.d),
-        func.sum(case((rc.rn == 1, rc.v), else_=0.0)),
-        func.sum(rc.x),
-        func.sum(rc.x * rc.v),
-        func.sum(rc.x * rc.x),
-    ).group_by(rc.kr, rc.g, rc.r, rc.win)
-    for kr, g, r, win, n, total, mn, mx, last_d, last_v, sx, sxy, sxx in session.execute(
-        stats_stmt
-    ):
+        .group_by(daily.c.kr, daily.c.g, daily.c.r, daily.c.win)
+        .subquery()
+    )
+    last = daily.alias("last")
+    stats_stmt = select(agg, last.c.v).join(
+        last,
+        and_(
+            last.c.kr == agg.c.kr,
+            last.c.g == agg.c.g,
+            last.c.r == agg.c.r,
+            last.c.d == agg.c.last_d,
+        ),
+    )
+    for row in session.execute(stats_stmt):
+        kr, g, r, win_, n, total, mn, mx, last_d, sx, sxy, sxx, last_v = row
         stats = SeriesStats(
             n=int(n),
             total=float(total),
@@ -132,9 +149,9 @@ def _load_stats(session: Session, kr_ids: Sequence[int], cycle: CycleSpan, as_of
             sxy=float(sxy),
             sxx=float(sxx),
         )
-        target = loaded.current if win == "c" else loaded.baseline
+        target = loaded.current if win_ == "c" else loaded.baseline
         target.setdefault(kr, {})[(g, r)] = stats
-    if w:
+    if w and kr_ids:
         days_stmt = (
             select(o.key_result_id, func.count(func.distinct(o.date)))
             .where(o.key_result_id.in_(kr_ids), o.date >= w[0], o.date <= w[1])
@@ -186,7 +203,12 @@ def _stale_key_results(session: Session, kr_ids: Sequence[int], now: datetime) -
 
 
 class ProgressCalculator:
-    """Computes key results and objectives together, so roll-ups can use what was computed."""
+    """Computes key results and objectives together, so roll-ups can use what was computed.
+
+    Metric key results are computed in batches (one pair of statements per cycle and batch):
+    `run` batches everything it was given, which keeps a dashboard at a fixed statement count;
+    a single read computes just the key result asked for, and roll-ups pull in what they need.
+    """
 
     def __init__(self, session: Session, as_of: date) -> None:
         self.session = session
@@ -198,16 +220,28 @@ class ProgressCalculator:
         self._aligned: dict[int, list[int]] = defaultdict(list)
         self._krs: dict[int, KeyResult] = {}
         self._in_progress: set[int] = set()
+        self._stale: set[int] = set()
+        self._stale_known: set[int] = set()
 
-    def run(self, objectives: Iterable[Objective]) -> None:
-        """Objectives must come with `key_results` and `cycle` loaded (selectinload)."""
+    def run(self, objectives: Iterable[Objective], only: Iterable[int] | None = None) -> None:
+        """Objectives come with `key_results` and `cycle` loaded (selectinload).
+
+        With `only`, just those key results (and what their roll-ups need) are computed, and
+        objective progress is left out.
+        """
         self._register(objectives)
         self._expand_rollups()
-        self._compute_metrics()
-        for obj_id in list(self.objectives):
-            self._objective(obj_id)
-        for kr_id in self._krs:
-            self._key_result(kr_id)
+        if only is None:
+            self._compute_metrics(list(self._krs))
+            for obj_id in list(self.objectives):
+                self._objective(obj_id)
+            for kr_id in self._krs:
+                self._key_result(kr_id)
+        else:
+            wanted = [k for k in only if k in self._krs]
+            self._compute_metrics(wanted)
+            for kr_id in wanted:
+                self._key_result(kr_id)
 
     def _register(self, objectives: Iterable[Objective]) -> None:
         for obj in objectives:
@@ -222,8 +256,6 @@ class ProgressCalculator:
 
     def _expand_rollups(self) -> None:
         """One query per level of alignment, never one per key result."""
-        from sqlalchemy.orm import selectinload
-
         asked: set[int] = set()
         while True:
             pending = [k.id for k in self._krs.values() if k.kind == "rollup" and k.id not in asked]
@@ -240,43 +272,55 @@ class ProgressCalculator:
             ).all()
             self._register(rows)
 
-    def _compute_metrics(self) -> None:
-        by_cycle: dict[int, list[int]] = defaultdict(list)
-        for kr in self._krs.values():
+    def _compute_metrics(self, kr_ids: Sequence[int]) -> None:
+        todo = [k for k in kr_ids if k not in self.kr_results and k not in self._stale_known]
+        if not todo:
+            return
+        self._stale |= _stale_key_results(self.session, todo, datetime.now(UTC))
+        self._stale_known.update(todo)
+        by_cycle: dict[int, list[KeyResult]] = defaultdict(list)
+        for kr_id in todo:
+            kr = self._krs[kr_id]
             if kr.kind != "rollup":
-                by_cycle[self.objectives[kr.objective_id].cycle_id].append(kr.id)
-        stale = _stale_key_results(self.session, list(self._krs), datetime.now(UTC))
-        self._stale = stale
-        for cycle_id, kr_ids in by_cycle.items():
+                by_cycle[self.objectives[kr.objective_id].cycle_id].append(kr)
+        for cycle_id, krs in by_cycle.items():
             cycle = span(self.cycles[cycle_id])
-            loaded = _load_stats(self.session, kr_ids, cycle, self.as_of)
-            for kr_id in kr_ids:
-                kr = self._krs[kr_id]
-                self.kr_results[kr_id] = compute_progress(
+            relative = [
+                k.id for k in krs if k.start_value is None and k.target_change_pct is not None
+            ]
+            loaded = _load_stats(self.session, [k.id for k in krs], relative, cycle, self.as_of)
+            for kr in krs:
+                self.kr_results[kr.id] = compute_progress(
                     definition(kr),
                     cycle,
                     self.as_of,
-                    current=loaded.current.get(kr_id, {}),
-                    baseline=loaded.baseline.get(kr_id, {}),
-                    days_with_data=loaded.days.get(kr_id, 0),
-                    stale=kr_id in stale,
+                    current=loaded.current.get(kr.id, {}),
+                    baseline=loaded.baseline.get(kr.id, {}),
+                    days_with_data=loaded.days.get(kr.id, 0),
+                    stale=kr.id in self._stale,
                 )
 
     def _key_result(self, kr_id: int) -> Progress:
         if kr_id in self.kr_results:
             return self.kr_results[kr_id]
         kr = self._krs[kr_id]
+        if kr.kind != "rollup":
+            self._compute_metrics([kr_id])
+            return self.kr_results[kr_id]
         cycle = span(self.cycles[self.objectives[kr.objective_id].cycle_id])
         if kr_id in self._in_progress:  # an alignment loop: refuse to recurse forever
             rollup = None
         else:
             self._in_progress.add(kr_id)
-            items = []
-            for obj_id in self._aligned.get(kr_id, []):
-                obj = self.objectives[obj_id]
-                items.append((1.0, self._objective(obj_id).progress if obj else None))
-            rollup = weighted_progress(items)
+            aligned = self._aligned.get(kr_id, [])
+            self._compute_metrics(
+                [k.id for obj_id in aligned for k in self.objectives[obj_id].key_results]
+            )
+            rollup = weighted_progress(
+                (1.0, self._objective(obj_id).progress) for obj_id in aligned
+            )
             self._in_progress.discard(kr_id)
+        self._compute_metrics([kr_id])  # staleness of the roll-up's own mappings, if any
         result = compute_progress(
             definition(kr),
             cycle,

@@ -5,16 +5,19 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.deps import Editor, SessionDep, Viewer
 from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, Limit, Offset, Page
 from app.models import KeyResult, Objective
-from app.okr import service
+from app.models.revision import current as current_revision
+from app.okr import cache, service
 from app.okr.progress_service import span
 from app.okr.schemas import (
     CheckInCreate,
@@ -47,6 +50,16 @@ Cascade = Annotated[bool, Query(description="Also delete everything the object h
 
 def _as_of(value: date | None) -> date:
     return value or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+
+
+def _cached(session: Session, key: tuple[object, ...], build: Callable[[], BaseModel]) -> Response:
+    """Progress reads are answered from the cache until a write bumps the revision."""
+    full_key = (session.get_bind().engine.url, current_revision(session), *key)
+    body = cache.get(full_key)
+    if body is None:
+        body = build().model_dump_json(by_alias=True).encode()
+        cache.put(full_key, body)
+    return Response(content=body, media_type="application/json")
 
 
 def _kr_read(kr: KeyResult, progress: Progress | None) -> KeyResultRead:
@@ -144,13 +157,18 @@ def list_objectives(
     return Page(items=_objectives_read(session, rows, _as_of(as_of)), total=total)
 
 
-@router.get("/objectives/{objective_id}", tags=["objectives"])
+@router.get("/objectives/{objective_id}", tags=["objectives"], response_model=ObjectiveRead)
 def get_objective(
     objective_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
-) -> ObjectiveRead:
+) -> Response:
     """Read an objective with its progress and its key results."""
-    obj = service.get_objective(session, objective_id)
-    return _objectives_read(session, [obj], _as_of(as_of))[0]
+    day = _as_of(as_of)
+
+    def build() -> ObjectiveRead:
+        obj = service.get_objective(session, objective_id)
+        return _objectives_read(session, [obj], day)[0]
+
+    return _cached(session, ("objective", objective_id, day), build)
 
 
 @router.patch("/objectives/{objective_id}", tags=["objectives"])
@@ -206,14 +224,17 @@ def list_key_results(
     return Page(items=[_kr_read(kr, progress.get(kr.id)) for kr in rows], total=total)
 
 
-@router.get("/key-results/{kr_id}", tags=["key results"])
-def get_key_result(
-    kr_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
-) -> KeyResultRead:
+@router.get("/key-results/{kr_id}", tags=["key results"], response_model=KeyResultRead)
+def get_key_result(kr_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None) -> Response:
     """Read a key result with its progress block."""
-    kr = service.get_key_result(session, kr_id)
-    progress = service.key_results_progress(session, [kr], _as_of(as_of))
-    return _kr_read(kr, progress.get(kr.id))
+    day = _as_of(as_of)
+
+    def build() -> KeyResultRead:
+        kr = service.get_key_result(session, kr_id)
+        progress = service.key_results_progress(session, [kr], day)
+        return _kr_read(kr, progress.get(kr.id))
+
+    return _cached(session, ("key_result", kr_id, day), build)
 
 
 @router.patch("/key-results/{kr_id}", tags=["key results"])
@@ -291,16 +312,21 @@ def get_series(
 # --- dashboard --------------------------------------------------------------------------------
 
 
-@router.get("/dashboard", tags=["dashboard"])
+@router.get("/dashboard", tags=["dashboard"], response_model=DashboardRead)
 def get_dashboard(
     session: SessionDep, who: Viewer, cycle_id: IdQuery = None, as_of: AsOf = None
-) -> DashboardRead:
+) -> Response:
     """Every objective of a cycle (default: the current one) with key results and progress."""
     day = _as_of(as_of)
-    cycle, objectives = service.dashboard(session, cycle_id, day)
-    return DashboardRead(
-        as_of=day,
-        cycle=CycleRead.model_validate(cycle),
-        expected_progress=expected_progress(span(cycle), day),
-        objectives=_objectives_read(session, objectives, day),
-    )
+    cycle = service.resolve_cycle(session, cycle_id, day)
+
+    def build() -> DashboardRead:
+        objectives = service.cycle_objectives(session, cycle.id)
+        return DashboardRead(
+            as_of=day,
+            cycle=CycleRead.model_validate(cycle),
+            expected_progress=expected_progress(span(cycle), day),
+            objectives=_objectives_read(session, objectives, day),
+        )
+
+    return _cached(session, ("dashboard", cycle.id, day), build)

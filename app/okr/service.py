@@ -302,16 +302,21 @@ def key_results_progress(
     if not obj_ids:
         return {}
     objectives = session.scalars(_objective_query().where(Objective.id.in_(obj_ids))).all()
-    _, kr_results = objectives_progress(session, objectives, as_of)
-    return kr_results
+    calc = ProgressCalculator(session, as_of)
+    calc.run(objectives, only=[kr.id for kr in krs])
+    return calc.kr_results
 
 
-def dashboard(session: Session, cycle_id: int | None, as_of: date) -> tuple[Cycle, list[Objective]]:
-    cycle = get_cycle(session, cycle_id) if cycle_id is not None else current_cycle(session, as_of)
-    objectives = session.scalars(
-        _objective_query().where(Objective.cycle_id == cycle.id).order_by(Objective.id)
-    ).all()
-    return cycle, list(objectives)
+def resolve_cycle(session: Session, cycle_id: int | None, as_of: date) -> Cycle:
+    return get_cycle(session, cycle_id) if cycle_id is not None else current_cycle(session, as_of)
+
+
+def cycle_objectives(session: Session, cycle_id: int) -> list[Objective]:
+    return list(
+        session.scalars(
+            _objective_query().where(Objective.cycle_id == cycle_id).order_by(Objective.id)
+        ).all()
+    )
 
 
 # --- check-ins and series ---------------------------------------------------------------------

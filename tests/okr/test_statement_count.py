@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from app.core.db import get_engine
+from app.okr import cache
 from factories import check_in, cycle, key_result, objective
 
 
@@ -49,6 +50,7 @@ def _seed(client: TestClient, n_krs: int, cycle_name: str) -> int:
 
 def _dashboard_statements(client: TestClient, cycle_id: int) -> int:
     client.get(f"/api/v1/dashboard?cycle_id={cycle_id}&as_of=2026-08-15")  # warm caches
+    cache.clear()  # count the computation, not a cached answer
     with count_statements() as statements:
         response = client.get(f"/api/v1/dashboard?cycle_id={cycle_id}&as_of=2026-08-15")
     assert response.status_code == 200
@@ -65,3 +67,21 @@ def test_same_statement_count_for_5_and_50_key_results(client: TestClient) -> No
     )
     assert _dashboard_statements(client, small) == _dashboard_statements(client, large)
     assert _dashboard_statements(client, large) <= 10
+
+
+def test_a_cached_dashboard_is_one_revision_read_and_a_write_invalidates_it(
+    client: TestClient,
+) -> None:
+    cycle_id = _seed(client, 3, "cached")
+    url = f"/api/v1/dashboard?cycle_id={cycle_id}&as_of=2026-08-15"
+    first = client.get(url).json()
+    with count_statements() as statements:
+        assert client.get(url).json() == first
+    assert not any("observations" in s for s in statements)
+
+    kr = first["objectives"][0]["key_results"][0]
+    check_in(client, kr["id"], "2026-08-10", 1000)
+    after = client.get(url).json()
+    assert after["objectives"][0]["key_results"][0]["progress"]["current_value"] == (
+        kr["progress"]["current_value"] + 1000
+    )

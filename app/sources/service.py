@@ -1,0 +1,544 @@
+"""Connectors, data sources, mappings and sync runs: the rules behind the routes.
+
+The sync engine (``app.sync.engine``) is imported inside the functions that need it: it pulls in
+the HTTP layer and every connector dependency, which listing or editing a source never needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from typing import Any, cast
+
+from fastapi import BackgroundTasks
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.auth.service import audit
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.redact import Redactor, register_secrets, secrets_in
+from app.core.vault import encrypt_credentials
+from app.models import DataSource, KeyResult, Mapping, Observation, SyncRun
+from app.sync.clock import today_in
+from connectors.base import Aggregation, ConnectorError, Filter, MappingError
+from connectors.registry import (
+    ConnectorClass,
+    UnknownConnectorError,
+    get_connector,
+    load_connectors,
+)
+
+log = logging.getLogger("krsync.sources")
+
+#: Mapping fields whose change makes the stored figures measure something else.
+MAPPING_FIELDS = ("data_source_id", "metric", "params", "filters", "role", "group", "scale")
+#: Source fields whose change moves every figure (another account, other calendar days).
+REFETCH_FIELDS = frozenset({"config", "timezone"})
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in values.items()}
+
+
+def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set the fields and return `{field: [old, new]}` of what really changed, for the audit."""
+    diff: dict[str, Any] = {}
+    for key, value in changes.items():
+        old = getattr(row, key)
+        if old != value:
+            diff[key] = [_plain(old), _plain(value)]
+            setattr(row, key, value)
+    return diff
+
+
+def _not_null(changes: dict[str, Any], fields: Sequence[str]) -> None:
+    for name in fields:
+        if name in changes and changes[name] is None:
+            raise InvalidInput(f"{name} can't be null", field=name)
+
+
+def _count(session: Session, model: Any, *where: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+# --- connectors -------------------------------------------------------------------------------
+
+
+def list_connectors(limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Like the registry's `describe_connectors`, but a plugin that can't describe itself is
+    left out (and logged) instead of taking the whole catalogue down with it."""
+    items: list[dict[str, Any]] = []
+    for key, cls in sorted(load_connectors().items()):
+        try:
+            items.append(cls.describe())
+        except Exception as exc:  # a plugin's bug, not the caller's
+            log.warning(
+                "connector %r can't describe itself (%s: %s); left out of the catalogue",
+                key,
+                type(exc).__name__,
+                exc,
+            )
+    return items[offset : offset + limit], len(items)
+
+
+def _connector(key: str, field: str) -> ConnectorClass:
+    try:
+        return get_connector(key)
+    except UnknownConnectorError as exc:
+        raise InvalidInput(str(exc), field=field) from exc
+
+
+def _model_error(
+    prefix: str,
+    exc: ValidationError,
+    model: type[BaseModel],
+    mask: Callable[[str], str] = str,
+) -> InvalidInput:
+    """Where and why, never the input: a credential's value must not come back in a 422."""
+    parts: list[str] = []
+    first: str | None = None
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        where = f"{prefix}.{loc}" if loc else prefix
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+            accepted = ", ".join(f"`{name}`" for name in model.model_fields) or "none"
+            reason = f"unknown field; accepted: {accepted}"
+        parts.append(f"{where}: {mask(reason)}")
+        first = first or where
+    return InvalidInput("; ".join(parts), field=first)
+
+
+def _validate_config(cls: ConnectorClass, config: dict[str, Any]) -> dict[str, Any]:
+    """Stored as given: the engine validates it again with the same model on every run."""
+    try:
+        cls.config_model.model_validate(config)
+    except ValidationError as exc:
+        raise _model_error("config", exc, cls.config_model) from exc
+    return config
+
+
+def _encrypt(cls: ConnectorClass, credentials: dict[str, Any]) -> str | None:
+    secrets = secrets_in(credentials)
+    try:
+        cls.credentials_model.model_validate(credentials)
+    except ValidationError as exc:
+        # A connector's own validator may quote what it was given; mask every value we hold.
+        mask = Redactor(secrets).redact
+        raise _model_error("credentials", exc, cls.credentials_model, mask) from None
+    token = encrypt_credentials(credentials)
+    # From now on the logging filter masks them, whichever code path mentions them.
+    register_secrets(secrets)
+    return token
+
+
+# --- data sources -----------------------------------------------------------------------------
+
+
+def get_source(session: Session, source_id: int) -> DataSource:
+    source = session.get(DataSource, source_id)
+    if source is None:
+        raise NotFound(f"data source {source_id} not found")
+    return source
+
+
+def _unique_name(session: Session, name: str, own_id: int | None) -> None:
+    other = session.scalar(select(DataSource.id).where(DataSource.name == name))
+    if other is not None and other != own_id:
+        raise Conflict(
+            f"a data source named {name!r} already exists (id {other}); choose another name",
+            field="name",
+        )
+
+
+def create_source(session: Session, data: dict[str, Any], actor: str) -> DataSource:
+    cls = _connector(data["connector"], "connector")
+    credentials = data.pop("credentials")
+    data["config"] = _validate_config(cls, data["config"])
+    token = _encrypt(cls, credentials) if credentials is not None else None
+    _unique_name(session, data["name"], None)
+    source = DataSource(**data, credentials_encrypted=token, state={})
+    session.add(source)
+    session.flush()
+    changes = _jsonable(data)
+    if credentials is not None:
+        changes["credentials"] = "changed"
+    audit(session, actor, "create", "data_source", source.id, changes)
+    return source
+
+
+def list_sources(session: Session, limit: int, offset: int) -> tuple[list[DataSource], int]:
+    total = _count(session, DataSource)
+    rows = session.scalars(
+        select(DataSource).order_by(DataSource.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def update_source(
+    session: Session,
+    background: BackgroundTasks,
+    source_id: int,
+    changes: dict[str, Any],
+    actor: str,
+) -> DataSource:
+    _not_null(
+        changes,
+        ["name", "connector", "config", "timezone", "schedule", "lookback_days", "enabled"],
+    )
+    source = get_source(session, source_id)
+    connector = changes.pop("connector", source.connector)
+    if connector != source.connector:
+        raise InvalidInput(
+            f"a data source's connector can't change (this one is `{source.connector}`): "
+            "create a new data source for the other platform",
+            field="connector",
+        )
+    if "config" in changes:
+        changes["config"] = _validate_config(
+            _connector(source.connector, "config"), changes["config"]
+        )
+    credentials_given = "credentials" in changes
+    credentials = changes.pop("credentials", None)
+    token = None
+    if credentials is not None:
+        token = _encrypt(_connector(source.connector, "credentials"), credentials)
+    if "name" in changes:
+        _unique_name(session, changes["name"], source.id)
+    diff = _apply(source, changes)
+    if credentials_given:
+        source.credentials_encrypted = token
+        diff["credentials"] = "changed"
+    session.flush()
+    audit(session, actor, "update", "data_source", source.id, diff)
+    of_source = Mapping.data_source_id == source.id
+    if REFETCH_FIELDS & diff.keys() and _count(session, Mapping, of_source):
+        session.execute(update(Mapping).where(of_source).values(backfill_pending=True))
+        schedule_backfill(session, background, source)
+    elif "enabled" in diff and source.enabled:
+        # Mappings created or changed while the source was off have waited for this.
+        if _count(session, Mapping, of_source, Mapping.backfill_pending.is_(True)):
+            schedule_backfill(session, background, source)
+    return source
+
+
+def delete_source(session: Session, source_id: int, cascade: bool, actor: str) -> None:
+    get_source(session, source_id)
+    mappings = _count(session, Mapping, Mapping.data_source_id == source_id)
+    if mappings and not cascade:
+        raise Conflict(
+            f"data source {source_id} still feeds {mappings} mapping(s); delete them first, or "
+            "pass ?cascade=true to delete the source with its mappings, its sync runs and every "
+            "observation those mappings wrote"
+        )
+    session.execute(delete(DataSource).where(DataSource.id == source_id))
+    audit(
+        session,
+        actor,
+        "delete",
+        "data_source",
+        source_id,
+        {"cascade": cascade, "mappings": mappings},
+    )
+
+
+def check_source(session: Session, source_id: int, actor: str) -> tuple[bool, str]:
+    """The connector's cheap call; it may adopt the platform's own reporting timezone."""
+    from app.sync.engine import check_source as engine_check
+
+    source = get_source(session, source_id)
+    before = source.timezone
+    ok, message = engine_check(session, source)
+    if source.timezone != before:
+        session.flush()
+        audit(
+            session,
+            actor,
+            "update",
+            "data_source",
+            source.id,
+            {"timezone": [before, source.timezone]},
+        )
+    return ok, message
+
+
+def _launch(session: Session, background: BackgroundTasks, run: SyncRun) -> None:
+    from app.sync.engine import execute_run
+
+    # The run executes in its own sessions once the response is out, but this request's
+    # transaction would only commit after that: commit now so the runner sees the run.
+    session.commit()
+    background.add_task(execute_run, run.id)
+
+
+def start_sync(
+    session: Session,
+    background: BackgroundTasks,
+    source_id: int,
+    window: tuple[date, date] | None,
+    actor: str,
+) -> SyncRun:
+    from app.sync.engine import create_run
+
+    source = get_source(session, source_id)
+    if not source.enabled:
+        raise Conflict(
+            f"data source {source_id} is disabled; enable it (PATCH `enabled: true`) to sync it"
+        )
+    if window is not None:
+        latest = today_in(source.timezone) + timedelta(days=1)
+        if window[1] > latest:
+            raise InvalidInput(
+                f"`to` can't be after {latest.isoformat()}: the platform has no figures for "
+                f"later days yet (days are counted in the source's timezone, {source.timezone})",
+                field="to",
+            )
+    run = create_run(session, source, trigger="manual", window=window)
+    audit(
+        session,
+        actor,
+        "sync",
+        "data_source",
+        source.id,
+        {"run_id": run.id, "window": [d.isoformat() for d in window] if window else None},
+    )
+    _launch(session, background, run)
+    return run
+
+
+def schedule_backfill(
+    session: Session, background: BackgroundTasks, source: DataSource
+) -> SyncRun | None:
+    """Backfill the source's pending mappings now; a disabled source waits until re-enabled."""
+    from app.sync.engine import create_run
+
+    if not source.enabled:
+        return None
+    run = create_run(session, source, trigger="backfill", window=None)
+    _launch(session, background, run)
+    return run
+
+
+# --- mappings ---------------------------------------------------------------------------------
+
+
+def get_mapping(session: Session, mapping_id: int) -> Mapping:
+    mapping = session.get(Mapping, mapping_id)
+    if mapping is None:
+        raise NotFound(f"mapping {mapping_id} not found")
+    return mapping
+
+
+def _ref(session: Session, model: Any, ref_id: int, what: str, field: str) -> Any:
+    row = session.get(model, ref_id)
+    if row is None:
+        raise InvalidInput(f"{what} {ref_id} does not exist", field=field)
+    return row
+
+
+def _fit_role(kr: KeyResult, role: str) -> None:
+    if kr.kind == "rollup":
+        raise InvalidInput(
+            f"key result {kr.id} is a roll-up: its progress comes from the objectives aligned to "
+            "it, so it takes no mapping; map a `metric` or `milestone` key result instead",
+            field="key_result_id",
+        )
+    if kr.aggregation == "ratio" and role == "value":
+        raise InvalidInput(
+            f"key result {kr.id} is a `ratio`: it takes a `numerator` and a `denominator` "
+            "mapping; use role `numerator` or `denominator`",
+            field="role",
+        )
+    if kr.aggregation != "ratio" and role != "value":
+        raise InvalidInput(
+            f"role `{role}` is for `ratio` key results, and key result {kr.id} aggregates by "
+            f"`{kr.aggregation}`: use role `value` (or make the key result a `ratio`)",
+            field="role",
+        )
+
+
+def _fit_query(
+    kr: KeyResult, source: DataSource, fields: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The connector's verdict on metric, params, filters and the KR's aggregation."""
+    try:
+        cls = get_connector(source.connector)
+    except UnknownConnectorError as exc:
+        raise InvalidInput(
+            f"data source {source.id} uses connector `{source.connector}`, which is not "
+            f"installed (installed: {', '.join(exc.known) or 'none'})",
+            field="data_source_id",
+        ) from exc
+    aggregation = cast(Aggregation, kr.aggregation)
+    try:
+        params = cls.validate_query(
+            fields["metric"], fields["params"], fields["filters"], aggregation
+        )
+    except MappingError as exc:
+        raise InvalidInput(f"{exc.part}: {exc.message}", field=exc.part) from exc
+    except ConnectorError as exc:
+        raise InvalidInput(exc.message, field="metric") from exc
+    filters = [Filter.model_validate(f).model_dump(mode="json") for f in fields["filters"]]
+    return params.model_dump(mode="json"), filters
+
+
+def _unique_slot(session: Session, kr_id: int, role: str, group: str, own_id: int | None) -> None:
+    other = session.scalar(
+        select(Mapping.id).where(
+            Mapping.key_result_id == kr_id, Mapping.role == role, Mapping.group == group
+        )
+    )
+    if other is not None and other != own_id:
+        raise Conflict(
+            f"key result {kr_id} already has a `{role}` mapping for group {group!r} "
+            f"(mapping {other}): change that one, or give this one another `group`",
+            field="group",
+        )
+
+
+def create_mapping(
+    session: Session, background: BackgroundTasks, data: dict[str, Any], actor: str
+) -> Mapping:
+    kr: KeyResult = _ref(session, KeyResult, data["key_result_id"], "key result", "key_result_id")
+    source: DataSource = _ref(
+        session, DataSource, data["data_source_id"], "data source", "data_source_id"
+    )
+    _fit_role(kr, data["role"])
+    data["params"], data["filters"] = _fit_query(kr, source, data)
+    _unique_slot(session, kr.id, data["role"], data["group"], None)
+    mapping = Mapping(**data, backfill_pending=True)
+    session.add(mapping)
+    session.flush()
+    audit(session, actor, "create", "mapping", mapping.id, data)
+    schedule_backfill(session, background, source)
+    return mapping
+
+
+def list_mappings(
+    session: Session,
+    key_result_id: int | None,
+    data_source_id: int | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Mapping], int]:
+    where = []
+    if key_result_id is not None:
+        where.append(Mapping.key_result_id == key_result_id)
+    if data_source_id is not None:
+        where.append(Mapping.data_source_id == data_source_id)
+    total = _count(session, Mapping, *where)
+    rows = session.scalars(
+        select(Mapping).where(*where).order_by(Mapping.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def update_mapping(
+    session: Session,
+    background: BackgroundTasks,
+    mapping_id: int,
+    changes: dict[str, Any],
+    actor: str,
+) -> Mapping:
+    _not_null(changes, ["key_result_id", *MAPPING_FIELDS])
+    mapping = get_mapping(session, mapping_id)
+    if changes.pop("key_result_id", mapping.key_result_id) != mapping.key_result_id:
+        raise InvalidInput(
+            "a mapping can't move to another key result (its figures belong to this one): "
+            "create a new mapping for the other key result",
+            field="key_result_id",
+        )
+    merged = {name: changes.get(name, getattr(mapping, name)) for name in MAPPING_FIELDS}
+    kr = session.get(KeyResult, mapping.key_result_id)
+    assert kr is not None  # the foreign key cascades deletes
+    source: DataSource = _ref(
+        session, DataSource, merged["data_source_id"], "data source", "data_source_id"
+    )
+    _fit_role(kr, merged["role"])
+    merged["params"], merged["filters"] = _fit_query(kr, source, merged)
+    _unique_slot(session, kr.id, merged["role"], merged["group"], mapping.id)
+    diff = _apply(mapping, merged)
+    if diff:
+        mapping.backfill_pending = True
+    session.flush()
+    audit(session, actor, "update", "mapping", mapping.id, diff)
+    if diff:
+        schedule_backfill(session, background, source)
+    return mapping
+
+
+def delete_mapping(session: Session, mapping_id: int, actor: str) -> None:
+    mapping = get_mapping(session, mapping_id)
+    observations = _count(session, Observation, Observation.mapping_id == mapping.id)
+    session.execute(delete(Mapping).where(Mapping.id == mapping_id))
+    audit(session, actor, "delete", "mapping", mapping_id, {"observations": observations})
+
+
+def preview_mapping(
+    session: Session, mapping_id: int, start: date, end: date
+) -> list[tuple[date, str, str, float]]:
+    from app.sync.engine import preview_mapping as engine_preview
+
+    return engine_preview(session, get_mapping(session, mapping_id), start, end)
+
+
+def check_mappings_fit(session: Session, kr: KeyResult) -> None:
+    """For the OKR service: refuse a key-result change that its mappings no longer fit."""
+    mappings = session.scalars(
+        select(Mapping).where(Mapping.key_result_id == kr.id).order_by(Mapping.id)
+    ).all()
+    for mapping in mappings:
+        source = session.get(DataSource, mapping.data_source_id)
+        assert source is not None
+        try:
+            _fit_role(kr, mapping.role)
+            _fit_query(
+                kr,
+                source,
+                {"metric": mapping.metric, "params": mapping.params, "filters": mapping.filters},
+            )
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"mapping {mapping.id} wouldn't fit the changed key result: {exc.message}; "
+                "change or delete the mapping first",
+                field="kind" if kr.kind == "rollup" else "aggregation",
+            ) from exc
+
+
+# --- sync runs --------------------------------------------------------------------------------
+
+
+def list_runs(
+    session: Session,
+    data_source_id: int | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[SyncRun], int]:
+    where = []
+    if data_source_id is not None:
+        where.append(SyncRun.data_source_id == data_source_id)
+    if status is not None:
+        where.append(SyncRun.status == status)
+    total = _count(session, SyncRun, *where)
+    rows = session.scalars(
+        select(SyncRun)
+        .where(*where)
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def get_run(session: Session, run_id: int) -> SyncRun:
+    run = session.get(SyncRun, run_id)
+    if run is None:
+        raise NotFound(f"sync run {run_id} not found")
+    return run

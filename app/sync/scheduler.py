@@ -1,0 +1,305 @@
+"""The scheduler of `krsync serve`: every enabled source fires on its own cron, in its own timezone.
+
+Several replicas may run it. Two things keep them from stepping on each other:
+
+- **Leadership.** A replica registers source jobs only while it holds the scheduler's advisory
+  lock (PostgreSQL: a session lock on a connection it keeps open; SQLite: the process's mutex).
+  The others try to take it at every refresh, so a dead leader is replaced within a minute, and
+  the new leader catches up a slot missed within the misfire grace.
+- **The slot.** A scheduled run records the fire time it belongs to, and (data_source_id, slot)
+  is unique. That constraint is the guarantee: whatever happens to leadership (a network blip
+  drops the leader's lock while it still believes it leads; two processes share a SQLite file),
+  the replica whose insert of the slot's row wins runs it, and every other one skips it.
+
+The per-source advisory lock that `execute_run` takes keeps one sync of a source at a time,
+whatever started it (the schedule, the API, `krsync sync`).
+
+The engine is imported where a job needs it: the app imports this module for its lifespan, and
+the engine pulls in the HTTP layer and every connector, which serving the API never needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from app.core.cron import cron_trigger, previous_fire_time
+from app.core.db import get_engine, get_sessionmaker
+from app.core.settings import get_settings
+from app.models import DataSource
+from app.sync import clock
+from app.sync.locks import NAMESPACE, SCHEDULER_LOCK, advisory_lock
+
+log = logging.getLogger("krsync.scheduler")
+
+#: Set by `krsync serve`: the app starts a scheduler only then, never under tests or another host.
+RUN_SCHEDULER_ENV = "KRSYNC_RUN_SCHEDULER"
+REFRESH_SECONDS = 60
+MISFIRE_GRACE_SECONDS = 3600
+REFRESH_JOB = "refresh"
+#: One job per source: missed firings collapse into one, and a slow sync never overlaps itself.
+JOB_OPTIONS: dict[str, Any] = {
+    "coalesce": True,
+    "max_instances": 1,
+    "misfire_grace_time": MISFIRE_GRACE_SECONDS,
+}
+
+
+def job_id(source_id: int) -> str:
+    return f"source-{source_id}"
+
+
+def slot_of(fire_time: datetime) -> str:
+    """The same instant names the same slot on every replica, whatever their local timezone."""
+    return fire_time.astimezone(UTC).isoformat()
+
+
+def fire(source_id: int, now: datetime | None = None) -> int | None:
+    """Claims the slot of the source's latest firing, then syncs; the run id, or None if skipped."""
+    from app.sync.engine import execute_run
+
+    now = now or clock.utcnow()
+    try:
+        run_id = _claim(source_id, now)
+    except SQLAlchemyError as exc:
+        # The statement and its parameters stay out of the log; the next firing tries again.
+        log.warning("scheduled sync of source %s not started: %s", source_id, type(exc).__name__)
+        return None
+    except (ValueError, LookupError) as exc:
+        log.warning("scheduled sync of source %s not started: bad schedule: %s", source_id, exc)
+        return None
+    if run_id is not None:
+        log.info("scheduled sync of source %s started", source_id, extra={"run_id": run_id})
+        execute_run(run_id)
+    return run_id
+
+
+def _claim(source_id: int, now: datetime) -> int | None:
+    from app.sync.engine import create_run
+
+    with get_sessionmaker()() as session:
+        source = session.get(DataSource, source_id)
+        if source is None or not source.enabled:
+            return None  # deleted or disabled since the last refresh
+        fire_time = previous_fire_time(cron_trigger(source.schedule, source.timezone), now)
+        if fire_time is None:
+            return None
+        slot = slot_of(fire_time)
+        try:
+            run = create_run(session, source, trigger="schedule", slot=slot)
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            log.debug("slot %s of source %s was taken by another replica", slot, source_id)
+            return None
+        return run.id
+
+
+class _Leadership:
+    """The scheduler's advisory lock, held for as long as this replica leads."""
+
+    def __init__(self) -> None:
+        self._conn: Connection | None = None  # PostgreSQL: the session that holds the lock
+        self._local: ExitStack | None = None  # SQLite: the process's mutex
+
+    def hold(self) -> bool:
+        """Whether this replica leads now; takes the lock when it is free."""
+        engine = get_engine()
+        if engine.dialect.name != "postgresql":
+            if self._local is None:
+                stack = ExitStack()
+                if stack.enter_context(advisory_lock(engine, SCHEDULER_LOCK)):
+                    self._local = stack
+                else:
+                    stack.close()
+            return self._local is not None
+        if self._conn is not None:
+            try:
+                # A session lock lives as long as its session: a live connection still holds it.
+                self._conn.execute(select(1))
+                self._conn.commit()
+                return True
+            except DBAPIError:
+                log.warning("lost the connection holding the scheduler lock; stepping down")
+                self._close()
+        conn = engine.connect()
+        try:
+            taken = bool(conn.scalar(select(func.pg_try_advisory_lock(NAMESPACE, SCHEDULER_LOCK))))
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        if taken:
+            self._conn = conn
+        else:
+            conn.close()
+        return taken
+
+    def release(self) -> None:
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+        if self._conn is not None:
+            try:
+                self._conn.scalar(select(func.pg_advisory_unlock(NAMESPACE, SCHEDULER_LOCK)))
+                self._conn.commit()
+            except DBAPIError:
+                pass  # the session is gone, and its lock with it
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()  # never hand a session that held a lock back to the pool
+            finally:
+                self._conn.close()
+                self._conn = None
+
+
+class Scheduler:
+    """APScheduler's BackgroundScheduler with one cron job per enabled source, kept in step."""
+
+    def __init__(self) -> None:
+        self.apscheduler = BackgroundScheduler(timezone=UTC)
+        # Two lines a minute for the refresh job is noise; a sync logs its own outcome.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+        self._leadership = _Leadership()
+        self._leading = False
+        self._registered: dict[int, tuple[str, str]] = {}
+        self._invalid: dict[int, tuple[str, str]] = {}
+        self._guard = threading.Lock()
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    def start(self, *, paused: bool = False) -> None:
+        """Registers the sources now, then refreshes every minute."""
+        self.apscheduler.start(paused=paused)
+        self.refresh()
+        self.apscheduler.add_job(
+            self.refresh,
+            IntervalTrigger(seconds=REFRESH_SECONDS),
+            id=REFRESH_JOB,
+            name="refresh source schedules",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=REFRESH_SECONDS,
+            replace_existing=True,
+        )
+
+    def stop(self) -> None:
+        """Starts nothing more; a sync under way finishes in its thread (or is marked
+        interrupted by the next run of its source if the process is killed first)."""
+        if self.apscheduler.running:
+            self.apscheduler.shutdown(wait=False)
+        with self._guard:
+            self._leadership.release()
+            self._leading = False
+            self._registered.clear()
+
+    def refresh(self) -> None:
+        """Takes or confirms leadership and brings the jobs in line with the sources."""
+        with self._guard:
+            try:
+                self._refresh()
+            except SQLAlchemyError as exc:
+                # The database is away: keep the jobs we have; the next refresh tries again.
+                log.warning("scheduler refresh failed: %s", type(exc).__name__)
+
+    def _refresh(self) -> None:
+        was_leading, self._leading = self._leading, self._leadership.hold()
+        if not self._leading:
+            if was_leading:
+                log.warning("this replica no longer leads the scheduler")
+            for source_id in list(self._registered):
+                self._remove(source_id)
+            return
+        if not was_leading:
+            log.info("this replica leads the scheduler")
+        with get_sessionmaker()() as session:
+            rows = session.execute(
+                select(DataSource.id, DataSource.name, DataSource.schedule, DataSource.timezone)
+                .where(DataSource.enabled.is_(True))
+                .order_by(DataSource.id)
+            ).all()
+        now = clock.utcnow()
+        wanted = {row.id for row in rows}
+        for source_id in list(self._registered):
+            if source_id not in wanted:
+                self._remove(source_id)
+        for row in rows:
+            self._register(row.id, row.name, (row.schedule, row.timezone), now, not was_leading)
+        for source_id in list(self._invalid):
+            if source_id not in wanted:
+                del self._invalid[source_id]
+
+    def _register(
+        self, source_id: int, name: str, key: tuple[str, str], now: datetime, catch_up: bool
+    ) -> None:
+        if self._registered.get(source_id) == key or self._invalid.get(source_id) == key:
+            return
+        try:
+            trigger = cron_trigger(*key)
+        except (ValueError, LookupError) as exc:
+            log.warning("source %r has an unusable schedule %r (%s): not scheduled", name, key, exc)
+            self._remove(source_id)
+            self._invalid[source_id] = key
+            return
+        self._invalid.pop(source_id, None)
+        if source_id in self._registered:
+            self.apscheduler.reschedule_job(job_id(source_id), trigger=trigger)
+            self._registered[source_id] = key
+            log.info("source %r now syncs on %r (%s)", name, *key)
+            return
+        options: dict[str, Any] = {}
+        if catch_up:
+            # A deploy or a failover at fire time must not cost a night's sync: a firing missed
+            # within the grace runs now (and is skipped if its slot was already taken).
+            last = previous_fire_time(trigger, now)
+            if last is not None and now - last <= timedelta(seconds=MISFIRE_GRACE_SECONDS):
+                options["next_run_time"] = last
+        self.apscheduler.add_job(
+            fire,
+            trigger,
+            args=[source_id],
+            id=job_id(source_id),
+            name=f"sync {name}",
+            replace_existing=True,
+            **JOB_OPTIONS,
+            **options,
+        )
+        self._registered[source_id] = key
+
+    def _remove(self, source_id: int) -> None:
+        if self._registered.pop(source_id, None) is not None:
+            try:
+                self.apscheduler.remove_job(job_id(source_id))
+            except JobLookupError:
+                pass
+
+
+@asynccontextmanager
+async def lifespan(_: Any) -> AsyncIterator[None]:
+    """Runs the scheduler under `krsync serve` only, so test clients and other hosts get none."""
+    scheduler: Scheduler | None = None
+    if os.environ.get(RUN_SCHEDULER_ENV) == "1" and get_settings().scheduler_enabled:
+        scheduler = Scheduler()
+        await asyncio.to_thread(scheduler.start)
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.stop)
