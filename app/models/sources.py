@@ -61,6 +61,8 @@ class SyncRun(Base):
     window_from: Mapped[date | None] = mapped_column(Date)
     window_to: Mapped[date | None] = mapped_column(Date)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once a run holds its source's lock: a `running` run without it is only queued.
+    prepared_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     api_calls: Mapped[int] = mapped_column(Integer, default=0)
     observations_written: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import ColumnElement, Date, Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.core.cron import cron_trigger
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation
 from app.progress import (
     Cycle as CycleSpan,
@@ -33,6 +33,7 @@ from app.progress import (
     weighted_progress,
     window,
 )
+from app.sync import clock
 
 
 def definition(kr: KeyResult) -> KeyResultDef:
@@ -161,16 +162,17 @@ def _load_stats(
     return loaded
 
 
-@lru_cache(maxsize=256)
-def schedule_interval(schedule: str, timezone: str) -> timedelta:
-    """The gap between two firings of a cron schedule, to tell when a source is overdue."""
-    trigger = CronTrigger.from_crontab(schedule, timezone=timezone)
-    now = datetime.now(UTC)
-    first = trigger.get_next_fire_time(None, now)
-    if first is None:
-        return timedelta(days=1)
-    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
-    return (second - first) if second is not None else timedelta(days=1)
+@lru_cache(maxsize=1024)
+def schedule_interval(schedule: str, timezone: str, after: datetime) -> timedelta:
+    """The gap between the two firings that follow `after`, read in the source's timezone.
+
+    Measured from the last success rather than from now, so a weekday schedule allows the
+    weekend's longer gap instead of calling Monday's figures stale.
+    """
+    trigger = cron_trigger(schedule, timezone)
+    first = trigger.get_next_fire_time(None, after)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+    return (second - first) if first and second else timedelta(days=1)
 
 
 def _stale_key_results(session: Session, kr_ids: Sequence[int], now: datetime) -> set[int]:
@@ -194,7 +196,7 @@ def _stale_key_results(session: Session, kr_ids: Sequence[int], now: datetime) -
         if reference.tzinfo is None:
             reference = reference.replace(tzinfo=UTC)
         try:
-            interval = schedule_interval(schedule, tz)
+            interval = schedule_interval(schedule, tz, reference)
         except (ValueError, LookupError):
             interval = timedelta(days=1)
         if now - reference > 2 * interval:
@@ -276,7 +278,7 @@ class ProgressCalculator:
         todo = [k for k in kr_ids if k not in self.kr_results and k not in self._stale_known]
         if not todo:
             return
-        self._stale |= _stale_key_results(self.session, todo, datetime.now(UTC))
+        self._stale |= _stale_key_results(self.session, todo, clock.utcnow())
         self._stale_known.update(todo)
         by_cycle: dict[int, list[KeyResult]] = defaultdict(list)
         for kr_id in todo:

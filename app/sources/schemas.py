@@ -8,7 +8,6 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -18,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.core.cron import cron_trigger
 from app.core.schemas import MAX_ID, Name, Short, StrictModel
 
 Role = Literal["value", "numerator", "denominator"]
@@ -78,7 +78,7 @@ def _timezone(value: str) -> str:
 
 def _cron(value: str) -> str:
     try:
-        trigger = CronTrigger.from_crontab(value, timezone="UTC")
+        trigger = cron_trigger(value, "UTC")
     except ValueError as exc:
         raise ValueError(
             f"not a 5-field cron expression (minute hour day month weekday): {exc}"

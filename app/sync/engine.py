@@ -10,17 +10,18 @@ run marked `failed` by the next run of the source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import stamina
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db import get_engine, get_sessionmaker
@@ -65,6 +66,9 @@ RATE_LIMIT_ATTEMPTS = 5
 #: When a platform says "too many requests" without saying how long to wait.
 RATE_LIMIT_FALLBACK_WAIT = 30.0
 TRIGGERS = ("schedule", "manual", "backfill", "cli")
+#: How long a run someone asked for waits for a busy source before giving up.
+LOCK_WAIT_SECONDS = 600.0
+LOCK_POLL_SECONDS = 0.5
 
 
 class UpstreamError(DomainError):
@@ -251,7 +255,7 @@ async def execute_run_async(run_id: int) -> None:
     source_id = await asyncio.to_thread(_source_of, run_id)
     if source_id is None:
         return
-    with advisory_lock(get_engine(), source_id) as taken:
+    async with _source_lock(run_id, source_id) as taken:
         if not taken:
             await asyncio.to_thread(
                 _finish_failed,
@@ -271,6 +275,28 @@ async def execute_run_async(run_id: int) -> None:
                 "sync failed: %s", message, extra={"source_id": source_id, "run_id": run_id}
             )
             await asyncio.to_thread(_finish_failed, run_id, message)
+
+
+@contextlib.asynccontextmanager
+async def _source_lock(run_id: int, source_id: int) -> AsyncIterator[bool]:
+    """A scheduled run skips a busy source; one someone asked for waits its turn.
+
+    A backfill queued right after another run started would otherwise be skipped, and the
+    mapping that asked for it would stay unfilled until the next scheduled run.
+    """
+    trigger = await asyncio.to_thread(_trigger_of, run_id)
+    deadline = time.monotonic() + (0 if trigger == "schedule" else LOCK_WAIT_SECONDS)
+    while True:
+        with advisory_lock(get_engine(), source_id) as taken:
+            if taken or time.monotonic() >= deadline:
+                yield taken
+                return
+        await asyncio.sleep(LOCK_POLL_SECONDS)
+
+
+def _trigger_of(run_id: int) -> str:
+    with get_sessionmaker()() as session:
+        return session.scalar(select(SyncRun.trigger).where(SyncRun.id == run_id)) or "schedule"
 
 
 def _source_of(run_id: int) -> int | None:
@@ -296,14 +322,16 @@ def _prepare(run_id: int) -> Prepared | None:
         run = session.get(SyncRun, run_id)
         if run is None or run.status != "running":
             return None
-        # We hold the source's lock, so any other `running` run of it died with its process.
+        # We hold the source's lock, so another run of it that got as far as preparing died with
+        # its process; one still queued for the lock is left to run, unless it waited too long.
+        queued_too_long = utcnow() - timedelta(seconds=LOCK_WAIT_SECONDS + 60)
         session.execute(
             update(SyncRun)
             .where(
                 SyncRun.data_source_id == run.data_source_id,
                 SyncRun.status == "running",
                 SyncRun.id != run.id,
-                SyncRun.started_at < run.started_at,
+                or_(SyncRun.prepared_at.is_not(None), SyncRun.started_at < queued_too_long),
             )
             .values(
                 status="failed",
@@ -313,7 +341,7 @@ def _prepare(run_id: int) -> Prepared | None:
         )
         source = session.get(DataSource, run.data_source_id)
         assert source is not None  # the FK cascades deletes
-        run.started_at = utcnow()
+        run.started_at = run.prepared_at = utcnow()
         cls, config, raw, _ = _connector_parts(source)
         today = today_in(source.timezone)
         requested = (
@@ -450,8 +478,11 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
             ),
         )
         written = upsert(session, rows, p.run_id)
-        done_ids = [t.mapping_id for t in p.plan.targets.values()]
-        ok_ids = [m for m in done_ids if m not in failed_mappings]
+        ok_ids = [
+            t.mapping_id
+            for t in p.plan.targets.values()
+            if t.settles_backfill and t.mapping_id not in failed_mappings
+        ]
         if ok_ids:
             session.execute(
                 update(Mapping).where(Mapping.id.in_(ok_ids)).values(backfill_pending=False)

@@ -28,6 +28,7 @@ class Target:
     group: str
     history: str
     replace_history: bool
+    settles_backfill: bool = True
 
 
 @dataclass
@@ -93,13 +94,22 @@ def plan_run(
     if requested is not None:
         start, end = requested
     else:
-        start, end = incremental_window(source, yesterday)
-        for mapping, kr, cycle in rows:
-            if mapping.backfill_pending:
-                window = backfill_window(cycle, kr, yesterday)
-                if window is not None:
-                    start = min(start, window[0])
-    plan = Plan(daily_window=Window(start, end) if start <= end else None, incremental_end=end)
+        # Pending mappings need their backfill; settled ones (or a source with none) need the
+        # incremental window. A new source's mappings are all pending, so a first sync of a
+        # past cycle asks for that cycle alone.
+        windows = [
+            w
+            for mapping, kr, cycle in rows
+            if mapping.backfill_pending and (w := backfill_window(cycle, kr, yesterday))
+        ]
+        if not rows or any(not mapping.backfill_pending for mapping, _, _ in rows):
+            windows.append(incremental_window(source, yesterday))
+        start = min((w[0] for w in windows), default=yesterday)
+        end = max((w[1] for w in windows), default=yesterday)
+    plan = Plan(
+        daily_window=Window(start, end) if start <= end else None,
+        incremental_end=None if requested else yesterday,
+    )
     for mapping, kr, _cycle in rows:
         query, spec = build_query(connector, mapping, kr.aggregation)
         plan.targets[query.id] = Target(
@@ -108,7 +118,11 @@ def plan_run(
             role=mapping.role,
             group=mapping.group,
             history=spec.history,
-            replace_history=mapping.backfill_pending and spec.history == "daily",
+            # A window someone asked for is not the backfill: history stays, the flag too.
+            replace_history=(
+                requested is None and mapping.backfill_pending and spec.history == "daily"
+            ),
+            settles_backfill=requested is None,
         )
         if spec.history == "snapshot":
             plan.snapshot.append(query)

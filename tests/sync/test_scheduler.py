@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -254,7 +255,8 @@ def test_two_runs_of_one_source_at_once_one_syncs_the_other_is_skipped(
     with session_scope() as s:
         source = s.get(DataSource, src)
         assert source is not None
-        made = [create_run(s, source, trigger="cli"), create_run(s, source, trigger="schedule")]
+        # Scheduled runs, which skip a busy source (a run someone asked for waits its turn).
+        made = [create_run(s, source, trigger="schedule", slot=f"slot-{i}") for i in (1, 2)]
         # Created at one instant, as by two replicas: neither is older than the other, so the
         # winner can't take the loser for a dead run (see the note on queued runs).
         moment = made[0].started_at
@@ -267,6 +269,31 @@ def test_two_runs_of_one_source_at_once_one_syncs_the_other_is_skipped(
     assert [r.status for r in done] == ["failed", "succeeded"], [r.error for r in done]
     assert done[0].error == "skipped: another sync of this source was already running"
     assert done[1].observations_written == 46
+
+
+def test_a_run_someone_asked_for_waits_for_a_busy_source_instead_of_skipping(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill queued while the nightly run holds the source runs right after it."""
+    freeze_today(monkeypatch, date(2026, 8, 16))
+    kr = make_kr()
+    src = make_source()
+    make_mapping(kr, src, "sessions")
+    _slow_fetch(monkeypatch, 0.5)
+    with session_scope() as s:
+        source = s.get(DataSource, src)
+        assert source is not None
+        ids = [
+            create_run(s, source, trigger="schedule").id,
+            create_run(s, source, trigger="backfill").id,
+        ]
+
+    nightly = threading.Thread(target=execute_run, args=(ids[0],))
+    nightly.start()
+    time.sleep(0.2)  # the nightly run holds the source's lock now
+    execute_run(ids[1])
+    nightly.join()
+    assert [r.status for r in runs(src)] == ["succeeded", "succeeded"], [r.error for r in runs(src)]
 
 
 # --- freshness ---------------------------------------------------------------------------------
