@@ -412,6 +412,7 @@ async def measure(
                 client, "key-result", key_result, args.kr_requests, args.concurrency, check_kr
             ),
         ]
+        results.append(await cold_dashboards(client, args.cold, check_dashboard))
         if not args.no_floor:
             # The stack's floor: auth, a session and one primary-key read, no progress maths.
             floor = f"/api/v1/cycles/{seeded.cycle_id}"
@@ -422,6 +423,23 @@ async def measure(
                 )
             )
     return results
+
+
+async def cold_dashboards(client: httpx.AsyncClient, n: int, check: Check) -> Result:
+    """One at a time, each for a different day: every answer is computed, none is cached.
+
+    The hot figures above are what dashboards see between writes (the progress cache answers);
+    these are what the first reader after a nightly sync waits for.
+    """
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for i in range(n):
+        day = AS_OF - timedelta(days=i + 1)
+        t = time.perf_counter()
+        response = await client.get(f"/api/v1/dashboard?as_of={day.isoformat()}")
+        latencies.append(time.perf_counter() - t)
+        check(response)
+    return Result("dash (cold)", sorted(latencies), time.perf_counter() - started, 1)
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -451,6 +469,7 @@ def report(results: list[Result], seeded: Seeded) -> None:
     for label in ("dashboard", "key-result"):
         print(f"{label} median: {by_label[label].median_ms:.1f} ms")
         print(f"{label} p99: {by_label[label].p99_ms:.1f} ms")
+    print(f"dashboard cold median: {by_label['dash (cold)'].median_ms:.1f} ms")
     for label in ("dashboard", "key-result"):
         print(f"{label} throughput: {by_label[label].throughput:.1f} req/s")
     print(f"observations: {seeded.observations} rows")
@@ -469,6 +488,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="timed key-result requests (default 5 x --requests)",
     )
     parser.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    parser.add_argument(
+        "--cold", type=int, default=15, help="uncached dashboard reads, one at a time"
+    )
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument(
         "--warmup", type=int, default=16, help="dashboard warm-up requests (x5 for key results)"
