@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean
+.PHONY: install browser run test test-sqlite test-postgres lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +14,27 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## run: the product on the embedded SQLite default at http://127.0.0.1:8000
+## browser: Debian's chromium for the dashboard's browser test (Playwright drives it; no download)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing Debian's chromium for tests/web/test_browser.py"; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium \
+		|| { $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; } \
+		|| echo "WARNING: chromium could not be installed; the browser test will be skipped"; \
+	fi
+
+## run: the demo on the embedded SQLite default at http://127.0.0.1:8000 (migrates, seeds, serves)
 run: install
-	$(BIN)/krsync migrate
-	$(BIN)/krsync serve
+	$(BIN)/krsync demo
 
 ## test: lint, then the whole suite on SQLite and, when reachable, PostgreSQL
-test: install lint test-sqlite test-postgres
+test: install browser lint test-sqlite test-postgres
 
-test-sqlite: install
+test-sqlite: install browser
 	$(BIN)/pytest -q -n 2
 
-test-postgres: install
+test-postgres: install browser
 	KRSYNC_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -n 2
 
 lint: install

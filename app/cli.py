@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -114,6 +115,98 @@ def serve(
     console.print(f"dashboard        {base}/", highlight=False)
     console.print(f"scheduler        {'on' if run_scheduler else 'off'}", highlight=False)
     uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="info")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            file_okay=False,
+            help="Keeps the SQLite database (unless DATABASE_URL is set) and the admin key",
+        ),
+    ] = Path("."),
+    serve_after: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Then run the API, the scheduler and dashboard"),
+    ] = True,
+) -> None:
+    """Run the whole product here: demo OKRs for this quarter, fed by `demo` sources, served.
+
+    Migrates the database (a SQLite file in --data-dir when DATABASE_URL is unset), seeds the
+    workspace, backfills its sources, prints the admin key and serves like `krsync serve`.
+    Run again, it reuses the workspace and the key.
+    """
+    from rich.markup import escape
+    from rich.panel import Panel
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app import demo as workspace_of
+    from app.core.db import reset_engine, session_scope
+    from app.core.errors import DomainError
+    from app.core.migrate import upgrade
+    from app.sync.clock import today_in
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (os.environ.get("DATABASE_URL") or os.environ.get("KRSYNC_DATABASE_URL")):
+        os.environ["DATABASE_URL"] = f"sqlite:///{data_dir / 'krsync.db'}"
+    reset_engine()  # and the settings: the database may have changed just now
+    key, key_file = workspace_of.admin_key(data_dir)
+    # Read from the settings as the bootstrap admin key, by the API this process serves too.
+    os.environ["KRSYNC_ADMIN_KEY"] = key
+    get_settings.cache_clear()
+    try:
+        upgrade(get_settings().database_url)
+        with session_scope() as session:
+            workspace = workspace_of.ensure_workspace(session, today_in("UTC"))
+            runs = workspace_of.backfill_runs(session, workspace)
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    except DomainError as exc:
+        fail(exc.message)
+    made = ", ".join(f"{n} {kind}(s)" for kind, n in workspace.created.items())
+    console.print(
+        f"seeded {workspace.cycle.name}: {made}"
+        if made
+        else f"reusing the workspace of {workspace.cycle.name}",
+        highlight=False,
+    )
+    if runs:
+        seconds = _execute_with_progress(runs)
+        try:
+            done = _load_runs([run_id for run_id, _ in runs])
+        except SQLAlchemyError as exc:
+            _database_error(exc)
+        _stdout().print(_summary(runs, done, seconds))
+        for run_id, name in runs:
+            run = done.get(run_id)
+            if run is None or run.status != "succeeded":
+                console.print(
+                    f"[yellow]warning:[/] {name} did not sync; the scheduler tries again",
+                    highlight=False,
+                )
+    base = f"http://{host}:{port}"
+    where = f"kept in {key_file}" if key_file else "from KRSYNC_ADMIN_KEY"
+    body = "\n".join(
+        [
+            f"dashboard  {base}/",
+            f"API docs   {base}/docs",
+            f"API        {base}/api/v1",
+            f"admin key  [bold]{escape(key)}[/]",
+            f"           {escape(where)}; sign in to the dashboard with it, and send it",
+            "           as `Authorization: Bearer <key>` to the API (README: API tour)",
+        ]
+    )
+    title = f"krsync demo: {workspace.cycle.name}"
+    _stdout().print(Panel(body, title=escape(title), expand=False), highlight=False)
+    if serve_after:
+        serve(host=host, port=port, workers=1, scheduler=True)
 
 
 # --- sync -------------------------------------------------------------------------------------
@@ -502,6 +595,18 @@ def keys_generate_secret() -> None:
 
 
 def main() -> None:
+    from pydantic import ValidationError
+
+    from app.core.logging import configure_logging
+
+    try:
+        configure_logging(get_settings())
+    except ValidationError as exc:
+        # Field and reason only: the value may be a secret.
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            console.print(f"[bold red]error:[/] {where}: {err['msg']}", highlight=False)
+        sys.exit(USAGE_ERROR)
     try:
         cli()
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -14,10 +14,14 @@ from starlette.routing import Match
 
 from app import health
 from app.auth.router import router as api_keys_router
+from app.core import metrics
 from app.core.errors import DomainError
+from app.core.logging import configure_logging
+from app.core.settings import get_settings
 from app.okr.router import router as okr_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
+from app.web.router import router as web_router
 
 
 def _error(
@@ -62,6 +66,7 @@ def _allowed_methods(request: Request) -> set[str]:
 
 
 def create_app() -> FastAPI:
+    configure_logging(get_settings())
     app = FastAPI(
         title="krsync",
         version="0.1.0",
@@ -69,6 +74,7 @@ def create_app() -> FastAPI:
         "the API reports progress, status, forecasts and daily series.",
         lifespan=scheduler_lifespan,
     )
+    app.add_middleware(metrics.RequestMetricsMiddleware)
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -102,10 +108,17 @@ def create_app() -> FastAPI:
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
         return _error(503, "the database is unavailable; retry shortly", "unavailable")
 
+    @app.get("/metrics", include_in_schema=False)
+    def _metrics() -> Response:
+        """Prometheus metrics: sync runs, connector calls, request latency; no auth."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     app.include_router(health.router)
     app.include_router(okr_router)
     app.include_router(api_keys_router)
     app.include_router(sources_router)
+    app.include_router(web_router)
     return app
 
 

@@ -13,7 +13,8 @@ from app.core.db import get_session
 from app.core.errors import Forbidden, Unauthorized
 from app.core.settings import get_settings
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function" scope commits before the response is sent: a 201 means the write is stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key, or KRSYNC_ADMIN_KEY")
 

@@ -11,7 +11,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _root() -> Path:
+    """The checkout holding alembic.ini; in an installed image (the Dockerfile's /app), which
+    ships alembic.ini and migrations/ beside the installed package, the working directory."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "alembic.ini").is_file() else Path.cwd()
+
+
+ROOT = _root()
 
 
 def alembic_config(url: str | None = None) -> Config:

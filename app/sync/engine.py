@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from app.core import metrics
 from app.core.db import get_engine, get_sessionmaker
 from app.core.errors import DomainError, InvalidInput
 from app.core.http import (
@@ -94,6 +95,8 @@ class Prepared:
     plan: Plan
     today: date
     warnings: list[str] = field(default_factory=list)
+    #: The client's counts, kept here too so a run that fails mid-fetch still reports them.
+    stats: HttpStats = field(default_factory=HttpStats)
 
 
 @dataclass
@@ -263,6 +266,7 @@ async def execute_run_async(run_id: int) -> None:
                 "skipped: another sync of this source was already running",
             )
             return
+        prepared: Prepared | None = None
         try:
             prepared = await asyncio.to_thread(_prepare, run_id)
             if prepared is None:
@@ -271,10 +275,17 @@ async def execute_run_async(run_id: int) -> None:
             await asyncio.to_thread(_commit, prepared, fetched, time.monotonic() - started)
         except Exception as exc:
             message = classify(exc)
-            log.warning(
-                "sync failed: %s", message, extra={"source_id": source_id, "run_id": run_id}
+            extra: dict[str, Any] = {"source_id": source_id, "run_id": run_id}
+            if prepared is not None:
+                extra["source"] = prepared.source_name
+            log.warning("sync failed: %s", message, extra=extra)
+            await asyncio.to_thread(
+                _finish_failed,
+                run_id,
+                message,
+                seconds=time.monotonic() - started,
+                stats=prepared.stats if prepared is not None else None,
             )
-            await asyncio.to_thread(_finish_failed, run_id, message)
 
 
 @contextlib.asynccontextmanager
@@ -408,6 +419,7 @@ async def _fetch(p: Prepared) -> Fetched:
     async with _client(
         p.source_name, cls, p.config, creds_model, p.credentials, store_token
     ) as http:
+        p.stats = http.stats
         connector = cls(p.config, creds_model, http, timezone=p.timezone)
         batches: list[tuple[Sequence[MetricQuery], Window, date | None]] = []
         if p.plan.daily and p.plan.daily_window is not None:
@@ -506,22 +518,42 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
                 p.plan.incremental_end, source.last_synced_day or p.plan.incremental_end
             )
         source.last_success_at = run.finished_at
+        status, connector = run.status, source.connector
     log.info(
         "sync %s: %d observations, %d API calls",
-        "partial" if f.query_errors else "succeeded",
+        status,
         written,
         f.stats.requests,
-        extra={"source_id": p.source_id, "run_id": p.run_id},
+        extra={"source_id": p.source_id, "run_id": p.run_id, "source": p.source_name},
+    )
+    metrics.record_sync(
+        connector,
+        status,
+        seconds,
+        f.stats.requests,
+        f.stats.retries,
+        f.stats.rate_limited,
+        written,
     )
 
 
-def _finish_failed(run_id: int, message: str) -> None:
+def _finish_failed(
+    run_id: int, message: str, *, seconds: float | None = None, stats: HttpStats | None = None
+) -> None:
+    """Mark a run failed; ``seconds`` None (a skipped run) keeps it out of the durations."""
     with get_sessionmaker()() as session, session.begin():
         run = session.get(SyncRun, run_id)
-        if run is not None and run.status == "running":
-            run.status = "failed"
-            run.error = message
-            run.finished_at = utcnow()
+        if run is None or run.status != "running":
+            return
+        run.status = "failed"
+        run.error = message
+        run.finished_at = utcnow()
+        source = session.get(DataSource, run.data_source_id)
+        connector = source.connector if source is not None else "unknown"
+    stats = stats if stats is not None else HttpStats()
+    metrics.record_sync(
+        connector, "failed", seconds, stats.requests, stats.retries, stats.rate_limited
+    )
 
 
 def sync_now(

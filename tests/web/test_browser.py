@@ -1,0 +1,244 @@
+"""The real page in headless Chromium: sign in, read every objective, bars equal to the API.
+
+Debian's `chromium` is driven by Playwright for Python through `executable_path`; no browser is
+downloaded. `make test` (and so `.ci/run`) installs the package when it is missing; this test
+tries the same when it can, and skips only when the browser is absent and cannot be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from web.workspace import AS_OF, INJECTION, api_dashboard, api_progress, build
+
+from app.web.router import LOGIN_REFUSED
+from conftest import ADMIN_KEY
+from factories import create
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CSV_HEADER = "date,group,role,value,mapping_id,sync_run_id"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+BAR_TOLERANCE = 0.015
+
+
+def _chromium() -> str | None:
+    """Debian's chromium, installed with apt-get when missing and we may (root, apt present)."""
+    found = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
+    if found or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return found
+    try:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "chromium"],
+            check=True,
+            capture_output=True,
+            timeout=900,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = _chromium()
+    if path is None:
+        pytest.skip("Debian's `chromium` is not installed and could not be (run `make browser`)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("Playwright for Python is not installed (pip install -e '.[dev]')")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def live_server(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """`uvicorn app.main:app` on a free port, on this test's database."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "KRSYNC_ADMIN_KEY": ADMIN_KEY,
+        "KRSYNC_SCHEDULER_ENABLED": "false",
+    }
+    log = (tmp_path / "uvicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "app.main:app"),
+            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"the server did not start:\n{(tmp_path / 'uvicorn.log').read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_for_backfills(api: httpx.Client, auth: dict[str, str]) -> None:
+    """Mappings backfill in the background of the request that made them; wait them out."""
+    deadline = time.monotonic() + 60
+    running = {"status": "running"}
+    while api.get("/api/v1/sync-runs", params=running, headers=auth).json()["total"]:
+        assert time.monotonic() < deadline, "backfills still running after 60 s"
+        time.sleep(0.2)
+
+
+def _bar_ratios(page: Any) -> dict[int, float]:
+    """Rendered fill width over track width, per key result, as the browser laid them out."""
+    ratios: dict[int, float] = {}
+    fills = page.locator(".bar-fill[data-kr-id]")
+    for i in range(fills.count()):
+        fill = fills.nth(i)
+        fill_box = fill.bounding_box()
+        track_box = fill.locator("xpath=..").bounding_box()
+        assert fill_box is not None
+        assert track_box is not None
+        ratios[int(fill.get_attribute("data-kr-id"))] = fill_box["width"] / track_box["width"]
+    return ratios
+
+
+def test_the_dashboard_in_a_real_browser(
+    chromium_path: str, client: TestClient, live_server: str
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # Seeded in-process on the server's database: a TestClient returns only once the request's
+    # transaction has committed and the mappings' backfills have run.
+    ws = build(client)
+    key = create(client, "api-keys", name="browser", role="viewer")["key"]
+    with httpx.Client(base_url=live_server, timeout=30) as api:
+        auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        _wait_for_backfills(api, auth)
+        expected = api_progress(api_dashboard(api, ws.cycle_id, AS_OF, headers=auth))
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    dialogs: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = context.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            # Mid-cycle, where the pace marks sit inside the bars; the view survives the sign-in.
+            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
+
+            # A wrong key: refused, with the one generic message, and nothing of the workspace.
+            page.fill("#key", "krs_not-a-real-key")
+            with page.expect_response(lambda r: r.url.endswith("/login")) as refused:
+                page.click("button[type=submit]")
+            assert refused.value.status == 401
+            assert page.locator(".alert").inner_text().strip() == LOGIN_REFUSED
+            assert page.get_by_text("Grow qualified pipeline").count() == 0
+            page.screenshot(path=str(ARTIFACTS / "login-refused-1440.png"))
+
+            # The right key: the dashboard, every objective, the injection shown as text.
+            page.fill("#key", key)
+            page.click("button[type=submit]")
+            page.wait_for_selector(".objective")
+            assert page.url.endswith(f"/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
+            cookies = {c["name"]: c for c in context.cookies()}
+            assert cookies["krsync_key"]["httpOnly"] is True
+            assert cookies["krsync_key"]["sameSite"] == "Strict"
+            titles = page.locator("h2.objective-title")
+            assert titles.all_inner_texts() == ws.objective_titles  # the injection, as text
+            for i in range(titles.count()):
+                assert titles.nth(i).is_visible()
+            assert page.get_by_role("heading", name=INJECTION, exact=True).count() == 2  # + a KR
+            assert page.locator("b", has_text="x").count() == 0  # the <b> was not parsed as HTML
+            assert page.locator("script").count() == 0
+            assert dialogs == []
+
+            # Every bar as wide as the API's progress says.
+            ratios = _bar_ratios(page)
+            assert set(ratios) == set(expected)
+            for kr_id, progress in expected.items():
+                assert ratios[kr_id] == pytest.approx(progress or 0.0, abs=BAR_TOLERANCE), kr_id
+            assert any(0.05 < (p or 0) < 0.95 for p in expected.values())  # a bar worth measuring
+
+            # A key result's CSV, with nothing but the cookie.
+            with page.expect_download() as download_info:
+                page.locator(f"#kr-{ws.kr_ids[0]} a.csv").click()
+            csv_path = download_info.value.path()
+            lines = Path(csv_path).read_text().splitlines()
+            assert lines[0] == CSV_HEADER
+            assert len(lines) > 1
+            grouped = page.request.get(
+                f"{live_server}/api/v1/key-results/{ws.mapped_kr_ids[0]}/series?format=csv"
+            )
+            assert grouped.status == 200
+            assert grouped.text().splitlines()[0] == CSV_HEADER
+
+            page.screenshot(path=str(ARTIFACTS / "dashboard-1440.png"), full_page=True)
+
+            # Phone width: one column, no sideways scrolling, bars still right.
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.wait_for_timeout(100)
+            scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+            assert scroll_width <= 375 + 1
+            columns = page.evaluate(
+                "getComputedStyle(document.querySelector('.objectives'))"
+                ".gridTemplateColumns.split(' ').length"
+            )
+            assert columns == 1
+            for kr_id, ratio in _bar_ratios(page).items():
+                assert ratio == pytest.approx(expected[kr_id] or 0.0, abs=BAR_TOLERANCE), kr_id
+            page.screenshot(path=str(ARTIFACTS / "dashboard-375.png"), full_page=True)
+
+            # Signing out forgets the key.
+            page.click(".signout button")
+            page.wait_for_selector("#key")
+            assert "krsync_key" not in {c["name"] for c in context.cookies()}
+            page.screenshot(path=str(ARTIFACTS / "login-375.png"))
+        finally:
+            browser.close()
