@@ -114,7 +114,16 @@ def serve(
     console.print(f"API docs         {base}/docs", highlight=False)
     console.print(f"dashboard        {base}/", highlight=False)
     console.print(f"scheduler        {'on' if run_scheduler else 'off'}", highlight=False)
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="info")
+    # With JSON logs, uvicorn's own text config would bypass krsync's formatter and redaction.
+    json_logs = get_settings().log_format == "json"
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
+    )
 
 
 # --- demo -------------------------------------------------------------------------------------
