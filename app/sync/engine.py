@@ -41,7 +41,7 @@ from app.core.settings import get_settings
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
 from app.sync.clock import today_in, utcnow
-from app.sync.locks import advisory_lock
+from app.sync.locks import SourceLock
 from app.sync.plan import Plan, build_query, plan_run
 from app.sync.store import Row, replace_history, upsert
 from connectors.base import (
@@ -70,6 +70,8 @@ TRIGGERS = ("schedule", "manual", "backfill", "cli")
 #: How long a run someone asked for waits for a busy source before giving up.
 LOCK_WAIT_SECONDS = 600.0
 LOCK_POLL_SECONDS = 0.5
+#: Runs executing at once in one process; each holds a pooled connection for its lock.
+MAX_PARALLEL_RUNS = 8
 
 
 class UpstreamError(DomainError):
@@ -249,8 +251,18 @@ def execute_run(run_id: int) -> None:
 
 
 async def execute_runs(run_ids: Sequence[int]) -> None:
-    """Runs of different sources side by side: a slow or failing one holds up no other."""
-    await asyncio.gather(*(execute_run_async(r) for r in run_ids))
+    """Runs of different sources side by side: a slow or failing one holds up no other.
+
+    Each run holds a pooled connection for its lock, so at most MAX_PARALLEL_RUNS run at once
+    (below the pool's size); the rest start as those finish.
+    """
+    gate = asyncio.Semaphore(MAX_PARALLEL_RUNS)
+
+    async def one(run_id: int) -> None:
+        async with gate:
+            await execute_run_async(run_id)
+
+    await asyncio.gather(*(one(r) for r in run_ids), return_exceptions=True)
 
 
 async def execute_run_async(run_id: int) -> None:
@@ -298,10 +310,15 @@ async def _source_lock(run_id: int, source_id: int) -> AsyncIterator[bool]:
     trigger = await asyncio.to_thread(_trigger_of, run_id)
     deadline = time.monotonic() + (0 if trigger == "schedule" else LOCK_WAIT_SECONDS)
     while True:
-        with advisory_lock(get_engine(), source_id) as taken:
-            if taken or time.monotonic() >= deadline:
+        lock = SourceLock(get_engine(), source_id)
+        # The lock's round trips run in a thread: on the loop they would stall every source.
+        taken = await asyncio.to_thread(lock.acquire)
+        if taken or time.monotonic() >= deadline:
+            try:
                 yield taken
-                return
+            finally:
+                await asyncio.to_thread(lock.release)
+            return
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 

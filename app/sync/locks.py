@@ -21,6 +21,26 @@ def _local(engine: Engine, key: int) -> threading.Lock:
         return _local_locks.setdefault((str(engine.url), key), threading.Lock())
 
 
+class SourceLock:
+    """The same lock, taken and released in explicit steps so async code can run each step
+    in a worker thread instead of blocking the event loop on a database round trip."""
+
+    def __init__(self, engine: Engine, key: int) -> None:
+        self._cm = advisory_lock(engine, key)
+        self.taken = False
+
+    def acquire(self) -> bool:
+        self.taken = self._cm.__enter__()
+        if not self.taken:
+            self._cm.__exit__(None, None, None)
+        return self.taken
+
+    def release(self) -> None:
+        if self.taken:
+            self.taken = False
+            self._cm.__exit__(None, None, None)
+
+
 @contextmanager
 def advisory_lock(engine: Engine, key: int) -> Iterator[bool]:
     """Yields whether the lock was taken; never waits, so a busy source is skipped, not queued."""

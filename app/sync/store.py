@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,9 +15,6 @@ from sqlalchemy.orm import Session
 
 from app.models import Observation
 from app.sync.clock import utcnow
-
-#: Rows per INSERT statement: large enough to be fast, small enough for SQLite's bind limit.
-CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,9 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
     """ON CONFLICT on (mapping, group, role, date), on PostgreSQL and SQLite alike."""
     if not rows:
         return 0
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     # The last figure for a day wins when a connector repeats one within a fetch.
     unique = {(r.mapping_id, r.group, r.role, r.date): r for r in rows}
+    now = utcnow()
     values = [
         {
             "key_result_id": r.key_result_id,
@@ -51,19 +50,26 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
             "date": r.date,
             "value": r.value,
             "sync_run_id": sync_run_id,
+            "recorded_at": now,
         }
         for r in unique.values()
     ]
-    for start in range(0, len(values), CHUNK):
-        stmt = insert(Observation).values(values[start : start + CHUNK])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["mapping_id", "group", "role", "date"],
-            set_={
-                "value": stmt.excluded.value,
-                "sync_run_id": stmt.excluded.sync_run_id,
-                "key_result_id": stmt.excluded.key_result_id,
-                "recorded_at": utcnow(),
-            },
-        )
-        session.execute(stmt)
+    session.execute(_upsert_statement(session.get_bind().dialect.name), values)
     return len(values)
+
+
+@lru_cache(maxsize=2)
+def _upsert_statement(dialect: str) -> Any:
+    """One statement, compiled once and run as executemany: SQLAlchemy batches the rows
+    (insertmanyvalues) instead of compiling a fresh VALUES list for every chunk."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(Observation)
+    return stmt.on_conflict_do_update(
+        index_elements=["mapping_id", "group", "role", "date"],
+        set_={
+            "value": stmt.excluded.value,
+            "sync_run_id": stmt.excluded.sync_run_id,
+            "key_result_id": stmt.excluded.key_result_id,
+            "recorded_at": stmt.excluded.recorded_at,
+        },
+    )

@@ -265,6 +265,8 @@ def test_serve_migrates_sqlite_and_asks_the_app_for_a_scheduler(
     finally:
         reset_engine()
     assert result.exit_code == 0, result.output
+    log_config = calls[0].pop("log_config")
+    assert log_config is uvicorn.config.LOGGING_CONFIG  # text logs: uvicorn's own format
     assert calls == [
         {
             "app": "app.main:app",
