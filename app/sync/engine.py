@@ -71,7 +71,7 @@ TRIGGERS = ("schedule", "manual", "backfill", "cli")
 LOCK_WAIT_SECONDS = 600.0
 LOCK_POLL_SECONDS = 0.5
 #: Runs executing at once in one process; each holds a pooled connection for its lock.
-MAX_PARALLEL_RUNS = 8
+MAX_PARALLEL_RUNS = 16
 
 
 class UpstreamError(DomainError):
