@@ -12,37 +12,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from app.auth.service import audit
+from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.models import CheckIn, Cycle, KeyResult, Mapping, Objective, Observation
 from app.okr.progress_service import ProgressCalculator, definition
 from app.progress import ObjectiveProgress, Progress, validate_definition
 
 MAX_SERIES_DAYS = 3700
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in values.items()}
-
-
-def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
-    """Set the fields and return `{field: [old, new]}` of what really changed, for the audit."""
-    diff: dict[str, Any] = {}
-    for key, value in changes.items():
-        old = getattr(row, key)
-        if old != value:
-            diff[key] = [_plain(old), _plain(value)]
-            setattr(row, key, value)
-    return diff
-
-
-def _not_null(changes: dict[str, Any], fields: Sequence[str]) -> None:
-    for name in fields:
-        if name in changes and changes[name] is None:
-            raise InvalidInput(f"{name} can't be null", field=name)
 
 
 # --- cycles -----------------------------------------------------------------------------------
@@ -59,7 +35,7 @@ def create_cycle(session: Session, data: dict[str, Any], actor: str) -> Cycle:
     cycle = Cycle(**data)
     session.add(cycle)
     session.flush()
-    audit(session, actor, "create", "cycle", cycle.id, _jsonable(data))
+    audit(session, actor, "create", "cycle", cycle.id, jsonable(data))
     return cycle
 
 
@@ -72,13 +48,13 @@ def list_cycles(session: Session, limit: int, offset: int) -> tuple[list[Cycle],
 
 
 def update_cycle(session: Session, cycle_id: int, changes: dict[str, Any], actor: str) -> Cycle:
-    _not_null(changes, ["name", "start_date", "end_date"])
+    require_not_null(changes, ["name", "start_date", "end_date"])
     cycle = get_cycle(session, cycle_id)
     start = changes.get("start_date", cycle.start_date)
     end = changes.get("end_date", cycle.end_date)
     if end < start:
         raise InvalidInput("end_date must be on or after start_date", field="end_date")
-    diff = _apply(cycle, changes)
+    diff = apply_changes(cycle, changes)
     session.flush()
     audit(session, actor, "update", "cycle", cycle.id, diff)
     return cycle
@@ -170,7 +146,7 @@ def create_objective(session: Session, data: dict[str, Any], actor: str) -> Obje
     obj = Objective(**data)
     session.add(obj)
     session.flush()
-    audit(session, actor, "create", "objective", obj.id, _jsonable(data))
+    audit(session, actor, "create", "objective", obj.id, jsonable(data))
     return get_objective(session, obj.id)
 
 
@@ -188,13 +164,13 @@ def list_objectives(
 def update_objective(
     session: Session, objective_id: int, changes: dict[str, Any], actor: str
 ) -> Objective:
-    _not_null(changes, ["title", "description", "cycle_id", "owner", "level", "team"])
+    require_not_null(changes, ["title", "description", "cycle_id", "owner", "level", "team"])
     obj = get_objective(session, objective_id)
     if "cycle_id" in changes:
         _check_cycle_ref(session, changes["cycle_id"])
     if changes.get("parent_key_result_id") is not None:
         _check_alignment(session, obj.id, changes["parent_key_result_id"])
-    diff = _apply(obj, changes)
+    diff = apply_changes(obj, changes)
     session.flush()
     audit(session, actor, "update", "objective", obj.id, diff)
     session.expire(obj)
@@ -235,7 +211,7 @@ def create_key_result(session: Session, data: dict[str, Any], actor: str) -> Key
     _validate_kr(kr)
     session.add(kr)
     session.flush()
-    audit(session, actor, "create", "key_result", kr.id, _jsonable(data))
+    audit(session, actor, "create", "key_result", kr.id, jsonable(data))
     return kr
 
 
@@ -253,7 +229,7 @@ def list_key_results(
 def update_key_result(
     session: Session, kr_id: int, changes: dict[str, Any], actor: str
 ) -> KeyResult:
-    _not_null(
+    require_not_null(
         changes,
         [
             *("objective_id", "title", "owner", "unit", "kind", "direction"),
@@ -265,7 +241,7 @@ def update_key_result(
         raise InvalidInput(
             f"objective {changes['objective_id']} does not exist", field="objective_id"
         )
-    diff = _apply(kr, changes)
+    diff = apply_changes(kr, changes)
     _validate_kr(kr)
     session.flush()
     if {"objective_id"} & diff.keys():
@@ -351,7 +327,7 @@ def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str)
     )
     session.execute(stmt)
     session.flush()
-    audit(session, actor, "create", "check_in", check_in.id, _jsonable({**data, "author": author}))
+    audit(session, actor, "create", "check_in", check_in.id, jsonable({**data, "author": author}))
     return check_in
 
 

@@ -7,7 +7,7 @@ the HTTP layer and every connector dependency, which listing or editing a source
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
+from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.vault import encrypt_credentials
@@ -36,31 +37,6 @@ log = logging.getLogger("krsync.sources")
 MAPPING_FIELDS = ("data_source_id", "metric", "params", "filters", "role", "group", "scale")
 #: Source fields whose change moves every figure (another account, other calendar days).
 REFETCH_FIELDS = frozenset({"config", "timezone"})
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in values.items()}
-
-
-def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
-    """Set the fields and return `{field: [old, new]}` of what really changed, for the audit."""
-    diff: dict[str, Any] = {}
-    for key, value in changes.items():
-        old = getattr(row, key)
-        if old != value:
-            diff[key] = [_plain(old), _plain(value)]
-            setattr(row, key, value)
-    return diff
-
-
-def _not_null(changes: dict[str, Any], fields: Sequence[str]) -> None:
-    for name in fields:
-        if name in changes and changes[name] is None:
-            raise InvalidInput(f"{name} can't be null", field=name)
 
 
 def _count(session: Session, model: Any, *where: Any) -> int:
@@ -166,7 +142,7 @@ def create_source(session: Session, data: dict[str, Any], actor: str) -> DataSou
     source = DataSource(**data, credentials_encrypted=token, state={})
     session.add(source)
     session.flush()
-    changes = _jsonable(data)
+    changes = jsonable(data)
     if credentials is not None:
         changes["credentials"] = "changed"
     audit(session, actor, "create", "data_source", source.id, changes)
@@ -188,7 +164,7 @@ def update_source(
     changes: dict[str, Any],
     actor: str,
 ) -> DataSource:
-    _not_null(
+    require_not_null(
         changes,
         ["name", "connector", "config", "timezone", "schedule", "lookback_days", "enabled"],
     )
@@ -211,7 +187,7 @@ def update_source(
         token = _encrypt(_connector(source.connector, "credentials"), credentials)
     if "name" in changes:
         _unique_name(session, changes["name"], source.id)
-    diff = _apply(source, changes)
+    diff = apply_changes(source, changes)
     if credentials_given:
         source.credentials_encrypted = token
         diff["credentials"] = "changed"
@@ -446,7 +422,7 @@ def update_mapping(
     changes: dict[str, Any],
     actor: str,
 ) -> Mapping:
-    _not_null(changes, ["key_result_id", *MAPPING_FIELDS])
+    require_not_null(changes, ["key_result_id", *MAPPING_FIELDS])
     mapping = get_mapping(session, mapping_id)
     if changes.pop("key_result_id", mapping.key_result_id) != mapping.key_result_id:
         raise InvalidInput(
@@ -463,7 +439,7 @@ def update_mapping(
     _fit_role(kr, merged["role"])
     merged["params"], merged["filters"] = _fit_query(kr, source, merged)
     _unique_slot(session, kr.id, merged["role"], merged["group"], mapping.id)
-    diff = _apply(mapping, merged)
+    diff = apply_changes(mapping, merged)
     if diff:
         mapping.backfill_pending = True
     session.flush()
