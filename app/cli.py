@@ -32,7 +32,9 @@ cli = typer.Typer(
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 sources_cli = typer.Typer(help="Inspect data sources.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+connectors_cli = typer.Typer(help="Inspect the installed connectors.", no_args_is_help=True)
 cli.add_typer(sources_cli, name="sources")
+cli.add_typer(connectors_cli, name="connectors")
 # soft_wrap: an error stays on one line in a log, whatever the width of a terminal it lacks.
 console = Console(stderr=True, soft_wrap=True)
 #: Exit status of a command called wrongly (unknown source, bad window), as click uses.
@@ -124,6 +126,20 @@ def serve(
         log_level="info",
         log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
     )
+
+
+@connectors_cli.command("list")
+def connectors_list() -> None:
+    """List the installed connectors (plugins included) with their metrics."""
+    from connectors.registry import load_connectors
+
+    table = Table(title="connectors")
+    for column in ("key", "name", "category", "metrics"):
+        table.add_column(column)
+    for key, cls in sorted(load_connectors().items()):
+        names = ", ".join(m.name for m in cls.metrics)
+        table.add_row(key, cls.name, cls.category, names or "(any, checked by the platform)")
+    _stdout().print(table)
 
 
 # --- demo -------------------------------------------------------------------------------------

@@ -289,3 +289,10 @@ def test_serve_migrates_sqlite_and_asks_the_app_for_a_scheduler(
     finally:
         reset_engine()
     assert os.environ[RUN_SCHEDULER_ENV] == "0"
+
+
+def test_connectors_list_shows_the_installed_connectors() -> None:
+    result = _krsync("connectors", "list")
+    assert result.exit_code == 0, result.output
+    assert "demo" in result.stdout
+    assert "bounce_rate" in result.stdout
