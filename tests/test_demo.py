@@ -272,8 +272,28 @@ def test_demo_serves_the_api_and_stops_cleanly(tmp_path: Path) -> None:
             f"{base}/api/v1/dashboard", headers={"Authorization": f"Bearer {key}"}, timeout=10
         )
         assert response.status_code == 200, response.text
-        assert len(response.json()["objectives"]) == 5
+        board = response.json()
+        assert len(board["objectives"]) == 5
         assert httpx.get(f"{base}/api/v1/dashboard", timeout=10).status_code == 401
+
+        # The page the demo serves shows the API's figures: every bar carries its progress.
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            login = browser.post("/login", data={"key": key})
+            assert login.status_code in (200, 303), login.text
+            page = browser.get("/")
+        assert page.status_code == 200
+        bars = dict(
+            re.findall(r'class="bar-fill" data-kr-id="(\d+)" data-progress="([^"]*)"', page.text)
+        )
+        api = {
+            str(kr["id"]): kr["progress"]["progress"]
+            for obj in board["objectives"]
+            for kr in obj["key_results"]
+        }
+        assert bars.keys() == api.keys()
+        for kr_id, progress in api.items():
+            shown = bars[kr_id]
+            assert (float(shown) if shown else None) == progress, kr_id
     finally:
         process.send_signal(signal.SIGINT)
         try:
