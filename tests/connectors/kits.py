@@ -118,3 +118,16 @@ DEMO = Kit(
 
 
 KITS: dict[str, Kit] = {"acme": ACME, "demo": DEMO}
+
+
+def _discover_kits() -> None:
+    """Each connector's kit may live in its own `kit_<key>.py` beside this file (a `KIT`)."""
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("kit_*.py")):
+        module = importlib.import_module(f"tests.connectors.{path.stem}")
+        KITS[path.stem.removeprefix("kit_")] = module.KIT
+
+
+_discover_kits()
