@@ -1,0 +1,542 @@
+"""Daily figures from a CSV file: a local file inside ``KRSYNC_FILES_DIR``, or a URL.
+
+A "publish to web" Google Sheet CSV link (``…/pub?output=csv``) works as it is, as does any
+other public CSV URL; it is fetched through the engine's HTTP client like every other call.
+
+Reading is forgiving about the shapes real exports come in, and strict about what it guesses:
+
+- **Encoding**: UTF-8 with or without a BOM, UTF-16 with a BOM (Excel's "Unicode text"); any
+  other bytes are read as Windows-1252, with a warning.
+- **Delimiter**: ``config.delimiter``, else sniffed among ``,``, ``;`` and tab.
+- **Decimal mark**: ``config.decimal``, else ``,`` when the delimiter is ``;`` and ``.`` otherwise.
+  Thousands separators are tolerated where they are unambiguous (``1.234,5`` with a decimal comma,
+  ``1,234.5`` with a decimal point), as are spaces, no-break spaces and ``'`` between digits.
+- **Dates**, tried in this order: ``config.date_format`` (a ``strptime`` format) when given;
+  ISO ``YYYY-MM-DD`` (also with ``/`` or ``.``, and with a time after it); ``DD.MM.YYYY`` and
+  ``DD-MM-YYYY``; ``DD/MM/YYYY``, or ``MM/DD/YYYY`` only when the file proves it (a second part
+  above 12 and no first part above 12). A file whose slash dates are all ambiguous is read
+  day-first, with a warning saying how to get month-first.
+- **Rows**: blank lines and rows with only empty cells are skipped, as are rows with an empty
+  value (a sheet's formula rows not filled yet). Rows dated outside the window are ignored. A row
+  that can't be read (a bad date, a value that isn't a number, too few fields) is reported in
+  the run's warnings as ``line N: reason`` and the rest of the file is kept.
+
+Rows that pass the mapping's filters (on any column's text) are summed per (day, group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    DailyValue,
+    FetchResult,
+    FilterOp,
+    MappingError,
+    MetricQuery,
+    MetricSpec,
+    RateLimited,
+    RetriableError,
+    Window,
+)
+
+FILES_DIR_ENV = "KRSYNC_FILES_DIR"
+#: The largest file read, local or downloaded (bytes).
+MAX_BYTES = 200 * 1024 * 1024
+#: Bad rows listed one by one in the warnings; the rest are counted.
+MAX_LISTED_BAD_ROWS = 20
+#: The group label of a row whose group cell is empty.
+BLANK_GROUP = "(blank)"
+DELIMITERS = ",;\t"
+
+_TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
+
+_NOT_PUBLIC = (
+    "{what} refused access ({status}): make the file public, e.g. publish the Google Sheet to "
+    "the web (File > Share > Publish to web, as CSV) and use that link"
+)
+
+
+class CsvConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None,
+        description="An http(s) URL of the CSV, e.g. a Google Sheet's 'publish to web' CSV link.",
+    )
+    path: str | None = Field(
+        None,
+        description="A file inside KRSYNC_FILES_DIR (relative to it, or absolute inside it).",
+    )
+    delimiter: Literal[",", ";", "\t", "|"] | None = Field(
+        None, description="The field separator; sniffed among `,`, `;` and tab when unset."
+    )
+    decimal: Literal[",", "."] | None = Field(
+        None, description="The decimal mark; `,` when the delimiter is `;`, else `.`, when unset."
+    )
+    date_format: str | None = Field(
+        None,
+        description="A strptime format such as `%d/%m/%Y`, tried before the built-in formats.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"(?i)^https?://[^/\s]+", value.strip()):
+            raise ValueError("`url` must be an http:// or https:// address")
+        return value.strip() if value is not None else None
+
+    @field_validator("date_format")
+    @classmethod
+    def _strptime_format(cls, value: str | None) -> str | None:
+        if value is not None and "%" not in value:
+            raise ValueError("`date_format` is a strptime format, e.g. `%d/%m/%Y`")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CsvConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give either `url` or `path`")
+        return self
+
+
+class CsvCredentials(BaseModel):
+    """A CSV source needs no secret (a URL must be public); stray fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CsvParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date_column: str = Field("date", min_length=1, description="The column holding the day.")
+    value_column: str = Field("value", min_length=1, description="The column holding the figure.")
+    group_column: str | None = Field(
+        None, min_length=1, description="A column whose text splits the figure into groups."
+    )
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A CSV file read into its header and its non-blank rows, with their line numbers."""
+
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+    delimiter: str
+    warnings: list[str] = field(default_factory=list)
+
+    def column(self, name: str) -> int | None:
+        """The index of a column: its exact name, else the one name matching without case."""
+        try:
+            return self.header.index(name.strip())
+        except ValueError:
+            folded = [
+                i for i, h in enumerate(self.header) if h.casefold() == name.strip().casefold()
+            ]
+            return folded[0] if len(folded) == 1 else None
+
+    def missing(self, what: str, name: str) -> str:
+        found = ", ".join(f"`{h}`" for h in self.header if h) or "none"
+        return f"the file has no {what} `{name}`; its columns are: {found}"
+
+
+def decode(data: bytes) -> tuple[str, list[str]]:
+    """The text of a file and what was guessed about its encoding."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), []
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), [
+            "the file is not UTF-8: it was read as Windows-1252; export it as UTF-8 if "
+            "letters look wrong"
+        ]
+
+
+def detect_delimiter(text: str) -> str:
+    lines = [line for line in text[:65536].splitlines() if line.strip()][:20]
+    header = lines[0] if lines else ""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    try:
+        sniffed = csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        sniffed = ""
+    if sniffed and (counts.get(sniffed, 0) or not any(counts.values())):
+        return sniffed
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def parse_table(text: str, delimiter: str | None) -> Table:
+    delim = delimiter or detect_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    warnings: list[str] = []
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if header is None:
+                raise ConnectorConfigError(f"the CSV header can't be read: {exc}") from None
+            rows.append((reader.line_num, [f"\0{exc}"]))
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+        else:
+            rows.append((reader.line_num, cells))
+    if header is None:
+        raise ConnectorConfigError("the file is empty: it has no header line")
+    return Table(header, rows, delim, warnings)
+
+
+_NUMBER = {
+    ".": re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"),
+    ",": re.compile(r"[+-]?(?:\d+(?:,\d*)?|,\d+)(?:[eE][+-]?\d+)?"),
+}
+_GROUPED = {
+    ".": re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"),
+    ",": re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"),
+}
+_DIGIT_GAP = re.compile(r"(?<=\d)[ \u00a0\u202f'](?=\d)")
+
+
+def parse_number(text: str, decimal: str) -> float | None:
+    """A figure written with ``decimal`` as its decimal mark, or None when it isn't one."""
+    s = text.strip()
+    if _NUMBER[decimal].fullmatch(s) is None:
+        s = _DIGIT_GAP.sub("", s)
+        if _NUMBER[decimal].fullmatch(s) is None:
+            if _GROUPED[decimal].fullmatch(s) is None:
+                return None
+            s = s.replace("." if decimal == "," else ",", "")
+    return float(s.replace(",", ".") if decimal == "," else s)
+
+
+_DATE = re.compile(r"(\d{1,4})([-/.])(\d{1,2})\2(\d{1,4})(?:[ T].*)?")
+
+
+class DateReader:
+    """Parses one date column, deciding once for the whole file how slash dates are ordered."""
+
+    def __init__(self, values: set[str], date_format: str | None) -> None:
+        self.date_format = date_format
+        self.month_first = False
+        self.warning: str | None = None
+        day_first_proof = month_first_proof = ambiguous = False
+        for value in values:
+            m = _DATE.fullmatch(value)
+            if m is None or m[2] != "/" or len(m[1]) == 4:
+                continue
+            first, second = int(m[1]), int(m[3])
+            day_first_proof |= first > 12
+            month_first_proof |= second > 12
+            ambiguous |= first <= 12 and second <= 12 and first != second
+        if date_format is None and month_first_proof and not day_first_proof:
+            self.month_first = True
+        elif date_format is None and ambiguous and not day_first_proof:
+            self.warning = (
+                "dates such as 03/04/2026 were read day first (3 April); set `date_format` to "
+                "`%m/%d/%Y` if they are month first"
+            )
+
+    def parse(self, value: str) -> date | str:
+        """The date, or the reason it isn't one."""
+        if self.date_format is not None:
+            try:
+                return datetime.strptime(value, self.date_format).date()  # noqa: DTZ007 - a day
+            except ValueError:
+                pass
+        m = _DATE.fullmatch(value)
+        if m is None:
+            return f"`{value}` is not a date" if value else "no date"
+        a, sep, b, c = m[1], m[2], m[3], m[4]
+        if len(a) == 4:
+            year, month, day = int(a), int(b), int(c)
+        elif len(c) == 4:
+            year, month, day = int(c), int(b), int(a)
+            if sep == "/" and self.month_first:
+                month, day = day, month
+        else:
+            return f"`{value}` is not a date: use a four-digit year"
+        try:
+            return date(year, month, day)
+        except ValueError:
+            return f"`{value}` is not a date"
+
+
+# --- queries -------------------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class _Condition:
+    index: int
+    op: FilterOp
+    values: frozenset[str]
+
+    def passes(self, cells: list[str]) -> bool:
+        cell = cells[self.index].strip() if self.index < len(cells) else ""
+        if self.op in ("eq", "in"):
+            return cell in self.values
+        if self.op in ("neq", "not_in"):
+            return cell not in self.values
+        return any(v in cell for v in self.values)  # contains
+
+
+@dataclass(frozen=True)
+class _Plan:
+    query: MetricQuery
+    date_index: int
+    value_index: int
+    group_index: int | None
+    conditions: tuple[_Condition, ...]
+
+
+class _ColumnError(Exception):
+    def __init__(self, part: str, message: str) -> None:
+        super().__init__(message)
+        self.part = part
+        self.message = message
+
+
+def _plan(query: MetricQuery, table: Table) -> _Plan:
+    params = query.params
+    assert isinstance(params, CsvParams)
+
+    def index(part: str, name: str) -> int:
+        found = table.column(name)
+        if found is None:
+            raise _ColumnError(part, table.missing("column", name))
+        return found
+
+    conditions = tuple(
+        _Condition(
+            index(f"filters[{i}].field", flt.field),
+            flt.op,
+            frozenset(_text(v).strip() for v in flt.values),
+        )
+        for i, flt in enumerate(query.filters)
+    )
+    return _Plan(
+        query,
+        index("params.date_column", params.date_column),
+        index("params.value_column", params.value_column),
+        None if params.group_column is None else index("params.group_column", params.group_column),
+        conditions,
+    )
+
+
+def _bad_rows_warnings(bad: dict[int, str]) -> list[str]:
+    lines = sorted(bad)
+    listed = [f"line {n}: {bad[n]}" for n in lines[:MAX_LISTED_BAD_ROWS]]
+    if len(lines) > MAX_LISTED_BAD_ROWS:
+        listed.append(f"and {len(lines) - MAX_LISTED_BAD_ROWS} more rows that can't be read")
+    return listed
+
+
+# --- the connector -------------------------------------------------------------------------------
+
+
+class CsvConnector(Connector[CsvConfig, CsvCredentials]):
+    """One metric, ``value``: a column of a CSV summed per day (and per group)."""
+
+    key = "csv"
+    name = "CSV file or URL"
+    category = "generic"
+    config_model = CsvConfig
+    credentials_model = CsvCredentials
+    metrics = (
+        MetricSpec(
+            name="value",
+            description="A column of the file, summed over the rows of each day",
+            unit="value",
+            params_model=CsvParams,
+            filters={"*": _TEXT_OPS},
+            history="daily",
+            additive=True,
+        ),
+    )
+
+    async def check(self) -> CheckResult:
+        table = await self._load()
+        columns = [h for h in table.header if h]
+        return CheckResult(
+            f"Read {len(table.rows)} rows with columns: " + ", ".join(columns),
+            details={"columns": columns, "delimiter": table.delimiter, "rows": len(table.rows)},
+        )
+
+    async def validate_mapping_online(self, query: MetricQuery) -> None:
+        table = await self._load()
+        try:
+            _plan(query, table)
+        except _ColumnError as exc:
+            raise MappingError(exc.part, exc.message) from None
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        table = await self._load()
+        return await asyncio.to_thread(self._compute, table, queries, window)
+
+    def _compute(self, table: Table, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult(warnings=list(table.warnings))
+        plans: list[_Plan] = []
+        for query in queries:
+            try:
+                plans.append(_plan(query, table))
+            except _ColumnError as exc:
+                result.query_errors[query.id] = exc.message
+        if queries and not plans:
+            raise ConnectorConfigError(next(iter(result.query_errors.values())))
+
+        readers: dict[int, DateReader] = {}
+        bad: dict[int, str] = {}
+        decimal = self.config.decimal or ("," if table.delimiter == ";" else ".")
+        width = len(table.header)
+        for plan in plans:
+            reader = readers.get(plan.date_index)
+            if reader is None:
+                seen = {
+                    c[plan.date_index].strip() for _, c in table.rows if plan.date_index < len(c)
+                }
+                reader = readers[plan.date_index] = DateReader(seen, self.config.date_format)
+                if reader.warning:
+                    result.warnings.append(reader.warning)
+            dates: dict[str, date | str] = {}
+            needed = max(plan.date_index, plan.value_index, plan.group_index or 0)
+            value_column = table.header[plan.value_index]
+            sums: dict[tuple[date, str | None], float] = {}
+            for line, cells in table.rows:
+                if len(cells) == 1 and cells[0].startswith("\0"):
+                    bad[line] = f"unreadable: {cells[0][1:]}"
+                    continue
+                if needed >= len(cells):
+                    bad[line] = f"{len(cells)} fields where the header has {width}"
+                    continue
+                if not all(c.passes(cells) for c in plan.conditions):
+                    continue
+                raw_value = cells[plan.value_index].strip()
+                raw_date = cells[plan.date_index].strip()
+                if not raw_value and not raw_date:
+                    continue
+                day = dates.get(raw_date)
+                if day is None:
+                    day = dates[raw_date] = reader.parse(raw_date)
+                if isinstance(day, str):
+                    bad[line] = day
+                    continue
+                if day not in window or not raw_value:
+                    continue
+                value = parse_number(raw_value, decimal)
+                if value is None:
+                    bad[line] = f"`{value_column}` is not a number: `{raw_value}`"
+                    continue
+                group = None
+                if plan.group_index is not None:
+                    group = cells[plan.group_index].strip() or BLANK_GROUP
+                sums[day, group] = sums.get((day, group), 0.0) + value
+            result.values += [
+                DailyValue(plan.query.id, day, float(total), group)
+                for (day, group), total in sorted(
+                    sums.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
+                )
+            ]
+        result.warnings += _bad_rows_warnings(bad)
+        return result
+
+    # --- getting the bytes -----------------------------------------------------------------------
+
+    async def _load(self) -> Table:
+        if self.config.url is not None:
+            data = await self._download(self.config.url)
+        else:
+            data = await asyncio.to_thread(self._read_local, self.config.path or "")
+        text, warnings = decode(data)
+        head = text[:512].lstrip().lower()
+        if head.startswith(("<!doctype html", "<html")):
+            raise ConnectorConfigError(
+                "the URL answered with a web page, not CSV: publish the sheet to the web as "
+                "CSV (the link ends in output=csv), or make the file public"
+            )
+        table = await asyncio.to_thread(parse_table, text, self.config.delimiter)
+        table.warnings[:0] = warnings
+        return table
+
+    def _read_local(self, given: str) -> bytes:
+        root_setting = os.environ.get(FILES_DIR_ENV, "").strip()
+        if not root_setting:
+            raise ConnectorConfigError(
+                f"local files are read only from {FILES_DIR_ENV}, which is unset here, so local "
+                "paths are refused: ask the admin to set it, or give a `url`"
+            )
+        root = Path(root_setting).expanduser().resolve()
+        candidate = Path(given).expanduser()
+        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+        if not resolved.is_relative_to(root):
+            raise ConnectorConfigError(
+                f"local files are read only from {FILES_DIR_ENV} ({root}); `{given}` is outside "
+                "it (links out of it don't count): move the file there"
+            )
+        if not resolved.is_file():
+            raise ConnectorConfigError(f"no file `{given}` in {FILES_DIR_ENV} ({root})")
+        try:
+            if resolved.stat().st_size > MAX_BYTES:
+                raise ConnectorConfigError(f"`{given}` is larger than {MAX_BYTES >> 20} MB")
+            return resolved.read_bytes()
+        except OSError as exc:
+            raise ConnectorConfigError(f"`{given}` can't be read: {exc.strerror}") from None
+
+    async def _download(self, url: str) -> bytes:
+        response = await self.http.get(url)
+        if not response.is_success:
+            message, retry_after = f"HTTP {response.status_code}", None
+            try:
+                # The engine's client raises its own redacted HttpStatusError, which this
+                # package can't import (connectors don't depend on app/): read it by duck typing.
+                self.http.raise_for_status(response)  # type: ignore[attr-defined]
+            except Exception as exc:
+                message = str(getattr(exc, "message", exc))
+                retry_after = getattr(exc, "retry_after", None)
+            raise self._error(response.status_code, message, retry_after) from None
+        if len(response.content) > MAX_BYTES:
+            raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")
+        return response.content
+
+    def _error(self, status: int, message: str, retry_after: float | None) -> Exception:
+        if status in (401, 403):
+            return ConnectorAuthError(_NOT_PUBLIC.format(what="the URL", status=status))
+        if status in (404, 410):
+            return ConnectorConfigError(f"no file at the URL ({status}): check the link")
+        if status == 429:
+            return RateLimited(f"the CSV host asks to slow down: {message}", retry_after)
+        if status >= 500 or status == 408:
+            return RetriableError(f"the CSV host is having trouble: {message}")
+        return ConnectorConfigError(f"the CSV host refused the request: {message}")
