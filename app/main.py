@@ -19,6 +19,7 @@ from app.core.errors import DomainError
 from app.core.logging import configure_logging
 from app.core.settings import get_settings
 from app.okr.router import router as okr_router
+from app.push.router import router as push_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
 from app.web.router import router as web_router
@@ -118,6 +119,7 @@ def create_app() -> FastAPI:
     app.include_router(okr_router)
     app.include_router(api_keys_router)
     app.include_router(sources_router)
+    app.include_router(push_router)
     app.include_router(web_router)
     return app
 

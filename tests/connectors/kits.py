@@ -63,6 +63,8 @@ class Kit:
     auth_hint: str = ""
     #: Connectors without HTTP have no empty platform to mock: a query that has no figures.
     empty_query: Query | None = None
+    #: False for connectors whose figures arrive by push: their fetch has nothing to return.
+    fetches: bool = True
 
 
 # --- acme: tests/connectors/acme.py (the test platform, documented there) ----------------------

@@ -1,0 +1,274 @@
+"""``POST /api/v1/push/{id}``: signed figures flow into key results, everything else is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from fastapi.testclient import TestClient
+
+from app.core.settings import get_settings
+from app.sync.clock import utcnow
+from connectors import registry
+from connectors.push import PushConnector
+from tests.sync_factories import make_kr, make_mapping, observations, runs, source
+
+SECRET = "push-secret-0123456789-abcdef"
+AS_OF = "2026-07-10"
+
+
+@pytest.fixture(autouse=True)
+def push_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    discover = registry._discover
+
+    def with_push() -> dict[str, registry.ConnectorClass]:
+        return {**discover(), PushConnector.key: PushConnector}
+
+    monkeypatch.setattr(registry, "_discover", with_push)
+    monkeypatch.setattr(registry, "_cache", None)
+    monkeypatch.setenv("KRSYNC_SECRET_KEY", Fernet.generate_key().decode())
+    get_settings.cache_clear()
+
+
+def create_source(client: TestClient, connector: str = "push", **over: Any) -> int:
+    body = {
+        "name": f"{connector} source",
+        "connector": connector,
+        "config": {"seed": 7} if connector == "demo" else {},
+        "credentials": {"secret": SECRET} if connector == "push" else {},
+    } | over
+    response = client.post("/api/v1/data-sources", json=body)
+    assert response.status_code == 201, response.text
+    assert SECRET not in response.text
+    return int(response.json()["id"])
+
+
+def signed(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
+    stamp = str(int(time.time()) if at is None else at)
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {
+        "X-Krsync-Timestamp": stamp,
+        "X-Krsync-Signature": f"sha256={digest}",
+        "Content-Type": "application/json",
+    }
+
+
+def push(
+    anon: TestClient, source_id: int, items: Any, **sign: Any
+) -> tuple[int, dict[str, Any], str]:
+    body = items if isinstance(items, bytes) else json.dumps(items).encode()
+    response = anon.post(f"/api/v1/push/{source_id}", content=body, headers=signed(body, **sign))
+    assert SECRET not in response.text
+    return response.status_code, response.json(), response.text
+
+
+ITEMS = [
+    {"date": "2026-07-01", "metric": "signups", "value": 10, "group": "Email"},
+    {"date": "2026-07-02", "metric": "signups", "value": 15.5, "group": "Email"},
+    {"date": "2026-07-02", "metric": "signups", "value": 99, "group": "Web"},
+    {"date": "2026-07-03", "metric": "leads", "value": 4},
+]
+
+
+def test_a_valid_push_flows_into_the_key_results_progress(
+    client: TestClient, anon: TestClient
+) -> None:
+    src = create_source(client)
+    kr = make_kr(target_value=100.0, start_value=0.0)
+    mapping = make_mapping(
+        kr, src, "signups", filters=[{"field": "group", "op": "eq", "value": "Email"}]
+    )
+
+    code, body, _ = push(anon, src, ITEMS)
+
+    assert code == 202, body
+    assert body["accepted"] == 4
+    assert body["observations_written"] == 2
+    assert body["unmatched_metrics"] == ["leads"]
+    [run] = runs(src)
+    assert run.id == body["sync_run_id"]
+    assert (run.status, run.trigger, run.observations_written) == ("succeeded", "manual", 2)
+    assert (str(run.window_from), str(run.window_to)) == ("2026-07-01", "2026-07-03")
+    assert run.details == {"push": True, "items": 4, "unmatched": 1}
+    assert source(src).last_success_at is not None
+    assert [(str(d), g, v) for d, g, _, v, _ in observations(kr)] == [
+        ("2026-07-01", "Email", 10.0),
+        ("2026-07-02", "Email", 15.5),
+    ]
+    assert {r[4] for r in observations(kr)} == {run.id}
+    assert mapping
+
+    response = client.get(f"/api/v1/key-results/{kr}?as_of={AS_OF}")
+    assert response.status_code == 200, response.text
+    assert response.json()["progress"]["current_value"] == pytest.approx(25.5)
+
+
+def test_an_item_without_group_takes_the_mappings_group_label(
+    client: TestClient, anon: TestClient
+) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "leads", group="all leads")
+
+    code, body, _ = push(anon, src, ITEMS)
+
+    assert code == 202, body
+    assert body["unmatched_metrics"] == ["signups"]
+    assert [(str(d), g, v) for d, g, _, v, _ in observations(kr)] == [
+        ("2026-07-03", "all leads", 4.0)
+    ]
+
+
+def test_the_same_push_twice_is_idempotent(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "signups")
+
+    first = push(anon, src, ITEMS)
+    before = observations(kr)
+    second = push(anon, src, ITEMS)
+    after = observations(kr)
+
+    assert first[0] == second[0] == 202
+    assert first[1]["observations_written"] == second[1]["observations_written"] == 3
+    assert [r[:4] for r in after] == [r[:4] for r in before]
+    assert len(after) == 3
+    assert {r[4] for r in after} == {second[1]["sync_run_id"]}
+    assert len(runs(src)) == 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Krsync-Timestamp": "now"},
+        {"X-Krsync-Signature": "sha256=" + "0" * 64},
+        {"X-Krsync-Timestamp": "1", "X-Krsync-Signature": "md5=abc"},
+    ],
+    ids=["none", "timestamp only", "signature only", "malformed"],
+)
+def test_missing_or_malformed_headers_are_401(
+    client: TestClient, anon: TestClient, headers: dict[str, str]
+) -> None:
+    src = create_source(client)
+    response = anon.post(f"/api/v1/push/{src}", content=b"[]", headers=headers)
+    assert response.status_code == 401, response.text
+    assert SECRET not in response.text
+
+
+def test_a_wrong_signature_is_401(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    code, body, _ = push(anon, src, ITEMS, secret="another-secret-0123456789")
+    assert code == 401
+    assert "signature" in body["detail"]
+    assert runs(src) == []
+
+
+def test_a_tampered_body_is_401(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    headers = signed(json.dumps(ITEMS).encode())
+    response = anon.post(f"/api/v1/push/{src}", content=b"[]", headers=headers)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("offset", [-360, 360], ids=["6 minutes old", "6 minutes ahead"])
+def test_a_stale_or_future_timestamp_is_401(
+    client: TestClient, anon: TestClient, offset: int
+) -> None:
+    src = create_source(client)
+    code, body, _ = push(anon, src, ITEMS, at=int(utcnow().timestamp()) + offset)
+    assert code == 401
+    assert "stale timestamp" in body["detail"]
+
+
+def test_a_body_over_1_mb_is_413(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    item = {"date": "2026-07-01", "metric": "signups", "value": 1, "group": "x" * 150}
+    big = json.dumps([item] * 6_000).encode()
+    assert len(big) > 1024 * 1024
+    code, _, _ = push(anon, src, big)
+    assert code == 413
+
+
+def test_a_streamed_body_over_1_mb_is_413(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+
+    def chunks() -> Any:
+        for _ in range(20):
+            yield b" " * 100_000
+
+    response = anon.post(f"/api/v1/push/{src}", content=chunks(), headers=signed(b""))
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("items", "where"),
+    [
+        (b"[{", "not valid"),
+        (b'{"date": "2026-07-01"}', "JSON list"),
+        ([ITEMS[0], {"date": "July 1st", "metric": "signups", "value": 1}], "item 1.date"),
+        ([ITEMS[0], ITEMS[1], {"date": "2026-07-01", "metric": "x", "value": "1"}], "item 2"),
+        (b'[{"date": "2026-07-01", "metric": "x", "value": NaN}]', "not valid"),
+        ([{"date": "2026-07-01", "metric": "bad name!", "value": 1}], "item 0.metric"),
+        ([{"date": "2026-07-01", "metric": "x", "value": 1, "extra": 1}], "item 0.extra"),
+        ([{"date": "2026-07-01", "metric": "x"}], "item 0.value"),
+        (["nope"], "item 0"),
+    ],
+)
+def test_a_malformed_body_or_item_is_422_naming_it(
+    client: TestClient, anon: TestClient, items: Any, where: str
+) -> None:
+    src = create_source(client)
+    code, body, _ = push(anon, src, items)
+    assert code == 422, body
+    assert where in body["detail"]
+    assert runs(src) == []
+
+
+def test_an_unknown_source_and_a_non_push_source_are_the_same_404(
+    client: TestClient, anon: TestClient
+) -> None:
+    demo = create_source(client, "demo")
+    unknown = push(anon, 424242, ITEMS)
+    other = push(anon, demo, ITEMS)
+    assert unknown[0] == other[0] == 404
+    assert unknown[1]["detail"].replace("424242", "N") == other[1]["detail"].replace(str(demo), "N")
+
+
+def test_a_disabled_source_is_409(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client, enabled=False)
+    code, _, _ = push(anon, src, ITEMS)
+    assert code == 409
+
+
+def test_the_secret_never_comes_back(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    make_mapping(make_kr(), src, "signups")
+    texts = [
+        client.get(f"/api/v1/data-sources/{src}").text,
+        client.get("/api/v1/data-sources").text,
+        client.get(f"/api/v1/sync-runs?data_source_id={src}").text,
+        push(anon, src, ITEMS)[2],
+        push(anon, src, ITEMS, secret="wrong-secret-0123456789")[2],
+    ]
+    assert all(SECRET not in t for t in texts)
+
+
+def test_the_endpoint_is_in_openapi_without_an_api_key(anon: TestClient) -> None:
+    spec = anon.get("/openapi.json").json()
+    operation = spec["paths"]["/api/v1/push/{data_source_id}"]["post"]
+    assert "security" not in operation
+    assert {"202", "401", "404", "413", "422"} <= set(operation["responses"])
+
+
+def test_the_catalogue_accepts_any_well_shaped_metric() -> None:
+    spec = PushConnector.metric_spec("crm.deals:won-2")
+    assert spec is not None
+    assert (spec.name, spec.additive, spec.history) == ("crm.deals:won-2", True, "daily")
+    assert PushConnector.metric_spec("no spaces") is None
+    assert PushConnector.metric_spec("x" * 101) is None
