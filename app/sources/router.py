@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
@@ -13,6 +14,7 @@ from app.sources.schemas import (
     CheckRead,
     ConnectorRead,
     DataSourceCreate,
+    DataSourceCreated,
     DataSourceRead,
     DataSourceUpdate,
     MappingCreate,
@@ -47,10 +49,22 @@ def list_connectors(who: Viewer, limit: Limit = 50, offset: Offset = 0) -> Page[
 
 
 @router.post("/data-sources", status_code=status.HTTP_201_CREATED, tags=["data sources"])
-def create_data_source(body: DataSourceCreate, session: SessionDep, who: Admin) -> DataSourceRead:
-    """Register a data source; its credentials are stored encrypted and never returned."""
-    source = service.create_source(session, body.model_dump(), who.name)
-    return DataSourceRead.model_validate(source)
+def create_data_source(
+    body: DataSourceCreate, session: SessionDep, who: Admin
+) -> DataSourceCreated:
+    """Register a data source; its credentials are stored encrypted and never returned.
+
+    A `push` source created without a `secret` gets one generated, shown in `push_secret`
+    this once (the pushing system signs with it), like an API key's secret.
+    """
+    data = body.model_dump()
+    generated = None
+    if data["connector"] == "push" and not (data.get("credentials") or {}).get("secret"):
+        generated = secrets.token_urlsafe(32)
+        data["credentials"] = {**(data.get("credentials") or {}), "secret": generated}
+    source = service.create_source(session, data, who.name)
+    read = DataSourceRead.model_validate(source)
+    return DataSourceCreated(**read.model_dump(), push_secret=generated)
 
 
 @router.get("/data-sources", tags=["data sources"])

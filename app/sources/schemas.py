@@ -218,6 +218,12 @@ class DataSourceRead(BaseModel):
         return data
 
 
+class DataSourceCreated(DataSourceRead):
+    push_secret: str | None = Field(
+        None, description="A `push` source's generated signing secret, shown this once"
+    )
+
+
 class CheckRead(BaseModel):
     ok: bool
     message: str

@@ -272,3 +272,33 @@ def test_the_catalogue_accepts_any_well_shaped_metric() -> None:
     assert (spec.name, spec.additive, spec.history) == ("crm.deals:won-2", True, "daily")
     assert PushConnector.metric_spec("no spaces") is None
     assert PushConnector.metric_spec("x" * 101) is None
+
+
+def test_a_push_source_without_a_secret_gets_one_shown_once(
+    client: TestClient, anon: TestClient
+) -> None:
+    created = client.post(
+        "/api/v1/data-sources", json={"name": "webinar tool", "connector": "push", "config": {}}
+    )
+    assert created.status_code == 201, created.text
+    secret = created.json()["push_secret"]
+    assert len(secret) >= 32
+    src = int(created.json()["id"])
+    assert secret not in client.get(f"/api/v1/data-sources/{src}").text
+    assert secret not in client.get("/api/v1/data-sources").text
+    make_mapping(make_kr(), src, "signups")
+
+    body = json.dumps(ITEMS).encode()
+    response = anon.post(f"/api/v1/push/{src}", content=body, headers=signed(body, secret=secret))
+    assert response.status_code == 202, response.text
+    assert secret not in response.text
+
+
+def test_a_secret_given_at_creation_is_not_echoed(client: TestClient) -> None:
+    created = client.post(
+        "/api/v1/data-sources",
+        json={"name": "p", "connector": "push", "config": {}, "credentials": {"secret": SECRET}},
+    )
+    assert created.status_code == 201
+    assert created.json()["push_secret"] is None
+    assert SECRET not in created.text

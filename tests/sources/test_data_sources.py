@@ -102,6 +102,7 @@ def test_create_read_list_update_delete(client: TestClient, no_secret_key: None)
     assert created["last_success_at"] is None
     assert "credentials" not in created
     assert "credentials_encrypted" not in created
+    assert created.pop("push_secret") is None  # only a push source gets one, at creation
     sid = created["id"]
 
     assert client.get(f"/api/v1/data-sources/{sid}").json() == created
