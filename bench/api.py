@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 from app.core.migrate import upgrade  # noqa: E402
 from app.core.settings import normalize_database_url  # noqa: E402
 from app.models import Cycle, KeyResult, Objective  # noqa: E402
+from bench.common import BenchError, recreate_database  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/krsync_bench"
 CYCLE_START = date(2026, 1, 1)
@@ -53,29 +54,6 @@ AS_OF = date(2026, 11, 15)
 KRS_PER_OBJECTIVE = 4
 PLATFORMS = ("linkedin", "instagram", "x")
 TEAMS = ("growth", "brand", "content", "demand-gen", "social", "lifecycle")
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it promised to: fail loudly."""
-
-
-# --- database -----------------------------------------------------------------------------------
-
-
-def recreate_database(url: str) -> None:
-    """DROP ... WITH (FORCE) and CREATE through the server's maintenance database."""
-    target = make_url(url)
-    name = target.database
-    if not name:
-        raise BenchError(f"the database URL names no database: {url}")
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote(name)
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-    finally:
-        admin.dispose()
 
 
 @dataclass

@@ -95,6 +95,7 @@ from bench.benchconn import (  # noqa: E402
     BenchConnector,
     register,
 )
+from bench.common import BenchError, recreate_database  # noqa: E402
 from bench.fakeapi import daily_value  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/krsync_bench_sync"
@@ -103,29 +104,6 @@ CYCLE_DAYS = 91
 CYCLE_DAYS_BEFORE = 62  # the cycle starts this many days before yesterday (if the window fits)
 TARGET_RATIO = 1.2
 TARGET_RSS_MB = 150.0
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it promised to: fail loudly."""
-
-
-# --- database -----------------------------------------------------------------------------------
-
-
-def recreate_database(url: str) -> None:
-    """DROP ... WITH (FORCE) and CREATE through the server's maintenance database."""
-    target = make_url(url)
-    name = target.database
-    if not name:
-        raise BenchError(f"the database URL names no database: {url}")
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote(name)
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-    finally:
-        admin.dispose()
 
 
 @dataclass
