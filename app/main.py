@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +16,7 @@ from starlette.routing import Match
 
 from app import health
 from app.auth.router import router as api_keys_router
-from app.core import metrics
+from app.core import fastread, metrics
 from app.core.errors import DomainError
 from app.core.logging import configure_logging
 from app.core.settings import get_settings
@@ -66,6 +68,15 @@ def _allowed_methods(request: Request) -> set[str]:
     return methods
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with scheduler_lifespan(app):
+        try:
+            yield
+        finally:
+            await fastread.close()
+
+
 def create_app() -> FastAPI:
     configure_logging(get_settings())
     app = FastAPI(
@@ -73,7 +84,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Marketing key results kept honest and current: connectors pull the figures, "
         "the API reports progress, status, forecasts and daily series.",
-        lifespan=scheduler_lifespan,
+        lifespan=_lifespan,
     )
     app.add_middleware(metrics.RequestMetricsMiddleware)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import random
@@ -46,6 +47,7 @@ from app.core.migrate import upgrade  # noqa: E402
 from app.core.settings import normalize_database_url  # noqa: E402
 from app.models import Cycle, KeyResult, Objective  # noqa: E402
 from bench.common import BenchError, recreate_database  # noqa: E402
+from bench.loadclient import LoadClient, Reply  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/krsync_bench"
 CYCLE_START = date(2026, 1, 1)
@@ -211,7 +213,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str, port: int, admin_key: str, sql_echo: bool) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, port: int, admin_key: str, sql_echo: bool, workers: int = 1
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -229,7 +233,7 @@ def start_server(url: str, port: int, admin_key: str, sql_echo: bool) -> subproc
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--log-level",
         "warning",
     ]
@@ -292,11 +296,11 @@ class Result:
         return len(self.latencies) / self.wall
 
 
-Check = Callable[[httpx.Response], None]
+Check = Callable[[Reply], None]
 
 
 async def run_load(
-    client: httpx.AsyncClient, label: str, path: str, total: int, concurrency: int, check: Check
+    client: LoadClient, label: str, path: str, total: int, concurrency: int, check: Check
 ) -> Result:
     """`concurrency` workers share one queue of `total` requests; each one is timed alone."""
     remaining = iter(range(total))
@@ -315,11 +319,10 @@ async def run_load(
     return Result(label, sorted(latencies), wall, concurrency)
 
 
-def expect_ok(response: httpx.Response) -> None:
+def expect_ok(response: Reply) -> None:
     if response.status_code != 200:
         raise BenchError(
-            f"{response.request.method} {response.request.url} answered "
-            f"{response.status_code}: {response.text[:500]}"
+            f"GET {response.url} answered {response.status_code}: {response.text[:500]}"
         )
 
 
@@ -327,7 +330,7 @@ def dashboard_checker(objectives: int) -> Check:
     """Validate the JSON in full once per distinct body size; identical bodies skip the parse."""
     seen_sizes: set[int] = set()
 
-    def check(response: httpx.Response) -> None:
+    def check(response: Reply) -> None:
         expect_ok(response)
         size = len(response.content)
         if size in seen_sizes:
@@ -351,7 +354,7 @@ def dashboard_checker(objectives: int) -> Check:
 def key_result_checker(kr_id: int) -> Check:
     seen_sizes: set[int] = set()
 
-    def check(response: httpx.Response) -> None:
+    def check(response: Reply) -> None:
         expect_ok(response)
         size = len(response.content)
         if size in seen_sizes:
@@ -372,12 +375,8 @@ async def measure(
     key_result = f"/api/v1/key-results/{kr_id}?as_of={AS_OF.isoformat()}"
     check_dashboard = dashboard_checker(len(seeded.objective_ids))
     check_kr = key_result_checker(kr_id)
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=None)
-    async with httpx.AsyncClient(
-        base_url=base_url,
-        headers={"Authorization": f"Bearer {admin_key}"},
-        limits=limits,
-        timeout=60.0,
+    async with LoadClient(
+        base_url, {"Authorization": f"Bearer {admin_key}"}, args.concurrency
     ) as client:
         # Warm-up: connections, the SQL compilation cache, PostgreSQL's buffers and plans.
         await run_load(client, "warm-up", dashboard, args.warmup, args.concurrency, check_dashboard)
@@ -403,7 +402,7 @@ async def measure(
     return results
 
 
-async def cold_dashboards(client: httpx.AsyncClient, n: int, check: Check) -> Result:
+async def cold_dashboards(client: LoadClient, n: int, check: Check) -> Result:
     """One at a time, each for a different day: every answer is computed, none is cached.
 
     The hot figures above are what dashboards see between writes (the progress cache answers);
@@ -467,6 +466,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
     parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (default 1)"
+    )
+    parser.add_argument(
         "--cold", type=int, default=15, help="uncached dashboard reads, one at a time"
     )
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
@@ -515,11 +517,15 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     admin_key = secrets.token_urlsafe(32)
-    server = start_server(url, port, admin_key, args.sql_echo)
+    server = start_server(url, port, admin_key, args.sql_echo, args.workers)
     try:
         wait_ready(base_url, server)
-        print(f"server: {base_url} (uvicorn, 1 worker), as_of={AS_OF.isoformat()}")
+        print(f"server: {base_url} (uvicorn, {args.workers} worker(s)), as_of={AS_OF.isoformat()}")
         print(f"cpus: {os.cpu_count()}, load average: {load_average()} (before the timed runs)")
+        # The seeding left this process a large heap: frozen, a full collection in the client
+        # can't stall eight requests at once and be counted as the server's latency.
+        gc.collect()
+        gc.freeze()
         results = asyncio.run(measure(base_url, admin_key, args, seeded))
     finally:
         stop_server(server)

@@ -195,7 +195,6 @@ def _mapped(exc: HttpStatusError) -> Exception:
 
 
 def register() -> None:
-    """Add ``bench`` to the registry's cache of discovered connectors, in this process only."""
-    found = registry.load_connectors()
-    found[BenchConnector.key] = BenchConnector
-    registry._cache = found
+    """Add ``bench`` to the registry, in this process only, as a lookup by key would find it:
+    the nightly sync imports the connectors its sources use, not the whole catalogue."""
+    registry._by_key[BenchConnector.key] = BenchConnector

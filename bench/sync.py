@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import functools
 import inspect
@@ -62,7 +61,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -293,21 +292,21 @@ class Phases:
 
             return wrapper
 
-        original_lock = vars(eng)["advisory_lock"]
+        from app.sync.locks import SourceLock
 
-        @contextlib.contextmanager
-        def timed_lock(engine: Engine, key: int) -> Iterator[bool]:
-            t = time.monotonic()
-            release = t
-            try:
-                with original_lock(engine, key) as taken:
-                    spans.append(("lock take (loop)", key, t, time.monotonic()))
-                    try:
-                        yield taken
-                    finally:
-                        release = time.monotonic()
-            finally:
-                spans.append(("lock release (loop)", key, release, time.monotonic()))
+        def timed_lock_step(label: str, fn: Any) -> Any:
+            @functools.wraps(fn)
+            def wrapper(lock: SourceLock) -> Any:
+                t = time.monotonic()
+                try:
+                    return fn(lock)
+                finally:
+                    spans.append((label, id(lock) % 10_000, t, time.monotonic()))
+
+            return wrapper
+
+        SourceLock.acquire = timed_lock_step("lock take (thread)", SourceLock.acquire)  # type: ignore[method-assign]
+        SourceLock.release = timed_lock_step("lock release (thread)", SourceLock.release)  # type: ignore[method-assign]
 
         for name in self.STEPS:
             fn = getattr(eng, name, None)
@@ -316,7 +315,6 @@ class Phases:
                 continue
             wrapped = wrap_async(name, fn) if inspect.iscoroutinefunction(fn) else None
             setattr(eng, name, wrapped or wrap_sync(name, fn))
-        vars(eng)["advisory_lock"] = timed_lock
 
     def report(self, started: float) -> None:
         """Per step: how many, median and max duration, and when the first began/last ended."""
@@ -347,7 +345,7 @@ class Phases:
             )
         print(
             "(ms; first/last = when the first one began and the last one ended, from the start; "
-            "the lock steps block the event loop)"
+            "the lock steps run in worker threads)"
         )
         self.spans.clear()
 

@@ -7,15 +7,24 @@ Everything the sync engine and the API need to know about a platform is declared
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 Category = Literal["analytics", "crm", "email", "social", "generic", "demo"]
 FilterOp = Literal["eq", "neq", "in", "not_in", "contains", "gt", "gte", "lt", "lte"]
@@ -97,6 +106,41 @@ class Window:
             parts.append(Window(start, end))
             start = end + timedelta(days=1)
         return parts
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), else None."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds, for ``RateLimited(retry_after)``."""
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def _root_url(value: str) -> str:
+    value = value.strip()
+    if not re.match(r"(?i)^https?://[^/\s]+", value):
+        raise ValueError("`base_url` must be an http:// or https:// address")
+    return value.rstrip("/")
+
+
+#: A connector's ``base_url`` (SPEC section 4): an http(s) root that replaces the platform's own.
+BaseUrl = Annotated[str, AfterValidator(_root_url)]
 
 
 class NoParams(BaseModel):
@@ -189,6 +233,15 @@ class FetchResult:
     values: list[DailyValue] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     query_errors: dict[str, str] = field(default_factory=dict)
+    #: Platform facts worth keeping on the SyncRun (quota left, API limits); under ``platform``.
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Things an admin must act on (``re-authorize before 2026-12-01``); shown on the source.
+    notices: list[str] = field(default_factory=list)
+    #: Queries whose values are the platform's whole answer for the window: a day it no longer
+    #: gives (the only deal of that day moved out of closed-won) is no longer stored either,
+    #: unless the answer has no figure at all for the query (then nothing is cleared).
+    #: Leave out queries of platforms that omit days for other reasons (not processed yet).
+    complete: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -212,6 +265,8 @@ class HttpOptions:
     max_concurrency: int = 10
     headers: dict[str, str] = field(default_factory=dict)
     oauth: OAuthSpec | None = None
+    #: Seconds a 429/5xx asks to wait, for platforms that say it other than by ``Retry-After``.
+    retry_after: Callable[[httpx.Response], float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +274,8 @@ class CheckResult:
     message: str
     timezone: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: As ``FetchResult.notices``: replaces what the source shows.
+    notices: list[str] = field(default_factory=list)
 
 
 class ConnectorError(Exception):
@@ -235,6 +292,18 @@ class ConnectorConfigError(ConnectorError):
 
 class ConnectorAuthError(ConnectorConfigError):
     """Bad or expired credentials or a missing permission; the message says which to fix."""
+
+
+class TokenRefreshError(ConnectorAuthError):
+    """The engine's client could not refresh an OAuth2 token (raised by it, caught by connectors).
+
+    Usually a revoked refresh token: someone has to reconnect the source. ``transient`` is true
+    when the token endpoint itself was down, so the next run may succeed as it is.
+    """
+
+    @property
+    def transient(self) -> bool:
+        return False
 
 
 class RetriableError(ConnectorError):
@@ -292,12 +361,21 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     max_window_days: ClassVar[int | None] = None
 
     def __init__(
-        self, config: ConfigT, credentials: CredT, http: httpx.AsyncClient, *, timezone: str = "UTC"
+        self,
+        config: ConfigT,
+        credentials: CredT,
+        http: httpx.AsyncClient,
+        *,
+        timezone: str = "UTC",
+        today: date | None = None,
     ) -> None:
         try:
             self.zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConnectorConfigError(f"unknown timezone `{timezone}`: use an IANA name") from exc
+        #: The source's today by the engine's clock: limits such as "12 months back" count from
+        #: it, so a run and its window agree on the date (and tests can set it).
+        self.today = today if today is not None else datetime.now(self.zone).date()
         self.config = config
         self.credentials = credentials
         self.http = http

@@ -31,6 +31,8 @@ ConnectorClass = type[Connector[Any, Any]]
 logger = logging.getLogger(__name__)
 
 _cache: dict[str, ConnectorClass] | None = None
+#: Connectors imported one by one by `get_connector` before any full discovery.
+_by_key: dict[str, ConnectorClass] = {}
 
 
 class UnknownConnectorError(KeyError):
@@ -62,15 +64,36 @@ def clear_cache() -> None:
     """Forget the discovered connectors so the next lookup rescans."""
     global _cache
     _cache = None
+    _by_key.clear()
 
 
 def get_connector(key: str) -> ConnectorClass:
-    """The connector class registered under ``key``; an ``UnknownConnectorError`` lists the rest."""
+    """The connector class registered under ``key``; an ``UnknownConnectorError`` lists the rest.
+
+    Until something asks for the whole catalogue, only the entry point named ``key`` is
+    imported: a sync of HubSpot sources has no use for the Google client libraries, which
+    weigh tens of megabytes in every worker.
+    """
+    if _cache is None:
+        cls = _by_key.get(key) or _load_named(key)
+        if cls is not None:
+            return cls
     found = load_connectors()
     try:
         return found[key]
     except KeyError:
         raise UnknownConnectorError(key, sorted(found)) from None
+
+
+def _load_named(key: str) -> ConnectorClass | None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name != key:
+            continue  # read from metadata only: nothing of it is imported
+        cls = _load(ep)
+        if cls is not None and cls.key == key:
+            _by_key[key] = cls
+            return cls
+    return None
 
 
 def describe_connectors() -> list[dict[str, Any]]:

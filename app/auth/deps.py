@@ -2,36 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from app.auth.service import ROLE_RANK, Principal, Role, authenticate
-from app.core.db import get_session
+from app.auth.service import (
+    LAST_USED_RESOLUTION,
+    ROLE_RANK,
+    Principal,
+    Role,
+    authenticate,
+    bootstrap_principal,
+    hash_key,
+)
+from app.core import fastread
+from app.core.db import request_session
 from app.core.errors import Forbidden, Unauthorized
 from app.core.settings import get_settings
+from app.models.base import utcnow
 
 # "function" scope commits before the response is sent: a 201 means the write is stored.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key, or KRSYNC_ADMIN_KEY")
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # async: the bootstrap key needs no database, so it costs no thread-pool trip.
     token = credentials.credentials if credentials else request.cookies.get("krsync_key")
     if not token:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     admin = get_settings().admin_key
-    principal = authenticate(session, token, admin.get_secret_value() if admin else None)
+    admin_key = admin.get_secret_value() if admin else None
+    principal = (
+        bootstrap_principal(token, admin_key)
+        or await _known_key(session, token)
+        or await run_in_threadpool(authenticate, session, token, admin_key)
+    )
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
     return principal
+
+
+async def _known_key(session: Session, token: str) -> Principal | None:
+    """A live key read on the event loop; None leaves it to `authenticate` (which also records
+    `last_used_at` when due, and refuses unknown or revoked keys)."""
+    fresh_after = utcnow() - LAST_USED_RESOLUTION
+    found = await fastread.api_key(session.get_bind().engine.url, hash_key(token), fresh_after)
+    if found is None:
+        return None
+    key_id, name, role = found
+    if role not in ROLE_RANK:
+        return None
+    return Principal(name=f"key:{name}", role=cast(Role, role), key_id=key_id)
 
 
 def require(role: Role) -> object:

@@ -58,10 +58,17 @@ def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
     audit(session, actor, "revoke", "api_key", key_id, {})
 
 
-def authenticate(session: Session, presented: str, admin_key: str | None) -> Principal | None:
-    """The bootstrap key is compared in constant time; stored keys are found by their hash."""
+def bootstrap_principal(presented: str, admin_key: str | None) -> Principal | None:
+    """The ``KRSYNC_ADMIN_KEY`` holder, compared in constant time; None for any other key."""
     if admin_key and hmac.compare_digest(presented.encode(), admin_key.encode()):
         return Principal(name="bootstrap-admin", role="admin", key_id=None)
+    return None
+
+
+def authenticate(session: Session, presented: str, admin_key: str | None) -> Principal | None:
+    """The bootstrap key first; stored keys are found by their hash."""
+    if (bootstrap := bootstrap_principal(presented, admin_key)) is not None:
+        return bootstrap
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(presented)))
     if row is None or row.revoked_at is not None:
         return None

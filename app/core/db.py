@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.core.settings import get_settings
 
@@ -63,6 +64,43 @@ def get_session() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.close()
+
+
+async def request_session() -> AsyncIterator[Session]:
+    """`get_session` for requests, with one thread-pool trip instead of two.
+
+    Creating a session touches no connection, so it is done on the event loop; the first
+    statement connects, in whatever worker thread runs it. Only the end of the transaction
+    (commit or rollback, then close) may block, and it goes to the pool as one call.
+    """
+    session = get_sessionmaker()()
+    try:
+        yield session
+    except BaseException:
+        await _finish(session, commit=False)
+        raise
+    await _finish(session, commit=True)
+
+
+async def _finish(session: Session, *, commit: bool) -> None:
+    if not session.in_transaction():
+        session.close()  # never touched the database (a cached read): nothing that can block
+        return
+    await run_in_threadpool(_end, session, commit=commit)
+
+
+def _end(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            try:
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        else:
+            session.rollback()
     finally:
         session.close()
 

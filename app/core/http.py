@@ -27,7 +27,6 @@ Everything is passed in as parameters; nothing here reads settings or touches th
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import inspect
 import ipaddress
@@ -37,7 +36,6 @@ import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiolimiter
@@ -46,6 +44,7 @@ import httpx
 import stamina
 
 from app.core.redact import RedactingFilter, Redactor, register_secrets, secrets_in
+from connectors.base import TokenRefreshError, parse_retry_after, retry_after
 
 # Loggers that see raw exceptions before this layer redacts them get a filter of their own, so
 # their records are clean before any handler (JSON included) formats them.
@@ -146,10 +145,11 @@ class HttpStatusError(HttpLayerError):
     """
 
 
-class OAuthRefreshError(HttpLayerError):
+class OAuthRefreshError(HttpLayerError, TokenRefreshError):
     """The token endpoint refused or failed to refresh the access token.
 
     Almost always a revoked or expired refresh token: the source needs new credentials.
+    Connectors see it as ``connectors.base.TokenRefreshError`` (they import nothing from app/).
     """
 
     @property
@@ -169,30 +169,7 @@ class HttpStats:
 # ------------------------------------------------------------------------------- Retry-After
 
 
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), else None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        when = when.replace(tzinfo=dt.UTC)
-    current = now if now is not None else dt.datetime.now(dt.UTC)
-    return max(0.0, (when - current).total_seconds())
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The response's ``Retry-After`` in seconds, for ``RateLimited(retry_after)``."""
-    return parse_retry_after(response.headers.get("Retry-After"))
+retry_after_seconds = retry_after
 
 
 # ----------------------------------------------------------------------------- retry transport
@@ -232,13 +209,23 @@ async def _buffered(response: httpx.Response, request: httpx.Request) -> httpx.R
         body = b"".join([chunk async for chunk in response.aiter_raw()])
     finally:
         await response.aclose()
-    return httpx.Response(
+    copy = httpx.Response(
         response.status_code,
         headers=response.headers,
         stream=httpx.ByteStream(body),
         extensions=dict(response.extensions),
         request=request,
     )
+    try:
+        copy.read()  # in memory already: a platform's retry_after reader may look at the body
+    except httpx.DecodingError:
+        pass  # left to whoever reads it next, who gets the same error
+    return copy
+
+
+#: Reads how long a platform wants us to wait from a 429/5xx response (``Retry-After`` by default;
+#: X says it with ``x-rate-limit-reset``), so the wait replaces the blind backoff.
+RetryAfter = Callable[[httpx.Response], float | None]
 
 
 class RetryTransport(httpx.AsyncBaseTransport):
@@ -262,9 +249,11 @@ class RetryTransport(httpx.AsyncBaseTransport):
         wait_initial: float = _WAIT_INITIAL,
         wait_max: float = _WAIT_MAX,
         wait_jitter: float = _WAIT_JITTER,
+        retry_after: RetryAfter = retry_after_seconds,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        self._retry_after = retry_after
         self._inner = inner
         self._stats = stats
         self._max_attempts = max_attempts
@@ -295,7 +284,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
                     if response.status_code not in RETRY_STATUSES:
                         return _tagged(response, attempts)
                     response = await _buffered(response, request)
-                    delay = retry_after_seconds(response)
+                    delay = self._retry_after(response)
                     if delay is not None and delay > self._max_retry_after:
                         return _tagged(response, attempts)
                     raise _RetryableStatus(response, delay)
@@ -582,6 +571,23 @@ class OAuth2Settings:
     scope: str | None = None
 
 
+def _refused_refresh(response: httpx.Response) -> httpx.Response:
+    """A 4xx/5xx token answer is a refusal even when its body lacks OAuth's ``error`` field.
+
+    Authlib reads any JSON body without ``error`` as a token; a platform answering
+    ``{"success": false, "message": ...}`` would then fail later with a confusing type error.
+    """
+    if response.status_code < 400:
+        return response
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not (isinstance(body, dict) and "error" in body):
+        response.raise_for_status()
+    return response  # RFC 6749's error body: Authlib raises with its `error` code in the text
+
+
 class KrsyncOAuth2Client(AsyncOAuth2Client, KrsyncClient):  # type: ignore[misc]
     """Authlib's ``AsyncOAuth2Client`` on the krsync transport stack.
 
@@ -603,6 +609,7 @@ class KrsyncOAuth2Client(AsyncOAuth2Client, KrsyncClient):  # type: ignore[misc]
         # Authlib calls httpx.AsyncClient.__init__ itself, bypassing KrsyncClient.__init__.
         AsyncOAuth2Client.__init__(self, **kwargs)
         self._init_krsync(source_name, stats, redactor)
+        self.register_compliance_hook("refresh_token_response", _refused_refresh)
 
     async def request(
         self,
@@ -709,6 +716,7 @@ def build_client(
     on_token_update: TokenCallback | None = None,
     headers: Mapping[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    retry_after: RetryAfter | None = None,
 ) -> KrsyncClient:
     """The HTTP client for one source and one run; use it as ``async with``.
 
@@ -716,7 +724,8 @@ def build_client(
     they are masked in this client's errors and registered for the log filter. With ``oauth``
     the client is Authlib's ``AsyncOAuth2Client`` and ``on_token_update`` receives every
     refreshed token (refresh-token rotation included) so the caller can store it encrypted.
-    ``transport`` replaces the innermost network transport (tests, unusual proxies).
+    ``transport`` replaces the innermost network transport (tests, unusual proxies);
+    ``retry_after`` reads a platform's own wait header where it has no ``Retry-After``.
     """
     stats = HttpStats()
     redactor = Redactor(secrets)
@@ -733,7 +742,11 @@ def build_client(
     if not allow_private:
         stack = PrivateNetworkGuard(stack)
     stack = RetryTransport(
-        stack, stats=stats, max_attempts=max_attempts, max_retry_after=max_retry_after
+        stack,
+        stats=stats,
+        max_attempts=max_attempts,
+        max_retry_after=max_retry_after,
+        retry_after=retry_after or retry_after_seconds,
     )
     client_kwargs: dict[str, Any] = {
         "base_url": base_url,

@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 __all__ = [
     "MASK",
@@ -30,6 +31,7 @@ __all__ = [
     "Redactor",
     "install_redacting_filter",
     "redact",
+    "redact_json",
     "register_secrets",
     "secrets_in",
 ]
@@ -208,6 +210,17 @@ def register_secrets(values: Iterable[str]) -> None:
 def redact(text: str) -> str:
     """``text`` masked against the process-wide registry (for ``SyncRun.error`` and the like)."""
     return _registry.redact(text)
+
+
+def redact_json(value: Any) -> Any:
+    """``value`` (JSON a connector built from responses) with every string in it masked."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): redact_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_json(v) for v in value]
+    return value
 
 
 class RedactingFilter(logging.Filter):

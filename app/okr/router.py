@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import Editor, SessionDep, Viewer
+from app.core import fastread
 from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, Limit, Offset, Page
 from app.models import KeyResult, Objective
 from app.models.revision import current as current_revision
@@ -60,6 +62,20 @@ def _cached(session: Session, key: tuple[object, ...], build: Callable[[], BaseM
         body = build().model_dump_json(by_alias=True).encode()
         cache.put(full_key, body)
     return Response(content=body, media_type="application/json")
+
+
+async def _cached_read(
+    session: Session, key: tuple[object, ...], build: Callable[[], BaseModel]
+) -> Response:
+    """A hit is answered on the event loop (one SELECT of the revision, no worker thread);
+    a miss, or a database the fast read doesn't serve, computes in the thread pool."""
+    url = session.get_bind().engine.url
+    revision = await fastread.progress_revision(url)
+    if revision is not None:
+        body = cache.get((url, revision, *key))
+        if body is not None:
+            return Response(content=body, media_type="application/json")
+    return await run_in_threadpool(_cached, session, key, build)
 
 
 def _kr_read(kr: KeyResult, progress: Progress | None) -> KeyResultRead:
@@ -158,7 +174,7 @@ def list_objectives(
 
 
 @router.get("/objectives/{objective_id}", tags=["objectives"], response_model=ObjectiveRead)
-def get_objective(
+async def get_objective(
     objective_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
 ) -> Response:
     """Read an objective with its progress and its key results."""
@@ -168,7 +184,7 @@ def get_objective(
         obj = service.get_objective(session, objective_id)
         return _objectives_read(session, [obj], day)[0]
 
-    return _cached(session, ("objective", objective_id, day), build)
+    return await _cached_read(session, ("objective", objective_id, day), build)
 
 
 @router.patch("/objectives/{objective_id}", tags=["objectives"])
@@ -225,7 +241,9 @@ def list_key_results(
 
 
 @router.get("/key-results/{kr_id}", tags=["key results"], response_model=KeyResultRead)
-def get_key_result(kr_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None) -> Response:
+async def get_key_result(
+    kr_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
+) -> Response:
     """Read a key result with its progress block."""
     day = _as_of(as_of)
 
@@ -234,7 +252,7 @@ def get_key_result(kr_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf 
         progress = service.key_results_progress(session, [kr], day)
         return _kr_read(kr, progress.get(kr.id))
 
-    return _cached(session, ("key_result", kr_id, day), build)
+    return await _cached_read(session, ("key_result", kr_id, day), build)
 
 
 @router.patch("/key-results/{kr_id}", tags=["key results"])
@@ -313,14 +331,16 @@ def get_series(
 
 
 @router.get("/dashboard", tags=["dashboard"], response_model=DashboardRead)
-def get_dashboard(
+async def get_dashboard(
     session: SessionDep, who: Viewer, cycle_id: IdQuery = None, as_of: AsOf = None
 ) -> Response:
     """Every objective of a cycle (default: the current one) with key results and progress."""
     day = _as_of(as_of)
-    cycle = service.resolve_cycle(session, cycle_id, day)
 
     def build() -> DashboardRead:
+        # Which cycle is "current" on `day` moves only with cycle writes, which bump the
+        # revision: keying by what was asked (cycle_id or None) is as exact as by the cycle.
+        cycle = service.resolve_cycle(session, cycle_id, day)
         objectives = service.cycle_objectives(session, cycle.id)
         return DashboardRead(
             as_of=day,
@@ -329,4 +349,4 @@ def get_dashboard(
             objectives=_objectives_read(session, objectives, day),
         )
 
-    return _cached(session, ("dashboard", cycle.id, day), build)
+    return await _cached_read(session, ("dashboard", cycle_id, day), build)

@@ -111,7 +111,8 @@ def delete_data_source(
 def check_data_source(source_id: IdPath, session: SessionDep, who: Admin) -> CheckRead:
     """Check that the source's credentials and ids work, with one cheap call."""
     ok, message = service.check_source(session, source_id, who.name)
-    return CheckRead(ok=ok, message=message)
+    notices = (service.get_source(session, source_id).state or {}).get("notices", [])
+    return CheckRead(ok=ok, message=message, notices=notices)
 
 
 @router.post(

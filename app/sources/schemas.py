@@ -202,6 +202,11 @@ class DataSourceRead(BaseModel):
     enabled: bool
     last_synced_day: date | None
     last_success_at: datetime | None
+    notices: list[str] = Field(
+        default_factory=list,
+        description="What an admin must do for this source (e.g. re-authorize before a date), "
+        "as its connector said at the last check or sync",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -210,10 +215,11 @@ class DataSourceRead(BaseModel):
     def _from_row(cls, data: Any) -> Any:
         # The encrypted token stays on the row: only whether there is one goes out.
         if hasattr(data, "credentials_encrypted"):
-            fields = set(cls.model_fields) - {"credentials_set"}
+            fields = set(cls.model_fields) - {"credentials_set", "notices"}
             return {
                 **{name: getattr(data, name) for name in fields},
                 "credentials_set": data.credentials_encrypted is not None,
+                "notices": list((data.state or {}).get("notices", [])),
             }
         return data
 
@@ -227,6 +233,9 @@ class DataSourceCreated(DataSourceRead):
 class CheckRead(BaseModel):
     ok: bool
     message: str
+    notices: list[str] = Field(
+        default_factory=list, description="What an admin must do soon, e.g. re-authorize"
+    )
 
 
 class SyncRequest(StrictModel):

@@ -23,7 +23,7 @@ from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.vault import encrypt_credentials
 from app.models import DataSource, KeyResult, Mapping, Observation, SyncRun
 from app.sync.clock import today_in
-from connectors.base import Aggregation, ConnectorError, Filter, MappingError
+from connectors.base import Aggregation, ConnectorError, Filter, MappingError, MetricQuery
 from connectors.registry import (
     ConnectorClass,
     UnknownConnectorError,
@@ -351,17 +351,20 @@ def _fit_query(
             f"installed (installed: {', '.join(exc.known) or 'none'})",
             field="data_source_id",
         ) from exc
+    from app.sync.engine import check_mapping_online
+
     aggregation = cast(Aggregation, kr.aggregation)
     try:
         params = cls.validate_query(
             fields["metric"], fields["params"], fields["filters"], aggregation
         )
+        filters = tuple(Filter.model_validate(f) for f in fields["filters"])
+        check_mapping_online(source, MetricQuery("new", fields["metric"], params, filters))
     except MappingError as exc:
         raise InvalidInput(f"{exc.part}: {exc.message}", field=exc.part) from exc
     except ConnectorError as exc:
         raise InvalidInput(exc.message, field="metric") from exc
-    filters = [Filter.model_validate(f).model_dump(mode="json") for f in fields["filters"]]
-    return params.model_dump(mode="json"), filters
+    return params.model_dump(mode="json"), [f.model_dump(mode="json") for f in filters]
 
 
 def _unique_slot(session: Session, kr_id: int, role: str, group: str, own_id: int | None) -> None:

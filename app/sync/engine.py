@@ -17,11 +17,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import stamina
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core import metrics
@@ -35,7 +35,7 @@ from app.core.http import (
     PrivateNetworkError,
     build_client,
 )
-from app.core.redact import redact, register_secrets, secrets_in
+from app.core.redact import redact, redact_json, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
 from app.core.vault import decrypt_credentials, encrypt_credentials
@@ -43,7 +43,7 @@ from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
 from app.sync.clock import today_in, utcnow
 from app.sync.locks import SourceLock
 from app.sync.plan import Plan, build_query, plan_run
-from app.sync.store import Row, replace_history, upsert
+from app.sync.store import Row, clear_window, replace_history, upsert
 from connectors.base import (
     CheckResult,
     Connector,
@@ -52,6 +52,7 @@ from connectors.base import (
     ConnectorError,
     DailyValue,
     FetchResult,
+    MappingError,
     MetricQuery,
     RateLimited,
     RetriableError,
@@ -106,6 +107,10 @@ class Fetched:
     values: list[tuple[DailyValue, date | None]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     query_errors: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    #: (window, query ids) answered completely: their stored days in the window are replaced.
+    complete: list[tuple[Window, set[str]]] = field(default_factory=list)
     stats: HttpStats = field(default_factory=HttpStats)
     fetch_calls: int = 0
 
@@ -174,6 +179,33 @@ def _token_saver(
     return store
 
 
+def client_arguments(
+    source_name: str,
+    cls: type[Connector[Any, Any]],
+    config: BaseModel,
+    credentials: BaseModel,
+    raw: dict[str, Any],
+    on_token: Callable[[dict[str, Any]], Awaitable[None]] | None,
+) -> dict[str, Any]:
+    """What `build_client` gets for a source: its connector's `HttpOptions`, OAuth included.
+
+    Public so connector tests build their clients exactly as a sync does.
+    """
+    options, oauth = _oauth(cls, config, credentials)
+    return {
+        "source_name": source_name,
+        "secrets": secrets_in(raw),
+        "base_url": options.base_url,
+        "rate_per_second": options.rate_per_second,
+        "max_concurrency": options.max_concurrency,
+        "allow_private": get_settings().allow_private_networks,
+        "oauth": oauth,
+        "on_token_update": on_token if oauth is not None else None,
+        "headers": options.headers,
+        "retry_after": options.retry_after,
+    }
+
+
 def _client(
     source_name: str,
     cls: type[Connector[Any, Any]],
@@ -182,18 +214,7 @@ def _client(
     raw: dict[str, Any],
     on_token: Callable[[dict[str, Any]], Awaitable[None]] | None,
 ) -> Any:
-    options, oauth = _oauth(cls, config, credentials)
-    return build_client(
-        source_name=source_name,
-        secrets=secrets_in(raw),
-        base_url=options.base_url,
-        rate_per_second=options.rate_per_second,
-        max_concurrency=options.max_concurrency,
-        allow_private=get_settings().allow_private_networks,
-        oauth=oauth,
-        on_token_update=on_token if oauth is not None else None,
-        headers=options.headers,
-    )
+    return build_client(**client_arguments(source_name, cls, config, credentials, raw, on_token))
 
 
 def classify(exc: BaseException) -> str:
@@ -353,7 +374,7 @@ def _prepare(run_id: int) -> Prepared | None:
         # We hold the source's lock, so another run of it that got as far as preparing died with
         # its process; one still queued for the lock is left to run, unless it waited too long.
         queued_too_long = utcnow() - timedelta(seconds=LOCK_WAIT_SECONDS + 60)
-        session.execute(
+        interrupted = session.execute(
             update(SyncRun)
             .where(
                 SyncRun.data_source_id == run.data_source_id,
@@ -369,6 +390,9 @@ def _prepare(run_id: int) -> Prepared | None:
         )
         source = session.get(DataSource, run.data_source_id)
         assert source is not None  # the FK cascades deletes
+        # Their process died before it could count them; they count here, without a duration.
+        for _ in range(cast(CursorResult[Any], interrupted).rowcount or 0):
+            metrics.record_sync(source.connector, "failed", None)
         run.started_at = run.prepared_at = utcnow()
         cls, config, raw, _ = _connector_parts(source)
         today = today_in(source.timezone)
@@ -437,7 +461,7 @@ async def _fetch(p: Prepared) -> Fetched:
         p.source_name, cls, p.config, creds_model, p.credentials, store_token
     ) as http:
         p.stats = http.stats
-        connector = cls(p.config, creds_model, http, timezone=p.timezone)
+        connector = cls(p.config, creds_model, http, timezone=p.timezone, today=p.today)
         batches: list[tuple[Sequence[MetricQuery], Window, date | None]] = []
         if p.plan.daily and p.plan.daily_window is not None:
             windows = (
@@ -455,6 +479,14 @@ async def _fetch(p: Prepared) -> Fetched:
             fetched.values += [(v, redate) for v in result.values]
             fetched.warnings += result.warnings
             fetched.query_errors.update(result.query_errors)
+            fetched.details.update(result.details)
+            fetched.notices += [n for n in result.notices if n not in fetched.notices]
+            if result.complete and redate is None:
+                # An answer with nothing at all for a query looks the same as a platform that
+                # stopped showing data (a permission lost, an outage answering 200): it clears
+                # nothing. Any figure in the window shows the answer was real.
+                answered = {v.query_id for v in result.values}
+                fetched.complete.append((window, set(result.complete) & answered))
         fetched.stats = http.stats
     return fetched
 
@@ -506,6 +538,17 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
                 if t.replace_history and t.mapping_id not in failed_mappings
             ),
         )
+        for window, query_ids in f.complete:
+            clear_window(
+                session,
+                (
+                    p.plan.targets[q].mapping_id
+                    for q in query_ids
+                    if q in p.plan.targets and q not in f.query_errors
+                ),
+                window.start,
+                window.end,
+            )
         written = upsert(session, rows, p.run_id)
         ok_ids = [
             t.mapping_id
@@ -530,6 +573,10 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
             "rate_limited": f.stats.rate_limited,
             "seconds": round(seconds, 3),
         }
+        if f.details:
+            run.details["platform"] = redact_json(f.details)
+        if f.fetch_calls:  # a run with nothing to fetch heard nothing new from the platform
+            source.state = {**(source.state or {}), "notices": [redact(n) for n in f.notices]}
         if p.plan.incremental_end is not None and not run.details.get("requested"):
             source.last_synced_day = max(
                 p.plan.incremental_end, source.last_synced_day or p.plan.incremental_end
@@ -565,9 +612,16 @@ def _finish_failed(
         run.status = "failed"
         run.error = message
         run.finished_at = utcnow()
+        stats = stats if stats is not None else HttpStats()
+        # A failed run spent calls too: they count against the platform's quota.
+        run.api_calls = stats.requests
+        run.details = {
+            **(run.details or {}),
+            "retries": stats.retries,
+            "rate_limited": stats.rate_limited,
+        }
         source = session.get(DataSource, run.data_source_id)
         connector = source.connector if source is not None else "unknown"
-    stats = stats if stats is not None else HttpStats()
     metrics.record_sync(
         connector, "failed", seconds, stats.requests, stats.retries, stats.rate_limited
     )
@@ -594,6 +648,7 @@ def check_source(session: Session, source: DataSource) -> tuple[bool, str]:
         return False, classify(exc)
     if result.timezone and source.timezone == "UTC" and result.timezone != "UTC":
         source.timezone = result.timezone
+    source.state = {**(source.state or {}), "notices": [redact(n) for n in result.notices]}
     return True, redact(result.message)
 
 
@@ -601,7 +656,48 @@ async def _check(source: DataSource) -> CheckResult:
     cls, config, raw, creds = _connector_parts(source)
     saver = _token_saver(source.id, cls, raw)
     async with _client(source.name, cls, config, creds, raw, saver) as http:
-        return await cls(config, creds, http, timezone=source.timezone).check()
+        return await cls(
+            config, creds, http, timezone=source.timezone, today=today_in(source.timezone)
+        ).check()
+
+
+#: How long a mapping's online check may hold up the request that creates it.
+ONLINE_CHECK_SECONDS = 10.0
+
+
+def check_mapping_online(source: DataSource, query: MetricQuery) -> None:
+    """The platform's own metadata says whether the metric and fields exist (SPEC section 4).
+
+    Only a ``MappingError`` refuses the mapping. A source that can't be reached right now
+    (down, slow, bad credentials, rate limited) leaves the check to the offline catalogue:
+    the admin may be wiring mappings before the credentials work, and the first sync will
+    say what is wrong.
+    """
+    try:
+        cls, config, raw, creds = _connector_parts(source)
+    except SourceConfigError:
+        return
+    if cls.validate_mapping_online is Connector.validate_mapping_online:
+        return  # nothing to ask: skip building a client
+
+    async def run() -> None:
+        saver = _token_saver(source.id, cls, raw)
+        async with _client(source.name, cls, config, creds, raw, saver) as http:
+            connector = cls(
+                config, creds, http, timezone=source.timezone, today=today_in(source.timezone)
+            )
+            await asyncio.wait_for(connector.validate_mapping_online(query), ONLINE_CHECK_SECONDS)
+
+    try:
+        asyncio.run(run())
+    except MappingError:
+        raise
+    except Exception as exc:
+        log.info(
+            "mapping checked offline only: %s",
+            classify(exc),
+            extra={"source_id": source.id, "source": source.name},
+        )
 
 
 def preview_mapping(
@@ -628,7 +724,7 @@ def preview_mapping(
 
     async def run() -> FetchResult:
         async with _client(source.name, cls, config, creds, raw, saver) as http:
-            connector = cls(config, creds, http, timezone=source.timezone)
+            connector = cls(config, creds, http, timezone=source.timezone, today=today)
             parts = window.split(cls.max_window_days) if cls.max_window_days else [window]
             out = FetchResult()
             for part in parts:

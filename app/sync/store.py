@@ -34,6 +34,20 @@ def replace_history(session: Session, mapping_ids: Iterable[int]) -> None:
         session.execute(delete(Observation).where(Observation.mapping_id.in_(ids)))
 
 
+def clear_window(session: Session, mapping_ids: Iterable[int], start: date, end: date) -> None:
+    """Days the platform answered completely: what it no longer gives must not linger.
+
+    Runs in the run's transaction before the upsert, so a failed run clears nothing.
+    """
+    ids = list(mapping_ids)
+    if ids:
+        session.execute(
+            delete(Observation).where(
+                Observation.mapping_id.in_(ids), Observation.date.between(start, end)
+            )
+        )
+
+
 def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
     """ON CONFLICT on (mapping, group, role, date), on PostgreSQL and SQLite alike."""
     if not rows:

@@ -34,6 +34,7 @@ from app.core.http import HttpStatusError
 from app.core.settings import get_settings
 from connectors import registry
 from connectors.base import (
+    BaseUrl,
     CheckResult,
     Connector,
     ConnectorAuthError,
@@ -64,7 +65,7 @@ MAX_PAGES = 1000
 class AcmeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str = Field(ACME_URL, description="The API root; a proxy or a local test server.")
+    base_url: BaseUrl = Field(ACME_URL, description="The API root; a proxy or a local test server.")
     page_size: int = Field(100, ge=1, le=1000, description="Days per page Acme should send.")
 
 

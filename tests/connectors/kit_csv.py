@@ -1,4 +1,4 @@
-"""The contract kit of ``csv`` (connectors/csv_source.py), driven through its URL form.
+"""The contract kit of ``csv`` (connectors/csv_source/), driven through its URL form.
 
 The platform is a "publish to web" CSV link answering ``text/csv``: semicolons, a BOM and
 decimal commas, as a European spreadsheet exports them. The ``*.test`` host resolves to a

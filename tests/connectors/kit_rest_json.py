@@ -1,4 +1,4 @@
-"""The contract kit of ``rest_json`` (connectors/rest_json.py): a generic JSON stats endpoint.
+"""The contract kit of ``rest_json`` (connectors/rest_json/): a generic JSON stats endpoint.
 
 ``GET https://stats.krsync.test/v1/daily?since={from}&until={to}`` pages with a cursor
 (``next`` in the body, sent back as ``cursor``), three records a page, each

@@ -119,17 +119,35 @@ DEMO = Kit(
 )
 
 
-KITS: dict[str, Kit] = {"acme": ACME, "demo": DEMO}
+class _Kits(dict[str, Kit]):
+    """Every kit, found on first lookup rather than at import.
+
+    Each `kit_<key>.py` imports this module; discovering at import time would import the kit
+    modules while one of them is half-imported (a test that imports its kit first) and find it
+    without its `KIT`.
+    """
+
+    _found = False
+
+    def _discover(self) -> None:
+        """Each connector's kit may live in its own `kit_<key>.py` beside this file (a `KIT`)."""
+        if self._found:
+            return
+        import importlib
+        from pathlib import Path
+
+        self._found = True
+        for path in sorted(Path(__file__).parent.glob("kit_*.py")):
+            module = importlib.import_module(f"tests.connectors.{path.stem}")
+            self[path.stem.removeprefix("kit_")] = module.KIT
+
+    def __getitem__(self, key: str) -> Kit:
+        self._discover()
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Kit | None = None) -> Kit | None:  # type: ignore[override]
+        self._discover()
+        return super().get(key, default)
 
 
-def _discover_kits() -> None:
-    """Each connector's kit may live in its own `kit_<key>.py` beside this file (a `KIT`)."""
-    import importlib
-    from pathlib import Path
-
-    for path in sorted(Path(__file__).parent.glob("kit_*.py")):
-        module = importlib.import_module(f"tests.connectors.{path.stem}")
-        KITS[path.stem.removeprefix("kit_")] = module.KIT
-
-
-_discover_kits()
+KITS = _Kits(acme=ACME, demo=DEMO)

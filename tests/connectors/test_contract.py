@@ -21,14 +21,12 @@ import anyio
 import httpx
 import pytest
 import respx
-import stamina
 from pydantic import ValidationError
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
 from app.core.db import session_scope
-from app.core.http import KrsyncClient, OAuth2Settings, build_client
+from app.core.http import KrsyncClient
 from app.core.redact import secrets_in
-from app.core.settings import get_settings
 from app.core.vault import encrypt_credentials
 from app.models import DataSource
 from app.sync.engine import sync_now
@@ -42,7 +40,8 @@ from connectors.base import (
     Window,
 )
 from connectors.registry import get_connector, load_connectors
-from tests.connectors.acme import AcmeConnector, configure_engine
+from tests.connectors import engine_client
+from tests.connectors.acme import AcmeConnector
 from tests.connectors.kits import KITS, Kit, Mocked, Query, Scenario
 
 WINDOW = Window(date(2026, 7, 1), date(2026, 7, 10))
@@ -50,17 +49,10 @@ TODAY = date(2026, 7, 11)
 CONNECTOR_KEYS = sorted({*load_connectors(), AcmeConnector.key})
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def engine_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    configure_engine(monkeypatch)
-    with stamina.set_testing(True, attempts=100, cap=True):
+    with engine_client.engine_env(monkeypatch, attempts=100, cap=True):
         yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(params=CONNECTOR_KEYS)
@@ -99,27 +91,14 @@ def query_of(key: str, q: Query, query_id: str = "1") -> MetricQuery:
 @asynccontextmanager
 async def connected(key: str, kit: Kit) -> AsyncIterator[tuple[Connector[Any, Any], KrsyncClient]]:
     """The connector on a client built the way the engine builds it."""
-    cls = get_connector(key)
-    config = cls.config_model.model_validate(kit.config)
-    creds = cls.credentials_model.model_validate(kit.credentials)
-    options = cls.http_options(config, creds)
-    oauth = None
-    if options.oauth is not None:
-        o = options.oauth
-        oauth = OAuth2Settings(
-            o.token_endpoint, o.client_id, o.client_secret, o.token, o.auth_method, o.scope
-        )
-    async with build_client(
+    async with engine_client.connected(
+        get_connector(key),
+        kit.config,
+        kit.credentials,
         source_name=f"contract-{key}",
-        secrets=secrets_in(kit.credentials),
-        base_url=options.base_url,
-        rate_per_second=options.rate_per_second,
-        max_concurrency=options.max_concurrency,
-        oauth=oauth,
-        headers=options.headers,
         transport=None if kit.http else httpx.MockTransport(no_network),
-    ) as http:
-        yield cls(config, creds, http), http
+    ) as pair:
+        yield pair
 
 
 # --- declarations --------------------------------------------------------------------------------
@@ -314,6 +293,10 @@ def test_two_syncs_in_a_row_are_idempotent(
     assert {r[4] for r in first} == {first_id}
     # the second run re-read the lookback days: same figures, now carrying its id
     assert second_id in {r[4] for r in second}
+    # nothing of the credentials in what the runs keep (details hold platform facts)
+    kept = json.dumps([[r.error, r.warnings, r.details] for r in (one, two)], default=str)
+    for secret in secrets_in(kit.credentials):
+        assert secret not in kept
 
 
 def test_an_empty_window_breaks_nothing_through_the_engine(
@@ -344,3 +327,14 @@ def test_an_empty_window_breaks_nothing_through_the_engine(
     assert run.status == "succeeded", run.error
     assert run.observations_written == 0
     assert observations(kr) == seeded
+
+
+def test_a_base_url_must_be_an_http_root(key: str, kit: Kit) -> None:
+    """SPEC section 4: every HTTP connector takes an optional `base_url` replacing the root."""
+    cls = get_connector(key)
+    if "base_url" not in cls.config_model.model_fields:
+        pytest.skip("the connector has no base_url")
+    with pytest.raises(ValidationError, match="base_url"):
+        cls.config_model.model_validate({**kit.config, "base_url": "ftp://files.example"})
+    root = cls.config_model.model_validate({**kit.config, "base_url": "https://proxy.example/"})
+    assert root.base_url == "https://proxy.example"  # type: ignore[attr-defined]

@@ -32,11 +32,6 @@ SHEET_URL = "https://docs.google.com/spreadsheets/d/e/XYZ/pub?output=csv"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def files_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "files"
     root.mkdir()

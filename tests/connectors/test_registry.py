@@ -213,3 +213,24 @@ def test_no_connectors_at_all_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -
     assert load_connectors(refresh=True) == {}
     with pytest.raises(KeyError, match="installed: none"):
         get_connector("demo")
+
+
+def test_a_lookup_by_key_imports_that_connector_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nightly sync of one platform's sources doesn't pay for every other plugin's imports;
+    asking for the whole catalogue still finds them all."""
+    install_plugin(
+        tmp_path,
+        {"example": f"{PLUGIN}:ExampleConnector", "raises": "krsync_plugin_raises:Nothing"},
+        monkeypatch,
+    )
+    sys.modules.pop(PLUGIN, None)
+
+    assert get_connector("demo") is DemoConnector
+
+    assert PLUGIN not in sys.modules
+    assert "krsync_plugin_raises" not in sys.modules
+    assert get_connector("example").__module__ == PLUGIN
+    assert "krsync_plugin_raises" not in sys.modules
+    assert {"demo", "example"} <= set(load_connectors())

@@ -32,11 +32,6 @@ WINDOW = Window(date(2026, 7, 1), date(2026, 7, 10))
 API = "https://api.example.test/stats"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     configure_engine(monkeypatch)  # *.test resolves to a public address

@@ -37,6 +37,7 @@ from app.core.http import (
     parse_retry_after,
 )
 from app.core.redact import MASK
+from connectors.base import TokenRefreshError
 
 pytestmark = pytest.mark.anyio
 
@@ -349,6 +350,9 @@ def local_server() -> Iterator[LocalServer]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            # A request counts as in flight from its arrival until the server starts to
+            # answer: the client cannot free its slot before that, so the count never
+            # overlaps the next request the way counting until after the write would.
             with state.lock:
                 state.hits += 1
                 state.in_flight += 1
@@ -356,21 +360,21 @@ def local_server() -> Iterator[LocalServer]:
             try:
                 if self.path.startswith("/slow"):
                     time.sleep(0.05)
-                if self.path == "/redirect":
-                    self.send_response(302)
-                    self.send_header("Location", "/ok")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = b'{"ok": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
             finally:
                 with state.lock:
                     state.in_flight -= 1
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/ok")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -646,6 +650,8 @@ async def test_concurrent_401s_refresh_once() -> None:
     [
         httpx.Response(400, json={"error": "invalid_grant", "error_description": "revoked"}),
         httpx.Response(503, text="down"),
+        # Not RFC 6749's shape (Pipedrive answers so): Authlib alone would take it for a token.
+        httpx.Response(401, json={"success": False, "message": "Invalid refresh token"}),
     ],
 )
 async def test_a_failed_refresh_is_an_oauth_error_without_secrets(answer: httpx.Response) -> None:
@@ -662,6 +668,7 @@ async def test_a_failed_refresh_is_an_oauth_error_without_secrets(answer: httpx.
                 await http.get(f"{API}/me")
 
     message = str(info.value)
+    assert isinstance(info.value, TokenRefreshError)  # what connectors catch
     assert "refreshing the OAuth2 access token failed" in message
     for secret in ("refresh-token-canary", "client-secret-xyz", "stale-access-token"):
         assert secret not in message

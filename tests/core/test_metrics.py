@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -29,7 +29,7 @@ from app.core import metrics
 from app.core.db import session_scope
 from app.core.settings import get_settings
 from app.core.vault import encrypt_credentials
-from app.models import DataSource
+from app.models import DataSource, SyncRun
 from app.sync.engine import sync_now
 from tests.connectors.acme import ACME_URL, configure_engine
 from tests.connectors.acme_fake import API_KEY, FakeAcme, day_of_month
@@ -298,3 +298,34 @@ def test_unusual_methods_share_one_label() -> None:
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     assert b'method="BREW"' not in body
     assert b'method="other",route="unmatched",status="405"' in body
+
+
+def test_a_run_whose_process_died_is_counted_failed_when_the_next_run_cleans_it_up(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed process can't count its own run: the next run of the source does, once."""
+    freeze_today(monkeypatch, date(2026, 8, 16))
+    src = make_source(name="crashed")
+    make_mapping(make_kr(), src, "sessions")
+    with session_scope() as s:
+        s.add(
+            SyncRun(
+                data_source_id=src,
+                trigger="cli",
+                status="running",
+                prepared_at=datetime(2026, 8, 16, 3, tzinfo=UTC),
+            )
+        )
+    before = scrape(client)
+
+    sync(src)
+
+    dead_run, new_run = runs(src)
+    assert dead_run.status == "failed"
+    assert new_run.status == "succeeded", new_run.error
+    after = scrape(client)
+    labels = {"connector": "demo"}
+    assert delta(before, after, "krsync_sync_runs_total", status="failed", **labels) == 1
+    assert delta(before, after, "krsync_sync_runs_total", status="succeeded", **labels) == 1
+    # The dead run's duration is unknown, so only the new run is timed.
+    assert delta(before, after, "krsync_sync_duration_seconds_count", **labels) == 1

@@ -424,7 +424,8 @@ def test_check_answers_ok_and_message(client: TestClient) -> None:
     response = client.post(f"/api/v1/data-sources/{sid}/test")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"ok", "message"}
+    assert set(body) == {"ok", "message", "notices"}
+    assert body["notices"] == []
     assert isinstance(body["ok"], bool)
     assert isinstance(body["message"], str)
     assert client.post("/api/v1/data-sources/999/test").status_code == 404

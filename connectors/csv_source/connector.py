@@ -1,0 +1,223 @@
+"""The ``csv`` connector: the hooks, the per-day sums, and getting the bytes from a file or URL.
+
+Everything that touches the file system or ``self.http`` lives here; reading and planning are
+imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    DailyValue,
+    FetchResult,
+    FilterOp,
+    MappingError,
+    MetricQuery,
+    MetricSpec,
+    RateLimited,
+    RetriableError,
+    Window,
+)
+from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
+from connectors.csv_source.queries import _bad_rows_warnings, _ColumnError, _Plan, _plan
+from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
+
+FILES_DIR_ENV = "KRSYNC_FILES_DIR"
+#: The largest file read, local or downloaded (bytes).
+MAX_BYTES = 200 * 1024 * 1024
+#: The group label of a row whose group cell is empty.
+BLANK_GROUP = "(blank)"
+
+_TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
+
+_NOT_PUBLIC = (
+    "{what} refused access ({status}): make the file public, e.g. publish the Google Sheet to "
+    "the web (File > Share > Publish to web, as CSV) and use that link"
+)
+
+
+# --- the connector -------------------------------------------------------------------------------
+
+
+class CsvConnector(Connector[CsvConfig, CsvCredentials]):
+    """One metric, ``value``: a column of a CSV summed per day (and per group)."""
+
+    key = "csv"
+    name = "CSV file or URL"
+    category = "generic"
+    config_model = CsvConfig
+    credentials_model = CsvCredentials
+    metrics = (
+        MetricSpec(
+            name="value",
+            description="A column of the file, summed over the rows of each day",
+            unit="value",
+            params_model=CsvParams,
+            filters={"*": _TEXT_OPS},
+            history="daily",
+            additive=True,
+        ),
+    )
+
+    async def check(self) -> CheckResult:
+        table = await self._load()
+        columns = [h for h in table.header if h]
+        return CheckResult(
+            f"Read {len(table.rows)} rows with columns: " + ", ".join(columns),
+            details={"columns": columns, "delimiter": table.delimiter, "rows": len(table.rows)},
+        )
+
+    async def validate_mapping_online(self, query: MetricQuery) -> None:
+        table = await self._load()
+        try:
+            _plan(query, table)
+        except _ColumnError as exc:
+            raise MappingError(exc.part, exc.message) from None
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        table = await self._load()
+        return await asyncio.to_thread(self._compute, table, queries, window)
+
+    def _compute(self, table: Table, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult(warnings=list(table.warnings))
+        plans: list[_Plan] = []
+        for query in queries:
+            try:
+                plans.append(_plan(query, table))
+            except _ColumnError as exc:
+                result.query_errors[query.id] = exc.message
+        if queries and not plans:
+            raise ConnectorConfigError(next(iter(result.query_errors.values())))
+
+        readers: dict[int, DateReader] = {}
+        bad: dict[int, str] = {}
+        decimal = self.config.decimal or ("," if table.delimiter == ";" else ".")
+        width = len(table.header)
+        for plan in plans:
+            reader = readers.get(plan.date_index)
+            if reader is None:
+                seen = {
+                    c[plan.date_index].strip() for _, c in table.rows if plan.date_index < len(c)
+                }
+                reader = readers[plan.date_index] = DateReader(seen, self.config.date_format)
+                if reader.warning:
+                    result.warnings.append(reader.warning)
+            dates: dict[str, date | str] = {}
+            needed = max(plan.date_index, plan.value_index, plan.group_index or 0)
+            value_column = table.header[plan.value_index]
+            sums: dict[tuple[date, str | None], float] = {}
+            for line, cells in table.rows:
+                if len(cells) == 1 and cells[0].startswith("\0"):
+                    bad[line] = f"unreadable: {cells[0][1:]}"
+                    continue
+                if needed >= len(cells):
+                    bad[line] = f"{len(cells)} fields where the header has {width}"
+                    continue
+                if not all(c.passes(cells) for c in plan.conditions):
+                    continue
+                raw_value = cells[plan.value_index].strip()
+                raw_date = cells[plan.date_index].strip()
+                if not raw_value and not raw_date:
+                    continue
+                day = dates.get(raw_date)
+                if day is None:
+                    day = dates[raw_date] = reader.parse(raw_date)
+                if isinstance(day, str):
+                    bad[line] = day
+                    continue
+                if day not in window or not raw_value:
+                    continue
+                value = parse_number(raw_value, decimal)
+                if value is None:
+                    bad[line] = f"`{value_column}` is not a number: `{raw_value}`"
+                    continue
+                group = None
+                if plan.group_index is not None:
+                    group = cells[plan.group_index].strip() or BLANK_GROUP
+                sums[day, group] = sums.get((day, group), 0.0) + value
+            result.values += [
+                DailyValue(plan.query.id, day, float(total), group)
+                for (day, group), total in sorted(
+                    sums.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
+                )
+            ]
+        result.warnings += _bad_rows_warnings(bad)
+        return result
+
+    # --- getting the bytes -----------------------------------------------------------------------
+
+    async def _load(self) -> Table:
+        if self.config.url is not None:
+            data = await self._download(self.config.url)
+        else:
+            data = await asyncio.to_thread(self._read_local, self.config.path or "")
+        text, warnings = decode(data)
+        head = text[:512].lstrip().lower()
+        if head.startswith(("<!doctype html", "<html")):
+            raise ConnectorConfigError(
+                "the URL answered with a web page, not CSV: publish the sheet to the web as "
+                "CSV (the link ends in output=csv), or make the file public"
+            )
+        table = await asyncio.to_thread(parse_table, text, self.config.delimiter)
+        table.warnings[:0] = warnings
+        return table
+
+    def _read_local(self, given: str) -> bytes:
+        root_setting = os.environ.get(FILES_DIR_ENV, "").strip()
+        if not root_setting:
+            raise ConnectorConfigError(
+                f"local files are read only from {FILES_DIR_ENV}, which is unset here, so local "
+                "paths are refused: ask the admin to set it, or give a `url`"
+            )
+        root = Path(root_setting).expanduser().resolve()
+        candidate = Path(given).expanduser()
+        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+        if not resolved.is_relative_to(root):
+            raise ConnectorConfigError(
+                f"local files are read only from {FILES_DIR_ENV} ({root}); `{given}` is outside "
+                "it (links out of it don't count): move the file there"
+            )
+        if not resolved.is_file():
+            raise ConnectorConfigError(f"no file `{given}` in {FILES_DIR_ENV} ({root})")
+        try:
+            if resolved.stat().st_size > MAX_BYTES:
+                raise ConnectorConfigError(f"`{given}` is larger than {MAX_BYTES >> 20} MB")
+            return resolved.read_bytes()
+        except OSError as exc:
+            raise ConnectorConfigError(f"`{given}` can't be read: {exc.strerror}") from None
+
+    async def _download(self, url: str) -> bytes:
+        response = await self.http.get(url)
+        if not response.is_success:
+            message, retry_after = f"HTTP {response.status_code}", None
+            try:
+                # The engine's client raises its own redacted HttpStatusError, which this
+                # package can't import (connectors don't depend on app/): read it by duck typing.
+                self.http.raise_for_status(response)  # type: ignore[attr-defined]
+            except Exception as exc:
+                message = str(getattr(exc, "message", exc))
+                retry_after = getattr(exc, "retry_after", None)
+            raise self._error(response.status_code, message, retry_after) from None
+        if len(response.content) > MAX_BYTES:
+            raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")
+        return response.content
+
+    def _error(self, status: int, message: str, retry_after: float | None) -> Exception:
+        if status in (401, 403):
+            return ConnectorAuthError(_NOT_PUBLIC.format(what="the URL", status=status))
+        if status in (404, 410):
+            return ConnectorConfigError(f"no file at the URL ({status}): check the link")
+        if status == 429:
+            return RateLimited(f"the CSV host asks to slow down: {message}", retry_after)
+        if status >= 500 or status == 408:
+            return RetriableError(f"the CSV host is having trouble: {message}")
+        return ConnectorConfigError(f"the CSV host refused the request: {message}")

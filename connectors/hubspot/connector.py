@@ -1,0 +1,390 @@
+"""The HubSpot connector: checks the account, validates mappings, and fetches by searching.
+
+What it decides is which searches to make (one shared search per object, date property and
+filters; paged or one a day, whichever costs fewer calls; a window split past 10,000 records);
+the bodies, pages and tallies come from :mod:`connectors.hubspot.search`, and the errors and
+rate-limit pacing from :mod:`connectors.hubspot.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel
+
+from connectors.base import (
+    Aggregation,
+    CheckResult,
+    Connector,
+    DailyValue,
+    FetchResult,
+    Filter,
+    HttpOptions,
+    MappingError,
+    MetricQuery,
+    OAuthSpec,
+    RetriableError,
+    Window,
+)
+from connectors.hubspot.errors import (
+    SEARCHES_PER_SECOND,
+    MissingScope,
+    SearchRefused,
+    _client_wait,
+    _error,
+    _Limits,
+    _read_limits,
+)
+from connectors.hubspot.models import (
+    CountParams,
+    HubSpotConfig,
+    HubSpotCredentials,
+    SumParams,
+    _metrics,
+)
+from connectors.hubspot.search import (
+    MAX_FILTERS_PER_GROUP,
+    PAGE_LIMIT,
+    RESULT_CAP,
+    Page,
+    Plan,
+    Search,
+    _day_start,
+    _page,
+    paging_calls,
+    tally,
+)
+
+#: Built-in datetime properties: no metadata call needed to learn how to bound them.
+_KNOWN_DATETIMES = frozenset(
+    {"createdate", "closedate", "hs_createdate", "lastmodifieddate", "hs_lastmodifieddate"}
+)
+
+
+class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
+    """``<object>.count`` and ``<object>.sum`` for contacts, companies, deals and tickets."""
+
+    key = "hubspot"
+    name = "HubSpot CRM"
+    category = "crm"
+    config_model = HubSpotConfig
+    credentials_model = HubSpotCredentials
+    metrics = _metrics()
+    #: Deals get closed and records edited days later, and their dates moved back with them.
+    recommended_lookback_days = 7
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = _Limits()
+        self._types: dict[tuple[str, str], str] = {}
+        self._searches = 0
+
+    @classmethod
+    def http_options(cls, config: HubSpotConfig, credentials: HubSpotCredentials) -> HttpOptions:
+        base = config.base_url.rstrip("/")
+        if not credentials.uses_oauth:
+            return HttpOptions(
+                base_url=base,
+                rate_per_second=SEARCHES_PER_SECOND,
+                max_concurrency=4,
+                headers={"Authorization": f"Bearer {credentials.access_token}"},
+                retry_after=_client_wait,
+            )
+        token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
+        if credentials.access_token:
+            token.update(access_token=credentials.access_token, token_type="Bearer")
+            if credentials.expires_at is not None:
+                token["expires_at"] = credentials.expires_at
+        return HttpOptions(
+            base_url=base,
+            rate_per_second=SEARCHES_PER_SECOND,
+            max_concurrency=4,
+            retry_after=_client_wait,
+            oauth=OAuthSpec(
+                token_endpoint=f"{base}/oauth/v1/token",
+                client_id=credentials.client_id or "",
+                client_secret=credentials.client_secret or "",
+                token=token,
+            ),
+        )
+
+    @classmethod
+    def validate_query(
+        cls,
+        metric: str,
+        params: Mapping[str, Any] | None,
+        filters: Sequence[Filter | Mapping[str, Any]],
+        aggregation: Aggregation | None,
+    ) -> BaseModel:
+        validated = super().validate_query(metric, params, filters, aggregation)
+        if len(filters) + 1 > MAX_FILTERS_PER_GROUP:
+            raise MappingError(
+                "filters",
+                f"HubSpot's search takes at most {MAX_FILTERS_PER_GROUP} filters in a filter "
+                f"group and the date range takes one: use at most {MAX_FILTERS_PER_GROUP - 1} "
+                f"filters (this mapping has {len(filters)}; `in` matches a list in one)",
+            )
+        return validated
+
+    # --- check and metadata ----------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        body = await self._call("GET", "/account-info/v3/details")
+        info = body if isinstance(body, dict) else {}
+        portal, zone = info.get("portalId"), info.get("timeZone")
+        try:
+            timezone = str(ZoneInfo(str(zone))) if zone else None
+        except (ZoneInfoNotFoundError, ValueError):
+            timezone = None
+        where = f" ({timezone})" if timezone else ""
+        return CheckResult(
+            f"Connected to HubSpot account {portal}{where}",
+            timezone=timezone,
+            details={
+                "portal_id": portal,
+                "time_zone": zone,
+                "currency": info.get("companyCurrency"),
+            },
+        )
+
+    async def validate_mapping_online(self, query: MetricQuery) -> None:
+        obj = query.metric.split(".")[0]
+        try:
+            body = await self._call("GET", f"/crm/v3/properties/{obj}", obj=obj)
+        except MissingScope:
+            return  # the token may search without reading schemas: checked by shape only
+        rows = body.get("results") if isinstance(body, dict) else None
+        known = {
+            str(p["name"]): str(p.get("type", ""))
+            for p in rows or []
+            if isinstance(p, dict) and p.get("name")
+        }
+        self._types.update({(obj, name): kind for name, kind in known.items()})
+
+        def unknown(part: str, name: str) -> MappingError:
+            close = difflib.get_close_matches(name, list(known), n=3)
+            hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+            return MappingError(part, f"HubSpot {obj} have no property `{name}`{hint}")
+
+        params = query.params
+        assert isinstance(params, CountParams)
+        date_kind = known.get(params.date_property)
+        if date_kind is None:
+            raise unknown("params.date_property", params.date_property)
+        if date_kind not in ("date", "datetime"):
+            raise MappingError(
+                "params.date_property",
+                f"`{params.date_property}` is a {date_kind} property, not a date: use a date or "
+                "datetime property such as `createdate` or `closedate`",
+            )
+        if isinstance(params, SumParams):
+            sum_kind = known.get(params.property)
+            if sum_kind is None:
+                raise unknown("params.property", params.property)
+            if sum_kind != "number":
+                raise MappingError(
+                    "params.property",
+                    f"`{params.property}` is a {sum_kind} property: only a number property can be "
+                    "summed",
+                )
+        for i, flt in enumerate(query.filters):
+            if flt.field not in known:
+                raise unknown(f"filters[{i}].field", flt.field)
+
+    # --- fetch -----------------------------------------------------------------------------------
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult()
+        groups: dict[Search, list[MetricQuery]] = {}
+        for query in queries:
+            groups.setdefault(Search.of(query), []).append(query)
+        plans: dict[str, dict[str, Any]] = {}
+        lost: list[MissingScope] = []
+        for search, members in groups.items():
+            plan = Plan(search)
+            try:
+                values = await self._fetch_group(plan, members, window, result.warnings)
+            except (MissingScope, SearchRefused) as exc:
+                if isinstance(exc, MissingScope):
+                    lost.append(exc)
+                for query in members:
+                    result.query_errors[query.id] = exc.message
+                continue
+            result.values += values
+            # Every record of the window was counted: a day without one has none any more.
+            result.complete.update(query.id for query in members)
+            for query in members:
+                plans[query.id] = {"plan": plan.kind, "total": plan.total, "calls": plan.calls}
+        if lost and len(result.query_errors) == len(queries):
+            raise lost[0]  # nothing could be read: the token is what needs fixing
+        result.details = {"searches": self._searches, "plans": plans}
+        if self._limits.seen:
+            result.details["rate_limit"] = dict(self._limits.seen)
+        return result
+
+    async def _fetch_group(
+        self, plan: Plan, members: list[MetricQuery], window: Window, warnings: list[str]
+    ) -> list[DailyValue]:
+        search = plan.search
+        zone = await self._bucket_zone(search.object, search.date_property, warnings)
+        lo = _day_start(window.start, zone)
+        hi = _day_start(window.end + timedelta(days=1), zone) - 1
+        summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
+        properties = [search.date_property, *summed]
+        before = self._searches
+        first = await self._search(search, lo, hi, PAGE_LIMIT, properties)
+        plan.total = first.total
+        # One day's count is the total already read; more days cost a search each.
+        daily_calls = 0 if window.num_days == 1 else window.num_days
+        if not summed and first.after is not None and daily_calls <= paging_calls(first.total):
+            plan.kind = "per_day"
+            counts = (
+                [(window.start, first.total)]
+                if daily_calls == 0
+                else await self._per_day(search, window, zone)
+            )
+            plan.calls = self._searches - before
+            return [DailyValue(q.id, day, float(n)) for q in members for day, n in counts if n > 0]
+        records = await self._page_all(search, lo, hi, properties, first, warnings)
+        plan.calls = self._searches - before
+        return tally(members, records, search.date_property, window, zone, warnings)
+
+    async def _bucket_zone(self, obj: str, name: str, warnings: list[str]) -> tzinfo:
+        """A ``date`` property holds midnight UTC of its day; a ``datetime`` an instant."""
+        if name in _KNOWN_DATETIMES:
+            return self.zone
+        kind = self._types.get((obj, name))
+        if kind is None:
+            try:
+                body = await self._call(
+                    "GET",
+                    f"/crm/v3/properties/{obj}/{name}",
+                    obj=obj,
+                    not_found=f"HubSpot {obj} have no property `{name}`: set `date_property` "
+                    "to one of theirs, such as `createdate`",
+                )
+            except MissingScope:
+                warnings.append(
+                    f"can't read the type of `{name}` (the token can't read {obj}' schema): "
+                    "days are bounded as for a datetime property"
+                )
+                return self.zone
+            kind = str(body.get("type", "")) if isinstance(body, dict) else ""
+            self._types[obj, name] = kind
+        if kind and kind not in ("date", "datetime"):
+            raise SearchRefused(
+                f"`{name}` is a {kind} property of HubSpot {obj}, not a date: set "
+                "`date_property` to a date or datetime property such as `createdate`"
+            )
+        return UTC if kind == "date" else self.zone
+
+    async def _per_day(
+        self, search: Search, window: Window, zone: tzinfo
+    ) -> list[tuple[date, int]]:
+        async def one(day: date) -> tuple[date, int]:
+            lo = _day_start(day, zone)
+            hi = _day_start(day + timedelta(days=1), zone) - 1
+            page = await self._search(search, lo, hi, 1, [search.date_property])
+            return day, page.total
+
+        tasks = [asyncio.ensure_future(one(day)) for day in window.days()]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _page_all(
+        self,
+        search: Search,
+        lo: int,
+        hi: int,
+        properties: list[str],
+        first: Page | None,
+        warnings: list[str],
+    ) -> list[dict[str, Any]]:
+        page = first or await self._search(search, lo, hi, PAGE_LIMIT, properties)
+        if page.total > RESULT_CAP and hi > lo:
+            mid = (lo + hi) // 2
+            return [
+                *await self._page_all(search, lo, mid, properties, None, warnings),
+                *await self._page_all(search, mid + 1, hi, properties, None, warnings),
+            ]
+        records = list(page.results)
+        seen: set[str] = set()
+        after = page.after
+        while after is not None:
+            if after in seen or len(records) >= RESULT_CAP:
+                warnings.append(
+                    f"HubSpot's paging of {search.object} did not end where expected: "
+                    f"{len(records)} of {page.total} records read"
+                )
+                break
+            seen.add(after)
+            page = await self._search(search, lo, hi, PAGE_LIMIT, properties, after)
+            records += page.results
+            after = page.after
+        return records
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    async def _search(
+        self,
+        search: Search,
+        lo: int,
+        hi: int,
+        limit: int,
+        properties: Sequence[str],
+        after: str | None = None,
+    ) -> Page:
+        self._searches += 1
+        body = await self._call(
+            "POST",
+            f"/crm/v3/objects/{search.object}/search",
+            payload=search.body(lo, hi, limit, properties, after),
+            obj=search.object,
+        )
+        return _page(body)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: Any = None,
+        obj: str | None = None,
+        not_found: str | None = None,
+    ) -> Any:
+        wait = self._limits.resume_at - time.monotonic()
+        if wait > 0:
+            await _sleep(wait)
+        response = await self.http.request(method, path, json=payload)
+        _read_limits(self._limits, response)
+        if response.status_code == 404 and not_found is not None:
+            raise SearchRefused(not_found)
+        if not response.is_success:
+            raise _error(
+                response,
+                obj,
+                uses_oauth=self.credentials.uses_oauth,
+                redactor=getattr(self.http, "redactor", None),
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise RetriableError(
+                f"HubSpot answered {response.status_code} with something that isn't JSON"
+            ) from None
+
+
+async def _sleep(seconds: float) -> None:
+    """The pause the rate-limit headers ask for; a seam so tests can see it without waiting."""
+    await asyncio.sleep(seconds)

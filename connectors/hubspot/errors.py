@@ -1,0 +1,168 @@
+"""How HubSpot's answers become krsync's errors, and how its rate-limit headers pace calls.
+
+HubSpot says what went wrong in a JSON body (``category``, ``policyName``, the scopes missing)
+and what is left of its quotas in ``X-HubSpot-RateLimit-*`` headers; reading both is apart from
+the connector so the rules for a 403 or a 429 can be read in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from connectors.base import (
+    ConnectorAuthError,
+    ConnectorConfigError,
+    RateLimited,
+    RetriableError,
+    retry_after,
+)
+
+SEARCHES_PER_SECOND = 4.0
+#: Longest wait the rate-limit headers may impose between two calls.
+MAX_HEADER_WAIT = 10.0
+#: Wait for a rolling-window 429 that says neither Retry-After nor its interval.
+ROLLING_WAIT = 10.0
+_EXCERPT = 300
+_READ_SCOPES = {
+    "contacts": "crm.objects.contacts.read",
+    "companies": "crm.objects.companies.read",
+    "deals": "crm.objects.deals.read",
+    "tickets": "tickets",
+}
+
+
+class MissingScope(ConnectorAuthError):
+    """The token can't read one object: only that object's mappings are lost."""
+
+
+class SearchRefused(ConnectorConfigError):
+    """HubSpot refused one search (an unknown property, a bad value): only its mappings fail."""
+
+
+@dataclass
+class _Limits:
+    resume_at: float = 0.0
+    seen: dict[str, int] = field(default_factory=dict)
+
+
+def _read_limits(limits: _Limits, response: httpx.Response) -> None:
+    """Keep the quota figures; when one says nothing is left, hold the next call back."""
+    names = {
+        "max": "X-HubSpot-RateLimit-Max",
+        "remaining": "X-HubSpot-RateLimit-Remaining",
+        "interval_ms": "X-HubSpot-RateLimit-Interval-Milliseconds",
+        "secondly_remaining": "X-HubSpot-RateLimit-Secondly-Remaining",
+        "daily": "X-HubSpot-RateLimit-Daily",
+        "daily_remaining": "X-HubSpot-RateLimit-Daily-Remaining",
+    }
+    seen: dict[str, int] = {}
+    for key, header in names.items():
+        raw = response.headers.get(header, "").strip()
+        if raw.isdigit():
+            seen[key] = int(raw)
+    if not seen:
+        return
+    limits.seen.update(seen)
+    pause = 0.0
+    if seen.get("remaining") == 0:
+        pause = seen.get("interval_ms", 10_000) / 1000
+    if seen.get("secondly_remaining") == 0:
+        pause = max(pause, 1.0)
+    if pause:
+        resume = time.monotonic() + min(pause, MAX_HEADER_WAIT)
+        limits.resume_at = max(limits.resume_at, resume)
+
+
+def _error(
+    response: httpx.Response, obj: str | None, *, uses_oauth: bool, redactor: Any
+) -> Exception:
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    said = _said(response, body, redactor)
+    if status == 401:
+        if uses_oauth:
+            return ConnectorAuthError(
+                f"HubSpot refused the OAuth access token even after a refresh ({said}): "
+                "reconnect the HubSpot app to get a new `refresh_token`"
+            )
+        return ConnectorAuthError(
+            f"HubSpot refused the private app's access token ({said}): check "
+            "`access_token`, or copy a new one from Settings > Integrations > Private apps"
+        )
+    if status == 403:
+        return _forbidden(body, said, obj)
+    if status == 429:
+        policy = str(body.get("policyName") or "")
+        if "DAILY" in policy.upper():
+            return RetriableError(
+                f"HubSpot's daily API limit for this account is used up ({policy}): it "
+                "resets at midnight in the account's timezone, and every app of the account "
+                "shares it; the next run tries again"
+            )
+        retry = _retry_after(response)
+        return RateLimited(f"HubSpot asks to slow down ({policy or 'rate limit'}): {said}", retry)
+    if status in (400, 422):
+        return SearchRefused(f"HubSpot refused the request ({said})")
+    if status == 404:
+        return SearchRefused(f"HubSpot has nothing at that address ({said}): check `base_url`")
+    if status >= 500 or status == 408:
+        return RetriableError(f"HubSpot is having trouble ({said})")
+    return ConnectorConfigError(f"HubSpot refused the request ({said})")
+
+
+def _forbidden(body: dict[str, Any], said: str, obj: str | None) -> ConnectorAuthError:
+    scopes: list[str] = []
+    for error in body.get("errors") or []:
+        context = error.get("context") if isinstance(error, dict) else None
+        for key in ("requiredGranularScopes", "requiredScopes"):
+            found = context.get(key) if isinstance(context, dict) else None
+            scopes += [str(s) for s in found or [] if str(s) not in scopes]
+    if not scopes and obj in _READ_SCOPES:
+        scopes = [_READ_SCOPES[obj]]
+    if body.get("category") == "MISSING_SCOPES" or scopes:
+        what = f"read HubSpot {obj}" if obj else "make this call"
+        needed = " or ".join(f"`{s}`" for s in scopes) or "the scope this call needs"
+        return MissingScope(
+            f"the HubSpot token lacks the scope {needed} to {what}: add it under the "
+            "private app's Scopes (Settings > Integrations > Private apps), or reinstall the "
+            "OAuth app with it, then sync again"
+        )
+    return ConnectorAuthError(f"HubSpot refused access ({said}): check the token's scopes")
+
+
+def _said(response: httpx.Response, body: dict[str, Any], redactor: Any) -> str:
+    message = body.get("message")
+    text = str(message) if message else response.text.strip().replace("\n", " ")
+    said = f"{response.status_code}: {text[:_EXCERPT]}" if text else str(response.status_code)
+    return str(redactor.redact(said)) if redactor is not None else said
+
+
+def _client_wait(response: httpx.Response) -> float | None:
+    """What the engine's client waits before retrying: never, for the ``DAILY`` policy (each
+    retry would only burn tomorrow's quota); otherwise HubSpot's own interval."""
+    if response.status_code != 429:
+        return retry_after(response)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    policy = str(body.get("policyName") or "") if isinstance(body, dict) else ""
+    return math.inf if "DAILY" in policy.upper() else _retry_after(response)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` when sent, else the rate-limit interval, else a rolling window's length."""
+    asked = retry_after(response)
+    if asked is not None:
+        return asked
+    interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "").strip()
+    return int(interval) / 1000 if interval.isdigit() else ROLLING_WAIT

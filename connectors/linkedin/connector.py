@@ -1,0 +1,311 @@
+"""The LinkedIn connector: the catalogue, token handling (refresh or re-authorize), the ``check``
+and ``fetch`` hooks, the Rest.li query strings they send, and LinkedIn's errors and notices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    DailyValue,
+    FetchResult,
+    HttpOptions,
+    MetricQuery,
+    OAuthSpec,
+    RateLimited,
+    RetriableError,
+    Window,
+)
+from connectors.linkedin.models import (
+    ADMIN_HINT,
+    EDGE_TYPE,
+    FOLLOWER_FIELDS,
+    REAUTHORIZE_WITHIN,
+    SHARE_FIELDS,
+    TOKEN_ENDPOINT,
+    LinkedInConfig,
+    LinkedInCredentials,
+    _spec,
+)
+from connectors.linkedin.timing import _ms, _seconds_to_midnight_utc
+
+
+class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
+    """Daily follower gains and share statistics, and the follower count now, of one page."""
+
+    key = "linkedin"
+    name = "LinkedIn"
+    category = "social"
+    config_model = LinkedInConfig
+    credentials_model = LinkedInCredentials
+    # Follower data stops about two days before today: the next runs fill those days in.
+    recommended_lookback_days = 3
+    metrics = (
+        _spec("followers.organic_gain", "Organic followers gained a day (net; may be negative)"),
+        _spec("followers.paid_gain", "Followers gained a day from sponsored content"),
+        _spec(
+            "followers.total",
+            "Followers of the page now (LinkedIn keeps no history of it)",
+            history="snapshot",
+            additive=False,
+            unit="count",
+        ),
+        _spec("shares.impressions", "Impressions of the page's posts a day (organic only)"),
+        _spec("shares.clicks", "Clicks on the page's posts a day"),
+        _spec("shares.likes", "Reactions to the page's posts a day"),
+        _spec("shares.comments", "Comments on the page's posts a day"),
+        _spec("shares.shares", "Reshares of the page's posts a day"),
+        _spec(
+            "shares.engagement",
+            "Engagement rate of the page's posts a day: (clicks + likes + comments + shares) / "
+            "impressions",
+            additive=False,
+        ),
+    )
+
+    @classmethod
+    def http_options(cls, config: LinkedInConfig, credentials: LinkedInCredentials) -> HttpOptions:
+        headers = {"LinkedIn-Version": config.api_version, "X-Restli-Protocol-Version": "2.0.0"}
+        base = config.base_url.rstrip("/")
+        if not credentials.refresh_token:
+            headers["Authorization"] = f"Bearer {credentials.access_token}"
+            return HttpOptions(base_url=base, headers=headers, max_concurrency=2)
+        token: dict[str, Any] = {
+            "access_token": credentials.access_token,
+            "refresh_token": credentials.refresh_token,
+            "token_type": "Bearer",
+        }
+        if credentials.expires_at is not None:
+            token["expires_at"] = credentials.expires_at
+        return HttpOptions(
+            base_url=base,
+            headers=headers,
+            max_concurrency=2,
+            oauth=OAuthSpec(
+                token_endpoint=TOKEN_ENDPOINT,
+                client_id=credentials.client_id or "",
+                client_secret=credentials.client_secret or "",
+                token=token,
+            ),
+        )
+
+    @classmethod
+    def merge_token(cls, credentials: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
+        """Keep when the refresh token dies: LinkedIn's never outlives its first 365 days."""
+        merged = super().merge_token(credentials, token)
+        lifetime = token.get("refresh_token_expires_in")
+        if isinstance(lifetime, int | float) and lifetime > 0:
+            merged["refresh_token_expires_at"] = datetime.now(UTC).timestamp() + float(lifetime)
+        return merged
+
+    # --- hooks -----------------------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        # Follower statistics need the admin permission the syncs need; data lags two days.
+        day = self.today - timedelta(days=3)
+        body = await self._get(self._stats_path("organizationalEntityFollowerStatistics", day, day))
+        days = len(body.get("elements") or []) if isinstance(body, dict) else 0
+        org = self.config.organization_id
+        return CheckResult(
+            f"Connected to LinkedIn organization {org}: its follower statistics are readable",
+            timezone="UTC",
+            details={"organization_id": org, "api_version": self.config.api_version, "days": days},
+            notices=self._notices(),
+        )
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult(
+            notices=self._notices(), details={"api_version": self.config.api_version}
+        )
+        wanted = {q.metric for q in queries}
+        stats = wanted & (set(FOLLOWER_FIELDS) | set(SHARE_FIELDS))
+        span = self._available(window, result.warnings) if stats else None
+        for endpoint, fields, read in (
+            ("organizationalEntityFollowerStatistics", FOLLOWER_FIELDS, "followerGains"),
+            ("organizationalEntityShareStatistics", SHARE_FIELDS, "totalShareStatistics"),
+        ):
+            if span is None or not wanted & set(fields):
+                continue
+            body = await self._get(self._stats_path(endpoint, span.start, span.end))
+            result.values += self._daily(body, read, fields, queries, span, result.warnings)
+        if "followers.total" in wanted:
+            size = await self._get(f"/networkSizes/{self._urn()}", params={"edgeType": EDGE_TYPE})
+            count = size.get("firstDegreeSize") if isinstance(size, dict) else None
+            if not isinstance(count, int | float) or isinstance(count, bool):
+                raise RetriableError("LinkedIn's networkSizes answered without `firstDegreeSize`")
+            result.values += [
+                DailyValue(q.id, window.end, float(count))
+                for q in queries
+                if q.metric == "followers.total"
+            ]
+        return result
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def _urn(self) -> str:
+        return quote(f"urn:li:organization:{self.config.organization_id}", safe="")
+
+    def _stats_path(self, endpoint: str, start: date, end: date) -> str:
+        # The range end is exclusive: midnight UTC after the window's last day.
+        intervals = (
+            f"(timeRange:(start:{_ms(start)},end:{_ms(end + timedelta(days=1))}),"
+            "timeGranularityType:DAY)"
+        )
+        return (
+            f"/{endpoint}?q=organizationalEntity&organizationalEntity={self._urn()}"
+            f"&timeIntervals={intervals}"
+        )
+
+    def _available(self, window: Window, warnings: list[str]) -> Window | None:
+        """The part of the window LinkedIn still has: statistics go back 12 months only."""
+        today = self.today
+        earliest = today - timedelta(days=364)
+        if window.end < earliest:
+            warnings.append(
+                f"LinkedIn keeps statistics for 12 months: {window.start}..{window.end} is older, "
+                "nothing was asked"
+            )
+            return None
+        if window.start < earliest:
+            warnings.append(
+                f"LinkedIn keeps statistics for 12 months: days before {earliest} can't be read"
+            )
+            return Window(earliest, window.end)
+        return window
+
+    @staticmethod
+    def _daily(
+        body: Any,
+        read: str,
+        fields: dict[str, str],
+        queries: Sequence[MetricQuery],
+        window: Window,
+        warnings: list[str],
+    ) -> list[DailyValue]:
+        elements = body.get("elements") if isinstance(body, dict) else None
+        if not isinstance(elements, list):
+            raise RetriableError("LinkedIn answered without an `elements` list")
+        values: list[DailyValue] = []
+        for element in elements:
+            start = (
+                (element.get("timeRange") or {}).get("start") if isinstance(element, dict) else None
+            )
+            stats = element.get(read) if isinstance(element, dict) else None
+            if not isinstance(start, int) or not isinstance(stats, dict):
+                warnings.append(f"LinkedIn sent an element without `timeRange.start` or `{read}`")
+                continue
+            day = datetime.fromtimestamp(start / 1000, UTC).date()
+            if day not in window:
+                continue
+            for query in queries:
+                field = fields.get(query.metric)
+                raw = stats.get(field) if field else None
+                if isinstance(raw, int | float) and not isinstance(raw, bool):
+                    values.append(DailyValue(query.id, day, float(raw)))
+        return values
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        response = await self.http.get(path, params=params)
+        if not response.is_success:
+            raise self._error(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise RetriableError(
+                f"LinkedIn answered {response.status_code} with something that isn't JSON"
+            ) from None
+
+    # --- errors and notices ----------------------------------------------------------------------
+
+    def _error(self, response: httpx.Response) -> Exception:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        code = str(body.get("code") or "")
+        said = str(body.get("message") or response.reason_phrase or f"HTTP {status}")
+        redactor = getattr(self.http, "redactor", None)
+        said = str(redactor.redact(said)) if redactor is not None else said
+        detail = f"{said}" + (f" ({code})" if code else "")
+        org = self.config.organization_id
+        if status == 401:
+            return ConnectorAuthError(self._expired_message(detail))
+        if status == 403:
+            return ConnectorAuthError(
+                f"LinkedIn denied access to organization {org}: "
+                f"{ADMIN_HINT.format(org=org)}; LinkedIn said: {detail}"
+            )
+        if status == 404:
+            return ConnectorConfigError(
+                f"LinkedIn knows no organization {org} here: check `organization_id`: {detail}"
+            )
+        if status == 426:
+            return ConnectorConfigError(
+                f"LinkedIn no longer serves version {self.config.api_version}: set `api_version` "
+                f"to a recent YYYYMM: {detail}"
+            )
+        if status == 429:
+            retry_after = self._retry_after(response)
+            return RateLimited(
+                "LinkedIn's daily request limit for this app or member is reached; it resets at "
+                f"midnight UTC: {detail}",
+                retry_after,
+            )
+        if status >= 500 or status == 408:
+            return RetriableError(f"LinkedIn is having trouble ({status}): {detail}")
+        return ConnectorConfigError(f"LinkedIn refused the request ({status}): {detail}")
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float:
+        header = response.headers.get("Retry-After", "").strip()
+        if header.isdigit():
+            return float(header)
+        # LinkedIn's limits are daily and send no Retry-After: they reset at midnight UTC.
+        return _seconds_to_midnight_utc(datetime.now(UTC))
+
+    def _expired_message(self, detail: str) -> str:
+        org = self.config.organization_id
+        expiry = self.credentials.expires_at
+        when = (
+            f" (it expired on {datetime.fromtimestamp(expiry, UTC):%Y-%m-%d})"
+            if expiry is not None and expiry <= datetime.now(UTC).timestamp()
+            else ""
+        )
+        return (
+            f"LinkedIn refused the access token{when}: re-authorize krsync (a member with the "
+            f"ADMINISTRATOR role on organization {org} signs in again) and store the new "
+            f"`access_token`; LinkedIn said: {detail}"
+        )
+
+    def _notices(self) -> list[str]:
+        """Ask for a re-authorization before a token LinkedIn can't renew runs out."""
+        creds = self.credentials
+        what, expiry = (
+            ("refresh token", creds.refresh_token_expires_at)
+            if creds.refresh_token
+            else ("access token", creds.expires_at)
+        )
+        if expiry is None:
+            return []
+        now = datetime.now(UTC)
+        when = datetime.fromtimestamp(expiry, UTC)
+        org = self.config.organization_id
+        action = (
+            f"re-authorize krsync (a member with the ADMINISTRATOR role on organization {org} "
+            "signs in again) and store the new credentials"
+        )
+        if when <= now:
+            return [f"The LinkedIn {what} expired on {when:%Y-%m-%d}: {action}"]
+        if when - now <= REAUTHORIZE_WITHIN:
+            return [f"The LinkedIn {what} expires on {when:%Y-%m-%d}: {action} before then"]
+        return []

@@ -1,0 +1,334 @@
+"""The Mailchimp connector: the catalogue, authentication headers, the ``check`` and ``fetch``
+hooks, the paged list-activity and reports endpoints, and Mailchimp's problem documents read
+into errors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+
+from connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    DailyValue,
+    FetchResult,
+    HttpOptions,
+    MetricQuery,
+    MetricSpec,
+    RateLimited,
+    RetriableError,
+    Window,
+    retry_after,
+)
+from connectors.mailchimp.models import (
+    MAX_CONNECTIONS,
+    MAX_PAGES,
+    MailchimpConfig,
+    MailchimpCredentials,
+    _metric,
+    api_root,
+)
+from connectors.mailchimp.records import (
+    ACTIVITY_FIELDS,
+    ACTIVITY_TRIM,
+    CAMPAIGN_FIELDS,
+    MEMBERS,
+    REPORT_FIELDS,
+    _day,
+    _dig,
+    _matches,
+    _number,
+)
+
+
+class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
+    """One audience: its daily activity, its size, and the campaigns sent to it by send day."""
+
+    key = "mailchimp"
+    name = "Mailchimp"
+    category = "email"
+    config_model = MailchimpConfig
+    credentials_model = MailchimpCredentials
+    metrics = (
+        _metric("audience.subscribed", "Contacts who subscribed to the audience", "contacts"),
+        _metric("audience.unsubscribed", "Contacts who unsubscribed", "contacts"),
+        _metric("audience.emails_sent", "Emails sent to the audience", "emails"),
+        _metric("audience.unique_opens", "Unique opens of the audience's emails", "opens"),
+        _metric("audience.clicks", "Clicks by recipients in the audience's emails", "clicks"),
+        MetricSpec(
+            name=MEMBERS,
+            description="Subscribed contacts in the audience now (recorded on the sync's day)",
+            unit="contacts",
+            history="snapshot",
+            additive=False,
+        ),
+        _metric(
+            "campaigns.emails_sent",
+            "Emails sent by campaigns, by send day",
+            "emails",
+            campaign=True,
+        ),
+        _metric(
+            "campaigns.unique_opens",
+            "Unique opens of campaigns, on their send day",
+            "opens",
+            campaign=True,
+        ),
+        _metric(
+            "campaigns.unique_clicks",
+            "Unique clicks in campaigns, on their send day",
+            "clicks",
+            campaign=True,
+        ),
+    )
+    #: Opens and clicks keep coming in for days after a campaign is sent.
+    recommended_lookback_days = 7
+
+    @classmethod
+    def http_options(
+        cls, config: MailchimpConfig, credentials: MailchimpCredentials
+    ) -> HttpOptions:
+        if credentials.api_key is not None:
+            pair = f"krsync:{credentials.api_key}".encode()
+            authorization = "Basic " + base64.b64encode(pair).decode()
+        else:
+            authorization = f"Bearer {credentials.access_token}"
+        return HttpOptions(
+            base_url=api_root(config, credentials),
+            max_concurrency=MAX_CONNECTIONS,
+            headers={"Authorization": authorization, "Accept": "application/json"},
+        )
+
+    async def check(self) -> CheckResult:
+        account = await self._get("", {"fields": "account_name,account_timezone"})
+        audience = await self._get(
+            f"lists/{self.config.list_id}", {"fields": "id,name,stats.member_count"}
+        )
+        members = _number(_dig(audience, ("stats", "member_count")))
+        zone = account.get("account_timezone")
+        try:
+            timezone = str(ZoneInfo(zone)) if isinstance(zone, str) and zone else None
+        except (ZoneInfoNotFoundError, ValueError):
+            timezone = None
+        size = f" has {members:,.0f} members" if members is not None else ""
+        return CheckResult(
+            f"Connected to Mailchimp account {account.get('account_name', '?')}: audience "
+            f"{audience.get('name', self.config.list_id)}{size}",
+            timezone=timezone,
+            details={"list_id": self.config.list_id, "member_count": members},
+        )
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult()
+        activity = [q for q in queries if q.metric in ACTIVITY_FIELDS]
+        campaigns = [q for q in queries if q.metric in CAMPAIGN_FIELDS]
+        members = [q for q in queries if q.metric == MEMBERS]
+        if activity:
+            days = await self._activity(window, result.warnings)
+            for query in activity:
+                field = ACTIVITY_FIELDS[query.metric]
+                for day, row in sorted(days.items()):
+                    value = _number(row.get(field))
+                    if value is not None:
+                        result.values.append(DailyValue(query.id, day, value))
+        if campaigns:
+            reports = await self._reports(window, result)
+            for query in campaigns:
+                sums: dict[date, float] = {}
+                for day, report in reports:
+                    value = _number(_dig(report, CAMPAIGN_FIELDS[query.metric]))
+                    if value is not None and _matches(report, query.filters):
+                        sums[day] = sums.get(day, 0.0) + value
+                result.values += [DailyValue(query.id, d, v) for d, v in sorted(sums.items())]
+        if members:
+            audience = await self._get(
+                f"lists/{self.config.list_id}", {"fields": "stats.member_count"}
+            )
+            count = _number(_dig(audience, ("stats", "member_count")))
+            if count is None:
+                result.warnings.append("Mailchimp's audience answered without stats.member_count")
+            else:
+                # A snapshot is the figure now; the engine dates it on the source's today.
+                result.values += [DailyValue(q.id, window.end, count) for q in members]
+        return result
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    async def _activity(self, window: Window, warnings: list[str]) -> dict[date, dict[str, Any]]:
+        """The window's days of list activity, by day."""
+        found: dict[date, dict[str, Any]] = {}
+        oldest: date | None = None
+        offset, unreadable, reached_end = 0, 0, False
+        for _ in range(MAX_PAGES):
+            body = await self._get(
+                f"lists/{self.config.list_id}/activity",
+                {
+                    "count": str(self.config.page_size),
+                    "offset": str(offset),
+                    "fields": ACTIVITY_TRIM,
+                },
+            )
+            rows = body.get("activity")
+            if not isinstance(rows, list):
+                raise RetriableError(
+                    "Mailchimp's list activity answered without an `activity` list"
+                )
+            days: list[date] = []
+            for row in rows:
+                day = _day(row.get("day")) if isinstance(row, dict) else None
+                if day is None:
+                    unreadable += 1
+                    continue
+                days.append(day)
+                if day in window:
+                    found[day] = row
+            if days:
+                oldest = min(days) if oldest is None else min(oldest, *days)
+            offset += len(rows)
+            total = _number(body.get("total_items"))
+            if not rows or (
+                offset >= total if total is not None else len(rows) < self.config.page_size
+            ):
+                reached_end = True
+                break
+            if days and days[0] >= days[-1] and days[-1] < window.start:
+                break  # newest first, and this page already reaches before the window
+        else:
+            warnings.append(f"Mailchimp's list activity took over {MAX_PAGES} pages: stopped")
+        if unreadable:
+            warnings.append(
+                f"{unreadable} day(s) of Mailchimp's list activity had no readable `day`"
+            )
+        if reached_end and oldest is not None and oldest > window.start:
+            last_missing = min(oldest - timedelta(days=1), window.end)
+            warnings.append(
+                f"Mailchimp keeps list activity for about the last 180 days and its oldest day is "
+                f"{oldest}: audience figures from {window.start} to {last_missing} don't exist "
+                "and were not written"
+            )
+        return found
+
+    async def _reports(
+        self, window: Window, result: FetchResult
+    ) -> list[tuple[date, dict[str, Any]]]:
+        """Reports of campaigns sent to the audience in the window, with their send day."""
+        since = datetime.combine(window.start, time.min, tzinfo=self.zone).astimezone(UTC)
+        before = datetime.combine(
+            window.end + timedelta(days=1), time.min, tzinfo=self.zone
+        ).astimezone(UTC)
+        reports: list[tuple[date, dict[str, Any]]] = []
+        offset, read = 0, 0
+        for _ in range(MAX_PAGES):
+            body = await self._get(
+                "reports",
+                {
+                    "since_send_time": since.isoformat(),
+                    "before_send_time": before.isoformat(),
+                    "count": str(self.config.page_size),
+                    "offset": str(offset),
+                    "fields": REPORT_FIELDS,
+                },
+            )
+            page = body.get("reports")
+            if not isinstance(page, list):
+                raise RetriableError("Mailchimp's reports answered without a `reports` list")
+            for report in page:
+                day = self._send_day(report.get("send_time") if isinstance(report, dict) else None)
+                if day is None or day not in window:
+                    continue
+                list_id = report.get("list_id")
+                if list_id and list_id != self.config.list_id:
+                    continue  # a campaign to another audience of the account
+                reports.append((day, report))
+            offset += len(page)
+            read += len(page)
+            total = _number(body.get("total_items"))
+            if not page or (
+                offset >= total if total is not None else len(page) < self.config.page_size
+            ):
+                break
+        else:
+            result.warnings.append(f"Mailchimp's reports took over {MAX_PAGES} pages: stopped")
+        result.details["campaigns"] = {"read": read, "sent_to_audience": len(reports)}
+        return reports
+
+    def _send_day(self, raw: Any) -> date | None:
+        if not isinstance(raw, str) or not raw:
+            return None
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)  # Mailchimp's times are UTC
+        return moment.astimezone(self.zone).date()
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        response = await self.http.get(path, params=params)
+        if not response.is_success:
+            raise self._error(response, path)
+        try:
+            body = response.json()
+        except ValueError:
+            raise RetriableError(
+                f"Mailchimp answered {response.status_code} with something that isn't JSON"
+            ) from None
+        if not isinstance(body, dict):
+            raise RetriableError("Mailchimp answered with JSON that isn't an object")
+        return body
+
+    def _problem(self, response: httpx.Response) -> str:
+        """The problem document's title and detail, or the start of whatever came instead."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            parts = [str(body.get(k) or "").strip() for k in ("title", "detail")]
+            text = ": ".join(p for p in parts if p)
+        else:
+            text = response.text.strip().replace("\n", " ")[:200]
+        text = text or f"HTTP {response.status_code}"
+        redactor = getattr(self.http, "redactor", None)
+        return str(redactor.redact(text)) if redactor is not None else text
+
+    def _error(self, response: httpx.Response, path: str) -> Exception:
+        status, problem = response.status_code, self._problem(response)
+        if status == 401:
+            if self.credentials.api_key is not None:
+                return ConnectorAuthError(
+                    f"Mailchimp refused the API key ({problem}): check `api_key`, a live key "
+                    "from Profile > Extras > API keys that ends in its own data centre (`-us21`)"
+                )
+            return ConnectorAuthError(
+                f"Mailchimp refused the OAuth access token ({problem}): reconnect Mailchimp "
+                "and store the new `access_token` with its `data_center`"
+            )
+        if status == 403:
+            return ConnectorAuthError(
+                f"Mailchimp refused access ({problem}): the credentials' user needs access to "
+                f"audience `{self.config.list_id}` and its reports, and the account must be active"
+            )
+        if status == 404 and path.startswith("lists/"):
+            return ConnectorConfigError(
+                f"Mailchimp has no audience `{self.config.list_id}` in this account ({problem}): "
+                "check `list_id` (Audience > Settings > Audience name and defaults)"
+            )
+        if status == 429:
+            return RateLimited(
+                f"Mailchimp asks to slow down (it allows {MAX_CONNECTIONS} connections at once): "
+                f"{problem}",
+                retry_after(response),
+            )
+        if status >= 500 or status == 408:
+            return RetriableError(f"Mailchimp is having trouble ({status}): {problem}")
+        return ConnectorConfigError(f"Mailchimp refused the request ({status}): {problem}")

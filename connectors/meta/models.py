@@ -1,0 +1,144 @@
+"""Meta's conventions and what a Meta source is told: limits, metric names, Pacific days.
+
+The config and credentials models, the catalogue's spec builder, and the small readers of Meta's
+values (a day from ``end_time``, a number) that the Graph calls and the insights parsing share.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectors.base import BaseUrl, MetricSpec
+
+GRAPH_ROOT = "https://graph.facebook.com"
+DEFAULT_VERSION = "v25.0"
+#: Meta closes its insight days at midnight Pacific time.
+PACIFIC = "America/Los_Angeles"
+PAGE_WINDOW_DAYS = 90
+INSTAGRAM_WINDOW_DAYS = 30
+#: Above this share of a usage quota (percent), the next call waits instead of being sent.
+USAGE_SLOWDOWN = 90.0
+#: How long to hold off when Meta reports high usage but no time to regain access.
+USAGE_PAUSE_SECONDS = 60.0
+MAX_PAGES = 50
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
+INVALID_METRIC = 100
+NO_SUCH_OBJECT_SUBCODE = 33
+
+Surface = Literal["page", "instagram"]
+#: Whose permissions an error names: one object's, or both (``check()`` asks for both at once).
+Scope = Literal["page", "instagram", "both"]
+_NAME = re.compile(r"^(page|instagram)\.([a-z][a-z0-9_]*)$")
+#: Levels (a total on each day) and distinct counts: summing them over days is wrong.
+_LEVELS: dict[Surface, frozenset[str]] = {
+    "page": frozenset(
+        {
+            "page_follows",
+            "page_fans",
+            "page_fans_online",
+            "page_fans_online_per_day",
+            "page_fans_country",
+            "page_fans_city",
+            "page_fans_locale",
+            "page_fans_gender_age",
+        }
+    ),
+    "instagram": frozenset(
+        {
+            "reach",
+            "accounts_engaged",
+            "online_followers",
+            "audience_city",
+            "audience_country",
+            "audience_gender_age",
+            "audience_locale",
+            "follower_demographics",
+            "engaged_audience_demographics",
+            "reached_audience_demographics",
+        }
+    ),
+}
+PERMISSIONS: dict[Scope, str] = {
+    "page": "`pages_read_engagement` and `read_insights` (from a person who can perform the "
+    "ANALYZE task on the Page)",
+    "instagram": "`instagram_basic`, `instagram_manage_insights` and `pages_read_engagement`",
+    "both": "`pages_read_engagement`, `read_insights`, `instagram_basic` and "
+    "`instagram_manage_insights` (from a person who can perform the ANALYZE task on the Page)",
+}
+
+
+class MetaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    page_id: str = Field(pattern=r"^\d+$", description="The Facebook Page's numeric id.")
+    instagram_user_id: str | None = Field(
+        None,
+        pattern=r"^\d+$",
+        description="The Instagram professional account's id (the Page's "
+        "`instagram_business_account`), for `instagram.*` metrics.",
+    )
+    api_version: str = Field(
+        DEFAULT_VERSION,
+        pattern=r"^v\d+\.\d+$",
+        description="The Graph API version in the path, e.g. v25.0 (each lives about two years).",
+    )
+    base_url: BaseUrl = Field(
+        GRAPH_ROOT, description="The API root; a proxy or a local test server."
+    )
+
+    @field_validator("page_id", "instagram_user_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        # Ids copied from Graph API Explorer often arrive as JSON numbers.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class MetaCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: str = Field(
+        min_length=1,
+        description="A Page access token (or a system user token) with read_insights, "
+        "pages_read_engagement and, for Instagram, instagram_manage_insights.",
+    )
+
+
+def _surface_spec(surface: Surface, insight: str, description: str | None = None) -> MetricSpec:
+    additive = insight not in _LEVELS[surface] and not insight.endswith("_unique")
+    where = "Facebook Page" if surface == "page" else "Instagram account"
+    return MetricSpec(
+        name=f"{surface}.{insight}",
+        description=description or f"The {where} insight `{insight}`, by day",
+        unit="count",
+        additive=additive,
+        history="daily",
+    )
+
+
+def _day_of(end_time: Any) -> date | None:
+    """The day a value covers: the Pacific day of the instant just before ``end_time``."""
+    try:
+        moment = datetime.strptime(str(end_time), "%Y-%m-%dT%H:%M:%S%z")
+    except (TypeError, ValueError):
+        return None
+    return (moment.astimezone(ZoneInfo(PACIFIC)) - timedelta(seconds=1)).date()
+
+
+def _midnight(day: date) -> int:
+    return int(datetime.combine(day, time(), ZoneInfo(PACIFIC)).timestamp())
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+Series = dict[str, dict[date, float]]

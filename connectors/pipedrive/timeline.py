@@ -1,0 +1,95 @@
+"""Pipedrive's deals timeline read back into daily values: which totals a status reads, and
+how a period's counts and (converted or single-currency) values become figures.
+
+Kept apart from the HTTP code: this is where a change in the timeline's answer would show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from connectors.base import DailyValue, FetchResult, MetricQuery, Window
+from connectors.pipedrive.models import DealsParams
+
+TIMELINE = "/api/v1/deals/timeline"
+#: Pipedrive documents no cap on ``amount``; a quarter a call keeps a cycle's backfill to one.
+MAX_DAYS = 92
+
+#: status -> (count key in ``totals``, values-by-currency key in ``totals``, converted key).
+_TOTALS = {
+    None: ("count", "values", "value"),
+    "open": ("open_count", "open_values", "open_value"),
+    "won": ("won_count", "won_values", "won_value"),
+}
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw.strip().replace(",", ""))
+        except ValueError:
+            return None
+    return None
+
+
+def _read(
+    period: Any,
+    group: Sequence[MetricQuery],
+    window: Window,
+    result: FetchResult,
+    currencies: set[str],
+) -> None:
+    if not isinstance(period, dict):
+        return
+    raw = str(period.get("period_start") or "")
+    try:
+        day = date.fromisoformat(raw[:10])  # "2026-07-01 00:00:00"
+    except ValueError:
+        result.warnings.append(f"Pipedrive sent a period starting `{raw[:40]}`: skipped")
+        return
+    if day not in window:
+        return
+    raw_totals, raw_converted = period.get("totals"), period.get("totals_converted")
+    totals: dict[str, Any] = raw_totals if isinstance(raw_totals, dict) else {}
+    converted: dict[str, Any] = raw_converted if isinstance(raw_converted, dict) else {}
+    if isinstance(converted.get("currency"), str):
+        currencies.add(converted["currency"])
+    for query in group:
+        params = query.params
+        assert isinstance(params, DealsParams)
+        count_key, values_key, converted_key = _TOTALS[params.status]
+        count = _number(totals.get(count_key))
+        if not count:  # a day without deals: nothing to record
+            continue
+        if query.metric == "deals.count":
+            result.values.append(DailyValue(query.id, day, count))
+            continue
+        value = _number(converted.get(converted_key))
+        if value is None:
+            value = _single_currency(totals.get(values_key), currencies)
+        if value is None:
+            result.query_errors[query.id] = (
+                f"Pipedrive sent {day}'s deal values in several currencies without a "
+                "converted total: the company's currency rates may be missing"
+            )
+            continue
+        result.values.append(DailyValue(query.id, day, value))
+
+
+def _single_currency(values: Any, currencies: set[str]) -> float | None:
+    """Values by deal currency, when only one is there: an empty ``[]`` is a day of no value."""
+    if not values:
+        return 0.0
+    if not isinstance(values, dict):
+        return None
+    if len(values) == 1:
+        [(currency, amount)] = values.items()
+        currencies.add(str(currency))
+        return _number(amount)
+    return None

@@ -1,0 +1,80 @@
+"""Daily figures from any JSON endpoint: records found by JSONPath, summed per (day, group).
+
+The request is ``config.method`` ``config.url`` with ``config.query`` and (for POST)
+``config.body``; ``{from}`` and ``{to}`` in the URL, the query values and the body's string values
+become the window's ISO dates. Authentication is a bearer ``token``, ``username`` + ``password``
+(basic) or ``header_value`` sent in the header named by ``config.auth_header``; all of it rides
+on the engine's client, which retries, rate-limits, redacts and refuses private addresses (on
+every redirect hop too).
+
+Pages are followed with one small paginator object (dlt's ``update_request`` /
+``update_state``): cursor, page number, offset or the ``Link: rel="next"`` header. Paging stops on
+an empty page, a missing cursor or next link, or a page shorter than the size asked; a cursor or
+link seen twice, or more than :data:`MAX_PAGES` pages, stops it too, with a warning.
+
+Every query of a fetch asks the same request, so the pages are fetched once and each query's
+params (JSONPaths: ``records`` from the body, ``date``, ``value`` and ``group`` from a record) are
+applied to them. A record whose date or value can't be read is reported by index in the warnings.
+"""
+
+from connectors.rest_json.connector import RestJsonConnector
+from connectors.rest_json.models import (
+    DEFAULT_AUTH_HEADER,
+    CursorPagination,
+    LinkHeaderPagination,
+    OffsetPagination,
+    PagePagination,
+    Pagination,
+    QueryValue,
+    RestJsonConfig,
+    RestJsonCredentials,
+    RestJsonParams,
+)
+from connectors.rest_json.paging import (
+    MAX_PAGES,
+    CursorPaginator,
+    LinkHeaderPaginator,
+    OffsetPaginator,
+    PagePaginator,
+    Paginator,
+    Request,
+    SinglePage,
+    make_paginator,
+)
+from connectors.rest_json.records import (
+    BLANK_GROUP,
+    MAX_LISTED_BAD_RECORDS,
+    extract,
+    find_records,
+    parse_day,
+    parse_value,
+)
+
+__all__ = [
+    "BLANK_GROUP",
+    "DEFAULT_AUTH_HEADER",
+    "MAX_LISTED_BAD_RECORDS",
+    "MAX_PAGES",
+    "CursorPagination",
+    "CursorPaginator",
+    "LinkHeaderPagination",
+    "LinkHeaderPaginator",
+    "OffsetPagination",
+    "OffsetPaginator",
+    "PagePagination",
+    "PagePaginator",
+    "Pagination",
+    "Paginator",
+    "QueryValue",
+    "Request",
+    "RestJsonConfig",
+    "RestJsonConnector",
+    "RestJsonCredentials",
+    "RestJsonParams",
+    "SinglePage",
+    "extract",
+    "find_records",
+    "make_paginator",
+    "parse_day",
+    "parse_value",
+]

@@ -1,0 +1,206 @@
+"""The ``rest_json`` connector: auth headers, the hooks, and how an HTTP answer is classified.
+
+It puts the models, paging and record reading together; everything that touches ``self.http``
+lives here.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    FetchResult,
+    HttpOptions,
+    MappingError,
+    MetricQuery,
+    MetricSpec,
+    RateLimited,
+    RetriableError,
+    Window,
+)
+from connectors.rest_json.models import (
+    DEFAULT_AUTH_HEADER,
+    RestJsonConfig,
+    RestJsonCredentials,
+    RestJsonParams,
+    _compile,
+)
+from connectors.rest_json.paging import MAX_PAGES, Request, _substitute, _text, make_paginator
+from connectors.rest_json.records import extract, find_records
+
+_EXCERPT = 200
+
+
+# --- the connector -------------------------------------------------------------------------------
+
+
+class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
+    """One metric, ``value``: a JSON field of the endpoint's records, summed per day (and group)."""
+
+    key = "rest_json"
+    name = "JSON API"
+    category = "generic"
+    config_model = RestJsonConfig
+    credentials_model = RestJsonCredentials
+    metrics = (
+        MetricSpec(
+            name="value",
+            description="A field of the endpoint's records, summed over the records of each day",
+            unit="value",
+            params_model=RestJsonParams,
+            history="daily",
+            additive=True,
+        ),
+    )
+
+    @classmethod
+    def http_options(cls, config: RestJsonConfig, credentials: RestJsonCredentials) -> HttpOptions:
+        headers = dict(config.headers)
+        if credentials.token is not None:
+            headers["Authorization"] = f"Bearer {credentials.token}"
+        elif credentials.username is not None:
+            pair = f"{credentials.username}:{credentials.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        elif credentials.header_value is not None:
+            headers[config.auth_header or DEFAULT_AUTH_HEADER] = credentials.header_value
+        return HttpOptions(headers=headers)
+
+    async def check(self) -> CheckResult:
+        today = self.today
+        body = await self._send(self._request(Window(today, today)))
+        kind = type(body).__name__ if not isinstance(body, dict) else "object"
+        keys = sorted(body)[:20] if isinstance(body, dict) else []
+        return CheckResult(
+            f"The endpoint answered with a JSON {kind}" + (": " + ", ".join(keys) if keys else ""),
+            details={"keys": keys},
+        )
+
+    async def validate_mapping_online(self, query: MetricQuery) -> None:
+        params = query.params
+        assert isinstance(params, RestJsonParams)
+        today = self.today
+        body = await self._send(self._request(Window(today, today)))
+        records = find_records(body, params.records)
+        if not records:
+            if not _compile(params.records).findall(body):
+                raise MappingError("params.records", f"`{params.records}` finds nothing")
+            return
+        for part, path in (("params.date", params.date), ("params.value", params.value)):
+            if not _compile(path).findall(records[0]):
+                raise MappingError(part, f"`{path}` finds nothing in the first record")
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult()
+        fetched: dict[str, list[Any]] = {}
+        for query in queries:
+            request = self._request(window)
+            pages = fetched.get(request.key())
+            if pages is None:
+                pages = fetched[request.key()] = await self._pages(
+                    request, self._counter(queries), result.warnings
+                )
+            values, warnings = extract(query, pages, window)
+            result.values += values
+            result.warnings += warnings
+        return result
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    def _request(self, window: Window) -> Request:
+        c = self.config
+        return Request(
+            c.method,
+            _substitute(c.url, window),
+            {k: _substitute(_text(v), window) for k, v in c.query.items()},
+            _substitute(c.body, window),
+        )
+
+    @staticmethod
+    def _counter(queries: Sequence[MetricQuery]) -> Callable[[Any], int]:
+        paths = {q.params.records for q in queries if isinstance(q.params, RestJsonParams)} or {"$"}
+        return lambda body: max(len(find_records(body, p)) for p in paths)
+
+    async def _pages(
+        self, first: Request, count: Callable[[Any], int], warnings: list[str]
+    ) -> list[Any]:
+        paginator = make_paginator(self.config.pagination)
+        pages: list[Any] = []
+        while True:
+            request = paginator.update_request(first)
+            response, body = await self._exchange(request)
+            pages.append(body)
+            paginator.update_state(response, body, count(body))
+            if paginator.warning:
+                warnings.append(paginator.warning)
+            if not paginator.has_next:
+                return pages
+            if len(pages) >= MAX_PAGES:
+                warnings.append(f"paging stopped after {MAX_PAGES} pages: the rest was not read")
+                return pages
+
+    async def _send(self, request: Request) -> Any:
+        return (await self._exchange(request))[1]
+
+    async def _exchange(self, request: Request) -> tuple[httpx.Response, Any]:
+        kwargs: dict[str, Any] = {"params": request.params or None}
+        if request.method == "POST" and request.body is not None:
+            kwargs["json"] = request.body
+        response = await self.http.request(request.method, request.url, **kwargs)
+        if not response.is_success:
+            message, retry_after = f"HTTP {response.status_code}", None
+            try:
+                # The engine's client raises its own redacted HttpStatusError, which this
+                # package can't import (connectors don't depend on app/): read it by duck typing.
+                self.http.raise_for_status(response)  # type: ignore[attr-defined]
+            except Exception as exc:
+                message = str(getattr(exc, "message", exc))
+                retry_after = getattr(exc, "retry_after", None)
+            raise self._error(response.status_code, message, retry_after) from None
+        try:
+            return response, response.json()
+        except ValueError:
+            raise self._not_json(response) from None
+
+    def _excerpt(self, response: httpx.Response) -> str:
+        try:
+            text = response.text.strip().replace("\n", " ")[:_EXCERPT]
+        except (UnicodeDecodeError, LookupError):
+            text = "(undecodable bytes)"
+        redactor = getattr(self.http, "redactor", None)
+        return str(redactor.redact(text)) if redactor is not None else text
+
+    def _not_json(self, response: httpx.Response) -> Exception:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        excerpt = self._excerpt(response) or "an empty body"
+        head = excerpt.lstrip().lower()
+        if "html" in kind or head.startswith(("<!doctype html", "<html")):
+            return ConnectorConfigError(
+                f"the URL answered {response.status_code} with a web page ({kind}), not JSON: "
+                f"check `url`; it began: {excerpt}"
+            )
+        return RetriableError(
+            f"the API answered {response.status_code} with something that isn't JSON "
+            f"({kind}): {excerpt}"
+        )
+
+    def _error(self, status: int, message: str, retry_after: float | None) -> Exception:
+        if status in (401, 403):
+            return ConnectorAuthError(
+                f"the API refused the credentials ({status}): check `token`, `username`/"
+                f"`password` or `header_value`: {message}"
+            )
+        if status in (404, 410):
+            return ConnectorConfigError(f"nothing at the URL ({status}): check `url`: {message}")
+        if status == 429:
+            return RateLimited(f"the API asks to slow down: {message}", retry_after)
+        if status >= 500 or status == 408:
+            return RetriableError(f"the API is having trouble: {message}")
+        return ConnectorConfigError(f"the API refused the request ({status}): {message}")

@@ -1,0 +1,152 @@
+"""What a ``rest_json`` source is told: the endpoint, its paging and auth, and the JSONPaths.
+
+Pydantic checks every JSONPath when a source or mapping is saved, so the path compiler lives here
+beside the models; paging and record reading compile the same paths with it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import jsonpath
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_AUTH_HEADER = "X-API-Key"
+
+
+def _compile(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
+    text = path.strip()
+    if text.startswith("@"):
+        text = "$" + text[1:]
+    elif not text.startswith("$"):
+        text = "$." + text if not text.startswith("[") else "$" + text
+    return jsonpath.compile(text)
+
+
+def _check_path(value: str) -> str:
+    try:
+        _compile(value)
+    except jsonpath.JSONPathError as exc:
+        raise ValueError(f"`{value}` is not a JSONPath: {str(exc).splitlines()[0]}") from None
+    return value
+
+
+# --- config --------------------------------------------------------------------------------------
+
+
+class CursorPagination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["cursor"]
+    cursor_param: str = Field(min_length=1, description="The query (or body) field of the cursor.")
+    next_cursor_path: str = Field(description="JSONPath of the next cursor in the body.")
+    cursor_in: Literal["query", "body"] = Field(
+        "query", description="Where the cursor goes: the query string or the JSON body."
+    )
+
+    _path = field_validator("next_cursor_path")(_check_path)
+
+
+class PagePagination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["page"]
+    page_param: str = Field("page", min_length=1)
+    size_param: str | None = Field("per_page", description="Omitted from the request when null.")
+    size: int = Field(100, ge=1, le=10_000)
+    first_page: int = Field(1, ge=0)
+
+
+class OffsetPagination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["offset"]
+    offset_param: str = Field("offset", min_length=1)
+    limit_param: str = Field("limit", min_length=1)
+    limit: int = Field(100, ge=1, le=10_000)
+
+
+class LinkHeaderPagination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["link_header"]
+
+
+Pagination = Annotated[
+    CursorPagination | PagePagination | OffsetPagination | LinkHeaderPagination,
+    Field(discriminator="type"),
+]
+QueryValue = str | int | float | bool
+
+
+class RestJsonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="The endpoint, e.g. https://api.example.com/stats?since={from}&until={to}."
+    )
+    method: Literal["GET", "POST"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, QueryValue] = Field(
+        default_factory=dict, description="Query parameters; `{from}`/`{to}` are substituted."
+    )
+    body: Any = Field(None, description="A JSON body for POST; `{from}`/`{to}` substituted.")
+    pagination: Pagination | None = None
+    auth_header: str | None = Field(
+        None, description=f"The header `header_value` is sent in ({DEFAULT_AUTH_HEADER} if unset)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"(?i)^https?://[^/\s]+", value.strip()):
+            raise ValueError("`url` must be an http:// or https:// address")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _body_needs_post(self) -> RestJsonConfig:
+        if self.body is not None and self.method != "POST":
+            raise ValueError("a `body` is sent only with `method` POST")
+        return self
+
+
+class RestJsonCredentials(BaseModel):
+    """One way in, or none for a public endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(None, description="Sent as `Authorization: Bearer <token>`.")
+    username: str | None = None
+    password: str | None = None
+    header_value: str | None = Field(None, description="Sent in the `auth_header` header.")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> RestJsonCredentials:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("basic authentication needs both `username` and `password`")
+        ways = [self.token is not None, self.username is not None, self.header_value is not None]
+        if sum(ways) > 1:
+            raise ValueError("give one of `token`, `username`+`password` or `header_value`")
+        return self
+
+
+class RestJsonParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    records: str = Field("$", description="JSONPath of the list of records in the body.")
+    date: str = Field(description="JSONPath of a record's date, e.g. `$.day`.")
+    value: str = Field(description="JSONPath of a record's figure, e.g. `$.stats.signups`.")
+    group: str | None = Field(None, description="JSONPath of a record's group label.")
+    date_format: str | None = Field(None, description="A strptime format; ISO dates otherwise.")
+
+    _paths = field_validator("records", "date", "value", "group")(
+        lambda v: v if v is None else _check_path(v)
+    )
+
+    @field_validator("date_format")
+    @classmethod
+    def _strptime_format(cls, value: str | None) -> str | None:
+        if value is not None and "%" not in value:
+            raise ValueError("`date_format` is a strptime format, e.g. `%d/%m/%Y`")
+        return value

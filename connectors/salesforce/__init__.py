@@ -1,0 +1,88 @@
+"""Salesforce: daily record counts and sums from SOQL aggregate queries over the REST API.
+
+A metric is ``<SObject>.count`` or ``<SObject>.sum`` for any object API name (``Lead``,
+``Opportunity``, ``Campaign__c``). Queries on the same object, date field and filters share one
+statement, so ``COUNT(Id)`` and every ``SUM(field)`` asked of them come back in one call::
+
+    GET {instance_url}/services/data/{api_version}/query?q=
+      SELECT DAY_ONLY(convertTimezone(CreatedDate)) d, COUNT(Id) n, SUM(Amount) s0
+      FROM Opportunity WHERE CreatedDate >= ... AND CreatedDate < ... AND (StageName = 'Won')
+      GROUP BY DAY_ONLY(convertTimezone(CreatedDate))
+
+``convertTimezone()`` makes a datetime field's day the API user's day (SOQL returns datetimes in
+UTC otherwise); a date field (``CloseDate``) is grouped as it is. Whether the field is a date or
+a datetime comes from the ``date_type`` param, the audit fields every object has, or the
+object's ``describe``. ``nextRecordsUrl`` is followed until ``done``.
+
+No mapping text reaches SOQL raw: object and field names must be API-name identifiers, string
+values are quoted with SOQL's escapes, numbers and booleans are rendered from Python values and
+ISO dates only when they match a strict pattern.
+
+OAuth2's refresh-token grant at ``{login_url}/services/oauth2/token`` runs in the engine's client,
+which refreshes on an expired session (401 ``INVALID_SESSION_ID``) and repeats the call once;
+:meth:`SalesforceConnector.merge_token` keeps the new access token, the org's ``instance_url``
+and a rotated refresh token. ``Sforce-Limit-Info`` (the org's daily API usage) is recorded on
+the run.
+"""
+
+from connectors.salesforce.connector import (
+    AUDIT_DATETIMES,
+    MAX_PAGES,
+    NUMERIC_TYPES,
+    USAGE_WARNING,
+    SalesforceConnector,
+)
+from connectors.salesforce.errors import (
+    API_DISABLED,
+    DAILY_LIMIT_RETRY_AFTER,
+    REFRESH_REFUSED,
+    SESSION_REFUSED,
+    ObjectRefused,
+    QueryRejected,
+)
+from connectors.salesforce.models import (
+    DEFAULT_LOGIN_URL,
+    FIELD_PATH,
+    IDENTIFIER,
+    METRIC,
+    SalesforceConfig,
+    SalesforceCountParams,
+    SalesforceCredentials,
+    SalesforceSumParams,
+)
+from connectors.salesforce.soql import (
+    ISO_DATE,
+    ISO_DATETIME,
+    Statement,
+    soql_condition,
+    soql_literal,
+    soql_string,
+)
+
+__all__ = [
+    "API_DISABLED",
+    "AUDIT_DATETIMES",
+    "DAILY_LIMIT_RETRY_AFTER",
+    "DEFAULT_LOGIN_URL",
+    "FIELD_PATH",
+    "IDENTIFIER",
+    "ISO_DATE",
+    "ISO_DATETIME",
+    "MAX_PAGES",
+    "METRIC",
+    "NUMERIC_TYPES",
+    "REFRESH_REFUSED",
+    "SESSION_REFUSED",
+    "USAGE_WARNING",
+    "ObjectRefused",
+    "QueryRejected",
+    "SalesforceConfig",
+    "SalesforceConnector",
+    "SalesforceCountParams",
+    "SalesforceCredentials",
+    "SalesforceSumParams",
+    "Statement",
+    "soql_condition",
+    "soql_literal",
+    "soql_string",
+]

@@ -1,0 +1,384 @@
+"""The Salesforce connector: checks the org, validates mappings against ``describe``, fetches
+one SOQL aggregate per shared statement, and keeps the org's API usage and address current.
+
+The statements and their rows come from :mod:`connectors.salesforce.soql`, the error rules from
+:mod:`connectors.salesforce.errors`; what is left here is the calls and the hooks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+from pydantic import BaseModel
+
+from connectors.base import (
+    Aggregation,
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    FetchResult,
+    Filter,
+    HttpOptions,
+    MappingError,
+    MetricQuery,
+    MetricSpec,
+    OAuthSpec,
+    RetriableError,
+    Window,
+)
+from connectors.salesforce.errors import (
+    REFRESH_REFUSED,
+    ObjectRefused,
+    QueryRejected,
+    _error,
+    _refresh_failed,
+)
+from connectors.salesforce.models import (
+    FIELD_PATH,
+    METRIC,
+    SalesforceConfig,
+    SalesforceCountParams,
+    SalesforceCredentials,
+    SalesforceSumParams,
+    _metric_spec,
+    _spec,
+)
+from connectors.salesforce.soql import Statement, _values, soql_condition
+
+#: Pages one query may take before paging is called broken.
+MAX_PAGES = 200
+#: Audit fields every object has, always datetimes: no describe needed to group by them.
+AUDIT_DATETIMES = frozenset({"createddate", "lastmodifieddate", "systemmodstamp"})
+NUMERIC_TYPES = frozenset({"double", "currency", "int", "long", "percent"})
+#: A daily API usage past this share of the org's limit is worth a warning on the run.
+USAGE_WARNING = 0.9
+
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
+    """Counts and sums of any object's records per day, one SOQL aggregate per statement."""
+
+    key = "salesforce"
+    name = "Salesforce"
+    category = "crm"
+    config_model = SalesforceConfig
+    credentials_model = SalesforceCredentials
+    #: Examples for the catalogue; ``metric_spec`` accepts any object's ``.count`` and ``.sum``.
+    metrics = (
+        _spec("Lead", "count"),
+        _spec("Contact", "count"),
+        _spec("Account", "count"),
+        _spec("Opportunity", "count"),
+        _spec("Opportunity", "sum"),
+        _spec("Campaign", "count"),
+    )
+    #: Deals close, and get re-dated, days after they were last read.
+    recommended_lookback_days = 7
+    #: An aggregate answer holds at most 2,000 rows: one a day, with room to spare.
+    max_window_days = 1000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._describes: dict[str, dict[str, Any]] = {}
+        self._usage: tuple[int, int] | None = None
+
+    @classmethod
+    def http_options(
+        cls, config: SalesforceConfig, credentials: SalesforceCredentials
+    ) -> HttpOptions:
+        token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
+        if credentials.access_token:
+            token |= {"access_token": credentials.access_token, "token_type": "Bearer"}
+        return HttpOptions(
+            base_url=config.base_url or config.instance_url,
+            # Salesforce caps concurrent long-running requests per org, not a rate.
+            max_concurrency=4,
+            oauth=OAuthSpec(
+                token_endpoint=f"{config.login_url}/services/oauth2/token",
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                token=token,
+            ),
+        )
+
+    @classmethod
+    def merge_token(cls, credentials: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
+        """Salesforce answers with no expiry but with the org's ``instance_url``; keep it."""
+        merged = dict(credentials)
+        for key in ("access_token", "refresh_token", "instance_url"):
+            value = token.get(key)
+            if isinstance(value, str) and value:
+                merged[key] = value
+        return merged
+
+    @classmethod
+    def metric_spec(cls, name: str) -> MetricSpec | None:
+        return _metric_spec(name)
+
+    @classmethod
+    def validate_query(
+        cls,
+        metric: str,
+        params: Mapping[str, Any] | None,
+        filters: Sequence[Filter | Mapping[str, Any]],
+        aggregation: Aggregation | None,
+    ) -> BaseModel:
+        if _metric_spec(metric) is None:
+            raise MappingError(
+                "metric",
+                f"`{metric[:80]}` is not a Salesforce metric: name an object's API name and "
+                "`.count` or `.sum`, e.g. `Lead.count`, `Opportunity.sum`, `Campaign__c.count`",
+            )
+        validated = super().validate_query(metric, params, filters, aggregation)
+        for i, raw in enumerate(filters):
+            flt = raw if isinstance(raw, Filter) else Filter.model_validate(raw)
+            if not FIELD_PATH.fullmatch(flt.field):
+                raise MappingError(
+                    f"filters[{i}].field",
+                    f"`{flt.field[:60]}` is not a Salesforce field name: use an API name such "
+                    "as `LeadSource` or a parent's field such as `Account.Industry`",
+                )
+            for value in flt.values:
+                if isinstance(value, float) and not abs(value) < float("inf"):
+                    raise MappingError(f"filters[{i}].value", "a filter value must be finite")
+        return validated
+
+    # --- hooks -----------------------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        info = await self._get_json("/services/oauth2/userinfo")
+        # The versioned root proves `api_version` is served and the REST API is open to the user.
+        await self._get_json(f"{self._data}/")
+        info = info if isinstance(info, dict) else {}
+        zone = info.get("zoneinfo")
+        try:
+            timezone = str(ZoneInfo(zone).key) if isinstance(zone, str) and zone else None
+        except (ZoneInfoNotFoundError, ValueError):
+            timezone = None
+        who = info.get("preferred_username") or info.get("name") or "the API user"
+        return CheckResult(
+            f"Connected to Salesforce as {who}"
+            + (f"; days are counted in {timezone}, the user's time zone" if timezone else ""),
+            timezone=timezone,
+            details={
+                "organization_id": info.get("organization_id"),
+                "user_id": info.get("user_id"),
+                **self._usage_details(),
+            },
+            notices=self._notices(),
+        )
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult()
+        statements: dict[Statement, list[MetricQuery]] = {}
+        for query in queries:
+            try:
+                statement = await self._statement(query)
+            except (ObjectRefused, QueryRejected) as exc:
+                result.query_errors[query.id] = exc.message
+                continue
+            statements.setdefault(statement, []).append(query)
+        for statement, group in statements.items():
+            sums = sorted(
+                {q.params.field for q in group if isinstance(q.params, SalesforceSumParams)}
+            )
+            count = any(not isinstance(q.params, SalesforceSumParams) for q in group)
+            try:
+                records = await self._query(statement.soql(window, count, sums), statement.sobject)
+            except (ObjectRefused, QueryRejected) as exc:
+                result.query_errors |= {q.id: exc.message for q in group}
+                continue
+            result.values += _values(group, sums, records, window, result.warnings)
+            # The aggregate covers every record of the window: a day absent has none any more.
+            result.complete.update(q.id for q in group)
+        result.details |= self._usage_details()
+        if self._usage is not None and self._usage[0] >= USAGE_WARNING * self._usage[1]:
+            used, limit = self._usage
+            result.warnings.append(
+                f"the org has used {used} of its {limit} daily API requests: other integrations "
+                "may soon be refused"
+            )
+        result.notices += self._notices()
+        return result
+
+    async def validate_mapping_online(self, query: MetricQuery) -> None:
+        match = METRIC.fullmatch(query.metric)
+        if match is None:
+            raise MappingError("metric", f"`{query.metric}` is not a Salesforce metric")
+        sobject = match.group(1)
+        try:
+            fields = await self._fields(sobject)
+        except ObjectRefused as exc:
+            raise MappingError("metric", exc.message) from None
+        params = query.params
+        assert isinstance(params, SalesforceCountParams)
+        date_field = fields.get(params.date_field.lower())
+        if date_field is None or date_field.get("type") not in ("date", "datetime"):
+            what = "has no field" if date_field is None else "has no date field"
+            raise MappingError(
+                "params.date_field",
+                f"{sobject} {what} `{params.date_field}`{self._date_fields(fields)}",
+            )
+        if params.date_type is not None and params.date_type != date_field.get("type"):
+            raise MappingError(
+                "params.date_type",
+                f"`{params.date_field}` is a {date_field.get('type')}, not a {params.date_type}",
+            )
+        if isinstance(params, SalesforceSumParams):
+            summed = fields.get(params.field.lower())
+            if summed is None or summed.get("type") not in NUMERIC_TYPES:
+                raise MappingError(
+                    "params.field",
+                    f"{sobject} has no numeric field `{params.field}` this user can see "
+                    "(a currency, number or percent field; check its field-level security)",
+                )
+            if summed.get("aggregatable") is False:
+                raise MappingError("params.field", f"Salesforce can't sum `{params.field}`")
+        relations = {
+            str(f.get("relationshipName")).lower()
+            for f in fields.values()
+            if f.get("relationshipName")
+        }
+        for i, flt in enumerate(query.filters):
+            head = flt.field.split(".")[0].lower()
+            known = head in relations if "." in flt.field else head in fields
+            if not known or ("." not in flt.field and fields[head].get("filterable") is False):
+                raise MappingError(
+                    f"filters[{i}].field",
+                    f"{sobject} has no field `{flt.field}` this user can filter on "
+                    "(check the API name and its field-level security)",
+                )
+
+    # --- statements and values -------------------------------------------------------------------
+
+    @property
+    def _data(self) -> str:
+        return f"/services/data/{self.config.api_version}"
+
+    async def _statement(self, query: MetricQuery) -> Statement:
+        match = METRIC.fullmatch(query.metric)
+        params = query.params
+        if match is None or not isinstance(params, SalesforceCountParams):
+            raise QueryRejected(f"`{query.metric}` is not a Salesforce metric")
+        sobject = match.group(1)
+        try:
+            conditions = tuple(sorted({soql_condition(f) for f in query.filters}))
+        except ValueError as exc:
+            raise QueryRejected(f"{query.metric}: {exc}") from None
+        if params.date_type is not None:
+            is_datetime = params.date_type == "datetime"
+        elif params.date_field.lower() in AUDIT_DATETIMES:
+            is_datetime = True
+        else:
+            fields = await self._fields(sobject)
+            field = fields.get(params.date_field.lower())
+            kind = None if field is None else field.get("type")
+            if kind not in ("date", "datetime"):
+                what = (
+                    f"{sobject} has no field `{params.date_field}` this user can see"
+                    if field is None
+                    else f"`{params.date_field}` on {sobject} is a {kind}, not a date"
+                )
+                raise QueryRejected(what + self._date_fields(fields))
+            is_datetime = kind == "datetime"
+        return Statement(sobject, params.date_field, is_datetime, conditions)
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    async def _query(self, soql: str, sobject: str) -> list[Any]:
+        url: str = f"{self._data}/query"
+        params: dict[str, str] | None = {"q": soql}
+        records: list[Any] = []
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            body = await self._get_json(url, params, sobject=sobject)
+            page = body.get("records") if isinstance(body, dict) else None
+            if not isinstance(page, list):
+                raise RetriableError("Salesforce answered the query without `records`")
+            records += page
+            nxt = body.get("nextRecordsUrl")
+            if body.get("done", True) is True or not isinstance(nxt, str) or not nxt:
+                return records
+            # A locator is a path on the same instance; anything else is not followed.
+            if not nxt.startswith("/services/data/") or nxt in seen:
+                raise RetriableError("Salesforce's nextRecordsUrl went somewhere unexpected")
+            seen.add(nxt)
+            url, params = nxt, None
+        raise RetriableError(f"the query still had pages after {MAX_PAGES}: stopped")
+
+    async def _fields(self, sobject: str) -> dict[str, dict[str, Any]]:
+        """The object's fields by lower-cased name (SOQL names are case-insensitive)."""
+        described = self._describes.get(sobject)
+        if described is None:
+            body = await self._get_json(
+                f"{self._data}/sobjects/{sobject}/describe", sobject=sobject, describing=True
+            )
+            fields = body.get("fields") if isinstance(body, dict) else None
+            if not isinstance(fields, list):
+                raise RetriableError(f"Salesforce described {sobject} without its fields")
+            described = {str(f.get("name", "")).lower(): f for f in fields if isinstance(f, dict)}
+            self._describes[sobject] = described
+        return described
+
+    @staticmethod
+    def _date_fields(fields: Mapping[str, Mapping[str, Any]]) -> str:
+        names = sorted(
+            str(f.get("name")) for f in fields.values() if f.get("type") in ("date", "datetime")
+        )
+        return f"; its date fields: {', '.join(names[:15])}" if names else ""
+
+    async def _get_json(
+        self,
+        url: str,
+        params: dict[str, str] | None = None,
+        *,
+        sobject: str | None = None,
+        describing: bool = False,
+    ) -> Any:
+        try:
+            response = await self.http.get(url, params=params)
+        except Exception as exc:
+            if _refresh_failed(exc):
+                if getattr(exc, "transient", False):
+                    raise RetriableError(
+                        "Salesforce's token endpoint is unavailable: the next run tries again"
+                    ) from None
+                raise ConnectorAuthError(REFRESH_REFUSED) from None
+            raise
+        usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if usage:
+            self._usage = (int(usage.group(1)), int(usage.group(2)))
+        if not response.is_success:
+            raise _error(
+                response,
+                sobject,
+                describing,
+                api_version=self.config.api_version,
+                redactor=getattr(self.http, "redactor", None),
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise RetriableError(
+                f"Salesforce answered {response.status_code} with something that isn't JSON"
+            ) from None
+
+    def _usage_details(self) -> dict[str, Any]:
+        if self._usage is None:
+            return {}
+        return {"api_usage": {"used": self._usage[0], "limit": self._usage[1]}}
+
+    def _notices(self) -> list[str]:
+        """The org moved (an instance refresh, a My Domain change): the address should follow."""
+        token = getattr(self.http, "token", None)
+        reported = token.get("instance_url") if isinstance(token, Mapping) else None
+        if self.config.base_url or not isinstance(reported, str) or not reported:
+            return []
+        if httpx.URL(reported).host.lower() == httpx.URL(self.config.instance_url).host.lower():
+            return []
+        return [f"Salesforce serves this org at {reported}: set `instance_url` to it"]

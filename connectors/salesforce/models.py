@@ -1,0 +1,128 @@
+"""What a Salesforce source and its mappings are: config, credentials, params and metrics.
+
+Every object's ``.count`` and ``.sum`` is a metric, so the catalogue is built from a name on
+demand; the API-name patterns live here because the models, SOQL and the connector all check
+names against them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectors.base import ANY_FIELD, FILTER_OPS, BaseUrl, MetricSpec
+
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+
+_IDENT = r"[A-Za-z](?:[A-Za-z0-9_]{0,78}[A-Za-z0-9])?"
+IDENTIFIER = re.compile(_IDENT)
+FIELD_PATH = re.compile(rf"{_IDENT}(?:\.{_IDENT}){{0,4}}")
+METRIC = re.compile(rf"({_IDENT})\.(count|sum)")
+_URL = re.compile(r"(?i)^https?://[^/\s?#]+(?:/[^\s?#]*)?$")
+
+
+def _check_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not _URL.match(value):
+        raise ValueError("give an http:// or https:// address, e.g. https://acme.my.salesforce.com")
+    return value
+
+
+def _check_identifier(value: str) -> str:
+    if not IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"`{value[:60]}` is not a Salesforce API name (letters, digits and underscores, "
+            "starting with a letter, e.g. `CloseDate`, `Amount`, `Revenue__c`)"
+        )
+    return value
+
+
+# --- config, credentials, params -----------------------------------------------------------------
+
+
+class SalesforceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instance_url: str = Field(
+        description="The org's address, e.g. https://acme.my.salesforce.com (its My Domain URL)."
+    )
+    api_version: str = Field(
+        "v60.0", pattern=r"^v\d{2,3}\.\d$", description="The REST API version, e.g. v60.0."
+    )
+    login_url: str = Field(
+        DEFAULT_LOGIN_URL,
+        description="Where tokens are refreshed: https://test.salesforce.com for a sandbox.",
+    )
+    base_url: BaseUrl | None = Field(
+        None, description="Replaces `instance_url` as the root of API calls (a proxy, a test host)."
+    )
+
+    _urls = field_validator("instance_url", "login_url")(_check_url)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+
+class SalesforceCredentials(BaseModel):
+    """A connected app and a refresh token; krsync stores the access token it gets back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1, description="The connected app's consumer key.")
+    client_secret: str = Field(min_length=1, description="The connected app's consumer secret.")
+    refresh_token: str = Field(min_length=1, description="From the web-server OAuth flow.")
+    access_token: str | None = Field(None, description="Kept by krsync after each refresh.")
+    instance_url: str | None = Field(
+        None, description="The org's address as the token endpoint last reported it."
+    )
+
+
+class SalesforceCountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date_field: str = Field(
+        "CreatedDate",
+        description="The date or datetime field that dates a record, e.g. `CloseDate`.",
+    )
+    date_type: Literal["date", "datetime"] | None = Field(
+        None,
+        description="Whether `date_field` is a date or a datetime; read from the object's "
+        "describe when not given.",
+    )
+
+    _date_field = field_validator("date_field")(_check_identifier)
+
+
+class SalesforceSumParams(SalesforceCountParams):
+    field: str = Field(description="The numeric field summed per day, e.g. `Amount`.")
+
+    _field = field_validator("field")(_check_identifier)
+
+
+def _spec(sobject: str, kind: str) -> MetricSpec:
+    counts = kind == "count"
+    return MetricSpec(
+        name=f"{sobject}.{kind}",
+        description=(
+            f"{sobject} records per day of `date_field`"
+            if counts
+            else f"The sum of `field` over the {sobject} records of each day of `date_field` "
+            "(currency fields in the org's corporate currency)"
+        ),
+        unit="records" if counts else "value",
+        params_model=SalesforceCountParams if counts else SalesforceSumParams,
+        filters={ANY_FIELD: frozenset(FILTER_OPS)},
+        history="daily",
+        additive=True,
+    )
+
+
+@functools.cache
+def _metric_spec(name: str) -> MetricSpec | None:
+    match = METRIC.fullmatch(name)
+    return None if match is None else _spec(match.group(1), match.group(2))

@@ -1,0 +1,282 @@
+"""The Search Console connector: its query checks, the ``check`` and ``fetch`` hooks, the paged
+``searchAnalytics.query`` calls signed with google-auth's token, and the errors they meet."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import google.auth.exceptions
+import httpx
+from pydantic import BaseModel
+
+from connectors.base import (
+    Aggregation,
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    DailyValue,
+    FetchResult,
+    Filter,
+    HttpOptions,
+    MappingError,
+    MetricQuery,
+    RateLimited,
+    RetriableError,
+    Window,
+    retry_after,
+)
+from connectors.google_auth import (
+    GoogleBridge,
+    GoogleCredentials,
+    build_credentials,
+    google_error,
+    refresh_error,
+)
+from connectors.search_console.filters import dimension_filters
+from connectors.search_console.models import (
+    CATALOGUE,
+    DEVICES,
+    MAX_ROW_LIMIT,
+    PACIFIC,
+    SC_ROOT,
+    SCOPE,
+    SearchConsoleConfig,
+)
+
+
+class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
+    """Daily Search Console performance, one request per filter set, paged to the end."""
+
+    key = "search_console"
+    name = "Google Search Console"
+    category = "analytics"
+    config_model = SearchConsoleConfig
+    credentials_model = GoogleCredentials
+    metrics = CATALOGUE
+    recommended_lookback_days = 4
+    #: Rows a page asks for; the API's maximum (tests lower it to exercise paging).
+    row_limit: ClassVar[int] = MAX_ROW_LIMIT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bridge = GoogleBridge(self.http)
+        self._google = build_credentials(self.credentials, SCOPE)
+
+    @classmethod
+    def http_options(
+        cls, config: SearchConsoleConfig, credentials: GoogleCredentials
+    ) -> HttpOptions:
+        # Search Analytics allows 1,200 queries a minute per site: 10 a second stays well clear.
+        return HttpOptions(base_url=config.base_url or SC_ROOT, rate_per_second=10.0)
+
+    @classmethod
+    def validate_query(
+        cls,
+        metric: str,
+        params: Mapping[str, Any] | None,
+        filters: Sequence[Filter | Mapping[str, Any]],
+        aggregation: Aggregation | None,
+    ) -> BaseModel:
+        validated = super().validate_query(metric, params, filters, aggregation)
+        for i, raw in enumerate(filters):
+            flt = raw if isinstance(raw, Filter) else Filter.model_validate(raw)
+            for value in flt.values:
+                text = str(value)
+                if flt.field == "device" and text.upper() not in DEVICES:
+                    raise MappingError(
+                        f"filters[{i}].value",
+                        f"`{text}` is not a Search Console device: use DESKTOP, MOBILE or TABLET",
+                    )
+                if flt.field == "country" and not re.fullmatch(r"[A-Za-z]{3}", text):
+                    raise MappingError(
+                        f"filters[{i}].value",
+                        f"`{text}` is not a country code: Search Console uses ISO 3166-1 "
+                        "alpha-3 codes, e.g. `fra`, `usa`",
+                    )
+        return validated
+
+    # --- hooks -----------------------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        """``sites.get``: the credentials work and may read this property."""
+        body = await self._send("GET", self._site_url())
+        level = str(body.get("permissionLevel", "")) if isinstance(body, Mapping) else ""
+        if level == "siteUnverifiedUser":
+            raise ConnectorAuthError(
+                f"the credentials are not a verified user of {self.config.site_url} in Search "
+                "Console: add the service account's `client_email` (or the authorizing user) "
+                "under Settings > Users and permissions"
+            )
+        return CheckResult(
+            f"Search Console property {self.config.site_url} answered ({level or 'access'}); "
+            f"its days are Pacific Time",
+            timezone=PACIFIC,
+            details={"site_url": self.config.site_url, "permission_level": level or None},
+        )
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult()
+        groups: dict[tuple[str, str], list[MetricQuery]] = {}
+        for query in queries:
+            search_type = str(getattr(query.params, "search_type", "web"))
+            filters = dimension_filters(query.filters)
+            key = (search_type, repr(filters))
+            groups.setdefault(key, []).append(query)
+        requests = 0
+        aggregations: set[str] = set()
+        for (search_type, _), members in groups.items():
+            filters = dimension_filters(members[0].filters)
+            try:
+                days, calls, aggregation = await self._days(window, search_type, filters)
+            except _BadRequest as bad:
+                for query in members:
+                    result.query_errors[query.id] = f"Search Console refused the query: {bad}"
+                requests += 1
+                continue
+            requests += calls
+            if aggregation:
+                aggregations.add(aggregation)
+            for query in members:
+                result.values += [
+                    DailyValue(query.id, day, figures[query.metric], None)
+                    for day, figures in sorted(days.items())
+                    if query.metric in figures
+                ]
+        result.details = {
+            "site_url": self.config.site_url,
+            "requests": requests,
+            "aggregation": sorted(aggregations),
+        }
+        return result
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def _site_url(self) -> str:
+        base = self.config.base_url or SC_ROOT
+        return f"{base}/webmasters/v3/sites/{quote(self.config.site_url, safe='')}"
+
+    async def _days(
+        self, window: Window, search_type: str, filters: list[dict[str, str]]
+    ) -> tuple[dict[date, dict[str, float]], int, str]:
+        """Every row of the window, page after page, until a short page."""
+        url = f"{self._site_url()}/searchAnalytics/query"
+        body: dict[str, Any] = {
+            "startDate": window.start.isoformat(),
+            "endDate": window.end.isoformat(),
+            "dimensions": ["date"],
+            "type": search_type,
+            "aggregationType": "auto",
+            "dataState": "final",
+            "rowLimit": self.row_limit,
+            "startRow": 0,
+        }
+        if filters:
+            body["dimensionFilterGroups"] = [{"groupType": "and", "filters": filters}]
+        days: dict[date, dict[str, float]] = {}
+        calls = 0
+        aggregation = ""
+        while True:
+            page = await self._send("POST", url, body)
+            calls += 1
+            rows = page.get("rows", []) if isinstance(page, Mapping) else []
+            aggregation = str(page.get("responseAggregationType", "")) if page else aggregation
+            for row in rows:
+                try:
+                    day = date.fromisoformat(str(row["keys"][0]))
+                except (KeyError, IndexError, ValueError):
+                    continue
+                if day in window:
+                    days[day] = {
+                        m: float(row[m])
+                        for m in ("clicks", "impressions", "ctr", "position")
+                        if m in row
+                    }
+            if len(rows) < self.row_limit:
+                return days, calls, aggregation
+            body = {**body, "startRow": body["startRow"] + len(rows)}
+
+    async def _headers(self, *, renew: bool = False) -> dict[str, str]:
+        """google-auth's ``Authorization`` header; ``renew`` forces a new token."""
+        credentials = self._google
+
+        def apply() -> dict[str, str]:
+            request = self._bridge.auth_request()
+            if renew:
+                credentials.refresh(request)  # type: ignore[no-untyped-call]
+            headers: dict[str, str] = {}
+            credentials.before_request(  # type: ignore[no-untyped-call]
+                request, "POST", self._site_url(), headers
+            )
+            return headers
+
+        try:
+            return await self._bridge.run(apply)
+        except google.auth.exceptions.RefreshError as exc:
+            raise refresh_error(exc, self.credentials, self._bridge.redact) from None
+
+    async def _send(self, method: str, url: str, body: Any = None) -> Any:
+        """One call; a 401 gets one fresh token (tokens die before they expire), then fails."""
+        response: httpx.Response | None = None
+        for renew in (False, True):
+            headers = await self._headers(renew=renew)
+            response = await self.http.request(
+                method, url, headers=headers, json=body if method == "POST" else None
+            )
+            if response.status_code != 401:
+                break
+        assert response is not None
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError:
+                raise RetriableError(
+                    f"Search Console answered {response.status_code} with something that isn't JSON"
+                ) from None
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> Exception:
+        try:
+            status, text = google_error(response.json())
+        except ValueError:
+            status, text = "", ""
+        text = self._bridge.redact(text)[:300] or f"HTTP {response.status_code}"
+        code = response.status_code
+        site = self.config.site_url
+        if code == 401:
+            return ConnectorAuthError(
+                f"Google refused the access token for Search Console ({text}): check the "
+                "source's credentials (`service_account_info`, or `client_id`/`client_secret`/"
+                "`refresh_token`)"
+            )
+        if code == 403:
+            if "SERVICE_DISABLED" in response.text or "has not been used" in text:
+                return ConnectorAuthError(
+                    "the Google Search Console API is not enabled in the Google Cloud project of "
+                    f"these credentials: enable it in the Cloud console ({text})"
+                )
+            return ConnectorAuthError(
+                f"the credentials have no access to Search Console property {site} ({text}): "
+                "add the service account's `client_email` (or the authorizing user) under "
+                "Settings > Users and permissions, and check `site_url` (`sc-domain:` for a "
+                "domain property)"
+            )
+        if code == 404:
+            return ConnectorConfigError(f"Search Console has no property {site}: check `site_url`")
+        if code == 429:
+            return RateLimited(
+                f"Search Console asks to slow down ({text or status})", retry_after(response)
+            )
+        if code == 400:
+            return _BadRequest(text)
+        if code >= 500:
+            return RetriableError(f"Search Console is having trouble ({code} {text})")
+        return ConnectorConfigError(f"Search Console refused the request ({code} {text})")
+
+
+class _BadRequest(ConnectorConfigError):
+    """A 400 for one filter set: its mappings fail, the others go on."""

@@ -1,0 +1,227 @@
+"""An X (Twitter) account's public counts from API v2: follower, following, post and list counts.
+
+``GET /2/users/{id}?user.fields=public_metrics`` with the app's bearer token answers the counts
+as they are now and nothing of the past, so every metric is a snapshot: the engine records it on
+the day of the sync, and a backfill writes nothing for the days before. One call serves every
+mapping of the source.
+
+X answers a user it can't show (unknown, suspended) with ``200`` and an ``errors`` array of
+problem objects (``title``, ``detail``, ``type``) instead of ``data``; refusals come as one
+problem document. Each response carries ``x-rate-limit-limit``/``-remaining``/``-reset`` (epoch
+seconds); a 429 waits until that reset, since X sends no ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.base import (
+    BaseUrl,
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    DailyValue,
+    FetchResult,
+    HttpOptions,
+    MetricQuery,
+    MetricSpec,
+    RateLimited,
+    RetriableError,
+    Window,
+)
+
+ROOT = "https://api.x.com"
+METRICS = {
+    "followers_count": ("Accounts following this one", "followers"),
+    "following_count": ("Accounts this one follows", "accounts"),
+    "tweet_count": ("Posts published, reposts included", "posts"),
+    "listed_count": ("Public lists that include this account", "lists"),
+}
+_NOT_FOUND = "resource-not-found"
+
+
+class XConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(
+        pattern=r"^\d{1,20}$",
+        description="The account's numeric user id (not its @handle), e.g. 2244994945.",
+    )
+    base_url: BaseUrl | None = Field(None, description=f"Replaces {ROOT} (a proxy, a test server).")
+
+
+class XCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bearer_token: str = Field(
+        min_length=1, description="The app's Bearer Token (developer portal > Keys and tokens)."
+    )
+
+
+def _problem(body: Any) -> tuple[str, str, str]:
+    """(title, detail, type) of a problem document or of the first of its ``errors``."""
+    if not isinstance(body, dict):
+        return "", "", ""
+    source = body
+    errors = body.get("errors")
+    if (
+        not body.get("title")
+        and isinstance(errors, list)
+        and errors
+        and isinstance(errors[0], dict)
+    ):
+        source = errors[0]
+    title = str(source.get("title") or "").strip()
+    detail = str(source.get("detail") or source.get("message") or "").strip()
+    return title, detail, str(source.get("type") or "")
+
+
+def _reset_in(response: httpx.Response) -> float | None:
+    """Seconds until ``x-rate-limit-reset`` (epoch seconds), or ``Retry-After`` if X sent one."""
+    for header, epoch in (("x-rate-limit-reset", True), ("Retry-After", False)):
+        raw = response.headers.get(header)
+        if raw is None:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        return max(0.0, value - time.time()) if epoch else max(0.0, value)
+    return None
+
+
+def _limits(response: httpx.Response) -> dict[str, Any]:
+    """The rate-limit headers, kept on the run so an admin sees how close the app runs."""
+    limits: dict[str, Any] = {}
+    for name in ("limit", "remaining"):
+        raw = response.headers.get(f"x-rate-limit-{name}")
+        if raw is not None and raw.isdigit():
+            limits[name] = int(raw)
+    reset = response.headers.get("x-rate-limit-reset")
+    if reset is not None and reset.isdigit():
+        limits["reset"] = datetime.fromtimestamp(int(reset), UTC).isoformat()
+    return limits
+
+
+class XConnector(Connector[XConfig, XCredentials]):
+    """Public counts of one account, as snapshots."""
+
+    key = "x"
+    name = "X (Twitter)"
+    category = "social"
+    config_model = XConfig
+    credentials_model = XCredentials
+    metrics = tuple(
+        MetricSpec(
+            name=name,
+            description=f"{text}, now (recorded on the sync's day)",
+            unit=unit,
+            history="snapshot",
+            additive=False,
+        )
+        for name, (text, unit) in METRICS.items()
+    )
+
+    @classmethod
+    def http_options(cls, config: XConfig, credentials: XCredentials) -> HttpOptions:
+        return HttpOptions(
+            base_url=(config.base_url or ROOT).rstrip("/"),
+            headers={"Authorization": f"Bearer {credentials.bearer_token}"},
+            # X sends no Retry-After: without this, a 429 would be retried blind, spending calls
+            # from a quota that doesn't come back before the reset.
+            retry_after=_reset_in,
+        )
+
+    async def check(self) -> CheckResult:
+        user, limits = await self._user()
+        counts = user.get("public_metrics")
+        followers = counts.get("followers_count") if isinstance(counts, dict) else None
+        handle = f"@{user['username']}" if user.get("username") else f"user {self.config.user_id}"
+        told = f": {followers:,} followers" if isinstance(followers, int) else ""
+        return CheckResult(
+            f"Connected to X account {handle}{told}",
+            details={"user_id": self.config.user_id, "rate_limit": limits},
+        )
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult()
+        if not queries:
+            return result
+        user, limits = await self._user()
+        result.details["rate_limit"] = limits
+        counts = user.get("public_metrics")
+        if not isinstance(counts, dict):
+            result.warnings.append(
+                f"X answered user {self.config.user_id} without public_metrics: nothing recorded"
+            )
+            return result
+        for query in queries:
+            raw = counts.get(query.metric)
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                result.query_errors[query.id] = f"X's public_metrics has no `{query.metric}`"
+                continue
+            # A snapshot is the figure now; the engine dates it on the source's today.
+            result.values.append(DailyValue(query.id, window.end, float(raw)))
+        return result
+
+    async def _user(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        response = await self.http.get(
+            f"/2/users/{self.config.user_id}", params={"user.fields": "public_metrics"}
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not response.is_success:
+            raise self._error(response, body)
+        if not isinstance(body, dict):
+            raise RetriableError(f"X answered {response.status_code} without a JSON object")
+        user = body.get("data")
+        if isinstance(user, dict):
+            return user, _limits(response)
+        title, detail, kind = _problem(body)
+        if kind.endswith(_NOT_FOUND) or title == "Not Found Error":
+            raise ConnectorConfigError(
+                f"X has no account it can show with user id `{self.config.user_id}` "
+                f"({detail or title}): check `user_id`, the numeric id, not the @handle"
+            )
+        raise ConnectorConfigError(
+            f"X answered user `{self.config.user_id}` with an error ({title}: {detail}): "
+            "check `user_id`"
+        )
+
+    def _error(self, response: httpx.Response, body: Any) -> Exception:
+        title, detail, _ = _problem(body)
+        text = ": ".join(p for p in (title, detail) if p) or f"HTTP {response.status_code}"
+        redactor = getattr(self.http, "redactor", None)
+        if redactor is not None:
+            text = str(redactor.redact(text))
+        status = response.status_code
+        if status == 401:
+            return ConnectorAuthError(
+                f"X refused the bearer token ({text}): check `bearer_token`, or regenerate it "
+                "in the developer portal (Projects & Apps > Keys and tokens)"
+            )
+        if status == 403:
+            return ConnectorAuthError(
+                f"X refused access ({text}): the app must belong to a Project whose access level "
+                "includes users lookup (GET /2/users/:id)"
+            )
+        if status == 404:
+            return ConnectorConfigError(
+                f"X has no user `{self.config.user_id}` ({text}): check `user_id`"
+            )
+        if status == 429:
+            wait = _reset_in(response)
+            when = f"; the limit resets in {wait:.0f} s" if wait is not None else ""
+            return RateLimited(f"X's rate limit is used up ({text}){when}", wait)
+        if status >= 500:
+            return RetriableError(f"X is having trouble ({status}): {text}")
+        return ConnectorConfigError(f"X refused the request ({status}): {text}")

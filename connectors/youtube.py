@@ -1,0 +1,330 @@
+"""A YouTube channel's daily figures from the YouTube Analytics API v2 (targeted queries).
+
+``GET https://youtubeanalytics.googleapis.com/v2/reports`` with ``ids=channel==MINE`` (or
+``channel==<channel_id>``), ``dimensions=day``, ``sort=day``, the window as ``startDate`` and
+``endDate``, and every metric of the mappings that share the same filters in one ``metrics``
+list: one call per distinct filter set (``filters=country==US;video==ID``). The answer is a
+result table, ``columnHeaders`` (``name``, ``columnType``, ``dataType``) and ``rows``; columns
+are read by name. Days YouTube has no data for yet are left out of the rows, and stay absent.
+
+Authorization is OAuth2 for the channel's Google account: the engine's client refreshes the
+access token at ``token_uri`` from ``refresh_token`` and stores new tokens back encrypted. The
+grant needs the ``yt-analytics.readonly`` scope. Errors come in Google's envelope
+(``error.code``, ``error.message``, ``error.errors[].reason``, ``error.status``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.base import (
+    Aggregation,
+    BaseUrl,
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    DailyValue,
+    FetchResult,
+    Filter,
+    FilterOp,
+    HttpOptions,
+    MappingError,
+    MetricQuery,
+    MetricSpec,
+    OAuthSpec,
+    RateLimited,
+    RetriableError,
+    Window,
+    retry_after,
+)
+
+ROOT = "https://youtubeanalytics.googleapis.com"
+REPORTS = "/v2/reports"
+TOKEN_URI = "https://oauth2.googleapis.com/token"
+SCOPE = "https://www.googleapis.com/auth/yt-analytics.readonly"
+METRICS = {
+    "views": ("Views of the channel's videos", "views"),
+    "estimatedMinutesWatched": ("Minutes watched", "minutes"),
+    "subscribersGained": ("Subscribers gained", "subscribers"),
+    "subscribersLost": ("Subscribers lost", "subscribers"),
+    "likes": ("Likes", "likes"),
+    "comments": ("Comments", "comments"),
+    "shares": ("Shares", "shares"),
+}
+_FILTERS: dict[str, frozenset[FilterOp]] = {
+    "video": frozenset({"eq", "in"}),
+    "country": frozenset({"eq"}),
+}
+_VALUE = {"video": re.compile(r"^[A-Za-z0-9_-]{6,64}$"), "country": re.compile(r"^[A-Za-z]{2}$")}
+_EXAMPLE = {"video": "a video id such as dQw4w9WgXcQ", "country": "a two-letter country code"}
+_QUOTA = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+_SLOW_DOWN = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+_SCOPE = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
+_DISABLED = frozenset({"accessNotConfigured", "SERVICE_DISABLED"})
+REAUTHORIZE = (
+    f"re-authorize krsync as the channel's owner or manager with the {SCOPE} "
+    "(yt-analytics.readonly) scope and store the new `refresh_token`"
+)
+
+
+class YouTubeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str = Field(
+        "MINE",
+        pattern=r"^(MINE|UC[A-Za-z0-9_-]{22})$",
+        description="MINE (the authorized account's channel) or a channel id, UC… (24 chars).",
+    )
+    base_url: BaseUrl | None = Field(None, description=f"Replaces {ROOT} (a proxy, a test server).")
+
+
+class YouTubeCredentials(BaseModel):
+    """An OAuth2 client and the channel's refresh token; the access token is kept refreshed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    refresh_token: str = Field(min_length=1, description=f"Granted with the {SCOPE} scope.")
+    access_token: str | None = None
+    expires_at: float | None = None
+    token_uri: str = Field(TOKEN_URI, description="Google's token endpoint.")
+
+
+class _GroupRefused(Exception):
+    """The platform refused one report (400): its mappings fail, the others go on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def filter_text(filters: Sequence[Filter]) -> str:
+    """The ``filters`` parameter: ``dimension==value[,value…]`` joined by ``;``, fields sorted."""
+    parts: dict[str, str] = {}
+    for flt in filters:
+        if flt.field in parts:
+            raise MappingError("filters", f"`{flt.field}` is filtered twice: use one `in` filter")
+        values = [str(v).upper() if flt.field == "country" else str(v) for v in flt.values]
+        parts[flt.field] = f"{flt.field}=={','.join(values)}"
+    return ";".join(parts[f] for f in sorted(parts))
+
+
+def _is_refresh_failure(exc: BaseException) -> bool:
+    # The engine's OAuthRefreshError; connectors don't import app/, so it is known by name.
+    return any(c.__name__ == "OAuthRefreshError" for c in type(exc).__mro__)
+
+
+def _google_error(response: httpx.Response) -> tuple[str, set[str]]:
+    """Google's error envelope: its message and every reason it gives."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        text = response.text.strip().replace("\n", " ")[:200]
+        return text or f"HTTP {response.status_code}", set()
+    reasons: set[str] = set()
+    for key in ("errors", "details"):
+        items = error.get(key)
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("reason"), str):
+                reasons.add(item["reason"])
+    message = str(error.get("message") or error.get("status") or f"HTTP {response.status_code}")
+    return message, reasons
+
+
+class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
+    """Daily channel (or video, or country) figures; one report per distinct set of filters."""
+
+    key = "youtube"
+    name = "YouTube Analytics"
+    category = "social"
+    config_model = YouTubeConfig
+    credentials_model = YouTubeCredentials
+    metrics = tuple(
+        MetricSpec(name=name, description=text, unit=unit, filters=_FILTERS)
+        for name, (text, unit) in METRICS.items()
+    )
+    #: YouTube fills in and restates the last two or three days.
+    recommended_lookback_days = 3
+
+    @classmethod
+    def http_options(cls, config: YouTubeConfig, credentials: YouTubeCredentials) -> HttpOptions:
+        token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
+        if credentials.access_token:
+            token["access_token"] = credentials.access_token
+            token["token_type"] = "Bearer"
+            if credentials.expires_at is not None:
+                token["expires_at"] = credentials.expires_at
+        return HttpOptions(
+            base_url=(config.base_url or ROOT).rstrip("/"),
+            oauth=OAuthSpec(
+                token_endpoint=credentials.token_uri,
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                token=token,
+            ),
+        )
+
+    @classmethod
+    def validate_query(
+        cls,
+        metric: str,
+        params: Mapping[str, Any] | None,
+        filters: Sequence[Filter | Mapping[str, Any]],
+        aggregation: Aggregation | None,
+    ) -> BaseModel:
+        """Beyond the catalogue: filter values YouTube would refuse are refused at mapping time."""
+        validated = super().validate_query(metric, params, filters, aggregation)
+        checked = [f if isinstance(f, Filter) else Filter.model_validate(f) for f in filters]
+        for i, flt in enumerate(checked):
+            for value in flt.values:
+                if not _VALUE[flt.field].match(str(value)):
+                    raise MappingError(
+                        f"filters[{i}].value",
+                        f"`{value}` is not {_EXAMPLE[flt.field]}",
+                    )
+        filter_text(checked)
+        return validated
+
+    async def check(self) -> CheckResult:
+        day = (self.today - timedelta(days=2)).isoformat()
+        try:
+            body = await self._report({"startDate": day, "endDate": day, "metrics": "views"})
+        except _GroupRefused as exc:
+            raise ConnectorConfigError(f"{exc.message}: check `channel_id`") from None
+        rows = body.get("rows") or []
+        views = rows[0][0] if rows and isinstance(rows[0], list) and rows[0] else 0
+        return CheckResult(
+            f"Connected to YouTube Analytics for channel {self.config.channel_id}: "
+            f"{views} views on {day}",
+            details={"channel_id": self.config.channel_id},
+        )
+
+    async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+        result = FetchResult()
+        groups: dict[str, list[MetricQuery]] = {}
+        for query in queries:
+            try:
+                groups.setdefault(filter_text(query.filters), []).append(query)
+            except MappingError as exc:
+                result.query_errors[query.id] = str(exc)
+        for filters, members in groups.items():
+            metrics = list(dict.fromkeys(q.metric for q in members))
+            params = {
+                "startDate": window.start.isoformat(),
+                "endDate": window.end.isoformat(),
+                "metrics": ",".join(metrics),
+                "dimensions": "day",
+                "sort": "day",
+            }
+            if filters:
+                params["filters"] = filters
+            try:
+                body = await self._report(params)
+            except _GroupRefused as exc:
+                for query in members:
+                    result.query_errors[query.id] = exc.message
+                continue
+            self._read(body, members, window, result)
+        return result
+
+    def _read(
+        self, body: dict[str, Any], queries: list[MetricQuery], window: Window, result: FetchResult
+    ) -> None:
+        headers = body.get("columnHeaders")
+        names = [h.get("name") if isinstance(h, dict) else None for h in headers or []]
+        column = {name: i for i, name in enumerate(names) if isinstance(name, str)}
+        if "day" not in column:
+            raise RetriableError("YouTube answered a report without its `day` column")
+        rows = body.get("rows") or []
+        bad = 0
+        for query in queries:
+            at = column.get(query.metric)
+            if at is None:
+                result.query_errors[query.id] = f"YouTube's report has no `{query.metric}` column"
+                continue
+            for row in rows:
+                try:
+                    day = datetime.strptime(str(row[column["day"]]), "%Y-%m-%d").date()  # noqa: DTZ007 - a day
+                    raw = row[at]
+                except (IndexError, KeyError, TypeError, ValueError):
+                    bad += 1
+                    continue
+                if day not in window or raw is None or isinstance(raw, bool):
+                    continue
+                try:
+                    result.values.append(DailyValue(query.id, day, float(raw)))
+                except (TypeError, ValueError):
+                    bad += 1
+        if bad:
+            result.warnings.append(f"{bad} cell(s) of YouTube's report could not be read")
+
+    async def _report(self, params: dict[str, str]) -> dict[str, Any]:
+        full = {"ids": f"channel=={self.config.channel_id}", **params}
+        try:
+            response = await self.http.get(REPORTS, params=full)
+        except Exception as exc:
+            if _is_refresh_failure(exc) and not getattr(exc, "transient", False):
+                raise ConnectorAuthError(
+                    f"Google refused to refresh the access token ({getattr(exc, 'message', exc)}): "
+                    f"the refresh token is revoked, expired or for another client_id; {REAUTHORIZE}"
+                ) from None
+            raise
+        if not response.is_success:
+            raise self._error(response)
+        try:
+            body = response.json()
+        except ValueError:
+            raise RetriableError("YouTube answered with something that isn't JSON") from None
+        if not isinstance(body, dict):
+            raise RetriableError("YouTube answered with JSON that isn't an object")
+        return body
+
+    def _error(self, response: httpx.Response) -> Exception:
+        status = response.status_code
+        message, reasons = _google_error(response)
+        redactor = getattr(self.http, "redactor", None)
+        if redactor is not None:
+            message = str(redactor.redact(message))
+        if status == 401:
+            return ConnectorAuthError(
+                f"YouTube refused the OAuth access token even after a refresh ({message}): "
+                f"{REAUTHORIZE}"
+            )
+        if status == 403 and reasons & _QUOTA:
+            return RetriableError(
+                f"the Google Cloud project's YouTube Analytics quota is used up ({message}): it "
+                "resets daily; the next run tries again"
+            )
+        if status == 429 or (status == 403 and reasons & _SLOW_DOWN):
+            return RateLimited(f"YouTube asks to slow down: {message}", retry_after(response))
+        if status == 403 and reasons & _DISABLED:
+            return ConnectorAuthError(
+                f"the YouTube Analytics API is not enabled for the OAuth client's Google Cloud "
+                f"project ({message}): enable it in the Cloud console (APIs & Services)"
+            )
+        if status == 403 and reasons & _SCOPE:
+            return ConnectorAuthError(
+                f"the OAuth grant lacks the yt-analytics.readonly scope ({message}): {REAUTHORIZE}"
+            )
+        if status == 403:
+            return ConnectorAuthError(
+                f"YouTube refused access to channel `{self.config.channel_id}` ({message}): the "
+                f"authorized account must own or manage it; {REAUTHORIZE}, or set `channel_id` "
+                "to MINE"
+            )
+        if status >= 500:
+            return RetriableError(f"YouTube is having trouble ({status}): {message}")
+        if status == 400:
+            return _GroupRefused(f"YouTube refused the report ({message})")
+        return ConnectorConfigError(f"YouTube refused the request ({status}): {message}")
