@@ -400,11 +400,15 @@ class _SlotReleasingStream(httpx.AsyncByteStream):
 
 
 def _make_limiter(rate_per_second: float) -> aiolimiter.AsyncLimiter:
+    """One request every ``1 / rate`` seconds, with no burst.
+
+    A bucket of ``rate`` lets ``rate`` requests out at once and then one every ``1 / rate``:
+    up to ``2 * rate - 1`` in the first second, which a platform counting per second (HubSpot's
+    search: 5) answers with 429. A bucket of one never lets more than ``rate`` out in any
+    second.
+    """
     if rate_per_second <= 0:
         raise ValueError("rate_per_second must be positive")
-    if rate_per_second >= 1:
-        return aiolimiter.AsyncLimiter(rate_per_second, 1.0)
-    # aiolimiter cannot acquire 1 unit from a bucket smaller than 1: 0.5/s is 1 per 2 s.
     return aiolimiter.AsyncLimiter(1, 1.0 / rate_per_second)
 
 

@@ -430,16 +430,21 @@ async def test_a_streamed_response_gives_its_slot_back_when_closed(
 
 
 @respx.mock
-async def test_rate_limit_spaces_requests() -> None:
-    respx.get(f"{API}/report").mock(return_value=httpx.Response(200))
-    async with client(rate_per_second=5) as http:
-        started = time.monotonic()
-        await asyncio.gather(*(http.get(f"{API}/report") for _ in range(10)))
-        elapsed = time.monotonic() - started
+async def test_rate_limit_never_lets_more_than_the_rate_out_in_any_second() -> None:
+    sent: list[float] = []
 
-    # a burst of 5, then one every 0.2 s: the tenth leaves at ~1 s
-    assert 0.9 <= elapsed < 3
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return httpx.Response(200)
+
+    respx.get(f"{API}/report").mock(side_effect=record)
+    async with client(rate_per_second=5) as http:
+        await asyncio.gather(*(http.get(f"{API}/report") for _ in range(10)))
+
+    # one every 0.2 s from the first: the tenth leaves at ~1.8 s, and no second holds six
     assert http.stats.requests == 10
+    assert 1.7 <= sent[-1] - sent[0] < 3.5
+    assert max(sum(1 for t in sent if start <= t < start + 1) for start in sent) <= 5
 
 
 @respx.mock
