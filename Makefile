@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install browser run test test-sqlite test-postgres lint bench bench-sync clean
+.PHONY: install browser run test test-sqlite test-postgres lint bench bench-sync bench-crm clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: install
 
 bench-sync: install
 	$(BIN)/python bench/sync.py
+
+## bench-crm: krsync's hubspot connector against dlt's rest_api on a HubSpot-shaped local server
+bench-crm: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/crm.py --sweep 0.05,0.10,0.20,0.40
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
