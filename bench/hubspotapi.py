@@ -310,6 +310,11 @@ def _error(category: str, message: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _rate_limited(policy: str) -> dict[str, Any]:
+    message = f"You have reached your {policy.lower()} limit."
+    return _error("RATE_LIMITS", message, errorType="RATE_LIMIT", policyName=policy)
+
+
 def handler(crm: Crm, latency: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -335,6 +340,18 @@ def handler(crm: Crm, latency: float) -> type[BaseHTTPRequestHandler]:
             )
             return False
 
+        def _routed(self, path: str, route: str, endpoint: str) -> bool:
+            """Authorized, waited the latency and counted: whether ``path`` is ``route``."""
+            if not self._authorized():
+                return False
+            time.sleep(latency)
+            known = path == route
+            with crm.lock:
+                crm.calls[endpoint if known else "other"] += 1
+            if not known:
+                self._reply(404, _error("OBJECT_NOT_FOUND", f"No route for {path}"))
+            return known
+
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path == "/_stats":
@@ -342,16 +359,8 @@ def handler(crm: Crm, latency: float) -> type[BaseHTTPRequestHandler]:
                     stats = {**crm.calls, "rate_limited": crm.rate_limited}
                 self._reply(200, stats)
                 return
-            if not self._authorized():
+            if not self._routed(url.path, "/crm/v3/objects/deals", "list"):
                 return
-            time.sleep(latency)
-            if url.path != "/crm/v3/objects/deals":
-                with crm.lock:
-                    crm.calls["other"] += 1
-                self._reply(404, _error("OBJECT_NOT_FOUND", f"No route for {url.path}"))
-                return
-            with crm.lock:
-                crm.calls["list"] += 1
             admitted, remaining = crm.admit_list()
             headers = {
                 "X-HubSpot-RateLimit-Max": str(CALLS_PER_TEN_SECONDS),
@@ -359,13 +368,7 @@ def handler(crm: Crm, latency: float) -> type[BaseHTTPRequestHandler]:
                 "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             }
             if not admitted:
-                body = _error(
-                    "RATE_LIMITS",
-                    "You have reached your ten_secondly_rolling limit.",
-                    errorType="RATE_LIMIT",
-                    policyName="TEN_SECONDLY_ROLLING",
-                )
-                self._reply(429, body, headers)
+                self._reply(429, _rate_limited("TEN_SECONDLY_ROLLING"), headers)
                 return
             base = f"http://{self.headers.get('Host', '127.0.0.1')}"
             try:
@@ -380,24 +383,10 @@ def handler(crm: Crm, latency: float) -> type[BaseHTTPRequestHandler]:
                 crm.reset()
                 self._reply(200, {"reset": True})
                 return
-            if not self._authorized():
+            if not self._routed(self.path, "/crm/v3/objects/deals/search", "search"):
                 return
-            time.sleep(latency)
-            if self.path != "/crm/v3/objects/deals/search":
-                with crm.lock:
-                    crm.calls["other"] += 1
-                self._reply(404, _error("OBJECT_NOT_FOUND", f"No route for {self.path}"))
-                return
-            with crm.lock:
-                crm.calls["search"] += 1
             if not crm.admit_search():
-                body = _error(
-                    "RATE_LIMITS",
-                    "You have reached your secondly limit.",
-                    errorType="RATE_LIMIT",
-                    policyName="SECONDLY",
-                )
-                self._reply(429, body)
+                self._reply(429, _rate_limited("SECONDLY"))
                 return
             try:
                 self._reply(200, crm.search(json.loads(raw or b"null")))
