@@ -164,6 +164,10 @@ class MetricSpec(BaseModel):
     aggregations: frozenset[Aggregation] = frozenset()
     history: History = "daily"
     additive: bool = True
+    #: A figure that improves as it falls (an average search position, a bounce rate): a key
+    #: result on it reads `decrease` or `at_most`, and the catalogue says so, since neither the
+    #: name nor the unit tells a client which way is good.
+    lower_is_better: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -203,6 +207,7 @@ class MetricSpec(BaseModel):
             "aggregations": [a for a in AGGREGATIONS if a in self.aggregations],
             "history": self.history,
             "additive": self.additive,
+            "lower_is_better": self.lower_is_better,
         }
 
 

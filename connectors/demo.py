@@ -161,6 +161,8 @@ _ENTRIES = (
            Shape("cumulative", 22, 7e-4, "flat", GEO, noise=0.5, start=8500), history="snapshot"),
 )  # fmt: skip
 SHAPES = {e.name: e.shape for e in _ENTRIES}
+#: The demo's `decrease` / `at_most` key results read these.
+_LOWER_IS_BETTER = frozenset({"bounce_rate", "search_position"})
 
 Selection = dict[str, tuple[str, ...]]
 
@@ -176,6 +178,7 @@ def _spec(e: _Entry) -> MetricSpec:
         aggregations=ADDITIVE_AGGREGATIONS if additive else LEVEL_AGGREGATIONS,
         history=e.history,
         additive=additive,
+        lower_is_better=e.name in _LOWER_IS_BETTER,
     )
 
 

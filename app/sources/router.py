@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from app.auth.deps import Admin, SessionDep, Viewer
 from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, Limit, Offset, Page
+from app.models import DataSource
 from app.sources import service
 from app.sources.schemas import (
     CheckRead,
@@ -33,6 +34,12 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 Cascade = Annotated[
     bool, Query(description="Also delete its mappings and the observations they wrote")
 ]
+
+
+def _read(source: DataSource) -> DataSourceRead:
+    """The source as the API shows it, with every notice an admin should act on."""
+    read = DataSourceRead.model_validate(source)
+    return read.model_copy(update={"notices": service.source_notices(source)})
 
 
 # --- connectors -------------------------------------------------------------------------------
@@ -63,7 +70,7 @@ def create_data_source(
         generated = secrets.token_urlsafe(32)
         data["credentials"] = {**(data.get("credentials") or {}), "secret": generated}
     source = service.create_source(session, data, who.name)
-    read = DataSourceRead.model_validate(source)
+    read = _read(source)
     return DataSourceCreated(**read.model_dump(), push_secret=generated)
 
 
@@ -73,13 +80,13 @@ def list_data_sources(
 ) -> Page[DataSourceRead]:
     """List data sources (without their credentials)."""
     rows, total = service.list_sources(session, limit, offset)
-    return Page(items=[DataSourceRead.model_validate(r) for r in rows], total=total)
+    return Page(items=[_read(r) for r in rows], total=total)
 
 
 @router.get("/data-sources/{source_id}", tags=["data sources"])
 def get_data_source(source_id: IdPath, session: SessionDep, who: Admin) -> DataSourceRead:
     """Read a data source (`credentials_set` says whether it holds credentials)."""
-    return DataSourceRead.model_validate(service.get_source(session, source_id))
+    return _read(service.get_source(session, source_id))
 
 
 @router.patch("/data-sources/{source_id}", tags=["data sources"])
@@ -94,7 +101,7 @@ def update_data_source(
     source = service.update_source(
         session, background, source_id, body.model_dump(exclude_unset=True), who.name
     )
-    return DataSourceRead.model_validate(source)
+    return _read(source)
 
 
 @router.delete(
@@ -111,7 +118,7 @@ def delete_data_source(
 def check_data_source(source_id: IdPath, session: SessionDep, who: Admin) -> CheckRead:
     """Check that the source's credentials and ids work, with one cheap call."""
     ok, message = service.check_source(session, source_id, who.name)
-    notices = (service.get_source(session, source_id).state or {}).get("notices", [])
+    notices = service.source_notices(service.get_source(session, source_id))
     return CheckRead(ok=ok, message=message, notices=notices)
 
 

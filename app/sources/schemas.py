@@ -147,6 +147,11 @@ class MetricRead(BaseModel):
     aggregations: list[str]
     history: Literal["daily", "snapshot"]
     additive: bool
+    lower_is_better: bool = Field(
+        False,
+        description="The figure improves as it falls (an average position, a bounce rate): "
+        "a key result on it reads `decrease` or `at_most`",
+    )
 
 
 class ConnectorRead(BaseModel):
@@ -204,8 +209,9 @@ class DataSourceRead(BaseModel):
     last_success_at: datetime | None
     notices: list[str] = Field(
         default_factory=list,
-        description="What an admin must do for this source (e.g. re-authorize before a date), "
-        "as its connector said at the last check or sync",
+        description="What an admin must do for this source: what its connector said at the "
+        "last check or sync (e.g. re-authorize before a date), and a `lookback_days` shorter "
+        "than the connector's `recommended_lookback_days`",
     )
     created_at: datetime
     updated_at: datetime
@@ -234,7 +240,8 @@ class CheckRead(BaseModel):
     ok: bool
     message: str
     notices: list[str] = Field(
-        default_factory=list, description="What an admin must do soon, e.g. re-authorize"
+        default_factory=list,
+        description="What an admin must do soon, e.g. re-authorize (as the source's `notices`)",
     )
 
 

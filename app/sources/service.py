@@ -124,6 +124,26 @@ def get_source(session: Session, source_id: int) -> DataSource:
     return source
 
 
+def source_notices(source: DataSource) -> list[str]:
+    """What an admin must do for this source: its connector's word at the last check or sync,
+    then a lookback shorter than the connector recommends (SPEC's default of 3 days is short
+    for platforms whose recent figures arrive or change for longer)."""
+    notices = [str(n) for n in (source.state or {}).get("notices", [])]
+    try:
+        cls = get_connector(source.connector)
+    except UnknownConnectorError:
+        return notices  # the next sync says the connector is missing
+    recommended = cls.recommended_lookback_days
+    if recommended is not None and source.lookback_days < recommended:
+        notices.append(
+            f"{cls.name} figures of the last {recommended} days can still arrive or change "
+            f"after a sync, and this source looks back {source.lookback_days}: set "
+            f"`lookback_days` to {recommended} or more, or days synced earlier keep outdated "
+            "figures"
+        )
+    return notices
+
+
 def _unique_name(session: Session, name: str, own_id: int | None) -> None:
     other = session.scalar(select(DataSource.id).where(DataSource.name == name))
     if other is not None and other != own_id:

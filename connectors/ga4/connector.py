@@ -109,16 +109,37 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
         quota.record([response])
         zone = response.metadata.time_zone or None
         currency = response.metadata.currency_code or None
+        # A UTC source takes the property's zone after this check (the engine's default); a
+        # zone someone chose is kept, so that is the one worth a word.
+        mismatch = self._zone_mismatch({zone} if zone else set())
+        if self.timezone == "UTC":
+            mismatch = None
+        said = f"GA4 property {self.config.property_id} answered"
+        if zone:
+            said += f"; {mismatch}" if mismatch else f"; it reports days in {zone}"
         return CheckResult(
-            f"GA4 property {self.config.property_id} answered"
-            + (f"; it reports days in {zone}" if zone else ""),
+            said,
             timezone=zone,
+            notices=[mismatch] if mismatch else [],
             details={
                 "property_id": self.config.property_id,
                 "time_zone": zone,
                 "currency_code": currency,
                 "quota": quota.details(),
             },
+        )
+
+    def _zone_mismatch(self, zones: set[str]) -> str | None:
+        """What to do when the property's days are not the source's: the engine ends a window
+        at the source's yesterday, which may be a day GA4's own calendar hasn't finished."""
+        if not zones or self.timezone in zones:
+            return None
+        listed = ", ".join(sorted(zones))
+        return (
+            f"GA4 property {self._pid} reports days in {listed}, but the source is set to "
+            f"{self.timezone}: set the source's timezone to "
+            + (listed if len(zones) == 1 else "the property's")
+            + ", so a day is read once it is over there"
         )
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
@@ -175,10 +196,10 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
             )
         ]
         zones.discard("")
-        if zones and self.timezone not in zones:
-            result.warnings.append(
-                f"GA4 property {self._pid} reports days in {', '.join(sorted(zones))}, but the "
-                f"source is set to {self.timezone}: set the source's timezone to match"
-            )
+        mismatch = self._zone_mismatch(zones)
+        if mismatch:
+            result.warnings.append(mismatch)
+            # Also on the source, where it stays until someone fixes the timezone.
+            result.notices.append(mismatch)
         result.details = {"property_id": self._pid, "batch_calls": calls, "quota": quota.details()}
         return result

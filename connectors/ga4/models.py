@@ -85,7 +85,9 @@ def _unit(metric: str) -> str:
     return "count"
 
 
-def _spec(name: str, description: str | None = None) -> MetricSpec:
+def _spec(
+    name: str, description: str | None = None, *, lower_is_better: bool = False
+) -> MetricSpec:
     additive = is_additive(name)
     return MetricSpec(
         name=name,
@@ -96,6 +98,7 @@ def _spec(name: str, description: str | None = None) -> MetricSpec:
         aggregations=ADDITIVE_AGGREGATIONS if additive else LEVEL_AGGREGATIONS,
         history="daily",
         additive=additive,
+        lower_is_better=lower_is_better,
     )
 
 
@@ -111,6 +114,6 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _spec("eventCount", "Events triggered"),
     _spec("activeUsers", "Distinct users engaged on the day (not additive: don't sum days)"),
     _spec("totalUsers", "Distinct users on the day (not additive: don't sum days)"),
-    _spec("bounceRate", "Share of sessions that were not engaged (0-1)"),
+    _spec("bounceRate", "Share of sessions that were not engaged (0-1)", lower_is_better=True),
     _spec("engagementRate", "Share of sessions that were engaged (0-1)"),
 )

@@ -63,7 +63,9 @@ class SearchConsoleParams(BaseModel):
     )
 
 
-def _metric(name: str, description: str, unit: str, additive: bool) -> MetricSpec:
+def _metric(
+    name: str, description: str, unit: str, additive: bool, *, lower_is_better: bool = False
+) -> MetricSpec:
     return MetricSpec(
         name=name,
         description=description,
@@ -72,6 +74,7 @@ def _metric(name: str, description: str, unit: str, additive: bool) -> MetricSpe
         filters=FILTERS,
         history="daily",
         additive=additive,
+        lower_is_better=lower_is_better,
     )
 
 
@@ -79,5 +82,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _metric("clicks", "Clicks from Google Search results to the site", "clicks", True),
     _metric("impressions", "Times a link to the site appeared in results", "impressions", True),
     _metric("ctr", "Clicks / impressions of the day (0-1)", "ratio", False),
-    _metric("position", "Average top position of the site in results", "position", False),
+    # 1 is the top of the page: an "average position at most 8" key result is `at_most`.
+    _metric(
+        "position",
+        "Average top position of the site in results (1 is the top: lower is better)",
+        "position",
+        False,
+        lower_is_better=True,
+    ),
 )

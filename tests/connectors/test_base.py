@@ -356,6 +356,7 @@ def test_describe_is_json_with_json_schemas() -> None:
         "aggregations",
         "history",
         "additive",
+        "lower_is_better",
     }
     assert deals["filters"] == {"channel": ["eq", "neq", "in", "not_in"], "amount": ["gt", "lt"]}
     assert deals["aggregations"] == ["sum", "avg", "ratio"]

@@ -79,6 +79,8 @@ def test_catalogue_has_the_spec_names_and_explicit_rules() -> None:
     followers = DemoConnector.metric_spec("followers")
     assert followers is not None
     assert (followers.history, followers.additive) == ("daily", False)
+    lower = {spec.name for spec in DemoConnector.metrics if spec.lower_is_better}
+    assert lower == {"bounce_rate", "search_position"}
 
 
 def test_describe_is_json() -> None:

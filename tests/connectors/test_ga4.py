@@ -295,6 +295,37 @@ async def test_reports_page_with_offset_until_row_count(
     assert by_day(result.values, "organic") == {d: 10.0 * d.day for d in WINDOW.days()}
 
 
+@pytest.mark.parametrize(
+    ("days", "offsets"),
+    [
+        pytest.param(8, ["0", "4"], id="an exact multiple of the limit: no third call"),
+        pytest.param(4, ["0"], id="a full first page that rowCount says is all"),
+        pytest.param(6, ["0", "4"], id="a short last page"),
+    ],
+)
+@pytest.mark.anyio
+async def test_paging_stops_at_row_count_not_at_a_short_page(
+    google: tuple[FakeGoogle, str], monkeypatch: pytest.MonkeyPatch, days: int, offsets: list[str]
+) -> None:
+    """A full page is not a sign of more rows: once ``offset`` + rows reaches ``rowCount``, stop.
+
+    Paging until a page comes back short would ask once more after a full last page; the
+    documented way is to compare with ``rowCount`` ("the total number of rows in the query
+    result", independent of ``limit`` and ``offset``). Docs:
+    https://developers.google.com/analytics/devguides/reporting/data/v1/basics#pagination
+    https://developers.google.com/analytics/devguides/reporting/data/v1/rest/v1beta/RunReportResponse
+    """
+    monkeypatch.setattr(GA4Connector, "row_limit", 4)
+    fake, base = google
+    window = Window(WINDOW.start, WINDOW.start + timedelta(days=days - 1))
+    async with ga4(base) as (connector, http):
+        result = await connector.fetch([query("sessions", EMAIL, qid="email")], window)
+
+    assert [[r.get("offset", "0") for r in b] for b in reports_of(fake)] == [[o] for o in offsets]
+    assert http.stats.requests == 1 + len(offsets)  # the token, then one call a page
+    assert by_day(result.values, "email") == {d: float(d.day) for d in window.days()}
+
+
 @pytest.mark.anyio
 async def test_split_by_gives_one_group_per_dimension_value(google: tuple[FakeGoogle, str]) -> None:
     """``split_by`` adds a second dimension; each of its values is a group.
@@ -495,7 +526,9 @@ async def test_a_source_set_to_another_timezone_is_warned(google: tuple[FakeGoog
     _, base = google
     async with ga4(base, timezone="UTC") as (connector, _):
         result = await connector.fetch([query("sessions", EMAIL)], WINDOW)
-    assert any("Europe/Paris" in w and "UTC" in w for w in result.warnings)
+    [warning] = [w for w in result.warnings if "Europe/Paris" in w and "UTC" in w]
+    # And on the source, where it stays until someone sets the timezone.
+    assert result.notices == [warning]
 
 
 @pytest.mark.anyio
@@ -790,7 +823,11 @@ async def test_a_private_base_url_is_refused_without_the_setting(
     """The official client's calls pass the engine's private-network guard (SPEC section 5).
 
     The guard refuses 127.0.0.1 unless ``KRSYNC_ALLOW_PRIVATE_NETWORKS``: the token endpoint of
-    the key and ``base_url`` alike, before anything is sent.
+    the key and ``base_url`` alike, before anything is sent. Both addresses come from the
+    source: the key's ``token_uri``, where the signed JWT is exchanged, and the service
+    endpoint the REST client calls. Docs:
+    https://developers.google.com/identity/protocols/oauth2/service-account#httprest
+    https://developers.google.com/analytics/devguides/reporting/data/v1/rest (service endpoint)
     """
     fake, base = google
     async with ga4(base, allow_private=False) as (connector, http):
@@ -851,9 +888,11 @@ async def test_days_outside_the_window_and_empty_days(google: tuple[FakeGoogle, 
 
 
 def test_the_catalogue_says_what_cant_be_summed() -> None:
-    """``GET /api/v1/connectors`` lists the common metrics, which can't be summed, the filter ops.
+    """``GET /api/v1/connectors`` lists the common metrics, which can't be summed, the filter ops,
+    and which improve as they fall.
 
-    Docs: https://developers.google.com/analytics/devguides/reporting/data/v1/api-schema
+    Docs (``bounceRate``: "the percentage of sessions that were not engaged"):
+    https://developers.google.com/analytics/devguides/reporting/data/v1/api-schema
     """
     described = GA4Connector.describe()
     names = {m["name"]: m for m in described["metrics"]}
@@ -868,6 +907,10 @@ def test_the_catalogue_says_what_cant_be_summed() -> None:
     assert names["activeUsers"]["additive"] is False
     assert "sum" not in names["activeUsers"]["aggregations"]
     assert names["sessions"]["filters"] == {"*": ["eq", "neq", "in", "not_in", "contains"]}
+    # The share of sessions that were not engaged: a key result on it aims down.
+    assert names["bounceRate"]["lower_is_better"] is True
+    assert names["engagementRate"]["lower_is_better"] is False
+    assert names["sessions"]["lower_is_better"] is False
     assert described["recommended_lookback_days"] == 3
 
 

@@ -232,3 +232,55 @@ def test_a_daily_quota_429_fails_the_run_and_says_so(google: tuple[FakeGoogle, s
     # One call: neither the engine's client nor the engine spends more on tomorrow's tokens.
     assert len(fake.of("batchRunReports")) == 1
     assert run.api_calls == 2  # the token exchange and the refused batch, failed or not
+
+
+def test_a_check_gives_a_utc_source_the_propertys_timezone(
+    client: TestClient, google: tuple[FakeGoogle, str]
+) -> None:
+    """A source left at UTC takes the property's zone; one set to another zone keeps it, told.
+
+    GA4 dates every row by the property's own timezone, which ``runReport`` answers in
+    ``metadata.timeZone``. Docs:
+    https://developers.google.com/analytics/devguides/reporting/data/v1/rest/v1beta/ResponseMetaData
+    https://developers.google.com/analytics/devguides/reporting/data/v1/rest/v1beta/properties/runReport
+    """
+    fake, base = google
+    fake.time_zone = "America/Los_Angeles"
+    ga4 = {
+        "connector": "ga4",
+        "config": {"property_id": PROPERTY_ID, "base_url": base},
+        "credentials": {"service_account_info": service_account(f"{base}/token")},
+    }
+
+    fresh = data_source(client, name="GA4 default zone", **ga4)
+    assert fresh["timezone"] == "UTC"
+    tested = client.post(f"/api/v1/data-sources/{fresh['id']}/test").json()
+    assert tested["ok"] is True, tested
+    assert "reports days in America/Los_Angeles" in tested["message"]
+    assert tested["notices"] == []
+    read = client.get(f"/api/v1/data-sources/{fresh['id']}").json()
+    assert read["timezone"] == "America/Los_Angeles"
+    assert read["notices"] == []
+
+    chosen = data_source(client, name="GA4 Berlin", timezone="Europe/Berlin", **ga4)
+    tested = client.post(f"/api/v1/data-sources/{chosen['id']}/test").json()
+    assert tested["ok"] is True, tested
+    advice = (
+        f"GA4 property {PROPERTY_ID} reports days in America/Los_Angeles, but the source is set "
+        "to Europe/Berlin: set the source's timezone to America/Los_Angeles, so a day is read "
+        "once it is over there"
+    )
+    assert tested["message"] == f"GA4 property {PROPERTY_ID} answered; {advice}"
+    assert tested["notices"] == [advice]
+    read = client.get(f"/api/v1/data-sources/{chosen['id']}").json()
+    assert read["timezone"] == "Europe/Berlin"
+    assert read["notices"] == [advice]
+
+    # Following the advice clears it at the next check.
+    patched = client.patch(
+        f"/api/v1/data-sources/{chosen['id']}", json={"timezone": "America/Los_Angeles"}
+    )
+    assert patched.status_code == 200, patched.text
+    tested = client.post(f"/api/v1/data-sources/{chosen['id']}/test").json()
+    assert tested["notices"] == []
+    assert client.get(f"/api/v1/data-sources/{chosen['id']}").json()["notices"] == []

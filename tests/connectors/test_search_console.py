@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 import stamina
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from sync_factories import freeze_today
 
 from app.core.http import KrsyncClient, PrivateNetworkError
 from app.core.redact import secrets_in
+from app.core.settings import get_settings
 from connectors.base import (
     ConnectorAuthError,
     DailyValue,
@@ -32,7 +35,9 @@ from connectors.search_console import (
     SearchConsoleConfig,
     SearchConsoleConnector,
 )
+from factories import cycle, data_source, key_result, mapping, objective
 from tests.connectors import engine_client
+from tests.connectors.acme import configure_engine
 from tests.connectors.google_fake import (
     INTERNAL,
     JWT_BEARER,
@@ -457,7 +462,13 @@ async def test_an_oauth_client_and_a_bad_key(google: tuple[FakeGoogle, str]) -> 
 
 @pytest.mark.anyio
 async def test_private_addresses_need_the_setting(google: tuple[FakeGoogle, str]) -> None:
-    """The token call and the API call both pass the engine's private-network guard (SPEC 5)."""
+    """The token call and the API call both pass the engine's private-network guard (SPEC 5).
+
+    Both addresses come from the source: the key's ``token_uri``, where the signed JWT is
+    exchanged, and the ``searchAnalytics.query`` path under ``base_url``. Docs:
+    https://developers.google.com/identity/protocols/oauth2/service-account#httprest
+    https://developers.google.com/webmaster-tools/v1/searchanalytics/query
+    """
     fake, base = google
     async with console(base, allow_private=False) as (connector, _):
         with pytest.raises(PrivateNetworkError):
@@ -479,3 +490,101 @@ async def test_no_rows_is_no_values(google: tuple[FakeGoogle, str]) -> None:
     assert result.values == []
     assert not result.query_errors
     assert len(bodies(fake)) == 1
+
+
+# --- end to end: an "average position" key result over the API ---------------------------------
+
+FRANCE = {"field": "country", "op": "eq", "value": "fra"}
+
+
+@pytest.fixture
+def positions(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeGoogle, str]]:
+    """The engine on 1 August 2026, a fake Google with a month of positions in France.
+
+    Each July day in France: 100 mobile impressions and 300 desktop ones, so the day's position
+    (Search Console averages it over impressions) is (100 x mobile + 300 x desktop) / 400:
+    1-20 July mobile 14, desktop 10 -> 11; 21-31 July mobile 10, desktop 6 -> 7.
+    The USA ranks 2 all along with more impressions than France (a missing filter would pull
+    the average under 8), and June and August rank 50 (a wrong window would pick them up).
+    """
+    configure_engine(monkeypatch, allow_private=True)  # the fake listens on 127.0.0.1
+    freeze_today(monkeypatch, date(2026, 8, 1))
+    records: list[SearchRecord] = []
+    for offset in range(92):
+        day = date(2026, 6, 1) + timedelta(days=offset)
+        mobile, desktop = (14.0, 10.0) if day.day <= 20 else (10.0, 6.0)
+        if day.month != 7:
+            mobile = desktop = 50.0
+        for device, impressions, position in (("MOBILE", 100, mobile), ("DESKTOP", 300, desktop)):
+            dims = {"query": "krsync", "page": SITE_URL, "country": "fra", "device": device}
+            records.append(SearchRecord(day, dims, impressions // 10, impressions, position))
+        usa = {"query": "krsync", "page": SITE_URL, "country": "usa", "device": "DESKTOP"}
+        records.append(SearchRecord(day, usa, 500, 5000, 2.0))
+    fake = FakeGoogle(search=records)
+    with fake.serve() as base:
+        fake.accounts = [service_account(f"{base}/token")]
+        yield fake, base
+    get_settings.cache_clear()
+
+
+def test_an_average_position_key_result_synced_from_search_console(
+    client: TestClient, positions: tuple[FakeGoogle, str]
+) -> None:
+    """ "Average position in France at most 8": `at_most`, `avg`, read over the API.
+
+    Cycle 2026-Q3 (1 July - 30 September, 92 days), read as of 31 July (31 days elapsed):
+    current = (20 x 11 + 11 x 7) / 31 = 297 / 31 = 9.5806 (the mean of the days' positions);
+    `at_most` progress = max(0, 1 - (current - 8) / 8) = (16 - 297/31) / 8 = 199/248 = 0.8024;
+    score 0.8; the threshold doesn't hold now, so the status is off_track (SPEC section 2).
+    Docs (``position``: "Average position", one value a row, rows by ``date``):
+    https://developers.google.com/webmaster-tools/v1/searchanalytics/query
+    """
+    fake, base = positions
+    catalogue = client.get("/api/v1/connectors", params={"limit": 100}).json()["items"]
+    [console] = [c for c in catalogue if c["key"] == "search_console"]
+    metrics = {m["name"]: m for m in console["metrics"]}
+    assert metrics["position"]["lower_is_better"] is True
+    assert metrics["clicks"]["lower_is_better"] is False
+
+    source = data_source(
+        client,
+        name="Search Console",
+        connector="search_console",
+        config={"site_url": SITE_URL, "base_url": base},
+        credentials={"service_account_info": service_account(f"{base}/token")},
+        lookback_days=4,
+    )
+    tested = client.post(f"/api/v1/data-sources/{source['id']}/test").json()
+    assert tested["ok"] is True, tested
+    assert client.get(f"/api/v1/data-sources/{source['id']}").json()["timezone"] == PACIFIC
+
+    c = cycle(client)
+    o = objective(client, c["id"], title="Be found in France")
+    kr = key_result(
+        client,
+        o["id"],
+        title="Average position in France at most 8",
+        unit="position",
+        direction="at_most",
+        target_value=8,
+        aggregation="avg",
+    )
+    mapping(client, kr["id"], source["id"], "position", filters=[FRANCE])  # backfills
+
+    [run] = client.get("/api/v1/sync-runs", params={"data_source_id": source["id"]}).json()["items"]
+    assert run["status"] == "succeeded", run["error"]
+    assert (run["window_from"], run["window_to"]) == ("2026-07-01", "2026-07-31")
+    [body] = bodies(fake)
+    assert body["dimensionFilterGroups"][0]["filters"] == [
+        {"dimension": "country", "operator": "equals", "expression": "fra"}
+    ]
+
+    read = client.get(f"/api/v1/key-results/{kr['id']}", params={"as_of": "2026-07-31"})
+    progress: dict[str, Any] = read.json()["progress"]
+    assert progress["current_value"] == pytest.approx(297 / 31)
+    assert progress["target_value"] == 8.0
+    assert progress["progress"] == pytest.approx(199 / 248)
+    assert progress["expected_progress"] == pytest.approx(31 / 92)
+    assert progress["score"] == 0.8
+    assert progress["status"] == "off_track"
+    assert progress["last_observation_date"] == "2026-07-31"

@@ -131,6 +131,34 @@ def test_create_read_list_update_delete(client: TestClient, no_secret_key: None)
     assert client.patch(f"/api/v1/data-sources/{sid}", json={}).status_code == 404
 
 
+def test_a_lookback_shorter_than_the_connector_recommends_is_a_notice(client: TestClient) -> None:
+    """SPEC's default of 3 days stays; a Search Console source is told to look back 4.
+
+    Search Console's final figures come two to three days late (``dataState``: ``final`` leaves
+    out days not yet final, which the next syncs must read again). Docs:
+    https://developers.google.com/webmaster-tools/v1/searchanalytics/query
+    """
+    created = data_source(
+        client,
+        name="Search Console",
+        connector="search_console",
+        config={"site_url": "https://www.example.com/"},
+    )
+    sid = created["id"]
+    assert created["lookback_days"] == 3
+    [notice] = created["notices"]
+    assert notice.startswith("Google Search Console figures of the last 4 days can still arrive")
+    assert "looks back 3: set `lookback_days` to 4 or more" in notice
+    assert client.get(f"/api/v1/data-sources/{sid}").json()["notices"] == [notice]
+    assert client.get("/api/v1/data-sources").json()["items"][0]["notices"] == [notice]
+
+    patched = client.patch(f"/api/v1/data-sources/{sid}", json={"lookback_days": 4})
+    assert patched.json()["notices"] == []
+    assert client.get(f"/api/v1/data-sources/{sid}").json()["notices"] == []
+    # The demo connector recommends no lookback: its sources carry no such notice.
+    assert data_source(client, lookback_days=0)["notices"] == []
+
+
 def test_every_write_is_audited(client: TestClient, db_url: str) -> None:
     sid = data_source(client)["id"]
     client.patch(f"/api/v1/data-sources/{sid}", json={"lookback_days": 5})
