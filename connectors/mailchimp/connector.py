@@ -102,6 +102,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             authorization = f"Bearer {credentials.access_token}"
         return HttpOptions(
             base_url=api_root(config, credentials),
+            # Per source: sources sharing an account share Mailchimp's 10 but not this cap.
             max_concurrency=MAX_CONNECTIONS,
             headers={"Authorization": authorization, "Accept": "application/json"},
         )
@@ -207,13 +208,26 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
                 f"{unreadable} day(s) of Mailchimp's list activity had no readable `day`"
             )
         if reached_end and oldest is not None and oldest > window.start:
-            last_missing = min(oldest - timedelta(days=1), window.end)
-            warnings.append(
-                f"Mailchimp keeps list activity for about the last 180 days and its oldest day is "
-                f"{oldest}: audience figures from {window.start} to {last_missing} don't exist "
-                "and were not written"
-            )
+            warnings.append(await self._history_starts(window, oldest))
         return found
+
+    async def _history_starts(self, window: Window, oldest: date) -> str:
+        """Why the activity starts after the window: a young audience has no older days, an old
+        one has outlived Mailchimp's 180 days; only the second is history gone missing."""
+        audience = await self._get(f"lists/{self.config.list_id}", {"fields": "date_created"})
+        created = self._local_day(audience.get("date_created"))
+        if created is not None and created > window.start:
+            return (
+                f"Mailchimp audience `{self.config.list_id}` was created on {created}: it has "
+                f"no activity before that day, so nothing was written from {window.start} to "
+                f"{min(created - timedelta(days=1), window.end)}"
+            )
+        last_missing = min(oldest - timedelta(days=1), window.end)
+        return (
+            f"Mailchimp keeps list activity for about the last 180 days and its oldest day is "
+            f"{oldest}: audience figures from {window.start} to {last_missing} don't exist "
+            "and were not written"
+        )
 
     async def _reports(
         self, window: Window, result: FetchResult
@@ -240,7 +254,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             if not isinstance(page, list):
                 raise RetriableError("Mailchimp's reports answered without a `reports` list")
             for report in page:
-                day = self._send_day(report.get("send_time") if isinstance(report, dict) else None)
+                day = self._local_day(report.get("send_time") if isinstance(report, dict) else None)
                 if day is None or day not in window:
                     continue
                 list_id = report.get("list_id")
@@ -259,7 +273,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         result.details["campaigns"] = {"read": read, "sent_to_audience": len(reports)}
         return reports
 
-    def _send_day(self, raw: Any) -> date | None:
+    def _local_day(self, raw: Any) -> date | None:
+        """A Mailchimp instant (``send_time``, ``date_created``) as a day of the source's zone."""
         if not isinstance(raw, str) or not raw:
             return None
         try:

@@ -15,7 +15,7 @@ ROOT = "https://{dc}.api.mailchimp.com/3.0"
 MAX_COUNT = 1000
 #: Pages one endpoint may take before paging is called broken.
 MAX_PAGES = 200
-#: Connections Mailchimp allows one account at once.
+#: Connections Mailchimp allows one account at once; the client caps each source at this.
 MAX_CONNECTIONS = 10
 _DATA_CENTER = r"^[a-z]{2,4}\d{1,3}$"
 _DC_SUFFIX = re.compile(r"-([a-z]{2,4}\d{1,3})$")

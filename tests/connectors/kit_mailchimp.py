@@ -6,7 +6,7 @@ the documented shapes:
 
 - ``GET /`` (API root): ``account_name``, ``account_timezone``
   (https://mailchimp.com/developer/marketing/api/root/);
-- ``GET /lists/{list_id}``: ``id``, ``name``, ``stats.member_count``
+- ``GET /lists/{list_id}``: ``id``, ``name``, ``date_created`` (ISO 8601), ``stats.member_count``
   (https://mailchimp.com/developer/marketing/api/lists/);
 - ``GET /lists/{list_id}/activity``: ``activity[{day, emails_sent, unique_opens,
   recipient_clicks, hard_bounce, soft_bounce, subs, unsubs, other_adds, other_removes}]``,
@@ -81,6 +81,8 @@ class FakeMailchimp:
     activity_days: list[date] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     member_count: int = 1234
+    #: The audience's ``date_created``: years before the activity Mailchimp still keeps.
+    date_created: str = "2019-03-14T09:30:00+00:00"
     api_key: str = API_KEY
     #: Responses to give before the normal answers, by endpoint (``activity``, ``reports``...).
     failures: dict[str, list[httpx.Response]] = field(default_factory=dict)
@@ -125,6 +127,7 @@ class FakeMailchimp:
                 json={
                     "id": LIST_ID,
                     "name": "Newsletter",
+                    "date_created": self.date_created,
                     "stats": {"member_count": self.member_count, "unsubscribe_count": 31},
                 },
             )

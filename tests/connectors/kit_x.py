@@ -69,22 +69,28 @@ class FakeX:
     )
     limit: int = 300
     remaining: int = 299
+    #: Seconds from each answer to its window's ``x-rate-limit-reset``.
+    reset_in: int = 900
     #: Responses to give before the normal answers.
     failures: list[httpx.Response] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)
+    #: When each request arrived (epoch seconds, as ``x-rate-limit-reset`` counts).
+    sent_at: list[float] = field(default_factory=list)
 
     def install(self, router: respx.MockRouter) -> None:
         router.route(host=HOST).mock(side_effect=self.answer)
 
-    def headers(self, remaining: int | None = None, reset_in: int = 900) -> dict[str, str]:
+    def headers(self, remaining: int | None = None, reset_in: int | None = None) -> dict[str, str]:
+        reset = int(time.time()) + (self.reset_in if reset_in is None else reset_in)
         return {
             "x-rate-limit-limit": str(self.limit),
             "x-rate-limit-remaining": str(self.remaining if remaining is None else remaining),
-            "x-rate-limit-reset": str(int(time.time()) + reset_in),
+            "x-rate-limit-reset": str(reset),
         }
 
     def answer(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        self.sent_at.append(time.time())
         if self.failures:
             return self.failures.pop(0)
         if request.headers.get("Authorization") != f"Bearer {self.bearer}":

@@ -395,3 +395,35 @@ def test_an_expired_token_is_refreshed_through_the_engine_and_stored_encrypted(
     [notice] = notices
     assert "refresh token expires on" in notice
     assert "re-authorize" in notice
+
+
+def test_a_followers_total_backfill_writes_only_the_sync_day(
+    fake: FakeLinkedIn, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``networkSizes`` answers the follower count now (``firstDegreeSize``) and keeps no
+    history: a backfill of June records it on the sync's day and writes June nothing.
+
+    https://learn.microsoft.com/en-us/linkedin/marketing/community-management/organizations/organization-lookup-api
+    """
+    today = date(2026, 7, 11)
+    freeze_today(monkeypatch, today)
+    src = make_source(
+        name="linkedin",
+        connector="linkedin",
+        config=CONFIG,
+        credentials_encrypted=encrypt_credentials({"access_token": TOKEN}),
+    )
+    kr = make_kr(aggregation="last")
+    make_mapping(kr, src, "followers.total")
+    with session_scope() as s:
+        source = s.get(DataSource, src)
+        assert source is not None
+        sync_now(s, source, trigger="backfill", window=(date(2026, 6, 1), date(2026, 6, 30)))
+
+    [run] = runs(src)
+    assert run.status == "succeeded", run.error
+    assert (run.window_from, run.window_to) == (today, today)
+    assert any("snapshot metric" in w for w in run.warnings), run.warnings
+    assert [(r[0], r[3]) for r in observations(kr)] == [(today, float(FOLLOWERS))]
+    assert len(fake.calls("networkSizes")) == 1
+    assert fake.calls("Statistics") == []  # no daily endpoint asked for the past days

@@ -5,6 +5,7 @@ Pages cited per test; the fake itself is described in ``kit_mailchimp.py``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from connectors.base import (
     Window,
 )
 from connectors.mailchimp import (
+    MAX_CONNECTIONS,
     MailchimpConfig,
     MailchimpConnector,
     MailchimpCredentials,
@@ -185,6 +187,29 @@ async def test_a_backfill_past_180_days_says_so_instead_of_inventing_days(
     [warning] = result.warnings
     assert "180 days" in warning
     assert f"from {window.start} to {oldest - timedelta(days=1)}" in warning
+    [created] = fake.calls["list"]  # the audience is older than the window: history is gone
+    assert created.url.params["fields"] == "date_created"
+
+
+@pytest.mark.anyio
+async def test_a_young_audience_has_no_days_before_it_was_created(fake: FakeMailchimp) -> None:
+    """An audience created 40 days ago has 40 days of activity (LIST_ACTIVITY): the days before
+    it never existed, and the warning says so instead of blaming Mailchimp's 180 days.
+
+    ``date_created``: https://mailchimp.com/developer/marketing/api/lists/ (get list info).
+    """
+    fake.activity_days = days_until(LAST_DAY, 40)
+    fake.date_created = "2026-06-01T22:15:00+00:00"  # 2 June in Berlin, the account's timezone
+    window = Window(date(2026, 3, 1), LAST_DAY)
+    async with connected("Europe/Berlin") as c:
+        result = await c.fetch([query("audience.subscribed")], window)
+
+    assert min(engine_client.by_query(result)["1"]) == LAST_DAY - timedelta(days=39)
+    [warning] = result.warnings
+    assert f"audience `{LIST_ID}` was created on 2026-06-02" in warning
+    assert "from 2026-03-01 to 2026-06-01" in warning
+    assert "180 days" not in warning
+    assert "don't exist" not in warning
 
 
 @pytest.mark.anyio
@@ -199,6 +224,10 @@ async def test_days_missing_from_the_activity_are_absent_not_zero() -> None:
     with respx.mock() as router:
         router.get(f"{BASE_URL}/lists/{LIST_ID}/activity").mock(
             return_value=httpx.Response(200, json=body)
+        )
+        # The activity starts after the window does: the connector asks when the audience began.
+        router.get(f"{BASE_URL}/lists/{LIST_ID}").mock(
+            return_value=httpx.Response(200, json={"date_created": "2026-07-02T08:00:00+00:00"})
         )
         async with connected() as c:
             result = await c.fetch([query("audience.subscribed")], WINDOW)
@@ -280,7 +309,12 @@ async def test_campaign_filters_apply_per_mapping_on_shared_pages(fake: FakeMail
 
 
 def test_only_campaign_metrics_take_campaign_filters() -> None:
-    """Audience activity has no campaigns to filter: such a mapping is refused (422 part)."""
+    """Audience activity has no campaigns to filter: such a mapping is refused (422 part).
+
+    A list-activity day has no campaign fields (LIST_ACTIVITY); ``campaign_title`` and ``type``
+    are fields of a campaign report (REPORTS), and ``type`` is one of regular, plaintext,
+    absplit, rss, variate: a set, so ``contains`` is refused for it.
+    """
     flt = [{"field": "campaign_title", "op": "eq", "value": "x"}]
     with pytest.raises(MappingError) as refused:
         MailchimpConnector.validate_query("audience.subscribed", {}, flt, "sum")
@@ -386,6 +420,37 @@ def test_the_data_centre_comes_from_the_key_or_from_data_center() -> None:
         MailchimpConnector.http_options(config, MailchimpCredentials(api_key="no-suffix-key"))
     with pytest.raises(ValueError, match="api_key"):
         MailchimpCredentials(api_key=API_KEY, access_token="both")
+
+
+@pytest.mark.anyio
+async def test_no_more_than_ten_requests_are_in_flight_at_once() -> None:
+    """ "Each user account is permitted up to 10 simultaneous connections"; an 11th is a 429
+    "You have exceeded the limit of 10 simultaneous connections" (ERRORS_DOC and
+    https://mailchimp.com/developer/marketing/docs/fundamentals/ , Throttling).
+
+    30 requests at once through the client the engine builds for the source: the fake holds
+    each answer a moment and counts the requests it is answering; 10 at most, and 10 reached.
+    """
+    in_flight, peak = 0, 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return httpx.Response(200, json={"activity": [], "total_items": 0})
+
+    with respx.mock() as router:
+        route = router.get(f"{BASE_URL}/lists/{LIST_ID}/activity").mock(side_effect=slow)
+        async with connected() as c:
+            answers = await asyncio.gather(
+                *(c.http.get(f"lists/{LIST_ID}/activity") for _ in range(30))
+            )
+
+    assert [a.status_code for a in answers] == [200] * 30
+    assert route.call_count == 30
+    assert peak == MAX_CONNECTIONS == 10
 
 
 @pytest.mark.anyio

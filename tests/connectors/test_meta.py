@@ -378,6 +378,32 @@ async def test_high_usage_holds_the_next_call_back(fake: FakeGraph) -> None:
 
 
 @pytest.mark.anyio
+async def test_high_business_use_case_usage_on_a_success_holds_the_next_call_back(
+    fake: FakeGraph,
+) -> None:
+    """A 200 whose ``X-Business-Use-Case-Usage`` says 95 % of the Page's ``call_count`` is used
+    (at 100 the calls are throttled): the next page waits instead of being sent, before any
+    error; no ``estimated_time_to_regain_access`` yet, so the pause is the connector's minute.
+
+    https://developers.facebook.com/docs/graph-api/overview/rate-limiting/ (business use case
+    rate limits: the header's ``{business-object-id: [{type, call_count, total_cputime,
+    total_time, estimated_time_to_regain_access}]}``)
+    """
+    usage = {PAGE: [{"type": "pages", "call_count": 95, "total_cputime": 20, "total_time": 31,
+                     "estimated_time_to_regain_access": 0}]}  # fmt: skip
+    fake.headers = {"X-Business-Use-Case-Usage": json.dumps(usage)}
+    async with connector() as c:
+        with pytest.raises(RateLimited) as held:
+            await c.fetch([query("page.page_post_engagements")], WINDOW)
+
+    [sent] = fake.insight_calls()  # the first page came back 200; the second was never sent
+    assert int(sent.url.params["since"]) == pacific_midnight(WINDOW.start)
+    assert held.value.retry_after is not None
+    assert 50 < held.value.retry_after <= 60
+    assert "95 %" in held.value.message
+
+
+@pytest.mark.anyio
 async def test_an_expired_token_is_an_auth_error(fake: FakeGraph) -> None:
     """Code 190 (subcode 463: expired) means a new access token is needed.
 

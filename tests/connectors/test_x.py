@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -206,6 +206,65 @@ async def test_a_reset_far_off_is_not_retried_blind(fake: FakeX) -> None:
     assert 890 <= limited.value.retry_after <= 901
 
 
+@pytest.mark.anyio
+async def test_no_call_remaining_closes_the_endpoint_until_the_reset(fake: FakeX) -> None:
+    """A 200 with ``x-rate-limit-remaining: 0``: the window's calls are spent until
+    ``x-rate-limit-reset``, and the next call would be a 429. A reset 15 minutes away is the
+    engine's to wait out: the next fetch and check send nothing and say how long.
+
+    https://docs.x.com/fundamentals/rate-limits (RATE_LIMITS: the headers, 15-minute windows)
+    """
+    fake.remaining = 0
+    async with engine_client.connected(
+        XConnector, {"user_id": USER_ID, "base_url": BASE_URL}, {"bearer_token": BEARER}
+    ) as (x, http):
+        first = await x.fetch([query("followers_count")], WINDOW)
+        with pytest.raises(RateLimited) as fetched:
+            await x.fetch([query("followers_count")], WINDOW)
+        with pytest.raises(RateLimited) as checked:
+            await x.check()
+        assert http.stats.requests == 1
+
+    assert first.details["rate_limit"]["remaining"] == 0
+    assert len(fake.requests) == 1
+    for limited in (fetched.value, checked.value):
+        assert limited.retry_after is not None
+        assert 890 <= limited.retry_after <= 901
+        assert "x-rate-limit-remaining: 0" in limited.message
+
+
+@pytest.mark.anyio
+async def test_a_reset_close_by_is_waited_for_before_the_next_call(fake: FakeX) -> None:
+    """``remaining: 0`` with the reset a second away (RATE_LIMITS): the next call waits for the
+    reset instead of being sent into a spent window, then goes out and is answered."""
+    fake.remaining, fake.reset_in = 0, 1
+    async with connected() as c:
+        first = await c.fetch([query("followers_count")], WINDOW)
+        fake.remaining, fake.reset_in = 299, 900  # X's next window
+        result = await c.fetch([query("tweet_count")], WINDOW)
+
+    reset = datetime.fromisoformat(first.details["rate_limit"]["reset"]).timestamp()
+    assert len(fake.requests) == 2
+    assert fake.sent_at[1] >= reset
+    assert [v.value for v in result.values] == [float(public_metrics()["tweet_count"])]
+
+
+@pytest.mark.anyio
+async def test_after_a_429_the_next_fetch_waits_without_calling(fake: FakeX) -> None:
+    """A 429 says ``remaining: 0`` too (RATE_LIMITS): a fetch tried again before the reset is
+    held back without a request, so the spent window is not asked a second time."""
+    fake.failures.append(too_many(fake, reset_in=600))
+    async with connected() as c:
+        with pytest.raises(RateLimited):
+            await c.fetch([query("followers_count")], WINDOW)
+        with pytest.raises(RateLimited) as again:
+            await c.fetch([query("followers_count")], WINDOW)
+
+    assert len(fake.requests) == 1
+    assert again.value.retry_after is not None
+    assert 590 <= again.value.retry_after <= 601
+
+
 # --- through the engine -----------------------------------------------------------------------
 
 
@@ -236,7 +295,10 @@ def test_a_backfill_writes_nothing_for_past_days(
 def test_a_drop_in_followers_is_recorded_as_it_is(
     fake: FakeX, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Followers can fall: the next day's snapshot is lower, and the series shows the loss."""
+    """Followers can fall: the next day's snapshot is lower, and the series shows the loss.
+
+    ``public_metrics`` are the account's counts when asked, with no history (USER_LOOKUP).
+    """
     src = x_source()
     kr = make_kr(aggregation="last")
     make_mapping(kr, src, "followers_count")
@@ -256,15 +318,17 @@ def test_a_drop_in_followers_is_recorded_as_it_is(
 def test_a_rate_limit_is_waited_out_by_the_engine_until_the_reset(
     fake: FakeX, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """429s past the client's own retries: the engine waits for x-rate-limit-reset (RATE_LIMITS).
+    """429s past the client's own retries: the run waits for x-rate-limit-reset (RATE_LIMITS).
 
-    Waits are zeroed by stamina's testing mode; what counts is that the run succeeds.
+    stamina's testing mode zeroes the client's and the engine's waits, so the connector's own
+    hold on the spent endpoint is what keeps the next request until the (one second) reset.
     """
     freeze_today(monkeypatch, TODAY)
     src = x_source()
     kr = make_kr(aggregation="last")
     make_mapping(kr, src, "tweet_count")
-    fake.failures.extend(too_many(fake, reset_in=30) for _ in range(3))
+    fake.failures.extend(too_many(fake, reset_in=1) for _ in range(3))
+    handed_over = int(fake.failures[1].headers["x-rate-limit-reset"])
 
     with stamina.set_testing(True, attempts=2):
         sync(src)
@@ -273,3 +337,6 @@ def test_a_rate_limit_is_waited_out_by_the_engine_until_the_reset(
     assert run.status == "succeeded", run.error
     assert run.details["rate_limited"] == 3
     assert [(r[0], r[3]) for r in observations(kr)] == [(TODAY, 14_052.0)]
+    # 429, the client's retry 429 (handed to the connector), then after the reset: 429, 200.
+    assert len(fake.sent_at) == 4
+    assert fake.sent_at[2] >= handed_over

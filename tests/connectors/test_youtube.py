@@ -282,7 +282,12 @@ async def test_a_refused_report_fails_only_its_own_mappings(fake: FakeYouTube) -
 
 @pytest.mark.anyio
 async def test_a_revoked_refresh_token_says_to_reauthorize(fake: FakeYouTube) -> None:
-    """Token endpoint 400 invalid_grant ("Token has been expired or revoked.")."""
+    """Token endpoint 400 invalid_grant ("Token has been expired or revoked.").
+
+    https://developers.google.com/identity/protocols/oauth2/web-server#offline (refreshing) and
+    https://developers.google.com/identity/protocols/oauth2#expiration (a refresh token stops
+    working when the user revokes access, among other causes).
+    """
     fake.refresh_token = "the-user-revoked-access"
     async with connected() as c:
         with pytest.raises(ConnectorAuthError) as refused:
@@ -352,7 +357,11 @@ def test_a_401_refreshes_the_token_and_the_new_one_is_stored_encrypted(
 def test_an_expired_token_is_refreshed_before_the_first_report(
     fake: FakeYouTube, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """expires_at in the past: the client refreshes first and the report is asked once."""
+    """expires_at in the past: the client refreshes first and the report is asked once.
+
+    An access token lives ``expires_in`` seconds; a refresh_token grant gets a new one
+    (https://developers.google.com/identity/protocols/oauth2/web-server#offline).
+    """
     freeze_today(monkeypatch, TODAY)
     src = youtube_source(access_token="ya29.expired", expires_at=1_000_000)
     kr = make_kr()
@@ -369,7 +378,11 @@ def test_an_expired_token_is_refreshed_before_the_first_report(
 def test_a_revoked_grant_fails_the_run_as_an_authentication_error(
     fake: FakeYouTube, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """invalid_grant at the token endpoint: the run fails, says to re-authorize, keeps no value."""
+    """invalid_grant at the token endpoint: the run fails, says to re-authorize, keeps no value.
+
+    https://developers.google.com/identity/protocols/oauth2/web-server#offline (the refresh
+    request) and https://developers.google.com/identity/protocols/oauth2#expiration.
+    """
     freeze_today(monkeypatch, TODAY)
     fake.refresh_token = "only-the-new-grant"
     src = youtube_source()

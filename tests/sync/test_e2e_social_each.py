@@ -144,7 +144,12 @@ def test_each_platform_is_scored_and_the_key_result_is_the_weakest(
     client: TestClient, platforms: tuple[FakeLinkedIn, FakeGraph, FakeYouTube]
 ) -> None:
     """Three sources, three groups, one ``each`` key result: per-platform progress, and the key
-    result's progress and value are the weakest platform's, which changes over the quarter."""
+    result's progress and value are the weakest platform's, which changes over the quarter.
+
+    The platforms play the pages in the module docstring: LinkedIn's follower statistics
+    (https://learn.microsoft.com/en-us/linkedin/marketing/community-management/organizations/follower-statistics),
+    Instagram's user insights and YouTube's reports.query.
+    """
     linkedin, meta, youtube = platforms
     cycle = created(
         client, "cycles", {"name": "2026-Q3", "start_date": "2026-07-01", "end_date": "2026-09-30"}
