@@ -14,7 +14,12 @@ answers a ``total`` and pages of records (200 at most a page, 10,000 at most a q
   reads each ``total`` (limit 1), whichever takes fewer calls. A ``.sum`` has to page, asking
   only the date property and the summed ones;
 - a window holding more than the 10,000 records a search can page through is split in two, and
-  again, until each part fits.
+  again, until each part fits;
+- a deal's ``amount`` is in the deal's own currency (``deal_currency_code``), so a sum of it
+  also asks that property and, when the records summed are in more than one currency, warns on
+  the run: ``amount_in_home_currency`` (Amount in company currency, calculated by HubSpot with
+  the account's exchange rates) is the property to sum for one figure in one currency
+  (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
 
 Searches are limited to 4 a second per source, HubSpot's own limit for search;
 ``X-HubSpot-RateLimit-*`` headers that say nothing is left make the next call wait for the
@@ -40,17 +45,22 @@ from connectors.hubspot.models import (
     SumParams,
 )
 from connectors.hubspot.search import (
+    CURRENCY_CODE,
+    HOME_AMOUNT,
     MAX_FILTERS_PER_GROUP,
     PAGE_LIMIT,
     RESULT_CAP,
     Page,
     Plan,
     Search,
+    currency_properties,
     paging_calls,
     tally,
 )
 
 __all__ = [
+    "CURRENCY_CODE",
+    "HOME_AMOUNT",
     "HUBSPOT_URL",
     "MAX_FILTERS_PER_GROUP",
     "MAX_HEADER_WAIT",
@@ -70,6 +80,7 @@ __all__ = [
     "Search",
     "SearchRefused",
     "SumParams",
+    "currency_properties",
     "paging_calls",
     "tally",
 ]

@@ -57,6 +57,7 @@ from connectors.hubspot.search import (
     Search,
     _day_start,
     _page,
+    currency_properties,
     paging_calls,
     tally,
 )
@@ -236,7 +237,10 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         lo = _day_start(window.start, zone)
         hi = _day_start(window.end + timedelta(days=1), zone) - 1
         summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
-        properties = [search.date_property, *summed]
+        currencies = currency_properties(search.object, summed)
+        properties = list(
+            dict.fromkeys([search.date_property, *summed, *sorted(set(currencies.values()))])
+        )
         before = self._searches
         first = await self._search(search, lo, hi, PAGE_LIMIT, properties)
         plan.total = first.total
@@ -253,7 +257,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             return [DailyValue(q.id, day, float(n)) for q in members for day, n in counts if n > 0]
         records = await self._page_all(search, lo, hi, properties, first, warnings)
         plan.calls = self._searches - before
-        return tally(members, records, search.date_property, window, zone, warnings)
+        return tally(members, records, search.date_property, window, zone, warnings, currencies)
 
     async def _bucket_zone(self, obj: str, name: str, warnings: list[str]) -> tzinfo:
         """A ``date`` property holds midnight UTC of its day; a ``datetime`` an instant."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
@@ -29,6 +29,12 @@ PAGE_LIMIT = 200
 RESULT_CAP = 10_000
 #: Filters a filter group may hold since the 2024-08-26 search change; the date range is one.
 MAX_FILTERS_PER_GROUP = 10
+
+#: A deal's ``amount`` is in the deal's own currency, named by ``deal_currency_code``; HubSpot
+#: calculates ``amount_in_home_currency`` (Amount in company currency) from it with the
+#: account's exchange rates (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
+CURRENCY_CODE = "deal_currency_code"
+HOME_AMOUNT = "amount_in_home_currency"
 
 _OPERATORS: dict[str, str] = {
     "eq": "EQ",
@@ -130,6 +136,15 @@ def paging_calls(total: int) -> int:
     return max(calls, 0)
 
 
+def currency_properties(obj: str, summed: Sequence[str]) -> dict[str, str]:
+    """Summed property -> the property naming its currency, where one sum can mix currencies.
+
+    Only a deal's ``amount`` does: it is what a user sums first, and adding EUR to USD gives a
+    figure in no currency at all. Asked only then, so other searches stay as lean as before.
+    """
+    return {"amount": CURRENCY_CODE} if obj == "deals" and "amount" in summed else {}
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -173,27 +188,43 @@ def tally(
     window: Window,
     zone: tzinfo,
     warnings: list[str],
+    currencies: Mapping[str, str] | None = None,
 ) -> list[DailyValue]:
-    """Count the records of each day, and sum each summed property over them."""
+    """Count the records of each day, and sum each summed property over them.
+
+    ``currencies`` maps a summed property to the one naming each record's currency: a sum
+    over records in more than one currency is kept, with a warning saying what to sum instead.
+    """
     counts: dict[date, int] = {}
     sums: dict[tuple[str, date], float] = {}
     bad: list[str] = []
+    codes: dict[str, set[str]] = {}
+    # Each property once, however many mappings sum it: they share the figure, not add to it.
+    summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
     for record in records:
         props = record.get("properties") or {}
         day = _day_of(props.get(date_property), zone)
         if day is None or day not in window:
             continue  # outside the bounds asked: HubSpot wouldn't send it, a proxy might
         counts[day] = counts.get(day, 0) + 1
-        for query in members:
-            if isinstance(query.params, SumParams):
-                name = query.params.property
-                number = _number(props.get(name))
-                if isinstance(number, str):
-                    bad.append(f"{name} of record {record.get('id')}: {number}")
-                elif number is not None:
-                    sums[name, day] = sums.get((name, day), 0.0) + number
+        for name in summed:
+            number = _number(props.get(name))
+            if isinstance(number, str):
+                bad.append(f"{name} of record {record.get('id')}: {number}")
+            elif number is not None:
+                sums[name, day] = sums.get((name, day), 0.0) + number
+                code = str(props.get((currencies or {}).get(name, "")) or "").strip()
+                if code:  # blank: the account's only currency, or not asked
+                    codes.setdefault(name, set()).add(code.upper())
     for reason in sorted(set(bad))[:20]:
         warnings.append(f"HubSpot sent a value that can't be summed: {reason}")
+    for name, found in sorted(codes.items()):
+        if len(found) > 1:
+            warnings.append(
+                f"HubSpot's `{name}` values summed here are in {len(found)} currencies "
+                f"({', '.join(sorted(found))}) and were added up as they are: sum "
+                f"`{HOME_AMOUNT}` (Amount in company currency) to get one currency"
+            )
     values: list[DailyValue] = []
     for query in members:
         for day in sorted(counts):

@@ -6,6 +6,8 @@ with ``totals_convert_currency=default_currency``, ``totals_converted`` (values 
 currency); ``exclude_deals=1`` leaves the deals themselves out. Queries that share the date field
 (``field_key``), ``filter_id`` and ``pipeline_id`` share the call; ``status`` only picks which
 totals to read (all, ``open_*`` or ``won_*``: the timeline holds open and won deals, never lost).
+The answer covers every day asked, so the fetch is complete: a day that no longer has deals (its
+only one lost or deleted) loses its stored figure rather than keeping the old one.
 
 The timeline takes no field filters, so the catalogue offers none: a mapping narrows deals with a
 saved Pipedrive filter (``filter_id``) or a pipeline instead.

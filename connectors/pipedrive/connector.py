@@ -167,6 +167,10 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
                 periods = body.get("data") if isinstance(body, dict) else None
                 for period in periods if isinstance(periods, list) else []:
                     _read(period, group, part, result, currencies)
+            else:
+                # The timeline answers every day asked: a day it has no deals for any more (the
+                # only one lost or deleted) has none, and its old figure must not linger.
+                result.complete.update(q.id for q in group)
         if currencies:
             listed = sorted(currencies)
             result.details["currency"] = listed[0] if len(listed) == 1 else listed

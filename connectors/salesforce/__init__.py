@@ -14,6 +14,15 @@ UTC otherwise); a date field (``CloseDate``) is grouped as it is. Whether the fi
 a datetime comes from the ``date_type`` param, the audit fields every object has, or the
 object's ``describe``. ``nextRecordsUrl`` is followed until ``done``.
 
+Currency: in a multi-currency org a currency field such as ``Amount`` holds each record's value
+in that record's ``CurrencyIsoCode``, but an aggregate of it in a query with ``GROUP BY`` (every
+statement here has one) comes back in the org's corporate currency, and ``convertCurrency()``
+can't be applied to an aggregate (the ``convertCurrency()`` page, formerly "Querying Currency
+Fields in Multicurrency Orgs":
+https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_querying_currency_fields.htm).
+So ``SUM(Amount)`` is sent bare and its value stored as it comes: one figure a day in the
+corporate currency, whatever the deals' own currencies, with no conversion of krsync's own.
+
 No mapping text reaches SOQL raw: object and field names must be API-name identifiers, string
 values are quoted with SOQL's escapes, numbers and booleans are rendered from Python values and
 ISO dates only when they match a strict pattern.
@@ -21,8 +30,10 @@ ISO dates only when they match a strict pattern.
 OAuth2's refresh-token grant at ``{login_url}/services/oauth2/token`` runs in the engine's client,
 which refreshes on an expired session (401 ``INVALID_SESSION_ID``) and repeats the call once;
 :meth:`SalesforceConnector.merge_token` keeps the new access token, the org's ``instance_url``
-and a rotated refresh token. ``Sforce-Limit-Info`` (the org's daily API usage) is recorded on
-the run.
+and a rotated refresh token. The token answer's ``instance_url`` is where the org's REST API
+lives, so calls go there (the one from this run's refresh, else the stored one) ahead of the
+configured ``instance_url``, which a source may leave out: its first call then refreshes.
+``Sforce-Limit-Info`` (the org's daily API usage) is recorded on the run.
 """
 
 from connectors.salesforce.connector import (

@@ -20,6 +20,7 @@ from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
+    ConnectorConfigError,
     FetchResult,
     Filter,
     HttpOptions,
@@ -44,6 +45,7 @@ from connectors.salesforce.models import (
     SalesforceCountParams,
     SalesforceCredentials,
     SalesforceSumParams,
+    _address,
     _metric_spec,
     _spec,
 )
@@ -92,10 +94,12 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         cls, config: SalesforceConfig, credentials: SalesforceCredentials
     ) -> HttpOptions:
         token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
-        if credentials.access_token:
+        root = config.base_url or _address(credentials.instance_url) or config.instance_url
+        # With no address known, the first call refreshes: the token answer says where the org is.
+        if credentials.access_token and root:
             token |= {"access_token": credentials.access_token, "token_type": "Bearer"}
         return HttpOptions(
-            base_url=config.base_url or config.instance_url,
+            base_url=root or "",
             # Salesforce caps concurrent long-running requests per org, not a rate.
             max_concurrency=4,
             oauth=OAuthSpec(
@@ -108,7 +112,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
 
     @classmethod
     def merge_token(cls, credentials: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
-        """Salesforce answers with no expiry but with the org's ``instance_url``; keep it."""
+        """Salesforce answers with no expiry but with the org's ``instance_url``: kept, it is
+        where the next runs send their calls."""
         merged = dict(credentials)
         for key in ("access_token", "refresh_token", "instance_url"):
             value = token.get(key)
@@ -341,7 +346,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         describing: bool = False,
     ) -> Any:
         try:
-            response = await self.http.get(url, params=params)
+            response = await self.http.get(f"{await self._root()}{url}", params=params)
         except Exception as exc:
             if _refresh_failed(exc):
                 if getattr(exc, "transient", False):
@@ -373,12 +378,44 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             return {}
         return {"api_usage": {"used": self._usage[0], "limit": self._usage[1]}}
 
-    def _notices(self) -> list[str]:
-        """The org moved (an instance refresh, a My Domain change): the address should follow."""
+    async def _root(self) -> str:
+        """Where the org's REST API lives, for the next call.
+
+        The token answer's ``instance_url`` is that address (an instance refresh or a My Domain
+        change moves it), so the one given in this run, else the one given before and stored
+        with the credentials, comes ahead of the configured one; ``base_url`` (a proxy, a test
+        host) overrides them all. A refresh that is due (always, with no address known: see
+        :meth:`http_options`) is made before the address is chosen, so its answer counts.
+        """
+        if self.config.base_url:
+            return self.config.base_url
         token = getattr(self.http, "token", None)
-        reported = token.get("instance_url") if isinstance(token, Mapping) else None
-        if self.config.base_url or not isinstance(reported, str) or not reported:
+        ensure = getattr(self.http, "ensure_active_token", None)
+        if token is not None and ensure is not None:
+            await ensure(token)  # a no-op for a live token; the request would do it otherwise
+        root = self._reported() or _address(self.credentials.instance_url)
+        root = root or self.config.instance_url
+        if root is None:
+            raise ConnectorConfigError(
+                "Salesforce's token answer named no `instance_url`: set `instance_url` to the "
+                "org's address, e.g. https://acme.my.salesforce.com"
+            )
+        return root
+
+    def _reported(self) -> str | None:
+        """The ``instance_url`` of the token refreshed in this run, if there was one."""
+        token = getattr(self.http, "token", None)
+        return _address(token.get("instance_url")) if isinstance(token, Mapping) else None
+
+    def _notices(self) -> list[str]:
+        """The org moved: calls follow it already, but the configured address is stale."""
+        reported = self._reported() or _address(self.credentials.instance_url)
+        configured = self.config.instance_url
+        if self.config.base_url or reported is None or configured is None:
             return []
-        if httpx.URL(reported).host.lower() == httpx.URL(self.config.instance_url).host.lower():
+        if httpx.URL(reported).host.lower() == httpx.URL(configured).host.lower():
             return []
-        return [f"Salesforce serves this org at {reported}: set `instance_url` to it"]
+        return [
+            f"Salesforce serves this org at {reported}, where krsync sends its calls: set "
+            "`instance_url` to it"
+        ]

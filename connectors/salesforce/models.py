@@ -31,6 +31,13 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _address(value: object) -> str | None:
+    """An http(s) root as Salesforce's token answer gives one, or None for anything else."""
+    if not isinstance(value, str) or not _URL.match(value.strip()):
+        return None
+    return value.strip().rstrip("/")
+
+
 def _check_identifier(value: str) -> str:
     if not IDENTIFIER.fullmatch(value):
         raise ValueError(
@@ -46,8 +53,10 @@ def _check_identifier(value: str) -> str:
 class SalesforceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    instance_url: str = Field(
-        description="The org's address, e.g. https://acme.my.salesforce.com (its My Domain URL)."
+    instance_url: str | None = Field(
+        None,
+        description="The org's address, e.g. https://acme.my.salesforce.com (its My Domain URL). "
+        "Optional: the token endpoint names it, and krsync keeps and uses the address it gives.",
     )
     api_version: str = Field(
         "v60.0", pattern=r"^v\d{2,3}\.\d$", description="The REST API version, e.g. v60.0."
@@ -60,11 +69,11 @@ class SalesforceConfig(BaseModel):
         None, description="Replaces `instance_url` as the root of API calls (a proxy, a test host)."
     )
 
-    _urls = field_validator("instance_url", "login_url")(_check_url)
+    _login = field_validator("login_url")(_check_url)
 
-    @field_validator("base_url")
+    @field_validator("base_url", "instance_url")
     @classmethod
-    def _base(cls, value: str | None) -> str | None:
+    def _optional_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
 
 
@@ -78,7 +87,9 @@ class SalesforceCredentials(BaseModel):
     refresh_token: str = Field(min_length=1, description="From the web-server OAuth flow.")
     access_token: str | None = Field(None, description="Kept by krsync after each refresh.")
     instance_url: str | None = Field(
-        None, description="The org's address as the token endpoint last reported it."
+        None,
+        description="The org's address as the token endpoint last reported it; API calls go "
+        "there, ahead of the config's `instance_url`.",
     )
 
 

@@ -76,6 +76,10 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "pipeline": "enumeration",
         "hs_analytics_source": "enumeration",
         "amount": "number",
+        # The deal's currency, and its amount in the company currency as HubSpot calculates it
+        # (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
+        "deal_currency_code": "enumeration",
+        "amount_in_home_currency": "number",
         "hs_object_id": "number",
     },
     "contacts": {

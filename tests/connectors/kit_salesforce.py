@@ -79,6 +79,8 @@ class FakeSalesforce:
         self.rotate = rotate
         self.used, self.limit = usage
         self.zoneinfo = zoneinfo
+        #: The org's address the token endpoint gives; every *.my.salesforce.test host answers.
+        self.instance = INSTANCE
         self.access_tokens: set[str] = set()
         self.refresh_tokens: set[str] = {REFRESH_TOKEN}
         self.issued = 0
@@ -117,14 +119,19 @@ class FakeSalesforce:
         self.objects[name] = described
 
     def install(self, router: respx.MockRouter) -> None:
-        host = httpx.URL(INSTANCE).host
+        # Any instance, so a test can see where calls went (request.url.host) when an org moves.
+        host = r"^[a-z0-9-]+\.my\.salesforce\.test$"
         router.post(host=httpx.URL(LOGIN).host, path="/services/oauth2/token").mock(
             side_effect=self._token
         )
-        router.get(host=host, path="/services/oauth2/userinfo").mock(side_effect=self._userinfo)
-        router.get(host=host, path=f"{DATA}/").mock(side_effect=self._root)
-        router.get(host=host, path__regex=rf"^{DATA}/query(/.*)?$").mock(side_effect=self._query)
-        router.get(host=host, path__regex=rf"^{DATA}/sobjects/\w+/describe$").mock(
+        router.get(host__regex=host, path="/services/oauth2/userinfo").mock(
+            side_effect=self._userinfo
+        )
+        router.get(host__regex=host, path=f"{DATA}/").mock(side_effect=self._root)
+        router.get(host__regex=host, path__regex=rf"^{DATA}/query(/.*)?$").mock(
+            side_effect=self._query
+        )
+        router.get(host__regex=host, path__regex=rf"^{DATA}/sobjects/\w+/describe$").mock(
             side_effect=self._describe
         )
 
@@ -158,7 +165,7 @@ class FakeSalesforce:
         self.access_tokens.add(access)
         body = {
             "access_token": access,
-            "instance_url": INSTANCE,
+            "instance_url": self.instance,
             "id": f"{LOGIN}/id/00D5e000000K1xEAE/0055e000003abcDAAQ",
             "token_type": "Bearer",
             "issued_at": "1785456000000",

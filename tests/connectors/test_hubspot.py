@@ -20,6 +20,7 @@ import pytest
 from app.core.http import KrsyncClient
 from connectors import hubspot
 from connectors.base import (
+    FILTER_OPS,
     ConnectorAuthError,
     DailyValue,
     Filter,
@@ -30,6 +31,7 @@ from connectors.base import (
     Window,
 )
 from connectors.hubspot import (
+    HOME_AMOUNT,
     PAGE_LIMIT,
     RESULT_CAP,
     CountParams,
@@ -284,7 +286,8 @@ async def test_a_sum_pages_only_the_date_and_summed_properties_and_reads_strings
     fake: FakeHubSpot,
 ) -> None:
     """https://developers.hubspot.com/docs/api/crm/search: property values come back as strings
-    ("1500.50"); ``properties`` limits what a page carries."""
+    ("1500.50"); ``properties`` limits what a page carries (a deal's ``amount`` brings its
+    ``deal_currency_code``, https://knowledge.hubspot.com/properties/hubspots-default-deal-properties)."""
     day = date(2026, 7, 1)
     for amount in ("1500.50", "250", "", None, "n/a"):
         fake.add("deals", closedate=at(day), dealstage="closedwon", amount=amount)
@@ -297,11 +300,94 @@ async def test_a_sum_pages_only_the_date_and_summed_properties_and_reads_strings
         )
 
     [body] = fake.search_bodies()
-    assert body["properties"] == ["closedate", "amount"]
+    assert body["properties"] == ["closedate", "amount", "deal_currency_code"]
     assert as_dict(result.values) == {day: 1750.5, day + timedelta(days=1): 99.5}
     assert all(type(v.value) is float for v in result.values)
     assert len(result.warnings) == 1
     assert "`n/a` is not a number" in result.warnings[0]
+
+
+# --- currencies -------------------------------------------------------------------------------
+
+
+async def test_a_sum_of_amount_in_several_currencies_warns_to_sum_the_company_currency(
+    fake: FakeHubSpot,
+) -> None:
+    """A deal's ``amount`` is in its own currency, ``deal_currency_code``; HubSpot calculates
+    ``amount_in_home_currency`` in the company currency
+    (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties; the code is one
+    of the account's currencies, https://developers.hubspot.com/changelog/deal-currenct-code-validation).
+    1,000 USD and 500 EUR are no 1,500 of anything: the sum is kept, with a warning naming the
+    property that is."""
+    day = date(2026, 7, 1)
+    fake.add("deals", closedate=at(day), amount="1000", deal_currency_code="USD")
+    fake.add("deals", closedate=at(day), amount="500", deal_currency_code="EUR")
+    fake.add("deals", closedate=at(day), amount="", deal_currency_code="GBP")  # no amount to add
+    fake.add("deals", closedate=at(day, 13), amount="250", deal_currency_code="USD")
+
+    async with connector() as hs:
+        result = await hs.fetch(
+            [
+                query("deals.sum", "a", [], date_property="closedate", property="amount"),
+                query("deals.sum", "b", [], date_property="closedate", property="amount"),
+            ],
+            Window(day, day),
+        )
+
+    [body] = fake.search_bodies()
+    assert body["properties"] == ["closedate", "amount", "deal_currency_code"]
+    assert engine_client.by_query(result.values) == {"a": {day: 1750.0}, "b": {day: 1750.0}}
+    [warning] = result.warnings  # one for the shared search, not one per mapping
+    assert "2 currencies (EUR, USD)" in warning
+    assert "`amount_in_home_currency`" in warning
+
+
+async def test_a_sum_of_amount_in_one_currency_says_nothing(fake: FakeHubSpot) -> None:
+    """Deals all in the company currency (``deal_currency_code`` USD, or blank where the account
+    has no other currency: https://knowledge.hubspot.com/properties/hubspots-default-deal-properties)
+    add up as they are."""
+    day = date(2026, 7, 1)
+    fake.add("deals", closedate=at(day), amount="1000", deal_currency_code="USD")
+    fake.add("deals", closedate=at(day), amount="200", deal_currency_code="usd")
+    fake.add("deals", closedate=at(day), amount="30")
+
+    async with connector() as hs:
+        result = await hs.fetch(
+            [query("deals.sum", filters=[], date_property="closedate", property="amount")],
+            Window(day, day),
+        )
+
+    assert as_dict(result.values) == {day: 1230.0}
+    assert result.warnings == []
+
+
+async def test_amount_in_home_currency_is_summed_in_the_company_currency(
+    fake: FakeHubSpot,
+) -> None:
+    """``amount_in_home_currency`` is a number property HubSpot calculates from ``amount`` and
+    the account's exchange rates
+    (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties, typed through
+    https://developers.hubspot.com/docs/api/crm/properties): a mapping on it is accepted, its
+    sum is one currency, and no currency code is asked for it."""
+    day = date(2026, 7, 1)
+    for amount, code, home in (("1000", "USD", "1000"), ("500", "EUR", "540.25")):
+        fake.add(
+            "deals",
+            closedate=at(day),
+            amount=amount,
+            deal_currency_code=code,
+            amount_in_home_currency=home,
+        )
+    home = query("deals.sum", filters=[], date_property="closedate", property=HOME_AMOUNT)
+
+    async with connector() as hs:
+        await hs.validate_mapping_online(home)
+        result = await hs.fetch([home], Window(day, day))
+
+    [body] = fake.search_bodies()
+    assert body["properties"] == ["closedate", "amount_in_home_currency"]
+    assert as_dict(result.values) == {day: 1540.25}
+    assert result.warnings == []
 
 
 async def test_counts_and_sums_with_the_same_filters_share_their_pages(fake: FakeHubSpot) -> None:
@@ -320,7 +406,12 @@ async def test_counts_and_sums_with_the_same_filters_share_their_pages(fake: Fak
 
     bodies = fake.search_bodies()
     assert len(bodies) == 2  # 250 deals: two pages for all three mappings
-    assert bodies[0]["properties"] == ["closedate", "amount", "hs_object_id"]
+    assert bodies[0]["properties"] == [
+        "closedate",
+        "amount",
+        "hs_object_id",
+        "deal_currency_code",
+    ]
     by_query = {(v.query_id, v.date): v.value for v in result.values}
     assert by_query[("n", date(2026, 7, 4))] == 25.0
     assert by_query[("s", date(2026, 7, 4))] == 2500.0
@@ -368,33 +459,40 @@ async def test_a_date_property_is_bounded_and_bucketed_in_utc_days(fake: FakeHub
 
 async def test_filters_become_one_group_next_to_the_date_range(fake: FakeHubSpot) -> None:
     """Operators of https://developers.hubspot.com/docs/api/crm/search: ``IN``/``NOT_IN`` take
-    ``values``, the rest one ``value``, every value a string."""
+    ``values``, the rest one ``value``, every value a string. Every operator krsync offers is
+    sent (nine filters: the most a group takes next to the date range), and each one is what
+    leaves out one of the deals."""
     filters: list[dict[str, Any]] = [
         {"field": "dealstage", "op": "in", "value": ["closedwon", "contractsent"]},
         {"field": "hs_analytics_source", "op": "not_in", "value": ["OFFLINE"]},
+        {"field": "hs_analytics_source", "op": "eq", "value": "PAID_SOCIAL"},
         {"field": "amount", "op": "gte", "value": 1000},
+        {"field": "amount", "op": "gt", "value": 1100},
         {"field": "amount", "op": "lt", "value": 2500.5},
+        {"field": "amount", "op": "lte", "value": 2000},
         {"field": "dealname", "op": "contains", "value": "renewal"},
         {"field": "pipeline", "op": "neq", "value": "partner"},
     ]
-    fake.add(
-        "deals",
-        createdate=at(date(2026, 7, 1)),
-        dealstage="closedwon",
-        amount="1200",
-        dealname="ACME renewal 2026",
-        pipeline="default",
-        hs_analytics_source="PAID_SOCIAL",
-    )
-    fake.add(
-        "deals",
-        createdate=at(date(2026, 7, 1)),
-        dealstage="closedwon",
-        amount="3000",
-        dealname="ACME renewal",
-        pipeline="default",
-        hs_analytics_source="PAID_SOCIAL",
-    )
+    matching = {
+        "dealstage": "closedwon",
+        "amount": "1200",
+        "dealname": "ACME renewal 2026",
+        "pipeline": "default",
+        "hs_analytics_source": "PAID_SOCIAL",
+    }
+    for changed in (
+        {},  # the one deal counted
+        {"dealstage": "closedlost"},  # IN
+        {"hs_analytics_source": "OFFLINE"},  # NOT_IN (and EQ)
+        {"hs_analytics_source": "ORGANIC_SEARCH"},  # EQ
+        {"amount": "900"},  # GTE (and GT)
+        {"amount": "1050"},  # GT
+        {"amount": "3000"},  # LT (and LTE)
+        {"amount": "2200"},  # LTE
+        {"dealname": "ACME upsell"},  # CONTAINS_TOKEN
+        {"pipeline": "partner"},  # NEQ
+    ):
+        fake.add("deals", createdate=at(date(2026, 7, 1)), **(matching | changed))
 
     async with connector() as hs:
         result = await hs.fetch(
@@ -412,13 +510,29 @@ async def test_filters_become_one_group_next_to_the_date_range(fake: FakeHubSpot
                 "values": ["closedwon", "contractsent"],
             },
             {"propertyName": "hs_analytics_source", "operator": "NOT_IN", "values": ["OFFLINE"]},
+            {"propertyName": "hs_analytics_source", "operator": "EQ", "value": "PAID_SOCIAL"},
             {"propertyName": "amount", "operator": "GTE", "value": "1000"},
+            {"propertyName": "amount", "operator": "GT", "value": "1100"},
             {"propertyName": "amount", "operator": "LT", "value": "2500.5"},
+            {"propertyName": "amount", "operator": "LTE", "value": "2000"},
             {"propertyName": "dealname", "operator": "CONTAINS_TOKEN", "value": "renewal"},
             {"propertyName": "pipeline", "operator": "NEQ", "value": "partner"},
         ],
         key=canonical,
     )
+    # Every op a mapping may use (SPEC's list) reached the body under HubSpot's name.
+    assert {f["operator"] for f in sent} == {
+        "EQ",
+        "NEQ",
+        "IN",
+        "NOT_IN",
+        "GT",
+        "GTE",
+        "LT",
+        "LTE",
+        "CONTAINS_TOKEN",
+    }
+    assert {f["op"] for f in filters} == set(FILTER_OPS)
     assert as_dict(result.values) == {date(2026, 7, 1): 1.0}
 
 
@@ -437,8 +551,11 @@ def test_more_filters_than_a_group_takes_are_refused_when_the_mapping_is_made() 
 
 
 def test_the_catalogue_names_and_params() -> None:
-    """SPEC section 4: `<object>.count` and `<object>.sum` for the four CRM objects; a sum
-    names its `property`; the date property defaults to `createdate`."""
+    """SPEC section 4: `<object>.count` and `<object>.sum` for the four CRM objects searched
+    through ``POST /crm/v3/objects/{object}/search`` (contacts, companies, deals, tickets:
+    https://developers.hubspot.com/docs/api/crm/search); a sum names its `property`; the date
+    property defaults to `createdate`, the creation date every object has
+    (https://developers.hubspot.com/docs/api/crm/properties)."""
     names = {m.name for m in HubSpotConnector.metrics}
     assert names == {
         f"{o}.{k}" for o in ("contacts", "companies", "deals", "tickets") for k in ("count", "sum")

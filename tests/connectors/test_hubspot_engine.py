@@ -243,3 +243,43 @@ def test_a_day_whose_only_deal_left_closed_won_is_no_longer_counted(fake: FakeHu
     [_, second] = runs(src)
     assert second.status == "succeeded", second.error
     assert (second.window_from, second.window_to) == (date(2026, 7, 7), date(2026, 7, 10))
+
+
+def test_a_sum_of_deal_amounts_in_two_currencies_warns_on_the_run(fake: FakeHubSpot) -> None:
+    """``amount`` is in each deal's ``deal_currency_code``; ``amount_in_home_currency`` is the
+    same in the company currency
+    (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties, searched through
+    https://developers.hubspot.com/docs/api/crm/search). The run keeps the figure it was asked
+    for and says, on the SyncRun, which property gives one currency."""
+    for amount, code, home in (("1000", "USD", "1000"), ("800", "EUR", "864")):
+        fake.add(
+            "deals",
+            closedate="2026-07-03T15:00:00.000Z",
+            dealstage="closedwon",
+            amount=amount,
+            deal_currency_code=code,
+            amount_in_home_currency=home,
+        )
+    src, _ = source({"access_token": TOKEN})
+    amount_kr = make_kr(title="Won revenue")
+    home_kr = make_kr(title="Won revenue, company currency")
+    for key_result, prop in ((amount_kr, "amount"), (home_kr, "amount_in_home_currency")):
+        make_mapping(
+            key_result,
+            src,
+            "deals.sum",
+            params={"date_property": "closedate", "property": prop},
+            filters=WON,
+        )
+
+    sync(src)
+
+    [run] = runs(src)
+    assert run.status == "succeeded", run.error
+    # The fixture's other won deals have no amount: their days sum to nothing.
+    others = {date(2026, 7, 2): 0.0, date(2026, 7, 9): 0.0}
+    assert figures(amount_kr) == {date(2026, 7, 3): 1800.0} | others  # as asked, warned about
+    assert figures(home_kr) == {date(2026, 7, 3): 1864.0} | others
+    [warning] = [w for w in run.warnings if "currencies" in w]
+    assert "`amount` values summed here are in 2 currencies (EUR, USD)" in warning
+    assert "sum `amount_in_home_currency`" in warning

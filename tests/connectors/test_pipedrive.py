@@ -371,6 +371,7 @@ async def test_an_unknown_filter_fails_only_its_queries(fake: FakePipedrive) -> 
     assert "Filter not found" in result.query_errors["gone"]
     assert "`filter_id`" in result.query_errors["gone"]
     assert set(engine_client.by_query(result.values)) == {"ok"}
+    assert result.complete == {"ok"}  # a refused call answered nothing: it clears nothing
 
 
 # --- check and OAuth -----------------------------------------------------------------------------
@@ -465,7 +466,11 @@ async def test_a_refused_refresh_is_an_auth_error(
 
 
 def test_credentials_take_one_way_in() -> None:
-    """An API token, or OAuth tokens (a refresh needs the app's id and secret)."""
+    """An API token (https://pipedrive.readme.io/docs/core-api-concepts-authentication), or
+    OAuth tokens, where a refresh needs the app's id and secret
+    (https://pipedrive.readme.io/docs/marketplace-oauth-authorization); calls go to the
+    company's own domain, ``https://{company_domain}.pipedrive.com`` (the ``company_domain`` of
+    https://pipedrive.readme.io/docs/marketplace-getting-user-data)."""
     model = PipedriveConnector.credentials_model
     model.model_validate({"api_token": "t"})
     model.model_validate({"access_token": "a"})
@@ -483,3 +488,52 @@ def test_credentials_take_one_way_in() -> None:
         ).base_url
         == "https://acme.pipedrive.com"
     )
+
+
+def test_a_day_whose_only_won_deal_was_lost_is_no_longer_counted(
+    fake: FakePipedrive, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timeline holds open and won deals and answers every day asked, zeros included
+    (https://developers.pipedrive.com/docs/api/v1/Deals#getDealsTimeline): a deal marked lost
+    or deleted leaves its day. The lookback re-reads the day, and it must not keep its old
+    count."""
+    freeze_today(monkeypatch, date(2026, 7, 11))
+    won: dict[date, int] = {date(2026, 7, 2): 2, date(2026, 7, 9): 1}
+
+    def period(_field: str, day: date, _params: dict[str, str]) -> dict[str, Any] | None:
+        n = won.get(day, 0)
+        if not n:
+            return None  # the fake's empty day: counts 0, values []
+        return {
+            "totals": {"count": n, "values": {"EUR": n * 100}, "won_count": n},
+            "totals_converted": {"value": n * 100, "won_value": n * 100, "currency": "EUR"},
+        }
+
+    fake.period = period
+    src = make_source(
+        name="pipedrive",
+        connector="pipedrive",
+        config=CONFIG,
+        credentials_encrypted=encrypt_credentials({"api_token": API_TOKEN}),
+    )
+    kr = make_kr(title="Deals won")
+    make_mapping(kr, src, "deals.count", params={"date_field": "won_time", "status": "won"})
+
+    def sync() -> dict[date, float]:
+        with session_scope() as s:
+            source = s.get(DataSource, src)
+            assert source is not None
+            sync_now(s, source, trigger="cli")
+        return {o[0]: o[3] for o in observations(kr)}
+
+    assert sync() == {date(2026, 7, 2): 2.0, date(2026, 7, 9): 1.0}
+
+    del won[date(2026, 7, 9)]  # its only won deal was marked lost
+    won[date(2026, 7, 8)] = 1  # another in the window: the answer is a real one
+    figures = sync()
+
+    assert figures == {date(2026, 7, 2): 2.0, date(2026, 7, 8): 1.0}
+    [_, second] = runs(src)
+    assert second.status == "succeeded", second.error
+    assert second.window_from is not None
+    assert second.window_from <= date(2026, 7, 9) <= second.window_to  # type: ignore[operator]

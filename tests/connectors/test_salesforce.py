@@ -52,6 +52,8 @@ from tests.connectors.kit_salesforce import (
     sf_error,
 )
 
+MOVED = "https://krsync-eu.my.salesforce.test"
+
 WINDOW = Window(date(2026, 7, 1), date(2026, 7, 10))
 CREDENTIALS = {
     "client_id": CLIENT_ID,
@@ -309,7 +311,12 @@ def test_names_that_are_not_api_names_are_refused(
 
 
 def test_any_object_is_a_metric_and_its_params_validate() -> None:
-    """`<SObject>.count` / `<SObject>.sum` for standard and custom objects."""
+    """`<SObject>.count` / `<SObject>.sum` for standard and custom objects (API names, custom
+    ones ending in `__c`, namespaced ones prefixed `ns__`).
+
+    https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_concepts.htm
+    https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/api/appexchange_api_prefix.htm
+    """
     count = SalesforceConnector.validate_query("Campaign__c.count", {}, [], "sum")
     assert isinstance(count, SalesforceCountParams)
     assert count.date_field == "CreatedDate"
@@ -425,37 +432,83 @@ async def test_a_session_refused_after_the_refresh_is_an_auth_error(fake: FakeSa
     async with connected() as (connector, _):
         with pytest.raises(ConnectorAuthError, match="INVALID_SESSION_ID"):
             await connector.fetch([query("Lead.count")], WINDOW)
-    # The engine's client refreshed (the token had none yet) and repeated the refused call once.
-    assert len(fake.calls("token")) == 1
+    # One refresh because the source had no access token (its answer says where to call), one
+    # for the refused session, and the refused call repeated once: not a loop.
+    assert len(fake.calls("token")) == 2
     assert len(fake.calls("query")) == 2
 
 
 @pytest.mark.anyio
-async def test_an_org_that_moved_raises_a_notice(fake: FakeSalesforce) -> None:
-    """The token answer names the org's `instance_url`; a different host is worth a notice.
+async def test_an_org_that_moved_is_followed_and_raises_a_notice(fake: FakeSalesforce) -> None:
+    """The token answer names the org's `instance_url`, where its REST API lives: calls go
+    there, ahead of the configured address, and the stale setting is worth a notice.
 
     https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/intro_understanding_refresh_token_oauth.htm
     """
-    fake.access_tokens.add("sf-access-moved")
-    fake.fail(
-        "token",
-        httpx.Response(
-            200,
-            json={
-                "access_token": "sf-access-moved",
-                "instance_url": "https://new.my.salesforce.com",
-                "token_type": "Bearer",
-                "id": "x",
-                "issued_at": "1",
-                "signature": "s",
-            },
-        ),
-    )
+    fake.instance = MOVED
     async with connected() as (connector, _):
         result = await connector.fetch([query("Lead.count")], WINDOW)
+    assert {r.url.host for r in fake.calls("query")} == {httpx.URL(MOVED).host}
     assert result.notices == [
-        "Salesforce serves this org at https://new.my.salesforce.com: set `instance_url` to it"
+        f"Salesforce serves this org at {MOVED}, where krsync sends its calls: set "
+        "`instance_url` to it"
     ]
+
+
+def test_a_source_without_instance_url_learns_it_from_the_token_answer_and_keeps_it(
+    fake: FakeSalesforce, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source given only `login_url` and a refresh token: the refresh-token grant's answer
+    has `instance_url`, the org's REST root; the run queries it, stores it (encrypted, with the
+    new access token) and the next run goes straight there without refreshing.
+
+    https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/intro_understanding_refresh_token_oauth.htm
+    https://developer.salesforce.com/docs/platform/api-rest/guide/resources-query.md
+    """
+    freeze_today(monkeypatch, date(2026, 7, 11))
+    fake.instance = MOVED  # not the kit's default: the address can only come from the answer
+    src = make_source(
+        name="salesforce",
+        connector="salesforce",
+        config={"login_url": CONFIG["login_url"]},
+        credentials_encrypted=encrypt_credentials(CREDENTIALS),
+    )
+    kr = make_kr()
+    make_mapping(kr, src, "Lead.count")
+
+    def sync() -> None:
+        with session_scope() as s:
+            source = s.get(DataSource, src)
+            assert source is not None
+            sync_now(s, source, trigger="cli")
+
+    sync()
+
+    [run] = runs(src)
+    assert run.status == "succeeded", run.error
+    assert observations(kr)
+    [refresh] = fake.calls("token")
+    assert fake.calls("query")[0].headers["Authorization"] == "Bearer sf-access-1-00D5e"
+    assert {r.url.host for r in fake.calls("query")} == {httpx.URL(MOVED).host}
+    with session_scope() as s:
+        encrypted = s.get(DataSource, src).credentials_encrypted  # type: ignore[union-attr]
+    assert encrypted is not None
+    assert "sf-access-1" not in encrypted
+    assert MOVED not in encrypted
+    assert decrypt_credentials(encrypted) == CREDENTIALS | {
+        "access_token": "sf-access-1-00D5e",
+        "instance_url": MOVED,
+    }
+    with session_scope() as s:
+        state = s.get(DataSource, src).state  # type: ignore[union-attr]
+    assert not (state or {}).get("notices")  # no configured address to correct
+
+    queried = len(fake.calls("query"))
+    sync()
+
+    assert [r.status for r in runs(src)] == ["succeeded", "succeeded"]
+    assert fake.calls("token") == [refresh]  # the stored token and address were enough
+    assert {r.url.host for r in fake.calls("query")[queried:]} == {httpx.URL(MOVED).host}
 
 
 # --- limits, outages, permissions ----------------------------------------------------------------
@@ -593,6 +646,62 @@ async def test_string_numbers_and_blank_sums_leave_as_floats(fake: FakeSalesforc
         "n": {date(2026, 7, 1): 4.0, date(2026, 7, 2): 2.0},
         "s": {date(2026, 7, 1): 1234.5, date(2026, 7, 2): 0.0},
     }
+
+
+def test_a_sum_of_amount_in_a_multicurrency_org_is_stored_in_the_corporate_currency(
+    fake: FakeSalesforce, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a multi-currency org, SUM() of a currency field in a GROUP BY query answers in the
+    org's corporate currency, and convertCurrency() can't wrap an aggregate
+    (https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_querying_currency_fields.htm;
+    aggregate rows as https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_agg_functions.htm).
+    So the query sends SUM(Amount) bare, groups by day alone (not by CurrencyIsoCode), and the
+    figure stored is the org's: 1,000 USD + 900 EUR at 0.9 EUR a dollar is 2,000 (USD)."""
+    freeze_today(monkeypatch, date(2026, 7, 11))
+    usd_per = {"USD": 1.0, "EUR": 1 / 0.9, "JPY": 1 / 150}  # the org's rates; USD corporate
+    deals = {
+        date(2026, 7, 1): [(1000.0, "USD"), (900.0, "EUR")],
+        date(2026, 7, 2): [(300_000.0, "JPY")],
+    }
+
+    def row(aliases: list[str], day: date) -> dict[str, Any] | None:
+        if day not in deals:
+            return None
+        # What Salesforce does: each record's Amount in its own currency, summed in USD.
+        total = sum(amount * usd_per[code] for amount, code in deals[day])
+        return {a: round(total, 2) for a in aliases}
+
+    fake.row = row
+    src = make_source(
+        name="salesforce",
+        connector="salesforce",
+        config=CONFIG,
+        credentials_encrypted=encrypt_credentials(CREDENTIALS),
+    )
+    kr = make_kr()
+    make_mapping(
+        kr,
+        src,
+        "Opportunity.sum",
+        params={"field": "Amount", "date_field": "CloseDate", "date_type": "date"},
+    )
+    with session_scope() as s:
+        source = s.get(DataSource, src)
+        assert source is not None
+        sync_now(s, source, trigger="cli")
+
+    [run] = runs(src)
+    assert run.status == "succeeded", run.error
+    [soql] = fake.soql()
+    assert soql.startswith("SELECT CloseDate d, SUM(Amount) s0 FROM Opportunity WHERE ")
+    assert soql.endswith(" GROUP BY CloseDate")
+    assert "convertCurrency" not in soql
+    assert "CurrencyIsoCode" not in soql
+    assert [(o[0], o[3]) for o in observations(kr)] == [
+        (date(2026, 7, 1), 2000.0),
+        (date(2026, 7, 2), 2000.0),
+    ]
+    assert not run.warnings
 
 
 @pytest.mark.anyio
