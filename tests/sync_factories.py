@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.core.db import session_scope
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation, SyncRun
 from app.sync import clock
+from app.sync.engine import sync_now
 
 
 def freeze_today(monkeypatch: pytest.MonkeyPatch, day: date) -> None:
@@ -78,3 +79,13 @@ def source(source_id: int) -> DataSource:
         src = s.get(DataSource, source_id)
         assert src is not None
         return src
+
+
+def sync_source(
+    source_id: int, *, trigger: str = "cli", window: tuple[date, date] | None = None
+) -> int:
+    """One sync of the source through the engine, as the CLI runs it: the run's id."""
+    with session_scope() as s:
+        src = s.get(DataSource, source_id)
+        assert src is not None
+        return sync_now(s, src, trigger=trigger, window=window)

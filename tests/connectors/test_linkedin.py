@@ -14,13 +14,13 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
+import sync_factories
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
 from app.core import http as http_module
 from app.core.db import session_scope
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource
-from app.sync.engine import sync_now
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
@@ -366,10 +366,7 @@ def test_an_expired_token_is_refreshed_through_the_engine_and_stored_encrypted(
     with respx.mock(assert_all_called=False) as router:
         fake.install(router)
         token = router.post(TOKEN_URL).mock(return_value=httpx.Response(200, json=grant))
-        with session_scope() as s:
-            source = s.get(DataSource, src)
-            assert source is not None
-            sync_now(s, source, trigger="cli")
+        sync_factories.sync_source(src, trigger="cli")
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error
@@ -415,10 +412,8 @@ def test_a_followers_total_backfill_writes_only_the_sync_day(
     )
     kr = make_kr(aggregation="last")
     make_mapping(kr, src, "followers.total")
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="backfill", window=(date(2026, 6, 1), date(2026, 6, 30)))
+    june = (date(2026, 6, 1), date(2026, 6, 30))
+    sync_factories.sync_source(src, trigger="backfill", window=june)
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error

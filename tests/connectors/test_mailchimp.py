@@ -15,12 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import respx
+import sync_factories
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
-from app.core.db import session_scope
 from app.core.vault import encrypt_credentials
-from app.models import DataSource
-from app.sync.engine import sync_now
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
@@ -371,10 +369,8 @@ def test_a_snapshot_backfill_writes_nothing_for_past_days(
     kr = make_kr(aggregation="last")
     make_mapping(kr, src, "audience.members")
 
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="backfill", window=(date(2026, 6, 1), date(2026, 6, 30)))
+    june = (date(2026, 6, 1), date(2026, 6, 30))
+    sync_factories.sync_source(src, trigger="backfill", window=june)
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error

@@ -14,12 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import respx
+import sync_factories
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
-from app.core.db import session_scope
 from app.core.vault import encrypt_credentials
-from app.models import DataSource
-from app.sync.engine import sync_now
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
@@ -481,10 +479,7 @@ def test_a_retired_metric_fails_its_mapping_and_the_run_is_partial(
     retired_kr, live_kr = make_kr(), make_kr()
     retired = make_mapping(retired_kr, src, "page.page_impressions")
     make_mapping(live_kr, src, "page.page_post_engagements")
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli")
+    sync_factories.sync_source(src, trigger="cli")
 
     [run] = runs(src)
     assert run.status == "partial", run.error

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sync_factories
 from fastapi.testclient import TestClient
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
@@ -20,7 +21,6 @@ from app.core.db import session_scope
 from app.core.http import KrsyncClient
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource
-from app.sync.engine import sync_now
 from connectors import pipedrive
 from connectors.base import (
     ConnectorAuthError,
@@ -415,10 +415,7 @@ def test_oauth_tokens_are_refreshed_and_stored_encrypted(
     )
     kr = make_kr()
     make_mapping(kr, src, "deals.count")
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli")
+    sync_factories.sync_source(src, trigger="cli")
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error
@@ -520,10 +517,7 @@ def test_a_day_whose_only_won_deal_was_lost_is_no_longer_counted(
     make_mapping(kr, src, "deals.count", params={"date_field": "won_time", "status": "won"})
 
     def sync() -> dict[date, float]:
-        with session_scope() as s:
-            source = s.get(DataSource, src)
-            assert source is not None
-            sync_now(s, source, trigger="cli")
+        sync_factories.sync_source(src, trigger="cli")
         return {o[0]: o[3] for o in observations(kr)}
 
     assert sync() == {date(2026, 7, 2): 2.0, date(2026, 7, 9): 1.0}

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sync_factories
 from fastapi.testclient import TestClient
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
@@ -20,7 +21,6 @@ from app.core.http import KrsyncClient
 from app.core.redact import secrets_in
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource
-from app.sync.engine import sync_now
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
@@ -355,10 +355,7 @@ def test_an_expired_session_is_refreshed_once_and_the_rotated_token_stored_encry
     kr = make_kr()
     make_mapping(kr, src, "Lead.count")
 
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli")
+    sync_factories.sync_source(src, trigger="cli")
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error
@@ -477,10 +474,7 @@ def test_a_source_without_instance_url_learns_it_from_the_token_answer_and_keeps
     make_mapping(kr, src, "Lead.count")
 
     def sync() -> None:
-        with session_scope() as s:
-            source = s.get(DataSource, src)
-            assert source is not None
-            sync_now(s, source, trigger="cli")
+        sync_factories.sync_source(src, trigger="cli")
 
     sync()
 
@@ -685,10 +679,7 @@ def test_a_sum_of_amount_in_a_multicurrency_org_is_stored_in_the_corporate_curre
         "Opportunity.sum",
         params={"field": "Amount", "date_field": "CloseDate", "date_type": "date"},
     )
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli")
+    sync_factories.sync_source(src, trigger="cli")
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error

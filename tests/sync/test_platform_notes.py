@@ -11,13 +11,13 @@ from datetime import date
 from typing import Any
 
 import pytest
+import sync_factories
 from fastapi.testclient import TestClient
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
 from app.core.db import session_scope
 from app.core.redact import register_secrets
 from app.models import DataSource
-from app.sync.engine import sync_now
 from connectors.base import CheckResult, FetchResult, MetricQuery, Window
 from connectors.demo import DemoConnector
 
@@ -51,10 +51,7 @@ def test_details_land_on_the_run_and_notices_on_the_source(
     freeze_today(monkeypatch, date(2026, 8, 16))
     src = make_source()
     make_mapping(make_kr(), src, "sessions")
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli")
+    sync_factories.sync_source(src, trigger="cli")
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error
@@ -90,10 +87,7 @@ def test_a_complete_answer_replaces_the_window_and_a_failed_run_clears_nothing(
     src = make_source()
     kr = make_kr()
     make_mapping(kr, src, "sessions")
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli")  # the backfill: 1 July .. 15 August
+    sync_factories.sync_source(src, trigger="cli")  # the backfill: 1 July .. 15 August
     before = {row[0]: row[3] for row in observations(kr)}
     assert len(before) == 46
 
@@ -109,10 +103,7 @@ def test_a_complete_answer_replaces_the_window_and_a_failed_run_clears_nothing(
 
     monkeypatch.setattr(DemoConnector, "fetch", odd_days_only)
     window = (date(2026, 8, 1), date(2026, 8, 10))
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli", window=window)
+    sync_factories.sync_source(src, trigger="cli", window=window)
     after = {row[0]: row[3] for row in observations(kr)}
     gone = {date(2026, 8, d) for d in (2, 4, 6, 8, 10)}
     assert set(after) == set(before) - gone
@@ -122,9 +113,6 @@ def test_a_complete_answer_replaces_the_window_and_a_failed_run_clears_nothing(
         raise RuntimeError("the platform fell over mid-run")
 
     monkeypatch.setattr(DemoConnector, "fetch", broken)
-    with session_scope() as s:
-        source = s.get(DataSource, src)
-        assert source is not None
-        sync_now(s, source, trigger="cli", window=(date(2026, 7, 1), date(2026, 8, 15)))
+    sync_factories.sync_source(src, trigger="cli", window=(date(2026, 7, 1), date(2026, 8, 15)))
     assert runs(src)[-1].status == "failed"
     assert {row[0]: row[3] for row in observations(kr)} == after

@@ -12,13 +12,11 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
+import sync_factories
 from fastapi.testclient import TestClient
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
-from app.core.db import session_scope
 from app.core.vault import encrypt_credentials
-from app.models import DataSource
-from app.sync.engine import sync_now
 from connectors.base import Window
 from connectors.meta import PAGE_WINDOW_DAYS
 
@@ -70,10 +68,7 @@ def test_a_meta_backfill_past_ninety_days_is_asked_in_parts_of_ninety(
     make_mapping(kr, src, "page.page_post_engagements")
     # The fake answers any range in one page: only the windows asked bound what a call spans.
     with engine_client.mocked(FakeGraph(page_days=400)) as graph:
-        with session_scope() as s:
-            source = s.get(DataSource, src)
-            assert source is not None
-            sync_now(s, source, trigger="backfill", window=(window.start, window.end))
+        sync_factories.sync_source(src, trigger="backfill", window=(window.start, window.end))
 
     [run] = runs(src)
     assert run.status == "succeeded", run.error
