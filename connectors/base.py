@@ -344,6 +344,17 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 CredT = TypeVar("CredT", bound=BaseModel)
 
 
+def json_body(response: httpx.Response, platform: str) -> Any:
+    """A successful answer's JSON. A body that isn't JSON (a proxy's error page, a cut-off
+    transfer) is retried rather than read as an answer without figures."""
+    try:
+        return response.json()
+    except ValueError:
+        raise RetriableError(
+            f"{platform} answered {response.status_code} with something that isn't JSON"
+        ) from None
+
+
 def _names(items: Sequence[str] | frozenset[str]) -> str:
     return ", ".join(f"`{i}`" for i in items) or "none"
 

@@ -42,6 +42,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    json_body,
     retry_after,
 )
 
@@ -282,10 +283,7 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
             raise
         if not response.is_success:
             raise self._error(response)
-        try:
-            body = response.json()
-        except ValueError:
-            raise RetriableError("YouTube answered with something that isn't JSON") from None
+        body = json_body(response, "YouTube")
         if not isinstance(body, dict):
             raise RetriableError("YouTube answered with JSON that isn't an object")
         return body

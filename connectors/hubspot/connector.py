@@ -29,8 +29,8 @@ from connectors.base import (
     MappingError,
     MetricQuery,
     OAuthSpec,
-    RetriableError,
     Window,
+    json_body,
 )
 from connectors.hubspot.errors import (
     SEARCHES_PER_SECOND,
@@ -381,12 +381,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 uses_oauth=self.credentials.uses_oauth,
                 redactor=getattr(self.http, "redactor", None),
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise RetriableError(
-                f"HubSpot answered {response.status_code} with something that isn't JSON"
-            ) from None
+        return json_body(response, "HubSpot")
 
 
 async def _sleep(seconds: float) -> None:

@@ -23,6 +23,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    json_body,
 )
 from connectors.linkedin.models import (
     ADMIN_HINT,
@@ -216,12 +217,7 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
         response = await self.http.get(path, params=params)
         if not response.is_success:
             raise self._error(response)
-        try:
-            return response.json()
-        except ValueError:
-            raise RetriableError(
-                f"LinkedIn answered {response.status_code} with something that isn't JSON"
-            ) from None
+        return json_body(response, "LinkedIn")
 
     # --- errors and notices ----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    json_body,
     retry_after,
 )
 from connectors.mailchimp.models import (
@@ -291,12 +292,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         response = await self.http.get(path, params=params)
         if not response.is_success:
             raise self._error(response, path)
-        try:
-            body = response.json()
-        except ValueError:
-            raise RetriableError(
-                f"Mailchimp answered {response.status_code} with something that isn't JSON"
-            ) from None
+        body = json_body(response, "Mailchimp")
         if not isinstance(body, dict):
             raise RetriableError("Mailchimp answered with JSON that isn't an object")
         return body

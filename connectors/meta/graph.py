@@ -18,6 +18,7 @@ from connectors.base import (
     ConnectorConfigError,
     RateLimited,
     RetriableError,
+    json_body,
     retry_after,
 )
 from connectors.meta.models import (
@@ -60,12 +61,7 @@ class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
         regain = self._read_usage(response)
         if not response.is_success:
             raise self._error(response, surface, regain)
-        try:
-            return response.json()
-        except ValueError:
-            raise RetriableError(
-                f"Meta answered {response.status_code} with something that isn't JSON"
-            ) from None
+        return json_body(response, "Meta")
 
     def _read_usage(self, response: httpx.Response) -> float | None:
         """Note the highest quota share from Meta's usage headers; the minutes to regain access."""

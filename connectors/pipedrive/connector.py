@@ -28,6 +28,7 @@ from connectors.base import (
     OAuthSpec,
     RetriableError,
     Window,
+    json_body,
 )
 from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error, _refresh_failed
 from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
@@ -198,12 +199,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
                 uses_api_token=self.credentials.api_token is not None,
                 redactor=getattr(self.http, "redactor", None),
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise RetriableError(
-                f"Pipedrive answered {response.status_code} with something that isn't JSON"
-            ) from None
+        return json_body(response, "Pipedrive")
 
     def _note_limits(self, response: httpx.Response) -> None:
         for name in ("limit", "remaining", "reset"):

@@ -30,6 +30,7 @@ from connectors.base import (
     OAuthSpec,
     RetriableError,
     Window,
+    json_body,
 )
 from connectors.salesforce.errors import (
     REFRESH_REFUSED,
@@ -366,12 +367,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 api_version=self.config.api_version,
                 redactor=getattr(self.http, "redactor", None),
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise RetriableError(
-                f"Salesforce answered {response.status_code} with something that isn't JSON"
-            ) from None
+        return json_body(response, "Salesforce")
 
     def _usage_details(self) -> dict[str, Any]:
         if self._usage is None:

@@ -28,6 +28,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    json_body,
     retry_after,
 )
 from connectors.google_auth import (
@@ -231,12 +232,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
                 break
         assert response is not None
         if response.is_success:
-            try:
-                return response.json()
-            except ValueError:
-                raise RetriableError(
-                    f"Search Console answered {response.status_code} with something that isn't JSON"
-                ) from None
+            return json_body(response, "Search Console")
         raise self._error(response)
 
     def _error(self, response: httpx.Response) -> Exception:
