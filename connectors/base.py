@@ -447,6 +447,7 @@ class Connector(ABC, Generic[ConfigT, CredT]):
             validated = spec.params_model.model_validate(dict(params or {}))
         except ValidationError as exc:
             raise _params_error(spec, exc) from exc
+        checked: list[Filter] = []
         for i, raw in enumerate(filters):
             try:
                 flt = raw if isinstance(raw, Filter) else Filter.model_validate(raw)
@@ -468,9 +469,17 @@ class Connector(ABC, Generic[ConfigT, CredT]):
                 raise MappingError(
                     f"filters[{i}].op", f"`{flt.field}` doesn't take `{flt.op}`; use {allowed}"
                 )
+            checked.append(flt)
         if aggregation is not None:
             _check_aggregation(spec, aggregation)
+        cls.check_filters(checked)
         return validated
+
+    @classmethod
+    def check_filters(cls, filters: Sequence[Filter]) -> None:
+        """The platform's own rules for filters the catalogue allows (value formats, how many
+        fit one request); raise ``MappingError`` naming ``filters[i]``. Runs last, on the
+        validated filters, so a connector needn't parse them again."""
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         """Check a mapping against the platform's own metadata; a no-op where there is none."""

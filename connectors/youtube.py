@@ -16,7 +16,7 @@ grant needs the ``yt-analytics.readonly`` scope. Errors come in Google's envelop
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,6 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import (
-    Aggregation,
     BaseUrl,
     CheckResult,
     Connector,
@@ -177,25 +176,16 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
         )
 
     @classmethod
-    def validate_query(
-        cls,
-        metric: str,
-        params: Mapping[str, Any] | None,
-        filters: Sequence[Filter | Mapping[str, Any]],
-        aggregation: Aggregation | None,
-    ) -> BaseModel:
+    def check_filters(cls, filters: Sequence[Filter]) -> None:
         """Beyond the catalogue: filter values YouTube would refuse are refused at mapping time."""
-        validated = super().validate_query(metric, params, filters, aggregation)
-        checked = [f if isinstance(f, Filter) else Filter.model_validate(f) for f in filters]
-        for i, flt in enumerate(checked):
+        for i, flt in enumerate(filters):
             for value in flt.values:
                 if not _VALUE[flt.field].match(str(value)):
                     raise MappingError(
                         f"filters[{i}].value",
                         f"`{value}` is not {_EXAMPLE[flt.field]}",
                     )
-        filter_text(checked)
-        return validated
+        filter_text(filters)
 
     async def check(self) -> CheckResult:
         day = (self.today - timedelta(days=2)).isoformat()

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel
-
 from connectors.base import (
-    Aggregation,
     CheckResult,
     Connector,
     DailyValue,
@@ -116,14 +113,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         )
 
     @classmethod
-    def validate_query(
-        cls,
-        metric: str,
-        params: Mapping[str, Any] | None,
-        filters: Sequence[Filter | Mapping[str, Any]],
-        aggregation: Aggregation | None,
-    ) -> BaseModel:
-        validated = super().validate_query(metric, params, filters, aggregation)
+    def check_filters(cls, filters: Sequence[Filter]) -> None:
         if len(filters) + 1 > MAX_FILTERS_PER_GROUP:
             raise MappingError(
                 "filters",
@@ -131,7 +121,6 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 f"group and the date range takes one: use at most {MAX_FILTERS_PER_GROUP - 1} "
                 f"filters (this mapping has {len(filters)}; `in` matches a list in one)",
             )
-        return validated
 
     # --- check and metadata ----------------------------------------------------------------------
 

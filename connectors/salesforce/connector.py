@@ -140,9 +140,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 f"`{metric[:80]}` is not a Salesforce metric: name an object's API name and "
                 "`.count` or `.sum`, e.g. `Lead.count`, `Opportunity.sum`, `Campaign__c.count`",
             )
-        validated = super().validate_query(metric, params, filters, aggregation)
-        for i, raw in enumerate(filters):
-            flt = raw if isinstance(raw, Filter) else Filter.model_validate(raw)
+        return super().validate_query(metric, params, filters, aggregation)
+
+    @classmethod
+    def check_filters(cls, filters: Sequence[Filter]) -> None:
+        for i, flt in enumerate(filters):
             if not FIELD_PATH.fullmatch(flt.field):
                 raise MappingError(
                     f"filters[{i}].field",
@@ -152,7 +154,6 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             for value in flt.values:
                 if isinstance(value, float) and not abs(value) < float("inf"):
                     raise MappingError(f"filters[{i}].value", "a filter value must be finite")
-        return validated
 
     # --- hooks -----------------------------------------------------------------------------------
 

@@ -11,10 +11,8 @@ from urllib.parse import quote
 
 import google.auth.exceptions
 import httpx
-from pydantic import BaseModel
 
 from connectors.base import (
-    Aggregation,
     CheckResult,
     Connector,
     ConnectorAuthError,
@@ -76,16 +74,8 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         return HttpOptions(base_url=config.base_url or SC_ROOT, rate_per_second=10.0)
 
     @classmethod
-    def validate_query(
-        cls,
-        metric: str,
-        params: Mapping[str, Any] | None,
-        filters: Sequence[Filter | Mapping[str, Any]],
-        aggregation: Aggregation | None,
-    ) -> BaseModel:
-        validated = super().validate_query(metric, params, filters, aggregation)
-        for i, raw in enumerate(filters):
-            flt = raw if isinstance(raw, Filter) else Filter.model_validate(raw)
+    def check_filters(cls, filters: Sequence[Filter]) -> None:
+        for i, flt in enumerate(filters):
             for value in flt.values:
                 text = str(value)
                 if flt.field == "device" and text.upper() not in DEVICES:
@@ -99,7 +89,6 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
                         f"`{text}` is not a country code: Search Console uses ISO 3166-1 "
                         "alpha-3 codes, e.g. `fra`, `usa`",
                     )
-        return validated
 
     # --- hooks -----------------------------------------------------------------------------------
 
