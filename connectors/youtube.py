@@ -40,6 +40,7 @@ from connectors.base import (
     OAuthSpec,
     RateLimited,
     RetriableError,
+    TokenRefreshError,
     Window,
     json_body,
     retry_after,
@@ -115,11 +116,6 @@ def filter_text(filters: Sequence[Filter]) -> str:
         values = [str(v).upper() if flt.field == "country" else str(v) for v in flt.values]
         parts[flt.field] = f"{flt.field}=={','.join(values)}"
     return ";".join(parts[f] for f in sorted(parts))
-
-
-def _is_refresh_failure(exc: BaseException) -> bool:
-    # The engine's OAuthRefreshError; connectors don't import app/, so it is known by name.
-    return any(c.__name__ == "OAuthRefreshError" for c in type(exc).__mro__)
 
 
 def _google_error(response: httpx.Response) -> tuple[str, set[str]]:
@@ -264,13 +260,13 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
         full = {"ids": f"channel=={self.config.channel_id}", **params}
         try:
             response = await self.http.get(REPORTS, params=full)
-        except Exception as exc:
-            if _is_refresh_failure(exc) and not getattr(exc, "transient", False):
-                raise ConnectorAuthError(
-                    f"Google refused to refresh the access token ({getattr(exc, 'message', exc)}): "
-                    f"the refresh token is revoked, expired or for another client_id; {REAUTHORIZE}"
-                ) from None
-            raise
+        except TokenRefreshError as exc:
+            if exc.transient:
+                raise
+            raise ConnectorAuthError(
+                f"Google refused to refresh the access token ({getattr(exc, 'message', exc)}): "
+                f"the refresh token is revoked, expired or for another client_id; {REAUTHORIZE}"
+            ) from None
         if not response.is_success:
             raise self._error(response)
         body = json_body(response, "YouTube")

@@ -63,7 +63,7 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
 
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
-        known = next((m for m in cls.metrics if m.name == name), None)
+        known = super().metric_spec(name)
         if known is not None:
             return known
         return _spec(name) if API_NAME.match(name) else None

@@ -27,10 +27,11 @@ from connectors.base import (
     MetricQuery,
     OAuthSpec,
     RetriableError,
+    TokenRefreshError,
     Window,
     json_body,
 )
-from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error, _refresh_failed
+from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error
 from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
 from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _read
 
@@ -186,12 +187,10 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             self._wait = 0.0
         try:
             response = await self.http.get(path, params=params)
-        except Exception as exc:
-            if _refresh_failed(exc):
-                if getattr(exc, "transient", False):
-                    raise RetriableError("Pipedrive's OAuth server is unavailable") from None
-                raise ConnectorAuthError(REFRESH_REFUSED) from None
-            raise
+        except TokenRefreshError as exc:
+            if exc.transient:
+                raise RetriableError("Pipedrive's OAuth server is unavailable") from None
+            raise ConnectorAuthError(REFRESH_REFUSED) from None
         self._note_limits(response)
         if not response.is_success:
             raise _error(

@@ -15,7 +15,6 @@ from connectors.base import (
     ConnectorConfigError,
     RateLimited,
     RetriableError,
-    TokenRefreshError,
 )
 from connectors.pipedrive.timeline import _number
 
@@ -32,11 +31,6 @@ REFRESH_REFUSED = (
     "Pipedrive refused to refresh the OAuth token: the `refresh_token` is revoked or expired, or "
     "`client_id`/`client_secret` belong to another app; reconnect the app"
 )
-
-
-def _refresh_failed(exc: BaseException) -> bool:
-    """The engine's client could not refresh the token: the grant needs renewing."""
-    return isinstance(exc, TokenRefreshError)
 
 
 class TimelineRejected(ConnectorConfigError):

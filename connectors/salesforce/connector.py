@@ -29,6 +29,7 @@ from connectors.base import (
     MetricSpec,
     OAuthSpec,
     RetriableError,
+    TokenRefreshError,
     Window,
     json_body,
 )
@@ -37,7 +38,6 @@ from connectors.salesforce.errors import (
     ObjectRefused,
     QueryRejected,
     _error,
-    _refresh_failed,
 )
 from connectors.salesforce.models import (
     FIELD_PATH,
@@ -349,14 +349,12 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     ) -> Any:
         try:
             response = await self.http.get(f"{await self._root()}{url}", params=params)
-        except Exception as exc:
-            if _refresh_failed(exc):
-                if getattr(exc, "transient", False):
-                    raise RetriableError(
-                        "Salesforce's token endpoint is unavailable: the next run tries again"
-                    ) from None
-                raise ConnectorAuthError(REFRESH_REFUSED) from None
-            raise
+        except TokenRefreshError as exc:
+            if exc.transient:
+                raise RetriableError(
+                    "Salesforce's token endpoint is unavailable: the next run tries again"
+                ) from None
+            raise ConnectorAuthError(REFRESH_REFUSED) from None
         usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
         if usage:
             self._usage = (int(usage.group(1)), int(usage.group(2)))

@@ -16,7 +16,6 @@ from connectors.base import (
     ConnectorConfigError,
     RateLimited,
     RetriableError,
-    TokenRefreshError,
     retry_after,
 )
 
@@ -37,11 +36,6 @@ API_DISABLED = (
     "Salesforce refused API access ({code}): the integration user's profile or a permission set "
     "needs the `API Enabled` permission, and the org's edition must include API access"
 )
-
-
-def _refresh_failed(exc: BaseException) -> bool:
-    """The engine's client could not refresh the token: the grant needs renewing."""
-    return isinstance(exc, TokenRefreshError)
 
 
 class ObjectRefused(ConnectorAuthError):
