@@ -344,6 +344,17 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 CredT = TypeVar("CredT", bound=BaseModel)
 
 
+def as_number(raw: Any) -> float | None:
+    """A JSON figure as platforms send it: a number or a numeric string ("1500.50"). Anything
+    else (a boolean, an object, text) is no figure rather than a guess."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
 def json_body(response: httpx.Response, platform: str) -> Any:
     """A successful answer's JSON. A body that isn't JSON (a proxy's error page, a cut-off
     transfer) is retried rather than read as an answer without figures."""

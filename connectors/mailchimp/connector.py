@@ -25,6 +25,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    as_number,
     json_body,
     retry_after,
 )
@@ -45,7 +46,6 @@ from connectors.mailchimp.records import (
     _day,
     _dig,
     _matches,
-    _number,
 )
 
 
@@ -113,7 +113,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         audience = await self._get(
             f"lists/{self.config.list_id}", {"fields": "id,name,stats.member_count"}
         )
-        members = _number(_dig(audience, ("stats", "member_count")))
+        members = as_number(_dig(audience, ("stats", "member_count")))
         zone = account.get("account_timezone")
         try:
             timezone = str(ZoneInfo(zone)) if isinstance(zone, str) and zone else None
@@ -137,7 +137,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             for query in activity:
                 field = ACTIVITY_FIELDS[query.metric]
                 for day, row in sorted(days.items()):
-                    value = _number(row.get(field))
+                    value = as_number(row.get(field))
                     if value is not None:
                         result.values.append(DailyValue(query.id, day, value))
         if campaigns:
@@ -145,7 +145,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             for query in campaigns:
                 sums: dict[date, float] = {}
                 for day, report in reports:
-                    value = _number(_dig(report, CAMPAIGN_FIELDS[query.metric]))
+                    value = as_number(_dig(report, CAMPAIGN_FIELDS[query.metric]))
                     if value is not None and _matches(report, query.filters):
                         sums[day] = sums.get(day, 0.0) + value
                 result.values += [DailyValue(query.id, d, v) for d, v in sorted(sums.items())]
@@ -153,7 +153,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             audience = await self._get(
                 f"lists/{self.config.list_id}", {"fields": "stats.member_count"}
             )
-            count = _number(_dig(audience, ("stats", "member_count")))
+            count = as_number(_dig(audience, ("stats", "member_count")))
             if count is None:
                 result.warnings.append("Mailchimp's audience answered without stats.member_count")
             else:
@@ -194,7 +194,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             if days:
                 oldest = min(days) if oldest is None else min(oldest, *days)
             offset += len(rows)
-            total = _number(body.get("total_items"))
+            total = as_number(body.get("total_items"))
             if not rows or (
                 offset >= total if total is not None else len(rows) < self.config.page_size
             ):
@@ -264,7 +264,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
                 reports.append((day, report))
             offset += len(page)
             read += len(page)
-            total = _number(body.get("total_items"))
+            total = as_number(body.get("total_items"))
             if not page or (
                 offset >= total if total is not None else len(page) < self.config.page_size
             ):

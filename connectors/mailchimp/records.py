@@ -39,15 +39,6 @@ REPORT_FIELDS = ",".join(
 _FILTER_KEYS = {"campaign_title": "campaign_title", "campaign_type": "type"}
 
 
-def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        return None
-
-
 def _day(raw: Any) -> date | None:
     """A list-activity ``day``: a date, sometimes with a time after it."""
     try:

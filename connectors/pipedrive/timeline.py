@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from connectors.base import DailyValue, FetchResult, MetricQuery, Window
+from connectors.base import DailyValue, FetchResult, MetricQuery, Window, as_number
 from connectors.pipedrive.models import DealsParams
 
 TIMELINE = "/api/v1/deals/timeline"
@@ -26,16 +26,8 @@ _TOTALS = {
 
 
 def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        return float(raw)
-    if isinstance(raw, str):
-        try:
-            return float(raw.strip().replace(",", ""))
-        except ValueError:
-            return None
-    return None
+    """Pipedrive may group thousands with commas in a string figure ("12,500")."""
+    return as_number(raw.replace(",", "") if isinstance(raw, str) else raw)
 
 
 def _read(

@@ -47,7 +47,6 @@ from connectors.rest_json.records import (
     extract,
     find_records,
     parse_day,
-    parse_value,
 )
 
 __all__ = [
@@ -76,5 +75,4 @@ __all__ = [
     "find_records",
     "make_paginator",
     "parse_day",
-    "parse_value",
 ]

@@ -10,7 +10,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from connectors.base import DailyValue, MetricQuery, Window
+from connectors.base import DailyValue, MetricQuery, Window, as_number
 from connectors.rest_json.models import RestJsonParams, _compile
 
 #: Bad records listed one by one in the warnings; the rest are counted.
@@ -51,19 +51,6 @@ def parse_day(raw: Any, date_format: str | None) -> date | str:
     return f"`{text[:40]}` is not an ISO date: set `date_format`"
 
 
-def parse_value(raw: Any) -> float | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, (int, float)):
-        return float(raw)
-    if isinstance(raw, str):
-        try:
-            return float(raw.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def _first(path: str, record: Any) -> Any:
     found = _compile(path).findall(record)
     return found[0] if found else None
@@ -88,7 +75,7 @@ def extract(
             if day not in window:
                 continue
             raw = _first(params.value, record)
-            value = parse_value(raw)
+            value = as_number(raw)
             if value is None:
                 what = "no value" if raw is None else f"`{str(raw)[:40]}` is not a number"
                 bad.append(f"record {at}: {what} at `{params.value}`")

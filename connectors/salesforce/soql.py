@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import DailyValue, Filter, MetricQuery, Window
+from connectors.base import DailyValue, Filter, MetricQuery, Window, as_number
 from connectors.salesforce.models import FIELD_PATH, SalesforceSumParams
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -102,19 +102,6 @@ class Statement:
         return f"SELECT {', '.join(select)} FROM {self.sobject} WHERE {where} GROUP BY {day}"
 
 
-def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        return float(raw)
-    if isinstance(raw, str):
-        try:
-            return float(raw.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def _values(
     group: Sequence[MetricQuery],
     sums: Sequence[str],
@@ -140,7 +127,7 @@ def _values(
             key = alias[params.field] if isinstance(params, SalesforceSumParams) else "n"
             cell = record.get(key)
             # SUM over records whose field is blank is null: those records add nothing.
-            value = 0.0 if cell is None and key != "n" else _number(cell)
+            value = 0.0 if cell is None and key != "n" else as_number(cell)
             if value is None:
                 warnings.append(f"{query.metric} on {day}: `{str(cell)[:40]}` is not a number")
                 continue
