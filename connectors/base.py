@@ -355,6 +355,20 @@ def as_number(raw: Any) -> float | None:
         return None
 
 
+def status_failure(http: Any, response: httpx.Response) -> tuple[str, float | None]:
+    """A failed answer as the engine's client words it: its redacted message (source, request,
+    status, the start of the body) and the wait the platform asked for.
+
+    The client raises its own ``HttpStatusError``, which connectors can't import (they don't
+    depend on app/): it is read by duck typing.
+    """
+    try:
+        http.raise_for_status(response)
+    except Exception as exc:
+        return str(getattr(exc, "message", exc)), getattr(exc, "retry_after", None)
+    return f"HTTP {response.status_code}", None
+
+
 def json_body(response: httpx.Response, platform: str) -> Any:
     """A successful answer's JSON. A body that isn't JSON (a proxy's error page, a cut-off
     transfer) is retried rather than read as an answer without figures."""

@@ -26,6 +26,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    status_failure,
 )
 from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
 from connectors.csv_source.queries import _bad_rows_warnings, _ColumnError, _Plan, _plan
@@ -198,14 +199,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
     async def _download(self, url: str) -> bytes:
         response = await self.http.get(url)
         if not response.is_success:
-            message, retry_after = f"HTTP {response.status_code}", None
-            try:
-                # The engine's client raises its own redacted HttpStatusError, which this
-                # package can't import (connectors don't depend on app/): read it by duck typing.
-                self.http.raise_for_status(response)  # type: ignore[attr-defined]
-            except Exception as exc:
-                message = str(getattr(exc, "message", exc))
-                retry_after = getattr(exc, "retry_after", None)
+            message, retry_after = status_failure(self.http, response)
             raise self._error(response.status_code, message, retry_after) from None
         if len(response.content) > MAX_BYTES:
             raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")

@@ -25,6 +25,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    status_failure,
 )
 from connectors.rest_json.models import (
     DEFAULT_AUTH_HEADER,
@@ -155,14 +156,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
             kwargs["json"] = request.body
         response = await self.http.request(request.method, request.url, **kwargs)
         if not response.is_success:
-            message, retry_after = f"HTTP {response.status_code}", None
-            try:
-                # The engine's client raises its own redacted HttpStatusError, which this
-                # package can't import (connectors don't depend on app/): read it by duck typing.
-                self.http.raise_for_status(response)  # type: ignore[attr-defined]
-            except Exception as exc:
-                message = str(getattr(exc, "message", exc))
-                retry_after = getattr(exc, "retry_after", None)
+            message, retry_after = status_failure(self.http, response)
             raise self._error(response.status_code, message, retry_after) from None
         try:
             return response, response.json()
