@@ -261,6 +261,19 @@ class OAuthSpec:
     scope: str | None = None
 
 
+def stored_token(
+    refresh_token: str | None, access_token: str | None, expires_at: float | None = None
+) -> dict[str, Any]:
+    """The token an ``OAuthSpec`` starts from: the stored refresh token, and the stored access
+    token with its expiry when there is one, so a sync doesn't refresh a token still valid."""
+    token: dict[str, Any] = {"refresh_token": refresh_token}
+    if access_token:
+        token |= {"access_token": access_token, "token_type": "Bearer"}
+        if expires_at is not None:
+            token["expires_at"] = expires_at
+    return token
+
+
 @dataclass(frozen=True)
 class HttpOptions:
     """How the engine should build this source's HTTP client."""

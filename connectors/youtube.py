@@ -44,6 +44,7 @@ from connectors.base import (
     Window,
     json_body,
     retry_after,
+    stored_token,
 )
 
 ROOT = "https://youtubeanalytics.googleapis.com"
@@ -155,12 +156,9 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
 
     @classmethod
     def http_options(cls, config: YouTubeConfig, credentials: YouTubeCredentials) -> HttpOptions:
-        token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
-        if credentials.access_token:
-            token["access_token"] = credentials.access_token
-            token["token_type"] = "Bearer"
-            if credentials.expires_at is not None:
-                token["expires_at"] = credentials.expires_at
+        token = stored_token(
+            credentials.refresh_token, credentials.access_token, credentials.expires_at
+        )
         return HttpOptions(
             base_url=(config.base_url or ROOT).rstrip("/"),
             oauth=OAuthSpec(

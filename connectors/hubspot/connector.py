@@ -28,6 +28,7 @@ from connectors.base import (
     OAuthSpec,
     Window,
     json_body,
+    stored_token,
 )
 from connectors.hubspot.errors import (
     SEARCHES_PER_SECOND,
@@ -94,11 +95,9 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 headers={"Authorization": f"Bearer {credentials.access_token}"},
                 retry_after=_client_wait,
             )
-        token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
-        if credentials.access_token:
-            token.update(access_token=credentials.access_token, token_type="Bearer")
-            if credentials.expires_at is not None:
-                token["expires_at"] = credentials.expires_at
+        token = stored_token(
+            credentials.refresh_token, credentials.access_token, credentials.expires_at
+        )
         return HttpOptions(
             base_url=base,
             rate_per_second=SEARCHES_PER_SECOND,

@@ -24,6 +24,7 @@ from connectors.base import (
     RetriableError,
     Window,
     json_body,
+    stored_token,
 )
 from connectors.linkedin.models import (
     ADMIN_HINT,
@@ -79,13 +80,9 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
         if not credentials.refresh_token:
             headers["Authorization"] = f"Bearer {credentials.access_token}"
             return HttpOptions(base_url=base, headers=headers, max_concurrency=2)
-        token: dict[str, Any] = {
-            "access_token": credentials.access_token,
-            "refresh_token": credentials.refresh_token,
-            "token_type": "Bearer",
-        }
-        if credentials.expires_at is not None:
-            token["expires_at"] = credentials.expires_at
+        token = stored_token(
+            credentials.refresh_token, credentials.access_token, credentials.expires_at
+        )
         return HttpOptions(
             base_url=base,
             headers=headers,

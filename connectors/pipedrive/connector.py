@@ -30,6 +30,7 @@ from connectors.base import (
     TokenRefreshError,
     Window,
     json_body,
+    stored_token,
 )
 from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error
 from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
@@ -74,11 +75,9 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             return HttpOptions(
                 **options, headers={"Authorization": f"Bearer {credentials.access_token}"}
             )
-        token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
-        if credentials.access_token:
-            token |= {"access_token": credentials.access_token, "token_type": "Bearer"}
-            if credentials.expires_at is not None:
-                token["expires_at"] = credentials.expires_at
+        token = stored_token(
+            credentials.refresh_token, credentials.access_token, credentials.expires_at
+        )
         return HttpOptions(
             **options,
             oauth=OAuthSpec(

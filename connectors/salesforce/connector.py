@@ -32,6 +32,7 @@ from connectors.base import (
     TokenRefreshError,
     Window,
     json_body,
+    stored_token,
 )
 from connectors.salesforce.errors import (
     REFRESH_REFUSED,
@@ -94,11 +95,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     def http_options(
         cls, config: SalesforceConfig, credentials: SalesforceCredentials
     ) -> HttpOptions:
-        token: dict[str, Any] = {"refresh_token": credentials.refresh_token}
         root = config.base_url or _address(credentials.instance_url) or config.instance_url
         # With no address known, the first call refreshes: the token answer says where the org is.
-        if credentials.access_token and root:
-            token |= {"access_token": credentials.access_token, "token_type": "Bearer"}
+        token = stored_token(credentials.refresh_token, credentials.access_token if root else None)
         return HttpOptions(
             base_url=root or "",
             # Salesforce caps concurrent long-running requests per org, not a rate.
