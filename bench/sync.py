@@ -61,7 +61,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -542,6 +542,28 @@ class Reference:
     calls: int
 
 
+def measure_reference(
+    label: str, everything: Callable[[], Awaitable[list[int]]], base_url: str, expected: int
+) -> Reference:
+    """Run a reference's requests once: its wall and CPU time and the calls the platform saw,
+    after checking it kept to 10 in flight per source and read every value."""
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    values = asyncio.run(everything())
+    wall = time.monotonic() - started
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    stats = platform_stats(base_url)
+    if sum(s["violations"] for s in stats.values()):
+        raise BenchError(f"the {label} reference went over 10 requests in flight for a source")
+    if sum(values) != expected:
+        raise BenchError(f"the {label} reference read {sum(values)} values")
+    return Reference(
+        wall=wall,
+        cpu=(usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
+        calls=sum(s["requests"] for s in stats.values()),
+    )
+
+
 def httpx_reference(
     args: argparse.Namespace, seeded: Seeded, base_url: str, yesterday: date, days: int
 ) -> Reference:
@@ -584,20 +606,8 @@ def httpx_reference(
     async def everything() -> list[int]:
         return await asyncio.gather(*(one_source(s) for s in seeded.source_ids))
 
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.monotonic()
-    values = asyncio.run(everything())
-    wall = time.monotonic() - started
-    usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    stats = platform_stats(base_url)
-    if sum(s["violations"] for s in stats.values()):
-        raise BenchError("the httpx reference went over 10 requests in flight for a source")
-    if sum(values) != len(seeded.source_ids) * args.krs * days:
-        raise BenchError(f"the httpx reference read {sum(values)} values")
-    return Reference(
-        wall=wall,
-        cpu=(usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
-        calls=sum(s["requests"] for s in stats.values()),
+    return measure_reference(
+        "httpx", everything, base_url, len(seeded.source_ids) * args.krs * days
     )
 
 
@@ -647,21 +657,7 @@ def raw_reference(
     async def everything() -> list[int]:
         return await asyncio.gather(*(one_source(i, s) for i, s in enumerate(seeded.source_ids)))
 
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.monotonic()
-    values = asyncio.run(everything())
-    wall = time.monotonic() - started
-    usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    stats = platform_stats(base_url)
-    if sum(s["violations"] for s in stats.values()):
-        raise BenchError("the raw reference went over 10 requests in flight for a source")
-    if sum(values) != len(seeded.source_ids) * args.krs * days:
-        raise BenchError(f"the raw reference read {sum(values)} values")
-    return Reference(
-        wall=wall,
-        cpu=(usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
-        calls=sum(s["requests"] for s in stats.values()),
-    )
+    return measure_reference("raw", everything, base_url, len(seeded.source_ids) * args.krs * days)
 
 
 REFERENCES: dict[str, Callable[..., Reference]] = {
