@@ -324,12 +324,22 @@ class FakeGoogle:
     # --- carriers --------------------------------------------------------------------------------
 
     @contextmanager
+    def serving(self) -> Iterator[tuple[FakeGoogle, str]]:
+        """Served, with the test service account registered at the server's token URL."""
+        with self.serve() as base:
+            self.accounts = [service_account(f"{base}/token")]
+            yield self, base
+
+    @contextmanager
     def serve(self) -> Iterator[str]:
         """A real HTTP server on 127.0.0.1; yields its base URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes: with Nagle on, the client's delayed ACK
+            # holds every answer ~40 ms.
+            disable_nagle_algorithm = True
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

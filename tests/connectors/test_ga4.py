@@ -62,9 +62,8 @@ def fast_retries() -> Iterator[None]:
 @pytest.fixture
 def google() -> Iterator[tuple[FakeGoogle, str]]:
     fake = FakeGoogle(records=year_of_traffic())
-    with fake.serve() as base:
-        fake.accounts = [service_account(f"{base}/token")]
-        yield fake, base
+    with fake.serving() as served:
+        yield served
 
 
 def sa_credentials(base: str, key_name: str = "good") -> dict[str, Any]:

@@ -77,9 +77,8 @@ def google() -> Iterator[tuple[FakeGoogle, str]]:
         organic = {"sessionDefaultChannelGroup": "Organic Search"}
         records.append(Record(day, organic, {"sessions": 1000}))
     fake = FakeGoogle(records=records)
-    with fake.serve() as base:
-        fake.accounts = [service_account(f"{base}/token")]
-        yield fake, base
+    with fake.serving() as served:
+        yield served
 
 
 def test_an_email_sessions_key_result_synced_from_ga4(

@@ -64,9 +64,8 @@ def fast_retries() -> Iterator[None]:
 @pytest.fixture
 def google() -> Iterator[tuple[FakeGoogle, str]]:
     fake = FakeGoogle(search=year_of_search())
-    with fake.serve() as base:
-        fake.accounts = [service_account(f"{base}/token")]
-        yield fake, base
+    with fake.serving() as served:
+        yield served
 
 
 @asynccontextmanager
@@ -521,9 +520,8 @@ def positions(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Fa
         usa = {"query": "krsync", "page": SITE_URL, "country": "usa", "device": "DESKTOP"}
         records.append(SearchRecord(day, usa, 500, 5000, 2.0))
     fake = FakeGoogle(search=records)
-    with fake.serve() as base:
-        fake.accounts = [service_account(f"{base}/token")]
-        yield fake, base
+    with fake.serving() as served:
+        yield served
     get_settings.cache_clear()
 
 
