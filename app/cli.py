@@ -203,12 +203,7 @@ def demo(
         highlight=False,
     )
     if runs:
-        seconds = _execute_with_progress(runs)
-        try:
-            done = _load_runs([run_id for run_id, _ in runs])
-        except SQLAlchemyError as exc:
-            _database_error(exc)
-        _stdout().print(_summary(runs, done, seconds))
+        done = _execute_and_summarize(runs)
         for run_id, name in runs:
             run = done.get(run_id)
             if run is None or run.status != "succeeded":
@@ -282,12 +277,7 @@ def sync(
     if not runs:
         console.print("no enabled data sources to sync")
         return
-    seconds = _execute_with_progress(runs)
-    try:
-        done = _load_runs([run_id for run_id, _ in runs])
-    except SQLAlchemyError as exc:
-        _database_error(exc)
-    _stdout().print(_summary(runs, done, seconds))
+    done = _execute_and_summarize(runs)
     failed = 0
     for run_id, name in runs:
         run = done.get(run_id)
@@ -375,6 +365,19 @@ def _check_window(sources: Sequence[DataSource], window: tuple[date, date]) -> N
                 f"for later days yet (days are counted in {src.timezone})",
                 USAGE_ERROR,
             )
+
+
+def _execute_and_summarize(runs: Sequence[tuple[int, str]]) -> dict[int, SyncRun]:
+    """Execute the runs with a spinner each, then print their table: the runs as they ended."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    seconds = _execute_with_progress(runs)
+    try:
+        done = _load_runs([run_id for run_id, _ in runs])
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    _stdout().print(_summary(runs, done, seconds))
+    return done
 
 
 def _execute_with_progress(runs: Sequence[tuple[int, str]]) -> dict[int, float]:
