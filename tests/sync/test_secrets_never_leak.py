@@ -229,7 +229,6 @@ def test_a_retried_transport_error_leaks_no_secret_into_log_extras(
 def test_the_canary_leaks_into_no_api_response(
     fakes: tuple[FakeAcme, FakeAcme], client: TestClient
 ) -> None:
-    pytest.importorskip("app.sources.router", reason="the sources API is not written yet")
     by_key, by_oauth = fakes
     keyed, oauthed = key_source(), oauth_source()
     sync(keyed)
