@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from app.core.schemas import ERROR_RESPONSES, ErrorBody, IdPath
+from app.core.values import MAX_ABS_VALUE
 from app.push import service
 from connectors.push import METRIC_NAME
 
@@ -29,7 +30,7 @@ _ITEM_SCHEMA: dict[str, Any] = {
     "properties": {
         "date": {"type": "string", "format": "date"},
         "metric": {"type": "string", "pattern": METRIC_NAME.pattern},
-        "value": {"type": "number"},
+        "value": {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
         "group": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
     },
 }
@@ -49,6 +50,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No push source with this id"},
     409: {"model": ErrorBody, "description": "The source is disabled"},
     413: {"model": ErrorBody, "description": "The body is over 1 MB"},
+    422: {
+        "model": ErrorBody,
+        "description": "Not a list of valid items; the detail names the first bad item by index "
+        "(values must be finite and within ±1e15, also times the mapping's scale)",
+    },
 }
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.core.db import session_scope
 from app.core.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
 from app.core.secrets import SecretKeyError
+from app.core.values import value_problem
 from app.core.vault import decrypt_credentials
 from app.models import DataSource, Mapping, SyncRun
 from app.sync.clock import utcnow
@@ -162,13 +162,25 @@ def _item(i: int, raw: Any) -> Item:
     try:
         number = float(value)
     except OverflowError:
-        raise bad("value", "must be a finite number") from None
-    if not math.isfinite(number):
-        raise bad("value", "must be a finite number")
+        number = float("inf") if value > 0 else float("-inf")
+    problem = value_problem(number)
+    if problem is not None:
+        raise bad("value", problem)
     group = raw.get("group")
     if group is not None and (not isinstance(group, str) or not 1 <= len(group) <= 200):
         raise bad("group", f"must be a text of 1 to {MAX_GROUP_CHARS} characters, or absent")
     return Item(parsed, metric, number, group)
+
+
+def _check_scaled(index: int, item: Item, mapping: Mapping) -> None:
+    """Reads multiply a value by its mapping's scale: the product obeys the bound too."""
+    problem = value_problem(item.value * mapping.scale)
+    if problem is not None:
+        raise InvalidInput(
+            f"item {index}.value: {item.value:g} times the scale of mapping {mapping.id} "
+            f"({mapping.scale:g}) {problem}",
+            field=f"[{index}].value",
+        )
 
 
 def _matches(filters: Sequence[Any], group: str | None) -> bool:
@@ -219,7 +231,7 @@ def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str,
     rows: list[Row] = []
     unmatched: set[str] = set()
     unmatched_count = 0
-    for item in items:
+    for index, item in enumerate(items):
         candidates = by_metric.get(item.metric)
         if not candidates:
             unmatched.add(item.metric)
@@ -227,6 +239,7 @@ def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str,
             continue
         for mapping in candidates:
             if _matches(mapping.filters or [], item.group):
+                _check_scaled(index, item, mapping)
                 rows.append(
                     Row(
                         key_result_id=mapping.key_result_id,

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from app.core.settings import get_settings
 from app.sync.clock import utcnow
 from connectors import registry
 from connectors.push import PushConnector
+from tests.factories import every_read
 from tests.sync_factories import make_kr, make_mapping, observations, runs, source
 
 SECRET = "push-secret-0123456789-abcdef"
@@ -302,3 +304,85 @@ def test_a_secret_given_at_creation_is_not_echoed(client: TestClient) -> None:
     assert created.status_code == 201
     assert created.json()["push_secret"] is None
     assert SECRET not in created.text
+
+
+# --- values: one bound for every figure stored ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (1e308, "within ±1e15"),
+        (-1e308, "within ±1e15"),
+        (1e16, "within ±1e15"),
+        (-1.000001e15, "within ±1e15"),
+        (b"1e400", "finite"),
+        (b"-1e400", "finite"),
+    ],
+    ids=["1e308", "-1e308", "1e16", "just below -1e15", "1e400 (inf)", "-1e400 (-inf)"],
+)
+def test_a_value_beyond_the_bound_is_422_naming_the_item(
+    client: TestClient, anon: TestClient, value: float | bytes, reason: str
+) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "signups")
+    literal = value if isinstance(value, bytes) else json.dumps(value).encode()
+    body = (
+        b'[{"date": "2026-07-01", "metric": "signups", "value": 1}, '
+        b'{"date": "2026-07-02", "metric": "signups", "value": ' + literal + b"}]"
+    )
+
+    code, answer, _ = push(anon, src, body)
+
+    assert code == 422, answer
+    assert answer["detail"].startswith("item 1.value:")
+    assert reason in answer["detail"]
+    assert answer["field"] == "[1].value"
+    assert observations(kr) == []
+    assert runs(src) == []
+
+
+def test_values_at_the_bound_are_stored_and_every_read_answers(
+    client: TestClient, anon: TestClient
+) -> None:
+    """±1e15 on every day of the cycle, summed, averaged and fitted, on either database."""
+    src = create_source(client)
+    made = {
+        aggregation: make_kr(aggregation=aggregation, start_value=0.0, target_value=1e15)
+        for aggregation in ("sum", "avg", "last")
+    }
+    for kr in made.values():
+        make_mapping(kr, src, "signups")
+    first = date(2026, 7, 1)
+    days = [(first + timedelta(days=n)).isoformat() for n in range(92)]
+    items = [
+        {"date": day, "metric": "signups", "value": 1e15 if i % 3 else -1e15}
+        for i, day in enumerate(days)
+    ]
+
+    code, answer, _ = push(anon, src, items)
+
+    assert code == 202, answer
+    assert answer["observations_written"] == 3 * len(days)
+    for aggregation, kr in made.items():
+        progress = every_read(client, kr, "2026-09-30")
+        assert progress["current_value"] is not None, aggregation
+    assert every_read(client, made["sum"], "2026-09-30")["current_value"] == pytest.approx(
+        (61 - 31) * 1e15
+    )
+
+
+def test_a_value_beyond_the_bound_once_scaled_is_422(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    mapping = make_mapping(kr, src, "signups", scale=1000.0)
+    items = [{"date": "2026-07-01", "metric": "signups", "value": 1e13}]
+
+    code, answer, _ = push(anon, src, items)
+
+    assert code == 422, answer
+    assert answer["detail"].startswith("item 0.value:")
+    assert f"mapping {mapping}" in answer["detail"]
+    assert observations(kr) == []
+    assert runs(src) == []
