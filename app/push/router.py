@@ -46,6 +46,7 @@ _OPENAPI: dict[str, Any] = {
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     **{code: body for code, body in ERROR_RESPONSES.items() if code != 403},
+    400: {"model": ErrorBody, "description": "The body is nested too deeply to be read"},
     401: {"model": ErrorBody, "description": "Missing, malformed, stale or wrong signature"},
     404: {"model": ErrorBody, "description": "No push source with this id"},
     409: {"model": ErrorBody, "description": "The source is disabled"},

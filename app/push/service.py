@@ -54,6 +54,13 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+class Unreadable(DomainError):
+    """A body JSON can't even be read into values (nested too deep): 400, as on other routes."""
+
+    status_code = 400
+    code = "bad_request"
+
+
 @dataclass(frozen=True)
 class Item:
     date: date
@@ -121,6 +128,12 @@ def parse_items(body: bytes) -> list[Item]:
     except (UnicodeDecodeError, ValueError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise InvalidInput(f"the body is not valid UTF-8 JSON: {reason}", field="body") from None
+    except RecursionError:
+        # The decoder gives up cleanly past Python's recursion limit; a push is two levels deep.
+        raise Unreadable(
+            "the body is nested too deeply: send a flat JSON list of {date, metric, value, group?}",
+            field="body",
+        ) from None
     if not isinstance(raw, list):
         raise InvalidInput(
             "the body must be a JSON list of {date, metric, value, group?}", field="body"

@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from app.core.settings import get_settings
+from app.push import service as push_service
 from app.sync.clock import utcnow
 from connectors import registry
 from connectors.push import PushConnector
@@ -386,3 +387,31 @@ def test_a_value_beyond_the_bound_once_scaled_is_422(client: TestClient, anon: T
     assert f"mapping {mapping}" in answer["detail"]
     assert observations(kr) == []
     assert runs(src) == []
+
+
+# --- unreadable bodies ------------------------------------------------------------------------
+
+
+def test_a_deeply_nested_body_is_400(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    code, answer, _ = push(anon, src, body)
+
+    assert code == 400, answer
+    assert "nested too deeply" in answer["detail"]
+    assert runs(src) == []
+
+
+def test_a_nested_body_over_1_mb_is_refused_before_it_is_read(
+    client: TestClient, anon: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = create_source(client)
+    parsed: list[bytes] = []
+    monkeypatch.setattr(push_service, "parse_items", parsed.append)
+    body = b"[" * 600_000 + b"]" * 600_000
+
+    code, _, _ = push(anon, src, body)
+
+    assert code == 413
+    assert parsed == []
