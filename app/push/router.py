@@ -45,10 +45,13 @@ _OPENAPI: dict[str, Any] = {
     }
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    **{code: body for code, body in ERROR_RESPONSES.items() if code != 403},
+    **{code: body for code, body in ERROR_RESPONSES.items() if code not in (403, 404)},
     400: {"model": ErrorBody, "description": "The body is nested too deeply to be read"},
-    401: {"model": ErrorBody, "description": "Missing, malformed, stale or wrong signature"},
-    404: {"model": ErrorBody, "description": "No push source with this id"},
+    401: {
+        "model": ErrorBody,
+        "description": "Missing, malformed, stale or wrong signature; the same answer for an "
+        "id that is not a push source, so unsigned callers learn nothing about the sources",
+    },
     409: {"model": ErrorBody, "description": "The source is disabled"},
     413: {"model": ErrorBody, "description": "The body is over 1 MB"},
     422: {

@@ -2,7 +2,8 @@
 
 The order of the checks is deliberate: nothing about a source (whether it exists, is a push
 source, is enabled) nor about the body's content is told to a caller who can't sign with its
-secret. Unknown sources and sources of another connector get the same 404.
+secret. An unknown id, a source of another connector and a wrong signature get the same 401,
+after the same HMAC work (against a throwaway key when there is no secret to check with).
 
 Everything a push writes (its observations and a ``SyncRun`` recording it, trigger ``manual``)
 is one transaction, through the same idempotent upsert as the sync engine: pushing the same
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -24,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
-from app.core.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from app.core.errors import Conflict, DomainError, InvalidInput, Unauthorized
 from app.core.secrets import SecretKeyError
 from app.core.values import value_problem
 from app.core.vault import decrypt_credentials
@@ -42,6 +44,9 @@ CONNECTOR_KEY = "push"
 _SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _FIELDS = frozenset({"date", "metric", "value", "group"})
+#: What the HMAC is computed with when there is no secret to check against, so that an unknown
+#: source costs the same work as a known one; random, so nothing can be signed with it.
+_NO_SECRET = secrets.token_bytes(32)
 
 
 class PayloadTooLarge(DomainError):
@@ -73,8 +78,8 @@ def too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes; push in smaller parts")
 
 
-def _not_found(source_id: int) -> NotFound:
-    return NotFound(f"push source {source_id} not found")
+def _bad_signature() -> Unauthorized:
+    return Unauthorized("bad signature: sign '{timestamp}.{body}' with the source's secret")
 
 
 def check_headers(timestamp: str | None, signature: str | None, now: float) -> tuple[int, str]:
@@ -98,23 +103,26 @@ def check_headers(timestamp: str | None, signature: str | None, now: float) -> t
     return stamp, found.group(1).lower()
 
 
-def _secret(source: DataSource) -> str:
+def _secret(source: DataSource | None) -> str | None:
+    """The push source's secret; None for no source, another connector's, or no secret set."""
+    if source is None or source.connector != CONNECTOR_KEY:
+        return None
     try:
         secret = decrypt_credentials(source.credentials_encrypted).get("secret")
     except SecretKeyError as exc:
         raise Unavailable(
             "the source's secret can't be read: check KRSYNC_SECRET_KEY on the server"
         ) from exc
-    if not isinstance(secret, str) or not secret:
-        raise Unauthorized("this source has no secret to verify pushes with; set one first")
-    return secret
+    return secret if isinstance(secret, str) and secret else None
 
 
-def _verify(secret: str, timestamp: str, body: bytes, digest: str) -> None:
+def _verify(secret: str | None, timestamp: str, body: bytes, digest: str) -> None:
+    """Without a secret the HMAC is still computed, and the answer is a wrong signature's."""
     message = timestamp.strip().encode() + b"." + body
-    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, digest):
-        raise Unauthorized("bad signature: sign '{timestamp}.{body}' with the source's secret")
+    key = secret.encode() if secret is not None else _NO_SECRET
+    expected = hmac.new(key, message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, digest) or secret is None:
+        raise _bad_signature()
 
 
 def _reject_constant(name: str) -> Any:
@@ -223,9 +231,8 @@ def receive(
     _, digest = check_headers(timestamp, signature, utcnow().timestamp())
     with session_scope() as session:
         source = session.get(DataSource, source_id)
-        if source is None or source.connector != CONNECTOR_KEY:
-            raise _not_found(source_id)
         _verify(_secret(source), timestamp or "", body, digest)
+        assert source is not None  # a verified signature needs the source's secret
         if not source.enabled:
             raise Conflict(f"push source {source_id} is disabled; enable it to accept figures")
         items = parse_items(body)

@@ -233,14 +233,35 @@ def test_a_malformed_body_or_item_is_422_naming_it(
     assert runs(src) == []
 
 
-def test_an_unknown_source_and_a_non_push_source_are_the_same_404(
-    client: TestClient, anon: TestClient
+def test_unsigned_callers_cannot_tell_push_sources_from_other_ids(
+    client: TestClient, anon: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An unknown id, another connector's source and a push source with a wrong signature
+    answer alike, after the same HMAC work, so no id can be probed for being a push source."""
+    src = create_source(client)
     demo = create_source(client, "demo")
-    unknown = push(anon, 424242, ITEMS)
-    other = push(anon, demo, ITEMS)
-    assert unknown[0] == other[0] == 404
-    assert unknown[1]["detail"].replace("424242", "N") == other[1]["detail"].replace(str(demo), "N")
+    macs: list[bytes] = []
+    real_new = hmac.new
+
+    def counting_new(key: bytes, msg: bytes, digestmod: Any) -> hmac.HMAC:
+        macs.append(key)
+        return real_new(key, msg, digestmod)
+
+    body = json.dumps(ITEMS).encode()
+    headers = signed(body, secret="not-the-secret-0123456789")
+    monkeypatch.setattr(push_service.hmac, "new", counting_new)
+    answers = [
+        anon.post(f"/api/v1/push/{source_id}", content=body, headers=headers)
+        for source_id in (424242, demo, src)
+    ]
+
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    assert answers[0].json() == answers[1].json() == answers[2].json()
+    assert answers[0].headers.get("www-authenticate") == answers[2].headers.get("www-authenticate")
+    assert len(macs) == 3  # the unknown id and the demo source were checked against a key too
+    assert runs(src) == runs(demo) == []
+    unsigned = [anon.post(f"/api/v1/push/{i}", content=body) for i in (424242, demo, src)]
+    assert len({(u.status_code, u.text) for u in unsigned}) == 1
 
 
 def test_a_disabled_source_is_409(client: TestClient, anon: TestClient) -> None:
@@ -266,7 +287,8 @@ def test_the_endpoint_is_in_openapi_without_an_api_key(anon: TestClient) -> None
     spec = anon.get("/openapi.json").json()
     operation = spec["paths"]["/api/v1/push/{data_source_id}"]["post"]
     assert "security" not in operation
-    assert {"202", "401", "404", "413", "422"} <= set(operation["responses"])
+    assert {"202", "400", "401", "409", "413", "422"} <= set(operation["responses"])
+    assert "404" not in operation["responses"]  # an unknown id answers as a bad signature
 
 
 def test_the_catalogue_accepts_any_well_shaped_metric() -> None:
