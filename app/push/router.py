@@ -52,7 +52,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Missing, malformed, stale or wrong signature; the same answer for an "
         "id that is not a push source, so unsigned callers learn nothing about the sources",
     },
-    409: {"model": ErrorBody, "description": "The source is disabled"},
+    409: {
+        "model": ErrorBody,
+        "description": "The source is disabled, or this signed push was already accepted",
+    },
     413: {"model": ErrorBody, "description": "The body is over 1 MB"},
     422: {
         "model": ErrorBody,
@@ -96,9 +99,10 @@ async def push(
 ) -> PushAccepted:
     """Figures for a `push` source: a JSON list of `{date, metric, value, group?}`.
 
-    Signed with the source's `secret`, no API key. Each item is written to the source's
-    mappings of its metric whose `group` filters let it through; metrics no mapping uses are
-    listed in `unmatched_metrics`. Pushing the same figures again changes nothing.
+    Signed with the source's `secret`, no API key; each signature is accepted once. Each item
+    is written to the source's mappings of its metric whose `group` filters let it through;
+    metrics no mapping uses are listed in `unmatched_metrics`. Pushing the same figures again,
+    signed anew, changes nothing.
     """
     body = await _read_body(request)
     result = await run_in_threadpool(

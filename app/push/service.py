@@ -5,9 +5,10 @@ source, is enabled) nor about the body's content is told to a caller who can't s
 secret. An unknown id, a source of another connector and a wrong signature get the same 401,
 after the same HMAC work (against a throwaway key when there is no secret to check with).
 
-Everything a push writes (its observations and a ``SyncRun`` recording it, trigger ``manual``)
-is one transaction, through the same idempotent upsert as the sync engine: pushing the same
-figures twice leaves the same observations.
+Everything a push writes (its observations, a ``SyncRun`` recording it, trigger ``manual``, and
+its signature, so that a replay is refused) is one transaction, through the same idempotent
+upsert as the sync engine: pushing the same figures twice, each signed when sent, leaves the
+same observations.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
@@ -30,7 +32,7 @@ from app.core.errors import Conflict, DomainError, InvalidInput, Unauthorized
 from app.core.secrets import SecretKeyError
 from app.core.values import value_problem
 from app.core.vault import decrypt_credentials
-from app.models import DataSource, Mapping, SyncRun
+from app.models import DataSource, Mapping, PushSignature, SyncRun
 from app.sync.clock import utcnow
 from app.sync.store import Row, upsert
 from connectors.push import METRIC_NAME
@@ -47,6 +49,9 @@ _FIELDS = frozenset({"date", "metric", "value", "group"})
 #: What the HMAC is computed with when there is no secret to check against, so that an unknown
 #: source costs the same work as a known one; random, so nothing can be signed with it.
 _NO_SECRET = secrets.token_bytes(32)
+#: Accepted signatures are kept twice as long as a timestamp stays valid: replicas whose
+#: clocks differ a little must not forget one another's while it could still be replayed.
+_REMEMBER = timedelta(seconds=2 * MAX_SKEW_SECONDS)
 
 
 class PayloadTooLarge(DomainError):
@@ -228,7 +233,7 @@ def receive(
     source_id: int, timestamp: str | None, signature: str | None, body: bytes
 ) -> dict[str, Any]:
     """Check, parse and store one push; the 202 body."""
-    _, digest = check_headers(timestamp, signature, utcnow().timestamp())
+    stamp, digest = check_headers(timestamp, signature, utcnow().timestamp())
     with session_scope() as session:
         source = session.get(DataSource, source_id)
         _verify(_secret(source), timestamp or "", body, digest)
@@ -236,7 +241,34 @@ def receive(
         if not source.enabled:
             raise Conflict(f"push source {source_id} is disabled; enable it to accept figures")
         items = parse_items(body)
+        _remember(session, source.id, stamp, digest)
         return _store(session, source, items)
+
+
+def _remember(session: Session, source_id: int, stamp: int, digest: str) -> None:
+    """Record the signature in the push's transaction, or refuse it as a replay.
+
+    The primary key decides: of two copies arriving together, the second waits for the first
+    to commit and then fails to insert. Signatures too old to pass the timestamp check are
+    pruned here, so the table holds minutes of pushes, never their history.
+    """
+    now = utcnow()
+    session.execute(delete(PushSignature).where(PushSignature.signed_at < now - _REMEMBER))
+    session.add(
+        PushSignature(
+            data_source_id=source_id,
+            digest=digest,
+            signed_at=datetime.fromtimestamp(stamp, UTC),
+            accepted_at=now,
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "this signed push was already accepted; a replay is refused: "
+            "sign each push with the time it is sent"
+        ) from None
 
 
 def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str, Any]:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.core.db import session_scope
+from app.core.errors import Conflict
 from app.core.settings import get_settings
+from app.models import Mapping, PushSignature
 from app.push import service as push_service
 from app.sync.clock import utcnow
 from connectors import registry
@@ -132,9 +138,10 @@ def test_the_same_push_twice_is_idempotent(client: TestClient, anon: TestClient)
     kr = make_kr()
     make_mapping(kr, src, "signups")
 
-    first = push(anon, src, ITEMS)
+    now = int(utcnow().timestamp())
+    first = push(anon, src, ITEMS, at=now - 1)
     before = observations(kr)
-    second = push(anon, src, ITEMS)
+    second = push(anon, src, ITEMS, at=now)  # signed anew: a replay would be refused
     after = observations(kr)
 
     assert first[0] == second[0] == 202
@@ -409,6 +416,98 @@ def test_a_value_beyond_the_bound_once_scaled_is_422(client: TestClient, anon: T
     assert f"mapping {mapping}" in answer["detail"]
     assert observations(kr) == []
     assert runs(src) == []
+
+
+# --- replays ----------------------------------------------------------------------------------
+
+
+def test_a_replayed_push_is_409_and_rolls_nothing_back(
+    client: TestClient, anon: TestClient
+) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "signups")
+    now = int(utcnow().timestamp())
+    old = json.dumps([{"date": "2026-07-01", "metric": "signups", "value": 10}]).encode()
+    new = json.dumps([{"date": "2026-07-01", "metric": "signups", "value": 20}]).encode()
+    old_headers = signed(old, at=now - 60)
+
+    first = anon.post(f"/api/v1/push/{src}", content=old, headers=old_headers)
+    second = anon.post(f"/api/v1/push/{src}", content=new, headers=signed(new, at=now))
+    replay = anon.post(f"/api/v1/push/{src}", content=old, headers=old_headers)
+
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert replay.status_code == 409, replay.text
+    assert "already accepted" in replay.json()["detail"]
+    assert [r[3] for r in observations(kr)] == [20.0]
+    assert len(runs(src)) == 2
+
+
+def test_a_refused_push_leaves_its_signature_usable(client: TestClient, anon: TestClient) -> None:
+    """Only an accepted push is remembered: the signature is written in its transaction."""
+    src = create_source(client)
+    kr = make_kr()
+    mapping = make_mapping(kr, src, "signups", scale=1e6)
+    body = json.dumps([{"date": "2026-07-01", "metric": "signups", "value": 1e10}]).encode()
+    headers = signed(body)
+
+    refused = anon.post(f"/api/v1/push/{src}", content=body, headers=headers)
+    with session_scope() as s:
+        stored = s.get(Mapping, mapping)
+        assert stored is not None
+        stored.scale = 1.0
+    accepted = anon.post(f"/api/v1/push/{src}", content=body, headers=headers)
+
+    assert (refused.status_code, accepted.status_code) == (422, 202)
+
+
+def test_concurrent_replays_are_accepted_once(client: TestClient) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "signups")
+    body = json.dumps(ITEMS).encode()
+    headers = signed(body)
+    barrier = threading.Barrier(4)
+
+    def one() -> str:
+        barrier.wait()
+        try:
+            push_service.receive(
+                src, headers["X-Krsync-Timestamp"], headers["X-Krsync-Signature"], body
+            )
+        except Conflict:
+            return "refused"
+        return "accepted"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(lambda _: one(), range(4)))
+
+    assert outcomes == ["accepted", "refused", "refused", "refused"]
+    assert len(runs(src)) == 1
+
+
+def test_signatures_too_old_to_replay_are_pruned(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    now = utcnow()
+    with session_scope() as s:
+        for minutes, digest in ((11, "a" * 64), (4, "b" * 64)):
+            s.add(
+                PushSignature(
+                    data_source_id=src,
+                    digest=digest,
+                    signed_at=now - timedelta(minutes=minutes),
+                    accepted_at=now - timedelta(minutes=minutes),
+                )
+            )
+
+    code, _, _ = push(anon, src, ITEMS)
+
+    assert code == 202
+    with session_scope() as s:
+        kept = set(s.scalars(select(PushSignature.digest)))
+    assert "a" * 64 not in kept  # 11 minutes old: no timestamp that old passes the check
+    assert "b" * 64 in kept  # 4 minutes old: it could still be replayed
+    assert len(kept) == 2  # and the push just accepted
 
 
 # --- unreadable bodies ------------------------------------------------------------------------
