@@ -1,12 +1,14 @@
 """The one rule every stored figure obeys: a finite number no larger than ``MAX_ABS_VALUE``.
 
 Check-ins, pushed values, connector values (as fetched and once the mapping's ``scale`` is
-applied) and key-result starts and targets all pass through it, so no figure can make a
+applied), key-result starts and targets and mapping scales all obey it, so no figure can make a
 progress read overflow. The bound is far above any marketing figure (10^15 is a quadrillion
 sessions, or dollars) and far below what the reads need: observations are ``double precision``
-on PostgreSQL and ``REAL`` on SQLite, whose SUM overflows only past ~1.8e308, while the
-largest a read can add up is a bounded value times a bounded scale (10^30) over one row per
-mapping, group and day of a window, so some 10^278 rows would be needed to reach it.
+on PostgreSQL and ``REAL`` on SQLite, and the reads' SUMs (of ``value * scale``, and of those
+times a day number for the forecast) are double precision too, overflowing only past ~1.8e308.
+The largest term is a bounded value times a bounded scale (10^30; a scale changed after its
+figures were stored can reach it) times a day number (under 10^6), so some 10^270 rows would be
+needed to overflow, where a read adds up one row per mapping, group and day of a window.
 """
 
 from __future__ import annotations

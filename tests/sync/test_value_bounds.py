@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 from sync_factories import sync_source as sync
 
+from app.core.db import session_scope
 from app.core.settings import get_settings
+from app.models import Observation
 from connectors import registry
 from connectors.base import (
     CheckResult,
@@ -128,3 +130,40 @@ def test_a_value_beyond_the_bound_once_scaled_is_left_out(client: TestClient) ->
     assert every_read(client, plain, TODAY.isoformat())["current_value"] == pytest.approx(
         days * 1e15
     )
+
+
+@pytest.mark.parametrize("aggregation", ["sum", "last", "ratio"])
+def test_the_largest_figures_reads_can_meet_still_add_up(
+    client: TestClient, aggregation: str
+) -> None:
+    """A value at the bound times a scale at the bound (a scale changed after its figures were
+    stored), on every day of the cycle and of its baseline, in two groups: every read answers,
+    on either database, and grows the baseline by the largest percentage allowed."""
+    src = make_source("wild", "wild", config={})
+    kr = make_kr(aggregation=aggregation, target_value=None, target_change_pct=1e6)
+    roles = ("numerator", "denominator") if aggregation == "ratio" else ("value",)
+    mappings = [
+        make_mapping(kr, src, "wild", role=role, group=group, scale=1e15)
+        for role in roles
+        for group in ("a", "b")
+    ]
+    with session_scope() as s:
+        days = [START + timedelta(days=n) for n in range(-92, 92)]
+        s.add_all(
+            Observation(
+                key_result_id=kr,
+                mapping_id=mapping,
+                group=group,
+                role=role,
+                date=day,
+                value=-1e15 if role == "value" and n % 3 == 0 else 1e15,
+            )
+            for mapping, (role, group) in zip(
+                mappings, [(r, g) for r in roles for g in ("a", "b")], strict=True
+            )
+            for n, day in enumerate(days)
+        )
+
+    progress = every_read(client, kr, "2026-10-01")
+
+    assert progress["status"] != "no_data"
