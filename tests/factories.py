@@ -57,3 +57,28 @@ def mapping(
 ) -> dict[str, Any]:
     body = {"key_result_id": kr_id, "data_source_id": source_id, "metric": metric} | over
     return create(client, "mappings", **body)
+
+
+def every_read(client: TestClient, kr_id: int, as_of: str) -> dict[str, Any]:
+    """Every read that reports on a key result answers 200; returns its progress block.
+
+    The key result's own read, its objective's, the dashboard of its cycle, the lists that
+    carry them, and its daily series as JSON and CSV.
+    """
+    kr = client.get(f"/api/v1/key-results/{kr_id}?as_of={as_of}")
+    assert kr.status_code == 200, kr.text
+    objective_id = kr.json()["objective_id"]
+    obj = client.get(f"/api/v1/objectives/{objective_id}?as_of={as_of}")
+    assert obj.status_code == 200, obj.text
+    cycle_id = obj.json()["cycle_id"]
+    for path in (
+        f"/api/v1/dashboard?cycle_id={cycle_id}&as_of={as_of}",
+        f"/api/v1/objectives?cycle_id={cycle_id}&as_of={as_of}",
+        f"/api/v1/key-results?objective_id={objective_id}&as_of={as_of}",
+        f"/api/v1/key-results/{kr_id}/series",
+        f"/api/v1/key-results/{kr_id}/series?format=csv",
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, f"{path}: {response.text}"
+    progress: dict[str, Any] = kr.json()["progress"]
+    return progress

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.values import MAX_ABS_VALUE
+
 T = TypeVar("T")
 
 MAX_ID = 2_147_483_647  # the id columns are 32-bit; a larger id can't exist, so it is a 404
@@ -32,7 +34,8 @@ Title = Annotated[
 Short = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
 Unit = Annotated[str, StringConstraints(max_length=50), AfterValidator(_no_nul)]
 LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
-Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
+#: A figure as krsync stores it (see ``app.core.values``).
+Number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The object's id")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]

@@ -4,7 +4,7 @@ from app.models.auth import ApiKey, AuditEvent
 from app.models.base import Base
 from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
 from app.models.revision import Revision
-from app.models.sources import DataSource, Mapping, SyncRun
+from app.models.sources import DataSource, Mapping, PushSignature, SyncRun
 
 __all__ = [
     "ApiKey",
@@ -17,6 +17,7 @@ __all__ = [
     "Mapping",
     "Objective",
     "Observation",
+    "PushSignature",
     "Revision",
     "SyncRun",
 ]

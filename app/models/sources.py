@@ -75,3 +75,21 @@ class SyncRun(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("data_source_id", "slot"),)
+
+
+class PushSignature(Base):
+    """A signed push that was accepted, kept while its timestamp could still pass the check.
+
+    The key makes a replay of the same signed push (the same digest for the same source) fail
+    to insert, even when two copies arrive at once on different replicas.
+    """
+
+    __tablename__ = "push_signatures"
+
+    data_source_id: Mapped[int] = mapped_column(
+        ForeignKey("data_sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The hex HMAC-SHA256 the pusher sent: it covers the timestamp and the body.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    signed_at: Mapped[datetime] = mapped_column(index=True)
+    accepted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -317,9 +317,11 @@ def _reduce(stats: SeriesStats | None, aggregation: Aggregation) -> float | None
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """None over a denominator of 0, and over one so near 0 that the rate overflows a float."""
     if numerator is None or denominator is None or denominator == 0:
         return None
-    return numerator / denominator
+    rate = numerator / denominator
+    return rate if math.isfinite(rate) else None
 
 
 def _group_value(
@@ -359,6 +361,12 @@ def _combined_value(
 
 def _clamp(p: float) -> float:
     return min(max(p, 0.0), 1.0)
+
+
+def _reportable(value: float | None) -> float | None:
+    """A figure JSON can carry: an attainment over a target a hair from its start can overflow
+    to infinity (its clamped progress is still exact), and no response may hold one."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _raw_progress(direction: Direction, current: float, bounds: _Bounds) -> float:
@@ -458,19 +466,19 @@ def _no_progress(
 ) -> Progress:
     return Progress(
         as_of=as_of,
-        current_value=current,
-        start_value=None if bounds is None else bounds.start,
-        target_value=None if bounds is None else bounds.target,
+        current_value=_reportable(current),
+        start_value=None if bounds is None else _reportable(bounds.start),
+        target_value=None if bounds is None else _reportable(bounds.target),
         progress=None,
         attainment=None,
         expected_progress=expected,
         score=None,
         status=status,
-        forecast_value=forecast,
+        forecast_value=_reportable(forecast),
         forecast_progress=None,
         last_observation_date=last_date,
         stale=stale,
-        groups=groups,
+        groups=_reportable_groups(groups),
     )
 
 
@@ -492,19 +500,26 @@ def _with_progress(
     progress = _clamp(raw)
     return Progress(
         as_of=as_of,
-        current_value=current,
-        start_value=start,
-        target_value=target,
+        current_value=_reportable(current),
+        start_value=_reportable(start),
+        target_value=_reportable(target),
         progress=progress,
-        attainment=raw,
+        attainment=_reportable(raw),
         expected_progress=expected,
         score=_round_score(progress),
         status=status,
-        forecast_value=forecast,
-        forecast_progress=forecast_progress,
+        forecast_value=_reportable(forecast),
+        forecast_progress=_reportable(forecast_progress),
         last_observation_date=last_date,
         stale=stale,
-        groups=groups,
+        groups=_reportable_groups(groups),
+    )
+
+
+def _reportable_groups(groups: tuple[GroupProgress, ...]) -> tuple[GroupProgress, ...]:
+    return tuple(
+        GroupProgress(g.group, _reportable(g.current_value), _reportable(g.progress))
+        for g in groups
     )
 
 

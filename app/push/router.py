@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from app.core.schemas import ERROR_RESPONSES, ErrorBody, IdPath
+from app.core.values import MAX_ABS_VALUE
 from app.push import service
 from connectors.push import METRIC_NAME
 
@@ -29,7 +30,7 @@ _ITEM_SCHEMA: dict[str, Any] = {
     "properties": {
         "date": {"type": "string", "format": "date"},
         "metric": {"type": "string", "pattern": METRIC_NAME.pattern},
-        "value": {"type": "number"},
+        "value": {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
         "group": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
     },
 }
@@ -44,11 +45,23 @@ _OPENAPI: dict[str, Any] = {
     }
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    **{code: body for code, body in ERROR_RESPONSES.items() if code != 403},
-    401: {"model": ErrorBody, "description": "Missing, malformed, stale or wrong signature"},
-    404: {"model": ErrorBody, "description": "No push source with this id"},
-    409: {"model": ErrorBody, "description": "The source is disabled"},
+    **{code: body for code, body in ERROR_RESPONSES.items() if code not in (403, 404)},
+    400: {"model": ErrorBody, "description": "The body is nested too deeply to be read"},
+    401: {
+        "model": ErrorBody,
+        "description": "Missing, malformed, stale or wrong signature; the same answer for an "
+        "id that is not a push source, so unsigned callers learn nothing about the sources",
+    },
+    409: {
+        "model": ErrorBody,
+        "description": "The source is disabled, or this signed push was already accepted",
+    },
     413: {"model": ErrorBody, "description": "The body is over 1 MB"},
+    422: {
+        "model": ErrorBody,
+        "description": "Not a list of valid items; the detail names the first bad item by index "
+        "(values must be finite and within ±1e15, also times the mapping's scale)",
+    },
 }
 
 
@@ -86,9 +99,10 @@ async def push(
 ) -> PushAccepted:
     """Figures for a `push` source: a JSON list of `{date, metric, value, group?}`.
 
-    Signed with the source's `secret`, no API key. Each item is written to the source's
-    mappings of its metric whose `group` filters let it through; metrics no mapping uses are
-    listed in `unmatched_metrics`. Pushing the same figures again changes nothing.
+    Signed with the source's `secret`, no API key; each signature is accepted once. Each item
+    is written to the source's mappings of its metric whose `group` filters let it through;
+    metrics no mapping uses are listed in `unmatched_metrics`. Pushing the same figures again,
+    signed anew, changes nothing.
     """
     body = await _read_body(request)
     result = await run_in_threadpool(

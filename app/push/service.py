@@ -2,11 +2,13 @@
 
 The order of the checks is deliberate: nothing about a source (whether it exists, is a push
 source, is enabled) nor about the body's content is told to a caller who can't sign with its
-secret. Unknown sources and sources of another connector get the same 404.
+secret. An unknown id, a source of another connector and a wrong signature get the same 401,
+after the same HMAC work (against a throwaway key when there is no secret to check with).
 
-Everything a push writes (its observations and a ``SyncRun`` recording it, trigger ``manual``)
-is one transaction, through the same idempotent upsert as the sync engine: pushing the same
-figures twice leaves the same observations.
+Everything a push writes (its observations, a ``SyncRun`` recording it, trigger ``manual``, and
+its signature, so that a replay is refused) is one transaction, through the same idempotent
+upsert as the sync engine: pushing the same figures twice, each signed when sent, leaves the
+same observations.
 """
 
 from __future__ import annotations
@@ -14,21 +16,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
-from app.core.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from app.core.errors import Conflict, DomainError, InvalidInput, Unauthorized
 from app.core.secrets import SecretKeyError
+from app.core.values import value_problem
 from app.core.vault import decrypt_credentials
-from app.models import DataSource, Mapping, SyncRun
+from app.models import DataSource, Mapping, PushSignature, SyncRun
 from app.sync.clock import utcnow
 from app.sync.store import Row, upsert
 from connectors.push import METRIC_NAME
@@ -42,6 +46,12 @@ CONNECTOR_KEY = "push"
 _SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _FIELDS = frozenset({"date", "metric", "value", "group"})
+#: What the HMAC is computed with when there is no secret to check against, so that an unknown
+#: source costs the same work as a known one; random, so nothing can be signed with it.
+_NO_SECRET = secrets.token_bytes(32)
+#: Accepted signatures are kept twice as long as a timestamp stays valid: replicas whose
+#: clocks differ a little must not forget one another's while it could still be replayed.
+_REMEMBER = timedelta(seconds=2 * MAX_SKEW_SECONDS)
 
 
 class PayloadTooLarge(DomainError):
@@ -52,6 +62,13 @@ class PayloadTooLarge(DomainError):
 class Unavailable(DomainError):
     status_code = 503
     code = "unavailable"
+
+
+class Unreadable(DomainError):
+    """A body JSON can't even be read into values (nested too deep): 400, as on other routes."""
+
+    status_code = 400
+    code = "bad_request"
 
 
 @dataclass(frozen=True)
@@ -66,8 +83,8 @@ def too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes; push in smaller parts")
 
 
-def _not_found(source_id: int) -> NotFound:
-    return NotFound(f"push source {source_id} not found")
+def _bad_signature() -> Unauthorized:
+    return Unauthorized("bad signature: sign '{timestamp}.{body}' with the source's secret")
 
 
 def check_headers(timestamp: str | None, signature: str | None, now: float) -> tuple[int, str]:
@@ -91,23 +108,26 @@ def check_headers(timestamp: str | None, signature: str | None, now: float) -> t
     return stamp, found.group(1).lower()
 
 
-def _secret(source: DataSource) -> str:
+def _secret(source: DataSource | None) -> str | None:
+    """The push source's secret; None for no source, another connector's, or no secret set."""
+    if source is None or source.connector != CONNECTOR_KEY:
+        return None
     try:
         secret = decrypt_credentials(source.credentials_encrypted).get("secret")
     except SecretKeyError as exc:
         raise Unavailable(
             "the source's secret can't be read: check KRSYNC_SECRET_KEY on the server"
         ) from exc
-    if not isinstance(secret, str) or not secret:
-        raise Unauthorized("this source has no secret to verify pushes with; set one first")
-    return secret
+    return secret if isinstance(secret, str) and secret else None
 
 
-def _verify(secret: str, timestamp: str, body: bytes, digest: str) -> None:
+def _verify(secret: str | None, timestamp: str, body: bytes, digest: str) -> None:
+    """Without a secret the HMAC is still computed, and the answer is a wrong signature's."""
     message = timestamp.strip().encode() + b"." + body
-    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, digest):
-        raise Unauthorized("bad signature: sign '{timestamp}.{body}' with the source's secret")
+    key = secret.encode() if secret is not None else _NO_SECRET
+    expected = hmac.new(key, message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, digest) or secret is None:
+        raise _bad_signature()
 
 
 def _reject_constant(name: str) -> Any:
@@ -121,6 +141,12 @@ def parse_items(body: bytes) -> list[Item]:
     except (UnicodeDecodeError, ValueError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise InvalidInput(f"the body is not valid UTF-8 JSON: {reason}", field="body") from None
+    except RecursionError:
+        # The decoder gives up cleanly past Python's recursion limit; a push is two levels deep.
+        raise Unreadable(
+            "the body is nested too deeply: send a flat JSON list of {date, metric, value, group?}",
+            field="body",
+        ) from None
     if not isinstance(raw, list):
         raise InvalidInput(
             "the body must be a JSON list of {date, metric, value, group?}", field="body"
@@ -162,13 +188,25 @@ def _item(i: int, raw: Any) -> Item:
     try:
         number = float(value)
     except OverflowError:
-        raise bad("value", "must be a finite number") from None
-    if not math.isfinite(number):
-        raise bad("value", "must be a finite number")
+        number = float("inf") if value > 0 else float("-inf")
+    problem = value_problem(number)
+    if problem is not None:
+        raise bad("value", problem)
     group = raw.get("group")
     if group is not None and (not isinstance(group, str) or not 1 <= len(group) <= 200):
         raise bad("group", f"must be a text of 1 to {MAX_GROUP_CHARS} characters, or absent")
     return Item(parsed, metric, number, group)
+
+
+def _check_scaled(index: int, item: Item, mapping: Mapping) -> None:
+    """Reads multiply a value by its mapping's scale: the product obeys the bound too."""
+    problem = value_problem(item.value * mapping.scale)
+    if problem is not None:
+        raise InvalidInput(
+            f"item {index}.value: {item.value:g} times the scale of mapping {mapping.id} "
+            f"({mapping.scale:g}) {problem}",
+            field=f"[{index}].value",
+        )
 
 
 def _matches(filters: Sequence[Any], group: str | None) -> bool:
@@ -195,16 +233,42 @@ def receive(
     source_id: int, timestamp: str | None, signature: str | None, body: bytes
 ) -> dict[str, Any]:
     """Check, parse and store one push; the 202 body."""
-    _, digest = check_headers(timestamp, signature, utcnow().timestamp())
+    stamp, digest = check_headers(timestamp, signature, utcnow().timestamp())
     with session_scope() as session:
         source = session.get(DataSource, source_id)
-        if source is None or source.connector != CONNECTOR_KEY:
-            raise _not_found(source_id)
         _verify(_secret(source), timestamp or "", body, digest)
+        assert source is not None  # a verified signature needs the source's secret
         if not source.enabled:
             raise Conflict(f"push source {source_id} is disabled; enable it to accept figures")
         items = parse_items(body)
+        _remember(session, source.id, stamp, digest)
         return _store(session, source, items)
+
+
+def _remember(session: Session, source_id: int, stamp: int, digest: str) -> None:
+    """Record the signature in the push's transaction, or refuse it as a replay.
+
+    The primary key decides: of two copies arriving together, the second waits for the first
+    to commit and then fails to insert. Signatures too old to pass the timestamp check are
+    pruned here, so the table holds minutes of pushes, never their history.
+    """
+    now = utcnow()
+    session.execute(delete(PushSignature).where(PushSignature.signed_at < now - _REMEMBER))
+    session.add(
+        PushSignature(
+            data_source_id=source_id,
+            digest=digest,
+            signed_at=datetime.fromtimestamp(stamp, UTC),
+            accepted_at=now,
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "this signed push was already accepted; a replay is refused: "
+            "sign each push with the time it is sent"
+        ) from None
 
 
 def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str, Any]:
@@ -219,7 +283,7 @@ def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str,
     rows: list[Row] = []
     unmatched: set[str] = set()
     unmatched_count = 0
-    for item in items:
+    for index, item in enumerate(items):
         candidates = by_metric.get(item.metric)
         if not candidates:
             unmatched.add(item.metric)
@@ -227,6 +291,7 @@ def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str,
             continue
         for mapping in candidates:
             if _matches(mapping.filters or [], item.group):
+                _check_scaled(index, item, mapping)
                 rows.append(
                     Row(
                         key_result_id=mapping.key_result_id,

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from app.core.cron import cron_trigger
-from app.core.schemas import MAX_ID, Name, Short, StrictModel
+from app.core.schemas import MAX_ID, Name, Number, Short, StrictModel
 
 Role = Literal["value", "numerator", "denominator"]
 RunStatus = Literal["running", "succeeded", "partial", "failed"]
@@ -126,7 +126,8 @@ def _nonzero(value: float) -> float:
     return value
 
 
-Scale = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15), AfterValidator(_nonzero)]
+#: Bounded like every figure, so a bounded value times its scale still adds up without overflow.
+Scale = Annotated[Number, AfterValidator(_nonzero)]
 CREDENTIALS_DESCRIPTION = (
     "Write-only: stored encrypted with KRSYNC_SECRET_KEY and never returned "
     "(reads say `credentials_set`)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from app.core.http import (
 from app.core.redact import redact, redact_json, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
+from app.core.values import BOUND_TEXT, storable
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
 from app.sync.clock import today_in, utcnow
@@ -507,7 +507,7 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
         target = p.plan.targets.get(value.query_id)
         if target is None or value.query_id in f.query_errors:
             continue
-        if not math.isfinite(value.value):
+        if not (storable(value.value) and storable(value.value * target.scale)):
             dropped += 1
             continue
         rows.append(
@@ -521,7 +521,10 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
             )
         )
     if dropped:
-        warnings.append(f"{dropped} value(s) were not finite numbers and were left out")
+        warnings.append(
+            f"{dropped} value(s) were left out: not finite, or beyond {BOUND_TEXT} "
+            "as fetched or times the mapping's scale"
+        )
     for query_id, message in f.query_errors.items():
         warnings.append(redact(f"mapping {query_id}: {message}"))
     failed_mappings = {int(q) for q in f.query_errors}
@@ -753,6 +756,6 @@ def preview_mapping(
             float(v.value) * mapping.scale,
         )
         for v in result.values
-        if math.isfinite(v.value)
+        if storable(v.value) and storable(v.value * mapping.scale)
     ]
     return sorted(values)

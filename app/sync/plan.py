@@ -29,6 +29,8 @@ class Target:
     history: str
     replace_history: bool
     settles_backfill: bool = True
+    #: Reads multiply the stored value by it, so the stored figure is bounded with it applied.
+    scale: float = 1.0
 
 
 @dataclass
@@ -123,6 +125,7 @@ def plan_run(
                 requested is None and mapping.backfill_pending and spec.history == "daily"
             ),
             settles_backfill=requested is None,
+            scale=mapping.scale,
         )
         if spec.history == "snapshot":
             plan.snapshot.append(query)

@@ -11,6 +11,7 @@ from app.progress import (
     Aggregation,
     Cycle,
     GroupProgress,
+    GroupRule,
     KeyResultDef,
     Observation,
     Progress,
@@ -327,6 +328,24 @@ def test_ratio_with_zero_denominator_has_no_value() -> None:
     p = run(kr, rows)
     assert (p.current_value, p.progress, p.status) == (None, None, "no_data")
     assert p.groups == (GroupProgress("", None, None),)
+
+
+@pytest.mark.parametrize("group_rule", ["combine", "each"])
+def test_ratio_over_a_denominator_too_near_zero_has_no_value(group_rule: GroupRule) -> None:
+    # 1e15 / 5e-324 overflows a float: as with a denominator of 0, there is no rate to report.
+    kr = KeyResultDef(aggregation="ratio", group_rule=group_rule, target_value=0.4)
+    rows = [obs(0, 1e15, role="numerator"), obs(0, 5e-324, role="denominator")]
+    p = run(kr, rows)
+    assert (p.current_value, p.progress, p.status) == (None, None, "no_data")
+
+
+def test_an_attainment_too_large_for_a_float_is_null_but_progress_is_exact() -> None:
+    # Target a hair from the start: (1e15 - 0) / 1e-300 overflows; clamped, it is plainly done.
+    kr = KeyResultDef(start_value=0, target_value=1e-300)
+    p = run(kr, [obs(0, 1e15), obs(1, 1e15)])
+    assert (p.current_value, p.progress, p.score, p.status) == (2e15, 1.0, 1.0, "done")
+    assert (p.attainment, p.forecast_progress) == (None, None)
+    assert p.groups == (GroupProgress("", 2e15, 1.0),)
 
 
 def test_ratio_ignores_value_series_and_other_aggregations_ignore_ratio_roles() -> None:

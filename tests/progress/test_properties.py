@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -243,3 +244,53 @@ def test_stats_route_and_observation_route_agree(data: st.DataObject, kr: KeyRes
         direct.status,
         direct.current_value,
     )
+
+
+#: Anything the API lets a figure or a key result hold: the whole bound, and the tiniest
+#: magnitudes too (a rate over a denominator a hair above 0, a target a hair from its start).
+bounded = st.floats(-1e15, 1e15, allow_nan=False) | st.sampled_from([5e-324, -5e-324, 1e-300])
+bounded_definitions = st.builds(
+    KeyResultDef,
+    kind=st.sampled_from(["metric", "metric", "milestone"]),
+    direction=st.sampled_from(["increase", "decrease", "at_least", "at_most"]),
+    aggregation=st.sampled_from(["sum", "last", "avg", "min", "max", "ratio"]),
+    group_rule=st.sampled_from(["combine", "each"]),
+    start_value=st.none() | bounded,
+    target_value=st.none() | bounded,
+    target_change_pct=st.none() | st.floats(-100, 1e6, allow_nan=False),
+).filter(lambda kr: validate_definition(kr) is None)
+
+
+@given(data=st.data(), kr=bounded_definitions)
+def test_every_figure_is_finite_or_null_for_any_bounded_input(
+    data: st.DataObject, kr: KeyResultDef
+) -> None:
+    # JSON carries no NaN or infinity: a response holding one can't be written.
+    cycle = data.draw(cycles())
+    rows = data.draw(
+        st.lists(
+            st.builds(
+                Observation,
+                date=st.integers(-cycle.total_days, cycle.total_days).map(
+                    lambda n: cycle.start + timedelta(days=n)
+                ),
+                value=bounded,
+                group=st.sampled_from(["", "a"]),
+                role=st.sampled_from(["value", "numerator", "denominator"]),
+            ),
+            max_size=30,
+        )
+    )
+    p = progress_from_observations(kr, cycle, data.draw(as_of_for(cycle)), rows)
+    figures = [
+        p.current_value,
+        p.start_value,
+        p.target_value,
+        p.progress,
+        p.attainment,
+        p.expected_progress,
+        p.score,
+        p.forecast_value,
+        p.forecast_progress,
+    ] + [f for g in p.groups for f in (g.current_value, g.progress)]
+    assert all(f is None or math.isfinite(f) for f in figures), p

@@ -5,17 +5,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.core.db import session_scope
+from app.core.errors import Conflict
 from app.core.settings import get_settings
+from app.models import Mapping, PushSignature
+from app.push import service as push_service
 from app.sync.clock import utcnow
 from connectors import registry
 from connectors.push import PushConnector
+from tests.factories import every_read
 from tests.sync_factories import make_kr, make_mapping, observations, runs, source
 
 SECRET = "push-secret-0123456789-abcdef"
@@ -129,9 +138,10 @@ def test_the_same_push_twice_is_idempotent(client: TestClient, anon: TestClient)
     kr = make_kr()
     make_mapping(kr, src, "signups")
 
-    first = push(anon, src, ITEMS)
+    now = int(utcnow().timestamp())
+    first = push(anon, src, ITEMS, at=now - 1)
     before = observations(kr)
-    second = push(anon, src, ITEMS)
+    second = push(anon, src, ITEMS, at=now)  # signed anew: a replay would be refused
     after = observations(kr)
 
     assert first[0] == second[0] == 202
@@ -230,14 +240,35 @@ def test_a_malformed_body_or_item_is_422_naming_it(
     assert runs(src) == []
 
 
-def test_an_unknown_source_and_a_non_push_source_are_the_same_404(
-    client: TestClient, anon: TestClient
+def test_unsigned_callers_cannot_tell_push_sources_from_other_ids(
+    client: TestClient, anon: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An unknown id, another connector's source and a push source with a wrong signature
+    answer alike, after the same HMAC work, so no id can be probed for being a push source."""
+    src = create_source(client)
     demo = create_source(client, "demo")
-    unknown = push(anon, 424242, ITEMS)
-    other = push(anon, demo, ITEMS)
-    assert unknown[0] == other[0] == 404
-    assert unknown[1]["detail"].replace("424242", "N") == other[1]["detail"].replace(str(demo), "N")
+    macs: list[bytes] = []
+    real_new = hmac.new
+
+    def counting_new(key: bytes, msg: bytes, digestmod: Any) -> hmac.HMAC:
+        macs.append(key)
+        return real_new(key, msg, digestmod)
+
+    body = json.dumps(ITEMS).encode()
+    headers = signed(body, secret="not-the-secret-0123456789")
+    monkeypatch.setattr(push_service.hmac, "new", counting_new)
+    answers = [
+        anon.post(f"/api/v1/push/{source_id}", content=body, headers=headers)
+        for source_id in (424242, demo, src)
+    ]
+
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    assert answers[0].json() == answers[1].json() == answers[2].json()
+    assert answers[0].headers.get("www-authenticate") == answers[2].headers.get("www-authenticate")
+    assert len(macs) == 3  # the unknown id and the demo source were checked against a key too
+    assert runs(src) == runs(demo) == []
+    unsigned = [anon.post(f"/api/v1/push/{i}", content=body) for i in (424242, demo, src)]
+    assert len({(u.status_code, u.text) for u in unsigned}) == 1
 
 
 def test_a_disabled_source_is_409(client: TestClient, anon: TestClient) -> None:
@@ -263,7 +294,8 @@ def test_the_endpoint_is_in_openapi_without_an_api_key(anon: TestClient) -> None
     spec = anon.get("/openapi.json").json()
     operation = spec["paths"]["/api/v1/push/{data_source_id}"]["post"]
     assert "security" not in operation
-    assert {"202", "401", "404", "413", "422"} <= set(operation["responses"])
+    assert {"202", "400", "401", "409", "413", "422"} <= set(operation["responses"])
+    assert "404" not in operation["responses"]  # an unknown id answers as a bad signature
 
 
 def test_the_catalogue_accepts_any_well_shaped_metric() -> None:
@@ -302,3 +334,205 @@ def test_a_secret_given_at_creation_is_not_echoed(client: TestClient) -> None:
     assert created.status_code == 201
     assert created.json()["push_secret"] is None
     assert SECRET not in created.text
+
+
+# --- values: one bound for every figure stored ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (1e308, "within ±1e15"),
+        (-1e308, "within ±1e15"),
+        (1e16, "within ±1e15"),
+        (-1.000001e15, "within ±1e15"),
+        (b"1e400", "finite"),
+        (b"-1e400", "finite"),
+    ],
+    ids=["1e308", "-1e308", "1e16", "just below -1e15", "1e400 (inf)", "-1e400 (-inf)"],
+)
+def test_a_value_beyond_the_bound_is_422_naming_the_item(
+    client: TestClient, anon: TestClient, value: float | bytes, reason: str
+) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "signups")
+    literal = value if isinstance(value, bytes) else json.dumps(value).encode()
+    body = (
+        b'[{"date": "2026-07-01", "metric": "signups", "value": 1}, '
+        b'{"date": "2026-07-02", "metric": "signups", "value": ' + literal + b"}]"
+    )
+
+    code, answer, _ = push(anon, src, body)
+
+    assert code == 422, answer
+    assert answer["detail"].startswith("item 1.value:")
+    assert reason in answer["detail"]
+    assert answer["field"] == "[1].value"
+    assert observations(kr) == []
+    assert runs(src) == []
+
+
+def test_values_at_the_bound_are_stored_and_every_read_answers(
+    client: TestClient, anon: TestClient
+) -> None:
+    """±1e15 on every day of the cycle, summed, averaged and fitted, on either database."""
+    src = create_source(client)
+    made = {
+        aggregation: make_kr(aggregation=aggregation, start_value=0.0, target_value=1e15)
+        for aggregation in ("sum", "avg", "last")
+    }
+    for kr in made.values():
+        make_mapping(kr, src, "signups")
+    first = date(2026, 7, 1)
+    days = [(first + timedelta(days=n)).isoformat() for n in range(92)]
+    items = [
+        {"date": day, "metric": "signups", "value": 1e15 if i % 3 else -1e15}
+        for i, day in enumerate(days)
+    ]
+
+    code, answer, _ = push(anon, src, items)
+
+    assert code == 202, answer
+    assert answer["observations_written"] == 3 * len(days)
+    for aggregation, kr in made.items():
+        progress = every_read(client, kr, "2026-09-30")
+        assert progress["current_value"] is not None, aggregation
+    assert every_read(client, made["sum"], "2026-09-30")["current_value"] == pytest.approx(
+        (61 - 31) * 1e15
+    )
+
+
+def test_a_value_beyond_the_bound_once_scaled_is_422(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    mapping = make_mapping(kr, src, "signups", scale=1000.0)
+    items = [{"date": "2026-07-01", "metric": "signups", "value": 1e13}]
+
+    code, answer, _ = push(anon, src, items)
+
+    assert code == 422, answer
+    assert answer["detail"].startswith("item 0.value:")
+    assert f"mapping {mapping}" in answer["detail"]
+    assert observations(kr) == []
+    assert runs(src) == []
+
+
+# --- replays ----------------------------------------------------------------------------------
+
+
+def test_a_replayed_push_is_409_and_rolls_nothing_back(
+    client: TestClient, anon: TestClient
+) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "signups")
+    now = int(utcnow().timestamp())
+    old = json.dumps([{"date": "2026-07-01", "metric": "signups", "value": 10}]).encode()
+    new = json.dumps([{"date": "2026-07-01", "metric": "signups", "value": 20}]).encode()
+    old_headers = signed(old, at=now - 60)
+
+    first = anon.post(f"/api/v1/push/{src}", content=old, headers=old_headers)
+    second = anon.post(f"/api/v1/push/{src}", content=new, headers=signed(new, at=now))
+    replay = anon.post(f"/api/v1/push/{src}", content=old, headers=old_headers)
+
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert replay.status_code == 409, replay.text
+    assert "already accepted" in replay.json()["detail"]
+    assert [r[3] for r in observations(kr)] == [20.0]
+    assert len(runs(src)) == 2
+
+
+def test_a_refused_push_leaves_its_signature_usable(client: TestClient, anon: TestClient) -> None:
+    """Only an accepted push is remembered: the signature is written in its transaction."""
+    src = create_source(client)
+    kr = make_kr()
+    mapping = make_mapping(kr, src, "signups", scale=1e6)
+    body = json.dumps([{"date": "2026-07-01", "metric": "signups", "value": 1e10}]).encode()
+    headers = signed(body)
+
+    refused = anon.post(f"/api/v1/push/{src}", content=body, headers=headers)
+    with session_scope() as s:
+        stored = s.get(Mapping, mapping)
+        assert stored is not None
+        stored.scale = 1.0
+    accepted = anon.post(f"/api/v1/push/{src}", content=body, headers=headers)
+
+    assert (refused.status_code, accepted.status_code) == (422, 202)
+
+
+def test_concurrent_replays_are_accepted_once(client: TestClient) -> None:
+    src = create_source(client)
+    kr = make_kr()
+    make_mapping(kr, src, "signups")
+    body = json.dumps(ITEMS).encode()
+    headers = signed(body)
+    barrier = threading.Barrier(4)
+
+    def one() -> str:
+        barrier.wait()
+        try:
+            push_service.receive(
+                src, headers["X-Krsync-Timestamp"], headers["X-Krsync-Signature"], body
+            )
+        except Conflict:
+            return "refused"
+        return "accepted"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(lambda _: one(), range(4)))
+
+    assert outcomes == ["accepted", "refused", "refused", "refused"]
+    assert len(runs(src)) == 1
+
+
+def test_signatures_too_old_to_replay_are_pruned(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    now = utcnow()
+    with session_scope() as s:
+        for minutes, digest in ((11, "a" * 64), (4, "b" * 64)):
+            s.add(
+                PushSignature(
+                    data_source_id=src,
+                    digest=digest,
+                    signed_at=now - timedelta(minutes=minutes),
+                    accepted_at=now - timedelta(minutes=minutes),
+                )
+            )
+
+    code, _, _ = push(anon, src, ITEMS)
+
+    assert code == 202
+    with session_scope() as s:
+        kept = set(s.scalars(select(PushSignature.digest)))
+    assert "a" * 64 not in kept  # 11 minutes old: no timestamp that old passes the check
+    assert "b" * 64 in kept  # 4 minutes old: it could still be replayed
+    assert len(kept) == 2  # and the push just accepted
+
+
+# --- unreadable bodies ------------------------------------------------------------------------
+
+
+def test_a_deeply_nested_body_is_400(client: TestClient, anon: TestClient) -> None:
+    src = create_source(client)
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    code, answer, _ = push(anon, src, body)
+
+    assert code == 400, answer
+    assert "nested too deeply" in answer["detail"]
+    assert runs(src) == []
+
+
+def test_a_nested_body_over_1_mb_is_refused_before_it_is_read(
+    client: TestClient, anon: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = create_source(client)
+    parsed: list[bytes] = []
+    monkeypatch.setattr(push_service, "parse_items", parsed.append)
+    body = b"[" * 600_000 + b"]" * 600_000
+
+    code, _, _ = push(anon, src, body)
+
+    assert code == 413
+    assert parsed == []
