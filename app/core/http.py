@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import ipaddress
 import logging
 import socket
 import ssl
@@ -45,6 +44,7 @@ import stamina
 
 from app.core.redact import RedactingFilter, Redactor, register_secrets, secrets_in
 from connectors.base import TokenRefreshError, parse_retry_after, retry_after
+from connectors.netguard import non_public_reason
 
 # Loggers that see raw exceptions before this layer redacts them get a filter of their own, so
 # their records are clean before any handler (JSON included) formats them.
@@ -311,24 +311,6 @@ async def resolve_host(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def _non_public_reason(address: str) -> str | None:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
-    checks = (
-        ("unspecified", ip.is_unspecified),
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
-        ("reserved", ip.is_reserved),
-        # Catches the rest of the special-purpose ranges, e.g. 100.64.0.0/10 (carrier NAT,
-        # where some clouds put their metadata service).
-        ("non-public", not ip.is_global),
-    )
-    return next((kind for kind, hit in checks if hit), None)
-
-
 async def check_public_host(url: httpx.URL, *, resolver: Resolver | None = None) -> None:
     """Raise :class:`PrivateNetworkError` unless every address of the URL's host is public.
 
@@ -346,7 +328,7 @@ async def check_public_host(url: httpx.URL, *, resolver: Resolver | None = None)
     except (OSError, UnicodeError) as exc:
         raise httpx.ConnectError(f"could not resolve host {host!r}: {exc}") from None
     for address in addresses:
-        reason = _non_public_reason(address)
+        reason = non_public_reason(address)
         if reason is not None:
             raise PrivateNetworkError(
                 f"refusing to connect to {host!r}: it resolves to {address}, a {reason} "

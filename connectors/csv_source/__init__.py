@@ -24,7 +24,7 @@ Reading is forgiving about the shapes real exports come in, and strict about wha
 Rows that pass the mapping's filters (on any column's text) are summed per (day, group).
 """
 
-from connectors.csv_source.connector import BLANK_GROUP, FILES_DIR_ENV, MAX_BYTES, CsvConnector
+from connectors.csv_source.connector import BLANK_GROUP, MAX_BYTES, CsvConnector
 from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
 from connectors.csv_source.queries import MAX_LISTED_BAD_ROWS
 from connectors.csv_source.reading import (
@@ -36,6 +36,7 @@ from connectors.csv_source.reading import (
     parse_number,
     parse_table,
 )
+from connectors.files import FILES_DIR_ENV
 
 __all__ = [
     "BLANK_GROUP",

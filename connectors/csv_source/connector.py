@@ -7,10 +7,8 @@ imported.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 
 from connectors.base import (
     CheckResult,
@@ -31,8 +29,8 @@ from connectors.base import (
 from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
 from connectors.csv_source.queries import _bad_rows_warnings, _ColumnError, _Plan, _plan
 from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
+from connectors.files import file_in_files_dir
 
-FILES_DIR_ENV = "KRSYNC_FILES_DIR"
 #: The largest file read, local or downloaded (bytes).
 MAX_BYTES = 200 * 1024 * 1024
 #: The group label of a row whose group cell is empty.
@@ -173,22 +171,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         return table
 
     def _read_local(self, given: str) -> bytes:
-        root_setting = os.environ.get(FILES_DIR_ENV, "").strip()
-        if not root_setting:
-            raise ConnectorConfigError(
-                f"local files are read only from {FILES_DIR_ENV}, which is unset here, so local "
-                "paths are refused: ask the admin to set it, or give a `url`"
-            )
-        root = Path(root_setting).expanduser().resolve()
-        candidate = Path(given).expanduser()
-        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-        if not resolved.is_relative_to(root):
-            raise ConnectorConfigError(
-                f"local files are read only from {FILES_DIR_ENV} ({root}); `{given}` is outside "
-                "it (links out of it don't count): move the file there"
-            )
-        if not resolved.is_file():
-            raise ConnectorConfigError(f"no file `{given}` in {FILES_DIR_ENV} ({root})")
+        resolved = file_in_files_dir(given, otherwise=", or give a `url`")
         try:
             if resolved.stat().st_size > MAX_BYTES:
                 raise ConnectorConfigError(f"`{given}` is larger than {MAX_BYTES >> 20} MB")

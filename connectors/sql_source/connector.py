@@ -1,18 +1,26 @@
 """The ``sql`` connector: the hooks, and the database work of a read-only, rolled-back run.
 
 All database work happens here, in a worker thread, on an engine built and disposed per call.
+Every driver call has a deadline: libpq's connect timeout and PyMySQL's socket timeouts where the
+driver has them, and :class:`_Deadline` over the whole connection for psycopg, which has no
+client-side read timeout of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
+import sqlite3
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -22,18 +30,77 @@ from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
     FetchResult,
+    MappingError,
     MetricQuery,
     MetricSpec,
     RetriableError,
     Window,
 )
 from connectors.sql_source.guards import SqlGuards
-from connectors.sql_source.models import SqlConfig, SqlCredentials, SqlParams, normalize_url
+from connectors.sql_source.models import (
+    SqlConfig,
+    SqlCredentials,
+    SqlParams,
+    check_binds,
+    normalize_url,
+)
 from connectors.sql_source.rows import parse_rows
 
 CONNECT_TIMEOUT_SECONDS = 10
+#: How long a driver call may run past the statement timeout before krsync gives up on it: the
+#: server's own timeout answers well inside it, so only a stalled server or network reaches it.
+DEADLINE_MARGIN_SECONDS = 5
+#: The statement timeout of the one-day run that checks a new mapping, which holds up a request.
+MAPPING_CHECK_SECONDS = 8
 #: The most rows one query may return; a daily series over years is a few thousand.
 MAX_ROWS = 100_000
+
+
+class _Deadline:
+    """A time limit on one connection, enforced by shutting its socket down under the driver.
+
+    psycopg has no client-side read timeout, and a server's statement_timeout is no help when the
+    server itself stalls (it accepts, then never answers) or the network drops every packet: the
+    worker thread would wait forever. When the limit passes, the driver's next read fails as a
+    lost connection and the run fails as a temporary error.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        #: Whether the limit passed and the connection was cut.
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def watch(self, dbapi_connection: Any) -> None:
+        """Hold the connection's socket; drivers without ``fileno()`` bound their own calls."""
+        fileno = getattr(dbapi_connection, "fileno", None)
+        if callable(fileno):
+            with self._lock:
+                # A duplicate descriptor: shutting it down reaches the driver's socket, and its
+                # number can't be handed to another socket until this one is closed.
+                self._socket = socket.socket(fileno=os.dup(fileno()))
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._timer.start()
+        try:
+            yield
+        finally:
+            self._timer.cancel()
+            with self._lock:
+                if self._socket is not None:
+                    self._socket.close()
+                    self._socket = None
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._socket is not None:
+                self.expired = True
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
 
 
 class SqlConnector(SqlGuards):
@@ -73,7 +140,7 @@ class SqlConnector(SqlGuards):
     # --- contract ----------------------------------------------------------------------------
 
     async def check(self) -> CheckResult:
-        def probe(conn: Connection) -> CheckResult:
+        def probe(conn: Connection, timeout: int) -> CheckResult:
             conn.execute(text("SELECT 1")).scalar()
             return CheckResult(
                 f"Connected to the {self._where()}",
@@ -84,25 +151,37 @@ class SqlConnector(SqlGuards):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         return await asyncio.to_thread(
-            self._with_connection, lambda c: self._fetch(c, queries, window)
+            self._with_connection,
+            lambda c, timeout: self._fetch(c, queries, window, timeout),
+            statements=len(queries),
         )
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
-        """Run the query over one day, so a write or a syntax error is refused at mapping time."""
+        """Run the query over one day, so a write or a syntax error is refused at mapping time.
+
+        A failure of the query itself is the mapping's fault (a ``MappingError``); one of the
+        connection (unreachable, refused password, too slow) is the source's, left to its test.
+        """
         if not isinstance(query.params, SqlParams):
             return
         params = query.params
         today = self.today
 
-        def run(conn: Connection) -> None:
-            self._run(conn, params.query, Window(today, today))
+        def run(conn: Connection, timeout: int) -> None:
+            try:
+                self._run(conn, params.query, Window(today, today), timeout)
+            except (ConnectorAuthError, RetriableError):
+                raise
+            except ConnectorConfigError as exc:
+                raise MappingError("params.query", exc.message) from None
 
-        await asyncio.to_thread(self._with_connection, run)
+        timeout = min(self.config.statement_timeout_seconds, MAPPING_CHECK_SECONDS)
+        await asyncio.to_thread(self._with_connection, run, timeout=timeout)
 
     # --- database work (in a worker thread) ---------------------------------------------------
 
     def _fetch(
-        self, conn: Connection, queries: Sequence[MetricQuery], window: Window
+        self, conn: Connection, queries: Sequence[MetricQuery], window: Window, timeout: int
     ) -> FetchResult:
         result = FetchResult()
         for query in queries:
@@ -110,7 +189,7 @@ class SqlConnector(SqlGuards):
                 result.query_errors[query.id] = f"the SQL connector has no metric `{query.metric}`"
                 continue
             try:
-                rows = self._run(conn, query.params.query, window)
+                rows = self._run(conn, query.params.query, window, timeout)
             except (ConnectorAuthError, RetriableError):
                 raise
             except ConnectorConfigError as exc:
@@ -121,60 +200,111 @@ class SqlConnector(SqlGuards):
             result.warnings.extend(warnings)
         return result
 
-    def _with_connection(self, work: Callable[[Connection], Any]) -> Any:
-        self._guard_network()
+    def _with_connection(
+        self,
+        work: Callable[[Connection, int], Any],
+        *,
+        timeout: int | None = None,
+        statements: int = 1,
+    ) -> Any:
+        """``work`` on a fresh connection, all of it within one deadline: the connect, the
+        session settings, then ``statements`` queries of ``timeout`` seconds each."""
+        timeout = timeout or self.config.statement_timeout_seconds
+        per_call = timeout + DEADLINE_MARGIN_SECONDS
+        deadline = _Deadline(CONNECT_TIMEOUT_SECONDS + per_call * (statements + 1))
         try:
-            engine = self._engine()
+            engine = self._engine(timeout, deadline)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise ConnectorConfigError(
                 f"can't use `{self.url.drivername}` URLs: {self._mask(str(exc))}"
                 " (is its driver installed?)"
             ) from None
         try:
-            try:
-                conn = engine.connect()
-            except DBAPIError as exc:
-                raise self._connect_error(exc) from None
-            except SQLAlchemyError as exc:
-                raise ConnectorConfigError(f"can't connect: {self._mask(str(exc))}") from None
-            with conn:
-                self._prepare_connection(conn)
-                return work(conn)
+            with deadline.running():
+                try:
+                    conn = engine.connect()
+                except DBAPIError as exc:
+                    raise self._late(deadline) or self._connect_error(exc) from None
+                except SQLAlchemyError as exc:
+                    raise ConnectorConfigError(f"can't connect: {self._mask(str(exc))}") from None
+                with conn:
+                    try:
+                        self._prepare_connection(conn, timeout)
+                        outcome = work(conn, timeout)
+                    except (ConnectorConfigError, RetriableError) as exc:
+                        raise self._late(deadline) or exc from None
+                    # A cut connection may also surface as one query's error in a fetch.
+                    late = self._late(deadline)
+                    if late is not None:
+                        raise late
+                    return outcome
         finally:
             engine.dispose()
 
-    def _engine(self) -> Engine:
+    def _late(self, deadline: _Deadline) -> RetriableError | None:
+        """The error to report once the deadline cut the connection, whatever the driver said."""
+        if not deadline.expired:
+            return None
+        return RetriableError(
+            f"the {self._where()} did not answer within {deadline.seconds:g}s, so krsync"
+            " closed the connection: is the server overloaded or the network path down?"
+        )
+
+    def _engine(self, timeout: int, deadline: _Deadline) -> Engine:
         backend = self.url.get_backend_name()
         connect_args: dict[str, Any] = {}
+        if backend == "sqlite":
+            engine = create_engine(
+                self._sqlite_url(), poolclass=NullPool, connect_args={"check_same_thread": False}
+            )
+            event.listen(engine, "connect", _sqlite_read_only)
+            return engine
         if backend == "postgresql":
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-        elif backend in ("mysql", "mariadb"):
+            # Session defaults from the first byte: even a statement that ended krsync's
+            # read-only transaction would find the next one read-only too.
+            connect_args["options"] = (
+                f"-c default_transaction_read_only=on -c statement_timeout={timeout * 1000}"
+            )
+        else:
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-        elif backend == "sqlite":
-            connect_args["check_same_thread"] = False
-        return create_engine(self.url, poolclass=NullPool, connect_args=connect_args)
+            # PyMySQL waits forever on a silent server unless told otherwise, handshake included.
+            connect_args["read_timeout"] = timeout + DEADLINE_MARGIN_SECONDS
+            connect_args["write_timeout"] = timeout + DEADLINE_MARGIN_SECONDS
+            connect_args["init_command"] = "SET SESSION TRANSACTION READ ONLY"
+        engine = create_engine(self.url, poolclass=NullPool, connect_args=connect_args)
 
-    def _prepare_connection(self, conn: Connection) -> None:
+        @event.listens_for(engine, "do_connect")
+        def guard(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+            self._guard_connect(cparams)
+
+        # First among the connect hooks, so SQLAlchemy's own first queries are covered too.
+        event.listen(engine, "connect", lambda dbapi, record: deadline.watch(dbapi), insert=True)
+        return engine
+
+    def _prepare_connection(self, conn: Connection, timeout: int) -> None:
         """Session-wide settings, before any transaction starts."""
-        timeout = self.config.statement_timeout_seconds
         try:
             if conn.dialect.name in ("mysql", "mariadb"):
                 if getattr(conn.dialect, "is_mariadb", False):
                     conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout)}")
                 else:
                     conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout) * 1000}")
-                conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
-                conn.commit()
-            elif conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("PRAGMA query_only = ON")
                 conn.commit()
         except DBAPIError as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, timeout) from None
 
-    def _run(self, conn: Connection, sql: str, window: Window) -> list[tuple[Any, ...]]:
-        """The rows of one query, in a read-only transaction that is always rolled back."""
+    def _run(
+        self, conn: Connection, sql: str, window: Window, timeout: int
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one query, in a read-only transaction that is always rolled back.
+
+        Exactly one statement runs: the query always carries its two parameters, so psycopg
+        sends it by the extended protocol (one statement, server-side parameters), PyMySQL
+        connects without multi-statements, and sqlite3 executes one statement at a time.
+        """
+        check_binds(sql)
         dialect = conn.dialect.name
-        timeout = self.config.statement_timeout_seconds
         # sqlite3's default date adapter is deprecated; SQLite compares ISO strings anyway.
         bounds: dict[str, Any] = (
             {"from": window.start.isoformat(), "to": window.end.isoformat()}
@@ -187,10 +317,15 @@ class SqlConnector(SqlGuards):
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout) * 1000}")
             elif dialect in ("mysql", "mariadb"):
+                # Again before each query: one of an earlier mapping may have set the session
+                # read-write, and a statement that commits implicitly (DDL) leaves the
+                # transaction below for the session's mode.
+                conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
                 conn.exec_driver_sql("START TRANSACTION READ ONLY")
             if raw is not None:
                 deadline = time.monotonic() + timeout
                 raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+                raw.set_authorizer(_reads_only)
             result = conn.execute(text(sql), bounds)
             if not result.returns_rows:
                 raise ConnectorConfigError(
@@ -204,11 +339,28 @@ class SqlConnector(SqlGuards):
                 )
             return rows
         except DBAPIError as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, timeout) from None
         finally:
             if raw is not None:
                 raw.set_progress_handler(None, 0)
+                raw.set_authorizer(None)
             try:
                 conn.rollback()
             except SQLAlchemyError:
                 pass
+
+
+#: What a query may do in SQLite: read tables, call functions, recurse. Not attach another file,
+#: change a pragma or write, whatever ``query_only`` and the read-only open already refuse.
+_SQLITE_READS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+
+
+def _reads_only(action: int, *_: str | None) -> int:
+    return sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
+
+
+def _sqlite_read_only(dbapi_connection: Any, record: Any) -> None:
+    """``query_only`` on, before any statement runs on the connection."""
+    dbapi_connection.execute("PRAGMA query_only = ON")

@@ -1,4 +1,10 @@
-"""Guards and error classification: the private-network check, and what a driver error means.
+"""Guards and error classification: where a connection may go, and what a driver error means.
+
+The private-network guard runs on the very arguments SQLAlchemy hands the driver (a
+``do_connect`` hook), so every host the driver would use is checked: libpq's ``host`` and
+``hostaddr`` lists, a Unix socket (a path, or no host at all), PyMySQL's ``unix_socket``. The same
+hook pins what the environment could otherwise change (``PGHOSTADDR``, ``PGPASSWORD``). SQLite
+opens only files inside ``KRSYNC_FILES_DIR``, never krsync's own database.
 
 The dialects' error codes differ (PostgreSQL SQLSTATEs, MySQL/MariaDB numbers), so they sit in one
 table here beside the methods that read them. :class:`SqlGuards` is the connector's base so those
@@ -7,24 +13,32 @@ methods keep their names and ``self``; the connector's ``__init__`` sets ``url``
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from connectors.base import Connector, ConnectorAuthError, ConnectorConfigError, RetriableError
-from connectors.sql_source.models import SqlConfig, SqlCredentials
+from connectors.files import file_in_files_dir
+from connectors.netguard import ALLOW_PRIVATE_ENV, non_public_reason, private_networks_allowed
+from connectors.sql_source.models import SqlConfig, SqlCredentials, sqlite_path
 
 WRITE_REFUSED = "the database refused a write: the query must only read"
-ALLOW_PRIVATE_ENV = "KRSYNC_ALLOW_PRIVATE_NETWORKS"
+#: Where krsync's own database is configured (``app/core/settings.py``), and its default.
+OWN_DATABASE_ENVS = ("DATABASE_URL", "KRSYNC_DATABASE_URL")
+OWN_DATABASE_DEFAULT = "sqlite:///krsync.db"
+_MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
 
 # Error codes by dialect: (read-only violation, statement timeout, authentication, unknown db).
 _PG_READ_ONLY, _PG_TIMEOUT = {"25006"}, {"57014"}
 _PG_AUTH, _PG_UNKNOWN_DB = {"28P01", "28000"}, {"3D000"}
 _MY_READ_ONLY, _MY_TIMEOUT = {1792}, {1969, 3024}  # 1969: MariaDB, 3024: MySQL
 _MY_AUTH, _MY_UNKNOWN_DB = {1045, 1044, 1698}, {1049}
+_MY_LOST = {2006, 2013}  # server gone away, lost connection (PyMySQL's read_timeout among them)
 
 
 class SqlGuards(Connector[SqlConfig, SqlCredentials]):
@@ -35,34 +49,74 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
     #: The password alone, masked out of every message.
     _secret: str | None
 
-    # --- guards and error classification ----------------------------------------------------
+    # --- where a connection may go -----------------------------------------------------------
 
-    def _guard_network(self) -> None:
-        host = self.url.host
-        if not host or os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in (
-            "1",
-            "true",
-            "yes",
-        ):
+    def _guard_connect(self, cparams: dict[str, Any]) -> None:
+        """Check (and pin) the driver's own arguments right before it connects."""
+        backend = self.url.get_backend_name()
+        if backend == "postgresql":
+            # Given explicitly, even empty, libpq no longer fills them from PGHOSTADDR or
+            # PGPASSWORD: krsync's environment must not redirect a source or lend it a password.
+            cparams.setdefault("hostaddr", "")
+            cparams.setdefault("password", "")
+            targets = [(t, not t or t.startswith(("/", "@"))) for t in _libpq_targets(cparams)]
+        else:
+            # A client flag from the URL must not turn on several statements per call.
+            cparams["client_flag"] = int(cparams.get("client_flag", 0)) & ~_MULTI_STATEMENTS
+            socket_path = str(cparams.get("unix_socket") or "")
+            # PyMySQL takes the socket over the host, and "localhost" for no host at all.
+            host = str(cparams.get("host") or "localhost")
+            targets = [(socket_path, True) if socket_path else (host, False)]
+        if private_networks_allowed():
             return
+        port = cparams.get("port")
+        for target, is_socket in targets:
+            self._refuse_private(target, is_socket, port if isinstance(port, int) else None)
+
+    def _refuse_private(self, target: str, is_socket: bool, port: int | None) -> None:
+        """``target`` is a host name or an IP address, or a Unix socket's path (empty: the
+        driver's default socket)."""
+        if is_socket:
+            where = f"a Unix socket (`{target}`)" if target else "the local Unix socket (no host)"
+            raise ConnectorConfigError(
+                f"the database is reached through {where}, a private address of this machine:"
+                f" krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
+            )
         try:
-            infos = socket.getaddrinfo(host, self.url.port or None, proto=socket.IPPROTO_TCP)
+            infos = socket.getaddrinfo(target, port, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError) as exc:
-            raise ConnectorConfigError(f"can't resolve the database host `{host}`: {exc}") from None
+            raise ConnectorConfigError(
+                f"can't resolve the database host `{target}`: {exc}"
+            ) from None
         for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-            if (
-                address.is_private
-                or address.is_loopback
-                or address.is_link_local
-                or address.is_reserved
-                or address.is_multicast
-                or address.is_unspecified
-            ):
+            address = str(info[4][0])
+            reason = non_public_reason(address)
+            if reason is not None:
                 raise ConnectorConfigError(
-                    f"the database host `{host}` resolves to a private address ({address}):"
-                    f" krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
+                    f"the database host `{target}` resolves to a private address ({address},"
+                    f" {reason}): krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
                 )
+
+    def _sqlite_url(self) -> URL:
+        """The SQLite file, inside KRSYNC_FILES_DIR and not krsync's own, opened read-only.
+
+        The URI is built here from the real path, percent-encoded, so no part of the file's name
+        can add URI parameters (``vfs``, ``mode``) of its own.
+        """
+        path = file_in_files_dir(
+            sqlite_path(self.config.url), otherwise=" to read SQLite databases"
+        )
+        own = _own_database()
+        if own is not None and (path == own or (own.exists() and os.path.samefile(path, own))):
+            raise ConnectorConfigError(
+                f"`{sqlite_path(self.config.url)}` is krsync's own database: point the source at"
+                " your data instead"
+            )
+        return self.url.set(
+            database=f"file:{quote(str(path), safe='/')}", query={"mode": "ro", "uri": "true"}
+        )
+
+    # --- messages and error classification -----------------------------------------------------
 
     def _mask(self, message: str) -> str:
         if self._secret:
@@ -95,9 +149,11 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
             )
         if code in _PG_UNKNOWN_DB or code in _MY_UNKNOWN_DB:
             return ConnectorConfigError(f"the database in {self._where()} does not exist ({text_})")
+        if code in _MY_LOST or "timeout expired" in lowered or "timed out" in lowered:
+            return RetriableError(f"the {self._where()} did not answer in time ({text_})")
         return ConnectorConfigError(f"can't connect to {self._where()}: {text_}")
 
-    def _query_error(self, exc: DBAPIError) -> Exception:
+    def _query_error(self, exc: DBAPIError, timeout: int) -> Exception:
         code, text_ = _code(exc), self._mask(str(exc.orig)).strip()
         lowered = text_.lower()
         if (
@@ -106,6 +162,7 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
             or "readonly database" in lowered
             or "read-only transaction" in lowered
             or "read only transaction" in lowered
+            or lowered == "not authorized"  # SQLite's authorizer: an attach, a pragma, a write
         ):
             return ConnectorConfigError(WRITE_REFUSED)
         if (
@@ -116,7 +173,7 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
             or "statement timeout" in lowered
         ):
             return RetriableError(
-                f"the query ran past the {self.config.statement_timeout_seconds}s statement"
+                f"the query ran past the {timeout}s statement"
                 " timeout: make it faster (an index on the date column) or raise the timeout"
             )
         if exc.connection_invalidated:
@@ -133,3 +190,28 @@ def _code(exc: DBAPIError) -> str | int | None:
     if args and isinstance(args[0], int):
         return args[0]
     return None
+
+
+def _libpq_targets(cparams: dict[str, Any]) -> list[str]:
+    """Where libpq connects: each host's ``hostaddr`` when given, else the host (a path or an
+    empty entry is a Unix socket). Lists are comma-separated, as libpq splits them."""
+    hosts = str(cparams.get("host") or "").split(",")
+    addresses = str(cparams.get("hostaddr") or "").split(",")
+    if len(addresses) == 1 and not addresses[0]:
+        return hosts
+    if len(addresses) != len(hosts) and hosts != [""]:
+        return [*hosts, *addresses]  # libpq refuses the mismatch; check every name anyway
+    return [address or (hosts[i] if i < len(hosts) else "") for i, address in enumerate(addresses)]
+
+
+def _own_database() -> Path | None:
+    """The SQLite file krsync itself runs on, resolved as krsync opens it (from its cwd)."""
+    configured = next((os.environ[name] for name in OWN_DATABASE_ENVS if os.environ.get(name)), "")
+    try:
+        url = make_url(configured.strip() or OWN_DATABASE_DEFAULT)
+    except (ArgumentError, ValueError):
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    database = url.database.removeprefix("file:").split("?", 1)[0]
+    return Path(database).expanduser().resolve()

@@ -1,4 +1,4 @@
-"""The SQL connector's contract kit: a read-only SQLite file, no HTTP.
+"""The SQL connector's contract kit: a read-only SQLite file in its own files dir, no HTTP.
 
 The query makes one row per day of any window with a recursive CTE, valued by the day of the
 month, so every window asked has figures without a table to keep in step.
@@ -13,14 +13,15 @@ from pathlib import Path
 from tests.connectors.kits import Kit, Query
 
 
-def _database() -> str:
+def _database() -> Path:
     path = Path(tempfile.mkdtemp(prefix="krsync-sql-kit-")) / "kit.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE IF NOT EXISTS marker (id INTEGER)")
-    return f"sqlite:///{path}"
+    return path
 
 
-URL = _database()
+PATH = _database()
+URL = f"sqlite:///{PATH}"
 
 DAYS = """
 WITH RECURSIVE d(day) AS (
@@ -40,4 +41,6 @@ KIT = Kit(
     wrong_type={"url": URL, "statement_timeout_seconds": "thirty"},
     http=False,
     empty_query=Query("value", params={"query": NOTHING}),
+    # SQLite files are read only from KRSYNC_FILES_DIR.
+    env={"KRSYNC_FILES_DIR": str(PATH.parent)},
 )

@@ -65,6 +65,8 @@ class Kit:
     empty_query: Query | None = None
     #: False for connectors whose figures arrive by push: their fetch has nothing to return.
     fetches: bool = True
+    #: Settings the connector reads from the environment (e.g. ``KRSYNC_FILES_DIR``).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 # --- acme: tests/connectors/acme.py (the test platform, documented there) ----------------------

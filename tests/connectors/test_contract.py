@@ -62,10 +62,12 @@ def key(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def kit(key: str) -> Kit:
+def kit(key: str, monkeypatch: pytest.MonkeyPatch) -> Kit:
     found = KITS.get(key)
     if found is None:
         pytest.fail(f"add a kit for connector {key} in tests/connectors/kits.py")
+    for name, value in found.env.items():
+        monkeypatch.setenv(name, value)
     return found
 
 

@@ -1,0 +1,40 @@
+"""The one directory connectors may read local files from: ``KRSYNC_FILES_DIR``.
+
+A source's config is written by an editor over the API, so a local path in it must not reach the
+rest of the machine (krsync's own database, its keys, ``/etc``). The ``csv`` connector reads CSV
+files and the ``sql`` connector opens SQLite databases through the same check.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from connectors.base import ConnectorConfigError
+
+FILES_DIR_ENV = "KRSYNC_FILES_DIR"
+
+
+def file_in_files_dir(given: str, *, otherwise: str = "") -> Path:
+    """The real path of ``given`` (relative to the directory, or absolute inside it).
+
+    Symlinks are resolved before the check, so a link out of the directory doesn't count.
+    ``otherwise`` ends the message for an unset directory with what the user may do instead.
+    """
+    root_setting = os.environ.get(FILES_DIR_ENV, "").strip()
+    if not root_setting:
+        raise ConnectorConfigError(
+            f"local files are read only from {FILES_DIR_ENV}, which is unset here, so local "
+            f"paths are refused: ask the admin to set it{otherwise}"
+        )
+    root = Path(root_setting).expanduser().resolve()
+    candidate = Path(given).expanduser()
+    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not resolved.is_relative_to(root):
+        raise ConnectorConfigError(
+            f"local files are read only from {FILES_DIR_ENV} ({root}); `{given}` is outside "
+            "it (links out of it don't count): move the file there"
+        )
+    if not resolved.is_file():
+        raise ConnectorConfigError(f"no file `{given}` in {FILES_DIR_ENV} ({root})")
+    return resolved
