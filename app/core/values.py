@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import math
 
+from sqlalchemy import ColumnElement, func
+from sqlalchemy.orm import InstrumentedAttribute
+
 #: The largest magnitude of any figure krsync stores or reads.
 MAX_ABS_VALUE = 1e15
 #: The bound as messages say it: ±1e15.
@@ -32,3 +35,14 @@ def value_problem(value: float) -> str | None:
 
 def storable(value: float) -> bool:
     return value_problem(value) is None
+
+
+def readable(column: ColumnElement[float] | InstrumentedAttribute[float]) -> ColumnElement[bool]:
+    """The SQL condition a stored figure must meet to be read.
+
+    Figures stored before the bound existed (a push of 1e308, a NaN from a connector) stay in the
+    database, untouched, but reads leave them out: summing them would overflow (PostgreSQL
+    raises, SQLite yields NaN) and every progress read of their key result would fail. NaN
+    and infinity fail the test on PostgreSQL too (NaN sorts above every number).
+    """
+    return func.abs(column) <= MAX_ABS_VALUE

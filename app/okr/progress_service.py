@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 
 from app.core.cron import cron_trigger
+from app.core.values import readable
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation
 from app.progress import (
     Cycle as CycleSpan,
@@ -114,7 +115,7 @@ def _load_stats(
         )
         .select_from(o)
         .outerjoin(Mapping, Mapping.id == o.mapping_id)
-        .where(or_(*wanted))
+        .where(or_(*wanted), readable(o.value))
         .group_by(o.key_result_id, o.group, o.role, o.date)
         .subquery("daily")
     )
@@ -157,7 +158,8 @@ def _load_stats(
             .where(
                 tuple_(o.key_result_id, o.group, o.role, o.date).in_(
                     ordered[start : start + LAST_VALUE_BATCH]
-                )
+                ),
+                readable(o.value),
             )
             .group_by(o.key_result_id, o.group, o.role, o.date)
         )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.auth.service import audit
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.values import readable
 from app.models import CheckIn, Cycle, KeyResult, Mapping, Objective, Observation
 from app.okr.progress_service import ProgressCalculator, definition
 from app.progress import ObjectiveProgress, Progress, validate_definition
@@ -373,6 +374,7 @@ def series(
             Observation.key_result_id == kr_id,
             Observation.date >= start,
             Observation.date <= end,
+            readable(Observation.value),
         )
         .order_by(Observation.date, Observation.group, Observation.role, Observation.id)
     ).all()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.values import readable
 from app.models import DataSource, KeyResult, Mapping, Observation, SyncRun
 from app.okr.progress_service import schedule_interval
 
@@ -83,7 +84,12 @@ def daily_series(
             func.sum(o.value * func.coalesce(Mapping.scale, 1.0)),
         )
         .outerjoin(Mapping, Mapping.id == o.mapping_id)
-        .where(o.key_result_id.in_([kr.id for kr in krs]), o.date >= start, o.date <= end)
+        .where(
+            o.key_result_id.in_([kr.id for kr in krs]),
+            o.date >= start,
+            o.date <= end,
+            readable(o.value),
+        )
         .group_by(o.key_result_id, o.date, o.role)
         .order_by(o.key_result_id, o.date)
     ).all()

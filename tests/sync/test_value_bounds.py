@@ -167,3 +167,36 @@ def test_the_largest_figures_reads_can_meet_still_add_up(
     progress = every_read(client, kr, "2026-10-01")
 
     assert progress["status"] != "no_data"
+
+
+def test_figures_stored_before_the_bound_existed_are_kept_but_not_read(
+    client: TestClient,
+) -> None:
+    """A database written before the bound may hold 1e308 or NaN: they stay stored (nothing is
+    deleted behind the user's back), every read answers 200 and adds up the sane figures only."""
+    src = make_source("wild", "wild", config={})
+    kr = make_kr(start_value=0.0, target_value=100.0)
+    mapping = make_mapping(kr, src, "wild")
+    stored = [
+        (date(2026, 7, 1), 1e308),
+        (date(2026, 7, 2), -1e308),
+        (date(2026, 7, 4), float("inf")),
+        (date(2026, 7, 5), 7.0),
+        (date(2026, 7, 6), 1e308),
+    ]
+    with session_scope() as s:
+        if s.get_bind().dialect.name == "postgresql":  # SQLite can't hold a NaN
+            stored.append((date(2026, 7, 3), float("nan")))
+        s.add_all(
+            Observation(
+                key_result_id=kr, mapping_id=mapping, group="", role="value", date=day, value=v
+            )
+            for day, v in stored
+        )
+
+    progress = every_read(client, kr, TODAY.isoformat())
+
+    assert progress["current_value"] == pytest.approx(7.0)
+    series = client.get(f"/api/v1/key-results/{kr}/series").json()
+    assert [(p["date"], p["value"]) for p in series["points"]] == [("2026-07-05", 7.0)]
+    assert len(observations(kr)) == len(stored)
