@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import Editor, SessionDep, Viewer
 from app.core import fastread
-from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, Limit, Offset, Page
+from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, IsoDate, Limit, Offset, Page
 from app.models import KeyResult, Objective
 from app.models.revision import current as current_revision
 from app.okr import cache, service
@@ -44,7 +44,7 @@ from app.progress import ObjectiveProgress, Progress, expected_progress
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 AsOf = Annotated[
-    date | None,
+    IsoDate | None,
     Query(description="Report progress as it stood on this day (default: today)"),
 ]
 Cascade = Annotated[bool, Query(description="Also delete everything the object holds")]
@@ -303,8 +303,8 @@ def get_series(
     kr_id: IdPath,
     session: SessionDep,
     who: Viewer,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    from_: Annotated[IsoDate | None, Query(alias="from")] = None,
+    to: IsoDate | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> SeriesRead | Response:
     """Daily observations (JSON or CSV), each traceable to the sync run that wrote it."""

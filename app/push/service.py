@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
 from app.core.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from app.core.schemas import iso_date
 from app.core.secrets import SecretKeyError
 from app.core.vault import decrypt_credentials
 from app.models import DataSource, Mapping, SyncRun
@@ -150,7 +151,7 @@ def _item(i: int, raw: Any) -> Item:
     if not isinstance(day, str) or len(day) != 10:
         raise bad("date", "must be an ISO date, YYYY-MM-DD")
     try:
-        parsed = date.fromisoformat(day)
+        parsed = iso_date(day)
     except ValueError:
         raise bad("date", "must be an ISO date, YYYY-MM-DD") from None
     metric = raw["metric"]
