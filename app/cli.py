@@ -232,6 +232,16 @@ def demo(
 # --- sync -------------------------------------------------------------------------------------
 
 
+def _day(value: str) -> date:
+    """The API's strict `YYYY-MM-DD`; imported here, as `krsync --help` needs none of the API."""
+    from app.core.schemas import iso_date
+
+    try:
+        return iso_date(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @cli.command()
 def sync(
     source: Annotated[
@@ -243,12 +253,16 @@ def sync(
         ),
     ] = None,
     from_: Annotated[
-        datetime | None,
-        typer.Option("--from", formats=["%Y-%m-%d"], help="First day to fetch (with --to)"),
+        date | None,
+        typer.Option(
+            "--from", parser=_day, metavar="YYYY-MM-DD", help="First day to fetch (with --to)"
+        ),
     ] = None,
     to: Annotated[
-        datetime | None,
-        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day to fetch (with --from)"),
+        date | None,
+        typer.Option(
+            "--to", parser=_day, metavar="YYYY-MM-DD", help="Last day to fetch (with --from)"
+        ),
     ] = None,
     all_sources: Annotated[
         bool, typer.Option("--all", help="Every enabled source (what no --source means)")
@@ -265,7 +279,7 @@ def sync(
             "--from and --to go together: give both, or neither for the incremental window",
             USAGE_ERROR,
         )
-    window = (from_.date(), to.date()) if from_ is not None and to is not None else None
+    window = (from_, to) if from_ is not None and to is not None else None
     if window is not None and window[0] > window[1]:
         fail(f"--from {window[0]} is after --to {window[1]}", USAGE_ERROR)
     if all_sources and source:

@@ -1,11 +1,21 @@
-"""Shared API types: bounded strings, ids, pagination."""
+"""Shared API types: bounded strings, strict dates, ids, pagination."""
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
 
 from app.core.values import MAX_ABS_VALUE
 
@@ -36,6 +46,38 @@ Unit = Annotated[str, StringConstraints(max_length=50), AfterValidator(_no_nul)]
 LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
 #: A figure as krsync stores it (see ``app.core.values``).
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DATE_FORMAT = "must be a date written YYYY-MM-DD, such as 2026-08-15"
+
+
+def iso_date(value: object) -> date:
+    """A calendar day from exactly `YYYY-MM-DD` (or a `date` from Python code), else ValueError.
+
+    Pydantic's own date parsing is lax: it reads `0` or `1700000000` as a Unix time and
+    `2026-07-15T00:00:00` as a day, and `date.fromisoformat` takes `20260815` and `2026-W33-1`,
+    so a typo or a wrong field would become a plausible date instead of a 422.
+    """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError(DATE_FORMAT)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a day of the calendar (YYYY-MM-DD)") from None
+
+
+def _strict_date(value: object) -> date:
+    try:
+        return iso_date(value)
+    except ValueError as exc:
+        # A custom error keeps pydantic's "Value error, " prefix out of the 422's message.
+        raise PydanticCustomError("date_format", str(exc)) from None
+
+
+#: Every date krsync reads, in a body or a query; its JSON Schema stays `format: date`.
+IsoDate = Annotated[date, BeforeValidator(_strict_date)]
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The object's id")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Date, Double, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.process import this_process
 from app.models.base import Base, TimestampMixin, utcnow
 
 
@@ -63,6 +64,9 @@ class SyncRun(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set once a run holds its source's lock: a `running` run without it is only queued.
     prepared_at: Mapped[datetime | None] = mapped_column()
+    # The process that runs it (`host:pid:start@place`), so a restart can tell a run whose
+    # process died from one another process is still running; NULL for runs older than this.
+    owner: Mapped[str | None] = mapped_column(String(255), default=lambda: str(this_process()))
     finished_at: Mapped[datetime | None] = mapped_column()
     api_calls: Mapped[int] = mapped_column(Integer, default=0)
     observations_written: Mapped[int] = mapped_column(Integer, default=0)

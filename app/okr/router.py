@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import Editor, SessionDep, Viewer
 from app.core import fastread
-from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, Limit, Offset, Page
+from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, IsoDate, Limit, Offset, Page
 from app.models import KeyResult, Objective
 from app.models.revision import current as current_revision
 from app.okr import cache, service
@@ -44,7 +44,7 @@ from app.progress import ObjectiveProgress, Progress, expected_progress
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 AsOf = Annotated[
-    date | None,
+    IsoDate | None,
     Query(description="Report progress as it stood on this day (default: today)"),
 ]
 Cascade = Annotated[bool, Query(description="Also delete everything the object holds")]
@@ -143,8 +143,8 @@ def update_cycle(
 def delete_cycle(
     cycle_id: IdPath, session: SessionDep, who: Editor, cascade: Cascade = False
 ) -> None:
-    """Delete a cycle; one that still holds objectives needs `?cascade=true`."""
-    service.delete_cycle(session, cycle_id, cascade, who.name)
+    """Delete a cycle; objectives need `?cascade=true`, mappings under them an admin."""
+    service.delete_cycle(session, cycle_id, cascade, who)
 
 
 # --- objectives -------------------------------------------------------------------------------
@@ -208,8 +208,8 @@ def update_objective(
 def delete_objective(
     objective_id: IdPath, session: SessionDep, who: Editor, cascade: Cascade = False
 ) -> None:
-    """Delete an objective; one that still holds key results needs `?cascade=true`."""
-    service.delete_objective(session, objective_id, cascade, who.name)
+    """Delete an objective; key results need `?cascade=true`, mappings under them an admin."""
+    service.delete_objective(session, objective_id, cascade, who)
 
 
 # --- key results ------------------------------------------------------------------------------
@@ -266,9 +266,11 @@ def update_key_result(
 
 
 @router.delete("/key-results/{kr_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["key results"])
-def delete_key_result(kr_id: IdPath, session: SessionDep, who: Editor) -> None:
-    """Delete a key result with its mappings, observations and check-ins."""
-    service.delete_key_result(session, kr_id, who.name)
+def delete_key_result(
+    kr_id: IdPath, session: SessionDep, who: Editor, cascade: Cascade = False
+) -> None:
+    """Delete a key result; check-ins or mappings need `?cascade=true`, mappings an admin."""
+    service.delete_key_result(session, kr_id, cascade, who)
 
 
 @router.post(
@@ -301,8 +303,8 @@ def get_series(
     kr_id: IdPath,
     session: SessionDep,
     who: Viewer,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    from_: Annotated[IsoDate | None, Query(alias="from")] = None,
+    to: IsoDate | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> SeriesRead | Response:
     """Daily observations (JSON or CSV), each traceable to the sync run that wrote it."""

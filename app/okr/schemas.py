@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.schemas import LongText, Name, Number, Short, StrictModel, Title, Unit
+from app.core.schemas import IsoDate, LongText, Name, Number, Short, StrictModel, Title, Unit
 
 Level = Literal["company", "team", "individual"]
 Kind = Literal["metric", "milestone", "rollup"]
@@ -18,7 +18,7 @@ Status = Literal["no_data", "no_baseline", "done", "on_track", "at_risk", "off_t
 Weight = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 Pct = Annotated[float, Field(ge=-100, le=1e6, allow_inf_nan=False)]
 Confidence = Annotated[int, Field(ge=0, le=10)]
-Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
+Day = Annotated[IsoDate, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
 
 
 # --- cycles -----------------------------------------------------------------------------------

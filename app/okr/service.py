@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from app.auth.service import audit
+from app.auth.service import ROLE_RANK, Principal, audit
 from app.core.changes import apply_changes, jsonable, require_not_null
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.values import readable
 from app.models import CheckIn, Cycle, KeyResult, Mapping, Objective, Observation
 from app.okr.progress_service import ProgressCalculator, definition
@@ -61,7 +61,7 @@ def update_cycle(session: Session, cycle_id: int, changes: dict[str, Any], actor
     return cycle
 
 
-def delete_cycle(session: Session, cycle_id: int, cascade: bool, actor: str) -> None:
+def delete_cycle(session: Session, cycle_id: int, cascade: bool, who: Principal) -> None:
     cycle = get_cycle(session, cycle_id)
     children = session.scalar(
         select(func.count()).select_from(Objective).where(Objective.cycle_id == cycle_id)
@@ -71,8 +71,22 @@ def delete_cycle(session: Session, cycle_id: int, cascade: bool, actor: str) -> 
             f"cycle {cycle_id} still holds {children} objective(s); "
             "delete them first or pass ?cascade=true"
         )
+    krs = (
+        select(KeyResult.id)
+        .join(Objective, Objective.id == KeyResult.objective_id)
+        .where(Objective.cycle_id == cycle_id)
+    )
+    held = _held(session, krs)
+    _require_admin_for_mappings(who, f"cycle {cycle_id}", held)
     session.execute(delete(Cycle).where(Cycle.id == cycle.id))
-    audit(session, actor, "delete", "cycle", cycle_id, {"cascade": cascade})
+    audit(
+        session,
+        who.name,
+        "delete",
+        "cycle",
+        cycle_id,
+        {"cascade": cascade, "objectives": children or 0, **held},
+    )
 
 
 def current_cycle(session: Session, as_of: date) -> Cycle:
@@ -178,15 +192,24 @@ def update_objective(
     return get_objective(session, obj.id)
 
 
-def delete_objective(session: Session, objective_id: int, cascade: bool, actor: str) -> None:
+def delete_objective(session: Session, objective_id: int, cascade: bool, who: Principal) -> None:
     obj = get_objective(session, objective_id)
     if obj.key_results and not cascade:
         raise Conflict(
             f"objective {objective_id} still holds {len(obj.key_results)} key result(s); "
             "delete them first or pass ?cascade=true"
         )
+    held = _held(session, select(KeyResult.id).where(KeyResult.objective_id == objective_id))
+    _require_admin_for_mappings(who, f"objective {objective_id}", held)
     session.execute(delete(Objective).where(Objective.id == objective_id))
-    audit(session, actor, "delete", "objective", objective_id, {"cascade": cascade})
+    audit(
+        session,
+        who.name,
+        "delete",
+        "objective",
+        objective_id,
+        {"cascade": cascade, "key_results": len(obj.key_results), **held},
+    )
 
 
 # --- key results ------------------------------------------------------------------------------
@@ -255,10 +278,48 @@ def update_key_result(
     return kr
 
 
-def delete_key_result(session: Session, kr_id: int, actor: str) -> None:
+def delete_key_result(session: Session, kr_id: int, cascade: bool, who: Principal) -> None:
     get_key_result(session, kr_id)
+    held = _held(session, select(KeyResult.id).where(KeyResult.id == kr_id))
+    if (held["mappings"] or held["check_ins"]) and not cascade:
+        admins = " (mappings are managed by admins)" if held["mappings"] else ""
+        raise Conflict(
+            f"key result {kr_id} still holds {held['mappings']} mapping(s){admins} and "
+            f"{held['check_ins']} check-in(s); delete them first or pass ?cascade=true"
+        )
+    _require_admin_for_mappings(who, f"key result {kr_id}", held)
     session.execute(delete(KeyResult).where(KeyResult.id == kr_id))
-    audit(session, actor, "delete", "key_result", kr_id, {})
+    audit(session, who.name, "delete", "key_result", kr_id, {"cascade": cascade, **held})
+
+
+def _held(session: Session, key_results: Select[int]) -> dict[str, Any]:
+    """What deleting these key results takes with them, for the role check and the audit."""
+    krs = key_results.scalar_subquery()
+    mapping_ids = list(
+        session.scalars(
+            select(Mapping.id).where(Mapping.key_result_id.in_(krs)).order_by(Mapping.id)
+        )
+    )
+
+    def count(model: type[CheckIn | Observation]) -> int:
+        where = model.key_result_id.in_(krs)
+        return session.scalar(select(func.count()).select_from(model).where(where)) or 0
+
+    return {
+        "mappings": len(mapping_ids),
+        "mapping_ids": mapping_ids,
+        "check_ins": count(CheckIn),
+        "observations": count(Observation),
+    }
+
+
+def _require_admin_for_mappings(who: Principal, what: str, held: dict[str, Any]) -> None:
+    """Mappings are admin-managed (SPEC 3): an editor's cascade may not take them along."""
+    if held["mappings"] and ROLE_RANK[who.role] < ROLE_RANK["admin"]:
+        raise Forbidden(
+            f"{what} holds {held['mappings']} mapping(s), which are managed by admins: "
+            "an admin must delete them (or delete this with ?cascade=true)"
+        )
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -29,11 +29,12 @@ from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
 from app.core.errors import Conflict, DomainError, InvalidInput, Unauthorized
+from app.core.schemas import iso_date
 from app.core.secrets import SecretKeyError
 from app.core.values import value_problem
 from app.core.vault import decrypt_credentials
 from app.models import DataSource, Mapping, PushSignature, SyncRun
-from app.sync.clock import utcnow
+from app.sync import clock
 from app.sync.store import Row, upsert
 from connectors.push import METRIC_NAME
 
@@ -176,7 +177,7 @@ def _item(i: int, raw: Any) -> Item:
     if not isinstance(day, str) or len(day) != 10:
         raise bad("date", "must be an ISO date, YYYY-MM-DD")
     try:
-        parsed = date.fromisoformat(day)
+        parsed = iso_date(day)
     except ValueError:
         raise bad("date", "must be an ISO date, YYYY-MM-DD") from None
     metric = raw["metric"]
@@ -233,7 +234,7 @@ def receive(
     source_id: int, timestamp: str | None, signature: str | None, body: bytes
 ) -> dict[str, Any]:
     """Check, parse and store one push; the 202 body."""
-    stamp, digest = check_headers(timestamp, signature, utcnow().timestamp())
+    stamp, digest = check_headers(timestamp, signature, clock.utcnow().timestamp())
     with session_scope() as session:
         source = session.get(DataSource, source_id)
         _verify(_secret(source), timestamp or "", body, digest)
@@ -252,7 +253,7 @@ def _remember(session: Session, source_id: int, stamp: int, digest: str) -> None
     to commit and then fails to insert. Signatures too old to pass the timestamp check are
     pruned here, so the table holds minutes of pushes, never their history.
     """
-    now = utcnow()
+    now = clock.utcnow()
     session.execute(delete(PushSignature).where(PushSignature.signed_at < now - _REMEMBER))
     session.add(
         PushSignature(
@@ -302,7 +303,7 @@ def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str,
                         value=item.value,
                     )
                 )
-    now = utcnow()
+    now = clock.utcnow()
     run = SyncRun(
         data_source_id=source.id,
         trigger="manual",

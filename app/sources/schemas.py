@@ -18,11 +18,11 @@ from pydantic import (
 )
 
 from app.core.cron import cron_trigger
-from app.core.schemas import MAX_ID, Name, Number, Short, StrictModel
+from app.core.schemas import MAX_ID, IsoDate, Name, Number, Short, StrictModel
 
 Role = Literal["value", "numerator", "denominator"]
 RunStatus = Literal["running", "succeeded", "partial", "failed"]
-Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
+Day = Annotated[IsoDate, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
 RefId = Annotated[int, Field(ge=1, le=MAX_ID)]
 MAX_PREVIEW_DAYS = 366
 MAX_SYNC_DAYS = 1096

@@ -3,8 +3,8 @@
 A run is created (`create_run`, status `running`) by whoever asks for it, then executed
 (`execute_run`) with its own sessions: a first transaction reads the plan, the platform is
 asked without holding any transaction open, and a second transaction writes every figure and
-the run's outcome together. A crash between them leaves the last good values untouched and the
-run marked `failed` by the next run of the source.
+the run's outcome together. A crash between them leaves the last good values untouched; the run
+is marked `failed` when a server next starts (`app.sync.orphans`) or by the next run of the source.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, cast
 
 import stamina
@@ -34,6 +34,7 @@ from app.core.http import (
     PrivateNetworkError,
     build_client,
 )
+from app.core.process import this_process
 from app.core.redact import redact, redact_json, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
@@ -41,7 +42,8 @@ from app.core.values import BOUND_TEXT, storable
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
 from app.sync.clock import today_in, utcnow
-from app.sync.locks import SourceLock
+from app.sync.locks import LOCK_WAIT_SECONDS, QUEUED_TOO_LONG, SourceLock
+from app.sync.orphans import INTERRUPTED
 from app.sync.plan import Plan, build_query, plan_run
 from app.sync.store import Row, clear_window, replace_history, upsert
 from connectors.base import (
@@ -68,8 +70,6 @@ RATE_LIMIT_ATTEMPTS = 5
 #: When a platform says "too many requests" without saying how long to wait.
 RATE_LIMIT_FALLBACK_WAIT = 30.0
 TRIGGERS = ("schedule", "manual", "backfill", "cli")
-#: How long a run someone asked for waits for a busy source before giving up.
-LOCK_WAIT_SECONDS = 600.0
 LOCK_POLL_SECONDS = 0.5
 #: Runs executing at once in one process; each holds a pooled connection for its lock.
 MAX_PARALLEL_RUNS = 16
@@ -373,7 +373,7 @@ def _prepare(run_id: int) -> Prepared | None:
             return None
         # We hold the source's lock, so another run of it that got as far as preparing died with
         # its process; one still queued for the lock is left to run, unless it waited too long.
-        queued_too_long = utcnow() - timedelta(seconds=LOCK_WAIT_SECONDS + 60)
+        queued_too_long = utcnow() - QUEUED_TOO_LONG
         interrupted = session.execute(
             update(SyncRun)
             .where(
@@ -385,7 +385,7 @@ def _prepare(run_id: int) -> Prepared | None:
             .values(
                 status="failed",
                 finished_at=utcnow(),
-                error="interrupted: the process running this sync stopped before it finished",
+                error=INTERRUPTED,
             )
         )
         source = session.get(DataSource, run.data_source_id)
@@ -394,6 +394,7 @@ def _prepare(run_id: int) -> Prepared | None:
         for _ in range(cast(CursorResult[Any], interrupted).rowcount or 0):
             metrics.record_sync(source.connector, "failed", None)
         run.started_at = run.prepared_at = utcnow()
+        run.owner = str(this_process())  # whoever created it, the process preparing it runs it
         cls, config, raw, _ = _connector_parts(source)
         today = today_in(source.timezone)
         requested = (

@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
 
 #: Advisory-lock namespace of krsync ("kr"), so our locks never collide with another app's.
 NAMESPACE = 0x6B72
 SCHEDULER_LOCK = 0  # source ids start at 1, so 0 is free for the scheduler's leadership
+#: How long a run someone asked for waits for a busy source before giving up.
+LOCK_WAIT_SECONDS = 600.0
+#: A run queued for its source's lock longer than any run waits was left by a process that died.
+QUEUED_TOO_LONG = timedelta(seconds=LOCK_WAIT_SECONDS + 60)
 
 _local_locks: dict[tuple[str, int], threading.Lock] = {}
 _guard = threading.Lock()

@@ -41,6 +41,7 @@ from app.core.settings import get_settings
 from app.models import DataSource
 from app.sync import clock
 from app.sync.locks import NAMESPACE, SCHEDULER_LOCK, advisory_lock
+from app.sync.orphans import fail_orphaned_runs_at_start
 
 log = logging.getLogger("krsync.scheduler")
 
@@ -201,8 +202,8 @@ class Scheduler:
         )
 
     def stop(self) -> None:
-        """Starts nothing more; a sync under way finishes in its thread (or is marked
-        interrupted by the next run of its source if the process is killed first)."""
+        """Starts nothing more; a sync under way finishes in its thread (or, if the process is
+        killed first, is marked interrupted when a server starts or the source next syncs)."""
         if self.apscheduler.running:
             self.apscheduler.shutdown(wait=False)
         with self._guard:
@@ -293,7 +294,9 @@ class Scheduler:
 
 @asynccontextmanager
 async def lifespan(_: Any) -> AsyncIterator[None]:
-    """Runs the scheduler under `krsync serve` only, so test clients and other hosts get none."""
+    """Fails the runs a dead process left running, in every server (`app.sync.orphans`), then
+    runs the scheduler under `krsync serve` only, so test clients and other hosts get none."""
+    await asyncio.to_thread(fail_orphaned_runs_at_start)
     scheduler: Scheduler | None = None
     if os.environ.get(RUN_SCHEDULER_ENV) == "1" and get_settings().scheduler_enabled:
         scheduler = Scheduler()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.auth.deps import SessionDep
 from app.auth.service import Principal, authenticate
 from app.core.errors import NotFound
+from app.core.schemas import iso_date
 from app.core.settings import get_settings
 from app.models import Cycle, KeyResult, Objective
 from app.okr import service
@@ -204,7 +205,7 @@ def _parse_filters(cycle_id: str | None, as_of: str | None) -> tuple[int | None,
     day = today
     if as_of:
         try:
-            day = date.fromisoformat(as_of)
+            day = iso_date(as_of)
         except ValueError:
             problems.append("The date must look like 2026-08-15; showing today instead.")
     return cid, day, " ".join(problems) or None

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
-from factories import check_in, cycle, key_result, objective, workspace
+from app.models import AuditEvent
+from factories import (
+    api_key_headers,
+    check_in,
+    cycle,
+    data_source,
+    key_result,
+    mapping,
+    objective,
+    workspace,
+)
 
 
 def test_progress_block_matches_spec_example(client: TestClient) -> None:
@@ -148,6 +162,97 @@ def test_delete_with_children_needs_cascade(client: TestClient) -> None:
     assert client.get(f"/api/v1/objectives/{o}").status_code == 404
     assert client.get(f"/api/v1/key-results/{kr}").status_code == 404
     assert client.get(f"/api/v1/cycles/{c}").status_code == 404
+
+
+def _audit(db_url: str, entity: str, entity_id: int) -> list[dict[str, Any]]:
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(AuditEvent.changes)
+            .where(AuditEvent.entity == entity, AuditEvent.entity_id == entity_id)
+            .where(AuditEvent.action == "delete")
+        ).all()
+    engine.dispose()
+    return list(rows)
+
+
+def test_a_key_result_with_check_ins_needs_cascade(
+    client: TestClient, anon: TestClient, db_url: str
+) -> None:
+    """Check-ins are an editor's to write, so an editor's cascade may take them along."""
+    editor = api_key_headers(client, "editor")
+    _, _, kr = workspace(client)
+    check_in(client, kr, "2026-07-01", 1)
+    response = anon.delete(f"/api/v1/key-results/{kr}", headers=editor)
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"key result {kr} still holds 0 mapping(s) and 1 check-in(s); "
+        "delete them first or pass ?cascade=true"
+    )
+    assert client.get(f"/api/v1/key-results/{kr}/check-ins").json()["total"] == 1
+
+    response = anon.delete(f"/api/v1/key-results/{kr}?cascade=true", headers=editor)
+    assert response.status_code == 204
+    assert client.get(f"/api/v1/key-results/{kr}").status_code == 404
+    assert _audit(db_url, "key_result", kr) == [
+        {"cascade": True, "mappings": 0, "mapping_ids": [], "check_ins": 1, "observations": 1}
+    ]
+
+
+def test_an_empty_key_result_deletes_without_cascade(client: TestClient) -> None:
+    _, _, kr = workspace(client)
+    assert client.delete(f"/api/v1/key-results/{kr}").status_code == 204
+
+
+def test_mappings_are_deleted_by_an_admin_only(
+    client: TestClient, anon: TestClient, db_url: str
+) -> None:
+    """Mappings are admin-managed: no editor's delete, cascading or not, takes them along."""
+    editor = api_key_headers(client, "editor")
+    c, o, kr = workspace(client)
+    mid = mapping(client, kr, data_source(client)["id"], "signups")["id"]
+
+    response = anon.delete(f"/api/v1/key-results/{kr}", headers=editor)
+    assert response.status_code == 409
+    assert "1 mapping(s) (mappings are managed by admins)" in response.json()["detail"]
+    for path in (f"key-results/{kr}", f"objectives/{o}", f"cycles/{c}"):
+        response = anon.delete(f"/api/v1/{path}?cascade=true", headers=editor)
+        assert response.status_code == 403, path
+        assert "1 mapping(s), which are managed by admins" in response.json()["detail"]
+    assert client.get(f"/api/v1/mappings/{mid}").status_code == 200
+    assert client.get(f"/api/v1/key-results/{kr}").status_code == 200
+
+    assert client.delete(f"/api/v1/key-results/{kr}").status_code == 409
+    assert client.delete(f"/api/v1/key-results/{kr}?cascade=true").status_code == 204
+    assert client.get(f"/api/v1/mappings/{mid}").status_code == 404
+    [changes] = _audit(db_url, "key_result", kr)
+    assert changes["mappings"] == 1
+    assert changes["mapping_ids"] == [mid]
+    assert changes["check_ins"] == 0
+
+
+@pytest.mark.parametrize("parent", ["objectives", "cycles"])
+def test_an_admin_cascade_from_a_cycle_or_objective_takes_the_mappings(
+    client: TestClient, db_url: str, parent: str
+) -> None:
+    c, o, kr = workspace(client)
+    check_in(client, kr, "2026-07-01", 1)
+    mid = mapping(client, kr, data_source(client)["id"], "signups")["id"]
+    parent_id = o if parent == "objectives" else c
+    assert client.delete(f"/api/v1/{parent}/{parent_id}?cascade=true").status_code == 204
+    assert client.get(f"/api/v1/mappings/{mid}").status_code == 404
+    [changes] = _audit(db_url, parent[:-1], parent_id)
+    assert changes["mappings"] == 1
+    assert changes["mapping_ids"] == [mid]
+    assert changes["check_ins"] == 1
+
+
+def test_an_editor_cascades_a_cycle_without_mappings(client: TestClient, anon: TestClient) -> None:
+    editor = api_key_headers(client, "editor")
+    c, _, kr = workspace(client)
+    check_in(client, kr, "2026-07-01", 1)
+    assert anon.delete(f"/api/v1/cycles/{c}?cascade=true", headers=editor).status_code == 204
+    assert client.get(f"/api/v1/key-results/{kr}").status_code == 404
 
 
 def test_empty_objective_deletes_without_cascade(client: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -160,6 +161,22 @@ def test_a_bad_window_is_a_clear_error_before_any_run(
     result = _krsync("sync", *args)
     assert result.exit_code == 2
     assert message in _one_line_error(result)
+    assert runs(src) == []
+
+
+@pytest.mark.parametrize("day", ["2026-7-1", "20260701", "2026-07-01T00:00:00", "0"])
+@pytest.mark.parametrize("option", ["--from", "--to"])
+def test_a_window_day_is_strict_iso(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, option: str, day: str
+) -> None:
+    """The API's rule: `YYYY-MM-DD` and nothing a lax parser would also take."""
+    freeze_today(monkeypatch, date(2026, 8, 16))
+    src = make_source()
+    window = {"--from": "2026-07-01", "--to": "2026-07-03", option: day}
+    result = _krsync("sync", *(part for pair in window.items() for part in pair))
+    assert result.exit_code == 2
+    said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
+    assert f"Invalid value for '{option}': must be a date written YYYY-MM-DD" in said, said
     assert runs(src) == []
 
 
