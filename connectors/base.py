@@ -368,6 +368,38 @@ def as_number(raw: Any) -> float | None:
         return None
 
 
+#: How much of a platform's own words an error message quotes: what it said went wrong, not a page.
+EXCERPT_CHARS = 300
+
+#: Masks known secrets in a text (the engine client's ``redactor.redact``).
+Mask = Callable[[str], str]
+
+
+def mask_of(http: Any) -> Mask | None:
+    """The secret masking of the engine's client, read by duck typing (connectors don't import
+    app/); None for a client without one, which holds no secret to mask."""
+    redact = getattr(getattr(http, "redactor", None), "redact", None)
+    return redact if callable(redact) else None
+
+
+def excerpt(text: str, mask: Mask | None, limit: int = EXCERPT_CHARS) -> str:
+    """The start of ``text`` on one line, for an error message: masked first, then cut.
+
+    The order is the point. Cut first, a secret the cut splits no longer matches its mask and
+    all of it but the characters past the cut is quoted; masked first, the cut can only split a
+    mask, and that stub is dropped too, so no character of a secret and no half mask remains.
+    Every quote of a platform's or a library's words in an error goes through here.
+    """
+    masked = mask(text) if mask is not None else text
+    flat = " ".join(masked.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit]
+    if flat[limit] == "*":  # inside a mask: drop its stub
+        cut = cut.rstrip("*")
+    return cut.rstrip() + "…"
+
+
 def status_failure(http: Any, response: httpx.Response) -> tuple[str, float | None]:
     """A failed answer as the engine's client words it: its redacted message (source, request,
     status, the start of the body) and the wait the platform asked for.

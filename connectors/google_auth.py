@@ -43,7 +43,13 @@ from google.auth import crypt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from requests.structures import CaseInsensitiveDict
 
-from connectors.base import ConnectorAuthError, ConnectorConfigError, ConnectorError, RetriableError
+from connectors.base import (
+    ConnectorAuthError,
+    ConnectorConfigError,
+    ConnectorError,
+    RetriableError,
+    excerpt,
+)
 
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 #: How long a bridged call may take, retries and backoff included, before the thread gives up.
@@ -163,7 +169,7 @@ def refresh_error(
 ) -> ConnectorError:
     """The token endpoint's verdict, with what to change; never the assertion or the secret."""
     first = exc.args[0] if exc.args else ""
-    detail = redact(str(first))[:200] if isinstance(first, str) else "refused"
+    detail = excerpt(first, redact, 200) if isinstance(first, str) else "refused"
     if getattr(exc, "retryable", False):
         return RetriableError(f"Google's token endpoint is having trouble ({detail})")
     if creds.is_service_account:

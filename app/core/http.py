@@ -44,7 +44,7 @@ import httpx
 import stamina
 
 from app.core.redact import RedactingFilter, Redactor, register_secrets, secrets_in
-from connectors.base import TokenRefreshError, parse_retry_after, retry_after
+from connectors.base import TokenRefreshError, excerpt, parse_retry_after, retry_after
 
 # Loggers that see raw exceptions before this layer redacts them get a filter of their own, so
 # their records are clean before any handler (JSON included) formats them.
@@ -546,7 +546,7 @@ class KrsyncClient(httpx.AsyncClient):
         attempts = response.extensions.get(ATTEMPTS_EXTENSION)
         after = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
         try:
-            body = response.text.strip().replace("\n", " ")[:300]
+            body = excerpt(response.text, self.redactor.redact)
         except (httpx.ResponseNotRead, UnicodeDecodeError, LookupError):
             body = ""
         message = (

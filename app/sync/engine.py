@@ -57,6 +57,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
 )
 from connectors.registry import UnknownConnectorError, get_connector
 
@@ -233,7 +234,7 @@ def classify(exc: BaseException) -> str:
         text = f"connector error: {_message(exc)}"
     else:
         text = f"internal error: {type(exc).__name__}: {exc}"
-    return redact(text)[:2000]
+    return excerpt(text, redact, 2000)
 
 
 def _message(exc: BaseException) -> str:
@@ -500,7 +501,8 @@ def _store_credentials(source_id: int, credentials: dict[str, Any]) -> None:
 
 def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
     """Every figure and the run's outcome in one transaction: all of it or none of it."""
-    warnings = p.warnings + f.warnings
+    # A connector may quote a platform's answer in a warning, and a platform may echo a secret.
+    warnings = p.warnings + [redact(w) for w in f.warnings]
     rows: list[Row] = []
     dropped = 0
     for value, redate in f.values:

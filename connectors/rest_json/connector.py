@@ -25,6 +25,8 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
+    mask_of,
     status_failure,
 )
 from connectors.rest_json.models import (
@@ -165,11 +167,9 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
 
     def _excerpt(self, response: httpx.Response) -> str:
         try:
-            text = response.text.strip().replace("\n", " ")[:_EXCERPT]
+            return excerpt(response.text, mask_of(self.http), _EXCERPT)
         except (UnicodeDecodeError, LookupError):
-            text = "(undecodable bytes)"
-        redactor = getattr(self.http, "redactor", None)
-        return str(redactor.redact(text)) if redactor is not None else text
+            return "(undecodable bytes)"
 
     def _not_json(self, response: httpx.Response) -> Exception:
         kind = response.headers.get("content-type", "no content type").split(";")[0]

@@ -26,6 +26,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
     json_body,
     retry_after,
 )
@@ -229,7 +230,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
             status, text = google_error(response.json())
         except ValueError:
             status, text = "", ""
-        text = self._bridge.redact(text)[:300] or f"HTTP {response.status_code}"
+        text = excerpt(text, self._bridge.redact) or f"HTTP {response.status_code}"
         code = response.status_code
         site = self.config.site_url
         if code == 401:

@@ -38,6 +38,7 @@ from app.core.http import (
 )
 from app.core.redact import MASK
 from connectors.base import TokenRefreshError
+from tests.leaks import leaked, split_masks
 
 pytestmark = pytest.mark.anyio
 
@@ -503,6 +504,34 @@ async def test_secret_in_url_and_body_never_reaches_a_status_error() -> None:
     assert "api_key" not in message  # the query string is dropped altogether
     assert f"key {MASK} lacks scope" in message
     assert info.value.status_code == 403
+
+
+#: A token as base64 spells it: `/` and `+` are what JSON encoders and URLs escape.
+CUT_SECRET = "tok_3kP/9xQ+7mZ2wLr8vB4nT6yH1cJ5dF0s"
+SPELLINGS = {
+    "raw": CUT_SECRET,
+    "json-slash": CUT_SECRET.replace("/", "\\/"),  # PHP's json_encode
+    "json-unicode": CUT_SECRET.replace("+", "\\u002B"),  # .NET's System.Text.Json
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@respx.mock
+async def test_a_secret_the_excerpt_cuts_never_reaches_a_status_error(spelling: str) -> None:
+    """The body is quoted up to a limit: the token is masked wherever the cut falls."""
+    echoed = SPELLINGS[spelling]
+    route = respx.get(f"{API}/report")
+    async with client(secrets=[CUT_SECRET]) as http:
+        for offset in range(250, 311):
+            body = "e" * offset + f"{echoed} is not a valid key for this account"
+            route.mock(return_value=httpx.Response(400, text=body))
+            response = await http.get(f"{API}/report")
+            with pytest.raises(HttpStatusError) as info:
+                http.raise_for_status(response)
+            message = str(info.value)
+
+            assert leaked(message, CUT_SECRET, echoed) == [], (offset, message)
+            assert split_masks(message) == [], (offset, message)
 
 
 @respx.mock
