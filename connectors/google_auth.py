@@ -327,7 +327,7 @@ class GoogleBridge:
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:
             raise RuntimeError("Google client code must run through GoogleBridge.run()")
-        self._redact_bearer(headers)
+        self.hold_bearer(headers)
         future = asyncio.run_coroutine_threadsafe(
             self._send(method, url, headers, body, timeout), loop
         )
@@ -351,8 +351,10 @@ class GoogleBridge:
             kwargs["timeout"] = timeout
         return await self.http.request(method, url, **kwargs)
 
-    def _redact_bearer(self, headers: Mapping[str, str]) -> None:
-        """A fresh access token joins the client's secrets, so no error or log line shows it."""
+    def hold_bearer(self, headers: Mapping[str, str]) -> None:
+        """A fresh access token joins the client's secrets, so no error or log line shows it
+        and the client keeps it to the origins it belongs to. Called for every bridged request;
+        a connector that sends google-auth's headers itself calls it too."""
         value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         token = value.removeprefix("Bearer ").strip()
         add = getattr(self.http, "add_secrets", None)

@@ -206,9 +206,11 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
             return headers
 
         try:
-            return await self._bridge.run(apply)
+            headers = await self._bridge.run(apply)
         except google.auth.exceptions.RefreshError as exc:
             raise refresh_error(exc, self.credentials, self._bridge.redact) from None
+        self._bridge.hold_bearer(headers)
+        return headers
 
     async def _send(self, method: str, url: str, body: Any = None) -> Any:
         """One call; a 401 gets one fresh token (tokens die before they expire), then fails."""

@@ -1,6 +1,7 @@
-"""No connector error quotes a piece of a secret, wherever its excerpt of the answer is cut.
+"""Two contract rules on a source's credentials, run against every connector that holds one.
 
-Every connector of the contract suite with HTTP and a credential is made to fail: each request
+**No error quotes a piece of a secret, wherever it cuts the platform's answer.** Every
+connector of the contract suite with HTTP and a credential is made to fail: each request
 answers 400 with a body, in the error shapes platforms use (plain text, ``message``,
 Salesforce's list, Google's and Meta's ``error`` envelope, RFC 7807 problems, Pipedrive's
 ``error``/``error_info``, OAuth's ``error_description``), that echoes one of the source's
@@ -9,9 +10,14 @@ credential with one space between copies, started at every offset of one period:
 length a connector cuts its quote to, some copy is split by the cut at every possible
 character. Cut before masking, that copy leaks all its characters up to the cut; the test
 finds any 8-character piece of the credential in what ``check()`` and ``fetch()`` give.
-
 With ``token``, the OAuth token endpoints fail the same way (refresh errors); otherwise they
 answer as the kit's platform does, so the platform's own API calls are the ones failing.
+
+**No credential follows a redirect to another origin.** httpx drops ``Authorization`` on such a
+redirect but keeps every other header (Pipedrive's ``x-api-token``, ``rest_json``'s
+``X-API-Key``), and a body resent by a 307. Every platform call is redirected to another host:
+the connector fails, naming it, and that host sees no request at all (following without the
+credentials is a source's explicit choice, not a default).
 """
 
 from __future__ import annotations
@@ -123,6 +129,34 @@ async def test_errors_quote_no_piece_of_a_secret_wherever_they_cut(key: str, tok
     for text in said:
         assert leaked(text, secret) == [], text
         assert split_masks(text) == [], text
+
+
+ELSEWHERE = "elsewhere.krsync.test"
+
+
+@pytest.mark.parametrize(("key", "token"), [c for c in _cases() if not c.values[1]])
+async def test_no_credential_follows_a_redirect_to_another_origin(key: str, token: bool) -> None:
+    kit = KITS[key]
+    assert kit.mock is not None
+
+    def moved(request: httpx.Request) -> httpx.Response | None:
+        if _is_token_request(request) or request.url.host == ELSEWHERE:
+            return None  # the kit's platform hands out a token; the other host answers below
+        return httpx.Response(307, headers={"Location": f"https://{ELSEWHERE}/moved"})
+
+    with respx.mock(assert_all_called=False) as router:
+        router.route().mock(side_effect=moved)
+        elsewhere = router.route(host=ELSEWHERE).mock(return_value=httpx.Response(200, json={}))
+        kit.mock(router, "data")
+        async with engine_client.connected(
+            get_connector(key), kit.config, kit.credentials, rate_per_second=None
+        ) as (connector, _):
+            for call in (connector.check(), connector.fetch([query_of(key, kit.query)], WINDOW)):
+                with pytest.raises(Exception) as refused:  # noqa: PT011  (whatever the wording)
+                    await call
+                assert ELSEWHERE in str(refused.value), refused.value
+
+    assert not elsewhere.called
 
 
 async def _outcome(call: Any) -> list[str]:
