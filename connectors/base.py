@@ -274,6 +274,16 @@ def stored_token(
     return token
 
 
+OtherOrigins = Literal["refuse", "strip"]
+
+
+def origin_of(url: httpx.URL | str) -> str:
+    """``scheme://host[:port]`` (the port only when not the scheme's default): the unit a
+    credential belongs to, as browsers and httpx's redirect rules see it."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+
+
 @dataclass(frozen=True)
 class HttpOptions:
     """How the engine should build this source's HTTP client."""
@@ -285,6 +295,13 @@ class HttpOptions:
     oauth: OAuthSpec | None = None
     #: Seconds a 429/5xx asks to wait, for platforms that say it other than by ``Retry-After``.
     retry_after: Callable[[httpx.Response], float | None] | None = None
+    #: The origins (:func:`origin_of`) the source's credentials may be sent to. Empty: the
+    #: origin each request is made to, so only a redirect elsewhere is in question; a connector
+    #: that follows URLs a platform hands out (next links) names the platform's own.
+    credential_origins: tuple[str, ...] = ()
+    #: A request elsewhere that would carry a credential: ``refuse`` it (ForeignOriginError), or
+    #: ``strip`` the headers that carry one and send it without (a user's explicit choice).
+    other_origins: OtherOrigins = "refuse"
 
 
 @dataclass(frozen=True)
@@ -310,6 +327,21 @@ class ConnectorConfigError(ConnectorError):
 
 class ConnectorAuthError(ConnectorConfigError):
     """Bad or expired credentials or a missing permission; the message says which to fix."""
+
+
+class ForeignOriginError(ConnectorConfigError):
+    """A request would have carried the source's credentials to an origin they don't belong to
+    (a redirect, a platform's next link); the engine's client refused to send it.
+
+    ``origin`` is the other origin, never with a path, query or credentials.
+    """
+
+    def __init__(self, message: str, origin: str) -> None:
+        super().__init__(message)
+        self.origin = origin
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.origin))
 
 
 class TokenRefreshError(ConnectorAuthError):
@@ -366,6 +398,38 @@ def as_number(raw: Any) -> float | None:
         return float(raw)
     except ValueError:
         return None
+
+
+#: How much of a platform's own words an error message quotes: what it said went wrong, not a page.
+EXCERPT_CHARS = 300
+
+#: Masks known secrets in a text (the engine client's ``redactor.redact``).
+Mask = Callable[[str], str]
+
+
+def mask_of(http: Any) -> Mask | None:
+    """The secret masking of the engine's client, read by duck typing (connectors don't import
+    app/); None for a client without one, which holds no secret to mask."""
+    redact = getattr(getattr(http, "redactor", None), "redact", None)
+    return redact if callable(redact) else None
+
+
+def excerpt(text: str, mask: Mask | None, limit: int = EXCERPT_CHARS) -> str:
+    """The start of ``text`` on one line, for an error message: masked first, then cut.
+
+    The order is the point. Cut first, a secret the cut splits no longer matches its mask and
+    all of it but the characters past the cut is quoted; masked first, the cut can only split a
+    mask, and that stub is dropped too, so no character of a secret and no half mask remains.
+    Every quote of a platform's or a library's words in an error goes through here.
+    """
+    masked = mask(text) if mask is not None else text
+    flat = " ".join(masked.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit]
+    if flat[limit] == "*":  # inside a mask: drop its stub
+        cut = cut.rstrip("*")
+    return cut.rstrip() + "…"
 
 
 def status_failure(http: Any, response: httpx.Response) -> tuple[str, float | None]:

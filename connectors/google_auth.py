@@ -43,7 +43,13 @@ from google.auth import crypt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from requests.structures import CaseInsensitiveDict
 
-from connectors.base import ConnectorAuthError, ConnectorConfigError, ConnectorError, RetriableError
+from connectors.base import (
+    ConnectorAuthError,
+    ConnectorConfigError,
+    ConnectorError,
+    RetriableError,
+    excerpt,
+)
 
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 #: How long a bridged call may take, retries and backoff included, before the thread gives up.
@@ -163,7 +169,7 @@ def refresh_error(
 ) -> ConnectorError:
     """The token endpoint's verdict, with what to change; never the assertion or the secret."""
     first = exc.args[0] if exc.args else ""
-    detail = redact(str(first))[:200] if isinstance(first, str) else "refused"
+    detail = excerpt(first, redact, 200) if isinstance(first, str) else "refused"
     if getattr(exc, "retryable", False):
         return RetriableError(f"Google's token endpoint is having trouble ({detail})")
     if creds.is_service_account:
@@ -321,7 +327,7 @@ class GoogleBridge:
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:
             raise RuntimeError("Google client code must run through GoogleBridge.run()")
-        self._redact_bearer(headers)
+        self.hold_bearer(headers)
         future = asyncio.run_coroutine_threadsafe(
             self._send(method, url, headers, body, timeout), loop
         )
@@ -345,8 +351,10 @@ class GoogleBridge:
             kwargs["timeout"] = timeout
         return await self.http.request(method, url, **kwargs)
 
-    def _redact_bearer(self, headers: Mapping[str, str]) -> None:
-        """A fresh access token joins the client's secrets, so no error or log line shows it."""
+    def hold_bearer(self, headers: Mapping[str, str]) -> None:
+        """A fresh access token joins the client's secrets, so no error or log line shows it
+        and the client keeps it to the origins it belongs to. Called for every bridged request;
+        a connector that sends google-auth's headers itself calls it too."""
         value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         token = value.removeprefix("Bearer ").strip()
         add = getattr(self.http, "add_secrets", None)

@@ -40,6 +40,8 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
+    mask_of,
 )
 
 ROOT = "https://api.x.com"
@@ -201,6 +203,8 @@ class XConnector(Connector[XConfig, XCredentials]):
         if isinstance(user, dict):
             return user, _limits(response)
         title, detail, kind = _problem(body)
+        mask = mask_of(self.http)
+        title, detail = excerpt(title, mask, 80), excerpt(detail, mask)
         if kind.endswith(_NOT_FOUND) or title == "Not Found Error":
             raise ConnectorConfigError(
                 f"X has no account it can show with user id `{self.config.user_id}` "
@@ -242,10 +246,8 @@ class XConnector(Connector[XConfig, XCredentials]):
 
     def _error(self, response: httpx.Response, body: Any) -> Exception:
         title, detail, _ = _problem(body)
-        text = ": ".join(p for p in (title, detail) if p) or f"HTTP {response.status_code}"
-        redactor = getattr(self.http, "redactor", None)
-        if redactor is not None:
-            text = str(redactor.redact(text))
+        text = ": ".join(p for p in (title, detail) if p)
+        text = excerpt(text, mask_of(self.http)) or f"HTTP {response.status_code}"
         status = response.status_code
         if status == 401:
             return ConnectorAuthError(

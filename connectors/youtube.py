@@ -42,7 +42,9 @@ from connectors.base import (
     RetriableError,
     TokenRefreshError,
     Window,
+    excerpt,
     json_body,
+    mask_of,
     retry_after,
     stored_token,
 )
@@ -127,8 +129,7 @@ def _google_error(response: httpx.Response) -> tuple[str, set[str]]:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        text = response.text.strip().replace("\n", " ")[:200]
-        return text or f"HTTP {response.status_code}", set()
+        return response.text or f"HTTP {response.status_code}", set()
     reasons: set[str] = set()
     for key in ("errors", "details"):
         items = error.get(key)
@@ -275,9 +276,7 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
     def _error(self, response: httpx.Response) -> Exception:
         status = response.status_code
         message, reasons = _google_error(response)
-        redactor = getattr(self.http, "redactor", None)
-        if redactor is not None:
-            message = str(redactor.redact(message))
+        message = excerpt(message, mask_of(self.http)) or f"HTTP {status}"
         if status == 401:
             return ConnectorAuthError(
                 f"YouTube refused the OAuth access token even after a refresh ({message}): "

@@ -9,17 +9,20 @@ the result in. That keeps the cross-cutting duties in one place (SPEC section 4)
 - refusal of loopback/private/link-local targets after DNS resolution, on every redirect hop
   (SPEC section 5, ``KRSYNC_ALLOW_PRIVATE_NETWORKS``);
 - OAuth2 token refresh with the refreshed token handed back for encrypted storage (Authlib);
-- errors whose text carries no secret (:class:`~app.core.redact.Redactor`);
+- errors whose text carries no secret (:class:`~app.core.redact.Redactor`), and credentials
+  that go to their own origin only, redirects and next links included (:class:`CredentialGuard`);
 - a count of the calls made, for ``SyncRun.api_calls``.
 
 The duties are layered as httpx transports because httpx sends every request *and every
 redirect hop* through the client's transport; a check done in ``AsyncClient.send`` would miss
 the hops. From the outside in::
 
-    RetryTransport -> PrivateNetworkGuard -> ThrottleTransport -> httpx.AsyncHTTPTransport
+    CredentialGuard -> RetryTransport -> PrivateNetworkGuard -> ThrottleTransport
+        -> httpx.AsyncHTTPTransport
 
-so each attempt is re-checked against DNS right before it waits for a slot and is sent, and
-a backoff sleep holds neither a concurrency slot nor rate-limit budget.
+so no hop carries a credential to an origin it doesn't belong to, each attempt is re-checked
+against DNS right before it waits for a slot and is sent, and a backoff sleep holds neither a
+concurrency slot nor rate-limit budget.
 
 Everything is passed in as parameters; nothing here reads settings or touches the database.
 """
@@ -43,8 +46,18 @@ import httpx
 import stamina
 
 from app.core.redact import RedactingFilter, Redactor, register_secrets, secrets_in
-from connectors.base import TokenRefreshError, parse_retry_after, retry_after
+from connectors.base import (
+    ForeignOriginError,
+    OtherOrigins,
+    TokenRefreshError,
+    excerpt,
+    origin_of,
+    parse_retry_after,
+    retry_after,
+)
 from connectors.netguard import non_public_reason
+
+log = logging.getLogger("krsync.http")
 
 # Loggers that see raw exceptions before this layer redacts them get a filter of their own, so
 # their records are clean before any handler (JSON included) formats them.
@@ -59,8 +72,10 @@ with warnings.catch_warnings():
 
 __all__ = [
     "ATTEMPTS_EXTENSION",
+    "ORIGIN_EXTENSION",
     "RETRY_STATUSES",
     "USER_AGENT",
+    "CredentialGuard",
     "HttpLayerError",
     "HttpStats",
     "HttpStatusError",
@@ -85,6 +100,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 #: Extension key on a response: how many attempts it took (for error messages).
 ATTEMPTS_EXTENSION = "krsync.attempts"
+#: Extension key on a request: the origin its first hop went to (redirect hops inherit it).
+ORIGIN_EXTENSION = "krsync.origin"
 
 # Backoff between attempts when the server gives no Retry-After: ~1 s, 2 s, 4 s (+ jitter),
 # long enough to ride out a rolling 10-second window without stalling a nightly run.
@@ -360,6 +377,103 @@ class PrivateNetworkGuard(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+# ------------------------------------------------------------------------- credential guard
+
+
+class CredentialGuard(httpx.AsyncBaseTransport):
+    """Sends the source's credentials to the origins they belong to only, on every hop.
+
+    httpx drops ``Authorization`` on a redirect to another origin but keeps every other header,
+    so a key in ``X-API-Key`` (or Pipedrive's ``x-api-token``) followed a redirect anywhere; and
+    a URL a platform hands out (a ``Link: rel="next"``) may name any host. Here every request
+    and redirect hop is judged as it is about to leave. One bound for an origin outside
+    ``origins`` (default: the origin of its first hop, so that only redirects are judged) is
+    refused with a :class:`ForeignOriginError` when it holds a credential (a header, the URL,
+    the body) or continues a request that held one: following without the credentials is a
+    choice (``other_origins="strip"``: the headers holding one are dropped), not a default,
+    since the other origin then answers for the source. A credential in the URL or the body
+    can't be dropped: always refused.
+
+    A credential is what the client's redactor knows (the source's decrypted values, refreshed
+    tokens), in every spelling it masks. Whether the first hop held one is kept, with its
+    origin, in an extension httpx copies from hop to hop, as it does the attempt count.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        source_name: str,
+        redactor: Redactor,
+        origins: Sequence[str] = (),
+        other_origins: OtherOrigins = "refuse",
+    ) -> None:
+        self._inner = inner
+        self._source_name = source_name
+        self._redactor = redactor
+        self._origins = frozenset(origins)
+        self._strip = other_origins == "strip"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        here = origin_of(request.url)
+        started = request.extensions.get(ORIGIN_EXTENSION)
+        if started is None:
+            held = bool(self._headers_holding(request)) or await self._fixed_holds(request)
+            started = request.extensions[ORIGIN_EXTENSION] = (here, held)
+        first, credentialed = started
+        allowed = self._origins or frozenset({first})
+        if here not in allowed:
+            await self._leave_credentials_behind(request, here, first, credentialed, allowed)
+        return await self._inner.handle_async_request(request)
+
+    def _headers_holding(self, request: httpx.Request) -> list[str]:
+        return [name for name, value in request.headers.items() if self._redactor.finds(value)]
+
+    async def _fixed_holds(self, request: httpx.Request) -> bool:
+        """Whether what can't be taken out of the request (query, userinfo, body) holds one.
+
+        Not the path: a credential rarely goes there, and a short one (a username is masked
+        too) would match a path segment by chance.
+        """
+        url, finds = request.url, self._redactor.finds
+        body = (await request.aread()).decode("utf-8", "replace")
+        return (
+            finds(url.query.decode("ascii", "replace"))
+            or finds(body)
+            or finds(url.userinfo.decode("ascii", "replace"))
+        )
+
+    async def _leave_credentials_behind(
+        self,
+        request: httpx.Request,
+        here: str,
+        first: str,
+        credentialed: bool,
+        allowed: frozenset[str],
+    ) -> None:
+        carrying = self._headers_holding(request)
+        fixed = await self._fixed_holds(request)
+        if not (carrying or credentialed or fixed):
+            return  # nothing of the source's goes there
+        if self._strip and not fixed:
+            for name in carrying:
+                del request.headers[name]
+            log.info("%s: followed to %s without the credentials", self._source_name, here)
+            return
+        where = f"a redirect from {first} led to {here}" if first != here else f"{here} was asked"
+        owners = ", ".join(sorted(allowed))
+        raise ForeignOriginError(
+            self._redactor.redact(
+                f"{self._source_name}: {where}, but the source's credentials go to {owners} "
+                "only: refused rather than sent there"
+            ),
+            origin=here,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 # ---------------------------------------------------------------------- throttle transport
 
 
@@ -528,7 +642,7 @@ class KrsyncClient(httpx.AsyncClient):
         attempts = response.extensions.get(ATTEMPTS_EXTENSION)
         after = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 else ""
         try:
-            body = response.text.strip().replace("\n", " ")[:300]
+            body = excerpt(response.text, self.redactor.redact)
         except (httpx.ResponseNotRead, UnicodeDecodeError, LookupError):
             body = ""
         message = (
@@ -703,6 +817,8 @@ def build_client(
     headers: Mapping[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     retry_after: RetryAfter | None = None,
+    credential_origins: Sequence[str] = (),
+    other_origins: OtherOrigins = "refuse",
 ) -> KrsyncClient:
     """The HTTP client for one source and one run; use it as ``async with``.
 
@@ -712,9 +828,17 @@ def build_client(
     refreshed token (refresh-token rotation included) so the caller can store it encrypted.
     ``transport`` replaces the innermost network transport (tests, unusual proxies);
     ``retry_after`` reads a platform's own wait header where it has no ``Retry-After``.
+    ``credential_origins`` and ``other_origins`` say where the credentials may go
+    (:class:`CredentialGuard`).
     """
     stats = HttpStats()
     redactor = Redactor(secrets)
+    # An Authorization header is a credential whatever it encodes (Basic's base64 of a key).
+    redactor.add(
+        value.split(" ", 1)[-1]
+        for name, value in (headers or {}).items()
+        if name.lower() in ("authorization", "proxy-authorization")
+    )
     if oauth is not None:
         redactor.add([oauth.client_secret, *secrets_in(oauth.token)])
     register_secrets(redactor.secrets)
@@ -733,6 +857,13 @@ def build_client(
         max_attempts=max_attempts,
         max_retry_after=max_retry_after,
         retry_after=retry_after or retry_after_seconds,
+    )
+    stack = CredentialGuard(
+        stack,
+        source_name=source_name,
+        redactor=redactor,
+        origins=credential_origins,
+        other_origins=other_origins,
     )
     client_kwargs: dict[str, Any] = {
         "base_url": base_url,

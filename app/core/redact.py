@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import logging
 import re
 import threading
@@ -65,14 +64,38 @@ _NOT_SECRET_KEYS = frozenset(
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# JSON's two-character escapes; "/" may be escaped as "\\/" (PHP and some Java encoders do).
+_JSON_SHORT = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _json_escapes(char: str) -> list[str]:
+    """Regexes for the ways a JSON encoder may escape ``char`` (``\\uXXXX`` in either case)."""
+    options = [re.escape(_JSON_SHORT[char])] if char in _JSON_SHORT else []
+    units = char.encode("utf-16-be")
+    hexes = [units[i : i + 2].hex() for i in range(0, len(units), 2)]  # a surrogate pair or one
+    options.append("(?i:" + "".join(rf"\\u{code}" for code in hexes) + ")")
+    return options
 
 
 def _char_pattern(char: str) -> str:
-    """A character, raw or percent-encoded: libraries disagree on which characters to escape."""
+    """A character, raw, percent-encoded or JSON-escaped: encoders disagree on what to escape.
+
+    Unreserved characters are matched raw only: no encoder escapes them, and a whole
+    alternation per letter would slow every log line down for nothing.
+    """
     if char in _UNRESERVED:
         return re.escape(char)
     encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
-    options = [re.escape(char), f"(?i:{re.escape(encoded)})"]
+    options = [re.escape(char), f"(?i:{re.escape(encoded)})", *_json_escapes(char)]
     if char == " ":
         options.append(r"\+")  # form encoding
     return f"(?:{'|'.join(options)})"
@@ -82,14 +105,11 @@ def _char_pattern(char: str) -> str:
 def _patterns(secret: str) -> frozenset[str]:
     """Regexes for the spellings under which a secret shows up in text we produce or receive.
 
-    Raw and URL-encoded (any mix of escaped and literal characters, as `quote`, `quote_plus`
-    and httpx each escape a different set), JSON-escaped, and for multi-line values such as
-    PEM keys each long line on its own.
+    Raw, URL-encoded and JSON-escaped, in any mix of escaped and literal characters (``quote``,
+    ``quote_plus``, httpx and JSON encoders each escape a different set: ``/`` as ``\\/``, ``+``
+    as ``\\u002B``), and for multi-line values such as PEM keys each long line on its own.
     """
     patterns = {"".join(_char_pattern(char) for char in secret)}
-    json_form = json.dumps(secret)[1:-1]
-    if json_form != secret:
-        patterns.add(re.escape(json_form))
     if "\n" in secret:
         patterns.update(
             re.escape(line.strip())
@@ -170,6 +190,11 @@ class Redactor:
             return text
         pattern = self._compiled()
         return pattern.sub(MASK, text) if pattern is not None else text
+
+    def finds(self, text: str) -> bool:
+        """Whether ``text`` holds a held secret, in any spelling :meth:`redact` would mask."""
+        pattern = self._compiled() if text else None
+        return pattern is not None and pattern.search(text) is not None
 
 
 def secrets_in(obj: object) -> list[str]:

@@ -59,6 +59,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
 )
 from connectors.registry import UnknownConnectorError, get_connector
 
@@ -203,6 +204,8 @@ def client_arguments(
         "on_token_update": on_token if oauth is not None else None,
         "headers": options.headers,
         "retry_after": options.retry_after,
+        "credential_origins": options.credential_origins,
+        "other_origins": options.other_origins,
     }
 
 
@@ -233,7 +236,7 @@ def classify(exc: BaseException) -> str:
         text = f"connector error: {_message(exc)}"
     else:
         text = f"internal error: {type(exc).__name__}: {exc}"
-    return redact(text)[:2000]
+    return excerpt(text, redact, 2000)
 
 
 def _message(exc: BaseException) -> str:
@@ -501,7 +504,8 @@ def _store_credentials(source_id: int, credentials: dict[str, Any]) -> None:
 
 def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
     """Every figure and the run's outcome in one transaction: all of it or none of it."""
-    warnings = p.warnings + f.warnings
+    # A connector may quote a platform's answer in a warning, and a platform may echo a secret.
+    warnings = p.warnings + [redact(w) for w in f.warnings]
     rows: list[Row] = []
     dropped = 0
     for value, redate in f.values:

@@ -23,6 +23,7 @@ from connectors.base import (
     ConnectorConfigError,
     RateLimited,
     RetriableError,
+    excerpt,
 )
 from connectors.ga4.errors import _BadRequest, _retry_after
 from connectors.ga4.models import GA4_ROOT, SCOPE, GA4Config
@@ -105,7 +106,7 @@ class GA4Client:
                 status, text = google_error(response.json())
             except ValueError:
                 pass
-        text = self._bridge.redact(text)[:300]
+        text = excerpt(text, self._bridge.redact)
         code = exc.code or 0
         pid = self._pid
         if code == 401:

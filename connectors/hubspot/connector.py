@@ -28,6 +28,7 @@ from connectors.base import (
     OAuthSpec,
     Window,
     json_body,
+    mask_of,
     stored_token,
 )
 from connectors.hubspot.errors import (
@@ -367,7 +368,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 response,
                 obj,
                 uses_oauth=self.credentials.uses_oauth,
-                redactor=getattr(self.http, "redactor", None),
+                mask=mask_of(self.http),
             )
         return json_body(response, "HubSpot")
 

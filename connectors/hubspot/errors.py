@@ -17,8 +17,10 @@ import httpx
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
+    Mask,
     RateLimited,
     RetriableError,
+    excerpt,
     retry_after,
 )
 
@@ -27,7 +29,6 @@ SEARCHES_PER_SECOND = 4.0
 MAX_HEADER_WAIT = 10.0
 #: Wait for a rolling-window 429 that says neither Retry-After nor its interval.
 ROLLING_WAIT = 10.0
-_EXCERPT = 300
 _READ_SCOPES = {
     "contacts": "crm.objects.contacts.read",
     "companies": "crm.objects.companies.read",
@@ -79,7 +80,7 @@ def _read_limits(limits: _Limits, response: httpx.Response) -> None:
 
 
 def _error(
-    response: httpx.Response, obj: str | None, *, uses_oauth: bool, redactor: Any
+    response: httpx.Response, obj: str | None, *, uses_oauth: bool, mask: Mask | None
 ) -> Exception:
     status = response.status_code
     try:
@@ -87,7 +88,7 @@ def _error(
     except ValueError:
         body = None
     body = body if isinstance(body, dict) else {}
-    said = _said(response, body, redactor)
+    said = _said(response, body, mask)
     if status == 401:
         if uses_oauth:
             return ConnectorAuthError(
@@ -101,7 +102,7 @@ def _error(
     if status == 403:
         return _forbidden(body, said, obj)
     if status == 429:
-        policy = str(body.get("policyName") or "")
+        policy = excerpt(str(body.get("policyName") or ""), mask, 80)
         if "DAILY" in policy.upper():
             return RetriableError(
                 f"HubSpot's daily API limit for this account is used up ({policy}): it "
@@ -139,11 +140,10 @@ def _forbidden(body: dict[str, Any], said: str, obj: str | None) -> ConnectorAut
     return ConnectorAuthError(f"HubSpot refused access ({said}): check the token's scopes")
 
 
-def _said(response: httpx.Response, body: dict[str, Any], redactor: Any) -> str:
+def _said(response: httpx.Response, body: dict[str, Any], mask: Mask | None) -> str:
     message = body.get("message")
-    text = str(message) if message else response.text.strip().replace("\n", " ")
-    said = f"{response.status_code}: {text[:_EXCERPT]}" if text else str(response.status_code)
-    return str(redactor.redact(said)) if redactor is not None else said
+    text = excerpt(str(message) if message else response.text, mask)
+    return f"{response.status_code}: {text}" if text else str(response.status_code)
 
 
 def _client_wait(response: httpx.Response) -> float | None:

@@ -23,7 +23,9 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
     json_body,
+    mask_of,
     stored_token,
 )
 from connectors.linkedin.models import (
@@ -225,10 +227,10 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
         except ValueError:
             body = {}
         body = body if isinstance(body, dict) else {}
-        code = str(body.get("code") or "")
-        said = str(body.get("message") or response.reason_phrase or f"HTTP {status}")
-        redactor = getattr(self.http, "redactor", None)
-        said = str(redactor.redact(said)) if redactor is not None else said
+        mask = mask_of(self.http)
+        code = excerpt(str(body.get("code") or ""), mask, 80)
+        said = excerpt(str(body.get("message") or ""), mask)
+        said = said or response.reason_phrase or f"HTTP {status}"
         detail = f"{said}" + (f" ({code})" if code else "")
         org = self.config.organization_id
         if status == 401:

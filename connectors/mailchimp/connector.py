@@ -26,7 +26,9 @@ from connectors.base import (
     RetriableError,
     Window,
     as_number,
+    excerpt,
     json_body,
+    mask_of,
     retry_after,
 )
 from connectors.mailchimp.models import (
@@ -307,10 +309,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             parts = [str(body.get(k) or "").strip() for k in ("title", "detail")]
             text = ": ".join(p for p in parts if p)
         else:
-            text = response.text.strip().replace("\n", " ")[:200]
-        text = text or f"HTTP {response.status_code}"
-        redactor = getattr(self.http, "redactor", None)
-        return str(redactor.redact(text)) if redactor is not None else text
+            text = response.text
+        return excerpt(text, mask_of(self.http)) or f"HTTP {response.status_code}"
 
     def _error(self, response: httpx.Response, path: str) -> Exception:
         status, problem = response.status_code, self._problem(response)

@@ -18,7 +18,9 @@ from connectors.base import (
     ConnectorConfigError,
     RateLimited,
     RetriableError,
+    excerpt,
     json_body,
+    mask_of,
     retry_after,
 )
 from connectors.meta.models import (
@@ -112,9 +114,8 @@ class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
         error = error if isinstance(error, dict) else {}
         code = error.get("code") if isinstance(error.get("code"), int) else None
         subcode = error.get("error_subcode")
-        said = str(error.get("message") or response.reason_phrase or f"HTTP {status}")
-        redactor = getattr(self.http, "redactor", None)
-        said = str(redactor.redact(said)) if redactor is not None else said
+        said = excerpt(str(error.get("message") or ""), mask_of(self.http))
+        said = said or response.reason_phrase or f"HTTP {status}"
         if status == 429 or code in RATE_LIMIT_CODES or (code and 80000 <= code < 81000):
             wait = regain * 60 if regain else retry_after(response)
             which = f" (code {code})" if code is not None else ""

@@ -30,6 +30,7 @@ from connectors.base import (
     TokenRefreshError,
     Window,
     json_body,
+    mask_of,
     stored_token,
 )
 from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error
@@ -195,7 +196,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             raise _error(
                 response,
                 uses_api_token=self.credentials.api_token is not None,
-                redactor=getattr(self.http, "redactor", None),
+                mask=mask_of(self.http),
             )
         return json_body(response, "Pipedrive")
 

@@ -6,15 +6,15 @@ Pipedrive says little (``error``, ``error_info``, a status); what each status me
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
+    Mask,
     RateLimited,
     RetriableError,
+    excerpt,
 )
 from connectors.pipedrive.timeline import _number
 
@@ -37,7 +37,7 @@ class TimelineRejected(ConnectorConfigError):
     """Pipedrive refused one timeline request (an unknown filter or pipeline)."""
 
 
-def _error(response: httpx.Response, *, uses_api_token: bool, redactor: Any) -> Exception:
+def _error(response: httpx.Response, *, uses_api_token: bool, mask: Mask | None) -> Exception:
     status = response.status_code
     try:
         body = response.json()
@@ -46,9 +46,7 @@ def _error(response: httpx.Response, *, uses_api_token: bool, redactor: Any) -> 
     said = ""
     if isinstance(body, dict):
         said = " ".join(str(body.get(k) or "") for k in ("error", "error_info")).strip()
-    said = said[:300] or f"HTTP {status}"
-    if redactor is not None:
-        said = str(redactor.redact(said))
+    said = excerpt(said, mask) or f"HTTP {status}"
     if status == 401:
         return ConnectorAuthError(API_TOKEN_REFUSED if uses_api_token else OAUTH_REFUSED)
     if status == 429:

@@ -5,7 +5,9 @@ The request is ``config.method`` ``config.url`` with ``config.query`` and (for P
 become the window's ISO dates. Authentication is a bearer ``token``, ``username`` + ``password``
 (basic) or ``header_value`` sent in the header named by ``config.auth_header``; all of it rides
 on the engine's client, which retries, rate-limits, redacts and refuses private addresses (on
-every redirect hop too).
+every redirect hop too). The credentials go to the origin of ``config.url`` only: a redirect or
+a ``Link`` to another origin is refused, or followed without them when
+``config.follow_other_origins`` says so (the engine's client checks every hop).
 
 Pages are followed with one small paginator object (dlt's ``update_request`` /
 ``update_state``): cursor, page number, offset or the ``Link: rel="next"`` header. Paging stops on

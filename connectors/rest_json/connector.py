@@ -18,6 +18,7 @@ from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
     FetchResult,
+    ForeignOriginError,
     HttpOptions,
     MappingError,
     MetricQuery,
@@ -25,6 +26,9 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
+    mask_of,
+    origin_of,
     status_failure,
 )
 from connectors.rest_json.models import (
@@ -72,7 +76,11 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         elif credentials.header_value is not None:
             headers[config.auth_header or DEFAULT_AUTH_HEADER] = credentials.header_value
-        return HttpOptions(headers=headers)
+        return HttpOptions(
+            headers=headers,
+            credential_origins=(origin_of(config.url),),
+            other_origins="strip" if config.follow_other_origins else "refuse",
+        )
 
     async def check(self) -> CheckResult:
         today = self.today
@@ -154,7 +162,14 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         kwargs: dict[str, Any] = {"params": request.params or None}
         if request.method == "POST" and request.body is not None:
             kwargs["json"] = request.body
-        response = await self.http.request(request.method, request.url, **kwargs)
+        try:
+            response = await self.http.request(request.method, request.url, **kwargs)
+        except ForeignOriginError as exc:
+            raise ForeignOriginError(
+                f"{exc.message}; if the API really answers from {exc.origin}, set "
+                "`follow_other_origins` to true to follow it there without the credentials",
+                exc.origin,
+            ) from None
         if not response.is_success:
             message, retry_after = status_failure(self.http, response)
             raise self._error(response.status_code, message, retry_after) from None
@@ -165,11 +180,9 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
 
     def _excerpt(self, response: httpx.Response) -> str:
         try:
-            text = response.text.strip().replace("\n", " ")[:_EXCERPT]
+            return excerpt(response.text, mask_of(self.http), _EXCERPT)
         except (UnicodeDecodeError, LookupError):
-            text = "(undecodable bytes)"
-        redactor = getattr(self.http, "redactor", None)
-        return str(redactor.redact(text)) if redactor is not None else text
+            return "(undecodable bytes)"
 
     def _not_json(self, response: httpx.Response) -> Exception:
         kind = response.headers.get("content-type", "no content type").split(";")[0]

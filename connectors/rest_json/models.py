@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import httpx
 import jsonpath
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connectors.base import origin_of
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
 
@@ -96,13 +99,27 @@ class RestJsonConfig(BaseModel):
     auth_header: str | None = Field(
         None, description=f"The header `header_value` is sent in ({DEFAULT_AUTH_HEADER} if unset)."
     )
+    follow_other_origins: bool = Field(
+        False,
+        description="The credentials go to the scheme, host and port of `url` only. A redirect "
+        "or `Link` next page to another origin fails the run unless this is true; then it is "
+        "followed without the credentials.",
+    )
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"(?i)^https?://[^/\s]+", value.strip()):
+        value = value.strip()
+        if not re.match(r"(?i)^https?://[^/\s]+", value):
             raise ValueError("`url` must be an http:// or https:// address")
-        return value.strip()
+        # The origin is where the credentials may go: it must be one, whatever the window.
+        if re.match(r"^[^:]+://[^/?#]*[{}]", value):
+            raise ValueError("`{from}` and `{to}` go in the path or query of `url`, not its host")
+        try:
+            origin_of(value)
+        except (httpx.InvalidURL, UnicodeError):
+            raise ValueError("`url` is not a valid address") from None
+        return value
 
     @model_validator(mode="after")
     def _body_needs_post(self) -> RestJsonConfig:

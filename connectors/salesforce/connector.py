@@ -32,6 +32,7 @@ from connectors.base import (
     TokenRefreshError,
     Window,
     json_body,
+    mask_of,
     stored_token,
 )
 from connectors.salesforce.errors import (
@@ -363,7 +364,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 sobject,
                 describing,
                 api_version=self.config.api_version,
-                redactor=getattr(self.http, "redactor", None),
+                mask=mask_of(self.http),
             )
         return json_body(response, "Salesforce")
 

@@ -7,15 +7,15 @@ apart from the calls that meet them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
+    Mask,
     RateLimited,
     RetriableError,
+    excerpt,
     retry_after,
 )
 
@@ -52,12 +52,11 @@ def _error(
     describing: bool,
     *,
     api_version: str,
-    redactor: Any,
+    mask: Mask | None,
 ) -> Exception:
     status = response.status_code
     code, detail = _error_body(response)
-    if redactor is not None:
-        detail = str(redactor.redact(detail))
+    code, detail = excerpt(code, mask, 80), excerpt(detail, mask)
     said = f"{code}: {detail}" if code else detail or f"HTTP {status}"
     if status == 401:
         return ConnectorAuthError(SESSION_REFUSED)
@@ -101,10 +100,11 @@ def _error_body(response: httpx.Response) -> tuple[str, str]:
     try:
         body = response.json()
     except ValueError:
-        return "", response.text.strip().replace("\n", " ")[:200]
+        return "", response.text
     first = body[0] if isinstance(body, list) and body else body
     if not isinstance(first, dict):
         return "", ""
-    code = str(first.get("errorCode") or first.get("error") or "")
+    code = first.get("errorCode") or first.get("error") or ""
+    code = code if isinstance(code, str) else ""  # an object is no code (another API's envelope)
     detail = str(first.get("message") or first.get("error_description") or "")
-    return code, " ".join(detail.split())[:300]
+    return code, detail

@@ -26,6 +26,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
     json_body,
     retry_after,
 )
@@ -205,9 +206,11 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
             return headers
 
         try:
-            return await self._bridge.run(apply)
+            headers = await self._bridge.run(apply)
         except google.auth.exceptions.RefreshError as exc:
             raise refresh_error(exc, self.credentials, self._bridge.redact) from None
+        self._bridge.hold_bearer(headers)
+        return headers
 
     async def _send(self, method: str, url: str, body: Any = None) -> Any:
         """One call; a 401 gets one fresh token (tokens die before they expire), then fails."""
@@ -229,7 +232,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
             status, text = google_error(response.json())
         except ValueError:
             status, text = "", ""
-        text = self._bridge.redact(text)[:300] or f"HTTP {response.status_code}"
+        text = excerpt(text, self._bridge.redact) or f"HTTP {response.status_code}"
         code = response.status_code
         site = self.config.site_url
         if code == 401:

@@ -6,6 +6,7 @@ import json
 import pickle
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import httpx
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from connectors.base import (
     ADDITIVE_AGGREGATIONS,
+    EXCERPT_CHARS,
     LEVEL_AGGREGATIONS,
     SET_OPS,
     CheckResult,
@@ -33,7 +35,10 @@ from connectors.base import (
     RateLimited,
     RetriableError,
     Window,
+    excerpt,
+    mask_of,
 )
+from tests.leaks import leaked, split_masks
 
 # --- a small connector to exercise the contract ---------------------------------------------
 
@@ -414,3 +419,44 @@ def test_base_class_is_abstract() -> None:
     base: Any = Connector  # mypy already refuses this; the runtime must too
     with pytest.raises(TypeError, match="abstract"):
         base(ToyConfig(account_id="1"), ToyCredentials(api_key=SecretStr("k")), httpx.AsyncClient())
+
+
+# --- excerpts of a platform's words ----------------------------------------------------------
+
+EXCERPT_SECRET = "pat-na1-0c7e4b2a-55d1-4f0e"
+
+
+def _mask(text: str) -> str:
+    return text.replace(EXCERPT_SECRET, "***")
+
+
+@pytest.mark.parametrize("limit", [40, 200, EXCERPT_CHARS])
+def test_excerpt_masks_a_secret_wherever_the_cut_falls(limit: int) -> None:
+    for offset in range(max(0, limit - len(EXCERPT_SECRET) - 2), limit + 2):
+        text = "e" * offset + EXCERPT_SECRET + " was refused" * 40
+
+        quoted = excerpt(text, _mask, limit)
+
+        assert leaked(quoted, EXCERPT_SECRET) == [], (offset, quoted)
+        assert split_masks(quoted) == [], (offset, quoted)
+        assert len(quoted) <= limit + 1  # the ellipsis
+
+
+def test_excerpt_drops_the_stub_of_a_mask_it_cuts() -> None:
+    assert excerpt("e" * 98 + EXCERPT_SECRET + " tail", _mask, 100) == "e" * 98 + "…"
+    assert excerpt("e" * 97 + EXCERPT_SECRET + " tail", _mask, 100) == "e" * 97 + "***…"
+
+
+def test_excerpt_is_one_line_and_whole_when_short() -> None:
+    assert excerpt(" bad\n  request\t(400) ", None) == "bad request (400)"
+    assert excerpt("x" * 301, None) == "x" * 300 + "…"
+
+
+def test_mask_of_reads_the_clients_redactor_or_none() -> None:
+    class Redacting:
+        redactor = SimpleNamespace(redact=_mask)
+
+    mask = mask_of(Redacting())
+    assert mask is not None
+    assert mask(f"key {EXCERPT_SECRET}") == "key ***"
+    assert mask_of(httpx.AsyncClient()) is None

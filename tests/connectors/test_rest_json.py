@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -13,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from pydantic import ValidationError
 
 from app.core.http import KrsyncClient, build_client
 from app.core.settings import get_settings
+from app.sync.engine import client_arguments
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
@@ -48,10 +51,11 @@ async def connector(
 ) -> AsyncIterator[RestJsonConnector]:
     cfg = RestJsonConnector.config_model.model_validate(config)
     creds = RestJsonConnector.credentials_model.model_validate(credentials or {})
-    options = RestJsonConnector.http_options(cfg, creds)
-    async with build_client(
-        source_name="rest-json-test", allow_private=allow_private, headers=options.headers
-    ) as client:
+    # As the engine builds it: the credentials are its secrets, its options bound where they go.
+    arguments = client_arguments(
+        "rest-json-test", RestJsonConnector, cfg, creds, credentials or {}, None
+    )
+    async with build_client(**{**arguments, "allow_private": allow_private}) as client:
         assert isinstance(client, KrsyncClient)
         yield RestJsonConnector(cfg, creds, client)
 
@@ -261,6 +265,117 @@ async def test_errors_are_classified_with_the_status_and_body(
                 await c.fetch([query()], WINDOW)
     assert words in str(raised.value)
     assert "secret-tok" not in str(raised.value)
+
+
+# --- the credentials stay on the origin of `url` ------------------------------------------------
+
+ELSEWHERE = "https://cdn.elsewhere.test"
+KEY = "rest-json-key-5b1e8f0c2d"
+CREDENTIALS = [
+    pytest.param({"header_value": KEY}, id="X-API-Key"),
+    pytest.param({"token": KEY}, id="bearer"),
+    pytest.param({"username": "stats", "password": KEY}, id="basic"),
+]
+
+
+def carried_credentials(request: httpx.Request) -> list[str]:
+    """The request's headers holding the key, in any form the connector sends it."""
+    basic = base64.b64encode(f"stats:{KEY}".encode()).decode()
+    return [n for n, v in request.headers.items() if KEY in v or basic in v]
+
+
+@pytest.mark.parametrize("credentials", CREDENTIALS)
+async def test_a_redirect_to_another_origin_is_refused_and_gets_no_credential(
+    credentials: dict[str, Any],
+) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        router.get(API).mock(
+            return_value=httpx.Response(302, headers={"Location": f"{ELSEWHERE}/stats?sig=x1"})
+        )
+        elsewhere = router.get(host="cdn.elsewhere.test").mock(
+            return_value=httpx.Response(200, json={"data": rows(1)})
+        )
+        async with connector({"url": API}, credentials) as c:
+            with pytest.raises(ConnectorConfigError) as refused:
+                await c.fetch([query()], WINDOW)
+
+    assert not elsewhere.called
+    message = refused.value.message
+    assert f"redirect from https://api.example.test led to {ELSEWHERE}," in message
+    assert "follow_other_origins" in message
+    assert KEY not in message
+    assert "sig=x1" not in message
+
+
+@pytest.mark.parametrize("credentials", CREDENTIALS)
+async def test_a_next_link_to_another_origin_is_refused_and_gets_no_credential(
+    credentials: dict[str, Any],
+) -> None:
+    link = {"Link": f'<{ELSEWHERE}/stats?page=2&token=abc>; rel="next"'}
+    with respx.mock(assert_all_called=False) as router:
+        first = router.get(API).mock(
+            return_value=httpx.Response(200, headers=link, json={"data": rows(1)})
+        )
+        elsewhere = router.get(host="cdn.elsewhere.test").mock(
+            return_value=httpx.Response(200, json={"data": rows(2)})
+        )
+        async with connector({"url": API, "pagination": {"type": "link_header"}}, credentials) as c:
+            with pytest.raises(ConnectorConfigError) as refused:
+                await c.fetch([query()], WINDOW)
+
+    assert carried_credentials(first.calls.last.request)  # the API itself gets them
+    assert not elsewhere.called
+    assert f"{ELSEWHERE} was asked" in refused.value.message
+    assert "page=2" not in refused.value.message
+
+
+@pytest.mark.parametrize("credentials", CREDENTIALS)
+async def test_other_origins_are_followed_without_credentials_when_the_source_says_so(
+    credentials: dict[str, Any],
+) -> None:
+    def moved(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("page") == "2":
+            return httpx.Response(302, headers={"Location": f"{ELSEWHERE}/stats/2"})
+        link = {"Link": '<?page=2>; rel="next"'}
+        return httpx.Response(200, headers=link, json={"data": rows(1)})
+
+    config = {"url": API, "pagination": {"type": "link_header"}, "follow_other_origins": True}
+    with respx.mock(assert_all_called=False) as router:
+        first = router.get(API).mock(side_effect=moved)
+        elsewhere = router.get(f"{ELSEWHERE}/stats/2").mock(
+            return_value=httpx.Response(200, json={"data": rows(2)})
+        )
+        async with connector(config, credentials) as c:
+            result = await c.fetch([query()], WINDOW)
+
+    assert as_dict(result.values) == expected(1, 2)
+    assert all(carried_credentials(call.request) for call in first.calls)
+    assert elsewhere.call_count == 1
+    assert carried_credentials(elsewhere.calls.last.request) == []
+
+
+async def test_same_origin_redirects_and_links_keep_the_credentials() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/stats":
+            return httpx.Response(301, headers={"Location": "/v2/stats"})
+        if "page" in request.url.params:
+            return httpx.Response(200, json={"data": rows(1)})
+        link = {"Link": '<https://api.example.test/v2/stats?page=2>; rel="next"'}
+        return httpx.Response(200, headers=link, json={"data": rows(2)})
+
+    with respx.mock() as router:
+        route = router.get(host="api.example.test").mock(side_effect=answer)
+        config = {"url": API, "pagination": {"type": "link_header"}}
+        async with connector(config, {"header_value": KEY}) as c:
+            result = await c.fetch([query()], WINDOW)
+
+    assert as_dict(result.values) == expected(2, 1)
+    assert all(call.request.headers["X-API-Key"] == KEY for call in route.calls)
+
+
+def test_the_host_of_url_is_no_template() -> None:
+    with pytest.raises(ValidationError, match="not its host"):
+        RestJsonConnector.config_model.model_validate({"url": "https://{from}.example.test/x"})
 
 
 # --- the private-network guard ------------------------------------------------------------------

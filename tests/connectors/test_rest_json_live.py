@@ -54,7 +54,10 @@ assert len(PAGES) == 3
 @dataclass
 class Live:
     base: str
+    #: A second server, so another origin (its port differs): what it saw, headers only.
+    other: str = ""
     seen: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
+    elsewhere: list[dict[str, str]] = field(default_factory=list)
 
     def requests(self, style: str) -> list[dict[str, str]]:
         return [query for path, query, _ in self.seen if path == f"/{style}"]
@@ -63,8 +66,16 @@ class Live:
         return [headers for path, _, headers in self.seen if path == f"/{style}"]
 
 
-def _answer(style: str, query: dict[str, str], base: str) -> tuple[Any, dict[str, str]]:
-    """The body and extra headers of one page of `style`."""
+def _answer(style: str, query: dict[str, str], live: Live, base: str) -> tuple[Any, dict[str, str]]:
+    """The body and extra headers of one page of `style` served at ``base``.
+
+    ``moved`` answers every request with a redirect to the other server's ``cursor``;
+    ``away`` pages like ``link``, its next links on the other server.
+    """
+    if style == "moved":
+        return None, {"Location": f"{live.other}/cursor?{urlencode(query)}"}
+    if style == "away":
+        style, base = "link", live.other
     if style == "cursor":
         index = int(query["cursor"][1:]) if "cursor" in query else 0
         nxt = f"c{index + 1}" if index + 1 < len(PAGES) else None
@@ -94,10 +105,14 @@ def live() -> Iterator[Live]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            state.seen.append((parts.path, query, dict(self.headers.items())))
+            if self.server is server:
+                state.seen.append((parts.path, query, dict(self.headers.items())))
+            else:
+                state.elsewhere.append(dict(self.headers.items()))
             try:
-                body, headers = _answer(parts.path.strip("/"), query, state.base)
-                status = 200
+                here = state.base if self.server is server else state.other
+                body, headers = _answer(parts.path.strip("/"), query, state, here)
+                status = 302 if "Location" in headers else 200
             except (KeyError, IndexError, ValueError, AssertionError) as exc:
                 body, headers, status = {"error": repr(exc)}, {}, 404
             raw = json.dumps(body).encode()
@@ -113,15 +128,23 @@ def live() -> Iterator[Live]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = Live(f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state = Live(
+        f"http://127.0.0.1:{server.server_address[1]}",
+        other=f"http://127.0.0.1:{other.server_address[1]}",
+    )
+    threads = [
+        threading.Thread(target=s.serve_forever, args=(0.01,), daemon=True) for s in (server, other)
+    ]
+    for thread in threads:
+        thread.start()
     try:
         yield state
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        for s, thread in zip((server, other), threads, strict=True):
+            s.shutdown()
+            s.server_close()
+            thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)
@@ -235,3 +258,70 @@ def test_a_sync_to_the_local_server_is_refused_until_private_networks_are_allowe
     assert len(requests) == 3
     assert all("from" in q and "to" in q for q in requests)
     assert all(h.get("Authorization") == "Bearer live-token" for h in live.headers("cursor"))
+
+
+# --- the credentials go to the origin of `url` only ---------------------------------------------
+
+KEY = "live-api-key-7c3e91d0"
+
+
+def _source(live: Live, style: str, **extra: Any) -> int:
+    config = {
+        **config_for(live, "link" if style == "away" else "cursor"),
+        "url": f"{live.base}/{style}",
+        **extra,
+    }
+    return make_source(
+        name=f"live json {style}",
+        connector="rest_json",
+        config=config,
+        credentials_encrypted=encrypt_credentials({"header_value": KEY}),
+    )
+
+
+@pytest.mark.parametrize("style", ["moved", "away"])
+def test_a_redirect_or_next_link_to_another_origin_fails_the_run_and_gets_no_key(
+    live: Live, db_url: str, monkeypatch: pytest.MonkeyPatch, style: str
+) -> None:
+    """``moved`` redirects the first request, ``away`` links its second page elsewhere."""
+    freeze_today(monkeypatch, TODAY)
+    monkeypatch.setenv("KRSYNC_ALLOW_PRIVATE_NETWORKS", "true")
+    get_settings.cache_clear()
+    src = _source(live, style)
+    kr = make_kr()
+    make_mapping(kr, src, "value", params=PARAMS)
+
+    _sync(src)
+
+    [run] = runs(src)
+    assert run.status == "failed"
+    assert run.error is not None
+    assert run.error.startswith("configuration error"), run.error
+    assert f"{live.other}," in run.error, run.error  # the origin alone: no path, no query
+    assert "follow_other_origins" in run.error
+    assert KEY not in run.error
+    assert live.elsewhere == []  # refused before anything was sent there
+    assert all(h.get("X-API-Key") == KEY for _, _, h in live.seen)
+    assert observations(kr) == []
+
+
+def test_with_follow_other_origins_the_other_origin_is_read_without_the_key(
+    live: Live, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    freeze_today(monkeypatch, TODAY)
+    monkeypatch.setenv("KRSYNC_ALLOW_PRIVATE_NETWORKS", "true")
+    get_settings.cache_clear()
+    src = _source(live, "away", follow_other_origins=True)
+    kr = make_kr()
+    make_mapping(kr, src, "value", params=PARAMS)
+
+    run_id = _sync(src)
+
+    run = runs(src)[-1]
+    assert run.status == "succeeded", run.error
+    assert [(r[0], r[3], r[4]) for r in observations(kr)] == [
+        (date(2026, 7, d), float(d), run_id) for d in DAYS
+    ]
+    assert len(live.elsewhere) == 2  # pages 2 and 3
+    assert all(h.get("X-API-Key") is None for h in live.elsewhere)
+    assert [h.get("X-API-Key") for _, _, h in live.seen] == [KEY]

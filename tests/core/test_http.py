@@ -8,6 +8,7 @@ Retry waits are zeroed with ``stamina.set_testing`` except in the tests that pro
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import threading
@@ -37,7 +38,8 @@ from app.core.http import (
     parse_retry_after,
 )
 from app.core.redact import MASK
-from connectors.base import TokenRefreshError
+from connectors.base import ForeignOriginError, TokenRefreshError
+from tests.leaks import leaked, split_masks
 
 pytestmark = pytest.mark.anyio
 
@@ -332,6 +334,105 @@ async def test_more_than_five_redirects_is_an_error() -> None:
             await http.get(f"{API}/hop/0")
 
 
+# ------------------------------------------------------------- credentials and other origins
+
+CDN = "https://cdn.vendor.test"
+
+
+def holding(request: httpx.Request) -> list[str]:
+    """The headers of a request that hold the secret."""
+    return [name for name, value in request.headers.items() if SECRET in value]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-API-Key": SECRET}, {"Authorization": f"Bearer {SECRET}"}],
+    ids=["custom-header", "authorization"],
+)
+@respx.mock
+async def test_a_redirect_to_another_origin_is_refused_when_the_request_held_a_credential(
+    headers: dict[str, str],
+) -> None:
+    respx.get(f"{API}/report").mock(
+        return_value=httpx.Response(302, headers={"Location": f"{CDN}/r?sig=abc"})
+    )
+    other = respx.get(f"{CDN}/r").mock(return_value=httpx.Response(200, text="elsewhere"))
+    async with client(secrets=[SECRET], headers=headers) as http:
+        with pytest.raises(ForeignOriginError) as refused:
+            await http.get(f"{API}/report")
+
+    assert not other.called
+    assert refused.value.origin == CDN
+    assert refused.value.message == (
+        f"vendor: a redirect from {API} led to {CDN}, but the source's credentials go to "
+        f"{API} only: refused rather than sent there"
+    )
+
+
+@respx.mock
+async def test_with_strip_a_redirect_elsewhere_is_followed_without_the_credential() -> None:
+    respx.get(f"{API}/report").mock(
+        return_value=httpx.Response(302, headers={"Location": f"{CDN}/r"})
+    )
+    other = respx.get(f"{CDN}/r").mock(return_value=httpx.Response(200, text="elsewhere"))
+    headers = {"X-API-Key": SECRET, "Authorization": f"Bearer {SECRET}", "Accept": "text/csv"}
+    async with client(secrets=[SECRET], headers=headers, other_origins="strip") as http:
+        response = await http.get(f"{API}/report")
+
+    assert response.text == "elsewhere"
+    assert holding(other.calls.last.request) == []
+    assert other.calls.last.request.headers["Accept"] == "text/csv"
+
+
+@respx.mock
+async def test_a_secret_in_the_url_or_body_elsewhere_is_refused_even_with_strip() -> None:
+    respx.get(f"{API}/a").mock(
+        return_value=httpx.Response(302, headers={"Location": f"{CDN}/r?api_key={SECRET}"})
+    )
+    respx.post(f"{API}/b").mock(
+        return_value=httpx.Response(307, headers={"Location": f"{CDN}/token"})
+    )
+    other = respx.route(host="cdn.vendor.test").mock(return_value=httpx.Response(200))
+    async with client(secrets=[SECRET], other_origins="strip") as http:
+        with pytest.raises(ForeignOriginError):
+            await http.get(f"{API}/a")
+        with pytest.raises(ForeignOriginError):  # a 307 sends the body again
+            await http.post(f"{API}/b", data={"client_secret": SECRET})
+
+    assert not other.called
+
+
+@respx.mock
+async def test_credential_origins_bound_every_request_not_only_redirects() -> None:
+    own = respx.get(f"{API}/page/1").mock(return_value=httpx.Response(200))
+    other = respx.get(f"{CDN}/page/2").mock(return_value=httpx.Response(200))
+    headers = {"X-API-Key": SECRET}
+    async with client(secrets=[SECRET], headers=headers, credential_origins=[API]) as http:
+        await http.get(f"{API}/page/1")
+        with pytest.raises(ForeignOriginError, match=f"{CDN} was asked"):
+            await http.get(f"{CDN}/page/2")
+
+    assert holding(own.calls.last.request) == ["x-api-key"]
+    assert not other.called
+
+
+@respx.mock
+async def test_same_origin_redirects_and_requests_without_credentials_go_anywhere() -> None:
+    respx.get(f"{API}/old").mock(return_value=httpx.Response(301, headers={"Location": "/new"}))
+    new = respx.get(f"{API}/new").mock(return_value=httpx.Response(200))
+    respx.get(f"{API}/public").mock(
+        return_value=httpx.Response(302, headers={"Location": f"{CDN}/file.csv"})
+    )
+    respx.get(f"{CDN}/file.csv").mock(return_value=httpx.Response(200, text="a,b"))
+    async with client(secrets=[SECRET]) as http:
+        await http.get(f"{API}/old", headers={"X-API-Key": SECRET})
+        # The source holds a secret, but this request doesn't carry it: nothing to keep back.
+        public = await http.get(f"{API}/public")
+
+    assert holding(new.calls.last.request) == ["x-api-key"]
+    assert public.text == "a,b"
+
+
 # ----------------------------------------------------------------------- a real local server
 
 
@@ -503,6 +604,49 @@ async def test_secret_in_url_and_body_never_reaches_a_status_error() -> None:
     assert "api_key" not in message  # the query string is dropped altogether
     assert f"key {MASK} lacks scope" in message
     assert info.value.status_code == 403
+
+
+@respx.mock
+async def test_an_authorization_header_is_a_secret_whatever_it_encodes() -> None:
+    """Mailchimp's key goes as Basic ``anystring:key``: its base64 is masked, not only the key."""
+    basic = base64.b64encode(f"krsync:{SECRET}".encode()).decode()
+    respx.get(f"{API}/report").mock(
+        return_value=httpx.Response(401, text=f"bad Authorization: Basic {basic}")
+    )
+    async with client(secrets=[SECRET], headers={"Authorization": f"Basic {basic}"}) as http:
+        response = await http.get(f"{API}/report")
+        with pytest.raises(HttpStatusError) as info:
+            http.raise_for_status(response)
+
+    assert str(info.value).endswith(f"bad Authorization: Basic {MASK}")
+
+
+#: A token as base64 spells it: `/` and `+` are what JSON encoders and URLs escape.
+CUT_SECRET = "tok_3kP/9xQ+7mZ2wLr8vB4nT6yH1cJ5dF0s"
+SPELLINGS = {
+    "raw": CUT_SECRET,
+    "json-slash": CUT_SECRET.replace("/", "\\/"),  # PHP's json_encode
+    "json-unicode": CUT_SECRET.replace("+", "\\u002B"),  # .NET's System.Text.Json
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@respx.mock
+async def test_a_secret_the_excerpt_cuts_never_reaches_a_status_error(spelling: str) -> None:
+    """The body is quoted up to a limit: the token is masked wherever the cut falls."""
+    echoed = SPELLINGS[spelling]
+    route = respx.get(f"{API}/report")
+    async with client(secrets=[CUT_SECRET]) as http:
+        for offset in range(250, 311):
+            body = "e" * offset + f"{echoed} is not a valid key for this account"
+            route.mock(return_value=httpx.Response(400, text=body))
+            response = await http.get(f"{API}/report")
+            with pytest.raises(HttpStatusError) as info:
+                http.raise_for_status(response)
+            message = str(info.value)
+
+            assert leaked(message, CUT_SECRET, echoed) == [], (offset, message)
+            assert split_masks(message) == [], (offset, message)
 
 
 @respx.mock

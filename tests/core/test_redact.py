@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -44,6 +45,29 @@ def test_redacts_raw_url_encoded_and_json_forms(canary: str) -> None:
     assert quote(canary, safe="") not in cleaned
     assert canary[len("canary-") : len("canary-") + 32] not in cleaned
     assert cleaned.count(MASK) == 6, cleaned
+
+
+def _json(value: str, *, ascii_only: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda s: _json(s).replace("/", "\\/"),  # PHP's json_encode, Jackson's option
+        lambda s: _json(s).replace("+", "\\u002B"),  # .NET's System.Text.Json
+        lambda s: _json(s, ascii_only=True).replace("+", "\\u002b").replace("/", "\\u002f"),
+        lambda s: _json(s, ascii_only=True),  # Python's default
+    ],
+    ids=["slash", "plus-upper-hex", "all-lower-hex", "python"],
+)
+def test_json_escaped_secrets_are_redacted(spell: Callable[[str], str]) -> None:
+    secret = 'tok_3kP/9xQ+7mZ2wLr8vB4nT6yH1cJ5dF0s\u00e9"ç€'
+    body = f'{{"detail": "bad key", "key": "{spell(secret)}"}}'
+
+    cleaned = Redactor([secret]).redact(body)
+
+    assert cleaned == f'{{"detail": "bad key", "key": "{MASK}"}}'
 
 
 def test_basic_auth_header_form_is_redacted() -> None:

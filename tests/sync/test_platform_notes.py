@@ -2,6 +2,7 @@
 
 Platform quotas (GA4 tokens left, Salesforce's ``Sforce-Limit-Info``) belong on the run that spent
 them; a token about to expire belongs on the source, where an admin looks before it breaks.
+Warnings and the run's error may quote a platform, which may echo a secret: masked too.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from sync_factories import freeze_today, make_kr, make_mapping, make_source, obs
 from app.core.db import session_scope
 from app.core.redact import register_secrets
 from app.models import DataSource
-from connectors.base import CheckResult, FetchResult, MetricQuery, Window
+from app.sync.engine import classify
+from connectors.base import CheckResult, FetchResult, MetricQuery, RetriableError, Window
 from connectors.demo import DemoConnector
+from tests.leaks import leaked, split_masks
 
 SECRET = "platform-notes-canary-0123456789"
 
@@ -36,6 +39,7 @@ def chatty(monkeypatch: pytest.MonkeyPatch) -> None:
         result = await fetch(self, queries, window)
         result.details = {"quota": {"tokensPerDay": {"consumed": 7, "remaining": 24993}}}
         result.notices = [f"re-authorize before 2026-09-01 (token {SECRET})"]
+        result.warnings = [f"the platform said: key {SECRET} is read-only"]
         return result
 
     async def noted_check(self: DemoConnector) -> CheckResult:
@@ -58,8 +62,10 @@ def test_details_land_on_the_run_and_notices_on_the_source(
     assert run.details["platform"] == {
         "quota": {"tokensPerDay": {"consumed": 7, "remaining": 24993}}
     }
+    assert run.warnings == ["the platform said: key *** is read-only"]
     api_run = client.get(f"/api/v1/sync-runs/{run.id}").json()
     assert api_run["details"]["platform"]["quota"]["tokensPerDay"]["remaining"] == 24993
+    assert SECRET not in str(api_run)
 
     body = client.get(f"/api/v1/data-sources/{src}").json()
     assert body["notices"] == ["re-authorize before 2026-09-01 (token ***)"]
@@ -116,3 +122,15 @@ def test_a_complete_answer_replaces_the_window_and_a_failed_run_clears_nothing(
     sync_factories.sync_source(src, trigger="cli", window=(date(2026, 7, 1), date(2026, 8, 15)))
     assert runs(src)[-1].status == "failed"
     assert {row[0]: row[3] for row in observations(kr)} == after
+
+
+def test_a_run_error_is_masked_before_it_is_cut() -> None:
+    """A run's error is kept to 2,000 characters: the cut never leaves a piece of a secret."""
+    register_secrets([SECRET])
+    for offset in range(1940, 2001):
+        error = RetriableError("e" * offset + " ".join([SECRET] * 5))
+
+        stored = classify(error)
+
+        assert leaked(stored, SECRET) == [], offset
+        assert split_masks(stored) == [], offset
