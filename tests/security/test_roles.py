@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from fastapi.testclient import TestClient
 
 from app.core.settings import get_settings
 from app.main import app
+from app.push import service as push_service
 from conftest import ADMIN_KEY
 from factories import (
     api_key_headers,
@@ -336,7 +336,8 @@ def test_signing_in_takes_a_live_key(seeded: tuple[TestClient, Workspace]) -> No
 
 
 def signed(secret: str, body: bytes) -> dict[str, str]:
-    stamp = str(int(time.time()))
+    """Signed as a pushing system signs, on the clock the push service reads."""
+    stamp = str(int(push_service.utcnow().timestamp()))
     digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return {
         "X-Krsync-Timestamp": stamp,
