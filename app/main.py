@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app import health
+from app.auth.deps import authorize_unchecked
 from app.auth.router import router as api_keys_router
 from app.core import fastread, metrics
 from app.core.errors import DomainError
@@ -57,6 +58,24 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
 
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+#: What FastAPI answers for a body it can't read, before any dependency (the role check) ran.
+_BODY_UNREADABLE = frozenset({400, 413})
+
+
+def _domain_error(exc: DomainError) -> JSONResponse:
+    response = _error(exc.status_code, exc.message, exc.code, exc.field)
+    if exc.status_code == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def _refused_first(request: Request) -> JSONResponse | None:
+    """The 401 or 403 a caller gets before any word on a body the route never read."""
+    try:
+        await authorize_unchecked(request)
+    except DomainError as exc:
+        return _domain_error(exc)
+    return None
 
 
 def _allowed_methods(request: Request) -> set[str]:
@@ -90,13 +109,12 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        response = _error(exc.status_code, exc.message, exc.code, exc.field)
-        if exc.status_code == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+        return _domain_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in _BODY_UNREADABLE and (refused := await _refused_first(request)):
+            return refused
         response = _error(
             exc.status_code, str(exc.detail), _HTTP_CODES.get(exc.status_code, "error")
         )
@@ -108,7 +126,9 @@ def create_app() -> FastAPI:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if refused := await _refused_first(request):
+            return refused
         return _validation_error(exc)
 
     @app.exception_handler(IntegrityError)

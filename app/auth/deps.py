@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,7 +19,7 @@ from app.auth.service import (
     hash_key,
 )
 from app.core import fastread
-from app.core.db import request_session
+from app.core.db import get_sessionmaker, request_session
 from app.core.errors import Forbidden, Unauthorized
 from app.core.settings import get_settings
 from app.models.base import utcnow
@@ -64,14 +64,61 @@ async def _known_key(session: Session, token: str) -> Principal | None:
     return Principal(name=f"key:{name}", role=cast(Role, role), key_id=key_id)
 
 
+def _check_role(principal: Principal, role: Role) -> Principal:
+    if ROLE_RANK[principal.role] < ROLE_RANK[role]:
+        raise Forbidden(f"this needs the {role} role; your key has {principal.role}")
+    return principal
+
+
+#: The role each guard asks for, so a route's requirement can be read off its dependencies.
+_GUARD_ROLES: dict[Any, Role] = {}
+
+
 def require(role: Role) -> object:
     # async: a pure check needs no trip through the thread pool on every request.
-    async def guard(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if ROLE_RANK[principal.role] < ROLE_RANK[role]:
-            raise Forbidden(f"this needs the {role} role; your key has {principal.role}")
+    async def guard(
+        request: Request, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> Principal:
+        request.state.principal = _check_role(principal, role)
         return principal
 
+    _GUARD_ROLES[guard] = role
     return Depends(guard)
+
+
+def route_role(route: object) -> Role | None:
+    """The role a route's guard asks for; None when it checks no API key (probes, push)."""
+    dependant = getattr(route, "dependant", None)
+    pending = [dependant] if dependant is not None else []
+    while pending:
+        current = pending.pop()
+        role = _GUARD_ROLES.get(current.call)
+        if role is not None:
+            return role
+        pending.extend(current.dependencies)
+    return None
+
+
+async def authorize_unchecked(request: Request) -> None:
+    """Raise what the route's guard would, when the request failed before the guard ran.
+
+    FastAPI decodes a JSON body before it resolves a route's dependencies, so a malformed body
+    would answer a caller with no key, or too weak a role, with the route's validation error
+    (and tell them what it takes). The error handlers call this first: nobody learns anything
+    of a route before they may call it.
+    """
+    if getattr(request.state, "principal", None) is not None:
+        return
+    role = route_role(request.scope.get("route"))
+    if role is None:
+        return
+    session = get_sessionmaker()()
+    try:
+        principal = await current_principal(request, session, await _bearer(request))
+    finally:
+        # A refused or failed request records no use of the key.
+        await run_in_threadpool(session.close)
+    _check_role(principal, role)
 
 
 Viewer = Annotated[Principal, require("viewer")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -39,6 +40,12 @@ class CsvConfig(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"(?i)^https?://[^/\s]+", value.strip()):
             raise ValueError("`url` must be an http:// or https:// address")
+        # The config is stored and shown in clear, and a CSV source holds no credentials.
+        if value is not None and _has_password(value):
+            raise ValueError(
+                "`url` must not contain a password: a CSV source reads public links only and "
+                "takes no credentials"
+            )
         return value.strip() if value is not None else None
 
     @field_validator("date_format")
@@ -53,6 +60,13 @@ class CsvConfig(BaseModel):
         if (self.url is None) == (self.path is None):
             raise ValueError("give either `url` or `path`")
         return self
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url.strip()).password is not None
+    except ValueError:  # an unparseable address (a stray bracket): no password in it
+        return False
 
 
 class CsvCredentials(BaseModel):

@@ -1,6 +1,7 @@
 """A canary secret, used as an API key and as OAuth client secret and refresh token, must never
 come back out: not in a SyncRun, a log record, a check or preview message, an API response, nor
 the stored credentials column (SPEC section 4, "redaction of secrets from logs and errors").
+tests/security/test_canary_secrets.py does the same for every registered connector over the API.
 
 The platform is made to misbehave in the ways that drag secrets along: it echoes the key in a
 500's and a 400's body, the token endpoint quotes the refresh token and client secret, a library
@@ -31,6 +32,7 @@ from app.sync.engine import check_source, preview_mapping, sync_now
 from connectors.base import ConnectorConfigError
 from tests.connectors.acme import ACME_URL, configure_engine
 from tests.connectors.acme_fake import CLIENT_ID, FakeAcme, day_of_month
+from tests.security.leaks import extras, rendered
 
 CANARY = "canary-9f2e-s3cr3t"
 CLIENT_SECRET = f"{CANARY}-client"
@@ -115,25 +117,6 @@ def preview(source_id: int) -> str:
 
 def echo(status: int) -> httpx.Response:
     return httpx.Response(status, json={"error": f"invalid request for api_key={CANARY}"})
-
-
-def rendered(record: logging.LogRecord) -> str:
-    """What a text handler writes for a record: its message, traceback and stack."""
-    parts = [record.getMessage(), record.exc_text or "", record.stack_info or ""]
-    if record.exc_info:
-        parts.append(logging.Formatter().formatException(record.exc_info))
-    return "\n".join(parts)
-
-
-def extras(record: logging.LogRecord) -> str:
-    """The ``extra=`` fields, which a JSON formatter writes out verbatim."""
-    return repr({k: v for k, v in vars(record).items() if k not in STANDARD_ATTRS})
-
-
-STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message",
-    "asctime",
-}
 
 
 def all_runs() -> list[SyncRun]:
