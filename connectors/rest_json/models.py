@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import jsonpath
@@ -83,6 +84,19 @@ Pagination = Annotated[
 QueryValue = str | int | float | bool
 
 
+#: Header names whose values are credentials: they belong in the encrypted credentials.
+_CREDENTIAL_HEADER = re.compile(
+    r"(?i)^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret|passw|session"
+)
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:  # an address urlsplit can't read has no password it could find
+        return False
+
+
 class RestJsonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,7 +133,24 @@ class RestJsonConfig(BaseModel):
             origin_of(value)
         except (httpx.InvalidURL, UnicodeError):
             raise ValueError("`url` is not a valid address") from None
+        if _has_password(value):
+            raise ValueError(
+                "`url` must not contain a password (the config is stored and shown in clear):"
+                " put `username` and `password` in the credentials"
+            )
         return value
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credential_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if _CREDENTIAL_HEADER.search(name):
+                raise ValueError(
+                    f"the header `{name}` carries a credential, and the config is stored and"
+                    " shown in clear: put a bearer token in the credentials as `token`, or the"
+                    " value in `header_value` with `auth_header` naming the header"
+                )
+        return headers
 
     @model_validator(mode="after")
     def _body_needs_post(self) -> RestJsonConfig:

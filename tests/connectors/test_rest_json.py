@@ -378,6 +378,35 @@ def test_the_host_of_url_is_no_template() -> None:
         RestJsonConnector.config_model.model_validate({"url": "https://{from}.example.test/x"})
 
 
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({"headers": {"Authorization": "Bearer s3cr3t-v4lue"}}, "`token`"),
+        ({"headers": {"X-API-Key": "s3cr3t-v4lue"}}, "`header_value`"),
+        ({"headers": {"x-auth-token": "s3cr3t-v4lue"}}, "`header_value`"),
+        ({"headers": {"Cookie": "sid=s3cr3t-v4lue"}}, "`header_value`"),
+        ({"url": "https://reader:s3cr3t-v4lue@api.example.test/x"}, "`password`"),
+    ],
+)
+def test_a_credential_in_config_is_refused_without_being_shown(
+    config: dict[str, Any], says: str
+) -> None:
+    """The config is stored and returned in clear; a credential there would be too."""
+    with pytest.raises(ValidationError, match=says) as refused:
+        RestJsonConnector.config_model.model_validate(
+            {"url": "https://api.example.test/x"} | config
+        )
+    assert "s3cr3t" not in str(refused.value.errors(include_input=False))
+
+
+def test_ordinary_headers_stay_in_config() -> None:
+    headers = {"Accept": "application/json", "X-Account": "acme", "User-Agent": "krsync"}
+    config = RestJsonConnector.config_model.model_validate(
+        {"url": "https://api.example.test/x", "headers": headers}
+    )
+    assert config.headers == headers
+
+
 # --- the private-network guard ------------------------------------------------------------------
 
 

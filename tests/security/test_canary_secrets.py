@@ -445,7 +445,7 @@ def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
 
 def sign(secret: str, body: bytes, age: int = 0) -> dict[str, str]:
     """Signed as a pushing system signs, on the clock the push service reads."""
-    timestamp = str(int(push_service.utcnow().timestamp()) - age)
+    timestamp = str(int(push_service.clock.utcnow().timestamp()) - age)
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return {
         "X-Krsync-Timestamp": timestamp,

@@ -337,7 +337,7 @@ def test_signing_in_takes_a_live_key(seeded: tuple[TestClient, Workspace]) -> No
 
 def signed(secret: str, body: bytes) -> dict[str, str]:
     """Signed as a pushing system signs, on the clock the push service reads."""
-    stamp = str(int(push_service.utcnow().timestamp()))
+    stamp = str(int(push_service.clock.utcnow().timestamp()))
     digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return {
         "X-Krsync-Timestamp": stamp,
