@@ -37,7 +37,7 @@ from tests.connectors import engine_client
 from tests.connectors.acme import AcmeConnector
 from tests.connectors.kits import KITS, Kit
 from tests.connectors.test_contract import query_of
-from tests.leaks import leaked, split_masks
+from tests.security.leaks import leaked, split_masks
 
 pytestmark = pytest.mark.anyio
 
