@@ -112,8 +112,12 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
                 f"`{sqlite_path(self.config.url)}` is krsync's own database: point the source at"
                 " your data instead"
             )
-        return self.url.set(
-            database=f"file:{quote(str(path), safe='/')}", query={"mode": "ro", "uri": "true"}
+        # Built afresh: SQLite takes no user or password, and one set by mistake would make the
+        # URL invalid (``URL.set`` can't clear a field).
+        return URL.create(
+            self.url.drivername,
+            database=f"file:{quote(str(path), safe='/')}",
+            query={"mode": "ro", "uri": "true"},
         )
 
     # --- messages and error classification -----------------------------------------------------

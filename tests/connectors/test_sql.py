@@ -495,6 +495,14 @@ def test_sqlite_opens_only_files_inside_the_files_dir(files: Path, tmp_path: Pat
             fetch(connector(url), SUM)
 
 
+def test_a_password_given_to_a_sqlite_source_is_ignored(files: Path) -> None:
+    """SQLite has no password; one set by mistake must not turn the URL into an invalid one."""
+    _figures(files / "inside.db")
+    assert [
+        v.value for v in fetch(connector("sqlite:///inside.db", "pw-for-nothing"), SUM).values
+    ] == [7.0]
+
+
 def test_sqlite_never_opens_krsyncs_own_database(
     files: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
