@@ -35,7 +35,7 @@ from connectors.base import (
 )
 from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error
 from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
-from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _read
+from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _periods, _read
 
 TOKEN_ENDPOINT = "https://oauth.pipedrive.com/oauth/token"
 #: The longest burst-limit pause honoured in a run (Pipedrive's window is 2 seconds).
@@ -166,8 +166,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
                 except TimelineRejected as exc:
                     result.query_errors |= {q.id: exc.message for q in group}
                     break
-                periods = body.get("data") if isinstance(body, dict) else None
-                for period in periods if isinstance(periods, list) else []:
+                for period in _periods(body, mask_of(self.http)):
                     _read(period, group, part, result, currencies)
             else:
                 # The timeline answers every day asked: a day it has no deals for any more (the
