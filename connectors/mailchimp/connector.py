@@ -93,6 +93,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     )
     #: Opens and clicks keep coming in for days after a campaign is sent.
     recommended_lookback_days = 7
+    #: Marketing API 3.0, the root every path hangs from; Mailchimp dates no sunset.
+    api_version = "3.0"
 
     @classmethod
     def http_options(

@@ -57,6 +57,8 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     metrics = _METRICS
     #: Deals are won, re-dated and re-valued days after they were first read.
     recommended_lookback_days = 7
+    #: API v1 (``/api/v1/deals/timeline``); Pipedrive has dated no sunset for it.
+    api_version = "v1"
     max_window_days = MAX_DAYS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

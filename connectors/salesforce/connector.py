@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +43,7 @@ from connectors.salesforce.errors import (
     _error,
 )
 from connectors.salesforce.models import (
+    DEFAULT_VERSION,
     FIELD_PATH,
     METRIC,
     SalesforceConfig,
@@ -51,6 +53,7 @@ from connectors.salesforce.models import (
     _address,
     _metric_spec,
     _spec,
+    version_retired,
 )
 from connectors.salesforce.soql import Statement, _values, soql_condition
 
@@ -84,6 +87,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     )
     #: Deals close, and get re-dated, days after they were last read.
     recommended_lookback_days = 7
+    #: The REST API version in every path unless the source's config names another.
+    api_version = DEFAULT_VERSION
     #: An aggregate answer holds at most 2,000 rows: one a day, with room to spare.
     max_window_days = 1000
 
@@ -125,6 +130,10 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
         return _metric_spec(name)
+
+    @classmethod
+    def sunset_of(cls, version: str) -> date | None:
+        return version_retired(version)
 
     @classmethod
     def validate_query(

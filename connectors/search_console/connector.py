@@ -64,6 +64,8 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     credentials_model = GoogleCredentials
     metrics = CATALOGUE
     recommended_lookback_days = 4
+    #: The Search Console API v1 (its paths keep ``/webmasters/v3/``); Google dates no sunset.
+    api_version = "v1"
     #: Rows a page asks for; the API's maximum (tests lower it to exercise paging).
     row_limit: ClassVar[int] = MAX_ROW_LIMIT
 

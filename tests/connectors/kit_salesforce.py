@@ -78,6 +78,8 @@ class FakeSalesforce:
         self.row = row
         self.rotate = rotate
         self.used, self.limit = usage
+        #: The REST API version the org serves in paths (others answer 404 NOT_FOUND).
+        self.version = VERSION
         self.zoneinfo = zoneinfo
         #: The org's address the token endpoint gives; every *.my.salesforce.test host answers.
         self.instance = INSTANCE
@@ -127,11 +129,12 @@ class FakeSalesforce:
         router.get(host__regex=host, path="/services/oauth2/userinfo").mock(
             side_effect=self._userinfo
         )
-        router.get(host__regex=host, path=f"{DATA}/").mock(side_effect=self._root)
-        router.get(host__regex=host, path__regex=rf"^{DATA}/query(/.*)?$").mock(
+        data = r"/services/data/v\d+\.0"
+        router.get(host__regex=host, path__regex=rf"^{data}/$").mock(side_effect=self._root)
+        router.get(host__regex=host, path__regex=rf"^{data}/query(/.*)?$").mock(
             side_effect=self._query
         )
-        router.get(host__regex=host, path__regex=rf"^{DATA}/sobjects/\w+/describe$").mock(
+        router.get(host__regex=host, path__regex=rf"^{data}/sobjects/\w+/describe$").mock(
             side_effect=self._describe
         )
 
@@ -184,6 +187,11 @@ class FakeSalesforce:
         if bearer not in self.access_tokens:
             return sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         self.used += 1
+        path = request.url.path
+        if path.startswith("/services/data/") and not path.startswith(
+            f"/services/data/{self.version}/"
+        ):
+            return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
         return None
 
     def _ok(self, body: Any) -> httpx.Response:
@@ -220,7 +228,8 @@ class FakeSalesforce:
         refused = self._authorized("query", request)
         if refused is not None:
             return refused
-        locator = request.url.path.removeprefix(f"{DATA}/query").lstrip("/")
+        locator = request.url.path.removeprefix(f"/services/data/{self.version}/query")
+        locator = locator.lstrip("/")
         if locator:
             key, _, start = locator.rpartition("-")
             return self._page(key, int(start))
@@ -265,7 +274,7 @@ class FakeSalesforce:
             "records": records[start:end],
         }
         if end < len(records):
-            body["nextRecordsUrl"] = f"{DATA}/query/{key}-{end}"
+            body["nextRecordsUrl"] = f"/services/data/{self.version}/query/{key}-{end}"
         return self._ok(body)
 
 

@@ -743,6 +743,33 @@ async def test_an_unknown_api_version_is_a_config_error(fake: FakeSalesforce) ->
 
 
 @pytest.mark.anyio
+async def test_the_configured_api_version_is_the_one_in_every_path(fake: FakeSalesforce) -> None:
+    """REST paths name the version, ``/services/data/vNN.0/...``
+    (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_versions.htm):
+    the source's ``api_version``. Versions 31.0-40.0 retire with Summer '28
+    (https://help.salesforce.com/s/articleView?id=005321531), 21.0-30.0 went with Summer '25
+    (https://help.salesforce.com/s/articleView?id=000354473); later ones have no date yet."""
+    fake.version = "v62.0"
+    async with connected(api_version="v62.0") as (connector, _):
+        await connector.check()
+        result = await connector.fetch([query("Lead.count")], WINDOW)
+    assert result.values
+    assert not result.query_errors
+    paths = [r.url.path for e, r in fake.requests if e in ("root", "query")]
+    assert paths
+    assert all(p.startswith("/services/data/v62.0/") for p in paths)
+
+    model = SalesforceConnector.config_model
+    sunset = SalesforceConnector.api_version_sunset
+    assert sunset(model.model_validate(CONFIG | {"api_version": "v62.0"})) is None
+    assert sunset(model.model_validate(CONFIG | {"api_version": "v35.0"})) == date(2028, 5, 1)
+    assert sunset(model.model_validate(CONFIG | {"api_version": "v30.0"})) == date(2025, 5, 1)
+    for bad in ("60.0", "v60", "v60.1", "v06.0"):
+        with pytest.raises(ValueError, match="api_version"):
+            model.model_validate(CONFIG | {"api_version": bad})
+
+
+@pytest.mark.anyio
 async def test_mappings_are_checked_against_the_objects_describe(fake: FakeSalesforce) -> None:
     """Field names and types from `/sobjects/{SObject}/describe` (type, filterable, relationships).
 
