@@ -86,8 +86,18 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         ),
         _metric(
             "campaigns.unique_clicks",
-            "Unique clicks in campaigns, on their send day",
+            "Unique clicks on campaigns' links, on their send day: Mailchimp's `unique_clicks`, "
+            "each link's unique clickers summed, so a person who clicks two links counts twice; "
+            "for people who clicked, use `campaigns.unique_subscriber_clicks`",
             "clicks",
+            campaign=True,
+        ),
+        _metric(
+            "campaigns.unique_subscriber_clicks",
+            "People who clicked a link in campaigns, on their send day: Mailchimp's "
+            "`unique_subscriber_clicks`, each person once however many links they clicked "
+            "(the numerator of a click rate)",
+            "contacts",
             campaign=True,
         ),
     )

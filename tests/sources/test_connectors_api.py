@@ -117,3 +117,19 @@ def test_the_catalogue_says_what_each_filter_operator_matches(client: TestClient
         assert "substring" in meanings[key]["contains"], key
     assert meanings["hubspot"]["in"] == meanings["salesforce"]["in"] == "equals one of the values"
     assert "contains" not in meanings["demo"]  # the demo offers no `contains`
+
+
+def test_the_catalogue_tells_mailchimps_link_clicks_from_people_who_clicked(
+    client: TestClient,
+) -> None:
+    """A Mailchimp campaign report's `unique_clicks` sums each link's unique clicks and
+    `unique_subscriber_clicks` counts the people who clicked
+    (https://mailchimp.com/developer/marketing/api/reports/): both are offered, each saying
+    which it is."""
+    items = client.get("/api/v1/connectors", params={"limit": 100}).json()["items"]
+    [mailchimp] = [i for i in items if i["key"] == "mailchimp"]
+    metrics = {m["name"]: m for m in mailchimp["metrics"]}
+    assert "counts twice" in metrics["campaigns.unique_clicks"]["description"]
+    people = metrics["campaigns.unique_subscriber_clicks"]
+    assert people["description"].startswith("People who clicked")
+    assert set(people["filters"]) == {"campaign_title", "campaign_type"}
