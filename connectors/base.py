@@ -32,6 +32,19 @@ Aggregation = Literal["sum", "last", "avg", "min", "max", "ratio"]
 History = Literal["daily", "snapshot"]
 
 FILTER_OPS: tuple[FilterOp, ...] = get_args(FilterOp)
+#: What each op asks of a field's value, as most platforms read it; a connector whose platform
+#: reads one otherwise says so in ``Connector.filter_meanings``.
+FILTER_MEANINGS: dict[FilterOp, str] = {
+    "eq": "equals the value",
+    "neq": "differs from the value",
+    "in": "equals one of the values",
+    "not_in": "equals none of the values",
+    "contains": "contains the value anywhere in its text (a substring)",
+    "gt": "is greater than the value",
+    "gte": "is greater than or equal to the value",
+    "lt": "is less than the value",
+    "lte": "is less than or equal to the value",
+}
 AGGREGATIONS: tuple[Aggregation, ...] = get_args(Aggregation)
 LIST_OPS: frozenset[FilterOp] = frozenset({"in", "not_in"})
 SET_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in"})
@@ -477,6 +490,13 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     recommended_lookback_days: ClassVar[int | None] = None
     #: The longest window one fetch may span; the engine splits longer ones.
     max_window_days: ClassVar[int | None] = None
+    #: The platform API version this connector speaks by default (a ``LinkedIn-Version`` month,
+    #: a Graph API ``vNN.0``, ``v1beta``); None for sources that call no versioned platform API.
+    #: A connector whose config has an ``api_version`` speaks that one instead.
+    api_version: ClassVar[str | None] = None
+    #: What each filter op means on this platform, where it differs from :data:`FILTER_MEANINGS`
+    #: (HubSpot's ``contains`` matches whole words): the catalogue shows the merged table.
+    filter_meanings: ClassVar[Mapping[FilterOp, str]] = {}
 
     def __init__(
         self,
@@ -588,8 +608,28 @@ class Connector(ABC, Generic[ConfigT, CredT]):
         return None
 
     @classmethod
+    def api_version_for(cls, config: ConfigT) -> str | None:
+        """The version this source's calls use: its config's ``api_version`` where the connector
+        lets a source choose one (moving to a newer version is a config change), else the
+        connector's own."""
+        chosen = getattr(config, "api_version", None)
+        return chosen if isinstance(chosen, str) and chosen else cls.api_version
+
+    @classmethod
+    def sunset_of(cls, version: str) -> date | None:
+        """The day the vendor retires ``version``, where it publishes one; None otherwise."""
+        return None
+
+    @classmethod
+    def api_version_sunset(cls, config: ConfigT) -> date | None:
+        """The day the vendor retires the version this source speaks, where it says."""
+        version = cls.api_version_for(config)
+        return None if version is None else cls.sunset_of(version)
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """The item shape of ``GET /api/v1/connectors``."""
+        sunset = None if cls.api_version is None else cls.sunset_of(cls.api_version)
         return {
             "key": cls.key,
             "name": cls.name,
@@ -598,6 +638,13 @@ class Connector(ABC, Generic[ConfigT, CredT]):
             "credentials": cls.credentials_model.model_json_schema(),
             "metrics": [m.describe() for m in cls.metrics],
             "recommended_lookback_days": cls.recommended_lookback_days,
+            "api_version": cls.api_version,
+            "api_version_sunset": None if sunset is None else sunset.isoformat(),
+            "filter_meanings": {
+                op: cls.filter_meanings.get(op, FILTER_MEANINGS[op])
+                for op in FILTER_OPS
+                if any(op in ops for m in cls.metrics for ops in m.filters.values())
+            },
         }
 
 

@@ -128,6 +128,8 @@ class XConnector(Connector[XConfig, XCredentials]):
     category = "social"
     config_model = XConfig
     credentials_model = XCredentials
+    #: API v2 (``/2/users/{id}``); X dates no sunset for it.
+    api_version = "v2"
     metrics = tuple(
         MetricSpec(
             name=name,

@@ -154,6 +154,8 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
     )
     #: YouTube fills in and restates the last two or three days.
     recommended_lookback_days = 3
+    #: YouTube Analytics API v2 (``/v2/reports``); Google dates no sunset.
+    api_version = "v2"
 
     @classmethod
     def http_options(cls, config: YouTubeConfig, credentials: YouTubeCredentials) -> HttpOptions:

@@ -39,7 +39,14 @@ Cascade = Annotated[
 def _read(source: DataSource) -> DataSourceRead:
     """The source as the API shows it, with every notice an admin should act on."""
     read = DataSourceRead.model_validate(source)
-    return read.model_copy(update={"notices": service.source_notices(source)})
+    version, sunset = service.source_api_version(source)
+    return read.model_copy(
+        update={
+            "notices": service.source_notices(source),
+            "api_version": version,
+            "api_version_sunset": sunset,
+        }
+    )
 
 
 # --- connectors -------------------------------------------------------------------------------

@@ -163,6 +163,20 @@ class ConnectorRead(BaseModel):
     credentials: dict[str, Any] = Field(description="JSON Schema of the source's credentials")
     metrics: list[MetricRead]
     recommended_lookback_days: int | None = None
+    api_version: str | None = Field(
+        None,
+        description="The platform API version a source speaks unless its config picks another "
+        "(`api_version`); null for sources that call no versioned API",
+    )
+    api_version_sunset: date | None = Field(
+        None,
+        description="The day the vendor retires that version, where it publishes one",
+    )
+    filter_meanings: dict[str, str] = Field(
+        default_factory=dict,
+        description="What each filter operator the catalogue offers matches on this platform "
+        "(HubSpot's `contains`, for one, matches whole words)",
+    )
 
 
 # --- data sources -----------------------------------------------------------------------------
@@ -208,6 +222,16 @@ class DataSourceRead(BaseModel):
     enabled: bool
     last_synced_day: date | None
     last_success_at: datetime | None
+    api_version: str | None = Field(
+        None,
+        description="The platform API version this source's calls use (its config's "
+        "`api_version`, else the connector's); null for sources that call no versioned API",
+    )
+    api_version_sunset: date | None = Field(
+        None,
+        description="The day the vendor retires `api_version`, where it publishes one; move "
+        "to a newer version before it by changing the config",
+    )
     notices: list[str] = Field(
         default_factory=list,
         description="What an admin must do for this source: what its connector said at the "
@@ -222,7 +246,12 @@ class DataSourceRead(BaseModel):
     def _from_row(cls, data: Any) -> Any:
         # The encrypted token stays on the row: only whether there is one goes out.
         if hasattr(data, "credentials_encrypted"):
-            fields = set(cls.model_fields) - {"credentials_set", "notices"}
+            fields = set(cls.model_fields) - {
+                "credentials_set",
+                "notices",
+                "api_version",
+                "api_version_sunset",
+            }
             return {
                 **{name: getattr(data, name) for name in fields},
                 "credentials_set": data.credentials_encrypted is not None,

@@ -144,6 +144,27 @@ def source_notices(source: DataSource) -> list[str]:
     return notices
 
 
+def source_api_version(source: DataSource) -> tuple[str | None, date | None]:
+    """The platform API version the source's calls use and the day its vendor retires it.
+
+    Read from the stored config through the connector's own model, so the version shown is
+    the one the next sync sends; a config that no longer validates (the sync says why) or a
+    connector that is gone shows neither.
+    """
+    try:
+        cls = get_connector(source.connector)
+        config = cls.config_model.model_validate(source.config or {})
+    except (UnknownConnectorError, ValidationError):
+        return None, None
+    try:
+        return cls.api_version_for(config), cls.api_version_sunset(config)
+    except Exception as exc:  # a plugin's bug must not take the source's read down
+        log.warning(
+            "connector %r can't name its API version (%s)", source.connector, type(exc).__name__
+        )
+        return None, None
+
+
 def _unique_name(session: Session, name: str, own_id: int | None) -> None:
     other = session.scalar(select(DataSource.id).where(DataSource.name == name))
     if other is not None and other != own_id:

@@ -43,6 +43,8 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
     credentials_model = GoogleCredentials
     metrics = CATALOGUE
     recommended_lookback_days = 3
+    #: The Data API version of the official client (``data_v1beta``); Google dates no sunset.
+    api_version = "v1beta"
     #: Rows a report page asks for; the API's maximum (tests lower it to exercise paging).
     row_limit: ClassVar[int] = 250_000
     #: The pause between calls once tokens run low.

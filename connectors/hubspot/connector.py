@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, timedelta, tzinfo
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import (
@@ -22,6 +22,7 @@ from connectors.base import (
     DailyValue,
     FetchResult,
     Filter,
+    FilterOp,
     HttpOptions,
     MappingError,
     MetricQuery,
@@ -78,6 +79,17 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     metrics = _metrics()
     #: Deals get closed and records edited days later, and their dates moved back with them.
     recommended_lookback_days = 7
+    #: CRM v3, the version in every path; HubSpot has set no end of support for it.
+    api_version = "v3"
+    #: ``contains`` is sent as CONTAINS_TOKEN, which HubSpot documents as "contains a token",
+    #: with ``*`` as its wildcard (https://developers.hubspot.com/docs/api/crm/search): a word
+    #: of the value, where every other platform matches a substring. No wildcards are added, so
+    #: a mapping's filter means what HubSpot says it does; the catalogue tells how to ask for part.
+    filter_meanings: ClassVar[Mapping[FilterOp, str]] = {
+        "contains": "contains the value as a whole word (HubSpot's CONTAINS_TOKEN): `renewal` "
+        'matches "ACME renewal 2026", not "Renewals"; `*` stands for any characters within '
+        "the word, so `renew*` matches words that start with it and `*renew*` words holding it",
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

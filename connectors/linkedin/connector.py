@@ -30,6 +30,7 @@ from connectors.base import (
 )
 from connectors.linkedin.models import (
     ADMIN_HINT,
+    DEFAULT_VERSION,
     EDGE_TYPE,
     FOLLOWER_FIELDS,
     REAUTHORIZE_WITHIN,
@@ -38,6 +39,7 @@ from connectors.linkedin.models import (
     LinkedInConfig,
     LinkedInCredentials,
     _spec,
+    version_sunset,
 )
 from connectors.linkedin.timing import _ms, _seconds_to_midnight_utc
 
@@ -52,6 +54,8 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
     credentials_model = LinkedInCredentials
     # Follower data stops about two days before today: the next runs fill those days in.
     recommended_lookback_days = 3
+    #: The ``LinkedIn-Version`` a source sends unless its config names another.
+    api_version = DEFAULT_VERSION
     metrics = (
         _spec("followers.organic_gain", "Organic followers gained a day (net; may be negative)"),
         _spec("followers.paid_gain", "Followers gained a day from sponsored content"),
@@ -74,6 +78,10 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
             additive=False,
         ),
     )
+
+    @classmethod
+    def sunset_of(cls, version: str) -> date | None:
+        return version_sunset(version)
 
     @classmethod
     def http_options(cls, config: LinkedInConfig, credentials: LinkedInCredentials) -> HttpOptions:

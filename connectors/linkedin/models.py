@@ -3,7 +3,8 @@ field of each statistics endpoint's answer every metric reads."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +15,7 @@ API_ROOT = "https://api.linkedin.com/rest"
 TOKEN_ENDPOINT = "https://www.linkedin.com/oauth/v2/accessToken"
 #: A version LinkedIn serves for about a year after its release; bump it in the source's config.
 DEFAULT_VERSION = "202606"
+_VERSION = re.compile(r"20\d{2}(0[1-9]|1[0-2])")
 EDGE_TYPE = "COMPANY_FOLLOWED_BY_MEMBER"
 #: How long before a token's expiry the source starts asking for a re-authorization.
 REAUTHORIZE_WITHIN = timedelta(days=7)
@@ -44,10 +46,19 @@ class LinkedInConfig(BaseModel):
     )
     api_version: str = Field(
         DEFAULT_VERSION,
-        pattern=r"^20\d{4}$",
         description="The `LinkedIn-Version` header (YYYYMM); a version is sunset after a year.",
     )
     base_url: BaseUrl = Field(API_ROOT, description="The API root; a proxy or a local test server.")
+
+    @field_validator("api_version")
+    @classmethod
+    def _month(cls, value: str) -> str:
+        value = value.strip()
+        if not _VERSION.fullmatch(value):
+            raise ValueError(
+                f"`api_version` is a LinkedIn-Version month as YYYYMM, e.g. {DEFAULT_VERSION}"
+            )
+        return value
 
     @field_validator("organization_id", mode="before")
     @classmethod
@@ -59,6 +70,19 @@ class LinkedInConfig(BaseModel):
             if not value.isdigit():
                 raise ValueError("`organization_id` is the organization's numeric id, e.g. 2414183")
         return value
+
+
+def version_sunset(version: str) -> date | None:
+    """The earliest day LinkedIn may retire ``version``: a year after its month begins.
+
+    LinkedIn supports each monthly version "for a minimum of one year before sunset"
+    (https://learn.microsoft.com/en-us/linkedin/marketing/versioning) and names the exact day,
+    mid-month, on its migrations page; counting from the month's first day errs early, never late.
+    """
+    if not _VERSION.fullmatch(version):
+        return None
+    year, month = int(version[:4]), int(version[4:])
+    return date(year + 1, month, 1)
 
 
 class LinkedInCredentials(BaseModel):

@@ -86,13 +86,25 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         ),
         _metric(
             "campaigns.unique_clicks",
-            "Unique clicks in campaigns, on their send day",
+            "Unique clicks on campaigns' links, on their send day: Mailchimp's `unique_clicks`, "
+            "each link's unique clickers summed, so a person who clicks two links counts twice; "
+            "for people who clicked, use `campaigns.unique_subscriber_clicks`",
             "clicks",
+            campaign=True,
+        ),
+        _metric(
+            "campaigns.unique_subscriber_clicks",
+            "People who clicked a link in campaigns, on their send day: Mailchimp's "
+            "`unique_subscriber_clicks`, each person once however many links they clicked "
+            "(the numerator of a click rate)",
+            "contacts",
             campaign=True,
         ),
     )
     #: Opens and clicks keep coming in for days after a campaign is sent.
     recommended_lookback_days = 7
+    #: Marketing API 3.0, the root every path hangs from; Mailchimp dates no sunset.
+    api_version = "3.0"
 
     @classmethod
     def http_options(

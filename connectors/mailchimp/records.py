@@ -18,11 +18,15 @@ ACTIVITY_FIELDS = {
     "audience.unique_opens": "unique_opens",
     "audience.clicks": "recipient_clicks",
 }
-#: Campaign metric -> its path in a campaign report.
+#: Campaign metric -> its path in a campaign report. In the report's ``clicks`` object
+#: ``unique_clicks`` is "the total number of unique clicks for links across a campaign" and
+#: ``unique_subscriber_clicks`` "the total number of subscribers who clicked on a campaign"
+#: (https://mailchimp.com/developer/marketing/api/reports/).
 CAMPAIGN_FIELDS = {
     "campaigns.emails_sent": ("emails_sent",),
     "campaigns.unique_opens": ("opens", "unique_opens"),
     "campaigns.unique_clicks": ("clicks", "unique_clicks"),
+    "campaigns.unique_subscriber_clicks": ("clicks", "unique_subscriber_clicks"),
 }
 MEMBERS = "audience.members"
 #: ``fields`` trims each answer to what the metrics read.

@@ -6,7 +6,7 @@ The Graph calls and the insights reading are its base classes; this is what the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 
 from connectors.base import (
     CheckResult,
@@ -23,6 +23,8 @@ from connectors.meta.graph import _InvalidMetric
 from connectors.meta.insights import MetaInsightsBase
 from connectors.meta.models import (
     _NAME,
+    DEFAULT_VERSION,
+    GRAPH_SUNSETS,
     PACIFIC,
     PAGE_WINDOW_DAYS,
     MetaConfig,
@@ -43,6 +45,8 @@ class MetaConnector(MetaInsightsBase):
     # "Data used to calculate metrics may be delayed up to 48 hours."
     recommended_lookback_days = 3
     max_window_days = PAGE_WINDOW_DAYS
+    #: The Graph API version in every path unless the source's config names another.
+    api_version = DEFAULT_VERSION
     metrics = (
         _surface_spec("page", "page_follows", "Followers of the Facebook Page on each day"),
         _surface_spec("page", "page_daily_follows", "New follows of the Facebook Page a day"),
@@ -56,6 +60,10 @@ class MetaConnector(MetaInsightsBase):
             "New Instagram followers a day, net (may be negative; last 30 days only)",
         ),
     )
+
+    @classmethod
+    def sunset_of(cls, version: str) -> date | None:
+        return GRAPH_SUNSETS.get(version)
 
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:

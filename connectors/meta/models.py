@@ -17,6 +17,30 @@ from connectors.base import BaseUrl, MetricSpec
 
 GRAPH_ROOT = "https://graph.facebook.com"
 DEFAULT_VERSION = "v25.0"
+#: The day Meta stops serving each Graph API version ("Available until"), as its versions page
+#: lists them (https://developers.facebook.com/docs/graph-api/changelog/versions/). Meta names a
+#: day once the next version ships; a version it has not dated yet is missing here (no sunset).
+GRAPH_SUNSETS: dict[str, date] = {
+    "v8.0": date(2022, 11, 1),
+    "v9.0": date(2023, 2, 23),
+    "v10.0": date(2023, 6, 8),
+    "v11.0": date(2023, 9, 14),
+    "v12.0": date(2024, 2, 8),
+    "v13.0": date(2024, 5, 28),
+    "v14.0": date(2024, 9, 17),
+    "v15.0": date(2024, 11, 20),
+    "v16.0": date(2025, 5, 14),
+    "v17.0": date(2025, 9, 12),
+    "v18.0": date(2026, 1, 26),
+    "v19.0": date(2026, 5, 21),
+    "v20.0": date(2026, 9, 24),
+    "v21.0": date(2027, 1, 21),
+    "v22.0": date(2027, 5, 20),
+    "v23.0": date(2027, 10, 8),
+    "v24.0": date(2028, 2, 18),
+    "v25.0": date(2028, 7, 29),
+}
+_VERSION = re.compile(r"v[1-9]\d*\.\d{1,2}")
 #: Meta closes its insight days at midnight Pacific time.
 PACIFIC = "America/Los_Angeles"
 PAGE_WINDOW_DAYS = 90
@@ -84,12 +108,19 @@ class MetaConfig(BaseModel):
     )
     api_version: str = Field(
         DEFAULT_VERSION,
-        pattern=r"^v\d+\.\d+$",
         description="The Graph API version in the path, e.g. v25.0 (each lives about two years).",
     )
     base_url: BaseUrl = Field(
         GRAPH_ROOT, description="The API root; a proxy or a local test server."
     )
+
+    @field_validator("api_version")
+    @classmethod
+    def _graph_version(cls, value: str) -> str:
+        value = value.strip()
+        if not _VERSION.fullmatch(value):
+            raise ValueError(f"`api_version` is a Graph API version such as {DEFAULT_VERSION}")
+        return value
 
     @field_validator("page_id", "instagram_user_id", mode="before")
     @classmethod

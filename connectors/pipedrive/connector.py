@@ -35,7 +35,7 @@ from connectors.base import (
 )
 from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error
 from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
-from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _read
+from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _periods, _read
 
 TOKEN_ENDPOINT = "https://oauth.pipedrive.com/oauth/token"
 #: The longest burst-limit pause honoured in a run (Pipedrive's window is 2 seconds).
@@ -57,6 +57,8 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     metrics = _METRICS
     #: Deals are won, re-dated and re-valued days after they were first read.
     recommended_lookback_days = 7
+    #: API v1 (``/api/v1/deals/timeline``); Pipedrive has dated no sunset for it.
+    api_version = "v1"
     max_window_days = MAX_DAYS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -166,8 +168,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
                 except TimelineRejected as exc:
                     result.query_errors |= {q.id: exc.message for q in group}
                     break
-                periods = body.get("data") if isinstance(body, dict) else None
-                for period in periods if isinstance(periods, list) else []:
+                for period in _periods(body, mask_of(self.http)):
                     _read(period, group, part, result, currencies)
             else:
                 # The timeline answers every day asked: a day it has no deals for any more (the

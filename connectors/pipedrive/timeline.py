@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from connectors.base import DailyValue, FetchResult, MetricQuery, Window, as_number
+from connectors.base import (
+    DailyValue,
+    FetchResult,
+    Mask,
+    MetricQuery,
+    RetriableError,
+    Window,
+    as_number,
+    excerpt,
+)
 from connectors.pipedrive.models import DealsParams
 
 TIMELINE = "/api/v1/deals/timeline"
@@ -28,6 +37,46 @@ _TOTALS = {
 def _number(raw: Any) -> float | None:
     """Pipedrive may group thousands with commas in a string figure ("12,500")."""
     return as_number(raw.replace(",", "") if isinstance(raw, str) else raw)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list of something else"
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _periods(body: Any, mask: Mask | None) -> list[dict[str, Any]]:
+    """The timeline's periods, or an error naming what came back instead.
+
+    The timeline groups deals "into N groups" for the N intervals asked
+    (https://developers.pipedrive.com/docs/api/v1/Deals#getDealsTimeline): ``data`` is a list of
+    periods, an empty day among them with its zero totals, so never an empty list.
+    ``success: true`` with ``data: null`` is Pipedrive's documented empty answer ("data: null,
+    //object in other cases", https://pipedrive.readme.io/docs/core-api-concepts-responses): no
+    deal in any period. Anything else (an object, an empty list or one of something other than
+    periods, no ``data``, ``success: false``) is not an answer to read: reading it as no deals
+    would write zeros over the window's days.
+    """
+    if not isinstance(body, dict):
+        raise RetriableError(f"Pipedrive's deals timeline answered {_kind(body)}, not an object")
+    if body.get("success") is False:
+        said = excerpt(str(body.get("error") or ""), mask)
+        raise RetriableError(f"Pipedrive's deals timeline answered success: false ({said})")
+    if "data" not in body:
+        what = "without `data`"
+    else:
+        data = body["data"]
+        if data is None and body.get("success") is True:
+            return []
+        if isinstance(data, list) and data and all(isinstance(p, dict) for p in data):
+            return data
+        what = f"with `data` as {'an empty list' if data == [] else _kind(data)}"
+    raise RetriableError(
+        f"Pipedrive's deals timeline answered {what}, not the list of periods asked for: "
+        "nothing was written, the next run asks again"
+    )
 
 
 def _read(

@@ -12,7 +12,9 @@ statement, so ``COUNT(Id)`` and every ``SUM(field)`` asked of them come back in 
 ``convertTimezone()`` makes a datetime field's day the API user's day (SOQL returns datetimes in
 UTC otherwise); a date field (``CloseDate``) is grouped as it is. Whether the field is a date or
 a datetime comes from the ``date_type`` param, the audit fields every object has, or the
-object's ``describe``. ``nextRecordsUrl`` is followed until ``done``.
+object's ``describe``. A grouped answer can't be paged and holds at most 2,000 rows (more is
+refused with ``EXCEEDED_ID_LIMIT``), so a statement spans at most as many days as fit: one row a
+day, and for a datetime field the padding days its UTC bounds add.
 
 Currency: in a multi-currency org a currency field such as ``Amount`` holds each record's value
 in that record's ``CurrencyIsoCode``, but an aggregate of it in a query with ``GROUP BY`` (every
@@ -38,7 +40,6 @@ configured ``instance_url``, which a source may leave out: its first call then r
 
 from connectors.salesforce.connector import (
     AUDIT_DATETIMES,
-    MAX_PAGES,
     NUMERIC_TYPES,
     USAGE_WARNING,
     SalesforceConnector,
@@ -62,6 +63,7 @@ from connectors.salesforce.models import (
     SalesforceSumParams,
 )
 from connectors.salesforce.soql import (
+    GROUP_LIMIT,
     ISO_DATE,
     ISO_DATETIME,
     Statement,
@@ -76,10 +78,10 @@ __all__ = [
     "DAILY_LIMIT_RETRY_AFTER",
     "DEFAULT_LOGIN_URL",
     "FIELD_PATH",
+    "GROUP_LIMIT",
     "IDENTIFIER",
     "ISO_DATE",
     "ISO_DATETIME",
-    "MAX_PAGES",
     "METRIC",
     "NUMERIC_TYPES",
     "REFRESH_REFUSED",

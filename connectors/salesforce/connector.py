@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +43,7 @@ from connectors.salesforce.errors import (
     _error,
 )
 from connectors.salesforce.models import (
+    DEFAULT_VERSION,
     FIELD_PATH,
     METRIC,
     SalesforceConfig,
@@ -51,18 +53,27 @@ from connectors.salesforce.models import (
     _address,
     _metric_spec,
     _spec,
+    version_retired,
 )
-from connectors.salesforce.soql import Statement, _values, soql_condition
+from connectors.salesforce.soql import (
+    DATETIME_PADDING_DAYS,
+    GROUP_LIMIT,
+    Statement,
+    _values,
+    soql_condition,
+)
 
-#: Pages one query may take before paging is called broken.
-MAX_PAGES = 200
 #: Audit fields every object has, always datetimes: no describe needed to group by them.
 AUDIT_DATETIMES = frozenset({"createddate", "lastmodifieddate", "systemmodstamp"})
 NUMERIC_TYPES = frozenset({"double", "currency", "int", "long", "percent"})
 #: A daily API usage past this share of the org's limit is worth a warning on the run.
 USAGE_WARNING = 0.9
 
-_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+#: The org's daily usage in ``Sforce-Limit-Info: api-usage=25/5000; per-app-api-usage=17/250
+#: (appName=...)``: the ``api-usage`` item, not the tail of ``per-app-api-usage`` (a connected
+#: app's own quota), whichever comes first
+#: (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm).
+_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 
 
 class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
@@ -84,8 +95,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     )
     #: Deals close, and get re-dated, days after they were last read.
     recommended_lookback_days = 7
-    #: An aggregate answer holds at most 2,000 rows: one a day, with room to spare.
-    max_window_days = 1000
+    #: The REST API version in every path unless the source's config names another.
+    api_version = DEFAULT_VERSION
+    #: A grouped answer holds at most 2,000 rows, one a day: the engine's windows fit in one
+    #: query whatever the date field (``fetch`` splits longer ones the same way).
+    max_window_days = GROUP_LIMIT - DATETIME_PADDING_DAYS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -125,6 +139,10 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
         return _metric_spec(name)
+
+    @classmethod
+    def sunset_of(cls, version: str) -> date | None:
+        return version_retired(version)
 
     @classmethod
     def validate_query(
@@ -195,12 +213,17 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 {q.params.field for q in group if isinstance(q.params, SalesforceSumParams)}
             )
             count = any(not isinstance(q.params, SalesforceSumParams) for q in group)
+            values = []
             try:
-                records = await self._query(statement.soql(window, count, sums), statement.sobject)
+                # A grouped answer can't be paged: each query spans few enough days for one.
+                for part in window.split(statement.max_days):
+                    soql = statement.soql(part, count, sums)
+                    records = await self._query(soql, statement.sobject)
+                    values += _values(group, sums, records, part, result.warnings)
             except (ObjectRefused, QueryRejected) as exc:
                 result.query_errors |= {q.id: exc.message for q in group}
                 continue
-            result.values += _values(group, sums, records, window, result.warnings)
+            result.values += values
             # The aggregate covers every record of the window: a day absent has none any more.
             result.complete.update(q.id for q in group)
         result.details |= self._usage_details()
@@ -298,25 +321,22 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     # --- HTTP ------------------------------------------------------------------------------------
 
     async def _query(self, soql: str, sobject: str) -> list[Any]:
-        url: str = f"{self._data}/query"
-        params: dict[str, str] | None = {"q": soql}
-        records: list[Any] = []
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            body = await self._get_json(url, params, sobject=sobject)
-            page = body.get("records") if isinstance(body, dict) else None
-            if not isinstance(page, list):
-                raise RetriableError("Salesforce answered the query without `records`")
-            records += page
-            nxt = body.get("nextRecordsUrl")
-            if body.get("done", True) is True or not isinstance(nxt, str) or not nxt:
-                return records
-            # A locator is a path on the same instance; anything else is not followed.
-            if not nxt.startswith("/services/data/") or nxt in seen:
-                raise RetriableError("Salesforce's nextRecordsUrl went somewhere unexpected")
-            seen.add(nxt)
-            url, params = nxt, None
-        raise RetriableError(f"the query still had pages after {MAX_PAGES}: stopped")
+        """The rows of one grouped query, which Salesforce answers whole or refuses.
+
+        A GROUP BY answer can't be paged, so one that says it has more (``done: false``, a
+        ``nextRecordsUrl``) is not what Salesforce documents: it is not followed anywhere, and
+        rather than store part of the window the fetch fails and the next run asks again.
+        """
+        body = await self._get_json(f"{self._data}/query", {"q": soql}, sobject=sobject)
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise RetriableError("Salesforce answered the query without `records`")
+        if body.get("done", True) is not True or body.get("nextRecordsUrl"):
+            raise RetriableError(
+                "Salesforce answered a grouped query in parts (`done: false`, a "
+                "`nextRecordsUrl`), which it documents it never does: nothing was written"
+            )
+        return records
 
     async def _fields(self, sobject: str) -> dict[str, dict[str, Any]]:
         """The object's fields by lower-cased name (SOQL names are case-insensitive)."""

@@ -87,6 +87,11 @@ def _error(
             f"Salesforce has nothing at this address ({said}): check `instance_url` and that "
             f"the org serves `api_version` {api_version}"
         )
+    if code == "EXCEEDED_ID_LIMIT" and "queryMore" in detail:
+        return QueryRejected(
+            "Salesforce refused the query: a grouped (aggregate) answer can't be paged and "
+            f"holds at most 2,000 groups, one a day here ({said}); sync a shorter window"
+        )
     if code == "INVALID_FIELD":
         return QueryRejected(
             f"Salesforce refused a field ({said}): check the API names in `date_field`, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connectors.base import ANY_FIELD, FILTER_OPS, BaseUrl, MetricSpec
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+DEFAULT_VERSION = "v60.0"
+#: Platform API versions Salesforce has retired or announced to retire, by the Summer release
+#: that removes them (their REST calls then answer 410 GONE): 7.0-20.0 in Summer '22, 21.0-30.0
+#: in Summer '25 (https://help.salesforce.com/s/articleView?id=000354473), 31.0-40.0 in
+#: Summer '28 (https://help.salesforce.com/s/articleView?id=005321531). Salesforce names a
+#: release, not a day; a Summer release reaches orgs from May (sandboxes first, production in
+#: waves into June), so the first of May stands for it and a notice ahead of it comes early.
+RETIREMENTS: tuple[tuple[int, int, date], ...] = (
+    (7, 20, date(2022, 5, 1)),
+    (21, 30, date(2025, 5, 1)),
+    (31, 40, date(2028, 5, 1)),
+)
+_VERSION = re.compile(r"v([1-9]\d{0,2})\.0")
 
 _IDENT = r"[A-Za-z](?:[A-Za-z0-9_]{0,78}[A-Za-z0-9])?"
 IDENTIFIER = re.compile(_IDENT)
@@ -36,6 +50,15 @@ def _address(value: object) -> str | None:
     if not isinstance(value, str) or not _URL.match(value.strip()):
         return None
     return value.strip().rstrip("/")
+
+
+def version_retired(version: str) -> date | None:
+    """The day Salesforce retires ``version`` (see :data:`RETIREMENTS`), None when unannounced."""
+    match = _VERSION.fullmatch(version)
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return next((day for low, high, day in RETIREMENTS if low <= number <= high), None)
 
 
 def _check_identifier(value: str) -> str:
@@ -59,7 +82,7 @@ class SalesforceConfig(BaseModel):
         "Optional: the token endpoint names it, and krsync keeps and uses the address it gives.",
     )
     api_version: str = Field(
-        "v60.0", pattern=r"^v\d{2,3}\.\d$", description="The REST API version, e.g. v60.0."
+        DEFAULT_VERSION, description="The REST API version in every path, e.g. v60.0."
     )
     login_url: str = Field(
         DEFAULT_LOGIN_URL,
@@ -70,6 +93,17 @@ class SalesforceConfig(BaseModel):
     )
 
     _login = field_validator("login_url")(_check_url)
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        value = value.strip()
+        if not _VERSION.fullmatch(value):
+            raise ValueError(
+                f"`api_version` is a Salesforce API version such as {DEFAULT_VERSION} "
+                "(`v`, the release number, `.0`)"
+            )
+        return value
 
     @field_validator("base_url", "instance_url")
     @classmethod

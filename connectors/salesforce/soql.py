@@ -17,6 +17,14 @@ from typing import Any
 from connectors.base import DailyValue, Filter, MetricQuery, Window, as_number
 from connectors.salesforce.models import FIELD_PATH, SalesforceSumParams
 
+#: Rows a grouped (aggregate) query may answer. Such an answer can't be paged ("queries that
+#: include a GROUP BY clause can't use the query locator to get more results",
+#: https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_group_by_considerations.htm);
+#: past 2,000 rows Salesforce refuses it with EXCEEDED_ID_LIMIT.
+GROUP_LIMIT = 2000
+#: Local days a datetime statement may group beyond its window: its UTC bounds reach a day
+#: before and after it, and a user's zone (UTC-12 to UTC+14) moves each a day further.
+DATETIME_PADDING_DAYS = 4
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})")
 _COMPARE = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -82,6 +90,11 @@ class Statement:
     date_field: str
     datetime: bool
     conditions: tuple[str, ...]
+
+    @property
+    def max_days(self) -> int:
+        """Days one query may span with its groups (one a day) within :data:`GROUP_LIMIT`."""
+        return GROUP_LIMIT - (DATETIME_PADDING_DAYS if self.datetime else 0)
 
     def soql(self, window: Window, count: bool, sums: Sequence[str]) -> str:
         day = f"DAY_ONLY(convertTimezone({self.date_field}))" if self.datetime else self.date_field

@@ -48,6 +48,11 @@ from connectors.search_console.models import (
     SearchConsoleConfig,
 )
 
+#: ``permissionLevel`` of an account that may not read the property's data. The Search Console
+#: API v1 definition spells it SITE_UNVERIFIED_USER (WmxSite in its discovery document), the
+#: Webmasters v3 reference siteUnverifiedUser; which one an answer uses is Google's choice.
+UNVERIFIED = frozenset({"SITE_UNVERIFIED_USER", "siteUnverifiedUser"})
+
 
 class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     """Daily Search Console performance, one request per filter set, paged to the end."""
@@ -59,6 +64,8 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     credentials_model = GoogleCredentials
     metrics = CATALOGUE
     recommended_lookback_days = 4
+    #: The Search Console API v1 (its paths keep ``/webmasters/v3/``); Google dates no sunset.
+    api_version = "v1"
     #: Rows a page asks for; the API's maximum (tests lower it to exercise paging).
     row_limit: ClassVar[int] = MAX_ROW_LIMIT
 
@@ -97,7 +104,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         """``sites.get``: the credentials work and may read this property."""
         body = await self._send("GET", self._site_url())
         level = str(body.get("permissionLevel", "")) if isinstance(body, Mapping) else ""
-        if level == "siteUnverifiedUser":
+        if level in UNVERIFIED:
             raise ConnectorAuthError(
                 f"the credentials are not a verified user of {self.config.site_url} in Search "
                 "Console: add the service account's `client_email` (or the authorizing user) "

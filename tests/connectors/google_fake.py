@@ -285,6 +285,10 @@ class FakeGoogle:
     currency: str = "EUR"
     records: list[Record] = field(default_factory=list)
     site_url: str = SITE_URL
+    #: ``sites.get``'s ``permissionLevel``: the Search Console API v1 definition spells its values
+    #: SITE_OWNER, SITE_FULL_USER, SITE_RESTRICTED_USER, SITE_UNVERIFIED_USER (WmxSite in the
+    #: searchconsole.v1 discovery document); the Webmasters v3 reference, siteFullUser...
+    permission_level: str = "siteFullUser"
     search: list[SearchRecord] = field(default_factory=list)
     #: Property tokens: what a report consumes and what is left (None: no quota block at all).
     tokens_per_report: int = 3
@@ -685,7 +689,7 @@ class FakeGoogle:
                 },
             )
         if tail == "" and call.method == "GET":
-            return _json(200, {"siteUrl": site, "permissionLevel": "siteFullUser"})
+            return _json(200, {"siteUrl": site, "permissionLevel": self.permission_level})
         if tail != "searchAnalytics/query" or call.method != "POST":
             return _json(404, google_error(404, "NOT_FOUND", "Not Found"))
         body = call.body if isinstance(call.body, dict) else {}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from copy import deepcopy
@@ -467,7 +468,7 @@ class FakeHubSpot:
             low = self._key(obj, name, flt["value"])
             return bool(low <= have <= self._key(obj, name, flt["highValue"]))
         if op == "CONTAINS_TOKEN":
-            return str(flt["value"]).lower().strip("*") in str(raw).lower()
+            return contains_token(str(raw), str(flt["value"]))
         want = self._key(obj, name, flt["value"])
         compare: dict[str, Callable[[Any, Any], bool]] = {
             "EQ": lambda a, b: a == b,
@@ -478,6 +479,18 @@ class FakeHubSpot:
             "LTE": lambda a, b: a <= b,
         }
         return compare[op](have, want)
+
+
+def contains_token(text: str, value: str) -> bool:
+    """HubSpot's CONTAINS_TOKEN: "contains a token", with ``*`` to "complete a partial search"
+    (``*@hubspot.com`` finds HubSpot addresses; https://developers.hubspot.com/docs/api/crm/search).
+
+    A token is a word of the property's value, split at whitespace (an address is one word, as
+    the documented example needs); ``*`` stands for any characters within that word. Case is
+    ignored, as the fake's other text comparisons ignore it.
+    """
+    pattern = ".*".join(re.escape(part) for part in value.casefold().split("*"))
+    return any(re.fullmatch(pattern, word) for word in text.casefold().split())
 
 
 # --- the kit --------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ the documented shapes:
   ``total_items``; newest day first; ``count`` (default 10, at most 1000) and ``offset``
   (https://mailchimp.com/developer/marketing/api/list-activity/);
 - ``GET /reports``: ``reports[{id, campaign_title, type, list_id, emails_sent, send_time,
-  opens{unique_opens}, clicks{unique_clicks}}]``, ``total_items``; ``count``/``offset``,
+  opens{unique_opens}, clicks{unique_clicks, unique_subscriber_clicks}}]`` (unique clicks per
+  link summed, and the people who clicked), ``total_items``; ``count``/``offset``,
   ``since_send_time``/``before_send_time`` (https://mailchimp.com/developer/marketing/api/reports/);
 - errors as problem documents ``{type, title, status, detail, instance}``
   (https://mailchimp.com/developer/marketing/docs/errors/).

@@ -97,6 +97,8 @@ class FakeGraph:
 
     figures: Figures = day_of_month
     page_days: int = 4
+    #: The Graph API version the fake serves; any other in a path is unknown to it.
+    version: str = VERSION
     tokens: set[str] = field(default_factory=lambda: {TOKEN})
     retired: set[str] = field(default_factory=lambda: {"page_impressions", "page_fans"})
     queued: list[httpx.Response] = field(default_factory=list)
@@ -117,7 +119,7 @@ class FakeGraph:
         if token not in self.tokens:
             return EXPIRED
         parts = request.url.path.strip("/").split("/")
-        if parts[0] != VERSION:
+        if parts[0] != self.version:
             return graph_error(2635, f"Unknown API version {parts[0]}")
         if len(parts) == 1:
             return self._ids(request)
@@ -170,7 +172,7 @@ class FakeGraph:
         def link(start: int, end: int) -> str:
             query = {"access_token": TOKEN, "metric": ",".join(names), "period": "day"}
             query |= {"since": str(start), "until": str(end)}
-            return f"https://{HOST}/{VERSION}/{object_id}/insights?{urlencode(query)}"
+            return f"https://{HOST}/{self.version}/{object_id}/insights?{urlencode(query)}"
 
         # As on Meta: "next" always points at the following range, past the one asked too.
         after = pacific_midnight(last)

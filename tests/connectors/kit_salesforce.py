@@ -4,8 +4,13 @@ Shapes follow Salesforce's documentation:
 
 - query: https://developer.salesforce.com/docs/platform/api-rest/guide/resources-query.md and
   https://developer.salesforce.com/docs/platform/api-rest/guide/dome-query.md (``totalSize``,
-  ``done``, ``records``, ``nextRecordsUrl`` such as ``/services/data/v60.0/query/01gD...-2000``);
-  aggregate rows are ``{"attributes": {"type": "AggregateResult"}, "<alias>": value}``.
+  ``done``, ``records``); aggregate rows are ``{"attributes": {"type": "AggregateResult"},
+  "<alias>": value}``. A GROUP BY answer "can't use the query locator to get more results"
+  (https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_group_by_considerations.htm):
+  it comes whole, ``done: true`` and no ``nextRecordsUrl``, and past 2,000 rows the query is
+  refused, 400 ``[{"message": "Aggregate query does not support queryMore(), use LIMIT to
+  restrict the results to a single batch", "errorCode": "EXCEEDED_ID_LIMIT"}]`` (the answer as
+  recorded in https://github.com/restforce/restforce/issues/726).
 - errors: https://developer.salesforce.com/docs/platform/api-rest/guide/errorcodes.md, a JSON
   array ``[{"message", "errorCode"}]`` (401 ``INVALID_SESSION_ID``, 403
   ``REQUEST_LIMIT_EXCEEDED``, 400 ``INVALID_TYPE`` / ``MALFORMED_QUERY``).
@@ -44,6 +49,13 @@ CLIENT_ID = "sf-consumer-key-3MVG9"
 CLIENT_SECRET = "sf-consumer-secret-8a1f"
 REFRESH_TOKEN = "sf-refresh-0-5Aep861"
 
+#: Rows a grouped query may answer before Salesforce refuses it.
+GROUP_LIMIT = 2000
+AGGREGATE_QUERY_MORE = (
+    "Aggregate query does not support queryMore(), use LIMIT to restrict the results to a single "
+    "batch"
+)
+
 Fault = httpx.Response | None
 Row = Callable[[list[str], date], dict[str, Any] | None]
 
@@ -63,21 +75,24 @@ def sf_error(status: int, code: str, message: str, **headers: str) -> httpx.Resp
 
 
 class FakeSalesforce:
-    """An org in memory: tokens, aggregate queries with paging, describes, scripted faults."""
+    """An org in memory: tokens, aggregate queries answered whole, describes, scripted faults."""
 
     def __init__(
         self,
         *,
-        page_size: int = 3,
         row: Row | None = day_of_month,
         rotate: bool = False,
         usage: tuple[int, int] = (18, 5000),
         zoneinfo: str = "America/Los_Angeles",
     ) -> None:
-        self.page_size = page_size
         self.row = row
         self.rotate = rotate
         self.used, self.limit = usage
+        #: The REST API version the org serves in paths (others answer 404 NOT_FOUND).
+        self.version = VERSION
+        #: ``Sforce-Limit-Info`` as sent; a connected app with its own quota adds
+        #: ``per-app-api-usage=17/250(appName=...)`` to the org's ``api-usage``.
+        self.limit_info = "api-usage={used}/{limit}"
         self.zoneinfo = zoneinfo
         #: The org's address the token endpoint gives; every *.my.salesforce.test host answers.
         self.instance = INSTANCE
@@ -86,7 +101,6 @@ class FakeSalesforce:
         self.issued = 0
         self.objects: dict[str, list[dict[str, Any]]] = {}
         self.hidden: set[str] = set()
-        self.results: dict[str, list[dict[str, Any]]] = {}
         self.faults: dict[str, deque[Fault]] = {
             k: deque() for k in ("token", "query", "userinfo", "describe", "root")
         }
@@ -127,11 +141,12 @@ class FakeSalesforce:
         router.get(host__regex=host, path="/services/oauth2/userinfo").mock(
             side_effect=self._userinfo
         )
-        router.get(host__regex=host, path=f"{DATA}/").mock(side_effect=self._root)
-        router.get(host__regex=host, path__regex=rf"^{DATA}/query(/.*)?$").mock(
+        data = r"/services/data/v\d+\.0"
+        router.get(host__regex=host, path__regex=rf"^{data}/$").mock(side_effect=self._root)
+        router.get(host__regex=host, path__regex=rf"^{data}/query(/.*)?$").mock(
             side_effect=self._query
         )
-        router.get(host__regex=host, path__regex=rf"^{DATA}/sobjects/\w+/describe$").mock(
+        router.get(host__regex=host, path__regex=rf"^{data}/sobjects/\w+/describe$").mock(
             side_effect=self._describe
         )
 
@@ -184,12 +199,16 @@ class FakeSalesforce:
         if bearer not in self.access_tokens:
             return sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         self.used += 1
+        path = request.url.path
+        if path.startswith("/services/data/") and not path.startswith(
+            f"/services/data/{self.version}/"
+        ):
+            return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
         return None
 
     def _ok(self, body: Any) -> httpx.Response:
-        return httpx.Response(
-            200, json=body, headers={"Sforce-Limit-Info": f"api-usage={self.used}/{self.limit}"}
-        )
+        info = self.limit_info.format(used=self.used, limit=self.limit)
+        return httpx.Response(200, json=body, headers={"Sforce-Limit-Info": info})
 
     def _userinfo(self, request: httpx.Request) -> httpx.Response:
         refused = self._authorized("userinfo", request)
@@ -220,10 +239,9 @@ class FakeSalesforce:
         refused = self._authorized("query", request)
         if refused is not None:
             return refused
-        locator = request.url.path.removeprefix(f"{DATA}/query").lstrip("/")
-        if locator:
-            key, _, start = locator.rpartition("-")
-            return self._page(key, int(start))
+        if request.url.path != f"/services/data/{self.version}/query":
+            # Only a non-aggregate query hands out a locator, and krsync sends none.
+            return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
         soql = request.url.params["q"]
         sobject = _FROM.search(soql)
         if sobject is None or sobject.group(1) in self.hidden:
@@ -252,21 +270,9 @@ class FakeSalesforce:
                 records.append(
                     {"attributes": {"type": "AggregateResult"}, "d": day.isoformat()} | cells
                 )
-        key = f"01gFAKE{len(self.results)}"
-        self.results[key] = records
-        return self._page(key, 0)
-
-    def _page(self, key: str, start: int) -> httpx.Response:
-        records = self.results[key]
-        end = start + self.page_size
-        body: dict[str, Any] = {
-            "totalSize": len(records),
-            "done": end >= len(records),
-            "records": records[start:end],
-        }
-        if end < len(records):
-            body["nextRecordsUrl"] = f"{DATA}/query/{key}-{end}"
-        return self._ok(body)
+        if len(records) > GROUP_LIMIT:
+            return sf_error(400, "EXCEEDED_ID_LIMIT", AGGREGATE_QUERY_MORE)
+        return self._ok({"totalSize": len(records), "done": True, "records": records})
 
 
 # --- the contract kit ----------------------------------------------------------------------------
@@ -285,7 +291,8 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
             return {}
         return {(day, None): float(day.day) for day in window.days()}
 
-    return Mocked(expected=expected, paginates=True)
+    # A grouped answer comes whole: the fetch is one call, however many days.
+    return Mocked(expected=expected, paginates=False)
 
 
 CONFIG = {"instance_url": INSTANCE, "login_url": LOGIN}

@@ -536,6 +536,59 @@ async def test_filters_become_one_group_next_to_the_date_range(fake: FakeHubSpot
     assert as_dict(result.values) == {date(2026, 7, 1): 1.0}
 
 
+@pytest.mark.parametrize(
+    ("value", "counted"),
+    [
+        ("renewal", ["ACME renewal 2026", "Renewal - Globex"]),
+        ("renew*", ["ACME renewal 2026", "Renewal - Globex", "Renewals Q3"]),
+        ("*renew*", ["ACME renewal 2026", "Renewal - Globex", "Renewals Q3", "Nonrenewable"]),
+        ("*@acme.com", ["deals@acme.com"]),
+    ],
+)
+async def test_contains_is_a_whole_word_match_with_wildcards(
+    fake: FakeHubSpot, value: str, counted: list[str]
+) -> None:
+    """``contains`` goes out as CONTAINS_TOKEN, "contains a token", whose ``*`` wildcards
+    "complete a partial search" (``*@hubspot.com`` finds HubSpot addresses): a word of the
+    value, not any substring as every other platform's ``contains``, and no wildcard is added
+    to what the mapping gave (https://developers.hubspot.com/docs/api/crm/search). The fake
+    matches tokens so: "renewal" leaves out "Renewals Q3" and "Nonrenewable"."""
+    names = [
+        "ACME renewal 2026",
+        "Renewal - Globex",
+        "Renewals Q3",
+        "Nonrenewable",
+        "deals@acme.com",
+        "ACME upsell",
+    ]
+    for name in names:
+        fake.add("deals", createdate=at(date(2026, 7, 1)), dealname=name)
+    flt = [{"field": "dealname", "op": "contains", "value": value}]
+
+    async with connector() as hs:
+        result = await hs.fetch([query(filters=flt)], Window(date(2026, 7, 1), date(2026, 7, 1)))
+
+    [body] = fake.search_bodies()
+    assert body["filterGroups"][0]["filters"][1] == {
+        "propertyName": "dealname",
+        "operator": "CONTAINS_TOKEN",
+        "value": value,
+    }
+    assert as_dict(result.values) == {date(2026, 7, 1): float(len(counted))}
+
+
+def test_the_catalogue_says_what_contains_means_on_hubspot() -> None:
+    """HubSpot's ``contains`` is a word match (CONTAINS_TOKEN,
+    https://developers.hubspot.com/docs/api/crm/search); the catalogue says so, and how to
+    ask for part of a word, while its other operators read as everywhere."""
+    meanings = HubSpotConnector.describe()["filter_meanings"]
+    assert "whole word" in meanings["contains"]
+    assert "CONTAINS_TOKEN" in meanings["contains"]
+    assert "`*renew*`" in meanings["contains"]
+    assert meanings["eq"] == "equals the value"
+    assert set(meanings) == set(FILTER_OPS)
+
+
 def test_more_filters_than_a_group_takes_are_refused_when_the_mapping_is_made() -> None:
     """Ten filters a group since 2024-08-26 (https://developers.hubspot.com/changelog/breaking-change-expanded-filtering-capabilities-and-error-messaging-in-hubspots-search-api);
     the date range takes one of them."""

@@ -119,6 +119,22 @@ async def test_follower_gains_are_daily_utc_and_keep_a_negative_sign(fake: FakeL
 
 
 @pytest.mark.anyio
+async def test_the_configured_version_is_the_one_sent(fake: FakeLinkedIn) -> None:
+    """Every call carries ``LinkedIn-Version: YYYYMM``, the month of the API it speaks
+    (https://learn.microsoft.com/en-us/linkedin/marketing/versioning): the source's
+    ``api_version``, whose sunset the source shows, and which a config change moves on."""
+    async with connector(api_version="202611") as c:
+        await c.fetch([query("followers.organic_gain")], WINDOW)
+        await c.fetch([query("followers.total")], WINDOW)
+    sent = {r.headers["LinkedIn-Version"] for r in fake.calls("FollowerStatistics")}
+    sent |= {r.headers["LinkedIn-Version"] for r in fake.calls("networkSizes")}
+    assert sent == {"202611"}
+    config = LinkedInConnector.config_model.model_validate({**CONFIG, "api_version": "202611"})
+    assert LinkedInConnector.api_version_for(config) == "202611"
+    assert LinkedInConnector.api_version_sunset(config) == date(2027, 11, 1)
+
+
+@pytest.mark.anyio
 async def test_share_statistics_come_from_one_call(fake: FakeLinkedIn) -> None:
     """``totalShareStatistics`` per day; ``engagement`` is a rate, the rest are counts.
 
@@ -312,8 +328,9 @@ def test_config_and_credentials_are_validated() -> None:
     assert config.model_validate({"organization_id": 2414183}).organization_id == ORG
     with pytest.raises(ValueError, match="numeric id"):
         config.model_validate({"organization_id": "acme-corp"})
-    with pytest.raises(ValueError, match="api_version"):
-        config.model_validate({"organization_id": ORG, "api_version": "2026-06"})
+    for bad in ("2026-06", "202613", "202600", "1999"):
+        with pytest.raises(ValueError, match="api_version"):
+            config.model_validate({"organization_id": ORG, "api_version": bad})
     creds = LinkedInConnector.credentials_model
     with pytest.raises(ValueError, match="client_id"):
         creds.model_validate({"access_token": "a", "refresh_token": "r"})

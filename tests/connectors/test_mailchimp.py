@@ -94,8 +94,12 @@ def report(
     sent: int = 100,
     opens: int = 40,
     clicks: int = 8,
+    clickers: int | None = None,
     list_id: str = LIST_ID,
 ) -> dict[str, Any]:
+    """A campaign report as ``GET /reports`` lists it (REPORTS): ``clicks`` unique clicks on
+    its links, each link's unique clickers summed, by ``clickers`` people (each link one click
+    of each of them when not given)."""
     return {
         "id": rid,
         "campaign_title": title,
@@ -109,6 +113,7 @@ def report(
         "clicks": {
             "clicks_total": clicks * 3,
             "unique_clicks": clicks,
+            "unique_subscriber_clicks": clicks if clickers is None else clickers,
             "click_rate": clicks / sent,
         },
     }
@@ -304,6 +309,36 @@ async def test_campaign_filters_apply_per_mapping_on_shared_pages(fake: FakeMail
     assert got["not-rss"] == {date(2026, 7, 2): 16.0}
     assert got["all"] == {date(2026, 7, 2): 45.0, date(2026, 7, 4): 7.0}
     assert len(fake.calls["reports"]) == 1
+
+
+@pytest.mark.anyio
+async def test_unique_clicks_count_links_and_subscriber_clicks_count_people(
+    fake: FakeMailchimp,
+) -> None:
+    """A campaign report's ``clicks`` holds ``unique_clicks``, "the total number of unique
+    clicks for links across a campaign", and ``unique_subscriber_clicks``, "the total number of
+    subscribers who clicked on a campaign" (REPORTS). Five people clicking, one of them two links
+    and one three, make 8 unique link clicks: ``campaigns.unique_clicks`` reads 8,
+    ``campaigns.unique_subscriber_clicks`` 5, and the catalogue says which is which.
+    """
+    fake.reports = [report("a", "2026-07-02T10:00:00+00:00", clicks=8, clickers=5)]
+    queries = [
+        query("campaigns.unique_clicks", "links"),
+        query("campaigns.unique_subscriber_clicks", "people"),
+    ]
+    async with connected() as c:
+        result = await c.fetch(queries, WINDOW)
+
+    got = engine_client.by_query(result)
+    assert got == {"links": {date(2026, 7, 2): 8.0}, "people": {date(2026, 7, 2): 5.0}}
+    [call] = fake.calls["reports"]
+    trimmed = call.url.params["fields"].split(",")
+    assert {"reports.clicks.unique_clicks", "reports.clicks.unique_subscriber_clicks"} <= set(
+        trimmed
+    )
+    described = {m.name: m for m in MailchimpConnector.metrics}
+    assert "counts twice" in described["campaigns.unique_clicks"].description
+    assert "People who clicked" in described["campaigns.unique_subscriber_clicks"].description
 
 
 def test_only_campaign_metrics_take_campaign_filters() -> None:

@@ -74,6 +74,33 @@ def query(metric: str, qid: str | None = None) -> MetricQuery:
     return MetricQuery(qid or metric, metric, NoParams())
 
 
+@pytest.mark.anyio
+async def test_the_configured_graph_version_is_the_one_in_every_path(fake: FakeGraph) -> None:
+    """Graph API calls name their version in the path, ``/v{N}.0/{id}/insights``
+    (https://developers.facebook.com/docs/graph-api/guides/versioning): the source's
+    ``api_version``. Moving to another is a config change; its sunset is the "Available until"
+    day of https://developers.facebook.com/docs/graph-api/changelog/versions/ (v24.0: 18
+    February 2028), none for a version Meta has not dated yet."""
+    fake.version = "v24.0"
+    async with connector(api_version="v24.0") as c:
+        result = await c.fetch([query("page.page_follows")], WINDOW)
+    assert result.values
+    assert not result.query_errors
+    assert {r.url.path.split("/")[1] for r in fake.insight_calls()} == {"v24.0"}
+
+    model = MetaConnector.config_model
+    assert MetaConnector.api_version_sunset(
+        model.model_validate(CONFIG | {"api_version": "v24.0"})
+    ) == date(2028, 2, 18)
+    assert (
+        MetaConnector.api_version_sunset(model.model_validate(CONFIG | {"api_version": "v26.0"}))
+        is None
+    )
+    for bad in ("25.0", "v25", "v0.1", "latest"):
+        with pytest.raises(ValueError, match="api_version"):
+            model.model_validate(CONFIG | {"api_version": bad})
+
+
 # --- requests, paging, days ----------------------------------------------------------------------
 
 

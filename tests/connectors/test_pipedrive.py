@@ -531,3 +531,76 @@ def test_a_day_whose_only_won_deal_was_lost_is_no_longer_counted(
     assert second.status == "succeeded", second.error
     assert second.window_from is not None
     assert second.window_from <= date(2026, 7, 9) <= second.window_to  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        # The client libraries generated from Pipedrive's OpenAPI type `data` as one period.
+        (
+            {
+                "success": True,
+                "data": {"period_start": "2026-07-01 00:00:00", "totals": {"count": 0}},
+            },
+            "`data` as an object",
+        ),
+        ({"success": True, "data": "no deals"}, "`data` as a str"),
+        ({"success": True, "data": [None]}, "a list of something else"),
+        ({"success": True, "data": []}, "an empty list"),
+        ({"success": True}, "without `data`"),
+        ({"success": False, "error": "Filter not found"}, "success: false (Filter not found)"),
+    ],
+)
+def test_a_timeline_answer_without_its_list_of_periods_writes_no_zeros(
+    fake: FakePipedrive,
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: dict[str, Any],
+    said: str,
+) -> None:
+    """The timeline answers ``{"success": true, "data": [<one period per interval asked>]}``,
+    an empty day with zero totals (https://developers.pipedrive.com/docs/api/v1/Deals#getDealsTimeline).
+    Any other ``data`` is no answer about deals: the run fails saying what came back, the next
+    run asks again, and the figures already stored stay as they were instead of being cleared
+    to zero. (``data: null`` with ``success: true`` is Pipedrive's documented empty answer,
+    https://pipedrive.readme.io/docs/core-api-concepts-responses: the next test.)
+    """
+    freeze_today(monkeypatch, date(2026, 7, 11))
+    kr = key_result(client, objective(client, cycle(client)["id"])["id"], title="Deals added")
+    src = data_source(
+        client,
+        name="pipedrive",
+        connector="pipedrive",
+        config=CONFIG,
+        credentials={"api_token": API_TOKEN},
+        lookback_days=7,
+    )["id"]
+    body = {"key_result_id": kr["id"], "data_source_id": src, "metric": "deals.count"}
+    assert client.post("/api/v1/mappings", json=body).status_code == 201  # backfills
+    series = f"/api/v1/key-results/{kr['id']}/series"
+    before = client.get(series).json()
+    assert [p["value"] for p in before["points"]] == [float(d) for d in range(1, 11)]
+
+    fake.fail("timeline", *[httpx.Response(200, json=answer)] * 10)
+    started = client.post(f"/api/v1/data-sources/{src}/sync", json={})
+    assert started.status_code == 202, started.text
+
+    runs = client.get("/api/v1/sync-runs", params={"data_source_id": src}).json()["items"]
+    latest = max(runs, key=lambda r: r["id"])
+    assert latest["status"] == "failed", latest
+    assert said in latest["error"]
+    assert client.get(series).json() == before
+
+
+@pytest.mark.anyio
+async def test_a_null_data_answer_is_no_deals(fake: FakePipedrive) -> None:
+    """``success: true`` with ``data: null`` is how Pipedrive answers nothing found
+    ("data: null, //object in other cases",
+    https://pipedrive.readme.io/docs/core-api-concepts-responses): no deal on any day asked, so
+    the window holds none (and a day read before without deals keeps none)."""
+    fake.fail("timeline", httpx.Response(200, json={"success": True, "data": None}))
+    async with connected() as (connector, _):
+        result = await connector.fetch([query("deals.count")], WINDOW)
+    assert result.values == []
+    assert not result.query_errors
+    assert result.complete == {"1"}

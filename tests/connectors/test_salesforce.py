@@ -43,6 +43,7 @@ from tests.connectors import (
     kits,  # first: it loads every kit, this one included
 )
 from tests.connectors.kit_salesforce import (
+    AGGREGATE_QUERY_MORE,
     CLIENT_ID,
     CLIENT_SECRET,
     DATA,
@@ -101,13 +102,14 @@ def query(
 
 
 @pytest.mark.anyio
-async def test_count_and_sums_of_one_object_share_one_statement_read_to_the_last_page(
+async def test_count_and_sums_of_one_object_share_one_statement_answered_whole(
     fake: FakeSalesforce,
 ) -> None:
-    """Aggregate SOQL (COUNT, SUM, GROUP BY a date field) and `nextRecordsUrl` paging.
+    """Aggregate SOQL (COUNT, SUM, GROUP BY a date field), answered in one piece: a GROUP BY
+    query "can't use the query locator to get more results".
 
     https://developer.salesforce.com/docs/platform/salesforce-soql-sosl/guide/sforce-api-calls-soql-select-functions.html
-    https://developer.salesforce.com/docs/platform/api-rest/guide/dome-query.md
+    https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_group_by_considerations.htm
     """
     queries = [
         query("Opportunity.count", "won", date_field="CloseDate", date_type="date"),
@@ -130,14 +132,9 @@ async def test_count_and_sums_of_one_object_share_one_statement_read_to_the_last
         "FROM Opportunity WHERE CloseDate >= 2026-07-01 AND CloseDate <= 2026-07-10 "
         "GROUP BY CloseDate"
     ]
-    # ten rows, three a page: the first answer and three nextRecordsUrl locators
-    pages = fake.calls("query")
-    assert len(pages) == 4
-    assert [p.url.path for p in pages[1:]] == [
-        f"{DATA}/query/01gFAKE0-3",
-        f"{DATA}/query/01gFAKE0-6",
-        f"{DATA}/query/01gFAKE0-9",
-    ]
+    # ten rows, one a day, in the one answer
+    [call] = fake.calls("query")
+    assert call.url.path == f"{DATA}/query"
     assert not result.query_errors
     days = list(WINDOW.days())
     assert engine_client.by_query(result.values) == {
@@ -577,9 +574,11 @@ async def test_api_disabled_for_the_user_names_the_permission(fake: FakeSalesfor
 
 @pytest.mark.anyio
 async def test_a_locator_off_the_instance_is_not_followed(fake: FakeSalesforce) -> None:
-    """`nextRecordsUrl` is a path on the instance; anything else ends the fetch.
+    """A grouped query's answer can't be paged, so a `nextRecordsUrl` on one is followed
+    nowhere (least of all off the instance): the fetch fails and writes nothing.
 
     https://developer.salesforce.com/docs/platform/api-rest/guide/resources-query-more-results.md
+    https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_group_by_considerations.htm
     """
     fake.fail(
         "query",
@@ -596,6 +595,80 @@ async def test_a_locator_off_the_instance_is_not_followed(fake: FakeSalesforce) 
     async with connected() as (connector, _):
         with pytest.raises(RetriableError, match="nextRecordsUrl"):
             await connector.fetch([query("Lead.count")], WINDOW)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("date_field", "date_type"), [("CloseDate", "date"), ("CreatedDate", "datetime")]
+)
+async def test_a_long_window_is_split_so_no_grouped_answer_passes_2000_rows(
+    fake: FakeSalesforce, date_field: str, date_type: str
+) -> None:
+    """A GROUP BY answer can't be paged and holds at most 2,000 rows; past them Salesforce
+    refuses the query (400 EXCEEDED_ID_LIMIT "Aggregate query does not support queryMore()",
+    which the fake answers too). Seven years of one row a day take two queries, each within the
+    limit (a datetime field's UTC bounds add padding days), and every day arrives.
+
+    https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_group_by_considerations.htm
+    https://github.com/restforce/restforce/issues/726 (the refusal as the REST API sends it)
+    """
+    window = Window(date(2020, 1, 1), date(2026, 12, 31))
+    params = {"date_field": date_field, "date_type": date_type}
+    async with connected() as (connector, _):
+        result = await connector.fetch([query("Opportunity.count", **params)], window)
+
+    assert not result.query_errors
+    assert engine_client.by_query(result.values) == {"1": {d: float(d.day) for d in window.days()}}
+    assert len(fake.soql()) == 2
+    assert result.complete == {"1"}
+
+
+@pytest.mark.anyio
+async def test_a_grouped_answer_past_the_limit_fails_its_mappings_as_a_config_error(
+    fake: FakeSalesforce,
+) -> None:
+    """400 ``[{"message": "Aggregate query does not support queryMore(), use LIMIT to restrict
+    the results to a single batch", "errorCode": "EXCEEDED_ID_LIMIT"}]`` (as Salesforce answered
+    it in https://github.com/restforce/restforce/issues/726): retrying can't help, so the query's
+    mappings fail at once, saying what the limit is, and nothing of them is written or cleared.
+
+    https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_group_by_considerations.htm
+    """
+    fake.fail("query", sf_error(400, "EXCEEDED_ID_LIMIT", AGGREGATE_QUERY_MORE))
+    async with connected() as (connector, _):
+        result = await connector.fetch([query("Lead.count")], WINDOW)
+
+    assert result.values == []
+    assert result.complete == set()
+    assert "at most 2,000 groups" in result.query_errors["1"]
+    assert "shorter window" in result.query_errors["1"]
+    assert len(fake.calls("query")) == 1  # refused, not retried
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("limit_info", "usage"),
+    [
+        ("per-app-api-usage=17/250(appName=krsync-app); api-usage={used}/{limit}", (19, 5000)),
+        ("api-usage={used}/{limit}; per-app-api-usage=17/250(appName=krsync-app)", (19, 5000)),
+        ("per-app-api-usage=17/250(appName=krsync-app)", None),
+    ],
+)
+async def test_usage_is_the_orgs_not_a_connected_apps(
+    fake: FakeSalesforce, limit_info: str, usage: tuple[int, int] | None
+) -> None:
+    """``Sforce-Limit-Info: api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-
+    app)``: ``api-usage`` is the org's daily usage, ``per-app-api-usage`` one connected app's
+    quota, which ends in the same ``api-usage=N/M`` and must not be read as the org's.
+
+    https://developer.salesforce.com/docs/atlas.en-us.200.0.api_rest.meta/api_rest/headers_api_usage.htm
+    """
+    fake.limit_info = limit_info
+    async with connected() as (connector, _):
+        result = await connector.fetch([query("Lead.count")], WINDOW)
+
+    expected = {} if usage is None else {"api_usage": {"used": usage[0], "limit": usage[1]}}
+    assert result.details == expected
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -702,7 +775,6 @@ async def test_usage_near_the_limit_is_a_warning(fake: FakeSalesforce) -> None:
     https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm
     """
     fake.used, fake.limit = 4700, 5000
-    fake.page_size = 2000
     async with connected() as (connector, _):
         result = await connector.fetch([query("Lead.count")], WINDOW)
     assert result.details["api_usage"] == {"used": 4701, "limit": 5000}
@@ -740,6 +812,33 @@ async def test_an_unknown_api_version_is_a_config_error(fake: FakeSalesforce) ->
         with pytest.raises(ConnectorConfigError, match="api_version") as refused:
             await connector.check()
     assert not isinstance(refused.value, ConnectorAuthError)
+
+
+@pytest.mark.anyio
+async def test_the_configured_api_version_is_the_one_in_every_path(fake: FakeSalesforce) -> None:
+    """REST paths name the version, ``/services/data/vNN.0/...``
+    (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_versions.htm):
+    the source's ``api_version``. Versions 31.0-40.0 retire with Summer '28
+    (https://help.salesforce.com/s/articleView?id=005321531), 21.0-30.0 went with Summer '25
+    (https://help.salesforce.com/s/articleView?id=000354473); later ones have no date yet."""
+    fake.version = "v62.0"
+    async with connected(api_version="v62.0") as (connector, _):
+        await connector.check()
+        result = await connector.fetch([query("Lead.count")], WINDOW)
+    assert result.values
+    assert not result.query_errors
+    paths = [r.url.path for e, r in fake.requests if e in ("root", "query")]
+    assert paths
+    assert all(p.startswith("/services/data/v62.0/") for p in paths)
+
+    model = SalesforceConnector.config_model
+    sunset = SalesforceConnector.api_version_sunset
+    assert sunset(model.model_validate(CONFIG | {"api_version": "v62.0"})) is None
+    assert sunset(model.model_validate(CONFIG | {"api_version": "v35.0"})) == date(2028, 5, 1)
+    assert sunset(model.model_validate(CONFIG | {"api_version": "v30.0"})) == date(2025, 5, 1)
+    for bad in ("60.0", "v60", "v60.1", "v06.0"):
+        with pytest.raises(ValueError, match="api_version"):
+            model.model_validate(CONFIG | {"api_version": bad})
 
 
 @pytest.mark.anyio

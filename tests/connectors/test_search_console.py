@@ -344,6 +344,39 @@ async def test_a_site_without_access_is_an_auth_error(google: tuple[FakeGoogle, 
             assert secret not in error.message
 
 
+@pytest.mark.parametrize("unverified", ["SITE_UNVERIFIED_USER", "siteUnverifiedUser"])
+def test_an_unverified_user_fails_the_test_in_either_spelling(
+    client: TestClient, db_url: str, monkeypatch: pytest.MonkeyPatch, unverified: str
+) -> None:
+    """``sites.get`` answers 200 to an account that may not read the property's data, with a
+    ``permissionLevel`` saying so: SITE_UNVERIFIED_USER in the Search Console API v1 definition
+    ("Unverified user has no access to site's data": WmxSite in the searchconsole.v1 discovery
+    document, googleapis/google-api-python-client), siteUnverifiedUser in the Webmasters v3
+    reference (https://developers.google.com/webmaster-tools/v1/sites). Either one fails the
+    source's test with what to fix; a verified level passes it.
+    """
+    configure_engine(monkeypatch, allow_private=True)  # the fake listens on 127.0.0.1
+    fake = FakeGoogle(permission_level=unverified)
+    with fake.serving() as (_, base):
+        source = data_source(
+            client,
+            name="Search Console",
+            connector="search_console",
+            config={"site_url": SITE_URL, "base_url": base},
+            credentials={"service_account_info": service_account(f"{base}/token")},
+            lookback_days=4,
+        )
+        tested = client.post(f"/api/v1/data-sources/{source['id']}/test").json()
+        fake.permission_level = "SITE_FULL_USER"
+        verified = client.post(f"/api/v1/data-sources/{source['id']}/test").json()
+    get_settings.cache_clear()
+
+    assert tested["ok"] is False, tested
+    assert "not a verified user" in tested["message"]
+    assert "Users and permissions" in tested["message"]
+    assert verified["ok"] is True, verified
+
+
 @pytest.mark.anyio
 async def test_a_401_gets_one_fresh_token(google: tuple[FakeGoogle, str]) -> None:
     """A refused token is replaced once by google-auth; refused again, it is an auth error.

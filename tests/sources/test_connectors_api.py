@@ -73,3 +73,63 @@ def test_a_broken_plugin_is_left_out(client: TestClient, monkeypatch: pytest.Mon
     keys = [i["key"] for i in response.json()["items"]]
     assert "demo" in keys
     assert "broken" not in keys
+
+
+def test_the_catalogue_shows_each_api_version_and_its_sunset(client: TestClient) -> None:
+    """SPEC section 4: the platform API version each connector speaks by default, and the day
+    its vendor retires it where the vendor publishes one. LinkedIn supports a monthly version a
+    year at least (https://learn.microsoft.com/en-us/linkedin/marketing/versioning), so 202606
+    from 1 June 2027; Meta lists v25.0 "Available until" 29 July 2028
+    (https://developers.facebook.com/docs/graph-api/changelog/versions/); Salesforce has dated
+    no retirement past 40.0 (https://help.salesforce.com/s/articleView?id=005321531); the
+    others publish no sunset for the version in their paths.
+    """
+    items = client.get("/api/v1/connectors", params={"limit": 100}).json()["items"]
+    versions = {i["key"]: (i["api_version"], i["api_version_sunset"]) for i in items}
+    assert versions == {
+        "csv": (None, None),
+        "demo": (None, None),
+        "ga4": ("v1beta", None),
+        "hubspot": ("v3", None),
+        "linkedin": ("202606", "2027-06-01"),
+        "mailchimp": ("3.0", None),
+        "meta": ("v25.0", "2028-07-29"),
+        "pipedrive": ("v1", None),
+        "push": (None, None),
+        "rest_json": (None, None),
+        "salesforce": ("v60.0", None),
+        "search_console": ("v1", None),
+        "sql": (None, None),
+        "x": ("v2", None),
+        "youtube": ("v2", None),
+    }
+
+
+def test_the_catalogue_says_what_each_filter_operator_matches(client: TestClient) -> None:
+    """HubSpot's `contains` is CONTAINS_TOKEN, "contains a token", a whole word with `*` as
+    wildcard (https://developers.hubspot.com/docs/api/crm/search); every other platform's
+    `contains` is a substring, and the catalogue says which is which."""
+    items = client.get("/api/v1/connectors", params={"limit": 100}).json()["items"]
+    meanings = {i["key"]: i["filter_meanings"] for i in items}
+    assert "whole word" in meanings["hubspot"]["contains"]
+    assert "CONTAINS_TOKEN" in meanings["hubspot"]["contains"]
+    for key in ("ga4", "search_console", "salesforce", "mailchimp", "csv"):
+        assert "substring" in meanings[key]["contains"], key
+    assert meanings["hubspot"]["in"] == meanings["salesforce"]["in"] == "equals one of the values"
+    assert "contains" not in meanings["demo"]  # the demo offers no `contains`
+
+
+def test_the_catalogue_tells_mailchimps_link_clicks_from_people_who_clicked(
+    client: TestClient,
+) -> None:
+    """A Mailchimp campaign report's `unique_clicks` sums each link's unique clicks and
+    `unique_subscriber_clicks` counts the people who clicked
+    (https://mailchimp.com/developer/marketing/api/reports/): both are offered, each saying
+    which it is."""
+    items = client.get("/api/v1/connectors", params={"limit": 100}).json()["items"]
+    [mailchimp] = [i for i in items if i["key"] == "mailchimp"]
+    metrics = {m["name"]: m for m in mailchimp["metrics"]}
+    assert "counts twice" in metrics["campaigns.unique_clicks"]["description"]
+    people = metrics["campaigns.unique_subscriber_clicks"]
+    assert people["description"].startswith("People who clicked")
+    assert set(people["filters"]) == {"campaign_title", "campaign_type"}

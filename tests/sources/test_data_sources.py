@@ -131,6 +131,85 @@ def test_create_read_list_update_delete(client: TestClient, no_secret_key: None)
     assert client.patch(f"/api/v1/data-sources/{sid}", json={}).status_code == 404
 
 
+def test_a_source_shows_its_api_version_and_sunset_and_its_config_changes_them(
+    client: TestClient, secret_key: str
+) -> None:
+    """SPEC sections 4 and 7: a source's read carries the platform API version its calls use
+    and the day the vendor retires it, and moving to a newer version is a config change.
+    LinkedIn supports each month's version a year at least
+    (https://learn.microsoft.com/en-us/linkedin/marketing/versioning); Meta dates each Graph
+    version's end (https://developers.facebook.com/docs/graph-api/changelog/versions/: v19.0
+    until 21 May 2026, v26.0 not dated yet); Salesforce retires 31.0-40.0 with Summer '28
+    (https://help.salesforce.com/s/articleView?id=005321531), nothing later announced.
+    """
+    linkedin = data_source(
+        client,
+        name="LinkedIn page",
+        connector="linkedin",
+        config={"organization_id": "2414183"},
+        credentials={"access_token": "li-token-0123456789"},
+    )
+    assert (linkedin["api_version"], linkedin["api_version_sunset"]) == ("202606", "2027-06-01")
+    moved = client.patch(
+        f"/api/v1/data-sources/{linkedin['id']}",
+        json={"config": {"organization_id": "2414183", "api_version": "202611"}},
+    )
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["api_version"], moved.json()["api_version_sunset"]) == (
+        "202611",
+        "2027-11-01",
+    )
+    read = client.get(f"/api/v1/data-sources/{linkedin['id']}").json()
+    assert (read["api_version"], read["api_version_sunset"]) == ("202611", "2027-11-01")
+
+    cases = [
+        ("meta", {"page_id": "1234", "api_version": "v19.0"}, "v19.0", "2026-05-21"),
+        ("meta", {"page_id": "1234", "api_version": "v26.0"}, "v26.0", None),
+        ("salesforce", {"api_version": "v35.0"}, "v35.0", "2028-05-01"),
+        ("salesforce", {}, "v60.0", None),
+    ]
+    credentials = {
+        "meta": {"access_token": "meta-token-0123456789"},
+        "salesforce": {"client_id": "c", "client_secret": "s", "refresh_token": "r"},
+    }
+    for i, (connector, config, version, sunset) in enumerate(cases):
+        made = data_source(
+            client,
+            name=f"{connector} {i}",
+            connector=connector,
+            config=config,
+            credentials=credentials[connector],
+        )
+        assert (made["api_version"], made["api_version_sunset"]) == (version, sunset)
+
+    demo = data_source(client, name="Demo")
+    assert (demo["api_version"], demo["api_version_sunset"]) == (None, None)
+    listed = client.get("/api/v1/data-sources", params={"limit": 100}).json()["items"]
+    assert {s["name"]: s["api_version"] for s in listed}["LinkedIn page"] == "202611"
+
+
+@pytest.mark.parametrize(
+    ("connector", "config"),
+    [
+        ("linkedin", {"organization_id": "2414183", "api_version": "202613"}),
+        ("linkedin", {"organization_id": "2414183", "api_version": "2026-06"}),
+        ("meta", {"page_id": "1234", "api_version": "25.0"}),
+        ("salesforce", {"api_version": "v60.1"}),
+    ],
+)
+def test_an_api_version_of_the_wrong_shape_is_a_422(
+    client: TestClient, secret_key: str, connector: str, config: dict[str, Any]
+) -> None:
+    """The version goes into a header or a path as it is: a month that doesn't exist or a
+    version the vendor never numbers so is refused when the source is saved, naming the field."""
+    response = client.post(
+        "/api/v1/data-sources",
+        json={"name": "versioned", "connector": connector, "config": config},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "config.api_version"
+
+
 def test_a_lookback_shorter_than_the_connector_recommends_is_a_notice(client: TestClient) -> None:
     """SPEC's default of 3 days stays; a Search Console source is told to look back 4.
 
