@@ -20,8 +20,8 @@ Decisions the SPEC leaves open, taken here so that every caller gets the same an
 - `each`: groups without a value (or, with a relative target, without a baseline) are listed
   but not scored; the key result is as good as its weakest *scored* group, whose value, start
   and target are the ones reported. Ties go to the first group by name.
-- Status: `done` for `at_least`/`at_most`/milestones needs the cycle to be over, i.e.
-  `as_of > cycle.end`; on the last day itself the cycle is still running.
+- Status: `done` for `at_least`/`at_most` needs the cycle to be over, i.e. `as_of > cycle.end`;
+  on the last day itself the cycle is still running. A milestone is done once reached.
 - Thresholds tolerate `_EPS` of float error so that 0.1 + 0.2 style noise never flips a status.
 - Score rounds half-up on the shortest decimal form of the float, as a reviewer would by hand:
   0.25 -> 0.3 and 0.15 -> 0.2 (binary 0.15 is slightly below 0.15; `round()` would say 0.1).
@@ -50,6 +50,8 @@ SeriesKey = tuple[str, str]
 _EPS = 1e-9
 _ON_TRACK_MARGIN = 0.10
 _AT_RISK_MARGIN = 0.25
+#: A threshold missed by less than this (p >= 0.9) and not forecast to be met is at risk.
+_THRESHOLD_AT_RISK = 0.9
 
 
 @dataclass(frozen=True)
@@ -400,10 +402,22 @@ def _pace_status(progress: float, expected: float) -> Status:
     return "off_track"
 
 
-def _threshold_status(holds: bool, cycle: Cycle, as_of: date) -> Status:
-    """For at_least/at_most: a threshold is met or not; pace means nothing for it."""
-    if holds:
-        return "done" if as_of > cycle.end else "on_track"
+def _threshold_status(
+    raw: float, forecast_progress: float | None, cycle: Cycle, as_of: date
+) -> Status:
+    """For at_least/at_most: pace means nothing for a level, what it will be at the end does.
+
+    A threshold that holds before the end is `on_track`, not `done`: a level can still fall
+    back (a conversion rate, a cost per lead), so only the cycle's end settles it. Two
+    partnerships of three on day 30 with a run rate of 4.4 by the end is on track, not off.
+    """
+    holds = raw >= 1 - _EPS
+    if as_of > cycle.end:
+        return "done" if holds else "off_track"
+    if holds or (forecast_progress is not None and forecast_progress >= 1 - _EPS):
+        return "on_track"
+    if raw >= _THRESHOLD_AT_RISK - _EPS:
+        return "at_risk"
     return "off_track"
 
 
@@ -734,7 +748,7 @@ def _metric(
         )
 
     if kr.direction in ("at_least", "at_most"):
-        status = _threshold_status(raw >= 1 - _EPS, cycle, as_of)
+        status = _threshold_status(raw, forecast_progress, cycle, as_of)
     else:
         status = _pace_status(_clamp(raw), expected)
     return _with_progress(
