@@ -154,6 +154,7 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
     )
     #: YouTube fills in and restates the last two or three days.
     recommended_lookback_days = 3
+    settle_days = 3
 
     @classmethod
     def http_options(cls, config: YouTubeConfig, credentials: YouTubeCredentials) -> HttpOptions:

@@ -78,6 +78,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     metrics = _metrics()
     #: Deals get closed and records edited days later, and their dates moved back with them.
     recommended_lookback_days = 7
+    #: Deals move between stages and dates are corrected for days after the fact.
+    settle_days = 7
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

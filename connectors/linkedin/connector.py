@@ -52,6 +52,7 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
     credentials_model = LinkedInCredentials
     # Follower data stops about two days before today: the next runs fill those days in.
     recommended_lookback_days = 3
+    settle_days = 2
     metrics = (
         _spec("followers.organic_gain", "Organic followers gained a day (net; may be negative)"),
         _spec("followers.paid_gain", "Followers gained a day from sponsored content"),

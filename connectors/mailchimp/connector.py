@@ -93,6 +93,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     )
     #: Opens and clicks keep coming in for days after a campaign is sent.
     recommended_lookback_days = 7
+    #: A campaign's opens and clicks keep arriving for about a week after its send day.
+    settle_days = 7
 
     @classmethod
     def http_options(

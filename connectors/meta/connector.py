@@ -42,6 +42,8 @@ class MetaConnector(MetaInsightsBase):
     credentials_model = MetaCredentials
     # "Data used to calculate metrics may be delayed up to 48 hours."
     recommended_lookback_days = 3
+    #: Insights are restated for up to 28 days (late data, attribution windows).
+    settle_days = 28
     max_window_days = PAGE_WINDOW_DAYS
     metrics = (
         _surface_spec("page", "page_follows", "Followers of the Facebook Page on each day"),

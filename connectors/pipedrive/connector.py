@@ -57,6 +57,8 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     metrics = _METRICS
     #: Deals are won, re-dated and re-valued days after they were first read.
     recommended_lookback_days = 7
+    #: Deals move between stages and dates are corrected for days after the fact.
+    settle_days = 7
     max_window_days = MAX_DAYS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -84,6 +84,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     )
     #: Deals close, and get re-dated, days after they were last read.
     recommended_lookback_days = 7
+    #: Opportunities move between stages and dates are corrected for days after the fact.
+    settle_days = 7
     #: An aggregate answer holds at most 2,000 rows: one a day, with room to spare.
     max_window_days = 1000
 

@@ -59,6 +59,8 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     credentials_model = GoogleCredentials
     metrics = CATALOGUE
     recommended_lookback_days = 4
+    #: Search Console's final figures come 2 to 3 days late and the last days still move.
+    settle_days = 3
     #: Rows a page asks for; the API's maximum (tests lower it to exercise paging).
     row_limit: ClassVar[int] = MAX_ROW_LIMIT
 
