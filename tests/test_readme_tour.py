@@ -202,7 +202,9 @@ def test_api_tour_runs_against_a_live_server(server: str, tmp_path: Path) -> Non
         if status is not None:
             assert call.status == status, (n, call)
         if call.content_type == "text/csv":
-            assert call.body.startswith("date,group,role,value,mapping_id,sync_run_id\n")
+            assert call.body.startswith(
+                "date,group,role,value,mapping_id,sync_run_id,provisional\n"
+            )
         else:
             assert call.content_type == "application/json", (n, call)
             json.loads(call.body)

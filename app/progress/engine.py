@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -128,6 +128,8 @@ class Progress:
     last_observation_date: date | None
     stale: bool
     groups: tuple[GroupProgress, ...] = field(default=())
+    #: The earliest day in W whose figure the platform may still restate (SPEC section 4).
+    provisional_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ class ObjectiveProgress:
     status: Status
     last_observation_date: date | None
     stale: bool
+    provisional_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -554,6 +557,7 @@ def compute_progress(
     days_with_data: int | None = None,
     stale: bool = False,
     rollup_progress: float | None = None,
+    provisional_from: date | None = None,
 ) -> Progress:
     """Progress of one key result on `as_of`, per SPEC section 2.
 
@@ -562,9 +566,39 @@ def compute_progress(
     in W over all series; it gates the forecast (at least two days) and defaults to the largest
     `n` among the current series. `rollup_progress` is the already weight-averaged progress of
     the aligned objectives (see `weighted_progress`) and only matters for `kind="rollup"`.
+    `provisional_from` is the earliest date in W the platform may still restate: which days
+    those are depends on each metric's `settle_days` and the source's today, which the caller
+    knows; it is reported as given, and only inside W.
 
     Raises ValueError for a definition that `validate_definition` rejects.
     """
+    result = _compute(
+        kr,
+        cycle,
+        as_of,
+        current=current,
+        baseline=baseline,
+        days_with_data=days_with_data,
+        stale=stale,
+        rollup_progress=rollup_progress,
+    )
+    w = window(cycle, as_of)
+    if provisional_from is None or w is None or not w[0] <= provisional_from <= w[1]:
+        return result
+    return replace(result, provisional_from=provisional_from)
+
+
+def _compute(
+    kr: KeyResultDef,
+    cycle: Cycle,
+    as_of: date,
+    *,
+    current: Mapping[SeriesKey, SeriesStats],
+    baseline: Mapping[SeriesKey, SeriesStats] | None,
+    days_with_data: int | None,
+    stale: bool,
+    rollup_progress: float | None,
+) -> Progress:
     problem = validate_definition(kr)
     if problem is not None:
         raise ValueError(problem)
@@ -807,6 +841,7 @@ def progress_from_observations(
     *,
     stale: bool = False,
     rollup_progress: float | None = None,
+    provisional_from: date | None = None,
 ) -> Progress:
     """`compute_progress` from raw observations, for tests and small callers without SQL."""
     rows = list(observations)
@@ -827,6 +862,7 @@ def progress_from_observations(
         days_with_data=days,
         stale=stale,
         rollup_progress=rollup_progress,
+        provisional_from=provisional_from,
     )
 
 
@@ -864,6 +900,7 @@ def objective_progress(
     progress = weighted_progress((weight, kr.progress) for weight, kr in pairs)
     expected = expected_progress(cycle, as_of)
     last_dates = [kr.last_observation_date for _, kr in pairs if kr.last_observation_date]
+    provisional = [kr.provisional_from for _, kr in pairs if kr.provisional_from]
     return ObjectiveProgress(
         as_of=as_of,
         progress=progress,
@@ -872,4 +909,5 @@ def objective_progress(
         status="no_data" if progress is None else _pace_status(progress, expected),
         last_observation_date=max(last_dates) if last_dates else None,
         stale=any(kr.stale for _, kr in pairs),
+        provisional_from=min(provisional) if provisional else None,
     )

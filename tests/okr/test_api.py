@@ -47,6 +47,7 @@ def test_progress_block_matches_spec_example(client: TestClient) -> None:
     assert abs(p["forecast_progress"] - 0.92) < 1e-9
     assert p["last_observation_date"] == "2026-08-15"
     assert p["stale"] is False
+    assert p["provisional_from"] is None  # check-ins only: nothing a platform restates
     assert p["groups"] == [{"group": "", "current_value": 1380.0, "progress": 0.46}]
 
 
@@ -138,6 +139,7 @@ def test_series_json_and_csv(client: TestClient) -> None:
         ("2026-07-02", 5.0, "", "value"),
     ]
     assert body["points"][0]["sync_run_id"] is None
+    assert [p["provisional"] for p in body["points"]] == [False, False]  # check-ins never are
 
     response = client.get(
         f"/api/v1/key-results/{kr}/series", params={"format": "csv", "from": "2026-07-02"}
@@ -152,6 +154,7 @@ def test_series_json_and_csv(client: TestClient) -> None:
             "value": "5.0",
             "mapping_id": "",
             "sync_run_id": "",
+            "provisional": "false",
         }
     ]
     bad = client.get(f"/api/v1/key-results/{kr}/series?from=2026-08-01&to=2026-07-01")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -972,6 +973,32 @@ def test_objective_progress_weights_its_key_results() -> None:
 def test_objective_status(progresses: list[float | None], status: str) -> None:
     o = objective_progress(Q3, MID_AUGUST, [(1.0, _kr_progress(p)) for p in progresses])
     assert o.status == status
+
+
+def test_provisional_from_is_reported_inside_the_window_only() -> None:
+    # The caller knows which days may still move; the engine reports the earliest in W.
+    points = daily([10.0, 20.0], start=40)
+    p = run(SUM_3000, points)
+    assert p.provisional_from is None
+    given = progress_from_observations(
+        SUM_3000, Q3, MID_AUGUST, points, provisional_from=date(2026, 8, 10)
+    )
+    assert given.provisional_from == date(2026, 8, 10)
+    assert given.current_value == p.current_value  # a provisional figure still counts
+    later = progress_from_observations(
+        SUM_3000, Q3, MID_AUGUST, points, provisional_from=date(2026, 8, 20)
+    )
+    assert later.provisional_from is None  # after as_of: not in W
+
+
+def test_objective_provisional_from_is_its_earliest_key_results() -> None:
+    krs = [
+        (1.0, replace(_kr_progress(0.5), provisional_from=date(2026, 8, 13))),
+        (1.0, replace(_kr_progress(0.5), provisional_from=date(2026, 7, 20))),
+        (1.0, _kr_progress(0.5)),
+    ]
+    assert objective_progress(Q3, MID_AUGUST, krs).provisional_from == date(2026, 7, 20)
+    assert objective_progress(Q3, MID_AUGUST, krs[2:]).provisional_from is None
 
 
 def test_objective_without_key_results() -> None:
