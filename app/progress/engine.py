@@ -412,7 +412,7 @@ def _threshold_status(
 
     A threshold that holds before the end is `on_track`, not `done`: a level can still fall
     back (a conversion rate, a cost per lead), so only the cycle's end settles it. Two
-    partnerships of three on day 30 with a run rate of 4.4 by the end is on track, not off.
+    partnerships of three, forecast at 4.4 by the end, is on track, not off.
     """
     holds = raw >= 1 - _EPS
     if as_of > cycle.end:
