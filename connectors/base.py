@@ -181,6 +181,10 @@ class MetricSpec(BaseModel):
     #: result on it reads `decrease` or `at_most`, and the catalogue says so, since neither the
     #: name nor the unit tells a client which way is good.
     lower_is_better: bool = False
+    #: How many recent days the platform may still restate (SPEC section 4); None takes the
+    #: connector's `settle_days`, so a catalogue states the exceptions only. A snapshot has none:
+    #: its figure is today's, and tomorrow's is another day's.
+    settle_days: int | None = Field(default=None, ge=0, le=90)
 
     @model_validator(mode="before")
     @classmethod
@@ -198,6 +202,8 @@ class MetricSpec(BaseModel):
         # A catalogue that offers `sum` on a rate would let wrong key results through silently.
         if not self.additive and self.aggregations & {"sum", "ratio"}:
             raise ValueError(f"`{self.name}` is not additive: it can't offer `sum` or `ratio`")
+        if self.history == "snapshot" and self.settle_days:
+            raise ValueError(f"`{self.name}` is a snapshot: nothing of it is restated later")
         return self
 
     def allowed_ops(self, field_name: str) -> frozenset[FilterOp] | None:
@@ -488,6 +494,10 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     credentials_model: type[CredT]
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     recommended_lookback_days: ClassVar[int | None] = None
+    #: The recent days the platform may still restate, for every metric that doesn't say
+    #: otherwise (``MetricSpec.settle_days``): the engine re-reads them on every incremental
+    #: run and reads mark their values provisional.
+    settle_days: ClassVar[int] = 0
     #: The longest window one fetch may span; the engine splits longer ones.
     max_window_days: ClassVar[int | None] = None
     #: The platform API version this connector speaks by default (a ``LinkedIn-Version`` month,
@@ -551,6 +561,17 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     def metric_spec(cls, name: str) -> MetricSpec | None:
         """Catalogue lookup; open-ended connectors override it to accept a naming pattern."""
         return next((m for m in cls.metrics if m.name == name), None)
+
+    @classmethod
+    def settle_days_of(cls, spec: MetricSpec) -> int:
+        """The metric's own ``settle_days``, else the connector's; 0 for a snapshot.
+
+        Read through the connector rather than off the spec, so the open-ended metrics an
+        overridden ``metric_spec`` builds on the fly settle like the catalogue's own.
+        """
+        if spec.history == "snapshot":
+            return 0
+        return spec.settle_days if spec.settle_days is not None else cls.settle_days
 
     @classmethod
     def validate_query(
@@ -636,7 +657,7 @@ class Connector(ABC, Generic[ConfigT, CredT]):
             "category": cls.category,
             "config": cls.config_model.model_json_schema(),
             "credentials": cls.credentials_model.model_json_schema(),
-            "metrics": [m.describe() for m in cls.metrics],
+            "metrics": [m.describe() | {"settle_days": cls.settle_days_of(m)} for m in cls.metrics],
             "recommended_lookback_days": cls.recommended_lookback_days,
             "api_version": cls.api_version,
             "api_version_sunset": None if sunset is None else sunset.isoformat(),

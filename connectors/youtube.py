@@ -156,6 +156,7 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
     recommended_lookback_days = 3
     #: YouTube Analytics API v2 (``/v2/reports``); Google dates no sunset.
     api_version = "v2"
+    settle_days = 3
 
     @classmethod
     def http_options(cls, config: YouTubeConfig, credentials: YouTubeCredentials) -> HttpOptions:

@@ -177,8 +177,9 @@ def test_demo_from_nothing_then_again(bare: Path, monkeypatch: pytest.MonkeyPatc
         reruns = list(s.scalars(select(SyncRun).order_by(SyncRun.id)))[len(DEMO_SOURCES) :]
         assert len(reruns) == len(DEMO_SOURCES)
         assert all(r.status == "succeeded" for r in reruns)
-        # Nothing pending any more: the rerun fetches its incremental window, not the quarter.
-        assert {(r.trigger, r.window_from) for r in reruns} == {("cli", date(2026, 8, 15))}
+        # Nothing pending any more: the rerun fetches its incremental window, not the quarter:
+        # with lookback 0, the demo's 2 settle days (08-14 and 08-15) are read again.
+        assert {(r.trigger, r.window_from) for r in reruns} == {("cli", date(2026, 8, 14))}
 
 
 def test_a_new_quarter_gets_its_own_cycle_on_the_same_sources(

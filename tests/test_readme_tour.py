@@ -202,14 +202,20 @@ def test_api_tour_runs_against_a_live_server(server: str, tmp_path: Path) -> Non
         if status is not None:
             assert call.status == status, (n, call)
         if call.content_type == "text/csv":
-            assert call.body.startswith("date,group,role,value,mapping_id,sync_run_id\n")
+            assert call.body.startswith(
+                "date,group,role,value,mapping_id,sync_run_id,provisional\n"
+            )
         else:
             assert call.content_type == "application/json", (n, call)
             json.loads(call.body)
-    # The tour did what it says: the check-in shows in the progress it reads back.
+    # The tour did what it says: the check-ins show in the progress it reads back, and 2 of 3
+    # with a forecast of 9 (the line through day 19 at 1 and day 28 at 2, read on day 91:
+    # 2 + 63 / 9) is on track.
     reads = [json.loads(c.body) for c in calls if c.content_type == "application/json"]
     partners = [r for r in reads if isinstance(r, dict) and r.get("title") == PARTNERS]
-    assert partners[-1]["progress"]["current_value"] == 1
+    progress = partners[-1]["progress"]
+    assert (progress["current_value"], progress["status"]) == (2, "on_track")
+    assert progress["forecast_value"] == pytest.approx(9.0)
     dashboard = json.loads(calls[-1].body)
     assert [o["title"] for o in dashboard["objectives"]] == [
         "Turn the newsletter into a growth channel"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -48,6 +49,7 @@ from app.progress import (
     window,
 )
 from app.sync import clock
+from app.sync.settle import first_provisional_day, settle_days
 
 
 def definition(kr: KeyResult) -> KeyResultDef:
@@ -71,6 +73,7 @@ class _Loaded:
     current: dict[int, dict[SeriesKey, SeriesStats]] = field(default_factory=dict)
     baseline: dict[int, dict[SeriesKey, SeriesStats]] = field(default_factory=dict)
     days: dict[int, int] = field(default_factory=dict)
+    provisional_from: dict[int, date] = field(default_factory=dict)
 
 
 def _day_number(session: Session, column: Any, origin: date) -> ColumnElement[Any]:
@@ -85,10 +88,13 @@ def _load_stats(
     baseline_ids: Sequence[int],
     cycle: CycleSpan,
     as_of: date,
+    provisional: dict[int, date],
 ) -> _Loaded:
     """Three statements per cycle: the per-series reduction, last values, distinct days.
 
-    The baseline window is read only for key results whose target is relative to it.
+    The baseline window is read only for key results whose target is relative to it. The
+    reduction also finds each series' earliest provisional day in W (`provisional` gives each
+    mapping's first provisional day), so provisional days cost no statement of their own.
     """
     loaded = _Loaded()
     w = window(cycle, as_of)
@@ -104,6 +110,18 @@ def _load_stats(
     if not wanted:
         return loaded
     win = case((in_w, "c"), else_="b") if in_w is not None else literal("b")
+    by_first_day: dict[date, list[int]] = defaultdict(list)
+    for mapping_id, first in provisional.items():
+        by_first_day[first].append(mapping_id)
+    provisional_day: ColumnElement[Any] = cast(literal(None), Date)
+    if in_w is not None and by_first_day:
+        still_moving = or_(
+            *(
+                and_(o.mapping_id.in_(ids), o.date >= first)
+                for first, ids in sorted(by_first_day.items())
+            )
+        )
+        provisional_day = case((and_(in_w, still_moving), o.date))
     daily = (
         select(
             o.key_result_id.label("kr"),
@@ -112,6 +130,7 @@ def _load_stats(
             o.date.label("d"),
             win.label("win"),
             func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
+            func.min(provisional_day).label("p"),
         )
         .select_from(o)
         .outerjoin(Mapping, Mapping.id == o.mapping_id)
@@ -133,6 +152,7 @@ def _load_stats(
         func.sum(x),
         func.sum(x * daily.c.v),
         func.sum(x * x),
+        func.min(daily.c.p),
     ).group_by(daily.c.kr, daily.c.g, daily.c.r, daily.c.win)
     if session.get_bind().dialect.name == "postgresql":
         # A cycle's days for hundreds of series fit in memory; the 4 MB default spills to disk.
@@ -165,7 +185,11 @@ def _load_stats(
         )
         for kr, g, r, d, v in session.execute(last_stmt):
             last_values[(kr, g, r, _as_date(d))] = float(v)
-    for kr, g, r, win_, n, total, mn, mx, last_d, sx, sxy, sxx in rows:
+    for kr, g, r, win_, n, total, mn, mx, last_d, sx, sxy, sxx, first_provisional in rows:
+        if win_ == "c" and first_provisional is not None:
+            day = _as_date(first_provisional)
+            known = loaded.provisional_from.get(kr)
+            loaded.provisional_from[kr] = day if known is None else min(known, day)
         last_day = _as_date(last_d)
         stats = SeriesStats(
             n=int(n),
@@ -212,13 +236,27 @@ def schedule_interval(schedule: str, timezone: str, after: datetime) -> timedelt
     return (second - first) if first and second else timedelta(days=1)
 
 
-def _stale_key_results(session: Session, kr_ids: Sequence[int], now: datetime) -> set[int]:
-    """SPEC: stale when a mapped source has had no successful sync for twice its interval."""
+@dataclass
+class _SourceFacts:
+    """What the mapped sources say about a set of key results, read in one statement."""
+
+    stale: set[int] = field(default_factory=set)
+    #: mapping id -> the first day of it the platform may still restate (SPEC `settle_days`).
+    provisional: dict[int, date] = field(default_factory=dict)
+
+
+def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _SourceFacts:
+    """SPEC: stale when a mapped source has had no successful sync for twice its interval;
+    provisional from the first day its metric may still be restated, in the source's today."""
+    facts = _SourceFacts()
     if not kr_ids:
-        return set()
+        return facts
     rows = session.execute(
         select(
             Mapping.key_result_id,
+            Mapping.id,
+            Mapping.metric,
+            DataSource.connector,
             DataSource.schedule,
             DataSource.timezone,
             DataSource.last_success_at,
@@ -227,18 +265,27 @@ def _stale_key_results(session: Session, kr_ids: Sequence[int], now: datetime) -
         .join(DataSource, DataSource.id == Mapping.data_source_id)
         .where(Mapping.key_result_id.in_(kr_ids))
     )
-    stale: set[int] = set()
-    for kr_id, schedule, tz, last_success, created in rows:
+    for kr_id, mapping_id, metric, connector, schedule, tz, last_success, created in rows:
         reference = last_success or created
         if reference.tzinfo is None:
             reference = reference.replace(tzinfo=UTC)
         try:
             interval = schedule_interval(schedule, tz, reference)
+            today = now.astimezone(ZoneInfo(tz)).date()
         except (ValueError, LookupError):
             interval = timedelta(days=1)
+            today = now.date()
         if now - reference > 2 * interval:
-            stale.add(kr_id)
-    return stale
+            facts.stale.add(kr_id)
+        first = first_provisional_day(settle_days(connector, metric), today)
+        if first is not None:
+            facts.provisional[mapping_id] = first
+    return facts
+
+
+def provisional_days(session: Session, kr_id: int) -> dict[int, date]:
+    """Mapping id -> the first day of it still provisional today, for one key result's series."""
+    return _source_facts(session, [kr_id], clock.utcnow()).provisional
 
 
 class ProgressCalculator:
@@ -260,6 +307,7 @@ class ProgressCalculator:
         self._krs: dict[int, KeyResult] = {}
         self._in_progress: set[int] = set()
         self._stale: set[int] = set()
+        self._provisional: dict[int, date] = {}
         self._stale_known: set[int] = set()
 
     def run(self, objectives: Iterable[Objective], only: Iterable[int] | None = None) -> None:
@@ -315,7 +363,8 @@ class ProgressCalculator:
         todo = [k for k in kr_ids if k not in self.kr_results and k not in self._stale_known]
         if not todo:
             return
-        self._stale |= _stale_key_results(self.session, todo, clock.utcnow())
+        facts = _source_facts(self.session, todo, clock.utcnow())
+        self._stale |= facts.stale
         self._stale_known.update(todo)
         by_cycle: dict[int, list[KeyResult]] = defaultdict(list)
         for kr_id in todo:
@@ -327,7 +376,9 @@ class ProgressCalculator:
             relative = [
                 k.id for k in krs if k.start_value is None and k.target_change_pct is not None
             ]
-            loaded = _load_stats(self.session, [k.id for k in krs], relative, cycle, self.as_of)
+            loaded = _load_stats(
+                self.session, [k.id for k in krs], relative, cycle, self.as_of, facts.provisional
+            )
             for kr in krs:
                 self.kr_results[kr.id] = compute_progress(
                     definition(kr),
@@ -337,6 +388,7 @@ class ProgressCalculator:
                     baseline=loaded.baseline.get(kr.id, {}),
                     days_with_data=loaded.days.get(kr.id, 0),
                     stale=kr.id in self._stale,
+                    provisional_from=loaded.provisional_from.get(kr.id),
                 )
 
     def _key_result(self, kr_id: int) -> Progress:
@@ -358,6 +410,12 @@ class ProgressCalculator:
             rollup = weighted_progress(
                 (1.0, self._objective(obj_id).progress) for obj_id in aligned
             )
+            # A roll-up moves with its objectives: their provisional days are its own.
+            provisional = [
+                day for obj_id in aligned if (day := self._objective(obj_id).provisional_from)
+            ]
+            if provisional:
+                self._provisional[kr_id] = min(provisional)
             self._in_progress.discard(kr_id)
         self._compute_metrics([kr_id])  # staleness of the roll-up's own mappings, if any
         result = compute_progress(
@@ -367,6 +425,7 @@ class ProgressCalculator:
             current={},
             rollup_progress=rollup,
             stale=kr_id in self._stale,
+            provisional_from=self._provisional.get(kr_id),
         )
         self.kr_results[kr_id] = result
         return result

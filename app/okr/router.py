@@ -307,14 +307,27 @@ def get_series(
     to: IsoDate | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> SeriesRead | Response:
-    """Daily observations (JSON or CSV), each traceable to the sync run that wrote it."""
+    """Daily observations (JSON or CSV), each traceable to the sync run that wrote it; a
+    `provisional` one is inside its metric's `settle_days` and may still be restated."""
     start, end, rows = service.series(session, kr_id, from_, to)
     if format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["date", "group", "role", "value", "mapping_id", "sync_run_id"])
-        for day, group, role, value, mapping_id, run_id in rows:
-            writer.writerow([day.isoformat(), group, role, repr(float(value)), mapping_id, run_id])
+        writer.writerow(
+            ["date", "group", "role", "value", "mapping_id", "sync_run_id", "provisional"]
+        )
+        for day, group, role, value, mapping_id, run_id, provisional in rows:
+            writer.writerow(
+                [
+                    day.isoformat(),
+                    group,
+                    role,
+                    repr(float(value)),
+                    mapping_id,
+                    run_id,
+                    "true" if provisional else "false",
+                ]
+            )
         return Response(
             content=buffer.getvalue(),
             media_type="text/csv",
@@ -323,8 +336,8 @@ def get_series(
             },
         )
     points = [
-        SeriesPoint(date=d, group=g, role=r, value=v, mapping_id=m, sync_run_id=s)
-        for d, g, r, v, m, s in rows
+        SeriesPoint(date=d, group=g, role=r, value=v, mapping_id=m, sync_run_id=s, provisional=p)
+        for d, g, r, v, m, s, p in rows
     ]
     return SeriesRead(key_result_id=kr_id, from_=start, to=end, points=points)
 

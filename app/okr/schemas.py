@@ -76,6 +76,11 @@ class ProgressRead(BaseModel):
     forecast_progress: float | None
     last_observation_date: date | None
     stale: bool
+    provisional_from: date | None = Field(
+        None,
+        description="The earliest day in the window whose figure the platform may still "
+        "restate (inside its metric's `settle_days`); null when every figure is final",
+    )
     groups: list[GroupProgressRead]
 
 
@@ -87,6 +92,9 @@ class ObjectiveProgressRead(BaseModel):
     status: Status
     last_observation_date: date | None
     stale: bool
+    provisional_from: date | None = Field(
+        None, description="The earliest provisional day among its key results, or null"
+    )
 
 
 # --- objectives and key results ---------------------------------------------------------------
@@ -214,6 +222,10 @@ class SeriesPoint(BaseModel):
     value: float
     mapping_id: int | None
     sync_run_id: int | None
+    provisional: bool = Field(
+        description="The day is inside its metric's `settle_days`: the platform may still "
+        "restate it (a check-in never is)"
+    )
 
 
 class SeriesRead(BaseModel):

@@ -16,7 +16,7 @@ from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.values import readable
 from app.models import CheckIn, Cycle, KeyResult, Mapping, Objective, Observation
-from app.okr.progress_service import ProgressCalculator, definition
+from app.okr.progress_service import ProgressCalculator, definition, provisional_days
 from app.progress import ObjectiveProgress, Progress, validate_definition
 
 MAX_SERIES_DAYS = 3700
@@ -439,4 +439,6 @@ def series(
         )
         .order_by(Observation.date, Observation.group, Observation.role, Observation.id)
     ).all()
-    return start, end, [tuple(r) for r in rows]
+    # A check-in (no mapping) is what someone saw: never provisional.
+    first = provisional_days(session, kr_id)
+    return start, end, [(*r, r.mapping_id in first and r.date >= first[r.mapping_id]) for r in rows]

@@ -20,8 +20,8 @@ Decisions the SPEC leaves open, taken here so that every caller gets the same an
 - `each`: groups without a value (or, with a relative target, without a baseline) are listed
   but not scored; the key result is as good as its weakest *scored* group, whose value, start
   and target are the ones reported. Ties go to the first group by name.
-- Status: `done` for `at_least`/`at_most`/milestones needs the cycle to be over, i.e.
-  `as_of > cycle.end`; on the last day itself the cycle is still running.
+- Status: `done` for `at_least`/`at_most` needs the cycle to be over, i.e. `as_of > cycle.end`;
+  on the last day itself the cycle is still running. A milestone is done once reached.
 - Thresholds tolerate `_EPS` of float error so that 0.1 + 0.2 style noise never flips a status.
 - Score rounds half-up on the shortest decimal form of the float, as a reviewer would by hand:
   0.25 -> 0.3 and 0.15 -> 0.2 (binary 0.15 is slightly below 0.15; `round()` would say 0.1).
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -50,6 +50,8 @@ SeriesKey = tuple[str, str]
 _EPS = 1e-9
 _ON_TRACK_MARGIN = 0.10
 _AT_RISK_MARGIN = 0.25
+#: A threshold missed by less than this (p >= 0.9) and not forecast to be met is at risk.
+_THRESHOLD_AT_RISK = 0.9
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ class Progress:
     last_observation_date: date | None
     stale: bool
     groups: tuple[GroupProgress, ...] = field(default=())
+    #: The earliest day in W whose figure the platform may still restate (SPEC section 4).
+    provisional_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class ObjectiveProgress:
     status: Status
     last_observation_date: date | None
     stale: bool
+    provisional_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -400,10 +405,22 @@ def _pace_status(progress: float, expected: float) -> Status:
     return "off_track"
 
 
-def _threshold_status(holds: bool, cycle: Cycle, as_of: date) -> Status:
-    """For at_least/at_most: a threshold is met or not; pace means nothing for it."""
-    if holds:
-        return "done" if as_of > cycle.end else "on_track"
+def _threshold_status(
+    raw: float, forecast_progress: float | None, cycle: Cycle, as_of: date
+) -> Status:
+    """For at_least/at_most: pace means nothing for a level, what it will be at the end does.
+
+    A threshold that holds before the end is `on_track`, not `done`: a level can still fall
+    back (a conversion rate, a cost per lead), so only the cycle's end settles it. Two
+    partnerships of three, forecast at 4.4 by the end, is on track, not off.
+    """
+    holds = raw >= 1 - _EPS
+    if as_of > cycle.end:
+        return "done" if holds else "off_track"
+    if holds or (forecast_progress is not None and forecast_progress >= 1 - _EPS):
+        return "on_track"
+    if raw >= _THRESHOLD_AT_RISK - _EPS:
+        return "at_risk"
     return "off_track"
 
 
@@ -540,6 +557,7 @@ def compute_progress(
     days_with_data: int | None = None,
     stale: bool = False,
     rollup_progress: float | None = None,
+    provisional_from: date | None = None,
 ) -> Progress:
     """Progress of one key result on `as_of`, per SPEC section 2.
 
@@ -548,9 +566,39 @@ def compute_progress(
     in W over all series; it gates the forecast (at least two days) and defaults to the largest
     `n` among the current series. `rollup_progress` is the already weight-averaged progress of
     the aligned objectives (see `weighted_progress`) and only matters for `kind="rollup"`.
+    `provisional_from` is the earliest date in W the platform may still restate: which days
+    those are depends on each metric's `settle_days` and the source's today, which the caller
+    knows; it is reported as given, and only inside W.
 
     Raises ValueError for a definition that `validate_definition` rejects.
     """
+    result = _compute(
+        kr,
+        cycle,
+        as_of,
+        current=current,
+        baseline=baseline,
+        days_with_data=days_with_data,
+        stale=stale,
+        rollup_progress=rollup_progress,
+    )
+    w = window(cycle, as_of)
+    if provisional_from is None or w is None or not w[0] <= provisional_from <= w[1]:
+        return result
+    return replace(result, provisional_from=provisional_from)
+
+
+def _compute(
+    kr: KeyResultDef,
+    cycle: Cycle,
+    as_of: date,
+    *,
+    current: Mapping[SeriesKey, SeriesStats],
+    baseline: Mapping[SeriesKey, SeriesStats] | None,
+    days_with_data: int | None,
+    stale: bool,
+    rollup_progress: float | None,
+) -> Progress:
     problem = validate_definition(kr)
     if problem is not None:
         raise ValueError(problem)
@@ -734,7 +782,7 @@ def _metric(
         )
 
     if kr.direction in ("at_least", "at_most"):
-        status = _threshold_status(raw >= 1 - _EPS, cycle, as_of)
+        status = _threshold_status(raw, forecast_progress, cycle, as_of)
     else:
         status = _pace_status(_clamp(raw), expected)
     return _with_progress(
@@ -793,6 +841,7 @@ def progress_from_observations(
     *,
     stale: bool = False,
     rollup_progress: float | None = None,
+    provisional_from: date | None = None,
 ) -> Progress:
     """`compute_progress` from raw observations, for tests and small callers without SQL."""
     rows = list(observations)
@@ -813,6 +862,7 @@ def progress_from_observations(
         days_with_data=days,
         stale=stale,
         rollup_progress=rollup_progress,
+        provisional_from=provisional_from,
     )
 
 
@@ -850,6 +900,7 @@ def objective_progress(
     progress = weighted_progress((weight, kr.progress) for weight, kr in pairs)
     expected = expected_progress(cycle, as_of)
     last_dates = [kr.last_observation_date for _, kr in pairs if kr.last_observation_date]
+    provisional = [kr.provisional_from for _, kr in pairs if kr.provisional_from]
     return ObjectiveProgress(
         as_of=as_of,
         progress=progress,
@@ -858,4 +909,5 @@ def objective_progress(
         status="no_data" if progress is None else _pace_status(progress, expected),
         last_observation_date=max(last_dates) if last_dates else None,
         stale=any(kr.stale for _, kr in pairs),
+        provisional_from=min(provisional) if provisional else None,
     )

@@ -153,6 +153,11 @@ class MetricRead(BaseModel):
         description="The figure improves as it falls (an average position, a bounce rate): "
         "a key result on it reads `decrease` or `at_most`",
     )
+    settle_days: int = Field(
+        0,
+        description="How many recent days the platform may still restate: every sync re-reads "
+        "them, and series and progress reads mark their values provisional",
+    )
 
 
 class ConnectorRead(BaseModel):

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from app.models import Cycle, DataSource, KeyResult, Mapping
 from app.progress import Cycle as CycleSpan
 from app.progress import baseline_window
+from app.sync.settle import settle_start
 from connectors.base import Connector, Filter, MetricQuery, MetricSpec, Window
 
 #: A first sync with no mapping to backfill still looks back this far.
@@ -57,11 +58,22 @@ def backfill_window(cycle: Cycle, kr: KeyResult, yesterday: date) -> tuple[date,
     return (start, end) if start <= end else None
 
 
-def incremental_window(source: DataSource, yesterday: date) -> tuple[date, date]:
+def incremental_window(
+    source: DataSource, yesterday: date, settle_days: int = 0, needed_from: date | None = None
+) -> tuple[date, date]:
+    """From the last synced day minus `lookback_days` to yesterday, and never fewer than the
+    `settle_days` before today: a platform still restating them is read again until it stops,
+    whatever lookback its source was given. Those days are only read from `needed_from` (the
+    earliest day a mapped key result reads, its cycle's or baseline's start) on: 28 days of
+    Meta a week into a cycle would otherwise fetch three weeks nobody reads."""
     if source.last_synced_day is None:
-        return yesterday - timedelta(days=FIRST_SYNC_DAYS - 1), yesterday
-    start = source.last_synced_day - timedelta(days=source.lookback_days)
-    return min(start, yesterday), yesterday
+        start = yesterday - timedelta(days=FIRST_SYNC_DAYS - 1)
+    else:
+        start = source.last_synced_day - timedelta(days=source.lookback_days)
+    settling = settle_start(settle_days, yesterday)
+    if needed_from is not None:
+        settling = max(settling, needed_from)
+    return min(start, settling), yesterday
 
 
 def build_query(
@@ -93,27 +105,35 @@ def plan_run(
     a second call on every platform we speak to.
     """
     yesterday = today - timedelta(days=1)
+    built = [
+        (build_query(connector, mapping, kr.aggregation), mapping, kr) for mapping, kr, _ in rows
+    ]
+    settle = max(
+        (connector.settle_days_of(spec) for (_, spec), _, _ in built if spec.history == "daily"),
+        default=0,
+    )
     if requested is not None:
         start, end = requested
     else:
         # Pending mappings need their backfill; settled ones (or a source with none) need the
         # incremental window. A new source's mappings are all pending, so a first sync of a
         # past cycle asks for that cycle alone.
-        windows = [
-            w
+        needed = [
+            (mapping, w)
             for mapping, kr, cycle in rows
-            if mapping.backfill_pending and (w := backfill_window(cycle, kr, yesterday))
+            if (w := backfill_window(cycle, kr, yesterday))
         ]
+        windows = [w for mapping, w in needed if mapping.backfill_pending]
         if not rows or any(not mapping.backfill_pending for mapping, _, _ in rows):
-            windows.append(incremental_window(source, yesterday))
+            needed_from = min((w[0] for _, w in needed), default=None)
+            windows.append(incremental_window(source, yesterday, settle, needed_from))
         start = min((w[0] for w in windows), default=yesterday)
         end = max((w[1] for w in windows), default=yesterday)
     plan = Plan(
         daily_window=Window(start, end) if start <= end else None,
         incremental_end=None if requested else yesterday,
     )
-    for mapping, kr, _cycle in rows:
-        query, spec = build_query(connector, mapping, kr.aggregation)
+    for (query, spec), mapping, kr in built:
         plan.targets[query.id] = Target(
             mapping_id=mapping.id,
             key_result_id=kr.id,

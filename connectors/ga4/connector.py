@@ -45,6 +45,8 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
     recommended_lookback_days = 3
     #: The Data API version of the official client (``data_v1beta``); Google dates no sunset.
     api_version = "v1beta"
+    #: GA4 keeps processing a day for about two days after it ends.
+    settle_days = 2
     #: Rows a report page asks for; the API's maximum (tests lower it to exercise paging).
     row_limit: ClassVar[int] = 250_000
     #: The pause between calls once tokens run low.

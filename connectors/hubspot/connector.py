@@ -90,6 +90,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         'matches "ACME renewal 2026", not "Renewals"; `*` stands for any characters within '
         "the word, so `renew*` matches words that start with it and `*renew*` words holding it",
     }
+    #: Deals move between stages and dates are corrected for days after the fact.
+    settle_days = 7
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -56,6 +56,7 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
     recommended_lookback_days = 3
     #: The ``LinkedIn-Version`` a source sends unless its config names another.
     api_version = DEFAULT_VERSION
+    settle_days = 2
     metrics = (
         _spec("followers.organic_gain", "Organic followers gained a day (net; may be negative)"),
         _spec("followers.paid_gain", "Followers gained a day from sponsored content"),

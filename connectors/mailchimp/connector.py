@@ -105,6 +105,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     recommended_lookback_days = 7
     #: Marketing API 3.0, the root every path hangs from; Mailchimp dates no sunset.
     api_version = "3.0"
+    #: A campaign's opens and clicks keep arriving for about a week after its send day.
+    settle_days = 7
 
     @classmethod
     def http_options(

@@ -44,6 +44,8 @@ class MetaConnector(MetaInsightsBase):
     credentials_model = MetaCredentials
     # "Data used to calculate metrics may be delayed up to 48 hours."
     recommended_lookback_days = 3
+    #: Insights are restated for up to 28 days (late data, attribution windows).
+    settle_days = 28
     max_window_days = PAGE_WINDOW_DAYS
     #: The Graph API version in every path unless the source's config names another.
     api_version = DEFAULT_VERSION

@@ -59,6 +59,8 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     recommended_lookback_days = 7
     #: API v1 (``/api/v1/deals/timeline``); Pipedrive has dated no sunset for it.
     api_version = "v1"
+    #: Deals move between stages and dates are corrected for days after the fact.
+    settle_days = 7
     max_window_days = MAX_DAYS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

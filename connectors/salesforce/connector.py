@@ -100,6 +100,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     #: A grouped answer holds at most 2,000 rows, one a day: the engine's windows fit in one
     #: query whatever the date field (``fetch`` splits longer ones the same way).
     max_window_days = GROUP_LIMIT - DATETIME_PADDING_DAYS
+    #: Opportunities move between stages and dates are corrected for days after the fact.
+    settle_days = 7
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

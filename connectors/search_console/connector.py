@@ -66,6 +66,8 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     recommended_lookback_days = 4
     #: The Search Console API v1 (its paths keep ``/webmasters/v3/``); Google dates no sunset.
     api_version = "v1"
+    #: Search Console's final figures come 2 to 3 days late and the last days still move.
+    settle_days = 3
     #: Rows a page asks for; the API's maximum (tests lower it to exercise paging).
     row_limit: ClassVar[int] = MAX_ROW_LIMIT
 

@@ -362,11 +362,53 @@ def test_describe_is_json_with_json_schemas() -> None:
         "history",
         "additive",
         "lower_is_better",
+        "settle_days",
     }
+    assert deals["settle_days"] == 0  # neither the connector nor the metric says otherwise
     assert deals["filters"] == {"channel": ["eq", "neq", "in", "not_in"], "amount": ["gt", "lt"]}
     assert deals["aggregations"] == ["sum", "avg", "ratio"]
     assert deals["params"]["properties"]["date_property"]["enum"] == ["createdate", "closedate"]
     assert described["metrics"][2]["additive"] is False
+
+
+# --- settle_days --------------------------------------------------------------------------------
+
+
+class SettlingConnector(ToyConnector):
+    """Restates a week; one metric of it settles sooner, and a snapshot never restates."""
+
+    key = "settling"
+    settle_days = 7
+    metrics = (
+        MetricSpec(name="deals", description="Deals", unit="deals"),
+        MetricSpec(name="sessions", description="Sessions", unit="sessions", settle_days=2),
+        MetricSpec(name="final", description="Final at once", unit="x", settle_days=0),
+        MetricSpec(name="members", description="Members now", unit="people", history="snapshot"),
+    )
+
+    @classmethod
+    def metric_spec(cls, name: str) -> MetricSpec | None:
+        """Open-ended, like GA4's: any `custom.<name>` is a metric."""
+        known = super().metric_spec(name)
+        if known is None and name.startswith("custom."):
+            return MetricSpec(name=name, description="Custom", unit="x")
+        return known
+
+
+def test_settle_days_are_the_connectors_unless_the_metric_says_otherwise() -> None:
+    described = {m["name"]: m["settle_days"] for m in SettlingConnector.describe()["metrics"]}
+    assert described == {"deals": 7, "sessions": 2, "final": 0, "members": 0}
+    # A metric an open-ended catalogue builds on the fly settles like the connector.
+    custom = SettlingConnector.metric_spec("custom.signups")
+    assert custom is not None
+    assert SettlingConnector.settle_days_of(custom) == 7
+
+
+def test_a_snapshot_that_claims_settle_days_is_refused() -> None:
+    with pytest.raises(ValidationError, match="snapshot"):
+        MetricSpec(name="m", description="d", unit="u", history="snapshot", settle_days=3)
+    with pytest.raises(ValidationError):
+        MetricSpec(name="m", description="d", unit="u", settle_days=-1)
 
 
 # --- errors and construction --------------------------------------------------------------------

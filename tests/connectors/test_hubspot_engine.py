@@ -237,12 +237,14 @@ def test_a_day_whose_only_deal_left_closed_won_is_no_longer_counted(fake: FakeHu
     moved["properties"]["dealstage"] = "closedlost"
     # Another deal in the window shows the answer is real (an empty one clears nothing).
     fake.add("deals", closedate="2026-07-08T15:00:00.000Z", dealstage="closedwon")
-    sync(src)  # the nightly window: the last synced day (10 July) less the 3-day lookback
+    # The nightly window: the last synced day (10 July) less the 3-day lookback, widened to
+    # HubSpot's 7 settle days (11 July - 7 = 4 July).
+    sync(src)
 
     assert figures(kr) == {date(2026, 7, 2): 2.0, date(2026, 7, 8): 1.0}
     [_, second] = runs(src)
     assert second.status == "succeeded", second.error
-    assert (second.window_from, second.window_to) == (date(2026, 7, 7), date(2026, 7, 10))
+    assert (second.window_from, second.window_to) == (date(2026, 7, 4), date(2026, 7, 10))
 
 
 def test_a_sum_of_deal_amounts_in_two_currencies_warns_on_the_run(fake: FakeHubSpot) -> None:

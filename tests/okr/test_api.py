@@ -47,7 +47,40 @@ def test_progress_block_matches_spec_example(client: TestClient) -> None:
     assert abs(p["forecast_progress"] - 0.92) < 1e-9
     assert p["last_observation_date"] == "2026-08-15"
     assert p["stale"] is False
+    assert p["provisional_from"] is None  # check-ins only: nothing a platform restates
     assert p["groups"] == [{"group": "", "current_value": 1380.0, "progress": 0.46}]
+
+
+def test_threshold_key_result_on_pace_reads_on_track_everywhere(client: TestClient) -> None:
+    """SPEC 2 Status for `at_least`: "2 of 3 partnerships" read off_track while on pace.
+
+    Check-ins of 1 on 07-11 (day 10) and 2 on 08-10 (day 40); on 08-15 (46 of 92 days) the line
+    through them rises 1/30 a day: 1 + (91 - 10) / 30 = 3.7 on 09-30 >= 3 -> on_track, though
+    2 / 3 = 0.667 misses the threshold today. Its objective, 0.667 against 0.5 expected, too.
+    """
+    c, o, _ = workspace(client)
+    kr = key_result(
+        client,
+        o,
+        title="3 partnerships signed",
+        direction="at_least",
+        aggregation="last",
+        target_value=3,
+    )["id"]
+    check_in(client, kr, "2026-07-11", 1)
+    check_in(client, kr, "2026-08-10", 2)
+    as_of = {"as_of": "2026-08-15"}
+    p = client.get(f"/api/v1/key-results/{kr}", params=as_of).json()["progress"]
+    assert (p["current_value"], p["progress"]) == (2.0, pytest.approx(2 / 3))
+    assert (p["forecast_value"], p["forecast_progress"]) == (pytest.approx(3.7), 1.0)
+    assert p["status"] == "on_track"
+    dashboard = client.get("/api/v1/dashboard", params={"cycle_id": c, **as_of}).json()
+    [objective_read] = dashboard["objectives"]
+    statuses = {k["title"]: k["progress"]["status"] for k in objective_read["key_results"]}
+    assert statuses["3 partnerships signed"] == "on_track"
+    # Once the cycle is over, only the figure counts: 2 < 3 -> off_track, not at risk.
+    over = client.get(f"/api/v1/key-results/{kr}", params={"as_of": "2026-10-01"}).json()
+    assert over["progress"]["status"] == "off_track"
 
 
 def test_as_of_before_and_after_the_cycle(client: TestClient) -> None:
@@ -106,6 +139,7 @@ def test_series_json_and_csv(client: TestClient) -> None:
         ("2026-07-02", 5.0, "", "value"),
     ]
     assert body["points"][0]["sync_run_id"] is None
+    assert [p["provisional"] for p in body["points"]] == [False, False]  # check-ins never are
 
     response = client.get(
         f"/api/v1/key-results/{kr}/series", params={"format": "csv", "from": "2026-07-02"}
@@ -120,6 +154,7 @@ def test_series_json_and_csv(client: TestClient) -> None:
             "value": "5.0",
             "mapping_id": "",
             "sync_run_id": "",
+            "provisional": "false",
         }
     ]
     bad = client.get(f"/api/v1/key-results/{kr}/series?from=2026-08-01&to=2026-07-01")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -255,6 +256,97 @@ def test_at_most_with_target_zero_never_divides_by_zero(value: float, progress: 
     # Zero critical incidents: 0 holds (1); any incident is a miss (0), not a ZeroDivisionError.
     kr = KeyResultDef(direction="at_most", target_value=0)
     assert run(kr, daily([value])).progress == progress
+
+
+# --- threshold status by forecast (SPEC section 2, Status) -------------------------------------
+# Q3 has 92 days; on MID_AUGUST 46 have elapsed (expected 0.5). A level's forecast is the
+# least-squares line read on day 91 (the cycle's last); a sum's is current * 92 / 46.
+
+
+def test_at_least_behind_now_but_forecast_to_meet_it_is_on_track() -> None:
+    # "2 of 3 partnerships": 1 signed by day 10, 2 by day 40; the line through (10, 1) and
+    # (40, 2) rises 1/30 a day: 1 + (91 - 10) / 30 = 3.7 at the end >= 3 -> on_track, though
+    # 2 / 3 = 0.667 is below 0.9.
+    kr = KeyResultDef(direction="at_least", aggregation="last", target_value=3)
+    p = run(kr, [obs(10, 1), obs(40, 2)])
+    assert (p.current_value, p.progress, p.forecast_value) == (2, approx(2 / 3), approx(3.7))
+    assert p.forecast_progress == 1.0
+    assert p.status == "on_track"
+
+
+def test_at_least_sum_on_run_rate_is_on_track() -> None:
+    # 1 + 1 = 2 deals by day 46: run rate 2 * 92 / 46 = 4.0 >= 3 -> on_track.
+    kr = KeyResultDef(direction="at_least", target_value=3)
+    p = run(kr, [obs(0, 1), obs(40, 1)])
+    assert (p.current_value, p.forecast_value, p.status) == (2, approx(4.0), "on_track")
+
+
+def test_at_least_sum_off_its_run_rate_is_off_track() -> None:
+    # 1 deal by day 46: run rate 1 * 92 / 46 = 2.0 < 3, and 1 / 3 = 0.333 < 0.9 -> off_track.
+    kr = KeyResultDef(direction="at_least", target_value=3)
+    p = run(kr, [obs(0, 1), obs(45, 0)])
+    assert (p.forecast_value, p.progress, p.status) == (approx(2.0), approx(1 / 3), "off_track")
+
+
+def test_at_least_close_but_forecast_to_miss_is_at_risk() -> None:
+    # 0.58 then 0.56: 0.56 / 0.6 = 0.933 >= 0.9; the line falls 0.02 a day, to
+    # 0.58 - 0.02 * 91 = -1.24 on day 91, short of 0.6 -> at_risk.
+    kr = KeyResultDef(direction="at_least", aggregation="last", target_value=0.6)
+    p = run(kr, daily([0.58, 0.56]))
+    assert (p.progress, p.forecast_value) == (approx(0.56 / 0.6), approx(-1.24))
+    assert p.status == "at_risk"
+
+
+def test_at_least_holding_now_is_on_track_whatever_the_forecast() -> None:
+    # 0.8 then 0.7 on day 30: 0.7 >= 0.6 holds now, so on_track, though the line reads
+    # 0.8 - 91 / 300 = 0.497 on day 91: SPEC's "holds now or forecast meets it".
+    kr = KeyResultDef(direction="at_least", aggregation="last", target_value=0.6)
+    p = run(kr, [obs(0, 0.8), obs(30, 0.7)])
+    assert (p.forecast_value, p.status) == (approx(0.8 - 91 / 300), "on_track")
+
+
+def test_at_most_over_now_but_falling_below_it_is_on_track() -> None:
+    # Cost per lead at most 40: 46 on day 0, 43 on day 30. 1 - (43 - 40) / 40 = 0.925; the line
+    # falls 0.1 a day, to 46 - 9.1 = 36.9 <= 40 on day 91 -> on_track.
+    kr = KeyResultDef(direction="at_most", aggregation="last", target_value=40)
+    p = run(kr, [obs(0, 46), obs(30, 43)])
+    assert (p.progress, p.forecast_value, p.status) == (approx(0.925), approx(36.9), "on_track")
+
+
+def test_at_most_over_and_rising_is_at_risk_then_off_track() -> None:
+    # 41 then 42: 1 - 2 / 40 = 0.95 >= 0.9 and rising -> at_risk; 44 then 45: 1 - 5 / 40 = 0.875
+    # < 0.9 -> off_track.
+    kr = KeyResultDef(direction="at_most", aggregation="last", target_value=40)
+    assert run(kr, daily([41.0, 42.0])).status == "at_risk"
+    assert run(kr, daily([44.0, 45.0])).status == "off_track"
+
+
+def test_threshold_on_the_last_day_uses_the_forecast_and_after_it_only_the_figure() -> None:
+    # 0.55 on day 90, 0.56 on day 91: 0.56 / 0.6 = 0.933, the line reads 0.56 on day 91 < 0.6.
+    # On the last day the cycle still runs -> at_risk; once it is over, missed -> off_track.
+    kr = KeyResultDef(direction="at_least", aggregation="last", target_value=0.6)
+    points = [obs(90, 0.55), obs(91, 0.56)]
+    assert run(kr, points, as_of=Q3.end).status == "at_risk"
+    assert run(kr, points, as_of=Q3.end + timedelta(days=1)).status == "off_track"
+
+
+def test_threshold_forecast_met_is_still_not_done_before_the_end() -> None:
+    # Forecast 4.0 >= 3 but 2 < 3 now: on_track, never done, until the cycle is over.
+    kr = KeyResultDef(direction="at_least", target_value=3)
+    points = [obs(0, 1), obs(40, 1), obs(80, 1)]
+    assert run(kr, points[:2]).status == "on_track"
+    assert run(kr, points, as_of=Q3.end + timedelta(days=1)).status == "done"  # 3 >= 3
+
+
+def test_threshold_each_group_reads_the_weakest_groups_forecast() -> None:
+    # At least 3 partners in each market: de has 1 + 1 = 2, run rate 4.0; fr has 3 already.
+    # The weakest, de (0.667), is forecast to make it -> on_track; fr alone at 1 (run rate 2.0)
+    # would not.
+    kr = KeyResultDef(direction="at_least", target_value=3, group_rule="each")
+    p = run(kr, [obs(0, 1, "de"), obs(40, 1, "de"), obs(5, 3, "fr")])
+    assert (p.current_value, p.forecast_value, p.status) == (2, approx(4.0), "on_track")
+    behind = run(kr, [obs(0, 1, "de"), obs(40, 1, "de"), obs(5, 1, "fr"), obs(6, 0, "fr")])
+    assert (behind.current_value, behind.status) == (1, "off_track")
 
 
 # --- aggregations -----------------------------------------------------------------------------
@@ -881,6 +973,32 @@ def test_objective_progress_weights_its_key_results() -> None:
 def test_objective_status(progresses: list[float | None], status: str) -> None:
     o = objective_progress(Q3, MID_AUGUST, [(1.0, _kr_progress(p)) for p in progresses])
     assert o.status == status
+
+
+def test_provisional_from_is_reported_inside_the_window_only() -> None:
+    # The caller knows which days may still move; the engine reports the earliest in W.
+    points = daily([10.0, 20.0], start=40)
+    p = run(SUM_3000, points)
+    assert p.provisional_from is None
+    given = progress_from_observations(
+        SUM_3000, Q3, MID_AUGUST, points, provisional_from=date(2026, 8, 10)
+    )
+    assert given.provisional_from == date(2026, 8, 10)
+    assert given.current_value == p.current_value  # a provisional figure still counts
+    later = progress_from_observations(
+        SUM_3000, Q3, MID_AUGUST, points, provisional_from=date(2026, 8, 20)
+    )
+    assert later.provisional_from is None  # after as_of: not in W
+
+
+def test_objective_provisional_from_is_its_earliest_key_results() -> None:
+    krs = [
+        (1.0, replace(_kr_progress(0.5), provisional_from=date(2026, 8, 13))),
+        (1.0, replace(_kr_progress(0.5), provisional_from=date(2026, 7, 20))),
+        (1.0, _kr_progress(0.5)),
+    ]
+    assert objective_progress(Q3, MID_AUGUST, krs).provisional_from == date(2026, 7, 20)
+    assert objective_progress(Q3, MID_AUGUST, krs[2:]).provisional_from is None
 
 
 def test_objective_without_key_results() -> None:

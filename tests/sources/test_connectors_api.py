@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.sync.settle import settle_days
 from connectors import registry
 from connectors.demo import DemoConnector
 from factories import api_key_headers
@@ -133,3 +134,47 @@ def test_the_catalogue_tells_mailchimps_link_clicks_from_people_who_clicked(
     people = metrics["campaigns.unique_subscriber_clicks"]
     assert people["description"].startswith("People who clicked")
     assert set(people["filters"]) == {"campaign_title", "campaign_type"}
+
+
+#: SPEC section 4: GA4 2, Search Console 3, Mailchimp 7, Meta 28, CRMs 7, snapshots 0; LinkedIn
+#: follower data arrives about two days late and YouTube restates its last two or three days.
+SETTLE_DAYS = {
+    "ga4": 2,
+    "search_console": 3,
+    "mailchimp": 7,
+    "meta": 28,
+    "hubspot": 7,
+    "salesforce": 7,
+    "pipedrive": 7,
+    "linkedin": 2,
+    "youtube": 3,
+    "demo": 2,
+    "x": 0,
+    "csv": 0,
+    "rest_json": 0,
+    "sql": 0,
+    "push": 0,
+}
+
+
+def test_the_catalogue_shows_settle_days_for_every_metric(client: TestClient) -> None:
+    items = client.get("/api/v1/connectors", params={"limit": 100}).json()["items"]
+    settle = {
+        item["key"]: {m["name"]: (m["settle_days"], m["history"]) for m in item["metrics"]}
+        for item in items
+    }
+    for key, days in SETTLE_DAYS.items():
+        for name, (shown, history) in settle[key].items():
+            assert shown == (0 if history == "snapshot" else days), (key, name)
+    # Snapshots are today's figure: nothing of them is restated.
+    assert settle["mailchimp"]["audience.members"] == (0, "snapshot")
+    assert settle["linkedin"]["followers.total"] == (0, "snapshot")
+    assert settle["linkedin"]["followers.organic_gain"] == (2, "daily")
+
+
+@pytest.mark.parametrize(
+    ("key", "metric", "days"),
+    [("ga4", "keyEvents:purchase", 2), ("meta", "instagram.profile_views", 28)],
+)
+def test_open_ended_metrics_settle_like_their_connector(key: str, metric: str, days: int) -> None:
+    assert settle_days(key, metric) == days

@@ -28,7 +28,7 @@ from factories import create
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CSV_HEADER = "date,group,role,value,mapping_id,sync_run_id"
+CSV_HEADER = "date,group,role,value,mapping_id,sync_run_id,provisional"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -16,7 +16,7 @@ from app.core.db import get_engine
 from app.web.router import COOKIE, LOGIN_REFUSED
 from factories import check_in, create, cycle, key_result, objective
 
-CSV_HEADER = "date,group,role,value,mapping_id,sync_run_id"
+CSV_HEADER = "date,group,role,value,mapping_id,sync_run_id,provisional"
 
 
 class _Bars(HTMLParser):
