@@ -24,6 +24,7 @@ from app.okr.progress_service import span
 from app.okr.schemas import (
     CheckInCreate,
     CheckInRead,
+    CheckInUpdate,
     CycleCreate,
     CycleRead,
     CycleUpdate,
@@ -279,7 +280,7 @@ def delete_key_result(
 def create_check_in(
     kr_id: IdPath, body: CheckInCreate, session: SessionDep, who: Editor
 ) -> CheckInRead:
-    """Record a manual value; a later check-in on the same day replaces the day's value."""
+    """Record a check-in; a later value replaces the day's; a mapped key result takes none."""
     row = service.add_check_in(session, kr_id, body.model_dump(), who.name)
     return CheckInRead.model_validate(row)
 
@@ -291,6 +292,27 @@ def list_check_ins(
     """The check-in history, latest first."""
     rows, total = service.list_check_ins(session, kr_id, limit, offset)
     return Page(items=[CheckInRead.model_validate(r) for r in rows], total=total)
+
+
+@router.patch("/key-results/{kr_id}/check-ins/{check_in_id}", tags=["check-ins"])
+def update_check_in(
+    kr_id: IdPath, check_in_id: IdPath, body: CheckInUpdate, session: SessionDep, who: Editor
+) -> CheckInRead:
+    """Correct a check-in; the days it touches take their latest remaining check-in's value."""
+    row = service.update_check_in(
+        session, kr_id, check_in_id, body.model_dump(exclude_unset=True), who.name
+    )
+    return CheckInRead.model_validate(row)
+
+
+@router.delete(
+    "/key-results/{kr_id}/check-ins/{check_in_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["check-ins"],
+)
+def delete_check_in(kr_id: IdPath, check_in_id: IdPath, session: SessionDep, who: Editor) -> None:
+    """Delete a check-in; its day takes the value of the day's latest remaining check-in."""
+    service.delete_check_in(session, kr_id, check_in_id, who.name)
 
 
 @router.get(
