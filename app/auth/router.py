@@ -5,7 +5,7 @@ from fastapi import APIRouter, status
 from app.auth import service
 from app.auth.deps import Admin, SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from app.core.schemas import ERROR_RESPONSES, IdPath, Limit, Offset, Page
+from app.core.schemas import ERROR_RESPONSES, IdPath, KnownQueryOnly, Limit, Offset, Page
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"], responses=ERROR_RESPONSES)
 
@@ -17,7 +17,7 @@ def create_api_key(body: ApiKeyCreate, session: SessionDep, who: Admin) -> ApiKe
     return ApiKeyCreated(**ApiKeyRead.model_validate(row).model_dump(), key=secret)
 
 
-@router.get("", response_model=Page[ApiKeyRead])
+@router.get("", response_model=Page[ApiKeyRead], dependencies=[KnownQueryOnly])
 def list_api_keys(
     session: SessionDep, who: Admin, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ApiKeyRead]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -166,13 +167,30 @@ def create_objective(session: Session, data: dict[str, Any], actor: str) -> Obje
     return get_objective(session, obj.id)
 
 
+@dataclass(frozen=True)
+class ObjectiveFilter:
+    cycle_id: int | None = None
+    team: str | None = None
+    owner: str | None = None
+    level: str | None = None
+
+
 def list_objectives(
-    session: Session, cycle_id: int | None, limit: int, offset: int
+    session: Session, where: ObjectiveFilter, limit: int, offset: int
 ) -> tuple[list[Objective], int]:
-    where = [Objective.cycle_id == cycle_id] if cycle_id is not None else []
-    total = session.scalar(select(func.count()).select_from(Objective).where(*where)) or 0
+    conditions = [
+        column == value
+        for column, value in (
+            (Objective.cycle_id, where.cycle_id),
+            (Objective.team, where.team),
+            (Objective.owner, where.owner),
+            (Objective.level, where.level),
+        )
+        if value is not None
+    ]
+    total = session.scalar(select(func.count()).select_from(Objective).where(*conditions)) or 0
     rows = session.scalars(
-        _objective_query().where(*where).order_by(Objective.id).limit(limit).offset(offset)
+        _objective_query().where(*conditions).order_by(Objective.id).limit(limit).offset(offset)
     ).all()
     return list(rows), total
 
@@ -240,15 +258,40 @@ def create_key_result(session: Session, data: dict[str, Any], actor: str) -> Key
     return kr
 
 
+@dataclass(frozen=True)
+class KeyResultFilter:
+    objective_id: int | None = None
+    owner: str | None = None
+    status: str | None = None
+
+
 def list_key_results(
-    session: Session, objective_id: int | None, limit: int, offset: int
-) -> tuple[list[KeyResult], int]:
-    where = [KeyResult.objective_id == objective_id] if objective_id is not None else []
-    total = session.scalar(select(func.count()).select_from(KeyResult).where(*where)) or 0
-    rows = session.scalars(
-        select(KeyResult).where(*where).order_by(KeyResult.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    session: Session, where: KeyResultFilter, as_of: date, limit: int, offset: int
+) -> tuple[list[KeyResult], dict[int, Progress], int]:
+    """The page, the progress of its key results on `as_of`, and how many matched in all."""
+    conditions = [
+        column == value
+        for column, value in (
+            (KeyResult.objective_id, where.objective_id),
+            (KeyResult.owner, where.owner),
+        )
+        if value is not None
+    ]
+    query = select(KeyResult).where(*conditions).order_by(KeyResult.id)
+    if where.status is None:
+        total = session.scalar(select(func.count()).select_from(KeyResult).where(*conditions))
+        rows = list(session.scalars(query.limit(limit).offset(offset)).all())
+        return rows, key_results_progress(session, rows, as_of), total or 0
+    # A status is computed, not stored: every candidate's progress is computed (batched, a
+    # fixed number of statements per cycle), then filtered, then paged, so `total` counts the
+    # key results that match and not those the page happened to hold.
+    candidates = list(session.scalars(query).all())
+    progress = key_results_progress(session, candidates, as_of)
+    matched = [
+        kr for kr in candidates if kr.id in progress and progress[kr.id].status == where.status
+    ]
+    page = matched[offset : offset + limit]
+    return page, {kr.id: progress[kr.id] for kr in page}, len(matched)
 
 
 def update_key_result(
