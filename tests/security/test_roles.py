@@ -105,6 +105,8 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/api-keys"): ADMIN,
     ("GET", "/api/v1/api-keys"): ADMIN,
     ("DELETE", "/api/v1/api-keys/{key_id}"): ADMIN,
+    # who changed what: actors, and the config of sources
+    ("GET", "/api/v1/audit-events"): ADMIN,
     # figures from other systems
     ("POST", "/api/v1/push/{data_source_id}"): SIGNED,
 }
