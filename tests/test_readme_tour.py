@@ -210,6 +210,15 @@ def test_api_tour_runs_against_a_live_server(server: str, tmp_path: Path) -> Non
     reads = [json.loads(c.body) for c in calls if c.content_type == "application/json"]
     partners = [r for r in reads if isinstance(r, dict) and r.get("title") == PARTNERS]
     assert partners[-1]["progress"]["current_value"] == 1
+    # The correction kept the value; the filtered list found the team; the trail has both.
+    trails = [
+        r for r in reads if isinstance(r, dict) and r.get("items") and "entity" in r["items"][0]
+    ]
+    assert [(e["action"], e["entity"]) for e in trails[-1]["items"]] == [
+        ("update", "check_in"),
+        ("create", "check_in"),
+    ]
+    assert trails[-1]["items"][0]["changes"]["confidence"] == [7, 6]
     dashboard = json.loads(calls[-1].body)
     assert [o["title"] for o in dashboard["objectives"]] == [
         "Turn the newsletter into a growth channel"

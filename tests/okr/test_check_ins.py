@@ -322,6 +322,8 @@ def test_a_correction_takes_only_what_a_check_in_has(client: TestClient) -> None
         ({"date": None}, "date"),
         ({"note": None}, "note"),
         ({"confidence": 11}, "confidence"),
+        ({"value": 2e15}, "value"),
+        ({"value": "ten"}, "value"),
         ({"date": "2026-7-5"}, "date"),
     ):
         response = client.patch(url, json=body)
