@@ -413,7 +413,8 @@ def _latest_check_in_day() -> date:
     return (clock.utcnow() + EARLIEST_UTC_OFFSET).date()
 
 
-def _check_in_kr(session: Session, kr_id: int) -> tuple[KeyResult, Cycle]:
+def _check_in_cycle(session: Session, kr_id: int) -> Cycle:
+    """The cycle of a key result that takes check-ins."""
     kr = get_key_result(session, kr_id)
     if kr.kind == "rollup":
         raise InvalidInput(
@@ -426,7 +427,7 @@ def _check_in_kr(session: Session, kr_id: int) -> tuple[KeyResult, Cycle]:
         .where(Objective.id == kr.objective_id)
     )
     assert cycle is not None  # the foreign keys cascade deletes
-    return kr, cycle
+    return cycle
 
 
 def _check_in_date(cycle: Cycle, day: date) -> None:
@@ -505,7 +506,7 @@ def _settle_day(session: Session, kr_id: int, day: date) -> None:
 
 def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str) -> CheckIn:
     """The check-in stays in the history; the day's manual observation takes its value."""
-    _, cycle = _check_in_kr(session, kr_id)
+    cycle = _check_in_cycle(session, kr_id)
     _check_in_date(cycle, data["date"])
     if data.get("value") is not None:
         _refuse_value_on_mapped(session, kr_id)
@@ -540,7 +541,7 @@ def update_check_in(
     """Both the day it left and the day it moved to take their latest remaining value."""
     require_not_null(changes, ["date", "note"])
     check_in = get_check_in(session, kr_id, check_in_id)
-    _, cycle = _check_in_kr(session, kr_id)
+    cycle = _check_in_cycle(session, kr_id)
     if "date" in changes:
         _check_in_date(cycle, changes["date"])
     if changes.get("value") is not None:
