@@ -15,6 +15,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from app.core.settings import get_settings
 
@@ -512,6 +513,92 @@ def _summary(
             note,
         )
     return table
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+@cli.command()
+def audit(
+    entity: Annotated[
+        str | None,
+        typer.Option(help="What was written: cycle, objective, key_result, check_in, …"),
+    ] = None,
+    entity_id: Annotated[
+        int | None, typer.Option("--entity-id", min=1, help="Its id (with --entity)")
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Who wrote it: key:<name>, bootstrap-admin, cli, demo")
+    ] = None,
+    from_: Annotated[
+        date | None,
+        typer.Option(
+            "--from", parser=_day, metavar="YYYY-MM-DD", help="First day (UTC), inclusive"
+        ),
+    ] = None,
+    to: Annotated[
+        date | None,
+        typer.Option("--to", parser=_day, metavar="YYYY-MM-DD", help="Last day (UTC), inclusive"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="How many of the newest to skip")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"items": [...], "total": n} as the API does')
+    ] = False,
+) -> None:
+    """Who changed what and when, newest first: the audit trail of `GET /api/v1/audit-events`."""
+    import json
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.auth.schemas import AuditEventRead
+    from app.auth.service import AUDIT_ENTITIES, AuditFilter, list_audit_events
+    from app.core.db import session_scope
+    from app.core.errors import DomainError
+
+    if entity is not None and entity not in AUDIT_ENTITIES:
+        fail(f"unknown --entity {entity!r}: use one of {', '.join(AUDIT_ENTITIES)}", USAGE_ERROR)
+    where = AuditFilter(entity, entity_id, actor, from_, to)  # type: ignore[arg-type]
+    try:
+        with session_scope() as session:
+            rows, total = list_audit_events(session, where, limit, offset)
+            events = [AuditEventRead.model_validate(r) for r in rows]
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    except DomainError as exc:
+        fail(exc.message.replace("'to'", "--to").replace("'from'", "--from"), USAGE_ERROR)
+    if as_json:
+        items = [e.model_dump(mode="json") for e in events]
+        typer.echo(json.dumps({"items": items, "total": total}, ensure_ascii=False))
+        return
+    if not events:
+        console.print("no audit events match" if total else "no audit events yet")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("at (UTC)", no_wrap=True)
+    table.add_column("actor", overflow="fold")
+    table.add_column("action", no_wrap=True)
+    table.add_column("entity", no_wrap=True)
+    table.add_column("id", justify="right")
+    table.add_column("changes", overflow="fold", min_width=20)
+    for event in events:
+        # Text, not markup: a note or a name saying "[red]" is shown as typed.
+        cells = (
+            event.at.strftime("%Y-%m-%d %H:%M:%S"),
+            event.actor,
+            event.action,
+            event.entity,
+            "" if event.entity_id is None else str(event.entity_id),
+            json.dumps(event.changes, ensure_ascii=False, separators=(", ", ": ")),
+        )
+        table.add_row(*(Text(cell) for cell in cells))
+    _stdout().print(table)
+    if total > offset + len(events):
+        console.print(
+            f"{len(events)} of {total} shown (newest first); --offset {offset + len(events)} "
+            "for the next ones",
+            highlight=False,
+        )
 
 
 # --- sources ----------------------------------------------------------------------------------

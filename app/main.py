@@ -16,6 +16,7 @@ from starlette.routing import Match
 
 from app import health
 from app.auth.deps import authorize_unchecked
+from app.auth.router import audit_router
 from app.auth.router import router as api_keys_router
 from app.core import fastread, metrics
 from app.core.errors import DomainError
@@ -149,6 +150,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(okr_router)
     app.include_router(api_keys_router)
+    app.include_router(audit_router)
     app.include_router(sources_router)
     app.include_router(push_router)
     app.include_router(web_router)

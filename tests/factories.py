@@ -29,8 +29,12 @@ def key_result(client: TestClient, objective_id: int, **over: Any) -> dict[str, 
     return create(client, "key-results", **(body | over))
 
 
-def check_in(client: TestClient, kr_id: int, day: str, value: float, **over: Any) -> dict[str, Any]:
-    return create(client, f"key-results/{kr_id}/check-ins", date=day, value=value, **over)
+def check_in(
+    client: TestClient, kr_id: int, day: str, value: float | None, **over: Any
+) -> dict[str, Any]:
+    """`value=None` leaves the value out: a note or a confidence only (say which in `over`)."""
+    figure = {} if value is None else {"value": value}
+    return create(client, f"key-results/{kr_id}/check-ins", date=day, **figure, **over)
 
 
 def workspace(client: TestClient) -> tuple[int, int, int]:

@@ -216,6 +216,15 @@ def test_api_tour_runs_against_a_live_server(server: str, tmp_path: Path) -> Non
     progress = partners[-1]["progress"]
     assert (progress["current_value"], progress["status"]) == (2, "on_track")
     assert progress["forecast_value"] == pytest.approx(9.0)
+    # The correction kept the value; the filtered list found the team; the trail has both.
+    trails = [
+        r for r in reads if isinstance(r, dict) and r.get("items") and "entity" in r["items"][0]
+    ]
+    assert [(e["action"], e["entity"]) for e in trails[-1]["items"]] == [
+        ("update", "check_in"),
+        ("create", "check_in"),
+    ]
+    assert trails[-1]["items"][0]["changes"]["confidence"] == [7, 6]
     dashboard = json.loads(calls[-1].body)
     assert [o["title"] for o in dashboard["objectives"]] == [
         "Turn the newsletter into a growth channel"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,3 +27,18 @@ class ApiKeyRead(BaseModel):
 
 class ApiKeyCreated(ApiKeyRead):
     key: str
+
+
+class AuditEventRead(BaseModel):
+    """`changes` is `{field: [old, new]}` for an update, the fields given for a create, and what
+    went with a delete; a credential shows only as `"changed"`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    actor: str
+    action: str
+    entity: str
+    entity_id: int | None
+    changes: dict[str, Any]
+    at: datetime

@@ -6,17 +6,23 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, get_args
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound
+from app.core.errors import InvalidInput, NotFound
 from app.models import ApiKey, AuditEvent
 from app.models.base import utcnow
 
 Role = Literal["viewer", "editor", "admin"]
+#: What the audit trail records writes to; typed, so a new kind of write must be named here
+#: (and becomes a filter value of `GET /api/v1/audit-events`).
+AuditEntity = Literal[
+    "cycle", "objective", "key_result", "check_in", "data_source", "mapping", "api_key"
+]
+AUDIT_ENTITIES: tuple[str, ...] = get_args(AuditEntity)
 ROLE_RANK: dict[str, int] = {"viewer": 0, "editor": 1, "admin": 2}
 KEY_PREFIX = "krs_"
 # Writing last_used_at on every request would turn each read into a write; a minute is enough.
@@ -83,10 +89,53 @@ def audit(
     session: Session,
     actor: str,
     action: str,
-    entity: str,
+    entity: AuditEntity,
     entity_id: int | None,
     changes: dict[str, Any],
 ) -> None:
     session.add(
         AuditEvent(actor=actor, action=action, entity=entity, entity_id=entity_id, changes=changes)
     )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """`start`/`end` are calendar days in UTC, both inclusive."""
+
+    entity: AuditEntity | None = None
+    entity_id: int | None = None
+    actor: str | None = None
+    start: date | None = None
+    end: date | None = None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def list_audit_events(
+    session: Session, where: AuditFilter, limit: int, offset: int
+) -> tuple[list[AuditEvent], int]:
+    """Newest first."""
+    if where.start is not None and where.end is not None and where.end < where.start:
+        raise InvalidInput("'to' must be on or after 'from'", field="to")
+    conditions = []
+    if where.entity is not None:
+        conditions.append(AuditEvent.entity == where.entity)
+    if where.entity_id is not None:
+        conditions.append(AuditEvent.entity_id == where.entity_id)
+    if where.actor is not None:
+        conditions.append(AuditEvent.actor == where.actor)
+    if where.start is not None:
+        conditions.append(AuditEvent.at >= _midnight(where.start))
+    if where.end is not None:
+        conditions.append(AuditEvent.at < _midnight(where.end + timedelta(days=1)))
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(*conditions)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total

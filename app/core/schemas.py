@@ -6,7 +6,8 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -83,6 +84,49 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The object's id")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip")]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+#: id of a route -> the query parameters it reads (routes live as long as the app).
+_query_names: dict[int, frozenset[str]] = {}
+
+
+def _route_query_names(route: Any) -> frozenset[str]:
+    """The query parameters a route reads, its dependencies' included."""
+    known = _query_names.get(id(route))
+    if known is None:
+        names: set[str] = set()
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            names.update(param.alias for param in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        known = _query_names[id(route)] = frozenset(names)
+    return known
+
+
+def _known_query_only(request: Request) -> None:
+    """A misspelt or unsupported filter would otherwise answer every row, as if all matched."""
+    route = request.scope.get("route")
+    if getattr(route, "dependant", None) is None:
+        return
+    known = _route_query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known))
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": f"this list takes no such parameter; it takes {takes}",
+                }
+                for name in unknown
+            ]
+        )
+
+
+#: On a list route: an unknown query parameter is a 422, as an unknown body field is.
+KnownQueryOnly = Depends(_known_query_only)
 
 
 class StrictModel(BaseModel):

@@ -114,7 +114,8 @@ class CheckIn(TimestampMixin, Base):
 
     key_result_id: Mapped[int] = mapped_column(ForeignKey("key_results.id", ondelete="CASCADE"))
     date: Mapped[date] = mapped_column(Date)
-    value: Mapped[float] = mapped_column(Double)
+    #: None for a note and confidence only (the one kind a key result fed by mappings takes).
+    value: Mapped[float | None] = mapped_column(Double)
     note: Mapped[str] = mapped_column(Text, default="")
     confidence: Mapped[int | None] = mapped_column(Integer)
     author: Mapped[str] = mapped_column(String(200), default="")

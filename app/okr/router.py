@@ -16,7 +16,17 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import Editor, SessionDep, Viewer
 from app.core import fastread
-from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, IsoDate, Limit, Offset, Page
+from app.core.schemas import (
+    ERROR_RESPONSES,
+    IdPath,
+    IdQuery,
+    IsoDate,
+    KnownQueryOnly,
+    Limit,
+    Offset,
+    Page,
+    Short,
+)
 from app.models import KeyResult, Objective
 from app.models.revision import current as current_revision
 from app.okr import cache, service
@@ -24,6 +34,7 @@ from app.okr.progress_service import span
 from app.okr.schemas import (
     CheckInCreate,
     CheckInRead,
+    CheckInUpdate,
     CycleCreate,
     CycleRead,
     CycleUpdate,
@@ -31,6 +42,7 @@ from app.okr.schemas import (
     KeyResultCreate,
     KeyResultRead,
     KeyResultUpdate,
+    Level,
     ObjectiveCreate,
     ObjectiveProgressRead,
     ObjectiveRead,
@@ -38,6 +50,7 @@ from app.okr.schemas import (
     ProgressRead,
     SeriesPoint,
     SeriesRead,
+    Status,
 )
 from app.progress import ObjectiveProgress, Progress, expected_progress
 
@@ -115,7 +128,7 @@ def create_cycle(body: CycleCreate, session: SessionDep, who: Editor) -> CycleRe
     return CycleRead.model_validate(service.create_cycle(session, body.model_dump(), who.name))
 
 
-@router.get("/cycles", tags=["cycles"])
+@router.get("/cycles", tags=["cycles"], dependencies=[KnownQueryOnly])
 def list_cycles(
     session: SessionDep, who: Viewer, limit: Limit = 50, offset: Offset = 0
 ) -> Page[CycleRead]:
@@ -159,17 +172,21 @@ def create_objective(
     return _objectives_read(session, [obj], _as_of(as_of))[0]
 
 
-@router.get("/objectives", tags=["objectives"])
+@router.get("/objectives", tags=["objectives"], dependencies=[KnownQueryOnly])
 def list_objectives(
     session: SessionDep,
     who: Viewer,
     cycle_id: IdQuery = None,
+    team: Annotated[Short | None, Query(description="Only this team's (exact name)")] = None,
+    owner: Annotated[Short | None, Query(description="Only this owner's (exact name)")] = None,
+    level: Annotated[Level | None, Query(description="Only this level")] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[ObjectiveRead]:
-    """List objectives with their key results and progress."""
-    rows, total = service.list_objectives(session, cycle_id, limit, offset)
+    """List objectives with their key results and progress; filters combine with AND."""
+    where = service.ObjectiveFilter(cycle_id=cycle_id, team=team, owner=owner, level=level)
+    rows, total = service.list_objectives(session, where, limit, offset)
     return Page(items=_objectives_read(session, rows, _as_of(as_of)), total=total)
 
 
@@ -225,18 +242,22 @@ def create_key_result(
     return _kr_read(kr, progress.get(kr.id))
 
 
-@router.get("/key-results", tags=["key results"])
+@router.get("/key-results", tags=["key results"], dependencies=[KnownQueryOnly])
 def list_key_results(
     session: SessionDep,
     who: Viewer,
     objective_id: IdQuery = None,
+    owner: Annotated[Short | None, Query(description="Only this owner's (exact name)")] = None,
+    status: Annotated[
+        Status | None, Query(description="Only those with this status on `as_of` (today)")
+    ] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[KeyResultRead]:
-    """List key results with their progress."""
-    rows, total = service.list_key_results(session, objective_id, limit, offset)
-    progress = service.key_results_progress(session, rows, _as_of(as_of))
+    """List key results with their progress; filters combine with AND."""
+    where = service.KeyResultFilter(objective_id=objective_id, owner=owner, status=status)
+    rows, progress, total = service.list_key_results(session, where, _as_of(as_of), limit, offset)
     return Page(items=[_kr_read(kr, progress.get(kr.id)) for kr in rows], total=total)
 
 
@@ -279,18 +300,39 @@ def delete_key_result(
 def create_check_in(
     kr_id: IdPath, body: CheckInCreate, session: SessionDep, who: Editor
 ) -> CheckInRead:
-    """Record a manual value; a later check-in on the same day replaces the day's value."""
+    """Record a check-in; a later value replaces the day's; a mapped key result takes none."""
     row = service.add_check_in(session, kr_id, body.model_dump(), who.name)
     return CheckInRead.model_validate(row)
 
 
-@router.get("/key-results/{kr_id}/check-ins", tags=["check-ins"])
+@router.get("/key-results/{kr_id}/check-ins", tags=["check-ins"], dependencies=[KnownQueryOnly])
 def list_check_ins(
     kr_id: IdPath, session: SessionDep, who: Viewer, limit: Limit = 50, offset: Offset = 0
 ) -> Page[CheckInRead]:
     """The check-in history, latest first."""
     rows, total = service.list_check_ins(session, kr_id, limit, offset)
     return Page(items=[CheckInRead.model_validate(r) for r in rows], total=total)
+
+
+@router.patch("/key-results/{kr_id}/check-ins/{check_in_id}", tags=["check-ins"])
+def update_check_in(
+    kr_id: IdPath, check_in_id: IdPath, body: CheckInUpdate, session: SessionDep, who: Editor
+) -> CheckInRead:
+    """Correct a check-in; the days it touches take their latest remaining check-in's value."""
+    row = service.update_check_in(
+        session, kr_id, check_in_id, body.model_dump(exclude_unset=True), who.name
+    )
+    return CheckInRead.model_validate(row)
+
+
+@router.delete(
+    "/key-results/{kr_id}/check-ins/{check_in_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["check-ins"],
+)
+def delete_check_in(kr_id: IdPath, check_in_id: IdPath, session: SessionDep, who: Editor) -> None:
+    """Delete a check-in; its day takes the value of the day's latest remaining check-in."""
+    service.delete_check_in(session, kr_id, check_in_id, who.name)
 
 
 @router.get(

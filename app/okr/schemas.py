@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import IsoDate, LongText, Name, Number, Short, StrictModel, Title, Unit
 
@@ -196,10 +197,29 @@ class ObjectiveRead(BaseModel):
 
 class CheckInCreate(StrictModel):
     date: Day
-    value: Number
+    #: Left out on a key result fed by mappings: its figures are the source's.
+    value: Number | None = None
     note: LongText = ""
     confidence: Confidence | None = None
     author: Short | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> CheckInCreate:
+        if self.value is None and not self.note.strip() and self.confidence is None:
+            # A custom error keeps pydantic's "Value error, " prefix out of the 422's message.
+            raise PydanticCustomError(
+                "check_in_empty", "a check-in carries a value, a note or a confidence"
+            )
+        return self
+
+
+class CheckInUpdate(StrictModel):
+    """`value: null` takes the figure out of a check-in and keeps its note and confidence."""
+
+    date: Day | None = None
+    value: Number | None = None
+    note: LongText | None = None
+    confidence: Confidence | None = None
 
 
 class CheckInRead(BaseModel):
@@ -208,11 +228,12 @@ class CheckInRead(BaseModel):
     id: int
     key_result_id: int
     date: date
-    value: float
+    value: float | None
     note: str
     confidence: int | None
     author: str
     created_at: datetime
+    updated_at: datetime
 
 
 class SeriesPoint(BaseModel):

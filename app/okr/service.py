@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,9 +16,10 @@ from app.auth.service import ROLE_RANK, Principal, audit
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.values import readable
-from app.models import CheckIn, Cycle, KeyResult, Mapping, Objective, Observation
+from app.models import CheckIn, Cycle, DataSource, KeyResult, Mapping, Objective, Observation
 from app.okr.progress_service import ProgressCalculator, definition, provisional_days
 from app.progress import ObjectiveProgress, Progress, validate_definition
+from app.sync import clock
 
 MAX_SERIES_DAYS = 3700
 
@@ -165,13 +167,30 @@ def create_objective(session: Session, data: dict[str, Any], actor: str) -> Obje
     return get_objective(session, obj.id)
 
 
+@dataclass(frozen=True)
+class ObjectiveFilter:
+    cycle_id: int | None = None
+    team: str | None = None
+    owner: str | None = None
+    level: str | None = None
+
+
 def list_objectives(
-    session: Session, cycle_id: int | None, limit: int, offset: int
+    session: Session, where: ObjectiveFilter, limit: int, offset: int
 ) -> tuple[list[Objective], int]:
-    where = [Objective.cycle_id == cycle_id] if cycle_id is not None else []
-    total = session.scalar(select(func.count()).select_from(Objective).where(*where)) or 0
+    conditions = [
+        column == value
+        for column, value in (
+            (Objective.cycle_id, where.cycle_id),
+            (Objective.team, where.team),
+            (Objective.owner, where.owner),
+            (Objective.level, where.level),
+        )
+        if value is not None
+    ]
+    total = session.scalar(select(func.count()).select_from(Objective).where(*conditions)) or 0
     rows = session.scalars(
-        _objective_query().where(*where).order_by(Objective.id).limit(limit).offset(offset)
+        _objective_query().where(*conditions).order_by(Objective.id).limit(limit).offset(offset)
     ).all()
     return list(rows), total
 
@@ -239,15 +258,40 @@ def create_key_result(session: Session, data: dict[str, Any], actor: str) -> Key
     return kr
 
 
+@dataclass(frozen=True)
+class KeyResultFilter:
+    objective_id: int | None = None
+    owner: str | None = None
+    status: str | None = None
+
+
 def list_key_results(
-    session: Session, objective_id: int | None, limit: int, offset: int
-) -> tuple[list[KeyResult], int]:
-    where = [KeyResult.objective_id == objective_id] if objective_id is not None else []
-    total = session.scalar(select(func.count()).select_from(KeyResult).where(*where)) or 0
-    rows = session.scalars(
-        select(KeyResult).where(*where).order_by(KeyResult.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    session: Session, where: KeyResultFilter, as_of: date, limit: int, offset: int
+) -> tuple[list[KeyResult], dict[int, Progress], int]:
+    """The page, the progress of its key results on `as_of`, and how many matched in all."""
+    conditions = [
+        column == value
+        for column, value in (
+            (KeyResult.objective_id, where.objective_id),
+            (KeyResult.owner, where.owner),
+        )
+        if value is not None
+    ]
+    query = select(KeyResult).where(*conditions).order_by(KeyResult.id)
+    if where.status is None:
+        total = session.scalar(select(func.count()).select_from(KeyResult).where(*conditions))
+        rows = list(session.scalars(query.limit(limit).offset(offset)).all())
+        return rows, key_results_progress(session, rows, as_of), total or 0
+    # A status is computed, not stored: every candidate's progress is computed (batched, a
+    # fixed number of statements per cycle), then filtered, then paged, so `total` counts the
+    # key results that match and not those the page happened to hold.
+    candidates = list(session.scalars(query).all())
+    progress = key_results_progress(session, candidates, as_of)
+    matched = [
+        kr for kr in candidates if kr.id in progress and progress[kr.id].status == where.status
+    ]
+    page = matched[offset : offset + limit]
+    return page, {kr.id: progress[kr.id] for kr in page}, len(matched)
 
 
 def update_key_result(
@@ -360,24 +404,94 @@ def cycle_objectives(session: Session, cycle_id: int) -> list[Objective]:
 # --- check-ins and series ---------------------------------------------------------------------
 
 
-def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str) -> CheckIn:
-    """The check-in stays in the history; the day's manual observation takes its value."""
+#: A check-in may be dated up to today in the earliest time zone on Earth (UTC+14), so nobody's
+#: own today is refused, while a typo in the year still is.
+EARLIEST_UTC_OFFSET = timedelta(hours=14)
+
+
+def _latest_check_in_day() -> date:
+    return (clock.utcnow() + EARLIEST_UTC_OFFSET).date()
+
+
+def _check_in_cycle(session: Session, kr_id: int) -> Cycle:
+    """The cycle of a key result that takes check-ins."""
     kr = get_key_result(session, kr_id)
     if kr.kind == "rollup":
         raise InvalidInput(
             "a roll-up key result takes its progress from the objectives aligned to it; "
             "check in on those instead"
         )
-    author = data.pop("author", None) or actor
-    check_in = CheckIn(key_result_id=kr_id, author=author, **data)
-    session.add(check_in)
+    cycle = session.scalar(
+        select(Cycle)
+        .join(Objective, Objective.cycle_id == Cycle.id)
+        .where(Objective.id == kr.objective_id)
+    )
+    assert cycle is not None  # the foreign keys cascade deletes
+    return cycle
+
+
+def _check_in_date(cycle: Cycle, day: date) -> None:
+    """Before the cycle a check-in feeds the baseline; after today or the cycle it is a typo."""
+    if day > _latest_check_in_day():
+        raise InvalidInput(
+            f"a check-in can't be dated after today: no time zone has reached {day} yet",
+            field="date",
+        )
+    if day > cycle.end_date:
+        raise InvalidInput(
+            f"{day} is after the end of cycle {cycle.name!r} ({cycle.end_date}): check in on a "
+            "key result of the cycle that holds that day, or correct the date",
+            field="date",
+        )
+
+
+def _refuse_value_on_mapped(session: Session, kr_id: int) -> None:
+    """SPEC 1: a hand-typed figure is never added to the figures a source syncs."""
+    sources = session.execute(
+        select(Mapping.id, DataSource.name)
+        .join(DataSource, DataSource.id == Mapping.data_source_id)
+        .where(Mapping.key_result_id == kr_id)
+        .order_by(Mapping.id)
+    ).all()
+    if not sources:
+        return
+    named = " and ".join(f"`{name}` (mapping {mid})" for mid, name in sources)
+    plural = "s" if len(sources) > 1 else ""
+    raise InvalidInput(
+        f"this key result is measured by the data source{plural} {named}: a check-in here "
+        "carries a note and a confidence only, so that no hand-typed figure is added to the "
+        "synced ones; leave out `value`",
+        field="value",
+    )
+
+
+def _settle_day(session: Session, kr_id: int, day: date) -> None:
+    """The day's manual value is that of its latest (most recently created) check-in with one."""
+    session.flush()
+    value = session.scalar(
+        select(CheckIn.value)
+        .where(CheckIn.key_result_id == kr_id, CheckIn.date == day, CheckIn.value.is_not(None))
+        .order_by(CheckIn.id.desc())
+        .limit(1)
+    )
+    if value is None:
+        session.execute(
+            delete(Observation).where(
+                Observation.key_result_id == kr_id,
+                Observation.mapping_id.is_(None),
+                Observation.group == "",
+                Observation.role == "value",
+                Observation.date == day,
+            )
+        )
+        return
     values = {
         "key_result_id": kr_id,
         "mapping_id": None,
         "group": "",
         "role": "value",
-        "date": data["date"],
-        "value": data["value"],
+        "date": day,
+        "value": value,
     }
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -388,9 +502,82 @@ def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str)
         set_={"value": stmt.excluded.value, "recorded_at": func.now()},
     )
     session.execute(stmt)
+
+
+def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str) -> CheckIn:
+    """The check-in stays in the history; the day's manual observation takes its value."""
+    cycle = _check_in_cycle(session, kr_id)
+    _check_in_date(cycle, data["date"])
+    if data.get("value") is not None:
+        _refuse_value_on_mapped(session, kr_id)
+    author = data.pop("author", None) or actor
+    check_in = CheckIn(key_result_id=kr_id, author=author, **data)
+    session.add(check_in)
+    if check_in.value is not None:
+        _settle_day(session, kr_id, check_in.date)
     session.flush()
-    audit(session, actor, "create", "check_in", check_in.id, jsonable({**data, "author": author}))
+    audit(
+        session,
+        actor,
+        "create",
+        "check_in",
+        check_in.id,
+        jsonable({"key_result_id": kr_id, **data, "author": author}),
+    )
     return check_in
+
+
+def get_check_in(session: Session, kr_id: int, check_in_id: int) -> CheckIn:
+    get_key_result(session, kr_id)
+    check_in = session.get(CheckIn, check_in_id)
+    if check_in is None or check_in.key_result_id != kr_id:
+        raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")
+    return check_in
+
+
+def update_check_in(
+    session: Session, kr_id: int, check_in_id: int, changes: dict[str, Any], actor: str
+) -> CheckIn:
+    """Both the day it left and the day it moved to take their latest remaining value."""
+    require_not_null(changes, ["date", "note"])
+    check_in = get_check_in(session, kr_id, check_in_id)
+    cycle = _check_in_cycle(session, kr_id)
+    if "date" in changes:
+        _check_in_date(cycle, changes["date"])
+    if changes.get("value") is not None:
+        _refuse_value_on_mapped(session, kr_id)
+    merged = {k: changes.get(k, getattr(check_in, k)) for k in ("value", "note", "confidence")}
+    if merged["value"] is None and not merged["note"].strip() and merged["confidence"] is None:
+        raise InvalidInput(
+            "a check-in carries a value, a note or a confidence: delete it rather than empty it"
+        )
+    old_day = check_in.date
+    diff = apply_changes(check_in, changes)
+    if {"date", "value"} & diff.keys():
+        _settle_day(session, kr_id, old_day)
+        if check_in.date != old_day:
+            _settle_day(session, kr_id, check_in.date)
+    session.flush()
+    audit(session, actor, "update", "check_in", check_in.id, {"key_result_id": kr_id, **diff})
+    return check_in
+
+
+def delete_check_in(session: Session, kr_id: int, check_in_id: int, actor: str) -> None:
+    check_in = get_check_in(session, kr_id, check_in_id)
+    day = check_in.date
+    gone = jsonable(
+        {
+            "key_result_id": kr_id,
+            "date": day,
+            "value": check_in.value,
+            "note": check_in.note,
+            "confidence": check_in.confidence,
+            "author": check_in.author,
+        }
+    )
+    session.delete(check_in)
+    _settle_day(session, kr_id, day)
+    audit(session, actor, "delete", "check_in", check_in_id, gone)
 
 
 def list_check_ins(

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from app.auth.deps import Admin, SessionDep, Viewer
-from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, Limit, Offset, Page
+from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, KnownQueryOnly, Limit, Offset, Page
 from app.models import DataSource
 from app.sources import service
 from app.sources.schemas import (
@@ -52,7 +52,7 @@ def _read(source: DataSource) -> DataSourceRead:
 # --- connectors -------------------------------------------------------------------------------
 
 
-@router.get("/connectors", tags=["connectors"])
+@router.get("/connectors", tags=["connectors"], dependencies=[KnownQueryOnly])
 def list_connectors(who: Viewer, limit: Limit = 50, offset: Offset = 0) -> Page[ConnectorRead]:
     """The installed connectors: config and credentials schemas, metric catalogue, filters."""
     items, total = service.list_connectors(limit, offset)
@@ -81,7 +81,7 @@ def create_data_source(
     return DataSourceCreated(**read.model_dump(), push_secret=generated)
 
 
-@router.get("/data-sources", tags=["data sources"])
+@router.get("/data-sources", tags=["data sources"], dependencies=[KnownQueryOnly])
 def list_data_sources(
     session: SessionDep, who: Admin, limit: Limit = 50, offset: Offset = 0
 ) -> Page[DataSourceRead]:
@@ -159,7 +159,7 @@ def create_mapping(
     return MappingRead.model_validate(mapping)
 
 
-@router.get("/mappings", tags=["mappings"])
+@router.get("/mappings", tags=["mappings"], dependencies=[KnownQueryOnly])
 def list_mappings(
     session: SessionDep,
     who: Viewer,
@@ -217,7 +217,7 @@ def preview_mapping(
 # --- sync runs --------------------------------------------------------------------------------
 
 
-@router.get("/sync-runs", tags=["sync runs"])
+@router.get("/sync-runs", tags=["sync runs"], dependencies=[KnownQueryOnly])
 def list_sync_runs(
     session: SessionDep,
     who: Viewer,

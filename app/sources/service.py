@@ -21,7 +21,7 @@ from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.vault import encrypt_credentials
-from app.models import DataSource, KeyResult, Mapping, Observation, SyncRun
+from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun
 from app.sync.clock import today_in
 from connectors.base import Aggregation, ConnectorError, Filter, MappingError, MetricQuery
 from connectors.registry import (
@@ -422,6 +422,28 @@ def _unique_slot(session: Session, kr_id: int, role: str, group: str, own_id: in
         )
 
 
+def _no_checked_in_values(session: Session, kr_id: int) -> None:
+    """SPEC 1: hand-typed figures are never added to synced ones, so a key result whose
+    check-ins carry values takes no mapping until they are taken out; nothing is dropped
+    behind anyone's back."""
+    days = session.scalars(
+        select(CheckIn.date)
+        .where(CheckIn.key_result_id == kr_id, CheckIn.value.is_not(None))
+        .distinct()
+        .order_by(CheckIn.date)
+    ).all()
+    if not days:
+        return
+    listed = ", ".join(d.isoformat() for d in days[:5]) + (", …" if len(days) > 5 else "")
+    raise Conflict(
+        f"key result {kr_id} has check-ins with a value ({len(days)} day(s): {listed}); "
+        "a source's figures would be added to them. Take the values out first "
+        f"(PATCH /api/v1/key-results/{kr_id}/check-ins/{{id}} with `value: null` keeps "
+        "their notes and confidence, DELETE removes them), or map another key result",
+        field="key_result_id",
+    )
+
+
 def create_mapping(
     session: Session, background: BackgroundTasks, data: dict[str, Any], actor: str
 ) -> Mapping:
@@ -430,6 +452,7 @@ def create_mapping(
         session, DataSource, data["data_source_id"], "data source", "data_source_id"
     )
     _fit_role(kr, data["role"])
+    _no_checked_in_values(session, kr.id)
     data["params"], data["filters"] = _fit_query(kr, source, data)
     _unique_slot(session, kr.id, data["role"], data["group"], None)
     mapping = Mapping(**data, backfill_pending=True)

@@ -38,7 +38,10 @@ def test_every_stored_figure_of_the_api_has_the_same_bound(anon: TestClient) -> 
     """Check-ins, key-result starts and targets, mapping scales and pushed values."""
     schemas = anon.get("/openapi.json").json()["components"]["schemas"]
     fields = [
-        schemas["CheckInCreate"]["properties"]["value"],
+        *(
+            schemas[m]["properties"]["value"]["anyOf"][0]
+            for m in ("CheckInCreate", "CheckInUpdate")
+        ),
         *(
             schemas["KeyResultCreate"]["properties"][f]["anyOf"][0]
             for f in ("start_value", "target_value")

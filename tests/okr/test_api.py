@@ -271,7 +271,7 @@ def test_an_admin_cascade_from_a_cycle_or_objective_takes_the_mappings(
     client: TestClient, db_url: str, parent: str
 ) -> None:
     c, o, kr = workspace(client)
-    check_in(client, kr, "2026-07-01", 1)
+    check_in(client, kr, "2026-07-01", None, note="Kick-off: tracking starts", confidence=6)
     mid = mapping(client, kr, data_source(client)["id"], "signups")["id"]
     parent_id = o if parent == "objectives" else c
     assert client.delete(f"/api/v1/{parent}/{parent_id}?cascade=true").status_code == 204

@@ -80,6 +80,8 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/key-results/{kr_id}"): EDITOR,
     ("POST", "/api/v1/key-results/{kr_id}/check-ins"): EDITOR,
     ("GET", "/api/v1/key-results/{kr_id}/check-ins"): VIEWER,
+    ("PATCH", "/api/v1/key-results/{kr_id}/check-ins/{check_in_id}"): EDITOR,
+    ("DELETE", "/api/v1/key-results/{kr_id}/check-ins/{check_in_id}"): EDITOR,
     ("GET", "/api/v1/key-results/{kr_id}/series"): VIEWER,
     ("GET", "/api/v1/dashboard"): VIEWER,
     # what the sources measure and how they ran: readable by all
@@ -103,6 +105,8 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/api-keys"): ADMIN,
     ("GET", "/api/v1/api-keys"): ADMIN,
     ("DELETE", "/api/v1/api-keys/{key_id}"): ADMIN,
+    # who changed what: actors, and the config of sources
+    ("GET", "/api/v1/audit-events"): ADMIN,
     # figures from other systems
     ("POST", "/api/v1/push/{data_source_id}"): SIGNED,
 }
@@ -178,7 +182,7 @@ def seeded(
     monkeypatch.setenv("KRSYNC_SECRET_KEY", Fernet.generate_key().decode())
     get_settings.cache_clear()
     cycle, objective, kr = workspace(client)
-    check_in(client, kr, "2026-07-15", 100)
+    checked_in = check_in(client, kr, "2026-07-15", 100)
     demo = data_source(client)
     push = create(
         client,
@@ -208,6 +212,7 @@ def seeded(
         "cycle_id": cycle,
         "objective_id": objective,
         "kr_id": kr,
+        "check_in_id": checked_in["id"],
         "source_id": demo["id"],
         "data_source_id": push["id"],
         "mapping_id": mapped["id"],
