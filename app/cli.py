@@ -639,6 +639,7 @@ def keys_generate_secret() -> None:
 def main() -> None:
     from pydantic import ValidationError
 
+    from app.core.errors import reason
     from app.core.logging import configure_logging
 
     try:
@@ -647,7 +648,7 @@ def main() -> None:
         # Field and reason only: the value may be a secret.
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "settings"
-            console.print(f"[bold red]error:[/] {where}: {err['msg']}", highlight=False)
+            console.print(f"[bold red]error:[/] {where}: {reason(err['msg'])}", highlight=False)
         sys.exit(USAGE_ERROR)
     try:
         cli()

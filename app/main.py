@@ -18,7 +18,7 @@ from app import health
 from app.auth.deps import authorize_unchecked
 from app.auth.router import router as api_keys_router
 from app.core import fastread, metrics
-from app.core.errors import DomainError
+from app.core.errors import DomainError, reason
 from app.core.logging import configure_logging
 from app.core.settings import get_settings
 from app.okr.router import router as okr_router
@@ -45,7 +45,11 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     for err in exc.errors():
         loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         errors.append(
-            {"loc": list(err.get("loc", ())), "msg": str(err.get("msg")), "type": err["type"]}
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": reason(str(err.get("msg"))),
+                "type": err["type"],
+            }
         )
         if len(errors) == 1:
             field = ".".join(str(p) for p in loc) or None
