@@ -262,11 +262,14 @@ def dashboard_page(
         "problem": problem,
     }
     status_code = 422 if problem else 200
+    # Before the cycle: a page about a cycle that isn't there still shows the sources that are.
+    sources: list[SourceView] = web_service.sources(session, now)
+    context["sources"] = sources
     if cycles:
         try:
             cycle = service.resolve_cycle(session, cid, day)
         except NotFound:
-            context["problem"] = "That cycle does not exist (any more); pick one from the list."
+            context["problem"] = f"There is no cycle {cid} (any more); pick one from the list."
             return _page(request, "dashboard.html", context, 404)
         objectives = _dashboard(session, cycle, day)
         counts = Counter[str](
@@ -282,8 +285,6 @@ def dashboard_page(
             objectives=objectives,
             counts={s: counts[s] for s in STATUS_LABELS if counts[s]},
         )
-    sources: list[SourceView] = web_service.sources(session, now)
-    context["sources"] = sources
     return _page(request, "dashboard.html", context, status_code)
 
 

@@ -339,6 +339,16 @@ def test_bad_query_values_get_a_page_not_an_error(client: TestClient) -> None:
         assert 'class="alert"' in page.text
 
 
+def test_an_unknown_cycle_says_so_and_still_lists_the_sources(client: TestClient) -> None:
+    ws = build(client)
+    page = client.get("/", params={"cycle_id": "999", "as_of": AS_OF})
+    assert page.status_code == 404
+    alert = page.text.split('class="alert"', 1)[1].split("</p>", 1)[0]
+    assert "There is no cycle 999" in alert
+    assert "No data sources yet" not in page.text
+    assert f'id="source-{ws.source_id}"' in page.text.split('id="sources-title"', 1)[1]
+
+
 def test_the_stylesheet_is_served(anon: TestClient) -> None:
     response = anon.get("/static/krsync.css")
     assert response.status_code == 200
