@@ -97,7 +97,7 @@ def migrate() -> None:
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
     scheduler: Annotated[
         bool,
@@ -170,7 +170,7 @@ def connectors_list() -> None:
 @cli.command()
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
     data_dir: Annotated[
         Path,
         typer.Option(
@@ -199,14 +199,20 @@ def demo(
     from app.core.migrate import upgrade
     from app.sync.clock import today_in
 
+    if serve_after:
+        # Before seeding and backfilling: a busy port found only then wastes the minute they take.
+        _check_port_free(host, port)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (os.environ.get("DATABASE_URL") or os.environ.get("KRSYNC_DATABASE_URL")):
         os.environ["DATABASE_URL"] = f"sqlite:///{data_dir / 'krsync.db'}"
     reset_engine()  # and the settings: the database may have changed just now
     key, key_file = workspace_of.admin_key(data_dir)
-    # Read from the settings as the bootstrap admin key, by the API this process serves too.
+    secret, secret_file = workspace_of.secret_key(data_dir)
+    # Read from the settings, by the API this process serves too: the bootstrap admin key, and
+    # the key that encrypts credentials, so a `push` source (or any platform) can be tried.
     os.environ["KRSYNC_ADMIN_KEY"] = key
+    os.environ["KRSYNC_SECRET_KEY"] = secret
     get_settings.cache_clear()
     try:
         upgrade(get_settings().database_url)
@@ -244,11 +250,30 @@ def demo(
             f"           {escape(where)}; sign in to the dashboard with it, and send it",
             "           as `Authorization: Bearer <key>` to the API (README: API tour)",
         ]
+        + (
+            [f"secret key kept in {escape(str(secret_file))}: it encrypts the credentials you give"]
+            if secret_file
+            else []
+        )
     )
     title = f"krsync demo: {workspace.cycle.name}"
     _stdout().print(Panel(body, title=escape(title), expand=False), highlight=False)
     if serve_after:
         serve(host=host, port=port, workers=1, scheduler=True)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind as uvicorn will (SO_REUSEADDR, so a port in TIME_WAIT is free), then let go."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        fail(f"can't listen on {host}:{port}: {why}; stop what uses it or pick another --port")
 
 
 # --- sync -------------------------------------------------------------------------------------
