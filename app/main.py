@@ -25,6 +25,7 @@ from app.okr.router import router as okr_router
 from app.push.router import router as push_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
+from app.web.docs import router as docs_router
 from app.web.router import router as web_router
 
 
@@ -108,6 +109,9 @@ def create_app() -> FastAPI:
         description="Marketing key results kept honest and current: connectors pull the figures, "
         "the API reports progress, status, forecasts and daily series.",
         lifespan=_lifespan,
+        # FastAPI's own pages load their scripts from a CDN; app.web.docs serves /docs whole.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(metrics.RequestMetricsMiddleware)
 
@@ -156,6 +160,7 @@ def create_app() -> FastAPI:
     app.include_router(sources_router)
     app.include_router(push_router)
     app.include_router(web_router)
+    app.include_router(docs_router)
     return app
 
 

@@ -242,3 +242,49 @@ def test_the_dashboard_in_a_real_browser(
             page.screenshot(path=str(ARTIFACTS / "login-375.png"))
         finally:
             browser.close()
+
+
+def test_the_api_docs_render_with_no_network(chromium_path: str, live_server: str) -> None:
+    """`/docs` renders the operations with every host but krsync's blocked.
+
+    FastAPI's own page loaded Swagger UI from cdn.jsdelivr.net: offline, `/docs` stayed blank.
+    The page's CSP allows no inline script, so a refused script would show up as well.
+    """
+    from playwright.sync_api import sync_playwright
+
+    blocked: list[str] = []
+    problems: list[str] = []
+
+    def only_krsync(route: Any) -> None:
+        if route.request.url.startswith(live_server):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.route("**/*", only_krsync)
+            page = context.new_page()
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda msg: problems.append(msg.text) if msg.type == "error" else None,
+            )
+
+            page.goto(f"{live_server}/docs")
+            page.wait_for_selector(".opblock", timeout=30_000)
+            assert page.locator(".opblock").count() >= 30
+            assert page.locator(".info .title").inner_text().startswith("krsync")
+            cycles = page.locator(".opblock-summary-path", has_text="/api/v1/cycles").first
+            assert cycles.is_visible()
+            cycles.click()  # the operation opens: Swagger UI runs, not just its markup
+            page.wait_for_selector(".opblock.is-open .opblock-body")
+            page.screenshot(path=str(ARTIFACTS / "docs-1280.png"))
+        finally:
+            browser.close()
+    assert blocked == []
+    assert problems == []
