@@ -6,10 +6,11 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO, cast
 
 import typer
 from rich import box
@@ -20,20 +21,30 @@ from rich.text import Text
 from app.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
     from sqlalchemy.orm import Session
 
-    from app.models import DataSource, SyncRun
+    from app.models import ApiKey, DataSource, SyncRun
 
+#: Click's own help layout, not typer's rich panels: typer 0.29's panels print a value type after
+#: every flag (`--help <bool>`, `--all <bool>`), as if a flag took a value, and squeeze the help
+#: text into a narrow column at 80 columns. Click's layout names a value only where one is taken.
+PLAIN_HELP = None
 cli = typer.Typer(
     name="krsync",
     help="Keeps marketing key results honest and current.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=PLAIN_HELP,
 )
-keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
-sources_cli = typer.Typer(help="Inspect data sources.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP)
+sources_cli = typer.Typer(
+    help="Inspect data sources.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP
+)
 cli.add_typer(keys_cli, name="keys")
-connectors_cli = typer.Typer(help="Inspect the installed connectors.", no_args_is_help=True)
+connectors_cli = typer.Typer(
+    help="Inspect the installed connectors.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP
+)
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(connectors_cli, name="connectors")
 # soft_wrap: an error stays on one line in a log, whatever the width of a terminal it lacks.
@@ -57,9 +68,16 @@ def _database_error(exc: Exception) -> NoReturn:
     fail(f"can't reach the database at {safe}: {type(exc).__name__}. Is it running?")
 
 
+def _table() -> Table:
+    """A plain table: a rule under the header, no frame (two more columns for the cells)."""
+    return Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+
+
 def _stdout() -> Console:
-    """Tables go to stdout; a log (cron, CI) gets them unwrapped rather than folded at 80."""
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    """Tables go to stdout, as wide as the terminal or COLUMNS says; a log (cron, CI) gets them
+    unwrapped rather than folded at 80."""
+    sized = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(width=None if sized else 160, highlight=False)
 
 
 @cli.command()
@@ -79,7 +97,7 @@ def migrate() -> None:
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
     scheduler: Annotated[
         bool,
@@ -134,12 +152,15 @@ def connectors_list() -> None:
     """List the installed connectors (plugins included) with their metrics."""
     from connectors.registry import load_connectors
 
-    table = Table(title="connectors")
-    for column in ("key", "name", "category", "metrics"):
-        table.add_column(column)
+    table = _table()
+    table.add_column("key", no_wrap=True)
+    table.add_column("name")
+    table.add_column("category", no_wrap=True)
+    # A list that wraps between names; a name longer than the column folds rather than hides.
+    table.add_column("metrics", overflow="fold")
     for key, cls in sorted(load_connectors().items()):
         names = ", ".join(m.name for m in cls.metrics)
-        table.add_row(key, cls.name, cls.category, names or "(any, checked by the platform)")
+        table.add_row(key, Text(cls.name), cls.category, names or "(any, checked by the platform)")
     _stdout().print(table)
 
 
@@ -149,7 +170,7 @@ def connectors_list() -> None:
 @cli.command()
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
     data_dir: Annotated[
         Path,
         typer.Option(
@@ -178,14 +199,20 @@ def demo(
     from app.core.migrate import upgrade
     from app.sync.clock import today_in
 
+    if serve_after:
+        # Before seeding and backfilling: a busy port found only then wastes the minute they take.
+        _check_port_free(host, port)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (os.environ.get("DATABASE_URL") or os.environ.get("KRSYNC_DATABASE_URL")):
         os.environ["DATABASE_URL"] = f"sqlite:///{data_dir / 'krsync.db'}"
     reset_engine()  # and the settings: the database may have changed just now
     key, key_file = workspace_of.admin_key(data_dir)
-    # Read from the settings as the bootstrap admin key, by the API this process serves too.
+    secret, secret_file = workspace_of.secret_key(data_dir)
+    # Read from the settings, by the API this process serves too: the bootstrap admin key, and
+    # the key that encrypts credentials, so a `push` source (or any platform) can be tried.
     os.environ["KRSYNC_ADMIN_KEY"] = key
+    os.environ["KRSYNC_SECRET_KEY"] = secret
     get_settings.cache_clear()
     try:
         upgrade(get_settings().database_url)
@@ -223,11 +250,30 @@ def demo(
             f"           {escape(where)}; sign in to the dashboard with it, and send it",
             "           as `Authorization: Bearer <key>` to the API (README: API tour)",
         ]
+        + (
+            [f"secret key kept in {escape(str(secret_file))}: it encrypts the credentials you give"]
+            if secret_file
+            else []
+        )
     )
     title = f"krsync demo: {workspace.cycle.name}"
     _stdout().print(Panel(body, title=escape(title), expand=False), highlight=False)
     if serve_after:
         serve(host=host, port=port, workers=1, scheduler=True)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind as uvicorn will (SO_REUSEADDR, so a port in TIME_WAIT is free), then let go."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        fail(f"can't listen on {host}:{port}: {why}; stop what uses it or pick another --port")
 
 
 # --- sync -------------------------------------------------------------------------------------
@@ -250,6 +296,7 @@ def sync(
         typer.Option(
             "--source",
             "-s",
+            metavar="NAME",
             help="A data source's name; repeat for several (default: every enabled source)",
         ),
     ] = None,
@@ -391,7 +438,7 @@ def _execute_and_summarize(runs: Sequence[tuple[int, str]]) -> dict[int, SyncRun
         done = _load_runs([run_id for run_id, _ in runs])
     except SQLAlchemyError as exc:
         _database_error(exc)
-    _stdout().print(_summary(runs, done, seconds))
+    _print_summary(runs, done, seconds)
     return done
 
 
@@ -444,7 +491,7 @@ def _execute_with_progress(runs: Sequence[tuple[int, str]]) -> dict[int, float]:
         ]
         return await asyncio.gather(*tasks, return_exceptions=True)
 
-    with progress:
+    with progress, _logs_above(progress):
         outcomes = asyncio.run(every())
     for outcome in outcomes:
         if isinstance(outcome, SQLAlchemyError):
@@ -452,6 +499,24 @@ def _execute_with_progress(runs: Sequence[tuple[int, str]]) -> dict[int, float]:
         if isinstance(outcome, Exception):
             fail(classify(outcome))
     return seconds
+
+
+@contextmanager
+def _logs_above(progress: Progress) -> Iterator[None]:
+    """While the bars are live, log lines print above them instead of through them.
+
+    krsync's log handler holds the stream it was made with; rich redirects only `sys.stderr`
+    itself, so a connector's warning would otherwise be written over the bars being redrawn.
+    """
+    from rich.file_proxy import FileProxy
+
+    from app.core.logging import log_stream
+
+    if progress.disable:
+        yield
+        return
+    with log_stream(lambda stream: cast("TextIO", FileProxy(progress.console, stream))):
+        yield
 
 
 def _status_of(run_id: int) -> str:
@@ -482,37 +547,54 @@ def _window(start: date | None, end: date | None) -> str:
     return f"{start} → {end.isoformat()[5:] if end.year == start.year else end}"
 
 
-def _summary(
+#: Narrower than this, a run's error gets a line of its own under the table: squeezed into the
+#: table's last column at 80 columns it would fold to a few letters a line.
+ERRORS_IN_TABLE_WIDTH = 120
+
+
+def _print_summary(
     runs: Sequence[tuple[int, str]], done: dict[int, SyncRun], seconds: dict[int, float]
-) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("source", overflow="fold", min_width=6)
+) -> None:
+    out = _stdout()
+    errors_inline = out.width >= ERRORS_IN_TABLE_WIDTH
+    table = _table()
+    table.add_column("source", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("window", no_wrap=True)
-    table.add_column("API calls", justify="right")
+    table.add_column("calls", justify="right")  # to the platform's API
     table.add_column("written", justify="right")  # observations
     table.add_column("secs", justify="right")
-    table.add_column("error", overflow="fold", min_width=10)
+    if errors_inline:
+        table.add_column("error", overflow="fold", min_width=10)
+    notes: list[tuple[str, str]] = []
+    cells: list[str | Text]
     for run_id, name in runs:
         run = done.get(run_id)
         if run is None:
-            table.add_row(name, "deleted", "", "", "", "", "the source was deleted meanwhile")
-            continue
-        window = _window(run.window_from, run.window_to)
-        note = (run.error or "").splitlines()[0] if run.error else ""
-        if not note and run.status == "partial":
-            note = f"{len(run.warnings)} warning(s), below"
-        style = _STATUS_STYLE.get(run.status, "dim")
-        table.add_row(
-            name,
-            f"[{style}]{run.status}[/]",
-            window,
-            str(run.api_calls),
-            str(run.observations_written),
-            f"{seconds.get(run_id, 0.0):.1f}",
-            note,
-        )
-    return table
+            cells = [Text(name), "deleted", "", "", "", ""]
+            note = "the source was deleted meanwhile"
+        else:
+            note = (run.error or "").splitlines()[0] if run.error else ""
+            if not note and run.status == "partial":
+                note = f"{len(run.warnings)} warning(s), below"
+            style = _STATUS_STYLE.get(run.status, "dim")
+            cells = [
+                Text(name),
+                f"[{style}]{run.status}[/]",
+                _window(run.window_from, run.window_to),
+                str(run.api_calls),
+                str(run.observations_written),
+                f"{seconds.get(run_id, 0.0):.1f}",
+            ]
+        if errors_inline:
+            table.add_row(*cells, Text(note))
+        else:
+            table.add_row(*cells)
+            if note:
+                notes.append((name, note))
+    out.print(table)
+    for name, note in notes:
+        out.print(Text(f"{name}: {note}"), soft_wrap=True)
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -631,32 +713,37 @@ def sources_list() -> None:
     if not rows:
         console.print("no data sources yet (create one with POST /api/v1/data-sources)")
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("name", "connector", "enabled", "schedule", "timezone", "last success"):
-        table.add_column(column)
-    table.add_column("last run", overflow="fold")
+    # At 80 columns names stay whole; the schedule and the run wrap at their spaces.
+    table = _table()
+    table.add_column("name", no_wrap=True)
+    table.add_column("connector", no_wrap=True)
+    table.add_column("on", no_wrap=True)
+    table.add_column("schedule")
+    table.add_column("last run (UTC)")
     for src, run in rows:
         table.add_row(
-            src.name,
+            Text(src.name),
             src.connector,
             "yes" if src.enabled else "[dim]no[/]",
-            src.schedule,
-            src.timezone,
-            _when(src.last_success_at),
-            _last_run(run),
+            f"{src.schedule} {src.timezone}",
+            _last_run(run, src.last_success_at),
         )
     _stdout().print(table)
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "never"
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "never"
 
 
-def _last_run(run: SyncRun | None) -> str:
+def _last_run(run: SyncRun | None, last_success: datetime | None) -> Text:
+    """How the last run went, and when the source last synced if that was not it."""
     if run is None:
-        return "never"
+        return Text("never")
     style = _STATUS_STYLE.get(run.status, "dim")
-    return f"[{style}]{run.status}[/] ({run.trigger}, {_when(run.started_at)})"
+    text = Text.assemble((run.status, style), f" ({run.trigger}, {_when(run.started_at)})")
+    if run.status != "succeeded":
+        text.append(f"; last success {_when(last_success)}", style="dim")
+    return text
 
 
 @sources_cli.command("check")
@@ -697,19 +784,112 @@ def keys_create(
     role: Annotated[str, typer.Option(help="viewer, editor or admin")] = "viewer",
 ) -> None:
     """Create an API key and print its secret (shown this once)."""
+    from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from app.auth.schemas import ApiKeyCreate
     from app.auth.service import create_api_key
     from app.core.db import session_scope
+    from app.core.errors import reason
 
     if role not in ("viewer", "editor", "admin"):
-        fail(f"unknown role {role!r}: use viewer, editor or admin")
+        fail(f"unknown role {role!r}: use viewer, editor or admin", USAGE_ERROR)
+    try:
+        # The API's own rules for a key: a blank name would leave `keys list` unreadable.
+        body = ApiKeyCreate.model_validate({"name": name, "role": role})
+    except ValidationError as exc:
+        err = exc.errors(include_input=False)[0]
+        fail(f"{'.'.join(str(p) for p in err['loc'])}: {reason(err['msg'])}", USAGE_ERROR)
     try:
         with session_scope() as session:
-            _, secret = create_api_key(session, name=name, role=role, actor="cli")  # type: ignore[arg-type]
+            _, secret = create_api_key(session, name=body.name, role=body.role, actor="cli")
     except SQLAlchemyError as exc:
         _database_error(exc)
     typer.echo(secret)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List the API keys: name, role, when made, last used and revoked (never their secrets)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.models import ApiKey
+
+    try:
+        with session_scope() as session:
+            keys = list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    if not keys:
+        console.print("no API keys yet (create one with `krsync keys create NAME`)")
+        return
+    table = _table()
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("role", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("last used (UTC)")
+    table.add_column("revoked", no_wrap=True)
+    for key in keys:
+        revoked = key.revoked_at.date().isoformat() if key.revoked_at else ""
+        table.add_row(
+            str(key.id),
+            Text(key.name, style="dim" if key.revoked_at else ""),
+            key.role,
+            key.created_at.date().isoformat(),
+            _when(key.last_used_at),
+            f"[red]{revoked}[/]" if revoked else "",
+        )
+    _stdout().print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The key's name, or its id")],
+) -> None:
+    """Revoke an API key; requests with it are refused from now on."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.auth.service import revoke_api_key
+    from app.core.db import session_scope
+
+    try:
+        with session_scope() as session:
+            row = _api_key_named(session, key.strip())
+            if row.revoked_at is not None:
+                console.print(
+                    f"key {row.id} ({row.name}) was already revoked on {_when(row.revoked_at)} UTC",
+                    highlight=False,
+                )
+                return
+            revoke_api_key(session, row.id, actor="cli")
+            console.print(f"revoked key {row.id} ({row.name})", highlight=False)
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+
+
+def _api_key_named(session: Session, name_or_id: str) -> ApiKey:
+    """By id when it is one; else the one live key of that name (names need not be unique)."""
+    from sqlalchemy import select
+
+    from app.models import ApiKey
+
+    if name_or_id.isascii() and name_or_id.isdigit() and int(name_or_id) < 2**31:
+        by_id = session.get(ApiKey, int(name_or_id))
+        if by_id is not None:
+            return by_id
+    named = list(session.scalars(select(ApiKey).where(ApiKey.name == name_or_id)))
+    live = [k for k in named if k.revoked_at is None]
+    if len(live) == 1 or (named and not live):
+        return (live or named)[-1]
+    if live:
+        ids = ", ".join(str(k.id) for k in live)
+        fail(
+            f"{len(live)} live keys are named {name_or_id!r} (ids {ids}): give the id", USAGE_ERROR
+        )
+    fail(f"no API key is named {name_or_id!r} or has that id (`krsync keys list`)", USAGE_ERROR)
 
 
 @keys_cli.command("generate-secret")
@@ -726,6 +906,7 @@ def keys_generate_secret() -> None:
 def main() -> None:
     from pydantic import ValidationError
 
+    from app.core.errors import reason
     from app.core.logging import configure_logging
 
     try:
@@ -734,7 +915,7 @@ def main() -> None:
         # Field and reason only: the value may be a secret.
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "settings"
-            console.print(f"[bold red]error:[/] {where}: {err['msg']}", highlight=False)
+            console.print(f"[bold red]error:[/] {where}: {reason(err['msg'])}", highlight=False)
         sys.exit(USAGE_ERROR)
     try:
         cli()

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import KEY_PREFIX
 from app.core.errors import Conflict
+from app.core.secrets import SecretBox
 from app.core.settings import get_settings
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective
 from app.okr import service as okr
@@ -45,6 +46,8 @@ ACTOR = "demo"
 SEED = 42
 #: Where `krsync demo` keeps the admin key it generated, next to its SQLite database.
 ADMIN_KEY_FILE = "krsync-demo-admin.key"
+#: And the KRSYNC_SECRET_KEY it generated, which encrypts the credentials a user gives it.
+SECRET_KEY_FILE = "krsync-demo-secret.key"
 #: On last quarter's figures: ambitious, as OKRs are meant to be (about 0.7-0.9 is a good score).
 STRETCH = 1.15
 #: Stand-ins for website analytics (GA4), the CRM (HubSpot), social platforms and the newsletter
@@ -517,7 +520,7 @@ def backfill_runs(session: Session, workspace: Workspace) -> list[tuple[int, str
     return runs
 
 
-# --- the admin key ----------------------------------------------------------------------------
+# --- the demo's keys --------------------------------------------------------------------------
 
 
 def admin_key(data_dir: Path) -> tuple[str, Path | None]:
@@ -529,15 +532,33 @@ def admin_key(data_dir: Path) -> tuple[str, Path | None]:
     if configured is not None and configured.get_secret_value().strip():
         return configured.get_secret_value().strip(), None
     path = data_dir / ADMIN_KEY_FILE
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return _kept(path, KEY_PREFIX + secrets.token_urlsafe(32)), path
+
+
+def secret_key(data_dir: Path) -> tuple[str, Path | None]:
+    """KRSYNC_SECRET_KEY when set; else a Fernet key made once and kept in `data_dir`.
+
+    Without one, a credential (a `push` source's secret, a platform's token) can't be stored,
+    so the demo could show every connector but the ones that need an account. Returns the key
+    and its file (None when it came from the environment).
+    """
+    configured = get_settings().secret_key
+    if configured is not None and configured.get_secret_value().strip():
+        return configured.get_secret_value().strip(), None
+    path = data_dir / SECRET_KEY_FILE
+    return _kept(path, SecretBox.generate_key()), path
+
+
+def _kept(path: Path, fresh: str) -> str:
+    """The value stored at `path`, or `fresh` written there first, readable by its owner only."""
     try:
-        # Readable by its owner only; O_EXCL so two demos starting at once agree on one key.
+        # O_EXCL so two demos starting at once agree on one value.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         stored = path.read_text(encoding="utf-8").strip()
         if stored:
-            return stored, path
+            return stored
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(key + "\n")
-    return key, path
+        out.write(fresh + "\n")
+    return fresh

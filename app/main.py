@@ -19,13 +19,14 @@ from app.auth.deps import authorize_unchecked
 from app.auth.router import audit_router
 from app.auth.router import router as api_keys_router
 from app.core import fastread, metrics
-from app.core.errors import DomainError
+from app.core.errors import DomainError, reason
 from app.core.logging import configure_logging
 from app.core.settings import get_settings
 from app.okr.router import router as okr_router
 from app.push.router import router as push_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
+from app.web.docs import router as docs_router
 from app.web.router import router as web_router
 
 
@@ -46,7 +47,11 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     for err in exc.errors():
         loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         errors.append(
-            {"loc": list(err.get("loc", ())), "msg": str(err.get("msg")), "type": err["type"]}
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": reason(str(err.get("msg"))),
+                "type": err["type"],
+            }
         )
         if len(errors) == 1:
             field = ".".join(str(p) for p in loc) or None
@@ -105,6 +110,9 @@ def create_app() -> FastAPI:
         description="Marketing key results kept honest and current: connectors pull the figures, "
         "the API reports progress, status, forecasts and daily series.",
         lifespan=_lifespan,
+        # FastAPI's own pages load their scripts from a CDN; app.web.docs serves /docs whole.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(metrics.RequestMetricsMiddleware)
 
@@ -154,6 +162,7 @@ def create_app() -> FastAPI:
     app.include_router(sources_router)
     app.include_router(push_router)
     app.include_router(web_router)
+    app.include_router(docs_router)
     return app
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import re
 import signal
@@ -24,12 +27,20 @@ from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.core.db import reset_engine, session_scope
-from app.demo import ADMIN_KEY_FILE, quarter
+from app.core.settings import get_settings
+from app.demo import ADMIN_KEY_FILE, SECRET_KEY_FILE, quarter
 from app.models import CheckIn, Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
+from app.sync import clock
 
 TODAY = date(2026, 8, 16)
 DEMO_SOURCES = {"demo-web", "demo-crm", "demo-social", "demo-email"}
-ENV = ("DATABASE_URL", "KRSYNC_DATABASE_URL", "KRSYNC_ADMIN_KEY", "KRSYNC_RUN_SCHEDULER")
+ENV = (
+    "DATABASE_URL",
+    "KRSYNC_DATABASE_URL",
+    "KRSYNC_ADMIN_KEY",
+    "KRSYNC_SECRET_KEY",
+    "KRSYNC_RUN_SCHEDULER",
+)
 
 runner = CliRunner()
 
@@ -236,6 +247,91 @@ def test_demo_refuses_a_foreign_source_with_a_demo_name(
     assert result.exit_code == 1
     assert "demo-crm" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_push_source_can_be_tried_in_the_demo(
+    bare: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo keeps a secret key beside its admin key, so credentials can be stored."""
+    freeze_today(monkeypatch, TODAY)
+    first = _demo(bare)
+    assert first.exit_code == 0, first.output
+    secret_file = bare / SECRET_KEY_FILE
+    secret_key = secret_file.read_text().strip()
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert secret_key not in first.output  # the file is named, the key never shown
+    assert SECRET_KEY_FILE in first.stdout
+    admin = {"Authorization": f"Bearer {(bare / ADMIN_KEY_FILE).read_text().strip()}"}
+    push_secret = "shared-with-the-warehouse-0123456789"
+
+    from app.main import app
+
+    with TestClient(app) as client:
+        created = client.post(
+            "/api/v1/data-sources",
+            json={"name": "warehouse", "connector": "push", "credentials": {"secret": push_secret}},
+            headers=admin,
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["credentials_set"] is True
+    with session_scope() as s:
+        stored = s.scalar(
+            select(DataSource.credentials_encrypted).where(DataSource.name == "warehouse")
+        )
+    assert stored
+    assert push_secret not in stored
+
+    # A later run, in a new shell: the key is read back from its file, so the secret still opens.
+    monkeypatch.delenv("KRSYNC_SECRET_KEY")
+    get_settings.cache_clear()
+    second = _demo(bare)
+    assert second.exit_code == 0, second.output
+    assert secret_file.read_text().strip() == secret_key
+    body = json.dumps([{"date": "2026-08-15", "metric": "orders", "value": 12}]).encode()
+    stamp = str(int(clock.utcnow().timestamp()))  # the push's clock, frozen as the demo's
+    digest = hmac.new(push_secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    with TestClient(app) as client:
+        pushed = client.post(
+            f"/api/v1/push/{created.json()['id']}",
+            content=body,
+            headers={
+                "X-Krsync-Timestamp": stamp,
+                "X-Krsync-Signature": f"sha256={digest.hexdigest()}",
+                "Content-Type": "application/json",
+            },
+        )
+    assert pushed.status_code == 202, pushed.text
+
+
+def test_demo_uses_the_configured_secret_key(bare: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    freeze_today(monkeypatch, TODAY)
+    monkeypatch.setenv("KRSYNC_SECRET_KEY", "my-own-fernet-key-is-not-checked-here")
+    result = _demo(bare)
+    assert result.exit_code == 0, result.output
+    assert not (bare / SECRET_KEY_FILE).exists()
+    assert os.environ["KRSYNC_SECRET_KEY"] == "my-own-fernet-key-is-not-checked-here"
+
+
+def test_a_busy_port_fails_before_seeding(bare: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: served.append(kw))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = runner.invoke(cli, ["demo", "--port", str(port), "--data-dir", str(bare)])
+        took = time.monotonic() - started
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: can't listen on 127.0.0.1:{port}: ")
+    assert "another --port" in line
+    assert "Traceback" not in result.output
+    assert served == []
+    assert not bare.exists()  # nothing seeded, no database made
+    assert took < 5
 
 
 def _free_port() -> int:

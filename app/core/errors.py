@@ -36,3 +36,15 @@ class Unauthorized(DomainError):
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
+
+
+#: How pydantic wraps the words of a validator that raised ValueError or failed an assert.
+_PYDANTIC_WRAPPERS = ("Value error, ", "Assertion failed, ")
+
+
+def reason(pydantic_msg: str) -> str:
+    """A validation message as its validator worded it, without pydantic's wrapper words."""
+    for wrapper in _PYDANTIC_WRAPPERS:
+        if pydantic_msg.startswith(wrapper):
+            return pydantic_msg[len(wrapper) :]
+    return pydantic_msg

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from app.core.redact import RedactingFilter, redact
 from app.core.settings import Settings
@@ -52,3 +54,25 @@ def configure_logging(settings: Settings) -> None:
     for existing in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in existing.filters):
             existing.addFilter(RedactingFilter())
+
+
+def _krsync_handler() -> logging.StreamHandler[TextIO] | None:
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_krsync", False) and isinstance(handler, logging.StreamHandler):
+            return handler
+    return None
+
+
+@contextmanager
+def log_stream(wrap: Callable[[TextIO], TextIO]) -> Iterator[None]:
+    """For a while, krsync's log lines go through `wrap(stream)` (the CLI's live progress bars)."""
+    handler = _krsync_handler()
+    if handler is None:
+        yield
+        return
+    original = handler.stream
+    handler.setStream(wrap(original))
+    try:
+        yield
+    finally:
+        handler.setStream(original)

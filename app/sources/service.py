@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core.changes import apply_changes, jsonable, require_not_null
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput, NotFound, reason
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.vault import encrypt_credentials
 from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun
@@ -82,11 +82,11 @@ def _model_error(
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = ".".join(str(p) for p in err["loc"])
         where = f"{prefix}.{loc}" if loc else prefix
-        reason = err["msg"]
+        why = reason(err["msg"])
         if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
             accepted = ", ".join(f"`{name}`" for name in model.model_fields) or "none"
-            reason = f"unknown field; accepted: {accepted}"
-        parts.append(f"{where}: {mask(reason)}")
+            why = f"unknown field; accepted: {accepted}"
+        parts.append(f"{where}: {mask(why)}")
         first = first or where
     return InvalidInput("; ".join(parts), field=first)
 
@@ -402,7 +402,8 @@ def _fit_query(
         filters = tuple(Filter.model_validate(f) for f in fields["filters"])
         check_mapping_online(source, MetricQuery("new", fields["metric"], params, filters))
     except MappingError as exc:
-        raise InvalidInput(f"{exc.part}: {exc.message}", field=exc.part) from exc
+        # A connector's filter or params model may raise ValueError: pydantic words it so.
+        raise InvalidInput(f"{exc.part}: {reason(exc.message)}", field=exc.part) from exc
     except ConnectorError as exc:
         raise InvalidInput(exc.message, field="metric") from exc
     return params.model_dump(mode="json"), [f.model_dump(mode="json") for f in filters]

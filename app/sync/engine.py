@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.core import metrics
 from app.core.db import get_engine, get_sessionmaker
-from app.core.errors import DomainError, InvalidInput
+from app.core.errors import DomainError, InvalidInput, reason
 from app.core.http import (
     HttpLayerError,
     HttpStats,
@@ -145,7 +145,7 @@ def _connector_parts(
 def _fields(exc: ValidationError) -> str:
     """Field names and reasons only: the input may be a secret."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {reason(e['msg'])}" for e in exc.errors()
     )
 
 

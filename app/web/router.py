@@ -83,6 +83,13 @@ def _num(value: float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _amount(value: float | None, unit: str | None) -> str:
+    """A figure with its unit. Beside a target of "0.24 %", a bare "0.215" reads as a fraction;
+    the space is a no-break one, so a narrow card never leaves the unit alone on a line."""
+    text = _num(value)
+    return f"{text}\u00a0{unit}" if unit and value is not None else text
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
@@ -116,7 +123,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, pct=_pct, width=_width, when=_when)
+    env.filters.update(num=_num, amount=_amount, pct=_pct, width=_width, when=_when)
     env.globals.update(
         ago=_ago, status_label=lambda s: STATUS_LABELS.get(s, s), css_version=_CSS_VERSION
     )
@@ -262,11 +269,14 @@ def dashboard_page(
         "problem": problem,
     }
     status_code = 422 if problem else 200
+    # Before the cycle: a page about a cycle that isn't there still shows the sources that are.
+    sources: list[SourceView] = web_service.sources(session, now)
+    context["sources"] = sources
     if cycles:
         try:
             cycle = service.resolve_cycle(session, cid, day)
         except NotFound:
-            context["problem"] = "That cycle does not exist (any more); pick one from the list."
+            context["problem"] = f"There is no cycle {cid} (any more); pick one from the list."
             return _page(request, "dashboard.html", context, 404)
         objectives = _dashboard(session, cycle, day)
         counts = Counter[str](
@@ -282,8 +292,6 @@ def dashboard_page(
             objectives=objectives,
             counts={s: counts[s] for s in STATUS_LABELS if counts[s]},
         )
-    sources: list[SourceView] = web_service.sources(session, now)
-    context["sources"] = sources
     return _page(request, "dashboard.html", context, status_code)
 
 

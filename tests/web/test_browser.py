@@ -242,3 +242,87 @@ def test_the_dashboard_in_a_real_browser(
             page.screenshot(path=str(ARTIFACTS / "login-375.png"))
         finally:
             browser.close()
+
+
+def test_the_api_docs_render_with_no_network(chromium_path: str, live_server: str) -> None:
+    """`/docs` renders the operations with every host but krsync's blocked.
+
+    FastAPI's own page loaded Swagger UI from cdn.jsdelivr.net: offline, `/docs` stayed blank.
+    The page's CSP allows no inline script, so a refused script would show up as well.
+    """
+    from playwright.sync_api import sync_playwright
+
+    blocked: list[str] = []
+    problems: list[str] = []
+
+    def only_krsync(route: Any) -> None:
+        if route.request.url.startswith(live_server):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.route("**/*", only_krsync)
+            page = context.new_page()
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda msg: problems.append(msg.text) if msg.type == "error" else None,
+            )
+
+            page.goto(f"{live_server}/docs")
+            page.wait_for_selector(".opblock", timeout=30_000)
+            assert page.locator(".opblock").count() >= 30
+            assert page.locator(".info .title").inner_text().startswith("krsync")
+            cycles = page.locator(".opblock-summary-path", has_text="/api/v1/cycles").first
+            assert cycles.is_visible()
+            cycles.click()  # the operation opens: Swagger UI runs, not just its markup
+            page.wait_for_selector(".opblock.is-open .opblock-body")
+            page.screenshot(path=str(ARTIFACTS / "docs-1280.png"))
+        finally:
+            browser.close()
+    assert blocked == []
+    assert problems == []
+
+
+def test_the_day_reads_and_is_typed_as_iso_in_an_american_browser(
+    chromium_path: str, client: TestClient, live_server: str
+) -> None:
+    """A date picker shows 08/15/2026 in an en-US browser; the field shows and takes 2026-08-15."""
+    from playwright.sync_api import sync_playwright
+
+    ws = build(client)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
+            page.fill("#key", ADMIN_KEY)
+            page.click("button[type=submit]")
+            page.wait_for_selector(".objective")
+            day = page.locator("input[name=as_of]")
+            assert day.get_attribute("type") == "text"
+            assert day.input_value() == AS_OF
+            page.locator(".picker").screenshot(path=str(ARTIFACTS / "picker-en-US.png"))
+
+            # A day in the locale's order is refused by the field itself, before any request.
+            day.fill("08/01/2026")
+            page.click(".picker button[type=submit]")
+            assert day.evaluate("el => el.validity.patternMismatch") is True
+            assert page.url.endswith(f"as_of={AS_OF}")
+
+            day.fill("2026-08-01")
+            with page.expect_navigation():
+                page.click(".picker button[type=submit]")
+            assert page.url.endswith("as_of=2026-08-01")
+            assert page.locator("input[name=as_of]").input_value() == "2026-08-01"
+            page.screenshot(path=str(ARTIFACTS / "dashboard-units-1280.png"), full_page=True)
+        finally:
+            browser.close()

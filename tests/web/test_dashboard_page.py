@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -337,6 +338,78 @@ def test_bad_query_values_get_a_page_not_an_error(client: TestClient) -> None:
         assert page.status_code == status, params
         assert page.headers["content-type"].startswith("text/html")
         assert 'class="alert"' in page.text
+
+
+def test_an_unknown_cycle_says_so_and_still_lists_the_sources(client: TestClient) -> None:
+    ws = build(client)
+    page = client.get("/", params={"cycle_id": "999", "as_of": AS_OF})
+    assert page.status_code == 404
+    alert = page.text.split('class="alert"', 1)[1].split("</p>", 1)[0]
+    assert "There is no cycle 999" in alert
+    assert "No data sources yet" not in page.text
+    assert f'id="source-{ws.source_id}"' in page.text.split('id="sources-title"', 1)[1]
+
+
+def _kr_block(page: str, kr_id: int) -> str:
+    return page.split(f'id="kr-{kr_id}"', 1)[1].split("</li>\n", 1)[0]
+
+
+def test_figures_carry_their_unit_on_both_sides(client: TestClient) -> None:
+    """ "0.215 / 0.24 %" read as 21.5 % of a 0.24 % target; each figure now says its unit."""
+    c = cycle(client)["id"]
+    o = objective(client, c, title="Convert more of the traffic we already have")["id"]
+    conversion = key_result(
+        client,
+        o,
+        title="Website conversion rate from 0.20 % to 0.24 %",
+        unit="%",
+        start_value=0.2,
+        target_value=0.24,
+        aggregation="last",
+    )["id"]
+    bounce = key_result(
+        client,
+        o,
+        title="Bounce rate of paid traffic down from 52 % to 45 %",
+        unit="%",
+        direction="decrease",
+        start_value=52,
+        target_value=45,
+        aggregation="last",
+    )["id"]
+    leads = key_result(client, o, title="600 leads", unit="leads", target_value=600)["id"]
+    check_in(client, conversion, "2026-08-01", 0.215)
+    check_in(client, bounce, "2026-08-01", 48.3)
+    check_in(client, leads, "2026-08-01", 430)
+
+    page = client.get("/", params={"cycle_id": c, "as_of": "2026-08-15"}).text
+
+    nbsp = "\u00a0"
+    block = _kr_block(page, conversion)
+    assert f"<strong>0.215{nbsp}%</strong>" in block
+    assert f"<span>of 0.24{nbsp}%</span>" in block
+    assert f"from 0.2{nbsp}%" in block
+    block = _kr_block(page, bounce)
+    assert f"<strong>48.3{nbsp}%</strong>" in block
+    assert f"<span>target 45{nbsp}%</span>" in block  # "48.3 % of 45 %" would read wrong
+    assert f"from 52{nbsp}%" in block
+    block = _kr_block(page, leads)
+    assert f"<strong>430{nbsp}leads</strong>" in block
+    assert f"<span>of 600{nbsp}leads</span>" in block
+    assert "/ " not in page.split('class="kr-figures"', 1)[1].split("</p>", 1)[0]
+
+
+def test_the_day_is_typed_as_iso_not_in_the_browsers_locale(client: TestClient) -> None:
+    """A date picker shows 08/15/2026 or 15.08.2026 as the browser's locale has it, while every
+    other date on the page and in the API reads 2026-08-15."""
+    ws = build(client)
+    page = client.get("/", params={"cycle_id": ws.cycle_id, "as_of": AS_OF}).text
+    [field] = re.findall(r'<input[^>]*name="as_of"[^>]*>', page)
+    assert 'type="text"' in field
+    assert f'value="{AS_OF}"' in field
+    assert 'pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}"' in field
+    assert 'placeholder="YYYY-MM-DD"' in field
+    assert 'type="date"' not in page
 
 
 def test_the_stylesheet_is_served(anon: TestClient) -> None:
