@@ -192,7 +192,7 @@ runner = CliRunner()
 
 
 def test_cli_prints_the_trail_as_a_table(client: TestClient, trail: dict[str, int]) -> None:
-    result = runner.invoke(cli, ["audit", "--entity", "check_in"])
+    result = runner.invoke(cli, ["audit", "--entity", "check_in"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "actor" in line)

@@ -31,7 +31,8 @@ runner = CliRunner()
 
 
 def _krsync(*args: str) -> Result:
-    return runner.invoke(cli, list(args))
+    # A wide terminal, whatever runs the tests: tests/sync/test_cli_layout.py covers 80 columns.
+    return runner.invoke(cli, list(args), env={"COLUMNS": "200"})
 
 
 def _one_line_error(result: Result) -> str:
