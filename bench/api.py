@@ -390,6 +390,7 @@ async def measure(
             ),
         ]
         results.append(await cold_dashboards(client, args.cold, check_dashboard))
+        results.append(await cold_key_results(client, kr_id, args.cold, check_kr))
         if not args.no_floor:
             # The stack's floor: auth, a session and one primary-key read, no progress maths.
             floor = f"/api/v1/cycles/{seeded.cycle_id}"
@@ -417,6 +418,19 @@ async def cold_dashboards(client: LoadClient, n: int, check: Check) -> Result:
         latencies.append(time.perf_counter() - t)
         check(response)
     return Result("dash (cold)", sorted(latencies), time.perf_counter() - started, 1)
+
+
+async def cold_key_results(client: LoadClient, kr_id: int, n: int, check: Check) -> Result:
+    """A key-result page right after a check-in: one at a time, each day new, none cached."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for i in range(n):
+        day = AS_OF - timedelta(days=i + 1)
+        t = time.perf_counter()
+        response = await client.get(f"/api/v1/key-results/{kr_id}?as_of={day.isoformat()}")
+        latencies.append(time.perf_counter() - t)
+        check(response)
+    return Result("kr (cold)", sorted(latencies), time.perf_counter() - started, 1)
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -447,6 +461,9 @@ def report(results: list[Result], seeded: Seeded) -> None:
         print(f"{label} median: {by_label[label].median_ms:.1f} ms")
         print(f"{label} p99: {by_label[label].p99_ms:.1f} ms")
     print(f"dashboard cold median: {by_label['dash (cold)'].median_ms:.1f} ms")
+    print(f"dashboard cold p99: {by_label['dash (cold)'].p99_ms:.1f} ms")
+    print(f"key-result cold median: {by_label['kr (cold)'].median_ms:.1f} ms")
+    print(f"key-result cold p99: {by_label['kr (cold)'].p99_ms:.1f} ms")
     for label in ("dashboard", "key-result"):
         print(f"{label} throughput: {by_label[label].throughput:.1f} req/s")
     print(f"observations: {seeded.observations} rows")
@@ -469,7 +486,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=1, help="uvicorn worker processes (default 1)"
     )
     parser.add_argument(
-        "--cold", type=int, default=15, help="uncached dashboard reads, one at a time"
+        "--cold",
+        type=int,
+        default=15,
+        help="uncached dashboard and key-result reads, one at a time (default 15)",
     )
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument(

@@ -7,7 +7,7 @@ dashboard of 240 key results reads a few hundred rows, never their tens of thous
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Integer,
+    Select,
     and_,
     case,
     cast,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union_all,
 )
 from sqlalchemy.orm import Session, selectinload
 
@@ -89,27 +91,43 @@ def _load_stats(
     cycle: CycleSpan,
     as_of: date,
     provisional: dict[int, date],
+    unmapped: Collection[int] = frozenset(),
 ) -> _Loaded:
     """Three statements per cycle: the per-series reduction, last values, distinct days.
 
     The baseline window is read only for key results whose target is relative to it. The
     reduction also finds each series' earliest provisional day in W (`provisional` gives each
     mapping's first provisional day), so provisional days cost no statement of their own.
+
+    Key results in `unmapped` have no mapping, so every observation of theirs is a manual one
+    (`mapping_id` NULL), unique per series and day (`uq_observations_manual_day`) and unscaled:
+    their rows are the daily values already, and are reduced in one pass, without the day-level
+    grouping and the join to mappings that several sources on one day need. The two halves are
+    one statement (UNION ALL), so the statement count stays fixed.
     """
     loaded = _Loaded()
     w = window(cycle, as_of)
     b_start, b_end = baseline_window(cycle)
     o = Observation
     in_w = and_(o.date >= w[0], o.date <= w[1]) if w else None
-    in_b = and_(o.key_result_id.in_(baseline_ids), o.date >= b_start, o.date <= b_end)
-    wanted = []
-    if in_w is not None and kr_ids:
-        wanted.append(and_(o.key_result_id.in_(kr_ids), in_w))
-    if baseline_ids:
-        wanted.append(in_b)
-    if not wanted:
-        return loaded
     win = case((in_w, "c"), else_="b") if in_w is not None else literal("b")
+
+    def wanted(current: Sequence[int], base: Sequence[int]) -> list[ColumnElement[bool]]:
+        found = []
+        if in_w is not None and current:
+            found.append(and_(o.key_result_id.in_(current), in_w))
+        if base:
+            found.append(and_(o.key_result_id.in_(base), o.date >= b_start, o.date <= b_end))
+        return found
+
+    wanted_daily = wanted(
+        [k for k in kr_ids if k not in unmapped], [k for k in baseline_ids if k not in unmapped]
+    )
+    wanted_rows = wanted(
+        [k for k in kr_ids if k in unmapped], [k for k in baseline_ids if k in unmapped]
+    )
+    if not wanted_daily and not wanted_rows:
+        return loaded
     by_first_day: dict[date, list[int]] = defaultdict(list)
     for mapping_id, first in provisional.items():
         by_first_day[first].append(mapping_id)
@@ -122,38 +140,52 @@ def _load_stats(
             )
         )
         provisional_day = case((and_(in_w, still_moving), o.date))
-    daily = (
-        select(
-            o.key_result_id.label("kr"),
-            o.group.label("g"),
-            o.role.label("r"),
-            o.date.label("d"),
-            win.label("win"),
-            func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
-            func.min(provisional_day).label("p"),
+    halves: list[Select[Any]] = []
+    if wanted_daily:
+        daily = (
+            select(
+                o.key_result_id.label("kr"),
+                o.group.label("g"),
+                o.role.label("r"),
+                o.date.label("d"),
+                win.label("win"),
+                func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
+                func.min(provisional_day).label("p"),
+            )
+            .select_from(o)
+            .outerjoin(Mapping, Mapping.id == o.mapping_id)
+            .where(or_(*wanted_daily), readable(o.value))
+            .group_by(o.key_result_id, o.group, o.role, o.date)
+            .subquery("daily")
         )
-        .select_from(o)
-        .outerjoin(Mapping, Mapping.id == o.mapping_id)
-        .where(or_(*wanted), readable(o.value))
-        .group_by(o.key_result_id, o.group, o.role, o.date)
-        .subquery("daily")
-    )
-    x = _day_number(session, daily.c.d, cycle.start)
-    stats_stmt = select(
-        daily.c.kr,
-        daily.c.g,
-        daily.c.r,
-        daily.c.win,
-        func.count(),
-        func.sum(daily.c.v),
-        func.min(daily.c.v),
-        func.max(daily.c.v),
-        func.max(daily.c.d),
-        func.sum(x),
-        func.sum(x * daily.c.v),
-        func.sum(x * x),
-        func.min(daily.c.p),
-    ).group_by(daily.c.kr, daily.c.g, daily.c.r, daily.c.win)
+        halves.append(
+            _reduce(
+                session,
+                cycle.start,
+                daily.c.kr,
+                daily.c.g,
+                daily.c.r,
+                daily.c.win,
+                daily.c.d,
+                daily.c.v,
+                func.min(daily.c.p),
+            )
+        )
+    if wanted_rows:
+        halves.append(
+            _reduce(
+                session,
+                cycle.start,
+                o.key_result_id,
+                o.group,
+                o.role,
+                win,
+                o.date,
+                o.value,
+                cast(literal(None), Date),
+            ).where(or_(*wanted_rows), readable(o.value))
+        )
+    stats_stmt = halves[0] if len(halves) == 1 else union_all(*halves)
     if session.get_bind().dialect.name == "postgresql":
         # A cycle's days for hundreds of series fit in memory; the 4 MB default spills to disk.
         session.execute(text("SET LOCAL work_mem = '64MB'"))
@@ -215,6 +247,36 @@ def _load_stats(
     return loaded
 
 
+def _reduce(
+    session: Session,
+    origin: date,
+    kr: Any,
+    g: Any,
+    r: Any,
+    win: Any,
+    d: Any,
+    v: Any,
+    provisional: ColumnElement[Any],
+) -> Select[Any]:
+    """One `SeriesStats` row per (key result, group, role, window) from daily values `v`."""
+    x = _day_number(session, d, origin)
+    return select(
+        kr,
+        g,
+        r,
+        win.label("win"),
+        func.count(),
+        func.sum(v),
+        func.min(v),
+        func.max(v),
+        func.max(d),
+        func.sum(x),
+        func.sum(x * v),
+        func.sum(x * x),
+        provisional,
+    ).group_by(kr, g, r, win)
+
+
 #: Series whose last values one statement reads (4 bind parameters each, well under limits).
 LAST_VALUE_BATCH = 2000
 
@@ -241,6 +303,8 @@ class _SourceFacts:
     """What the mapped sources say about a set of key results, read in one statement."""
 
     stale: set[int] = field(default_factory=set)
+    #: key results some mapping feeds; the others hold manual observations only.
+    mapped: set[int] = field(default_factory=set)
     #: mapping id -> the first day of it the platform may still restate (SPEC `settle_days`).
     provisional: dict[int, date] = field(default_factory=dict)
 
@@ -266,6 +330,7 @@ def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _So
         .where(Mapping.key_result_id.in_(kr_ids))
     )
     for kr_id, mapping_id, metric, connector, schedule, tz, last_success, created in rows:
+        facts.mapped.add(kr_id)
         reference = last_success or created
         if reference.tzinfo is None:
             reference = reference.replace(tzinfo=UTC)
@@ -377,7 +442,13 @@ class ProgressCalculator:
                 k.id for k in krs if k.start_value is None and k.target_change_pct is not None
             ]
             loaded = _load_stats(
-                self.session, [k.id for k in krs], relative, cycle, self.as_of, facts.provisional
+                self.session,
+                [k.id for k in krs],
+                relative,
+                cycle,
+                self.as_of,
+                facts.provisional,
+                unmapped={k.id for k in krs} - facts.mapped,
             )
             for kr in krs:
                 self.kr_results[kr.id] = compute_progress(
