@@ -14,6 +14,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import re
 import secrets
 import time
 import warnings
@@ -59,6 +60,8 @@ with warnings.catch_warnings():
 log = logging.getLogger("krsync.oauth")
 
 STATE_LIFETIME = timedelta(minutes=10)
+#: RFC 6749 error codes are short ASCII words; anything else is not shown.
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 CALLBACK_PATH = "/oauth/callback"
 EXCHANGE_TIMEOUT = 20.0
 
@@ -310,11 +313,12 @@ def complete(
     p = PROVIDERS[row.provider]
     error = query.get("error")
     if error:
-        why = (
-            "consent was denied on the platform's page"
-            if error == "access_denied"
-            else f"the platform answered `{error[:60]}`"
-        )
+        if error == "access_denied":
+            why = "consent was denied on the platform's page"
+        elif _ERROR_CODE.fullmatch(error):
+            why = f"the platform answered `{error}`"
+        else:
+            why = "the platform answered with an error"
         raise OAuthRefused(f"{p.name} did not connect: {why}. Nothing was changed.")
     code = query.get("code", "")
     if not code or len(code) > 4096:
@@ -413,6 +417,23 @@ class _ExchangeFailed(Exception):
         self.message = message
 
 
+def _why(exc: Exception) -> str:
+    """What went wrong, in krsync's words and the platform's error code, never its free text:
+    a platform's `error_description` may quote anything it was sent or holds."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from the token endpoint"
+    if isinstance(exc, AuthlibBaseError):
+        code = str(getattr(exc, "error", "") or "")
+        return (
+            f"the token endpoint answered `{code}`"
+            if _ERROR_CODE.fullmatch(code)
+            else ("the token endpoint refused the exchange")
+        )
+    if isinstance(exc, HttpLayerError | PrivateNetworkError | ForeignOriginError):
+        return str(exc)
+    return f"the token endpoint's answer could not be read ({type(exc).__name__})"
+
+
 @dataclass(frozen=True)
 class _Grant:
     provider: Provider
@@ -451,10 +472,7 @@ class _Grant:
                 ValueError,
                 KeyError,
             ) as exc:
-                detail = str(exc) or type(exc).__name__
-                if isinstance(exc, httpx.HTTPStatusError):
-                    detail = f"HTTP {exc.response.status_code} from the token endpoint"
-                raise _ExchangeFailed(client.redactor.redact(detail)) from None
+                raise _ExchangeFailed(client.redactor.redact(_why(exc))) from None
 
     async def _exchange(self, client: KrsyncClient) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"code": self.code, "redirect_uri": self.redirect_uri}
