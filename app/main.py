@@ -24,9 +24,11 @@ from app.core.logging import configure_logging
 from app.core.settings import get_settings
 from app.okr.router import router as okr_router
 from app.push.router import router as push_router
+from app.sources.oauth_router import router as oauth_apps_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
 from app.web.docs import router as docs_router
+from app.web.oauth import router as oauth_web_router
 from app.web.router import router as web_router
 
 
@@ -160,8 +162,10 @@ def create_app() -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(audit_router)
     app.include_router(sources_router)
+    app.include_router(oauth_apps_router)
     app.include_router(push_router)
     app.include_router(web_router)
+    app.include_router(oauth_web_router)
     app.include_router(docs_router)
     return app
 

@@ -20,7 +20,14 @@ Role = Literal["viewer", "editor", "admin"]
 #: What the audit trail records writes to; typed, so a new kind of write must be named here
 #: (and becomes a filter value of `GET /api/v1/audit-events`).
 AuditEntity = Literal[
-    "cycle", "objective", "key_result", "check_in", "data_source", "mapping", "api_key"
+    "cycle",
+    "objective",
+    "key_result",
+    "check_in",
+    "data_source",
+    "mapping",
+    "api_key",
+    "oauth_app",
 ]
 AUDIT_ENTITIES: tuple[str, ...] = get_args(AuditEntity)
 ROLE_RANK: dict[str, int] = {"viewer": 0, "editor": 1, "admin": 2}

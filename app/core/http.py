@@ -710,6 +710,8 @@ class KrsyncOAuth2Client(AsyncOAuth2Client, KrsyncClient):  # type: ignore[misc]
         AsyncOAuth2Client.__init__(self, **kwargs)
         self._init_krsync(source_name, stats, redactor)
         self.register_compliance_hook("refresh_token_response", _refused_refresh)
+        # A code exchange (the OAuth connect flow) reads its answer the same way.
+        self.register_compliance_hook("access_token_response", _refused_refresh)
 
     async def request(
         self,

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     allow_private_networks: bool = False
     files_dir: Path | None = None
+    # Where browsers reach krsync (`https://krsync.example.com`): OAuth redirect URIs and links.
+    public_url: str | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     scheduler_enabled: bool = True

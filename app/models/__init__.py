@@ -2,6 +2,7 @@
 
 from app.models.auth import ApiKey, AuditEvent
 from app.models.base import Base
+from app.models.oauth import OAuthApp, OAuthState
 from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
 from app.models.revision import Revision
 from app.models.sources import DataSource, Mapping, PushSignature, SyncRun
@@ -15,6 +16,8 @@ __all__ = [
     "DataSource",
     "KeyResult",
     "Mapping",
+    "OAuthApp",
+    "OAuthState",
     "Objective",
     "Observation",
     "PushSignature",

@@ -30,7 +30,7 @@ from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -45,6 +45,7 @@ from app.core.settings import get_settings
 from app.core.vault import get_secret_box
 from app.main import app
 from app.push import service as push_service
+from conftest import ADMIN_KEY
 from connectors.registry import get_connector, load_connectors
 from factories import create, cycle, objective
 from tests.connectors import kit_hubspot as hubspot
@@ -69,7 +70,15 @@ from tests.connectors.kit_rest_json import _answer as rest_answer
 from tests.connectors.kit_x import FakeX
 from tests.connectors.kit_youtube import FakeYouTube
 from tests.connectors.kits import KITS, Query
-from tests.security.leaks import Canaries, Finder, database_texts, leaks, log_texts, response_texts
+from tests.security.leaks import (
+    Canaries,
+    Finder,
+    canary,
+    database_texts,
+    leaks,
+    log_texts,
+    response_texts,
+)
 
 TODAY = date(2026, 7, 11)
 WINDOW = {"from": "2026-07-01", "to": "2026-07-05"}
@@ -649,3 +658,68 @@ def test_a_secret_in_config_is_refused_and_kept_nowhere(
     for response in (created, patched):
         assert response.status_code == 422, response.text
         assert "credentials" in response.json()["detail"], response.text
+
+
+# --- connecting a source with OAuth -------------------------------------------------------------
+
+
+def test_the_oauth_connect_flow_lets_no_canary_out(
+    env: tuple[Env, Breaker],
+    watched: tuple[TestClient, list[httpx.Response]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The OAuth app's secret, the authorization code and the tokens the platform issues, through
+    a token endpoint that first fails echoing them (a 500, then an `invalid_grant` quoting the
+    code and secret), then answers: none of them in a response, a log or a plain column."""
+    debug_everywhere(caplog)
+    setup, _ = env
+    client, responses = watched
+    setup.monkeypatch.setenv("KRSYNC_PUBLIC_URL", "https://krsync.example.com")
+    get_settings.cache_clear()
+    c = setup.c
+    secret = c("oauth app client_secret")
+    access, refresh = c("issued access_token"), c("issued refresh_token")
+    codes = [canary_code(c, n) for n in range(3)]
+    echo = json.dumps(c.searched())
+    by_code = {
+        codes[0]: httpx.Response(500, text=f"token endpoint down: {echo}"),
+        codes[1]: httpx.Response(400, json={"error": "invalid_grant", "error_description": echo}),
+        codes[2]: httpx.Response(200, json={"access_token": access, "refresh_token": refresh}),
+    }
+
+    def token(request: httpx.Request) -> httpx.Response:
+        return by_code[parse_qs(request.content.decode())["code"][0]]
+
+    setup.router.post("https://oauth.krsync.test/token").mock(side_effect=token)
+    app_body = {
+        "client_id": "krsync-client",
+        "client_secret": secret,
+        "token_url": "https://oauth.krsync.test/token",
+    }
+    ok(client.put("/api/v1/oauth-apps/hubspot", json=app_body))
+    ok(client.get("/api/v1/oauth-apps/hubspot"))
+    body = {"name": "crm", "connector": "hubspot", "config": {}}
+    source = ok(client.post("/api/v1/data-sources", json=body), 201)["id"]
+    client.cookies.set("krsync_key", ADMIN_KEY)
+    outcomes = []
+    for code in codes:
+        started = client.get(
+            f"/oauth/hubspot/authorize?data_source_id={source}", follow_redirects=False
+        )
+        assert started.status_code == 302, started.text
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        done = client.get(f"/oauth/callback?code={code}&state={state}", follow_redirects=False)
+        outcomes.append(done.status_code)
+    assert outcomes == [400, 400, 303]
+
+    found, opened = everything_said(responses, caplog, Finder(c.searched()))
+    assert not found, "pieces of canaries found:\n" + "\n".join(found)
+    stored = "".join(opened)
+    assert all(value in stored for value in (secret, access, refresh)), "stored, encrypted"
+
+
+def canary_code(c: Canaries, n: int) -> str:
+    """An authorization code: searched for everywhere, stored nowhere."""
+    code = canary().replace("/", "-").replace("+", "-").replace("=", "-")
+    c.derived[f"authorization code {n}"] = code
+    return code

@@ -45,6 +45,8 @@ PUBLIC = "public"  # no key needed; every caller gets the same answer
 PAGE = "page"  # the browser page: the sign-in form without a key, the workspace with one
 LOGIN = "login"  # the sign-in form's post: it checks the key it is given
 SIGNED = "signed"  # a push: its source's signature, no API key
+ADMIN_PAGE = "admin page"  # a browser route for admins: the key by header or sign-in cookie
+ADMIN_BROWSER = "signed-in admin browser"  # the OAuth callback: the admin's sign-in cookie
 VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"
 RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 
@@ -63,6 +65,8 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/"): PAGE,
     ("POST", "/login"): LOGIN,
     ("POST", "/logout"): PUBLIC,
+    ("GET", "/oauth/{provider}/authorize"): ADMIN_PAGE,
+    ("GET", "/oauth/callback"): ADMIN_BROWSER,
     # OKRs: viewers read, editors write
     ("POST", "/api/v1/cycles"): EDITOR,
     ("GET", "/api/v1/cycles"): VIEWER,
@@ -106,6 +110,9 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/api-keys"): ADMIN,
     ("GET", "/api/v1/api-keys"): ADMIN,
     ("DELETE", "/api/v1/api-keys/{key_id}"): ADMIN,
+    ("PUT", "/api/v1/oauth-apps/{provider}"): ADMIN,
+    ("GET", "/api/v1/oauth-apps/{provider}"): ADMIN,
+    ("DELETE", "/api/v1/oauth-apps/{provider}"): ADMIN,
     # who changed what: actors, and the config of sources
     ("GET", "/api/v1/audit-events"): ADMIN,
     # figures from other systems
@@ -163,7 +170,7 @@ def test_every_route_is_classified() -> None:
 
 @dataclass(frozen=True)
 class Workspace:
-    ids: dict[str, int]
+    ids: dict[str, int | str]
     #: Caller name -> Authorization headers (empty for none).
     callers: dict[str, dict[str, str]]
     objective_title: str
@@ -198,6 +205,8 @@ def seeded(
     synced = client.post(f"/api/v1/data-sources/{demo['id']}/sync")
     assert synced.status_code == 202, synced.text
     spare = create(client, "api-keys", name="spare", role="viewer")
+    oauth_app = {"client_id": "role-walk-client", "client_secret": "role-walk-client-secret"}
+    assert client.put("/api/v1/oauth-apps/hubspot", json=oauth_app).status_code == 200
     revoked = create(client, "api-keys", name="revoked", role="admin")
     assert client.delete(f"/api/v1/api-keys/{revoked['id']}").status_code == 204
     callers = {
@@ -219,13 +228,14 @@ def seeded(
         "mapping_id": mapped["id"],
         "run_id": synced.json()["id"],
         "key_id": spare["id"],
+        "provider": "hubspot",
     }
     title = client.get(f"/api/v1/objectives/{objective}").json()["title"]
     yield anon, Workspace(ids, callers, title)
     get_settings.cache_clear()
 
 
-def filled(path: str, ids: dict[str, int]) -> str:
+def filled(path: str, ids: dict[str, int | str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
 
 
@@ -282,6 +292,32 @@ def test_every_api_route_answers_its_role_table(seeded: tuple[TestClient, Worksp
             got = call(anon, method, path, ws.callers[caller], body)
             expect("allowed", method, path, caller, "wrong JSON", got)
 
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_admin_pages_answer_admins_only(seeded: tuple[TestClient, Workspace]) -> None:
+    """The OAuth routes answer a browser: the key by header or sign-in cookie, as `/` takes it;
+    anyone else gets a page saying why (401 without a live key, 403 below admin)."""
+    anon, ws = seeded
+    wrong: list[str] = []
+    for (method, template), role in sorted(ROLE_TABLE.items()):
+        if role not in (ADMIN_PAGE, ADMIN_BROWSER):
+            continue
+        path = filled(template, ws.ids)
+        for caller, headers in ws.callers.items():
+            want = 401 if caller in UNAUTHENTICATED else 403 if caller != ADMIN else None
+            for how in ("header", "cookie"):
+                if how == "cookie":
+                    token = headers.get("Authorization", "").partition(" ")[2]
+                    if caller == MALFORMED or not token:
+                        continue
+                    anon.cookies.set("krsync_key", token)
+                    headers = {}
+                status, text = call(anon, method, path, headers, {})
+                anon.cookies.clear()
+                ok = status == want if want else status not in (401, 403) and status < 500
+                if not ok:
+                    wrong.append(f"{method} {path} as {caller} by {how}: {status}: {text}")
     assert not wrong, "\n".join(wrong)
 
 
