@@ -21,12 +21,15 @@ from app.auth.router import router as api_keys_router
 from app.core import fastread, metrics
 from app.core.errors import DomainError, reason
 from app.core.logging import configure_logging
+from app.core.proxies import TrustedProxies
 from app.core.settings import get_settings
 from app.okr.router import router as okr_router
 from app.push.router import router as push_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
 from app.web.docs import router as docs_router
+from app.web.keys import router as keys_router
+from app.web.pages import PageRefused
 from app.web.router import router as web_router
 
 
@@ -115,6 +118,12 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(metrics.RequestMetricsMiddleware)
+    # Outermost, so everything inside sees the client's scheme and address as the proxy told.
+    app.add_middleware(TrustedProxies)
+
+    @app.exception_handler(PageRefused)
+    async def _page_refused(_: Request, exc: PageRefused) -> Response:
+        return exc.response
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -162,6 +171,7 @@ def create_app() -> FastAPI:
     app.include_router(sources_router)
     app.include_router(push_router)
     app.include_router(web_router)
+    app.include_router(keys_router)
     app.include_router(docs_router)
     return app
 

@@ -45,6 +45,7 @@ PUBLIC = "public"  # no key needed; every caller gets the same answer
 PAGE = "page"  # the browser page: the sign-in form without a key, the workspace with one
 LOGIN = "login"  # the sign-in form's post: it checks the key it is given
 SIGNED = "signed"  # a push: its source's signature, no API key
+PAGE_ADMIN = "page:admin"  # a browser page: sign in first (303 to /), then admin or a 403 page
 VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"
 RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 
@@ -63,6 +64,10 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/"): PAGE,
     ("POST", "/login"): LOGIN,
     ("POST", "/logout"): PUBLIC,
+    ("GET", "/keys"): PAGE_ADMIN,
+    ("POST", "/keys"): PAGE_ADMIN,
+    ("GET", "/keys/{key_id}/revoke"): PAGE_ADMIN,
+    ("POST", "/keys/{key_id}/revoke"): PAGE_ADMIN,
     # OKRs: viewers read, editors write
     ("POST", "/api/v1/cycles"): EDITOR,
     ("GET", "/api/v1/cycles"): VIEWER,
@@ -322,6 +327,34 @@ def test_the_page_shows_the_workspace_to_keys_only(seeded: tuple[TestClient, Wor
         response = anon.get("/")
         assert ws.objective_title not in response.text, caller
         anon.cookies.clear()
+
+
+def test_every_page_route_answers_its_role(seeded: tuple[TestClient, Workspace]) -> None:
+    """No key: sent to sign in; too weak a role: a 403 page; else the page, whatever the form."""
+    anon, ws = seeded
+    pages = sorted(
+        ((m, p, r.partition(":")[2]) for (m, p), r in ROLE_TABLE.items() if r.startswith("page:")),
+        key=lambda row: (row[0] == "POST", row[1]),
+    )
+    assert pages
+    wrong: list[str] = []
+    for method, template, role in pages:
+        path = filled(template, ws.ids)
+        for caller, headers in ws.callers.items():
+            response = anon.request(
+                method, path, headers=headers, data={"name": ""}, follow_redirects=False
+            )
+            status, text = response.status_code, response.text
+            location = response.headers.get("location", "")
+            if caller in UNAUTHENTICATED:
+                ok = status == 303 and location == "/"
+            elif RANK[caller] < RANK[role]:
+                ok = status == 403 and "needs the admin role" in text
+            else:
+                ok = status < 500 and status not in (401, 403) and location != "/"
+            if not ok:
+                wrong.append(f"{method} {path} as {caller}: {status} {location} {text[-300:]}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_signing_in_takes_a_live_key(seeded: tuple[TestClient, Workspace]) -> None:
