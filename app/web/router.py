@@ -49,6 +49,8 @@ router = APIRouter(include_in_schema=False)
 LOGIN_REFUSED = "That key was not accepted."
 _MAX_CYCLES = 200
 _VIEW_PARAMS = ("cycle_id", "as_of")
+#: Where krsync before browser sessions kept the raw key; it opens nothing now.
+LEGACY_COOKIE = "krsync_key"
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ def dashboard_page(
         response = _login_form(request, view=_view_query(request.url.query))
         if COOKIE in request.cookies:  # ended since it was made (revoked, expired): forget it
             web_session.clear_cookie(request, response)
+        if LEGACY_COOKIE in request.cookies:  # an API key kept by an older krsync: drop it
+            response.delete_cookie(LEGACY_COOKIE, path="/")
         return response
     principal = user.principal
     cid, day, problem = _parse_filters(cycle_id, as_of)

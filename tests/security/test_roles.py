@@ -321,12 +321,15 @@ def test_the_page_shows_the_workspace_to_keys_only(seeded: tuple[TestClient, Wor
         assert shown == (caller in RANK), caller
         if caller not in RANK:
             assert 'name="key"' in response.text, "a caller without a key gets the sign-in form"
-    for caller in (UNKNOWN, REVOKED):  # a cookie kept from before
+    for caller in (UNKNOWN, REVOKED, ADMIN):  # a key in a cookie, as older versions kept it
         token = ws.callers[caller]["Authorization"].partition(" ")[2]
-        anon.cookies.set("krsync_key", token)
-        response = anon.get("/")
-        assert ws.objective_title not in response.text, caller
-        anon.cookies.clear()
+        for cookie in ("krsync_key", "krsync_session"):
+            anon.cookies.set(cookie, token)
+            response = anon.get("/")
+            assert ws.objective_title not in response.text, (caller, cookie)
+            assert f'{cookie}=""' in response.headers["set-cookie"], (caller, cookie)
+            assert anon.get("/api/v1/cycles").status_code == 401, (caller, cookie)
+            anon.cookies.clear()
 
 
 def test_every_page_route_answers_its_role(seeded: tuple[TestClient, Workspace]) -> None:
