@@ -100,7 +100,9 @@ def create_key(
 
 
 def _not_found(request: Request, user: PageUser) -> Response:
-    raise refusal(request, 404, "No such key", "That API key does not exist.", user.principal)
+    return refusal(
+        request, 404, "No such key", "That API key does not exist.", user.principal
+    ).response
 
 
 @router.get("/keys/{key_id}/revoke")

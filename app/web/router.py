@@ -204,6 +204,8 @@ def login(
     principal = check_key(session, key.strip())
     if principal is None:
         return _login_form(request, LOGIN_REFUSED, 401, view)
+    # A session cookie this browser already had is ended: each sign-in gets a token of its own.
+    web_session.end(session, request.cookies.get(COOKIE, ""))
     admin = get_settings().admin_key
     token = web_session.start(session, principal, admin.get_secret_value() if admin else None)
     response = RedirectResponse(f"/?{view}" if view else "/", status_code=303)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from fastapi import Request, Response
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.service import ROLE_RANK, Principal, Role, hash_key
@@ -59,6 +59,12 @@ def start(session: Session, principal: Principal, admin_key: str | None) -> str:
     """Store a session for a principal just authenticated; the answer is the cookie's token."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    # Sessions nobody came back to are swept here, on the (rare) write every session starts with.
+    session.execute(
+        delete(WebSession).where(
+            (WebSession.expires_at <= now) | (WebSession.last_seen_at <= now - IDLE_TIMEOUT)
+        )
+    )
     session.add(
         WebSession(
             token_hash=_token_hash(token),
@@ -112,6 +118,10 @@ def resolve(session: Session, token: str) -> BrowserSession | None:
     row, now = live
     if now - row.last_seen_at >= SEEN_RESOLUTION:
         row.last_seen_at = now
+        if row.api_key_id is not None:  # the keys page's "last used" counts the browser too
+            session.execute(
+                update(ApiKey).where(ApiKey.id == row.api_key_id).values(last_used_at=now)
+            )
     principal = Principal(name=row.name, role=cast(Role, row.role), key_id=row.api_key_id)
     return BrowserSession(row.id, principal, _csrf_token(row.csrf_secret), row.expires_at)
 
@@ -129,7 +139,11 @@ def csrf_matches(web: BrowserSession, presented: str) -> bool:
 def browser_session(request: Request, session: Session) -> BrowserSession | None:
     """The request's live browser session, or None (no cookie, or one that has ended).
 
-    The answer is cached on the request, so a page and its dependencies check the cookie once.
+    This is what other browser flows bind their state to: `BrowserSession.id` names the
+    session (OAuth's `state` is stored against it, so a state made in one browser is refused in
+    another), and `principal` says who signed in. The answer is cached on the request, so a
+    page and its dependencies check the cookie once; `session` is the request's database
+    session (`SessionDep`), whose commit records the session's last use.
     """
     cached = getattr(request.state, "web_session", _UNSET)
     if cached is not _UNSET:

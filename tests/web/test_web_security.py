@@ -210,6 +210,53 @@ def test_a_session_expires(client: TestClient, anon: TestClient, age: str) -> No
     assert _sessions() == []
 
 
+def test_signing_in_again_ends_the_session_the_browser_had(
+    client: TestClient, anon: TestClient
+) -> None:
+    """A session token planted in a browser (or left over) doesn't survive the next sign-in."""
+    _, first = _key(client, "viewer", "first")
+    _, second = _key(client, "admin", "second")
+    sign_in(anon, first)
+    planted = anon.cookies[COOKIE]
+    sign_in(anon, second)
+    assert anon.cookies[COOKIE] != planted
+    [row] = _sessions()
+    assert row.role == "admin"
+    anon.cookies.set(COOKIE, planted)
+    assert 'action="/login"' in anon.get("/").text
+
+
+def test_abandoned_sessions_are_swept_at_the_next_sign_in(
+    client: TestClient, anon: TestClient, db_url: str
+) -> None:
+    from app.main import app
+
+    _, key = _key(client, "viewer")
+    sign_in(anon, key)
+    with Session(get_engine()) as db:
+        db.execute(update(WebSession).values(last_seen_at=utcnow() - IDLE_TIMEOUT))
+        db.commit()
+    with TestClient(app) as other:
+        sign_in(other, key)
+    assert len(_sessions()) == 1
+
+
+def test_the_browser_counts_as_a_use_of_its_key(client: TestClient, anon: TestClient) -> None:
+    key_id, key = _key(client, "viewer")
+    sign_in(anon, key)
+    long_ago = utcnow() - timedelta(hours=2)
+    with Session(get_engine()) as db:
+        db.execute(update(WebSession).values(last_seen_at=long_ago))
+        db.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=long_ago))
+        db.commit()
+    anon.get("/")
+    with Session(get_engine()) as db:
+        used = db.get(ApiKey, key_id)
+        assert used is not None
+        assert used.last_used_at is not None
+        assert used.last_used_at > long_ago + timedelta(hours=1)
+
+
 def test_the_api_takes_the_cookie_for_reads_only(client: TestClient, anon: TestClient) -> None:
     """A write through the API carries no CSRF token, so the cookie alone can't make one."""
     _, key = _key(client, "admin")
