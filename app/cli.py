@@ -144,6 +144,9 @@ def serve(
         workers=workers,
         log_level="info",
         log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
+        # The app believes forwarded headers from KRSYNC_TRUSTED_PROXIES only (app.core.proxies);
+        # uvicorn's own default would trust 127.0.0.1, i.e. any local reverse proxy or client.
+        proxy_headers=False,
     )
 
 

@@ -21,6 +21,7 @@ from app.auth.router import router as api_keys_router
 from app.core import fastread, metrics
 from app.core.errors import DomainError, reason
 from app.core.logging import configure_logging
+from app.core.proxies import TrustedProxies
 from app.core.settings import get_settings
 from app.okr.router import router as okr_router
 from app.push.router import router as push_router
@@ -28,7 +29,9 @@ from app.sources.oauth_router import router as oauth_apps_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
 from app.web.docs import router as docs_router
+from app.web.keys import router as keys_router
 from app.web.oauth import router as oauth_web_router
+from app.web.pages import PageRefused
 from app.web.router import router as web_router
 
 
@@ -117,6 +120,12 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(metrics.RequestMetricsMiddleware)
+    # Outermost, so everything inside sees the client's scheme and address as the proxy told.
+    app.add_middleware(TrustedProxies)
+
+    @app.exception_handler(PageRefused)
+    async def _page_refused(_: Request, exc: PageRefused) -> Response:
+        return exc.response
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -166,6 +175,7 @@ def create_app() -> FastAPI:
     app.include_router(push_router)
     app.include_router(web_router)
     app.include_router(oauth_web_router)
+    app.include_router(keys_router)
     app.include_router(docs_router)
     return app
 

@@ -379,9 +379,8 @@ def test_demo_serves_the_api_and_stops_cleanly(tmp_path: Path) -> None:
             assert login.status_code in (200, 303), login.text
             page = browser.get("/")
         assert page.status_code == 200
-        bars = dict(
-            re.findall(r'class="bar-fill" data-kr-id="(\d+)" data-progress="([^"]*)"', page.text)
-        )
+        fill = r'class="bar-fill[^"]*" data-kr-id="(\d+)" data-progress="([^"]*)"'
+        bars = dict(re.findall(fill, page.text))
         api = {
             str(kr["id"]): kr["progress"]["progress"]
             for obj in board["objectives"]

@@ -23,6 +23,8 @@ from app.core.db import get_sessionmaker, request_session
 from app.core.errors import Forbidden, Unauthorized
 from app.core.settings import get_settings
 from app.models.base import utcnow
+from app.web import session as web_session
+from app.web.session import BrowserSession
 
 # "function" scope commits before the response is sent: a 201 means the write is stored.
 SessionDep = Annotated[Session, Depends(request_session, scope="function")]
@@ -36,8 +38,11 @@ async def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     # async: the bootstrap key needs no database, so it costs no thread-pool trip.
-    token = credentials.credentials if credentials else request.cookies.get("krsync_key")
+    token = credentials.credentials if credentials else None
     if not token:
+        web = await _cookie_session(request, session)
+        if web is not None:
+            return web.principal
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     admin = get_settings().admin_key
     admin_key = admin.get_secret_value() if admin else None
@@ -62,6 +67,14 @@ async def _known_key(session: Session, token: str) -> Principal | None:
     if role not in ROLE_RANK:
         return None
     return Principal(name=f"key:{name}", role=cast(Role, role), key_id=key_id)
+
+
+async def _cookie_session(request: Request, session: Session) -> BrowserSession | None:
+    """The browser's session, for reads only: the API's forms carry no CSRF token, so a write
+    made with the cookie alone could be another site's doing. The dashboard's CSV links read."""
+    if request.method not in ("GET", "HEAD") or web_session.COOKIE not in request.cookies:
+        return None
+    return await run_in_threadpool(web_session.browser_session, request, session)
 
 
 def _check_role(principal: Principal, role: Role) -> Principal:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = Path("krsync.db")
 
@@ -34,17 +36,63 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     allow_private_networks: bool = False
     files_dir: Path | None = None
-    # Where browsers reach krsync (`https://krsync.example.com`): OAuth redirect URIs and links.
-    public_url: str | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     scheduler_enabled: bool = True
     sql_echo: bool = False
+    #: Where people reach krsync (`https://okr.example.com`): the base of OAuth redirect URIs and
+    #: links; when it is https, the browser's cookies are `Secure` whatever the proxy says.
+    public_url: str | None = None
+    #: Proxies whose `X-Forwarded-Proto`/`X-Forwarded-For` are believed: IPs or CIDRs, comma
+    #: separated. None by default, so a client can't claim https or another address by a header.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("database_url")
     @classmethod
     def _normalize(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "KRSYNC_PUBLIC_URL must be an http(s) URL such as https://okr.example.com"
+            )
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError("KRSYNC_PUBLIC_URL takes no query or fragment")
+        if parts.username or parts.password:
+            raise ValueError("KRSYNC_PUBLIC_URL takes no user name or password")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("KRSYNC_TRUSTED_PROXIES is a comma-separated list of IPs or CIDRs")
+        found: list[str] = []
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"KRSYNC_TRUSTED_PROXIES: {text!r} is not an IP address or CIDR"
+                ) from None
+            found.append(str(network))
+        return tuple(found)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Behind an https public URL every cookie is Secure, even if a hop spoke plain http."""
+        return self.public_url is not None and self.public_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

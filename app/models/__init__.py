@@ -1,6 +1,6 @@
 """All tables, imported in one place so Alembic and the app see the same metadata."""
 
-from app.models.auth import ApiKey, AuditEvent
+from app.models.auth import ApiKey, AuditEvent, WebSession
 from app.models.base import Base
 from app.models.oauth import OAuthApp, OAuthState
 from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
@@ -23,4 +23,5 @@ __all__ = [
     "PushSignature",
     "Revision",
     "SyncRun",
+    "WebSession",
 ]

@@ -7,15 +7,15 @@ refusal is a page that says why (never a secret), and nothing is stored unless a
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.deps import SessionDep
+from app.auth.service import Principal
 from app.sources import oauth
-from app.web.router import COOKIE, _page, _principal
+from app.web.pages import PageUser, page_user, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,29 +24,34 @@ _ADMIN_ONLY = "Connecting a data source needs the admin role; your key has {role
 _MAX_ID = 2_147_483_647
 
 
-def _browser_binding(request: Request) -> str | None:
+def _browser_binding(user: PageUser) -> str | None:
     """Which browser an authorization belongs to: the callback must come back to it.
 
-    A hash of the sign-in cookie, so the stored value can't be replayed as the key itself.
+    The browser session's id; a script signed with a Bearer header has no browser to come
+    back to, so it gets none and the authorization is refused with a message saying so.
     """
-    key = request.cookies.get(COOKIE)
-    if not key:
-        return None
-    return hashlib.sha256(b"krsync oauth binding\x00" + key.encode("utf-8")).hexdigest()
+    return None if user.web is None else f"session:{user.web.id}"
 
 
-def _refusal(request: Request, message: str, status_code: int) -> Response:
-    context = {"heading": "The data source was not connected", "message": message}
-    return _page(request, "oauth_result.html", context, status_code)
+def _refusal(
+    request: Request, message: str, status_code: int, principal: Principal | None = None
+) -> Response:
+    context = {
+        "heading": "The data source was not connected",
+        "message": message,
+        "principal": principal,
+    }
+    return render(request, "oauth_result.html", context, status_code)
 
 
-def _admin_refusal(request: Request, session: SessionDep) -> tuple[Response | None, str]:
-    principal = _principal(request, session)
-    if principal is None:
-        return _refusal(request, _SIGN_IN, 401), ""
-    if principal.role != "admin":
-        return _refusal(request, _ADMIN_ONLY.format(role=principal.role), 403), ""
-    return None, principal.name
+def _admin(request: Request, session: SessionDep) -> tuple[Response | None, PageUser | None]:
+    user = page_user(request, session)
+    if user is None:
+        return _refusal(request, _SIGN_IN, 401), None
+    if user.principal.role != "admin":
+        message = _ADMIN_ONLY.format(role=user.principal.role)
+        return _refusal(request, message, 403, user.principal), None
+    return None, user
 
 
 @router.get("/oauth/{provider}/authorize")
@@ -57,16 +62,20 @@ def oauth_authorize(
     data_source_id: Annotated[str | None, Query()] = None,
 ) -> Response:
     """302 to the platform's consent page, with a fresh single-use state for this browser."""
-    refused, actor = _admin_refusal(request, session)
-    if refused is not None:
+    refused, user = _admin(request, session)
+    if user is None:
+        assert refused is not None
         return refused
     raw = (data_source_id or "").strip()
     if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID):
-        return _refusal(request, "Say which data source to connect: ?data_source_id=N.", 422)
+        return _refusal(
+            request, "Say which data source to connect: ?data_source_id=N.", 422, user.principal
+        )
+    binding = _browser_binding(user)
     try:
-        url = oauth.start(session, provider, int(raw), _browser_binding(request), actor)
+        url = oauth.start(session, provider, int(raw), binding, user.principal.name)
     except oauth.OAuthRefused as exc:
-        return _refusal(request, exc.message, exc.status_code)
+        return _refusal(request, exc.message, exc.status_code, user.principal)
     return RedirectResponse(
         url,
         status_code=302,
@@ -77,8 +86,9 @@ def oauth_authorize(
 @router.get("/oauth/callback")
 def oauth_callback(request: Request, session: SessionDep) -> Response:
     """Where the platform returns: the tokens are stored, or a page says why not."""
-    refused, actor = _admin_refusal(request, session)
-    if refused is not None:
+    refused, user = _admin(request, session)
+    if user is None:
+        assert refused is not None
         return refused
     query = {
         name: request.query_params[name]
@@ -86,9 +96,9 @@ def oauth_callback(request: Request, session: SessionDep) -> Response:
         if name in request.query_params
     }
     try:
-        done = oauth.complete(session, query, _browser_binding(request), actor)
+        done = oauth.complete(session, query, _browser_binding(user), user.principal.name)
     except oauth.OAuthRefused as exc:
-        return _refusal(request, exc.message, exc.status_code)
+        return _refusal(request, exc.message, exc.status_code, user.principal)
     return RedirectResponse(
         f"/sources/{done.source_id}",
         status_code=303,

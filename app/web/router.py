@@ -1,28 +1,24 @@
-"""The dashboard page: server-rendered, readable without JavaScript, behind the same API keys.
+"""The dashboard page and the sign-in: server-rendered, readable without JavaScript.
 
-The key is entered once and kept in an HttpOnly cookie that the API also accepts, so the page's
-CSV links work as they are. Figures come from the same service calls as `GET /api/v1/dashboard`.
+The key is entered once and starts a browser session (app.web.session); the API accepts its
+cookie for reads, so the page's CSV links work as they are. Figures come from the same service
+calls as `GET /api/v1/dashboard`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
-import jinja2
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import SessionDep
-from app.auth.service import Principal, authenticate
 from app.core.errors import NotFound
 from app.core.schemas import iso_date
 from app.core.settings import get_settings
@@ -32,105 +28,29 @@ from app.okr.progress_service import span
 from app.progress import ObjectiveProgress, Progress, expected_progress, window
 from app.sync import clock
 from app.web import service as web_service
+from app.web import session as web_session
+from app.web.pages import (
+    CSRF_REFUSED,
+    CSS,
+    STATUS_LABELS,
+    check_key,
+    csrf_ok,
+    page_user,
+    refusal,
+    render,
+    same_origin,
+)
 from app.web.service import SourceView, Sparkline
+from app.web.session import COOKIE
 
 router = APIRouter(include_in_schema=False)
 
-COOKIE = "krsync_key"
-COOKIE_MAX_AGE = 30 * 24 * 3600
 #: One message for every refusal: unknown, revoked, malformed or empty keys look alike.
 LOGIN_REFUSED = "That key was not accepted."
-_MAX_KEY_LENGTH = 512
 _MAX_CYCLES = 200
 _VIEW_PARAMS = ("cycle_id", "as_of")
-
-_HERE = Path(__file__).parent
-_CSS = _HERE / "static" / "krsync.css"
-_CSS_VERSION = hashlib.sha256(_CSS.read_bytes()).hexdigest()[:10]
-
-_SECURITY_HEADERS = {
-    # No script runs on this page; styles come from our file plus the bars' inline widths.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-STATUS_LABELS = {
-    "done": "Done",
-    "on_track": "On track",
-    "at_risk": "At risk",
-    "off_track": "Off track",
-    "no_data": "No data",
-    "no_baseline": "No baseline",
-}
-
-
-def _num(value: float | None) -> str:
-    """A figure as a reader wants it: thousands separated, no noise decimals."""
-    if value is None:
-        return "—"
-    if not math.isfinite(value):
-        return str(value)
-    if value == int(value) and abs(value) < 1e15:
-        return f"{value:,.0f}"
-    size = abs(value)
-    digits = 0 if size >= 1000 else 1 if size >= 100 else 2 if size >= 1 else 3
-    text = f"{value:,.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _amount(value: float | None, unit: str | None) -> str:
-    """A figure with its unit. Beside a target of "0.24 %", a bare "0.215" reads as a fraction;
-    the space is a no-break one, so a narrow card never leaves the unit alone on a line."""
-    text = _num(value)
-    return f"{text}\u00a0{unit}" if unit and value is not None else text
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.0f}%"
-
-
-def _width(value: float | None) -> str:
-    """A CSS percentage of a clamped share; the exact float, so the bar is the API's figure."""
-    share = 0.0 if value is None else min(max(value, 0.0), 1.0)
-    return f"{share * 100}%"
-
-
-def _when(moment: datetime | None) -> str:
-    return "never" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _ago(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "never"
-    seconds = max((now - moment).total_seconds(), 0)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"
-
-
-def _environment() -> jinja2.Environment:
-    # Autoescape on for every template, whatever its name: nothing user-written is marked safe.
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_HERE / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(num=_num, amount=_amount, pct=_pct, width=_width, when=_when)
-    env.globals.update(
-        ago=_ago, status_label=lambda s: STATUS_LABELS.get(s, s), css_version=_CSS_VERSION
-    )
-    return env
-
-
-templates = Jinja2Templates(env=_environment())
+#: Where krsync before browser sessions kept the raw key; it opens nothing now.
+LEGACY_COOKIE = "krsync_key"
 
 
 @dataclass(frozen=True)
@@ -152,41 +72,6 @@ class ObjectiveView:
     key_results: list[KeyResultView]
 
 
-def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    return templates.TemplateResponse(
-        request, name, context, status_code=status_code, headers=_SECURITY_HEADERS
-    )
-
-
-def _principal(request: Request, session: Session) -> Principal | None:
-    """The page takes the key as the API does: a Bearer header, else the cookie."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    presented = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
-    return _check_key(session, presented)
-
-
-def _check_key(session: Session, presented: str) -> Principal | None:
-    if not presented or len(presented) > _MAX_KEY_LENGTH:
-        return None
-    admin = get_settings().admin_key
-    return authenticate(session, presented, admin.get_secret_value() if admin else None)
-
-
-def _same_origin(request: Request) -> bool:
-    """A form posted from another site is refused (SameSite covers the cookie, not the login).
-
-    Browsers say where a request comes from in `Sec-Fetch-Site`, and older ones in `Origin`
-    ("null" when privacy settings hide it, which is not evidence of another site).
-    """
-    if request.headers.get("sec-fetch-site", "same-origin") == "cross-site":
-        return False
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
-
-
 def _view_query(query: str) -> str:
     """Only the page's own filters survive the sign-in round trip: never a redirect elsewhere."""
     kept = [(k, v) for k, v in parse_qsl(query) if k in _VIEW_PARAMS and len(v) <= 40]
@@ -196,7 +81,8 @@ def _view_query(query: str) -> str:
 def _login_form(
     request: Request, message: str | None = None, status_code: int = 200, view: str = ""
 ) -> Response:
-    return _page(request, "login.html", {"message": message, "view": view}, status_code)
+    context = {"message": message, "view": view, "principal": None}
+    return render(request, "login.html", context, status_code)
 
 
 def _parse_filters(cycle_id: str | None, as_of: str | None) -> tuple[int | None, date, str | None]:
@@ -245,12 +131,15 @@ def dashboard_page(
     as_of: Annotated[str | None, Query()] = None,
 ) -> Response:
     """The dashboard, or the key form when no valid key came with the request."""
-    principal = _principal(request, session)
-    if principal is None:
+    user = page_user(request, session)
+    if user is None:
         response = _login_form(request, view=_view_query(request.url.query))
-        if COOKIE in request.cookies:  # revoked since it was entered: forget it
-            response.delete_cookie(COOKIE, path="/")
+        if COOKIE in request.cookies:  # ended since it was made (revoked, expired): forget it
+            web_session.clear_cookie(request, response)
+        if LEGACY_COOKIE in request.cookies:  # an API key kept by an older krsync: drop it
+            response.delete_cookie(LEGACY_COOKIE, path="/")
         return response
+    principal = user.principal
     cid, day, problem = _parse_filters(cycle_id, as_of)
     cycles, _ = service.list_cycles(session, _MAX_CYCLES, 0)
     now = clock.utcnow()
@@ -277,7 +166,7 @@ def dashboard_page(
             cycle = service.resolve_cycle(session, cid, day)
         except NotFound:
             context["problem"] = f"There is no cycle {cid} (any more); pick one from the list."
-            return _page(request, "dashboard.html", context, 404)
+            return render(request, "dashboard/index.html", context, 404)
         objectives = _dashboard(session, cycle, day)
         counts = Counter[str](
             kv.progress.status for o in objectives for kv in o.key_results if kv.progress
@@ -292,7 +181,7 @@ def dashboard_page(
             objectives=objectives,
             counts={s: counts[s] for s in STATUS_LABELS if counts[s]},
         )
-    return _page(request, "dashboard.html", context, status_code)
+    return render(request, "dashboard/index.html", context, status_code)
 
 
 @router.post("/login")
@@ -302,38 +191,40 @@ def login(
     key: Annotated[str, Form()] = "",
     view: Annotated[str, Form()] = "",
 ) -> Response:
-    """Check the key once and keep it in an HttpOnly cookie; every refusal reads the same."""
+    """Check the key once and start a browser session; every refusal reads the same.
+
+    The cookie carries the session's own random token, never the key: a stolen cookie dies with
+    its session (sign-out, revocation, 12 h idle, 30 days), and the key is not in the browser.
+    The form has no session yet to carry a CSRF token, so another site's post is refused by
+    where the browser says it comes from.
+    """
     view = _view_query(view)
-    if not _same_origin(request):
+    if not same_origin(request):
         return _login_form(request, LOGIN_REFUSED, 403, view)
-    principal = _check_key(session, key.strip())
+    principal = check_key(session, key.strip())
     if principal is None:
         return _login_form(request, LOGIN_REFUSED, 401, view)
+    # A session cookie this browser already had is ended: each sign-in gets a token of its own.
+    web_session.end(session, request.cookies.get(COOKIE, ""))
+    admin = get_settings().admin_key
+    token = web_session.start(session, principal, admin.get_secret_value() if admin else None)
     response = RedirectResponse(f"/?{view}" if view else "/", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        key.strip(),
-        max_age=COOKIE_MAX_AGE,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    web_session.set_cookie(request, response, token)
     return response
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
-    """Forget the key on this browser."""
+async def logout(request: Request, session: SessionDep) -> Response:
+    """End this browser's session; its token opens nothing afterwards."""
     response = RedirectResponse("/", status_code=303)
-    if _same_origin(request):
-        response.delete_cookie(
-            COOKIE,
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+    user = await run_in_threadpool(page_user, request, session)
+    if user is not None and user.web is not None:
+        if not await csrf_ok(request, user):
+            raise refusal(request, 403, "Form refused", CSRF_REFUSED, user.principal)
+        token = request.cookies.get(COOKIE, "")
+        await run_in_threadpool(web_session.end, session, token)
+    if COOKIE in request.cookies:
+        web_session.clear_cookie(request, response)
     return response
 
 
@@ -341,7 +232,7 @@ def logout(request: Request) -> Response:
 def stylesheet() -> Response:
     """The page's one stylesheet; its URL carries a hash of its content, so it can be cached."""
     return FileResponse(
-        _CSS,
+        CSS,
         media_type="text/css",
         headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )

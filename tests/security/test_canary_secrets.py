@@ -39,6 +39,7 @@ import stamina
 from fastapi.testclient import TestClient
 from google.auth import _exponential_backoff
 from sync_factories import freeze_today
+from web.browser_session import sign_in
 
 from app.core.db import get_engine
 from app.core.settings import get_settings
@@ -700,7 +701,8 @@ def test_the_oauth_connect_flow_lets_no_canary_out(
     ok(client.get("/api/v1/oauth-apps/hubspot"))
     body = {"name": "crm", "connector": "hubspot", "config": {}}
     source = ok(client.post("/api/v1/data-sources", json=body), 201)["id"]
-    client.cookies.set("krsync_key", ADMIN_KEY)
+    del client.headers["Authorization"]  # from here on, the admin's browser
+    sign_in(client, ADMIN_KEY, https=True)
     outcomes = []
     for code in codes:
         started = client.get(

@@ -47,6 +47,7 @@ LOGIN = "login"  # the sign-in form's post: it checks the key it is given
 SIGNED = "signed"  # a push: its source's signature, no API key
 ADMIN_PAGE = "admin page"  # a browser route for admins: the key by header or sign-in cookie
 ADMIN_BROWSER = "signed-in admin browser"  # the OAuth callback: the admin's sign-in cookie
+PAGE_ADMIN = "page:admin"  # a browser page: sign in first (303 to /), then admin or a 403 page
 VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"
 RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 
@@ -67,6 +68,10 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/logout"): PUBLIC,
     ("GET", "/oauth/{provider}/authorize"): ADMIN_PAGE,
     ("GET", "/oauth/callback"): ADMIN_BROWSER,
+    ("GET", "/keys"): PAGE_ADMIN,
+    ("POST", "/keys"): PAGE_ADMIN,
+    ("GET", "/keys/{key_id}/revoke"): PAGE_ADMIN,
+    ("POST", "/keys/{key_id}/revoke"): PAGE_ADMIN,
     # OKRs: viewers read, editors write
     ("POST", "/api/v1/cycles"): EDITOR,
     ("GET", "/api/v1/cycles"): VIEWER,
@@ -311,7 +316,8 @@ def test_the_admin_pages_answer_admins_only(seeded: tuple[TestClient, Workspace]
                     token = headers.get("Authorization", "").partition(" ")[2]
                     if caller == MALFORMED or not token:
                         continue
-                    anon.cookies.set("krsync_key", token)
+                    # Signed in as a browser is (an unknown or revoked key gets no session).
+                    anon.post("/login", data={"key": token}, follow_redirects=False)
                     headers = {}
                 status, text = call(anon, method, path, headers, {})
                 anon.cookies.clear()
@@ -352,12 +358,43 @@ def test_the_page_shows_the_workspace_to_keys_only(seeded: tuple[TestClient, Wor
         assert shown == (caller in RANK), caller
         if caller not in RANK:
             assert 'name="key"' in response.text, "a caller without a key gets the sign-in form"
-    for caller in (UNKNOWN, REVOKED):  # a cookie kept from before
+    for caller in (UNKNOWN, REVOKED, ADMIN):  # a key in a cookie, as older versions kept it
         token = ws.callers[caller]["Authorization"].partition(" ")[2]
-        anon.cookies.set("krsync_key", token)
-        response = anon.get("/")
-        assert ws.objective_title not in response.text, caller
-        anon.cookies.clear()
+        for cookie in ("krsync_key", "krsync_session"):
+            anon.cookies.set(cookie, token)
+            response = anon.get("/")
+            assert ws.objective_title not in response.text, (caller, cookie)
+            assert f'{cookie}=""' in response.headers["set-cookie"], (caller, cookie)
+            assert anon.get("/api/v1/cycles").status_code == 401, (caller, cookie)
+            anon.cookies.clear()
+
+
+def test_every_page_route_answers_its_role(seeded: tuple[TestClient, Workspace]) -> None:
+    """No key: sent to sign in; too weak a role: a 403 page; else the page, whatever the form."""
+    anon, ws = seeded
+    pages = sorted(
+        ((m, p, r.partition(":")[2]) for (m, p), r in ROLE_TABLE.items() if r.startswith("page:")),
+        key=lambda row: (row[0] == "POST", row[1]),
+    )
+    assert pages
+    wrong: list[str] = []
+    for method, template, role in pages:
+        path = filled(template, ws.ids)
+        for caller, headers in ws.callers.items():
+            response = anon.request(
+                method, path, headers=headers, data={"name": ""}, follow_redirects=False
+            )
+            status, text = response.status_code, response.text
+            location = response.headers.get("location", "")
+            if caller in UNAUTHENTICATED:
+                ok = status == 303 and location == "/"
+            elif RANK[caller] < RANK[role]:
+                ok = status == 403 and "needs the admin role" in text
+            else:
+                ok = status < 500 and status not in (401, 403) and location != "/"
+            if not ok:
+                wrong.append(f"{method} {path} as {caller}: {status} {location} {text[-300:]}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_signing_in_takes_a_live_key(seeded: tuple[TestClient, Workspace]) -> None:

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from web.workspace import AS_OF, INJECTION, api_dashboard, api_progress, build
 
 from app.web.router import LOGIN_REFUSED
+from app.web.session import COOKIE
 from conftest import ADMIN_KEY
 from factories import create
 
@@ -188,8 +189,9 @@ def test_the_dashboard_in_a_real_browser(
             page.wait_for_selector(".objective")
             assert page.url.endswith(f"/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
             cookies = {c["name"]: c for c in context.cookies()}
-            assert cookies["krsync_key"]["httpOnly"] is True
-            assert cookies["krsync_key"]["sameSite"] == "Strict"
+            assert cookies[COOKIE]["httpOnly"] is True
+            assert cookies[COOKIE]["sameSite"] == "Lax"
+            assert key not in cookies[COOKIE]["value"]  # the session's token, not the key
             titles = page.locator("h2.objective-title")
             assert titles.all_inner_texts() == ws.objective_titles  # the injection, as text
             for i in range(titles.count()):
@@ -238,7 +240,7 @@ def test_the_dashboard_in_a_real_browser(
             # Signing out forgets the key.
             page.click(".signout button")
             page.wait_for_selector("#key")
-            assert "krsync_key" not in {c["name"] for c in context.cookies()}
+            assert COOKIE not in {c["name"] for c in context.cookies()}
             page.screenshot(path=str(ARTIFACTS / "login-375.png"))
         finally:
             browser.close()
@@ -326,3 +328,89 @@ def test_the_day_reads_and_is_typed_as_iso_in_an_american_browser(
             page.screenshot(path=str(ARTIFACTS / "dashboard-units-1280.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _no_sideways_scroll(page: Any, width: int) -> None:
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= width + 1
+
+
+def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
+    chromium_path: str, client: TestClient, live_server: str
+) -> None:
+    """The API keys page as a person uses it, at desktop and phone width, under the strict CSP
+    (a refused style or script would show as a console error)."""
+    from playwright.sync_api import sync_playwright
+
+    ws = build(client, with_source=False)
+    viewer_key = create(client, "api-keys", name="Viewer in marketing", role="viewer")["key"]
+    problems: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
+            page.fill("#key", ADMIN_KEY)
+            page.click("button[type=submit]")
+            page.wait_for_selector(".objective")
+            page.click("nav.nav >> text=API keys")
+            page.wait_for_selector("h1:has-text('API keys')")
+
+            # A refusal reads beside its field, as the API words it.
+            page.fill("#key-name", "   ")
+            page.click("text=Create key")
+            assert page.locator("#key-name-error").is_visible()
+            page.fill("#key-name", "Dana (marketing ops)")
+            page.select_option("#key-role", "editor")
+            page.click("text=Create key")
+            secret = page.locator("#new-key").inner_text().strip()
+            assert secret.startswith("krs_")
+            assert page.get_by_text("Copy it now").is_visible()
+            page.screenshot(path=str(ARTIFACTS / "keys-created-1400.png"), full_page=True)
+            with httpx.Client(base_url=live_server, timeout=30) as api:
+                auth = {"Authorization": f"Bearer {secret}"}
+                assert api.get("/api/v1/cycles", headers=auth).status_code == 200
+
+                page.click("text=Back to the API keys")
+                row = page.locator("tr", has_text="Dana (marketing ops)")
+                assert secret not in page.content()  # shown once, never again
+                page.screenshot(path=str(ARTIFACTS / "keys-1400.png"), full_page=True)
+                row.locator("a.revoke").click()
+                page.wait_for_selector("h1:has-text('Revoke')")
+                page.screenshot(path=str(ARTIFACTS / "keys-revoke-1400.png"))
+                page.click("button.danger")
+                page.wait_for_selector("h1:has-text('API keys')")
+                assert "revoked" in (row.get_attribute("class") or "")
+                assert api.get("/api/v1/cycles", headers=auth).status_code == 401
+
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.wait_for_timeout(100)
+            _no_sideways_scroll(page, 375)
+            page.screenshot(path=str(ARTIFACTS / "keys-375.png"), full_page=True)
+            context.close()
+
+            # A viewer: the dashboard with no form that writes, no link to the keys.
+            context = browser.new_context(viewport={"width": 375, "height": 800})
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
+            page.fill("#key", viewer_key)
+            page.click("button[type=submit]")
+            page.wait_for_selector(".objective")
+            assert page.locator("nav.nav a").all_inner_texts() == ["Dashboard"]
+            writes = page.locator("form[method=post]:not(.signout)")
+            assert writes.count() == 0
+            _no_sideways_scroll(page, 375)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-viewer-375.png"), full_page=True)
+            refused = page.goto(f"{live_server}/keys")
+            assert refused is not None
+            assert refused.status == 403
+            assert page.get_by_text("needs the admin role").is_visible()
+            page.screenshot(path=str(ARTIFACTS / "keys-refused-375.png"))
+        finally:
+            browser.close()
+    # The 422 and 403 pages are expected answers; anything else (a refused style) is not.
+    expected_status = "Failed to load resource: the server responded with a status of 4"
+    assert [p for p in problems if not p.startswith(expected_status)] == []

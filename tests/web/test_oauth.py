@@ -43,10 +43,12 @@ import stamina
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from web.browser_session import sign_in
 from web.oauth_platform import Platform, running
 
 from app.core.secrets import SecretBox
 from app.core.settings import get_settings
+from app.main import app
 from app.sync import clock
 from conftest import ADMIN_KEY
 from factories import api_key_headers, create
@@ -72,8 +74,8 @@ def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture
 def browser(env: str, anon: TestClient) -> TestClient:
-    """An admin signed in in the browser: the sign-in cookie holds the key."""
-    anon.cookies.set("krsync_key", ADMIN_KEY)
+    """An admin signed in in the browser (a session cookie, as the sign-in form gives)."""
+    sign_in(anon, ADMIN_KEY, https=True)
     return anon
 
 
@@ -264,11 +266,10 @@ def test_a_state_from_another_browser_changes_nothing(
     platform, source_id = hubspot
     callback = consent(browser, "hubspot", source_id)
     other_key = api_key_headers(client, "admin")["Authorization"].partition(" ")[2]
-    mine = browser.cookies.get("krsync_key")
-    browser.cookies.set("krsync_key", other_key)
-    refused(browser, callback, db_url, env, source_id, "another browser")
+    with TestClient(app) as other:
+        sign_in(other, other_key, https=True)
+        refused(other, callback, db_url, env, source_id, "another browser")
     assert platform.token_requests == 0
-    browser.cookies.set("krsync_key", mine or "")
     assert browser.get(callback, follow_redirects=False).status_code == 303
 
 
@@ -418,7 +419,7 @@ def test_authorize_refusals_say_why(env: str, client: TestClient, anon: TestClie
     assert anon.get(path, follow_redirects=False).status_code == 401
     viewer = api_key_headers(client, "viewer")
     assert anon.get(path, headers=viewer, follow_redirects=False).status_code == 403
-    anon.cookies.set("krsync_key", ADMIN_KEY)
+    sign_in(anon, ADMIN_KEY, https=True)
     no_app = anon.get(path, follow_redirects=False)
     assert no_app.status_code == 409
     assert "PUT /api/v1/oauth-apps/hubspot" in no_app.text
@@ -433,7 +434,7 @@ def test_authorize_refusals_say_why(env: str, client: TestClient, anon: TestClie
     anon.cookies.clear()
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     assert anon.get(path, headers=headers, follow_redirects=False).status_code == 409
-    anon.cookies.set("krsync_key", ADMIN_KEY)
+    sign_in(anon, ADMIN_KEY, https=True)
     assert anon.get(path, follow_redirects=False).status_code == 302
 
 
@@ -472,7 +473,7 @@ def test_the_callback_needs_a_signed_in_admin(
     env: str, client: TestClient, anon: TestClient
 ) -> None:
     assert anon.get("/oauth/callback?code=c&state=s").status_code == 401
-    anon.cookies.set("krsync_key", api_key_headers(client, "editor")["Authorization"][7:])
+    sign_in(anon, api_key_headers(client, "editor")["Authorization"][7:], https=True)
     assert anon.get("/oauth/callback?code=c&state=s").status_code == 403
 
 
