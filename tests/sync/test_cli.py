@@ -292,6 +292,8 @@ def test_serve_migrates_sqlite_and_asks_the_app_for_a_scheduler(
             "port": 8123,
             "workers": 1,
             "log_level": "info",
+            # Forwarded headers are believed from KRSYNC_TRUSTED_PROXIES only, by the app.
+            "proxy_headers": False,
         }
     ]
     assert os.environ[RUN_SCHEDULER_ENV] == "1"
