@@ -69,6 +69,8 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/oauth/{provider}/authorize"): ADMIN_PAGE,
     ("GET", "/oauth/callback"): ADMIN_BROWSER,
     ("GET", "/keys"): PAGE_ADMIN,
+    ("GET", "/sources"): PAGE_ADMIN,
+    ("GET", "/sources/{source_id}"): PAGE_ADMIN,
     ("POST", "/keys"): PAGE_ADMIN,
     ("GET", "/keys/{key_id}/revoke"): PAGE_ADMIN,
     ("POST", "/keys/{key_id}/revoke"): PAGE_ADMIN,

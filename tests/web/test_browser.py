@@ -414,3 +414,42 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
     # The 422 and 403 pages are expected answers; anything else (a refused style) is not.
     expected_status = "Failed to load resource: the server responded with a status of 4"
     assert [p for p in problems if not p.startswith(expected_status)] == []
+
+
+def test_an_admin_reads_a_source_and_its_runs(
+    chromium_path: str, client: TestClient, live_server: str
+) -> None:
+    """The data-source pages at desktop and phone width, under the strict CSP."""
+    from playwright.sync_api import sync_playwright
+
+    ws = build(client)
+    problems: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
+            page.fill("#key", ADMIN_KEY)
+            page.click("button[type=submit]")
+            page.wait_for_selector(".objective")
+            page.click("nav.nav >> text=Data sources")
+            page.wait_for_selector("h1:has-text('Data sources')")
+            page.screenshot(path=str(ARTIFACTS / "sources-1400.png"), full_page=True)
+            page.locator(".sources-table a").first.click()
+            page.wait_for_selector("h2:has-text('Runs')")
+            assert page.locator(".source-facts dt").all_inner_texts()[:3] == [
+                "Connector",
+                "State",
+                "Credentials",
+            ]
+            page.screenshot(path=str(ARTIFACTS / "source-1400.png"), full_page=True)
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.wait_for_timeout(100)
+            _no_sideways_scroll(page, 375)
+            page.screenshot(path=str(ARTIFACTS / "source-375.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []

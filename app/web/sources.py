@@ -1,0 +1,89 @@
+"""The data-source pages, for admins: every source at a glance, and one source in full.
+
+Read-only for now: what a source is (connector, schedule and its next runs in the source's
+timezone, whether credentials are set, the API version), what it needs (notices, a "Connect"
+button where its platform uses OAuth) and what its runs did. It is where the OAuth callback
+returns to. The same service calls as `/api/v1/data-sources` and `/api/v1/sync-runs`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from app.auth.deps import SessionDep
+from app.core.cron import cron_trigger
+from app.core.errors import NotFound
+from app.sources import service
+from app.sources.oauth_providers import provider_for_connector
+from app.sources.schemas import DataSourceRead, SyncRunRead
+from app.sync import clock
+from app.web.pages import PageUser, page_principal, refusal, render
+
+router = APIRouter(include_in_schema=False)
+
+AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
+_MAX_SOURCES = 500
+_RUNS_SHOWN = 20
+_MAX_ID = 2_147_483_647
+
+
+def next_runs(schedule: str, timezone: str, now: datetime, count: int = 3) -> list[datetime]:
+    """The schedule's next firings, in the source's timezone (the scheduler reads it there)."""
+    try:
+        trigger = cron_trigger(schedule, timezone)
+        zone = ZoneInfo(timezone)
+    except (ValueError, LookupError):
+        return []
+    runs: list[datetime] = []
+    previous: datetime | None = None
+    moment = now.astimezone(zone)
+    for _ in range(count):
+        fire: datetime | None = trigger.get_next_fire_time(previous, moment)
+        if fire is None:
+            break
+        runs.append(fire.astimezone(zone))
+        previous, moment = fire, fire
+    return runs
+
+
+@router.get("/sources")
+def sources_page(request: Request, session: SessionDep, user: AdminPage) -> Response:
+    """Every data source: its connector, schedule and last success."""
+    rows, total = service.list_sources(session, _MAX_SOURCES, 0)
+    context: dict[str, Any] = {
+        "principal": user.principal,
+        "sources": [DataSourceRead.model_validate(r) for r in rows],
+        "total": total,
+    }
+    return render(request, "sources/index.html", context)
+
+
+@router.get("/sources/{source_id}")
+def source_page(request: Request, session: SessionDep, user: AdminPage, source_id: str) -> Response:
+    """One source: what it is, what it needs, and what its runs did."""
+    sid = int(source_id) if source_id.isascii() and source_id.isdigit() else 0
+    try:
+        if not 0 < sid <= _MAX_ID:
+            raise NotFound(f"data source {source_id} not found")
+        row = service.get_source(session, sid)
+    except NotFound:
+        raise refusal(
+            request, 404, "No such data source", "It may have been deleted.", user.principal
+        ) from None
+    source = DataSourceRead.model_validate(row)
+    runs, total_runs = service.list_runs(session, sid, None, _RUNS_SHOWN, 0)
+    provider = provider_for_connector(source.connector)
+    context: dict[str, Any] = {
+        "principal": user.principal,
+        "source": source,
+        "next_runs": next_runs(source.schedule, source.timezone, clock.utcnow()),
+        "runs": [SyncRunRead.model_validate(r) for r in runs],
+        "total_runs": total_runs,
+        "provider": provider,
+    }
+    return render(request, "sources/show.html", context)
