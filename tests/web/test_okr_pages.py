@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
-from datetime import date, timedelta
 from html.parser import HTMLParser
 
 from fastapi.testclient import TestClient
 from web.browser_session import sign_in
+from web.workspace import seed_tree as seed
 
-from factories import check_in, create, cycle, key_result, objective
+from factories import create
 
 _VOID = {"input", "meta", "link", "br", "img", "hr", "col", "source", "wbr", "area"}
 
@@ -41,55 +40,6 @@ def ancestors(page: str) -> dict[str, list[str]]:
     parser = _Ancestry()
     parser.feed(page)
     return parser.ancestors
-
-
-@dataclass
-class Tree:
-    cycle_id: int
-    company: int
-    company_kr: int
-    team: int
-    team_kr: int
-    individual: int
-    other_team: int
-
-
-def seed(client: TestClient) -> Tree:
-    """Company → Social (aligned to the company KR) → Sam (aligned to Social's KR), and Email."""
-    today = date.today()  # noqa: DTZ011 - the page reads progress as of the server's today
-    c = cycle(
-        client,
-        start_date=(today - timedelta(days=30)).isoformat(),
-        end_date=(today + timedelta(days=60)).isoformat(),
-    )["id"]
-    company = objective(client, c, title="Grow qualified pipeline", level="company", owner="CMO")
-    company_kr = key_result(client, company["id"], title="600 marketing leads", unit="leads")
-    team = objective(
-        client,
-        c,
-        title="Social brings leads",
-        level="team",
-        team="Social",
-        owner="Dana",
-        parent_key_result_id=company_kr["id"],
-    )
-    team_kr = key_result(client, team["id"], title="200 leads from LinkedIn", target_value=200)
-    check_in(client, team_kr["id"], (today - timedelta(days=2)).isoformat(), 250)  # done
-    individual = objective(
-        client,
-        c,
-        title="Weekly LinkedIn posts",
-        level="individual",
-        team="Social",
-        owner="Sam",
-        parent_key_result_id=team_kr["id"],
-    )
-    key_result(client, individual["id"], title="12 posts", target_value=12)
-    other = objective(client, c, title="Newsletter grows", level="team", team="Email", owner="Lee")
-    key_result(client, other["id"], title="9,000 subscribers", target_value=9000)
-    return Tree(
-        c, company["id"], company_kr["id"], team["id"], team_kr["id"], individual["id"], other["id"]
-    )
 
 
 def key_of(client: TestClient, role: str) -> str:
