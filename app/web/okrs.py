@@ -172,12 +172,14 @@ def _okrs_page(
             user.principal,
         ) from None
     everything = service.cycle_objectives(session, cycle.id)
-    shown, _ = service.list_objectives(
-        session,
-        service.ObjectiveFilter(cycle_id=cycle.id, team=where.team, owner=where.owner),
-        _MAX_OBJECTIVES,
-        0,
-    )
+    shown = everything
+    if where.team is not None or where.owner is not None:
+        shown, _ = service.list_objectives(
+            session,
+            service.ObjectiveFilter(cycle_id=cycle.id, team=where.team, owner=where.owner),
+            _MAX_OBJECTIVES,
+            0,
+        )
     obj_progress, kr_progress = service.objectives_progress(session, shown, today)
     if where.status is not None:  # as `/key-results?status=`: objectives with a match stay
         shown = [
