@@ -31,6 +31,7 @@ from app.sync.scheduler import lifespan as scheduler_lifespan
 from app.web.docs import router as docs_router
 from app.web.keys import router as keys_router
 from app.web.oauth import router as oauth_web_router
+from app.web.okrs import router as okr_pages_router
 from app.web.pages import PageRefused
 from app.web.router import router as web_router
 from app.web.sources import router as source_pages_router
@@ -178,6 +179,7 @@ def create_app() -> FastAPI:
     app.include_router(oauth_web_router)
     app.include_router(keys_router)
     app.include_router(source_pages_router)
+    app.include_router(okr_pages_router)
     app.include_router(docs_router)
     return app
 

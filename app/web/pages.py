@@ -68,6 +68,7 @@ class NavItem:
 #: The workspace's pages in the order the top bar lists them; each shows to its role and up.
 NAV: tuple[NavItem, ...] = (
     NavItem("Dashboard", "/", "viewer"),
+    NavItem("OKRs", "/okrs", "viewer"),
     NavItem("Data sources", "/sources", "admin"),
     NavItem("API keys", "/keys", "admin"),
 )

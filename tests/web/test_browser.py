@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from web.workspace import AS_OF, INJECTION, api_dashboard, api_progress, build
+from web.workspace import AS_OF, INJECTION, api_dashboard, api_progress, build, seed_tree
 
 from app.web.router import LOGIN_REFUSED
 from app.web.session import COOKIE
@@ -399,7 +399,7 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
             page.fill("#key", viewer_key)
             page.click("button[type=submit]")
             page.wait_for_selector(".objective")
-            assert page.locator("nav.nav a").all_inner_texts() == ["Dashboard"]
+            assert page.locator("nav.nav a").all_inner_texts() == ["Dashboard", "OKRs"]
             writes = page.locator("form[method=post]:not(.signout)")
             assert writes.count() == 0
             _no_sideways_scroll(page, 375)
@@ -453,3 +453,70 @@ def test_an_admin_reads_a_source_and_its_runs(
         finally:
             browser.close()
     assert problems == []
+
+
+def test_an_editor_reads_the_okr_tree_and_aligns_a_new_objective(
+    chromium_path: str, client: TestClient, live_server: str
+) -> None:
+    """The OKRs page at desktop and phone width, under the strict CSP: the tree from the
+    company down, a refused form, an aligned objective made, and a viewer with no form."""
+    from playwright.sync_api import sync_playwright
+
+    tree = seed_tree(client)
+    editor_key = create(client, "api-keys", name="Dana (social)", role="editor")["key"]
+    viewer_key = create(client, "api-keys", name="Reader", role="viewer")["key"]
+    problems: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(f"{live_server}/")
+            page.fill("#key", editor_key)
+            page.click("button[type=submit]")
+            page.click("nav.nav >> text=OKRs")
+            page.wait_for_selector("h1:has-text('OKRs')")
+            nested = page.locator(f"#kr-{tree.company_kr} > .okr-children > #objective-{tree.team}")
+            assert nested.is_visible()
+            page.screenshot(path=str(ARTIFACTS / "okrs-1400.png"), full_page=True)
+
+            page.fill("#objective-title", "   ")
+            page.click("text=Create objective")
+            assert page.locator("#objective-title-error").is_visible()
+            page.screenshot(path=str(ARTIFACTS / "okrs-refused-1400.png"), full_page=True)
+            page.fill("#objective-title", "Paid search brings leads")
+            page.fill("#objective-team", "Paid")
+            page.fill("#objective-owner", "Ari")
+            page.select_option("#objective-parent_key_result_id", str(tree.company_kr))
+            page.click("text=Create objective")
+            made = page.locator(f"#kr-{tree.company_kr} .okr-objective", has_text="Paid search")
+            made.wait_for()
+            page.select_option("#filter-team", "Social")
+            page.click("text=Filter")
+            page.wait_for_selector("a.clear")
+            assert page.locator(".okr-objective", has_text="Paid search").count() == 0
+            page.screenshot(path=str(ARTIFACTS / "okrs-filtered-1400.png"), full_page=True)
+            page.click("a.clear")
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.wait_for_timeout(100)
+            _no_sideways_scroll(page, 375)
+            page.screenshot(path=str(ARTIFACTS / "okrs-375.png"), full_page=True)
+            context.close()
+
+            context = browser.new_context(viewport={"width": 375, "height": 800})
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(f"{live_server}/")
+            page.fill("#key", viewer_key)
+            page.click("button[type=submit]")
+            page.click("nav.nav >> text=OKRs")
+            page.wait_for_selector("h1:has-text('OKRs')")
+            assert page.locator("form[method=post]:not(.signout)").count() == 0
+            _no_sideways_scroll(page, 375)
+            page.screenshot(path=str(ARTIFACTS / "okrs-viewer-375.png"), full_page=True)
+        finally:
+            browser.close()
+    expected_status = "Failed to load resource: the server responded with a status of 422"
+    assert [p for p in problems if not p.startswith(expected_status)] == []

@@ -7,6 +7,7 @@ so the TestClient tests and the browser test read the same figures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -128,3 +129,53 @@ def api_progress(dashboard: dict[str, Any]) -> dict[int, float | None]:
         for obj in dashboard["objectives"]
         for kr in obj["key_results"]
     }
+
+
+@dataclass
+class Tree:
+    cycle_id: int
+    company: int
+    company_kr: int
+    team: int
+    team_kr: int
+    individual: int
+    other_team: int
+
+
+def seed_tree(client: httpx.Client) -> Tree:
+    """An alignment tree for the OKRs page, in a cycle around today: the company objective,
+    Social's aligned to its key result, Sam's aligned to Social's (done), and Email's alone."""
+    today = date.today()  # noqa: DTZ011 - the page reads progress as of the server's today
+    c = cycle(
+        client,
+        start_date=(today - timedelta(days=30)).isoformat(),
+        end_date=(today + timedelta(days=60)).isoformat(),
+    )["id"]
+    company = objective(client, c, title="Grow qualified pipeline", level="company", owner="CMO")
+    company_kr = key_result(client, company["id"], title="600 marketing leads", unit="leads")
+    team = objective(
+        client,
+        c,
+        title="Social brings leads",
+        level="team",
+        team="Social",
+        owner="Dana",
+        parent_key_result_id=company_kr["id"],
+    )
+    team_kr = key_result(client, team["id"], title="200 leads from LinkedIn", target_value=200)
+    check_in(client, team_kr["id"], (today - timedelta(days=2)).isoformat(), 250)  # done
+    individual = objective(
+        client,
+        c,
+        title="Weekly LinkedIn posts",
+        level="individual",
+        team="Social",
+        owner="Sam",
+        parent_key_result_id=team_kr["id"],
+    )
+    key_result(client, individual["id"], title="12 posts", target_value=12)
+    other = objective(client, c, title="Newsletter grows", level="team", team="Email", owner="Lee")
+    key_result(client, other["id"], title="9,000 subscribers", target_value=9000)
+    return Tree(
+        c, company["id"], company_kr["id"], team["id"], team_kr["id"], individual["id"], other["id"]
+    )
