@@ -48,6 +48,8 @@ SIGNED = "signed"  # a push: its source's signature, no API key
 ADMIN_PAGE = "admin page"  # a browser route for admins: the key by header or sign-in cookie
 ADMIN_BROWSER = "signed-in admin browser"  # the OAuth callback: the admin's sign-in cookie
 PAGE_ADMIN = "page:admin"  # a browser page: sign in first (303 to /), then admin or a 403 page
+PAGE_VIEWER = "page:viewer"  # a browser page any signed-in key may open
+PAGE_EDITOR = "page:editor"  # a browser form that writes OKRs or check-ins: editor or a 403 page
 VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"
 RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 
@@ -74,6 +76,10 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/keys"): PAGE_ADMIN,
     ("GET", "/keys/{key_id}/revoke"): PAGE_ADMIN,
     ("POST", "/keys/{key_id}/revoke"): PAGE_ADMIN,
+    ("GET", "/key-results/{kr_id}"): PAGE_VIEWER,
+    ("POST", "/key-results/{kr_id}/check-ins"): PAGE_EDITOR,
+    ("POST", "/key-results/{kr_id}/check-ins/{check_in_id}"): PAGE_EDITOR,
+    ("POST", "/key-results/{kr_id}/check-ins/{check_in_id}/delete"): PAGE_EDITOR,
     # OKRs: viewers read, editors write
     ("POST", "/api/v1/cycles"): EDITOR,
     ("GET", "/api/v1/cycles"): VIEWER,
@@ -391,7 +397,7 @@ def test_every_page_route_answers_its_role(seeded: tuple[TestClient, Workspace])
             if caller in UNAUTHENTICATED:
                 ok = status == 303 and location == "/"
             elif RANK[caller] < RANK[role]:
-                ok = status == 403 and "needs the admin role" in text
+                ok = status == 403 and f"needs the {role} role" in text
             else:
                 ok = status < 500 and status not in (401, 403) and location != "/"
             if not ok:
