@@ -102,7 +102,7 @@ def _page(
     by_mapping = {m.id: m for m in mappings}
     source_ids = {m.data_source_id for m in mappings}
     named = select(DataSource.id, DataSource.name).where(DataSource.id.in_(source_ids))
-    names = dict(session.execute(named)) if source_ids else {}
+    names = dict(session.execute(named).all()) if source_ids else {}
     points = [
         {
             "date": day,
