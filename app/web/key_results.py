@@ -8,6 +8,7 @@ reads as the API words it, beside the field it names.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import date
 from typing import Annotated, Any
 
@@ -34,6 +35,8 @@ EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 _MAX_ID = 2_147_483_647
 _CHECK_INS_SHOWN = 200
 _MAPPINGS_SHOWN = 50
+#: The latest points are listed; all of them are in the series CSV.
+_POINTS_SHOWN = 62
 #: Where a refusal that names no field of the form is shown.
 FORM = "form"
 _FIELDS = ("date", "value", "note", "confidence")
@@ -123,7 +126,8 @@ def _page(
             if p["date"] >= cycle.start_date
         ),
     )
-    chart = kr_chart.build(
+    draw = functools.partial(
+        kr_chart.build,
         start=cycle.start_date,
         end=cycle.end_date,
         as_of=today,
@@ -136,6 +140,7 @@ def _page(
         provisional_from=progress.provisional_from if progress else None,
         number=_num,
     )
+    charts = [draw(size=size) for size in (kr_chart.WIDE, kr_chart.NARROW)]
     check_ins, total_check_ins = service.list_check_ins(session, kr.id, _CHECK_INS_SHOWN, 0)
     editor = ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"]
     default_day = min(today, cycle.end_date).isoformat()
@@ -145,8 +150,9 @@ def _page(
         "objective": objective,
         "cycle": cycle,
         "progress": progress,
-        "chart": chart,
-        "points": points,
+        "charts": charts,
+        "points": points[-_POINTS_SHOWN:][::-1],
+        "total_points": len(points),
         "check_ins": [CheckInRead.model_validate(c) for c in check_ins],
         "total_check_ins": total_check_ins,
         "mappings": mappings,

@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-WIDTH, HEIGHT = 640, 320
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 40
+#: The wide chart is drawn near its own size on a desktop; the narrow one on a phone, where the
+#: wide one would shrink its labels to a few pixels (the stylesheet shows one or the other).
+WIDE = (960, 320)
+NARROW = (360, 260)
+LEFT, RIGHT, TOP, BOTTOM = 56, 14, 14, 36
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,17 @@ def _nice_step(span: float, count: int) -> float:
     return 10.0 * magnitude
 
 
-def _months(start: date, end: date) -> list[date]:
+def _months(start: date, end: date, gap: int) -> list[date]:
+    """The cycle's first day, each month's first, and its last, none closer than `gap` days."""
     days = [start]
     month = date(start.year, start.month, 1)
     while True:
         month = (month + timedelta(days=32)).replace(day=1)
         if month > end:
             break
-        if (month - days[-1]).days >= 10:
+        if (month - days[-1]).days >= gap:
             days.append(month)
-    if (end - days[-1]).days >= 10:
+    if (end - days[-1]).days >= gap:
         days.append(end)
     return days
 
@@ -135,6 +139,7 @@ def build(
     forecast_value: float | None,
     provisional_from: date | None,
     number: Callable[[float], str] = str,
+    size: tuple[int, int] = WIDE,
 ) -> Chart:
     """`number` formats the value axis as the rest of the page writes figures."""
     shown = [p for p in line if start <= p[0] <= end]
@@ -144,10 +149,11 @@ def build(
             values.append(extra)
     low = min([0.0, *values])
     high = max([*values, low + 1.0])
-    step = _nice_step(high - low, 4)
+    width, height = size
+    step = _nice_step(high - low, 4 if height > 300 else 3)
     low = math.floor(low / step) * step
     high = math.ceil(high / step) * step
-    right, bottom = WIDTH - RIGHT, HEIGHT - BOTTOM
+    right, bottom = width - RIGHT, height - BOTTOM
     days = max((end - start).days, 1)
 
     def x(day: date) -> float:
@@ -182,8 +188,8 @@ def build(
         y_ticks.append(Tick(y(tick), number(tick)))
         tick += step
     return Chart(
-        width=WIDTH,
-        height=HEIGHT,
+        width=width,
+        height=height,
         left=LEFT,
         right=right,
         top=TOP,
@@ -196,7 +202,9 @@ def build(
         forecast=forecast,
         today=x(as_of) if start <= as_of <= end else None,
         provisional_band=band,
-        x_ticks=[Tick(x(d), d.strftime("%b %-d")) for d in _months(start, end)],
+        x_ticks=[
+            Tick(x(d), d.strftime("%b %-d")) for d in _months(start, end, 10 if width > 600 else 25)
+        ],
         y_ticks=y_ticks,
         cumulative=aggregation == "sum",
     )
