@@ -48,8 +48,8 @@ SIGNED = "signed"  # a push: its source's signature, no API key
 ADMIN_PAGE = "admin page"  # a browser route for admins: the key by header or sign-in cookie
 ADMIN_BROWSER = "signed-in admin browser"  # the OAuth callback: the admin's sign-in cookie
 PAGE_ADMIN = "page:admin"  # a browser page: sign in first (303 to /), then admin or a 403 page
-PAGE_VIEWER = "page:viewer"  # the same, for any role
-PAGE_EDITOR = "page:editor"  # the same, editor or admin
+PAGE_VIEWER = "page:viewer"  # a browser page any signed-in key may open
+PAGE_EDITOR = "page:editor"  # a browser form that writes OKRs or check-ins: editor or a 403 page
 VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"
 RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 
@@ -78,6 +78,10 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/keys/{key_id}/revoke"): PAGE_ADMIN,
     ("GET", "/okrs"): PAGE_VIEWER,
     ("POST", "/okrs/objectives"): PAGE_EDITOR,
+    ("GET", "/key-results/{kr_id}"): PAGE_VIEWER,
+    ("POST", "/key-results/{kr_id}/check-ins"): PAGE_EDITOR,
+    ("POST", "/key-results/{kr_id}/check-ins/{check_in_id}"): PAGE_EDITOR,
+    ("POST", "/key-results/{kr_id}/check-ins/{check_in_id}/delete"): PAGE_EDITOR,
     # OKRs: viewers read, editors write
     ("POST", "/api/v1/cycles"): EDITOR,
     ("GET", "/api/v1/cycles"): VIEWER,

@@ -520,3 +520,74 @@ def test_an_editor_reads_the_okr_tree_and_aligns_a_new_objective(
             browser.close()
     expected_status = "Failed to load resource: the server responded with a status of 422"
     assert [p for p in problems if not p.startswith(expected_status)] == []
+
+
+def test_an_editor_checks_in_on_a_key_result_edits_it_and_sees_the_chart(
+    chromium_path: str, client: TestClient, live_server: str
+) -> None:
+    """The key-result page as an owner uses it, from the dashboard, at desktop and phone width,
+    under the strict CSP (a refused style would show as a console error)."""
+    from playwright.sync_api import sync_playwright
+
+    ws = build(client)
+    editor_key = create(client, "api-keys", name="Dana (owner)", role="editor")["key"]
+    leads, conversion = ws.kr_ids[0], ws.mapped_kr_ids[1]
+    problems: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
+            page.fill("#key", editor_key)
+            page.click("button[type=submit]")
+            page.wait_for_selector(".objective")
+            page.click("a:has-text('Generate 600 marketing leads')")
+            page.wait_for_selector("h1:has-text('Generate 600 marketing leads')")
+            assert page.url.endswith(f"/key-results/{leads}")
+            assert page.locator("svg.kr-chart-wide .ch-point").count() == 4
+            before = page.locator("#kr-current").inner_text()
+
+            page.fill("#check-in-date", "2026-09-20")
+            page.fill("#check-in-value", "120")
+            page.fill("#check-in-confidence", "6")
+            page.fill("#check-in-note", "Partner webinar")
+            page.click("button:has-text('Check in')")
+            page.wait_for_selector("td:has-text('Partner webinar')")
+            assert page.locator("#kr-current").inner_text() != before
+            assert page.locator("svg.kr-chart-wide .ch-point").count() == 5
+
+            row = page.locator("tr", has_text="Partner webinar")
+            row.locator("summary").click()
+            row.locator("input[name=value]").fill("150")
+            row.locator("textarea[name=note]").fill("Partner webinar, recounted")
+            row.locator("button:has-text('Save')").click()
+            page.wait_for_selector("td:has-text('Partner webinar, recounted')")
+            assert page.locator("#kr-current").inner_text().startswith("405")
+            assert page.locator("svg.kr-chart-wide .ch-target").count() == 1
+            assert page.locator("svg.kr-chart-wide .ch-pace").count() == 1
+            page.screenshot(path=str(ARTIFACTS / "key-result-1400.png"), full_page=True)
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.wait_for_timeout(100)
+            _no_sideways_scroll(page, 375)
+            page.screenshot(path=str(ARTIFACTS / "key-result-375.png"), full_page=True)
+
+            # A mapped ratio: its points name the source and run, and its form takes no value.
+            page.set_viewport_size({"width": 1400, "height": 900})
+            with httpx.Client(base_url=live_server, timeout=30) as api:
+                _wait_for_backfills(api, {"Authorization": f"Bearer {ADMIN_KEY}"})
+            page.goto(f"{live_server}/key-results/{conversion}")
+            page.fill("#check-in-date", "2026-09-20")
+            page.fill("#check-in-value", "1.1")
+            page.click("button:has-text('Check in')")
+            assert page.locator("#check-in-value-error").is_visible()
+            assert (
+                "measured by the data source" in page.locator("#check-in-value-error").inner_text()
+            )
+            page.screenshot(path=str(ARTIFACTS / "key-result-mapped-1400.png"), full_page=True)
+        finally:
+            browser.close()
+    expected_status = "Failed to load resource: the server responded with a status of 4"
+    assert [p for p in problems if not p.startswith(expected_status)] == []
