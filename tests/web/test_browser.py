@@ -126,6 +126,29 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+def _watched_page(browser: Any, problems: list[str], width: int, height: int) -> Any:
+    """A page in a fresh context whose console errors (a style or script the CSP refused) are
+    kept in ``problems``."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    return page
+
+
+def _sign_in(page: Any, url: str, key: str) -> None:
+    """Open ``url`` and sign in on its key form, as a person does."""
+    page.goto(url)
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+
+
+def _at_phone_width(page: Any, name: str) -> None:
+    """The page at 375 px: nothing scrolls sideways, and a screenshot to look at."""
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.wait_for_timeout(100)
+    _no_sideways_scroll(page, 375)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 def _wait_for_backfills(api: httpx.Client, auth: dict[str, str]) -> None:
     """Mappings backfill in the background of the request that made them; wait them out."""
     deadline = time.monotonic() + 60
@@ -305,9 +328,7 @@ def test_the_day_reads_and_is_typed_as_iso_in_an_american_browser(
         try:
             context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
             page = context.new_page()
-            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
-            page.fill("#key", ADMIN_KEY)
-            page.click("button[type=submit]")
+            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
             page.wait_for_selector(".objective")
             day = page.locator("input[name=as_of]")
             assert day.get_attribute("type") == "text"
@@ -348,12 +369,8 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
-            page.fill("#key", ADMIN_KEY)
-            page.click("button[type=submit]")
+            page = _watched_page(browser, problems, 1400, 900)
+            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
             page.wait_for_selector(".objective")
             page.click("nav.nav >> text=API keys")
             page.wait_for_selector("h1:has-text('API keys')")
@@ -385,19 +402,12 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
                 assert "revoked" in (row.get_attribute("class") or "")
                 assert api.get("/api/v1/cycles", headers=auth).status_code == 401
 
-            page.set_viewport_size({"width": 375, "height": 800})
-            page.wait_for_timeout(100)
-            _no_sideways_scroll(page, 375)
-            page.screenshot(path=str(ARTIFACTS / "keys-375.png"), full_page=True)
-            context.close()
+            _at_phone_width(page, "keys-375.png")
+            page.context.close()
 
             # A viewer: the dashboard with no form that writes, no link to the keys.
-            context = browser.new_context(viewport={"width": 375, "height": 800})
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
-            page.fill("#key", viewer_key)
-            page.click("button[type=submit]")
+            page = _watched_page(browser, problems, 375, 800)
+            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", viewer_key)
             page.wait_for_selector(".objective")
             assert page.locator("nav.nav a").all_inner_texts() == ["Dashboard", "OKRs"]
             writes = page.locator("form[method=post]:not(.signout)")
@@ -428,12 +438,8 @@ def test_an_admin_reads_a_source_and_its_runs(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
-            page.fill("#key", ADMIN_KEY)
-            page.click("button[type=submit]")
+            page = _watched_page(browser, problems, 1400, 900)
+            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
             page.wait_for_selector(".objective")
             page.click("nav.nav >> text=Data sources")
             page.wait_for_selector("h1:has-text('Data sources')")
@@ -446,10 +452,7 @@ def test_an_admin_reads_a_source_and_its_runs(
                 "Credentials",
             ]
             page.screenshot(path=str(ARTIFACTS / "source-1400.png"), full_page=True)
-            page.set_viewport_size({"width": 375, "height": 800})
-            page.wait_for_timeout(100)
-            _no_sideways_scroll(page, 375)
-            page.screenshot(path=str(ARTIFACTS / "source-375.png"), full_page=True)
+            _at_phone_width(page, "source-375.png")
         finally:
             browser.close()
     assert problems == []
@@ -470,12 +473,8 @@ def test_an_editor_reads_the_okr_tree_and_aligns_a_new_objective(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.goto(f"{live_server}/")
-            page.fill("#key", editor_key)
-            page.click("button[type=submit]")
+            page = _watched_page(browser, problems, 1400, 900)
+            _sign_in(page, f"{live_server}/", editor_key)
             page.click("nav.nav >> text=OKRs")
             page.wait_for_selector("h1:has-text('OKRs')")
             nested = page.locator(f"#kr-{tree.company_kr} > .okr-children > #objective-{tree.team}")
@@ -499,18 +498,11 @@ def test_an_editor_reads_the_okr_tree_and_aligns_a_new_objective(
             assert page.locator(".okr-objective", has_text="Paid search").count() == 0
             page.screenshot(path=str(ARTIFACTS / "okrs-filtered-1400.png"), full_page=True)
             page.click("a.clear")
-            page.set_viewport_size({"width": 375, "height": 800})
-            page.wait_for_timeout(100)
-            _no_sideways_scroll(page, 375)
-            page.screenshot(path=str(ARTIFACTS / "okrs-375.png"), full_page=True)
-            context.close()
+            _at_phone_width(page, "okrs-375.png")
+            page.context.close()
 
-            context = browser.new_context(viewport={"width": 375, "height": 800})
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.goto(f"{live_server}/")
-            page.fill("#key", viewer_key)
-            page.click("button[type=submit]")
+            page = _watched_page(browser, problems, 375, 800)
+            _sign_in(page, f"{live_server}/", viewer_key)
             page.click("nav.nav >> text=OKRs")
             page.wait_for_selector("h1:has-text('OKRs')")
             assert page.locator("form[method=post]:not(.signout)").count() == 0
@@ -537,12 +529,8 @@ def test_an_editor_checks_in_on_a_key_result_edits_it_and_sees_the_chart(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.goto(f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}")
-            page.fill("#key", editor_key)
-            page.click("button[type=submit]")
+            page = _watched_page(browser, problems, 1400, 900)
+            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", editor_key)
             page.wait_for_selector(".objective")
             page.click("a:has-text('Generate 600 marketing leads')")
             page.wait_for_selector("h1:has-text('Generate 600 marketing leads')")
@@ -569,10 +557,7 @@ def test_an_editor_checks_in_on_a_key_result_edits_it_and_sees_the_chart(
             assert page.locator("svg.kr-chart-wide .ch-target").count() == 1
             assert page.locator("svg.kr-chart-wide .ch-pace").count() == 1
             page.screenshot(path=str(ARTIFACTS / "key-result-1400.png"), full_page=True)
-            page.set_viewport_size({"width": 375, "height": 800})
-            page.wait_for_timeout(100)
-            _no_sideways_scroll(page, 375)
-            page.screenshot(path=str(ARTIFACTS / "key-result-375.png"), full_page=True)
+            _at_phone_width(page, "key-result-375.png")
 
             # A mapped ratio: its points name the source and run, and its form takes no value.
             page.set_viewport_size({"width": 1400, "height": 900})
