@@ -20,19 +20,18 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
-from app.core.errors import InvalidInput, NotFound, reason
+from app.core.errors import InvalidInput, NotFound
 from app.models import Cycle, DataSource, Objective
 from app.okr import service
 from app.okr.schemas import CheckInCreate, CheckInRead, CheckInUpdate, ProgressRead
 from app.sources import service as sources_service
 from app.web import kr_chart
-from app.web.pages import PageUser, _num, page_principal, refusal, render
+from app.web.pages import PageUser, field_errors, num, page_principal, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
 ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
 EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
-_MAX_ID = 2_147_483_647
 _CHECK_INS_SHOWN = 200
 _MAPPINGS_SHOWN = 50
 #: The latest points are listed; all of them are in the series CSV.
@@ -42,22 +41,8 @@ FORM = "form"
 _FIELDS = ("date", "value", "note", "confidence")
 
 
-def _id(text: str) -> int:
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= _MAX_ID else 0
-
-
 def _today() -> date:
     return date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
-
-
-def _errors(exc: ValidationError) -> dict[str, str]:
-    """Each message as the API words it (`reason`), under the field it names."""
-    found: dict[str, str] = {}
-    for err in exc.errors():
-        loc = err.get("loc") or ()
-        field = str(loc[0]) if loc and str(loc[0]) in _FIELDS else FORM
-        found.setdefault(field, reason(str(err.get("msg"))))
-    return found
 
 
 def _form(date_: str, value: str, note: str, confidence: str) -> dict[str, Any]:
@@ -138,7 +123,7 @@ def _page(
         target_value=progress.target_value if progress else kr.target_value,
         forecast_value=progress.forecast_value if progress else None,
         provisional_from=progress.provisional_from if progress else None,
-        number=_num,
+        number=num,
     )
     charts = [draw(size=size) for size in (kr_chart.WIDE, kr_chart.NARROW)]
     check_ins, total_check_ins = service.list_check_ins(session, kr.id, _CHECK_INS_SHOWN, 0)
@@ -173,7 +158,7 @@ def key_result_page(
     request: Request, session: SessionDep, user: ViewerPage, kr_id: str
 ) -> Response:
     """One key result in full: where it stands, how it got there, and who said what."""
-    return _page(request, session, user, _id(kr_id))
+    return _page(request, session, user, path_id(kr_id))
 
 
 @router.post("/key-results/{kr_id}/check-ins")
@@ -188,7 +173,7 @@ def check_in(
     confidence: Annotated[str, Form()] = "",
 ) -> Response:
     """Check in as `POST /api/v1/key-results/{id}/check-ins` does."""
-    kid = _id(kr_id)
+    kid = path_id(kr_id)
     values = {"date": date, "value": value, "note": note, "confidence": confidence}
     try:
         body = CheckInCreate.model_validate(_form(date, value, note, confidence))
@@ -196,7 +181,7 @@ def check_in(
             raise NotFound(f"key result {kr_id} not found")
         service.add_check_in(session, kid, body.model_dump(), user.principal.name)
     except ValidationError as exc:
-        errors = _errors(exc)
+        errors = field_errors(exc, FORM, _FIELDS)
     except NotFound:
         return _page(request, session, user, 0)
     except InvalidInput as exc:
@@ -221,7 +206,7 @@ def edit_check_in(
 ) -> Response:
     """Correct a check-in as `PATCH .../check-ins/{id}` does; an empty value box takes the
     figure out and keeps the note and confidence."""
-    kid, cid = _id(kr_id), _id(check_in_id)
+    kid, cid = path_id(kr_id), path_id(check_in_id)
     values = {"date": date, "value": value, "note": note, "confidence": confidence}
     try:
         body = CheckInUpdate.model_validate(_form(date, value, note, confidence))
@@ -229,7 +214,7 @@ def edit_check_in(
             raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")
         service.update_check_in(session, kid, cid, body.model_dump(), user.principal.name)
     except ValidationError as exc:
-        errors = _errors(exc)
+        errors = field_errors(exc, FORM, _FIELDS)
     except NotFound:
         return _gone(request, session, user, kid)
     except InvalidInput as exc:
@@ -254,7 +239,7 @@ def delete_check_in(
 ) -> Response:
     """Delete a check-in as `DELETE .../check-ins/{id}` does: its day takes the value of the
     day's latest remaining check-in."""
-    kid, cid = _id(kr_id), _id(check_in_id)
+    kid, cid = path_id(kr_id), path_id(check_in_id)
     try:
         if not (kid and cid):
             raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from app.auth import service
 from app.auth.deps import SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyRead
-from app.core.errors import NotFound, reason
+from app.core.errors import NotFound
 from app.models import ApiKey
-from app.web.pages import PageUser, page_principal, refusal, render
+from app.web.pages import PageUser, field_errors, page_principal, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,7 +30,6 @@ ROLE_HELP = {
     "admin": "everything: sources, mappings, syncs and keys",
 }
 _MAX_KEYS = 500
-_MAX_ID = 2_147_483_647
 
 
 def _keys_page(
@@ -55,19 +54,9 @@ def _keys_page(
     return render(request, "keys/index.html", context, status_code)
 
 
-def _field_errors(exc: ValidationError) -> dict[str, str]:
-    """Each message as the API words it (`reason`), under the field it names."""
-    found: dict[str, str] = {}
-    for err in exc.errors():
-        field = str(err["loc"][0]) if err.get("loc") else "name"
-        found.setdefault(field, reason(str(err.get("msg"))))
-    return found
-
-
 def _key(session: Session, key_id: str) -> ApiKey | None:
-    if not (key_id.isascii() and key_id.isdigit()) or not 0 < int(key_id) <= _MAX_ID:
-        return None
-    return session.get(ApiKey, int(key_id))
+    kid = path_id(key_id)
+    return session.get(ApiKey, kid) if kid else None
 
 
 @router.get("/keys")
@@ -90,7 +79,7 @@ def create_key(
         body = ApiKeyCreate.model_validate(values)
     except ValidationError as exc:
         return _keys_page(
-            request, session, user, errors=_field_errors(exc), values=values, status_code=422
+            request, session, user, errors=field_errors(exc, "name"), values=values, status_code=422
         )
     row, secret = service.create_api_key(
         session, name=body.name, role=body.role, actor=user.principal.name

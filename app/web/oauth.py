@@ -15,13 +15,12 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth.deps import SessionDep
 from app.auth.service import Principal
 from app.sources import oauth
-from app.web.pages import PageUser, page_user, render
+from app.web.pages import PageUser, page_user, path_id, render
 
 router = APIRouter(include_in_schema=False)
 
 _SIGN_IN = "Sign in to krsync as an admin in this browser first, then start again."
 _ADMIN_ONLY = "Connecting a data source needs the admin role; your key has {role}."
-_MAX_ID = 2_147_483_647
 
 
 def _browser_binding(user: PageUser) -> str | None:
@@ -67,13 +66,14 @@ def oauth_authorize(
         assert refused is not None
         return refused
     raw = (data_source_id or "").strip()
-    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID):
+    source_id = path_id(raw)
+    if not source_id:
         return _refusal(
             request, "Say which data source to connect: ?data_source_id=N.", 422, user.principal
         )
     binding = _browser_binding(user)
     try:
-        url = oauth.start(session, provider, int(raw), binding, user.principal.name)
+        url = oauth.start(session, provider, source_id, binding, user.principal.name)
     except oauth.OAuthRefused as exc:
         return _refusal(request, exc.message, exc.status_code, user.principal)
     return RedirectResponse(

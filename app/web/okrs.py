@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
-from app.core.errors import DomainError, NotFound, reason
+from app.core.errors import DomainError, NotFound
 from app.core.schemas import MAX_ID, Short
 from app.models import Cycle, KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import ObjectiveCreate, Status
 from app.progress import ObjectiveProgress, Progress
-from app.web.pages import STATUS_LABELS, PageUser, page_principal, refusal, render
+from app.web.pages import STATUS_LABELS, PageUser, field_errors, page_principal, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,22 +71,13 @@ class ObjectiveNode:
     aligned_to: KeyResult | None = None
 
 
-def _errors(exc: ValidationError) -> dict[str, str]:
-    """Each message as the API words it (`reason`), under the field it names."""
-    found: dict[str, str] = {}
-    for err in exc.errors():
-        name = str(err["loc"][0]) if err.get("loc") else "form"
-        found.setdefault(name, reason(str(err.get("msg"))))
-    return found
-
-
 def _parse_filters(params: dict[str, str]) -> tuple[OkrFilters, dict[str, str]]:
     """An empty field means "any"; a refused one is dropped and its message kept."""
     given = {k: v for k, v in params.items() if k in OkrFilters.model_fields and v != ""}
     try:
         return OkrFilters.model_validate(given), {}
     except ValidationError as exc:
-        errors = _errors(exc)
+        errors = field_errors(exc, "form")
         kept = {k: v for k, v in given.items() if k not in errors}
         return OkrFilters.model_validate(kept), errors
 
@@ -244,7 +235,7 @@ def create_objective(
         made = ObjectiveCreate.model_validate(body)
         obj = service.create_objective(session, made.model_dump(), user.principal.name)
     except ValidationError as exc:
-        errors, status_code = _errors(exc), 422
+        errors, status_code = field_errors(exc, "form"), 422
     except DomainError as exc:
         session.rollback()
         errors = {exc.field or "form": exc.message}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +22,14 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK, Principal, Role, authenticate
+from app.core.errors import reason
+from app.core.schemas import MAX_ID
 from app.core.settings import get_settings
 from app.web import session as web_session
 from app.web.session import BrowserSession
@@ -83,7 +86,7 @@ def nav_items(principal: Principal | None) -> list[NavItem]:
 # --- formatting ------------------------------------------------------------------------------
 
 
-def _num(value: float | None) -> str:
+def num(value: float | None) -> str:
     """A figure as a reader wants it: thousands separated, no noise decimals."""
     if value is None:
         return "—"
@@ -100,7 +103,7 @@ def _num(value: float | None) -> str:
 def _amount(value: float | None, unit: str | None) -> str:
     """A figure with its unit. Beside a target of "0.24 %", a bare "0.215" reads as a fraction;
     the space is a no-break one, so a narrow card never leaves the unit alone on a line."""
-    text = _num(value)
+    text = num(value)
     return f"{text}\u00a0{unit}" if unit and value is not None else text
 
 
@@ -150,7 +153,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, amount=_amount, pct=_pct, step=step, when=_when)
+    env.filters.update(num=num, amount=_amount, pct=_pct, step=step, when=_when)
     env.globals.update(
         ago=_ago,
         status_label=lambda s: STATUS_LABELS.get(s, s),
@@ -171,6 +174,29 @@ def render(
     return templates.TemplateResponse(
         request, name, context, status_code=status_code, headers=SECURITY_HEADERS
     )
+
+
+# --- what a form or a path said --------------------------------------------------------------
+
+
+def path_id(text: str) -> int:
+    """An id from a page's path, or 0 when it can't name a row (so the page answers 404)."""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID else 0
+
+
+def field_errors(
+    exc: ValidationError, default: str, fields: Collection[str] | None = None
+) -> dict[str, str]:
+    """Each message as the API words it (`reason`), under the field it names; a message about
+    no field (or one the form doesn't show) goes under ``default``."""
+    found: dict[str, str] = {}
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        field = str(loc[0]) if loc else default
+        if fields is not None and field not in fields:
+            field = default
+        found.setdefault(field, reason(str(err.get("msg"))))
+    return found
 
 
 # --- who is asking ---------------------------------------------------------------------------

@@ -22,14 +22,13 @@ from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import DataSourceRead, SyncRunRead
 from app.sync import clock
-from app.web.pages import PageUser, page_principal, refusal, render
+from app.web.pages import PageUser, page_principal, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
 AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 _MAX_SOURCES = 500
 _RUNS_SHOWN = 20
-_MAX_ID = 2_147_483_647
 
 
 def next_runs(schedule: str, timezone: str, now: datetime, count: int = 3) -> list[datetime]:
@@ -66,9 +65,9 @@ def sources_page(request: Request, session: SessionDep, user: AdminPage) -> Resp
 @router.get("/sources/{source_id}")
 def source_page(request: Request, session: SessionDep, user: AdminPage, source_id: str) -> Response:
     """One source: what it is, what it needs, and what its runs did."""
-    sid = int(source_id) if source_id.isascii() and source_id.isdigit() else 0
+    sid = path_id(source_id)
     try:
-        if not 0 < sid <= _MAX_ID:
+        if not sid:
             raise NotFound(f"data source {source_id} not found")
         row = service.get_source(session, sid)
     except NotFound:
