@@ -6,6 +6,14 @@ PKCE challenge) against a fresh code and sends the browser back to the redirect 
 form body or HTTP Basic, the same redirect URI, the PKCE verifier against the challenge, and a
 code that works once. `GET /token?grant_type=fb_exchange_token` is Meta's long-lived exchange,
 `GET /metadata` Mailchimp's, and `GET /account-info/v3/details` HubSpot's account read.
+
+For a whole journey the platform is HubSpot's CRM too, for the tokens it issued: the deals'
+properties (`GET /crm/v3/properties/deals`, https://developers.hubspot.com/docs/api/crm/properties:
+``{"results": [{"name", "label", "type", "fieldType"}]}``) and their search (`POST
+/crm/v3/objects/deals/search`, https://developers.hubspot.com/docs/api/crm/search: a filter
+group of ``propertyName``/``operator``/``value``/``highValue``/``values``, ``limit`` of at most
+200 and ``after``; answered ``{"total", "results", "paging": {"next": {"after"}}}``, no
+``paging`` on the last page; datetimes compared as epoch milliseconds).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -52,6 +61,9 @@ class Platform:
     long_lived: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     token_requests: int = 0
+    #: HubSpot deals, each a dict of string properties (``createdate`` ISO 8601 in UTC).
+    deals: list[dict[str, str]] = field(default_factory=list)
+    searches: int = 0
 
     # --- what each endpoint does -----------------------------------------------------------
 
@@ -127,6 +139,49 @@ class Platform:
             return 401, {"status": "error", "message": "Authentication credentials not found."}
         return 200, {"portalId": 62515, "timeZone": "Europe/Paris", "companyCurrency": "EUR"}
 
+    def _bearer_ok(self, authorization: str | None) -> bool:
+        scheme, _, token = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and token in self.issued
+
+    def deal_properties(self, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        if not self._bearer_ok(authorization):
+            return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}
+        names = sorted({name for deal in self.deals for name in deal} | {"createdate"})
+        kinds = {"createdate": ("datetime", "date"), "amount": ("number", "number")}
+        return 200, {
+            "results": [
+                {
+                    "name": name,
+                    "label": name.replace("_", " ").capitalize(),
+                    "type": kinds.get(name, ("string", "text"))[0],
+                    "fieldType": kinds.get(name, ("string", "text"))[1],
+                }
+                for name in names
+            ]
+        }
+
+    def search_deals(self, body: Any, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        if not self._bearer_ok(authorization):
+            return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}
+        self.searches += 1
+        groups = body.get("filterGroups") if isinstance(body, dict) else None
+        limit = body.get("limit", 10) if isinstance(body, dict) else 10
+        if not isinstance(groups, list) or not isinstance(limit, int) or not 0 < limit <= 200:
+            return 400, {"status": "error", "category": "VALIDATION_ERROR"}
+        found = [d for d in self.deals if any(_all_match(d, g["filters"]) for g in groups)]
+        start = int(body.get("after") or 0)
+        page = found[start : start + limit]
+        answer: dict[str, Any] = {
+            "total": len(found),
+            "results": [
+                {"id": str(start + i + 1), "properties": dict(deal), "archived": False}
+                for i, deal in enumerate(page)
+            ],
+        }
+        if start + limit < len(found):
+            answer["paging"] = {"next": {"after": str(start + limit)}}
+        return 200, answer
+
     def _client(self, form: dict[str, str], authorization: str | None) -> str | None:
         if self.client_auth == "client_secret_basic":
             scheme, _, blob = (authorization or "").partition(" ")
@@ -141,6 +196,37 @@ class Platform:
             client, secret = form.get("client_id", ""), form.get("client_secret", "")
         ok = client == self.client_id and secret == self.client_secret
         return client if ok else None
+
+
+def _as_number(name: str, text: str) -> float:
+    if name == "createdate":
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+        return moment.timestamp() * 1000
+    return float(text)
+
+
+def _all_match(deal: dict[str, str], filters: list[dict[str, Any]]) -> bool:
+    """HubSpot's filter operators, as its search documents them (ANDed within a group)."""
+    for flt in filters:
+        name, op = flt["propertyName"], flt["operator"]
+        have = deal.get(name)
+        if op == "EQ":
+            ok = have == str(flt["value"])
+        elif op == "NEQ":
+            ok = have != str(flt["value"])
+        elif op in ("IN", "NOT_IN"):
+            ok = (have in {str(v) for v in flt["values"]}) == (op == "IN")
+        elif have is None:
+            ok = False
+        elif op == "BETWEEN":
+            ok = float(flt["value"]) <= _as_number(name, have) <= float(flt["highValue"])
+        else:
+            value, number = float(flt["value"]), _as_number(name, have)
+            compare = {"GT": number > value, "GTE": number >= value, "LT": number < value}
+            ok = compare[op] if op in compare else op == "LTE" and number <= value
+        if not ok:
+            return False
+    return True
 
 
 def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
@@ -171,6 +257,8 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
                 self._send(*platform.metadata(auth))
             elif parts.path == "/account-info/v3/details":
                 self._send(*platform.account(auth))
+            elif parts.path == "/crm/v3/properties/deals":
+                self._send(*platform.deal_properties(auth))
             else:
                 self._send(404, {"error": "not found"})
 
@@ -178,8 +266,12 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
             form = {k: v[0] for k, v in parse_qs(raw).items()}
-            if urlsplit(self.path).path == "/token":
+            path = urlsplit(self.path).path
+            if path == "/token":
                 self._send(*platform.token(form, self.headers.get("Authorization")))
+            elif path == "/crm/v3/objects/deals/search":
+                body = json.loads(raw or "null")
+                self._send(*platform.search_deals(body, self.headers.get("Authorization")))
             else:
                 self._send(404, {"error": "not found"})
 
