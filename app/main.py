@@ -31,6 +31,7 @@ from app.sync.scheduler import lifespan as scheduler_lifespan
 from app.web.docs import router as docs_router
 from app.web.key_results import router as key_result_pages_router
 from app.web.keys import router as keys_router
+from app.web.mappings import router as mapping_pages_router
 from app.web.oauth import router as oauth_web_router
 from app.web.okrs import router as okr_pages_router
 from app.web.pages import PageRefused
@@ -183,6 +184,7 @@ def create_app() -> FastAPI:
     app.include_router(okr_pages_router)
     app.include_router(docs_router)
     app.include_router(key_result_pages_router)
+    app.include_router(mapping_pages_router)
     return app
 
 

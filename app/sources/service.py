@@ -23,7 +23,14 @@ from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.vault import encrypt_credentials
 from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun
 from app.sync.clock import today_in
-from connectors.base import Aggregation, ConnectorError, Filter, MappingError, MetricQuery
+from connectors.base import (
+    Aggregation,
+    Connector,
+    ConnectorError,
+    Filter,
+    MappingError,
+    MetricQuery,
+)
 from connectors.registry import (
     ConnectorClass,
     UnknownConnectorError,
@@ -530,6 +537,56 @@ def preview_mapping(
     from app.sync.engine import preview_mapping as engine_preview
 
     return engine_preview(session, get_mapping(session, mapping_id), start, end)
+
+
+def preview_draft_mapping(
+    session: Session, data: dict[str, Any], start: date, end: date
+) -> list[tuple[date, str, str, float]]:
+    """The daily values a mapping not saved yet would give (the browser's mapping builder).
+
+    ``data`` is a `MappingCreate` dump, judged as `create_mapping` judges it (key result, role,
+    the connector's verdict on metric, params and filters), then fetched as `preview_mapping`
+    fetches a saved one. The draft is never added to the session: nothing is written. Whether
+    its (role, group) slot is free and whether check-ins hold values is left to the save.
+    """
+    from app.sync.engine import preview_values
+
+    kr: KeyResult = _ref(session, KeyResult, data["key_result_id"], "key result", "key_result_id")
+    source: DataSource = _ref(
+        session, DataSource, data["data_source_id"], "data source", "data_source_id"
+    )
+    _fit_role(kr, data["role"])
+    params, filters = _fit_query(kr, source, data)
+    draft = Mapping(**{**data, "params": params, "filters": filters})
+    return preview_values(source, kr.aggregation, draft, start, end)
+
+
+def mapping_observations(session: Session, mapping_id: int) -> int:
+    """How many daily values a mapping wrote: what deleting it takes away."""
+    return _count(session, Observation, Observation.mapping_id == mapping_id)
+
+
+def describe_connector(key: str) -> tuple[dict[str, Any], bool] | None:
+    """One item of `GET /api/v1/connectors`, and whether the platform names metrics beyond
+    the listed catalogue (any GA4 metric, any Salesforce object); None when not installed."""
+    try:
+        cls = get_connector(key)
+    except UnknownConnectorError:
+        return None
+    open_ended = getattr(cls.metric_spec, "__func__", None) is not getattr(
+        Connector.metric_spec, "__func__", None
+    )
+    return cls.describe(), open_ended
+
+
+def describe_metric(key: str, metric: str) -> dict[str, Any] | None:
+    """A metric as the catalogue describes it, open-ended names included; None if unknown."""
+    try:
+        cls = get_connector(key)
+    except UnknownConnectorError:
+        return None
+    spec = cls.metric_spec(metric)
+    return None if spec is None else spec.describe() | {"settle_days": cls.settle_days_of(spec)}
 
 
 def check_mappings_fit(session: Session, kr: KeyResult) -> None:

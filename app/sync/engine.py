@@ -716,12 +716,20 @@ def preview_mapping(
     kr = session.get(KeyResult, mapping.key_result_id)
     assert source is not None
     assert kr is not None
+    return preview_values(source, kr.aggregation, mapping, start, end)
+
+
+def preview_values(
+    source: DataSource, aggregation: str, mapping: Mapping, start: date, end: date
+) -> list[tuple[date, str, str, float]]:
+    """What `preview_mapping` fetches, for a saved mapping or one not saved yet (the mapping
+    builder's draft, never added to a session): only its fields are read."""
     try:
         cls, config, raw, creds = _connector_parts(source)
     except SourceConfigError as exc:
         raise InvalidInput(classify(exc)) from exc
     try:
-        query, spec = build_query(cls, mapping, kr.aggregation)
+        query, spec = build_query(cls, mapping, aggregation)
     except ConnectorConfigError as exc:
         raise InvalidInput(classify(exc)) from exc
     today = today_in(source.timezone)

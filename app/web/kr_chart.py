@@ -140,8 +140,10 @@ def build(
     provisional_from: date | None,
     number: Callable[[float], str] = str,
     size: tuple[int, int] = WIDE,
+    x_days: Sequence[date] | None = None,
 ) -> Chart:
-    """`number` formats the value axis as the rest of the page writes figures."""
+    """`number` formats the value axis as the rest of the page writes figures; `x_days` are
+    the days labelled under it (the months of a cycle unless given: a few weeks want weeks)."""
     shown = [p for p in line if start <= p[0] <= end]
     values = [v for _, v, _ in shown]
     for extra in (start_value, target_value, forecast_value):
@@ -203,7 +205,10 @@ def build(
         today=x(as_of) if start <= as_of <= end else None,
         provisional_band=band,
         x_ticks=[
-            Tick(x(d), d.strftime("%b %-d")) for d in _months(start, end, 10 if width > 600 else 25)
+            Tick(x(d), d.strftime("%b %-d"))
+            for d in (
+                x_days if x_days is not None else _months(start, end, 10 if width > 600 else 25)
+            )
         ],
         y_ticks=y_ticks,
         cumulative=aggregation == "sum",

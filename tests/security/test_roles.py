@@ -82,6 +82,12 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/key-results/{kr_id}/check-ins"): PAGE_EDITOR,
     ("POST", "/key-results/{kr_id}/check-ins/{check_in_id}"): PAGE_EDITOR,
     ("POST", "/key-results/{kr_id}/check-ins/{check_in_id}/delete"): PAGE_EDITOR,
+    ("GET", "/key-results/{kr_id}/mappings/new"): PAGE_ADMIN,
+    ("POST", "/key-results/{kr_id}/mappings/new"): PAGE_ADMIN,
+    ("GET", "/mappings/{mapping_id}/edit"): PAGE_ADMIN,
+    ("POST", "/mappings/{mapping_id}/edit"): PAGE_ADMIN,
+    ("GET", "/mappings/{mapping_id}/delete"): PAGE_ADMIN,
+    ("POST", "/mappings/{mapping_id}/delete"): PAGE_ADMIN,
     # OKRs: viewers read, editors write
     ("POST", "/api/v1/cycles"): EDITOR,
     ("GET", "/api/v1/cycles"): VIEWER,
