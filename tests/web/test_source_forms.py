@@ -196,7 +196,7 @@ def test_a_source_with_credentials_never_shows_them(
     assert re.search(
         r'for="f-credentials-client_id">Client ID <span class="tag tag-unset">not set', edit
     )
-    assert "Replace: leave blank to keep the stored value" in edit
+    assert "Replace (blank keeps it)" in edit
 
     # Saved with the secrets left blank: they stay as stored.
     kept = {**form, "name": "HubSpot CRM", "credentials.access_token": ""}
