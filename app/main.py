@@ -36,6 +36,7 @@ from app.web.oauth import router as oauth_web_router
 from app.web.okrs import router as okr_pages_router
 from app.web.pages import PageRefused
 from app.web.router import router as web_router
+from app.web.source_forms import router as source_forms_router
 from app.web.sources import router as source_pages_router
 
 
@@ -180,6 +181,8 @@ def create_app() -> FastAPI:
     app.include_router(web_router)
     app.include_router(oauth_web_router)
     app.include_router(keys_router)
+    # Before the source pages: `/sources/new` is a page of its own, not source "new".
+    app.include_router(source_forms_router)
     app.include_router(source_pages_router)
     app.include_router(okr_pages_router)
     app.include_router(docs_router)

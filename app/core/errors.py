@@ -7,10 +7,19 @@ class DomainError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        problems: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        #: Each offending location with its reason, when there are several: a form shows each
+        #: beside its own field (the message joins them for the API's one line).
+        self.problems = problems or ({field: message} if field else {})
 
 
 class NotFound(DomainError):

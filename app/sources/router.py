@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
@@ -71,12 +70,7 @@ def create_data_source(
     A `push` source created without a `secret` gets one generated, shown in `push_secret`
     this once (the pushing system signs with it), like an API key's secret.
     """
-    data = body.model_dump()
-    generated = None
-    if data["connector"] == "push" and not (data.get("credentials") or {}).get("secret"):
-        generated = secrets.token_urlsafe(32)
-        data["credentials"] = {**(data.get("credentials") or {}), "secret": generated}
-    source = service.create_source(session, data, who.name)
+    source, generated = service.register_source(session, body.model_dump(), who.name)
     read = _read(source)
     return DataSourceCreated(**read.model_dump(), push_secret=generated)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, timedelta
+from secrets import token_urlsafe
 from typing import Any, cast
 
 from fastapi import BackgroundTasks
@@ -20,7 +21,8 @@ from app.auth.service import audit
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, InvalidInput, NotFound, reason
 from app.core.redact import Redactor, register_secrets, secrets_in
-from app.core.vault import encrypt_credentials
+from app.core.secrets import SecretKeyError
+from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun
 from app.sync.clock import today_in
 from connectors.base import (
@@ -85,6 +87,7 @@ def _model_error(
 ) -> InvalidInput:
     """Where and why, never the input: a credential's value must not come back in a 422."""
     parts: list[str] = []
+    problems: dict[str, str] = {}
     first: str | None = None
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = ".".join(str(p) for p in err["loc"])
@@ -94,8 +97,9 @@ def _model_error(
             accepted = ", ".join(f"`{name}`" for name in model.model_fields) or "none"
             why = f"unknown field; accepted: {accepted}"
         parts.append(f"{where}: {mask(why)}")
+        problems.setdefault(where, mask(why))
         first = first or where
-    return InvalidInput("; ".join(parts), field=first)
+    return InvalidInput("; ".join(parts), field=first, problems=problems)
 
 
 def _validate_config(cls: ConnectorClass, config: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +199,42 @@ def create_source(session: Session, data: dict[str, Any], actor: str) -> DataSou
         changes["credentials"] = "changed"
     audit(session, actor, "create", "data_source", source.id, changes)
     return source
+
+
+def register_source(
+    session: Session, data: dict[str, Any], actor: str
+) -> tuple[DataSource, str | None]:
+    """`create_source`, and a `push` source created without a `secret` gets one generated: the
+    answer's second half, shown to the admin this once (the pushing system signs with it)."""
+    generated = None
+    if data["connector"] == "push" and not (data.get("credentials") or {}).get("secret"):
+        generated = token_urlsafe(32)
+        data["credentials"] = {**(data.get("credentials") or {}), "secret": generated}
+    return create_source(session, data, actor), generated
+
+
+def stored_credentials(source: DataSource) -> dict[str, Any]:
+    """The source's credentials, decrypted, for a form that replaces some of them and keeps the
+    rest; never for showing. A key that can't open them is an InvalidInput on `credentials`."""
+    try:
+        return decrypt_credentials(source.credentials_encrypted)
+    except SecretKeyError as exc:
+        raise InvalidInput(
+            f"the stored credentials can't be read ({exc}); enter all of them again",
+            field="credentials",
+        ) from None
+
+
+def deletion_impact(session: Session, source_id: int) -> dict[str, int]:
+    """What deleting the source with `cascade` removes with it, counted, to say so before."""
+    get_source(session, source_id)
+    of_source = Mapping.data_source_id == source_id
+    mapped = select(Mapping.id).where(of_source)
+    return {
+        "mappings": _count(session, Mapping, of_source),
+        "observations": _count(session, Observation, Observation.mapping_id.in_(mapped)),
+        "sync_runs": _count(session, SyncRun, SyncRun.data_source_id == source_id),
+    }
 
 
 def list_sources(session: Session, limit: int, offset: int) -> tuple[list[DataSource], int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,6 +133,20 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     return "just now"
 
 
+_TICKS = re.compile(r"``(.+?)``|`([^`]+)`")
+
+
+def _ticks(text: str) -> Markup:
+    """Docstrings and schema descriptions mark names with backticks: shown as code."""
+    out = Markup()
+    last = 0
+    for found in _TICKS.finditer(text):
+        out += text[last : found.start()]
+        out += Markup("<code>{}</code>").format(found.group(1) or found.group(2))
+        last = found.end()
+    return out + text[last:]
+
+
 @jinja2.pass_context
 def _csrf_token(context: Any) -> str:
     web = getattr(context["request"].state, "web_session", None)
@@ -153,7 +168,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=num, amount=_amount, pct=_pct, step=step, when=_when)
+    env.filters.update(num=num, amount=_amount, pct=_pct, step=step, when=_when, ticks=_ticks)
     env.globals.update(
         ago=_ago,
         status_label=lambda s: STATUS_LABELS.get(s, s),

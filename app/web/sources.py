@@ -1,9 +1,11 @@
 """The data-source pages, for admins: every source at a glance, and one source in full.
 
-Read-only for now: what a source is (connector, schedule and its next runs in the source's
+What a source is (connector, schedule and its next runs in the source's
 timezone, whether credentials are set, the API version), what it needs (notices, a "Connect"
 button where its platform uses OAuth) and what its runs did. It is where the OAuth callback
-returns to. The same service calls as `/api/v1/data-sources` and `/api/v1/sync-runs`.
+returns to, and where "Test connection" and "Sync now" answer (their forms and the create, edit
+and delete forms are in app.web.source_forms). The same service calls as
+`/api/v1/data-sources` and `/api/v1/sync-runs`.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.core.cron import cron_trigger
 from app.core.errors import NotFound
+from app.models import DataSource
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
-from app.sources.schemas import DataSourceRead, SyncRunRead
+from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
 from app.sync import clock
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
 
@@ -62,20 +66,34 @@ def sources_page(request: Request, session: SessionDep, user: AdminPage) -> Resp
     return render(request, "sources/index.html", context)
 
 
-@router.get("/sources/{source_id}")
-def source_page(request: Request, session: SessionDep, user: AdminPage, source_id: str) -> Response:
-    """One source: what it is, what it needs, and what its runs did."""
+def source_row(request: Request, session: Session, user: PageUser, source_id: str) -> DataSource:
+    """The source a page's path names, or the 404 page."""
     sid = path_id(source_id)
     try:
         if not sid:
             raise NotFound(f"data source {source_id} not found")
-        row = service.get_source(session, sid)
+        return service.get_source(session, sid)
     except NotFound:
         raise refusal(
             request, 404, "No such data source", "It may have been deleted.", user.principal
         ) from None
+
+
+def render_source(
+    request: Request,
+    session: Session,
+    user: PageUser,
+    row: DataSource,
+    *,
+    check: CheckRead | None = None,
+    sync_errors: dict[str, str] | None = None,
+    sync_values: dict[str, str] | None = None,
+    started: int | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The source page, with what a "Test connection" or "Sync now" just answered, if any."""
     source = DataSourceRead.model_validate(row)
-    runs, total_runs = service.list_runs(session, sid, None, _RUNS_SHOWN, 0)
+    runs, total_runs = service.list_runs(session, row.id, None, _RUNS_SHOWN, 0)
     provider = provider_for_connector(source.connector)
     context: dict[str, Any] = {
         "principal": user.principal,
@@ -84,5 +102,22 @@ def source_page(request: Request, session: SessionDep, user: AdminPage, source_i
         "runs": [SyncRunRead.model_validate(r) for r in runs],
         "total_runs": total_runs,
         "provider": provider,
+        "check": check,
+        "sync_errors": sync_errors or {},
+        "sync_values": sync_values or {"from": "", "to": ""},
+        "started": started,
     }
-    return render(request, "sources/show.html", context)
+    return render(request, "sources/show.html", context, status_code)
+
+
+@router.get("/sources/{source_id}")
+def source_page(
+    request: Request,
+    session: SessionDep,
+    user: AdminPage,
+    source_id: str,
+    started: Annotated[str, Query()] = "",
+) -> Response:
+    """One source: what it is, what it needs, and what its runs did."""
+    row = source_row(request, session, user, source_id)
+    return render_source(request, session, user, row, started=path_id(started) or None)

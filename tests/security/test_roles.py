@@ -73,6 +73,15 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/keys"): PAGE_ADMIN,
     ("GET", "/sources"): PAGE_ADMIN,
     ("GET", "/sources/{source_id}"): PAGE_ADMIN,
+    ("GET", "/sources/new"): PAGE_ADMIN,
+    ("GET", "/sources/new/{connector_key}"): PAGE_ADMIN,
+    ("POST", "/sources/new/{connector_key}"): PAGE_ADMIN,
+    ("GET", "/sources/{source_id}/edit"): PAGE_ADMIN,
+    ("POST", "/sources/{source_id}/edit"): PAGE_ADMIN,
+    ("GET", "/sources/{source_id}/delete"): PAGE_ADMIN,
+    ("POST", "/sources/{source_id}/delete"): PAGE_ADMIN,
+    ("POST", "/sources/{source_id}/test"): PAGE_ADMIN,
+    ("POST", "/sources/{source_id}/sync"): PAGE_ADMIN,
     ("POST", "/keys"): PAGE_ADMIN,
     ("GET", "/keys/{key_id}/revoke"): PAGE_ADMIN,
     ("POST", "/keys/{key_id}/revoke"): PAGE_ADMIN,
@@ -250,6 +259,7 @@ def seeded(
         "run_id": synced.json()["id"],
         "key_id": spare["id"],
         "provider": "hubspot",
+        "connector_key": "demo",
     }
     title = client.get(f"/api/v1/objectives/{objective}").json()["title"]
     yield anon, Workspace(ids, callers, title)
