@@ -33,6 +33,7 @@ from app.web.key_results import router as key_result_pages_router
 from app.web.keys import router as keys_router
 from app.web.mappings import router as mapping_pages_router
 from app.web.oauth import router as oauth_web_router
+from app.web.oauth_apps import router as oauth_app_pages_router
 from app.web.okrs import router as okr_pages_router
 from app.web.pages import PageRefused
 from app.web.router import router as web_router
@@ -180,6 +181,7 @@ def create_app() -> FastAPI:
     app.include_router(push_router)
     app.include_router(web_router)
     app.include_router(oauth_web_router)
+    app.include_router(oauth_app_pages_router)
     app.include_router(keys_router)
     # Before the source pages: `/sources/new` is a page of its own, not source "new".
     app.include_router(source_forms_router)

@@ -126,7 +126,7 @@ def delete_app(session: Session, key: str, actor: str) -> None:
     audit(session, actor, "delete", "oauth_app", app.id, {"provider": key})
 
 
-def _client_secret(app: OAuthApp) -> str:
+def stored_client_secret(app: OAuthApp) -> str:
     try:
         secret = decrypt_credentials(app.client_secret_encrypted).get("client_secret")
     except SecretKeyError as exc:
@@ -329,7 +329,7 @@ def complete(
     app = session.scalar(select(OAuthApp).where(OAuthApp.provider == p.key))
     if app is None:
         raise OAuthRefused(f"The {p.name} OAuth app was deleted meanwhile. Nothing changed.", 409)
-    secret = _client_secret(app)
+    secret = stored_client_secret(app)
     verifier = None
     if row.verifier_encrypted:
         try:

@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.core.cron import cron_trigger
 from app.core.errors import NotFound
-from app.models import DataSource
+from app.models import DataSource, OAuthApp
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
@@ -102,6 +103,9 @@ def render_source(
         "runs": [SyncRunRead.model_validate(r) for r in runs],
         "total_runs": total_runs,
         "provider": provider,
+        "oauth_app_set": provider is not None
+        and session.scalar(select(OAuthApp.id).where(OAuthApp.provider == provider.key))
+        is not None,
         "check": check,
         "sync_errors": sync_errors or {},
         "sync_values": sync_values or {"from": "", "to": ""},

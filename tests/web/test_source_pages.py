@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from web.browser_session import sign_in
 
 from app.core.db import session_scope
-from app.models import SyncRun
+from app.models import OAuthApp, SyncRun
 from app.sync import clock
 from app.web.sources import next_runs
 from conftest import ADMIN_KEY
@@ -59,6 +59,8 @@ def test_a_source_shows_its_schedule_runs_and_connect_button(
                 error="hubspot: POST /crm/v3/objects/deals/search answered 401 Unauthorized",
             )
         )
+        # Connect is offered once the organisation registered its HubSpot app.
+        s.add(OAuthApp(provider="hubspot", client_id="app-1", client_secret_encrypted="sealed"))
     sign_in(anon, ADMIN_KEY)
 
     listing = anon.get("/sources")
