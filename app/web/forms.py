@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -66,8 +65,3 @@ def validation_errors(exc: ValidationError, fields: Sequence[str]) -> dict[str, 
 
 def domain_errors(exc: DomainError, fields: Sequence[str]) -> dict[str, str]:
     return placed({exc.field or FORM: exc.message}, fields)
-
-
-def strings(values: dict[str, Any]) -> dict[str, str]:
-    """A form's values as the template shows them back."""
-    return {k: "" if v is None else str(v) for k, v in values.items()}
