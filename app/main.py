@@ -28,12 +28,15 @@ from app.push.router import router as push_router
 from app.sources.oauth_router import router as oauth_apps_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
+from app.web.cycles import router as cycle_pages_router
 from app.web.docs import router as docs_router
+from app.web.key_result_forms import router as key_result_forms_router
 from app.web.key_results import router as key_result_pages_router
 from app.web.keys import router as keys_router
 from app.web.mappings import router as mapping_pages_router
 from app.web.oauth import router as oauth_web_router
 from app.web.oauth_apps import router as oauth_app_pages_router
+from app.web.objectives import router as objective_pages_router
 from app.web.okrs import router as okr_pages_router
 from app.web.pages import PageRefused
 from app.web.router import router as web_router
@@ -190,6 +193,9 @@ def create_app() -> FastAPI:
     app.include_router(docs_router)
     app.include_router(key_result_pages_router)
     app.include_router(mapping_pages_router)
+    app.include_router(cycle_pages_router)
+    app.include_router(objective_pages_router)
+    app.include_router(key_result_forms_router)
     return app
 
 

@@ -73,6 +73,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("Dashboard", "/", "viewer"),
     NavItem("OKRs", "/okrs", "viewer"),
+    NavItem("Cycles", "/cycles", "viewer"),
     NavItem("Data sources", "/sources", "admin"),
     NavItem("API keys", "/keys", "admin"),
 )

@@ -409,7 +409,7 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
             page = _watched_page(browser, problems, 375, 800)
             _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", viewer_key)
             page.wait_for_selector(".objective")
-            assert page.locator("nav.nav a").all_inner_texts() == ["Dashboard", "OKRs"]
+            assert page.locator("nav.nav a").all_inner_texts() == ["Dashboard", "OKRs", "Cycles"]
             writes = page.locator("form[method=post]:not(.signout)")
             assert writes.count() == 0
             _no_sideways_scroll(page, 375)

@@ -1,0 +1,435 @@
+"""Creating, editing and deleting a key result, with every field the API takes explained.
+
+The same schemas and service as `POST`, `PATCH` and `DELETE /api/v1/key-results`, so a
+definition the progress engine can't measure ("a metric key result needs target_value or
+target_change_pct") is refused in the API's words, beside the field it names. A delete is
+refused as the API refuses it: 409 while the key result holds check-ins or mappings unless the
+person asks for them to go too, and 403 when an editor's delete would take an admin's mappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.auth.deps import SessionDep
+from app.core.errors import Conflict, DomainError, Forbidden, NotFound
+from app.models import KeyResult, Objective
+from app.okr import service
+from app.okr.schemas import KeyResultCreate, KeyResultUpdate
+from app.web.forms import blank_none, domain_errors, plain_number, validation_errors
+from app.web.objectives import objective_or_404
+from app.web.pages import PageUser, page_principal, path_id, refusal, render
+
+router = APIRouter(include_in_schema=False)
+
+EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
+
+TEXT_FIELDS = ("title", "owner", "unit", "kind", "direction", "aggregation", "group_rule")
+NUMBER_FIELDS = ("start_value", "target_value", "target_change_pct", "weight")
+FIELDS = ("objective_id", *TEXT_FIELDS, *NUMBER_FIELDS)
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    help: str
+
+
+#: Each choice of the enums, in plain words, with an example a marketing team would set.
+KINDS = (
+    Choice(
+        "metric",
+        "Metric",
+        "A number that moves: sessions, sign-ups, a conversion rate. It comes from a data "
+        "source or from check-ins, and needs a target (a value or a relative change).",
+    ),
+    Choice(
+        "milestone",
+        "Milestone",
+        "Reached or not, e.g. “partner programme launched”. A check-in of 1 means reached; "
+        "with a target, reached when the figure gets there (“10 region-specific posts "
+        "published”). Direction and start value play no part.",
+    ),
+    Choice(
+        "rollup",
+        "Roll-up",
+        "No figure of its own: its progress is the weighted average of the objectives "
+        "aligned to it (align team objectives to it from their own form). It takes no "
+        "check-in values and needs no start or target.",
+    ),
+)
+AGGREGATIONS = (
+    Choice(
+        "sum",
+        "Sum",
+        "Adds the daily figures over the cycle. For things that happen every day: new "
+        "subscribers, leads, sessions, deals won. “3,000 new subscribers” is the sum of each "
+        "day's new subscribers.",
+    ),
+    Choice(
+        "last",
+        "Last",
+        "Takes the figure of the latest day. For a level you read off a counter: a follower "
+        "count, the size of the newsletter audience. 9,000 followers on Monday and 9,050 on "
+        "Tuesday are 9,050, not 18,050.",
+    ),
+    Choice(
+        "avg",
+        "Average",
+        "The average of the days that have a figure. For rates: engagement per post, "
+        "average search position, bounce rate.",
+    ),
+    Choice(
+        "min", "Minimum", "The lowest day's figure, e.g. “the weekly audience never below 5,000”."
+    ),
+    Choice("max", "Maximum", "The highest day's figure, e.g. “a webinar with 500 attendees”."),
+    Choice(
+        "ratio",
+        "Ratio",
+        "Numerator summed over denominator summed (times the mapping's scale, e.g. 100 for "
+        "a %). Site conversion rate = deals created ÷ sessions; click rate = unique clicks ÷ "
+        "emails sent. Its figures come from two mappings an admin adds (numerator and "
+        "denominator), not from check-in values.",
+    ),
+)
+DIRECTIONS = (
+    Choice(
+        "increase",
+        "Increase",
+        "Move up from the start to the target: progress is (current - start) ÷ (target - "
+        "start). “From 0 to 3,000 new subscribers”.",
+    ),
+    Choice(
+        "decrease",
+        "Decrease",
+        "Move down from the start to the target, same formula. “Bounce rate from 55 % down "
+        "to 45 %” (start 55, target 45).",
+    ),
+    Choice(
+        "at_least",
+        "At least",
+        "A floor to reach and hold: met while current ≥ target; below it, progress is "
+        "current ÷ target. “Click rate at least 4 %”. The start value is not used.",
+    ),
+    Choice(
+        "at_most",
+        "At most",
+        "A ceiling to stay under: met while current ≤ target. “Average search position "
+        "better than 8” is at most 8. The start value is not used.",
+    ),
+)
+GROUP_RULES = (
+    Choice(
+        "combine",
+        "Combine",
+        "All groups are added into one figure (followers on LinkedIn + Instagram + YouTube). "
+        "The usual choice; with a single source or check-ins only, it makes no difference.",
+    ),
+    Choice(
+        "each",
+        "Each",
+        "Every group must reach the target on its own: “3,000 new followers on each "
+        "platform”. Progress is that of the weakest group. The groups are the labels of "
+        "its mappings (one per platform), which an admin adds.",
+    ),
+)
+
+
+#: The form's labels, for the list of refused fields at its top (a phone shows one at a time).
+LABELS = {
+    "title": "Title",
+    "objective_id": "Objective",
+    "owner": "Owner",
+    "unit": "Unit",
+    "weight": "Weight",
+    "kind": "Kind",
+    "aggregation": "Aggregation",
+    "group_rule": "Groups",
+    "direction": "Direction",
+    "target_value": "Target value",
+    "start_value": "Start value",
+    "target_change_pct": "Relative target",
+}
+
+
+def _values_of(kr: KeyResult) -> dict[str, str]:
+    shown = {name: str(getattr(kr, name)) for name in TEXT_FIELDS}
+    shown.update({name: plain_number(getattr(kr, name)) for name in NUMBER_FIELDS})
+    shown["objective_id"] = str(kr.objective_id)
+    return shown
+
+
+def _defaults(objective: Objective) -> dict[str, str]:
+    return {
+        "objective_id": str(objective.id),
+        "title": "",
+        "owner": objective.owner,
+        "unit": "",
+        "kind": "metric",
+        "direction": "increase",
+        "aggregation": "sum",
+        "group_rule": "combine",
+        "start_value": "",
+        "target_value": "",
+        "target_change_pct": "",
+        "weight": "1",
+    }
+
+
+def _body(values: dict[str, str]) -> dict[str, Any]:
+    """The JSON the API would get: numbers as typed (the schema parses them), blanks as null."""
+    body: dict[str, Any] = {name: values[name] for name in TEXT_FIELDS}
+    for name in (*NUMBER_FIELDS, "objective_id"):
+        body[name] = blank_none(values[name])
+    return body
+
+
+def _form_page(
+    request: Request,
+    session: Session,
+    user: PageUser,
+    objective: Objective,
+    kr: KeyResult | None,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    # Without script the highlighted explanation can't follow the select: it says whose it is.
+    chosen_label = "as sent" if values is not None else "saved" if kr is not None else "default"
+    if values is None:
+        values = _values_of(kr) if kr is not None else _defaults(objective)
+    context: dict[str, Any] = {
+        "principal": user.principal,
+        "kr": kr,
+        "objective": objective,
+        "cycle": objective.cycle,
+        "objectives": service.cycle_objectives(session, objective.cycle_id),
+        "kinds": KINDS,
+        "aggregations": AGGREGATIONS,
+        "directions": DIRECTIONS,
+        "group_rules": GROUP_RULES,
+        "errors": errors or {},
+        "values": values,
+        "chosen_label": chosen_label,
+        "labels": LABELS,
+        "action": (
+            f"/key-results/{kr.id}/edit"
+            if kr is not None
+            else f"/okrs/objectives/{objective.id}/key-results"
+        ),
+        "cancel": (
+            f"/key-results/{kr.id}"
+            if kr is not None
+            else f"/okrs?cycle_id={objective.cycle_id}#objective-{objective.id}"
+        ),
+    }
+    return render(request, "key_results/form.html", context, status_code)
+
+
+def _kr_or_404(request: Request, session: Session, user: PageUser, kr_id: str) -> KeyResult:
+    kid = path_id(kr_id)
+    kr = session.get(KeyResult, kid) if kid else None
+    if kr is None:
+        raise refusal(
+            request, 404, "No such key result", "It may have been deleted.", user.principal
+        )
+    return kr
+
+
+@router.get("/okrs/objectives/{objective_id}/key-results/new")
+def new_key_result_page(
+    request: Request, session: SessionDep, user: EditorPage, objective_id: str
+) -> Response:
+    """The form for a new key result under an objective, each choice explained."""
+    objective = objective_or_404(request, session, user, objective_id)
+    return _form_page(request, session, user, objective, None)
+
+
+@router.post("/okrs/objectives/{objective_id}/key-results")
+def create_key_result(
+    request: Request,
+    session: SessionDep,
+    user: EditorPage,
+    objective_id: str,
+    title: Annotated[str, Form()] = "",
+    owner: Annotated[str, Form()] = "",
+    unit: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "",
+    direction: Annotated[str, Form()] = "",
+    aggregation: Annotated[str, Form()] = "",
+    group_rule: Annotated[str, Form()] = "",
+    start_value: Annotated[str, Form()] = "",
+    target_value: Annotated[str, Form()] = "",
+    target_change_pct: Annotated[str, Form()] = "",
+    weight: Annotated[str, Form()] = "",
+    chosen_objective: Annotated[str, Form(alias="objective_id")] = "",
+) -> Response:
+    """Create a key result as `POST /api/v1/key-results` does; a blank weight is the API's
+    default of 1."""
+    objective = objective_or_404(request, session, user, objective_id)
+    values = {
+        "objective_id": chosen_objective.strip() or str(objective.id),
+        "title": title,
+        "owner": owner,
+        "unit": unit,
+        "kind": kind,
+        "direction": direction,
+        "aggregation": aggregation,
+        "group_rule": group_rule,
+        "start_value": start_value.strip(),
+        "target_value": target_value.strip(),
+        "target_change_pct": target_change_pct.strip(),
+        "weight": weight.strip(),
+    }
+    body = _body(values)
+    if body["weight"] is None:
+        del body["weight"]
+    try:
+        made = KeyResultCreate.model_validate(body)
+        kr = service.create_key_result(session, made.model_dump(), user.principal.name)
+    except ValidationError as exc:
+        errors = validation_errors(exc, FIELDS)
+    except DomainError as exc:
+        session.rollback()
+        errors = domain_errors(exc, FIELDS)
+    else:
+        return RedirectResponse(f"/key-results/{kr.id}", status_code=303)
+    objective = objective_or_404(request, session, user, objective_id)
+    return _form_page(
+        request, session, user, objective, None, errors=errors, values=values, status_code=422
+    )
+
+
+@router.get("/key-results/{kr_id}/edit")
+def edit_key_result_page(
+    request: Request, session: SessionDep, user: EditorPage, kr_id: str
+) -> Response:
+    """The form to change a key result's definition, each choice explained."""
+    kr = _kr_or_404(request, session, user, kr_id)
+    objective = objective_or_404(request, session, user, str(kr.objective_id))
+    return _form_page(request, session, user, objective, kr)
+
+
+@router.post("/key-results/{kr_id}/edit")
+def edit_key_result(
+    request: Request,
+    session: SessionDep,
+    user: EditorPage,
+    kr_id: str,
+    title: Annotated[str, Form()] = "",
+    owner: Annotated[str, Form()] = "",
+    unit: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "",
+    direction: Annotated[str, Form()] = "",
+    aggregation: Annotated[str, Form()] = "",
+    group_rule: Annotated[str, Form()] = "",
+    start_value: Annotated[str, Form()] = "",
+    target_value: Annotated[str, Form()] = "",
+    target_change_pct: Annotated[str, Form()] = "",
+    weight: Annotated[str, Form()] = "",
+    objective_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Change a key result as `PATCH /api/v1/key-results/{id}` does; an emptied start,
+    target or relative target is taken out (null)."""
+    kr = _kr_or_404(request, session, user, kr_id)
+    values = {
+        "objective_id": objective_id.strip(),
+        "title": title,
+        "owner": owner,
+        "unit": unit,
+        "kind": kind,
+        "direction": direction,
+        "aggregation": aggregation,
+        "group_rule": group_rule,
+        "start_value": start_value.strip(),
+        "target_value": target_value.strip(),
+        "target_change_pct": target_change_pct.strip(),
+        "weight": weight.strip(),
+    }
+    try:
+        changes = KeyResultUpdate.model_validate(_body(values)).model_dump(exclude_unset=True)
+        service.update_key_result(session, kr.id, changes, user.principal.name)
+    except ValidationError as exc:
+        errors = validation_errors(exc, FIELDS)
+    except DomainError as exc:
+        session.rollback()
+        errors = domain_errors(exc, FIELDS)
+    else:
+        return RedirectResponse(f"/key-results/{kr.id}", status_code=303)
+    kr = _kr_or_404(request, session, user, kr_id)
+    objective = objective_or_404(request, session, user, str(kr.objective_id))
+    return _form_page(
+        request, session, user, objective, kr, errors=errors, values=values, status_code=422
+    )
+
+
+def _delete_page(
+    request: Request,
+    session: Session,
+    user: PageUser,
+    kr: KeyResult,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    held = service.holdings(session, "key_result", kr.id)
+    objective = session.get(Objective, kr.objective_id)
+    assert objective is not None  # the foreign keys cascade deletes
+    context = {
+        "principal": user.principal,
+        "what": "key result",
+        "name": kr.title,
+        "detail": f"in “{objective.title}”",
+        "held": held,
+        "needs_cascade": held.check_ins > 0 or held.mappings > 0,
+        "needs_admin": held.mappings > 0 and user.principal.role != "admin",
+        "action": f"/key-results/{kr.id}/delete",
+        "cancel": f"/key-results/{kr.id}",
+        "error": error,
+    }
+    return render(request, "okrs/delete.html", context, status_code)
+
+
+@router.get("/key-results/{kr_id}/delete")
+def delete_key_result_page(
+    request: Request, session: SessionDep, user: EditorPage, kr_id: str
+) -> Response:
+    """Ask before deleting, saying what the key result holds and what would go with it."""
+    return _delete_page(request, session, user, _kr_or_404(request, session, user, kr_id))
+
+
+@router.post("/key-results/{kr_id}/delete")
+def delete_key_result(
+    request: Request,
+    session: SessionDep,
+    user: EditorPage,
+    kr_id: str,
+    cascade: Annotated[str, Form()] = "",
+) -> Response:
+    """Delete a key result as `DELETE /api/v1/key-results/{id}` does (`cascade` as the API's)."""
+    kr = _kr_or_404(request, session, user, kr_id)
+    objective = session.get(Objective, kr.objective_id)
+    assert objective is not None
+    back = f"/okrs?cycle_id={objective.cycle_id}#objective-{objective.id}"
+    try:
+        service.delete_key_result(session, kr.id, cascade == "true", user.principal)
+    except (Conflict, Forbidden) as exc:
+        session.rollback()
+        kr = _kr_or_404(request, session, user, kr_id)
+        return _delete_page(
+            request, session, user, kr, error=exc.message, status_code=exc.status_code
+        )
+    except NotFound:
+        session.rollback()
+        raise refusal(
+            request, 404, "No such key result", "It may have been deleted.", user.principal
+        ) from None
+    return RedirectResponse(back, status_code=303)
