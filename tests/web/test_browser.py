@@ -1,25 +1,24 @@
-"""The real page in headless Chromium: sign in, read every objective, bars equal to the API.
-
-Debian's `chromium` is driven by Playwright for Python through `executable_path`; no browser is
-downloaded. `make test` (and so `.ci/run`) installs the package when it is missing; this test
-tries the same when it can, and skips only when the browser is absent and cannot be installed.
-"""
+"""The real pages in headless Chromium: sign in, read every objective, bars equal to the API,
+and each page a person reads, at desktop and phone width (the shared set-up is `web.live`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from web.live import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    at_phone_width,
+    no_sideways_scroll,
+    sign_in_page,
+    unexpected,
+    wait_for_backfills,
+    watched_page,
+)
 from web.workspace import AS_OF, INJECTION, api_dashboard, api_progress, build, seed_tree
 
 from app.web.router import LOGIN_REFUSED
@@ -27,135 +26,8 @@ from app.web.session import COOKIE
 from conftest import ADMIN_KEY
 from factories import create
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 CSV_HEADER = "date,group,role,value,mapping_id,sync_run_id,provisional"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 BAR_TOLERANCE = 0.015
-
-
-def _chromium() -> str | None:
-    """Debian's chromium, installed with apt-get when missing and we may (root, apt present)."""
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-    )
-    if found or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return found
-    try:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "chromium"],
-            check=True,
-            capture_output=True,
-            timeout=900,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-    except (subprocess.SubprocessError, OSError):
-        return None
-    return shutil.which("chromium")
-
-
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    path = _chromium()
-    if path is None:
-        pytest.skip("Debian's `chromium` is not installed and could not be (run `make browser`)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("Playwright for Python is not installed (pip install -e '.[dev]')")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def live_server(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """`uvicorn app.main:app` on a free port, on this test's database."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "KRSYNC_ADMIN_KEY": ADMIN_KEY,
-        "KRSYNC_SCHEDULER_ENABLED": "false",
-    }
-    log = (tmp_path / "uvicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "app.main:app"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"the server did not start:\n{(tmp_path / 'uvicorn.log').read_text()}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _watched_page(browser: Any, problems: list[str], width: int, height: int) -> Any:
-    """A page in a fresh context whose console errors (a style or script the CSP refused) are
-    kept in ``problems``."""
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    return page
-
-
-def _sign_in(page: Any, url: str, key: str) -> None:
-    """Open ``url`` and sign in on its key form, as a person does."""
-    page.goto(url)
-    page.fill("#key", key)
-    page.click("button[type=submit]")
-
-
-def _at_phone_width(page: Any, name: str) -> None:
-    """The page at 375 px: nothing scrolls sideways, and a screenshot to look at."""
-    page.set_viewport_size({"width": 375, "height": 800})
-    page.wait_for_timeout(100)
-    _no_sideways_scroll(page, 375)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-def _wait_for_backfills(api: httpx.Client, auth: dict[str, str]) -> None:
-    """Mappings backfill in the background of the request that made them; wait them out."""
-    deadline = time.monotonic() + 60
-    running = {"status": "running"}
-    while api.get("/api/v1/sync-runs", params=running, headers=auth).json()["total"]:
-        assert time.monotonic() < deadline, "backfills still running after 60 s"
-        time.sleep(0.2)
 
 
 def _bar_ratios(page: Any) -> dict[int, float]:
@@ -183,7 +55,7 @@ def test_the_dashboard_in_a_real_browser(
     key = create(client, "api-keys", name="browser", role="viewer")["key"]
     with httpx.Client(base_url=live_server, timeout=30) as api:
         auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        _wait_for_backfills(api, auth)
+        wait_for_backfills(api, auth)
         expected = api_progress(api_dashboard(api, ws.cycle_id, AS_OF, headers=auth))
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -328,7 +200,7 @@ def test_the_day_reads_and_is_typed_as_iso_in_an_american_browser(
         try:
             context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
             page = context.new_page()
-            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
+            sign_in_page(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
             page.wait_for_selector(".objective")
             day = page.locator("input[name=as_of]")
             assert day.get_attribute("type") == "text"
@@ -351,10 +223,6 @@ def test_the_day_reads_and_is_typed_as_iso_in_an_american_browser(
             browser.close()
 
 
-def _no_sideways_scroll(page: Any, width: int) -> None:
-    assert page.evaluate("document.scrollingElement.scrollWidth") <= width + 1
-
-
 def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
     chromium_path: str, client: TestClient, live_server: str
 ) -> None:
@@ -369,8 +237,8 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            page = _watched_page(browser, problems, 1400, 900)
-            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
+            page = watched_page(browser, problems, 1400, 900)
+            sign_in_page(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
             page.wait_for_selector(".objective")
             page.click("nav.nav >> text=API keys")
             page.wait_for_selector("h1:has-text('API keys')")
@@ -402,17 +270,17 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
                 assert "revoked" in (row.get_attribute("class") or "")
                 assert api.get("/api/v1/cycles", headers=auth).status_code == 401
 
-            _at_phone_width(page, "keys-375.png")
+            at_phone_width(page, "keys-375.png")
             page.context.close()
 
             # A viewer: the dashboard with no form that writes, no link to the keys.
-            page = _watched_page(browser, problems, 375, 800)
-            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", viewer_key)
+            page = watched_page(browser, problems, 375, 800)
+            sign_in_page(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", viewer_key)
             page.wait_for_selector(".objective")
             assert page.locator("nav.nav a").all_inner_texts() == ["Dashboard", "OKRs", "Cycles"]
             writes = page.locator("form[method=post]:not(.signout)")
             assert writes.count() == 0
-            _no_sideways_scroll(page, 375)
+            no_sideways_scroll(page, 375)
             page.screenshot(path=str(ARTIFACTS / "dashboard-viewer-375.png"), full_page=True)
             refused = page.goto(f"{live_server}/keys")
             assert refused is not None
@@ -422,8 +290,7 @@ def test_an_admin_creates_and_revokes_a_key_and_a_viewer_sees_no_write_control(
         finally:
             browser.close()
     # The 422 and 403 pages are expected answers; anything else (a refused style) is not.
-    expected_status = "Failed to load resource: the server responded with a status of 4"
-    assert [p for p in problems if not p.startswith(expected_status)] == []
+    assert unexpected(problems) == []
 
 
 def test_an_admin_reads_a_source_and_its_runs(
@@ -438,8 +305,8 @@ def test_an_admin_reads_a_source_and_its_runs(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            page = _watched_page(browser, problems, 1400, 900)
-            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
+            page = watched_page(browser, problems, 1400, 900)
+            sign_in_page(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
             page.wait_for_selector(".objective")
             page.click("nav.nav >> text=Data sources")
             page.wait_for_selector("h1:has-text('Data sources')")
@@ -452,7 +319,7 @@ def test_an_admin_reads_a_source_and_its_runs(
                 "Credentials",
             ]
             page.screenshot(path=str(ARTIFACTS / "source-1400.png"), full_page=True)
-            _at_phone_width(page, "source-375.png")
+            at_phone_width(page, "source-375.png")
         finally:
             browser.close()
     assert problems == []
@@ -473,8 +340,8 @@ def test_an_editor_reads_the_okr_tree_and_aligns_a_new_objective(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            page = _watched_page(browser, problems, 1400, 900)
-            _sign_in(page, f"{live_server}/", editor_key)
+            page = watched_page(browser, problems, 1400, 900)
+            sign_in_page(page, f"{live_server}/", editor_key)
             page.click("nav.nav >> text=OKRs")
             page.wait_for_selector("h1:has-text('OKRs')")
             nested = page.locator(f"#kr-{tree.company_kr} > .okr-children > #objective-{tree.team}")
@@ -498,15 +365,15 @@ def test_an_editor_reads_the_okr_tree_and_aligns_a_new_objective(
             assert page.locator(".okr-objective", has_text="Paid search").count() == 0
             page.screenshot(path=str(ARTIFACTS / "okrs-filtered-1400.png"), full_page=True)
             page.click("a.clear")
-            _at_phone_width(page, "okrs-375.png")
+            at_phone_width(page, "okrs-375.png")
             page.context.close()
 
-            page = _watched_page(browser, problems, 375, 800)
-            _sign_in(page, f"{live_server}/", viewer_key)
+            page = watched_page(browser, problems, 375, 800)
+            sign_in_page(page, f"{live_server}/", viewer_key)
             page.click("nav.nav >> text=OKRs")
             page.wait_for_selector("h1:has-text('OKRs')")
             assert page.locator("form[method=post]:not(.signout)").count() == 0
-            _no_sideways_scroll(page, 375)
+            no_sideways_scroll(page, 375)
             page.screenshot(path=str(ARTIFACTS / "okrs-viewer-375.png"), full_page=True)
         finally:
             browser.close()
@@ -529,8 +396,8 @@ def test_an_editor_checks_in_on_a_key_result_edits_it_and_sees_the_chart(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            page = _watched_page(browser, problems, 1400, 900)
-            _sign_in(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", editor_key)
+            page = watched_page(browser, problems, 1400, 900)
+            sign_in_page(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", editor_key)
             page.wait_for_selector(".objective")
             page.click("a:has-text('Generate 600 marketing leads')")
             page.wait_for_selector("h1:has-text('Generate 600 marketing leads')")
@@ -557,12 +424,12 @@ def test_an_editor_checks_in_on_a_key_result_edits_it_and_sees_the_chart(
             assert page.locator("svg.kr-chart-wide .ch-target").count() == 1
             assert page.locator("svg.kr-chart-wide .ch-pace").count() == 1
             page.screenshot(path=str(ARTIFACTS / "key-result-1400.png"), full_page=True)
-            _at_phone_width(page, "key-result-375.png")
+            at_phone_width(page, "key-result-375.png")
 
             # A mapped ratio: its points name the source and run, and its form takes no value.
             page.set_viewport_size({"width": 1400, "height": 900})
             with httpx.Client(base_url=live_server, timeout=30) as api:
-                _wait_for_backfills(api, {"Authorization": f"Bearer {ADMIN_KEY}"})
+                wait_for_backfills(api, {"Authorization": f"Bearer {ADMIN_KEY}"})
             page.goto(f"{live_server}/key-results/{conversion}")
             page.fill("#check-in-date", "2026-09-20")
             page.fill("#check-in-value", "1.1")
@@ -574,5 +441,4 @@ def test_an_editor_checks_in_on_a_key_result_edits_it_and_sees_the_chart(
             page.screenshot(path=str(ARTIFACTS / "key-result-mapped-1400.png"), full_page=True)
         finally:
             browser.close()
-    expected_status = "Failed to load resource: the server responded with a status of 4"
-    assert [p for p in problems if not p.startswith(expected_status)] == []
+    assert unexpected(problems) == []
