@@ -147,8 +147,17 @@ def sign_in_page(page: Any, url: str, key: str) -> None:
     page.click("button[type=submit]")
 
 
+_OVERFLOWING = """(width) => [...document.querySelectorAll("body *")]
+    .filter((e) => e.getBoundingClientRect().right > width + 1)
+    .slice(-5)
+    .map((e) => e.tagName + (e.id ? "#" + e.id : "") + "." + e.className
+        + " right=" + Math.round(e.getBoundingClientRect().right))"""
+
+
 def no_sideways_scroll(page: Any, width: int) -> None:
-    assert page.evaluate("document.scrollingElement.scrollWidth") <= width + 1
+    """Nothing wider than the screen; the message names the innermost elements that are."""
+    if page.evaluate("document.scrollingElement.scrollWidth") > width + 1:
+        raise AssertionError(f"scrolls sideways: {page.evaluate(_OVERFLOWING, width)}")
 
 
 def at_phone_width(page: Any, name: str) -> None:
