@@ -275,10 +275,16 @@ def test_an_owner_aligns_an_objective_adds_a_key_result_checks_in_and_corrects_i
             sign_in_page(page, f"{live_server}/", viewer)
             page.wait_for_selector("nav")
             assert page.locator("nav >> text=Data sources").count() == 0
-            for url in ("/", f"/okrs?cycle_id={cycle_id}", "/cycles", kr_url):
-                page.goto(url if url.startswith("http") else f"{live_server}{url}")
+            pages = {
+                "dashboard-viewer": "/",
+                "okrs-viewer": f"/okrs?cycle_id={cycle_id}",
+                "cycles-viewer": "/cycles",
+                "key-result-viewer": kr_url.removeprefix(live_server),
+            }
+            for name, path in pages.items():
+                page.goto(f"{live_server}{path}")
                 _no_write_control(page)
-            _look(page, "key-result-viewer")
+                _look(page, name)
         finally:
             browser.close()
     assert unexpected(problems) == []
