@@ -135,13 +135,13 @@ def record(
     new = health_of(source, now)
     result = HealthChange(source.id, old, new, failures, paused)
     if result.changed:
-        _log_transition(source, result, now)
+        _log_transition(source, result, now, worse=isinstance(change, RunFinished))
     return result
 
 
-def _log_transition(source: DataSource, change: HealthChange, now: datetime) -> None:
+def _log_transition(source: DataSource, change: HealthChange, now: datetime, worse: bool) -> None:
     extra = {"source_id": source.id, "source": source.name}
-    if change.new in ("failing", "needs_reauth", "paused"):
+    if worse and change.new in ("failing", "needs_reauth", "paused"):
         why = reason_of(source, now) or "its last run failed"
         log.warning(
             "source %r is %s (was %s): %s",
