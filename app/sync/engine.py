@@ -602,6 +602,7 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
                 p.plan.incremental_end, source.last_synced_day or p.plan.incremental_end
             )
         source.last_success_at = run.finished_at
+        # The health transition, in the run's transaction: where `source.*` events hook in.
         record(
             source,
             RunFinished(
@@ -666,6 +667,7 @@ def _finish_failed(
         source = session.get(DataSource, run.data_source_id)
         connector = source.connector if source is not None else "unknown"
         if source is not None and counts:
+            # The health transition, in the run's transaction: where `source.*` events hook in.
             record(
                 source,
                 RunFinished(
