@@ -370,7 +370,10 @@ def _create_runs(names: Sequence[str], window: tuple[date, date] | None) -> list
         else:
             sources = list(
                 session.scalars(
-                    select(DataSource).where(DataSource.enabled.is_(True)).order_by(DataSource.name)
+                    select(DataSource)
+                    # A paused source waits for `krsync sources resume`, as the scheduler does.
+                    .where(DataSource.enabled.is_(True), DataSource.paused_at.is_(None))
+                    .order_by(DataSource.name)
                 )
             )
         if window is not None:
@@ -396,6 +399,13 @@ def _named_sources(session: Session, names: Sequence[str]) -> list[DataSource]:
     if disabled:
         fail(
             f"disabled: {', '.join(disabled)}; enable a source (PATCH `enabled: true`) to sync it",
+            USAGE_ERROR,
+        )
+    paused = [n for n in names if found[n].paused_at is not None]
+    if paused:
+        fail(
+            f"paused after failed runs in a row: {', '.join(paused)}; fix what their last runs' "
+            "errors say, then `krsync sources resume NAME` to sync them again",
             USAGE_ERROR,
         )
     return [found[n] for n in names]
@@ -691,12 +701,15 @@ def audit(
 
 @sources_cli.command("list")
 def sources_list() -> None:
-    """List the data sources, their schedules and how their last sync went."""
+    """List the data sources: schedule, health (with failed runs in a row), last run, last
+    success, and why each unhealthy source is so."""
     from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.core.db import session_scope
     from app.models import DataSource, SyncRun
+    from app.sync import clock
+    from app.sync.source_health import health_of, reason_of
 
     last = (
         select(SyncRun.data_source_id, func.max(SyncRun.id).label("run_id"))
@@ -716,26 +729,56 @@ def sources_list() -> None:
     if not rows:
         console.print("no data sources yet (create one with POST /api/v1/data-sources)")
         return
+    now = clock.utcnow()
     # At 80 columns names stay whole; the schedule and the run wrap at their spaces.
     table = _table()
     table.add_column("name", no_wrap=True)
     table.add_column("connector", no_wrap=True)
-    table.add_column("on", no_wrap=True)
-    table.add_column("schedule")
+    # One column for both: a disabled source's health matters less than that it is off.
+    table.add_column("health")
+    # A timezone is one word: whole, or it names another place.
+    table.add_column("schedule", min_width=max(len(src.timezone) for src, _ in rows))
     table.add_column("last run (UTC)")
+    unhealthy = []
     for src, run in rows:
+        health = health_of(src, now)
+        if health != "healthy":
+            unhealthy.append(src)
         table.add_row(
             Text(src.name),
             src.connector,
-            "yes" if src.enabled else "[dim]no[/]",
+            _health(health, src.consecutive_failures or 0)
+            if src.enabled
+            else Text("disabled", style="dim"),
             f"{src.schedule} {src.timezone}",
             _last_run(run, src.last_success_at),
         )
     _stdout().print(table)
+    for src in unhealthy:
+        off = "" if src.enabled else " (disabled)"
+        why = reason_of(src, now)
+        console.print(Text.assemble((src.name, "bold"), f"{off}: {health_of(src, now)}: {why}"))
+
+
+_HEALTH_STYLE = {
+    "healthy": "green",
+    "degraded": "yellow",
+    "failing": "red",
+    "needs_reauth": "bold red",
+    "paused": "bold red",
+}
 
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "never"
+
+
+def _health(health: str, failures: int) -> Text:
+    """The health, and how many runs in a row failed when any did: `failing (3)`."""
+    text = Text(health, style=_HEALTH_STYLE.get(health, ""))
+    if failures:
+        text.append(f" ({failures})")
+    return text
 
 
 def _last_run(run: SyncRun | None, last_success: datetime | None) -> Text:
@@ -747,6 +790,44 @@ def _last_run(run: SyncRun | None, last_success: datetime | None) -> Text:
     if run.status != "succeeded":
         text.append(f"; last success {_when(last_success)}", style="dim")
     return text
+
+
+@sources_cli.command("resume")
+def sources_resume(
+    source: Annotated[str, typer.Argument(metavar="ID", help="The data source's id or name")],
+) -> None:
+    """Resume a paused source: scheduled syncs take it again, its failures counted from zero."""
+    from fastapi import BackgroundTasks
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.sources.service import resume_source
+
+    background = BackgroundTasks()
+    try:
+        with session_scope() as session:
+            src = _source_by_id_or_name(session, source)
+            resumed, change = resume_source(session, background, src.id, actor="cli")
+            name = resumed.name
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    if change.old == "paused":
+        _stdout().print(f"[green]resumed[/] {name}: scheduled syncs take it again")
+    else:
+        _stdout().print(f"{name} was not paused; its failed runs are counted from zero again")
+    # Mappings that waited while it was paused: their backfill runs here, not in a server.
+    for task in background.tasks:
+        task.func(*task.args, **task.kwargs)
+
+
+def _source_by_id_or_name(session: Session, id_or_name: str) -> DataSource:
+    from app.models import DataSource
+
+    if id_or_name.isascii() and id_or_name.isdigit() and int(id_or_name) < 2**31:
+        by_id = session.get(DataSource, int(id_or_name))
+        if by_id is not None:
+            return by_id
+    return _source_named(session, id_or_name)
 
 
 @sources_cli.command("check")

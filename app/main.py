@@ -28,6 +28,7 @@ from app.push.router import router as push_router
 from app.sources.oauth_router import router as oauth_apps_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
+from app.sync.source_health import SourceHealthCollector
 from app.web.cycles import router as cycle_pages_router
 from app.web.docs import router as docs_router
 from app.web.key_result_forms import router as key_result_forms_router
@@ -129,6 +130,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(metrics.RequestMetricsMiddleware)
+    metrics.register_live("source_health", SourceHealthCollector())
     # Outermost, so everything inside sees the client's scheme and address as the proxy told.
     app.add_middleware(TrustedProxies)
 
@@ -171,7 +173,7 @@ def create_app() -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def _metrics() -> Response:
-        """Prometheus metrics: sync runs, connector calls, request latency; no auth."""
+        """Prometheus metrics: sync runs, connector calls, sources' health, latency; no auth."""
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

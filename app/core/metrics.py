@@ -35,6 +35,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,6 +51,7 @@ __all__ = [
     "RouteTemplates",
     "observe_request",
     "record_sync",
+    "register_live",
     "registry",
     "render",
 ]
@@ -191,12 +193,28 @@ def _templates(routes: Iterable[BaseRoute]) -> Iterator[tuple[object, str]]:
             yield context.original_route, context.path_format
 
 
+#: Collectors that read the current state at each scrape (the sources' health), by name.
+_live: dict[str, Collector] = {}
+
+
+def register_live(name: str, collector: Collector) -> None:
+    """Add a collector that reads state when scraped; the same name twice registers it once
+    (tests build several apps in one process)."""
+    if name in _live:
+        return
+    _live[name] = collector
+    registry.register(collector)
+
+
 def render() -> tuple[bytes, str]:
     """The exposition body and its content type."""
     source = registry
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         source = CollectorRegistry()
         multiprocess.MultiProcessCollector(source)  # type: ignore[no-untyped-call]
+        # State read from the database is the same whichever worker answers.
+        for collector in _live.values():
+            source.register(collector)
     return generate_latest(source), CONTENT_TYPE
 
 

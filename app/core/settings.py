@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     scheduler_enabled: bool = True
+    #: Failed runs in a row after which the scheduler pauses a source until someone resumes it
+    #: (SPEC section 7); 0 never pauses.
+    pause_after_failures: int = Field(default=10, ge=0)
     sql_echo: bool = False
     #: Where people reach krsync (`https://okr.example.com`): the base of OAuth redirect URIs and
     #: links; when it is https, the browser's cookies are `Secure` whatever the proxy says.

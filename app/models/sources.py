@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Double, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Double,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.process import this_process
@@ -28,6 +38,19 @@ class DataSource(TimestampMixin, Base):
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_synced_day: Mapped[date | None] = mapped_column(Date)
     last_success_at: Mapped[datetime | None] = mapped_column()
+    # Health (SPEC section 7): facts kept by `app.sync.health.record` in the transaction that
+    # finishes a run; the `health` a read shows is computed from them, never stored.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_run_status: Mapped[str | None] = mapped_column(String(16))
+    last_run_warned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Why the platform refused the credentials at the last run (redacted); new ones clear it.
+    auth_error: Mapped[str | None] = mapped_column(Text)
+    # Set when the failures reached KRSYNC_PAUSE_AFTER_FAILURES; only a resume clears it.
+    paused_at: Mapped[datetime | None] = mapped_column()
+    # When the stored credentials stop working with no person to renew them (a refresh token's
+    # end, or an access token's where there is no refresh token); None when they don't say.
+    credentials_expire_at: Mapped[datetime | None] = mapped_column()
 
 
 class Mapping(TimestampMixin, Base):

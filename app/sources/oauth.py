@@ -50,6 +50,7 @@ from app.sources.oauth_providers import (
     mailchimp_metadata_url,
 )
 from app.sync import clock
+from app.sync.source_health import CredentialsStored, record
 from connectors.base import ForeignOriginError
 from connectors.registry import UnknownConnectorError, get_connector
 
@@ -362,6 +363,11 @@ def complete(
     encrypted = encrypt_credentials(credentials)
     register_secrets(redactor.secrets)
     source.credentials_encrypted = encrypted
+    record(
+        source,
+        CredentialsStored({**credentials, **_refresh_token_end(token)}),
+        now=clock.utcnow(),
+    )
     changes: dict[str, Any] = {"credentials": "changed", "oauth": p.key}
     instance = token.get("instance_url")
     if "salesforce_instance" in p.extras and isinstance(instance, str) and instance:
@@ -379,6 +385,15 @@ def complete(
     audit(session, actor, "update", "data_source", source.id, changes)
     log.info("data source %s connected with %s OAuth", source.id, p.key)
     return Connected(source.id, source.name, p.key)
+
+
+def _refresh_token_end(token: dict[str, Any]) -> dict[str, Any]:
+    """When the refresh token dies, where the token answer says (LinkedIn's live a year),
+    whether or not the connector's credentials keep it: the source's health warns before."""
+    refresh_in = token.get("refresh_token_expires_in")
+    if isinstance(refresh_in, int | float) and not isinstance(refresh_in, bool) and refresh_in > 0:
+        return {"refresh_token_expires_at": time.time() + float(refresh_in)}
+    return {}
 
 
 def _credentials(

@@ -123,6 +123,15 @@ def check_data_source(source_id: IdPath, session: SessionDep, who: Admin) -> Che
     return CheckRead(ok=ok, message=message, notices=notices)
 
 
+@router.post("/data-sources/{source_id}/resume", tags=["data sources"])
+def resume_data_source(
+    source_id: IdPath, background: BackgroundTasks, session: SessionDep, who: Admin
+) -> DataSourceRead:
+    """Resume a paused source: scheduled syncs take it again, its failures counted from zero."""
+    source, _ = service.resume_source(session, background, source_id, who.name)
+    return _read(source)
+
+
 @router.post(
     "/data-sources/{source_id}/sync",
     status_code=status.HTTP_202_ACCEPTED,

@@ -19,6 +19,8 @@ from pydantic import (
 
 from app.core.cron import cron_trigger
 from app.core.schemas import MAX_ID, IsoDate, Name, Number, Short, StrictModel
+from app.sync import clock
+from app.sync.source_health import Health, health_of, reason_of
 
 Role = Literal["value", "numerator", "denominator"]
 RunStatus = Literal["running", "succeeded", "partial", "failed"]
@@ -225,8 +227,27 @@ class DataSourceRead(BaseModel):
     schedule: str
     lookback_days: int
     enabled: bool
-    last_synced_day: date | None
-    last_success_at: datetime | None
+    last_synced_day: date | None = Field(
+        description="The last day the incremental window has fetched; a failed run never moves it"
+    )
+    last_success_at: datetime | None = Field(
+        description="When a run last succeeded (or was partial); a failed run never moves it"
+    )
+    health: Health = Field(
+        "healthy",
+        description="`paused` (failed runs in a row reached KRSYNC_PAUSE_AFTER_FAILURES; "
+        "scheduled syncs skip it until resumed), `needs_reauth` (the platform refused the "
+        "credentials, or they run out within 7 days), `failing` (the last run failed), "
+        "`degraded` (the last run was partial or warned), else `healthy`",
+    )
+    health_reason: str | None = Field(
+        None, description="Why the source is not `healthy`, in words an admin acts on"
+    )
+    consecutive_failures: int = Field(0, description="Failed runs in a row")
+    last_attempt_at: datetime | None = Field(
+        None, description="When the last run finished, whatever its outcome"
+    )
+    paused_at: datetime | None = Field(None, description="When the scheduler paused it")
     api_version: str | None = Field(
         None,
         description="The platform API version this source's calls use (its config's "
@@ -256,11 +277,18 @@ class DataSourceRead(BaseModel):
                 "notices",
                 "api_version",
                 "api_version_sunset",
+                "health",
+                "health_reason",
             }
+            now = clock.utcnow()
             return {
                 **{name: getattr(data, name) for name in fields},
                 "credentials_set": data.credentials_encrypted is not None,
                 "notices": list((data.state or {}).get("notices", [])),
+                # Computed from the row's facts at read time: credentials near their end
+                # turn a source `needs_reauth` with no run in between.
+                "health": health_of(data, now),
+                "health_reason": reason_of(data, now),
             }
         return data
 

@@ -24,7 +24,16 @@ from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun
+from app.sync import clock
 from app.sync.clock import today_in
+from app.sync.source_health import (
+    CredentialsStored,
+    HealthChange,
+    Resumed,
+    credentials_expiry,
+    record,
+    sunset_notice,
+)
 from connectors.base import (
     Aggregation,
     Connector,
@@ -137,13 +146,18 @@ def get_source(session: Session, source_id: int) -> DataSource:
 
 def source_notices(source: DataSource) -> list[str]:
     """What an admin must do for this source: its connector's word at the last check or sync,
-    then a lookback shorter than the connector recommends (SPEC's default of 3 days is short
-    for platforms whose recent figures arrive or change for longer)."""
+    then the platform API version its vendor retires within 60 days (SPEC section 7), then a
+    lookback shorter than the connector recommends (SPEC's default of 3 days is short for
+    platforms whose recent figures arrive or change for longer)."""
     notices = [str(n) for n in (source.state or {}).get("notices", [])]
     try:
         cls = get_connector(source.connector)
     except UnknownConnectorError:
         return notices  # the next sync says the connector is missing
+    version, sunset = source_api_version(source)
+    retiring = sunset_notice(cls.name, version, sunset, clock.utcnow().date())
+    if retiring is not None:
+        notices.append(retiring)
     recommended = cls.recommended_lookback_days
     if recommended is not None and source.lookback_days < recommended:
         notices.append(
@@ -191,7 +205,12 @@ def create_source(session: Session, data: dict[str, Any], actor: str) -> DataSou
     data["config"] = _validate_config(cls, data["config"])
     token = _encrypt(cls, credentials) if credentials is not None else None
     _unique_name(session, data["name"], None)
-    source = DataSource(**data, credentials_encrypted=token, state={})
+    source = DataSource(
+        **data,
+        credentials_encrypted=token,
+        state={},
+        credentials_expire_at=None if credentials is None else credentials_expiry(credentials),
+    )
     session.add(source)
     session.flush()
     changes = jsonable(data)
@@ -279,6 +298,7 @@ def update_source(
     if credentials_given:
         source.credentials_encrypted = token
         diff["credentials"] = "changed"
+        record(source, CredentialsStored(credentials), now=clock.utcnow())
     session.flush()
     audit(session, actor, "update", "data_source", source.id, diff)
     of_source = Mapping.data_source_id == source.id
@@ -332,6 +352,41 @@ def check_source(session: Session, source_id: int, actor: str) -> tuple[bool, st
     return ok, message
 
 
+def resume_source(
+    session: Session, background: BackgroundTasks, source_id: int, actor: str
+) -> tuple[DataSource, HealthChange]:
+    """Scheduled syncs take the source again, its failures counted from zero.
+
+    Resuming a source that is not paused still resets the count (an admin who fixed it says
+    so); mappings that waited while it was paused are backfilled now.
+    """
+    source = get_source(session, source_id)
+    before = (source.paused_at, source.consecutive_failures)
+    change = record(source, Resumed(clock.utcnow()), now=clock.utcnow())
+    session.flush()
+    audit(
+        session,
+        actor,
+        "resume",
+        "data_source",
+        source.id,
+        {
+            "paused_at": [before[0].isoformat() if before[0] else None, None],
+            "consecutive_failures": [before[1], 0],
+            "health": [change.old, change.new],
+        },
+    )
+    pending = _count(
+        session,
+        Mapping,
+        Mapping.data_source_id == source.id,
+        Mapping.backfill_pending.is_(True),
+    )
+    if before[0] is not None and pending:
+        schedule_backfill(session, background, source)
+    return source, change
+
+
 def _launch(session: Session, background: BackgroundTasks, run: SyncRun) -> None:
     from app.sync.engine import execute_run
 
@@ -354,6 +409,13 @@ def start_sync(
     if not source.enabled:
         raise Conflict(
             f"data source {source_id} is disabled; enable it (PATCH `enabled: true`) to sync it"
+        )
+    if source.paused_at is not None:
+        raise Conflict(
+            f"data source {source_id} is paused after {source.consecutive_failures} failed runs "
+            "in a row; fix what its last runs' errors say, then resume it (POST "
+            f"/api/v1/data-sources/{source_id}/resume, or `krsync sources resume "
+            f"{source_id}`) to sync it again"
         )
     if window is not None:
         latest = today_in(source.timezone) + timedelta(days=1)
@@ -379,10 +441,11 @@ def start_sync(
 def schedule_backfill(
     session: Session, background: BackgroundTasks, source: DataSource
 ) -> SyncRun | None:
-    """Backfill the source's pending mappings now; a disabled source waits until re-enabled."""
+    """Backfill the source's pending mappings now; a disabled or paused source waits until it
+    is enabled or resumed."""
     from app.sync.engine import create_run
 
-    if not source.enabled:
+    if not source.enabled or source.paused_at is not None:
         return None
     run = create_run(session, source, trigger="backfill", window=None)
     _launch(session, background, run)

@@ -45,6 +45,7 @@ from app.sync.clock import today_in, utcnow
 from app.sync.locks import LOCK_WAIT_SECONDS, QUEUED_TOO_LONG, SourceLock
 from app.sync.orphans import INTERRUPTED
 from app.sync.plan import Plan, build_query, plan_run
+from app.sync.source_health import RunFinished, record
 from app.sync.store import Row, clear_window, replace_history, upsert
 from connectors.base import (
     CheckResult,
@@ -58,6 +59,7 @@ from connectors.base import (
     MetricQuery,
     RateLimited,
     RetriableError,
+    TokenRefreshError,
     Window,
     excerpt,
 )
@@ -239,6 +241,13 @@ def classify(exc: BaseException) -> str:
     return excerpt(text, redact, 2000)
 
 
+def is_auth_failure(exc: BaseException) -> bool:
+    """The platform refused the credentials (or their refresh): a person must reconnect."""
+    if isinstance(exc, TokenRefreshError) and exc.transient:
+        return False  # the token endpoint was down: the next run may get through as it is
+    return isinstance(exc, ConnectorAuthError)
+
+
 def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc)
 
@@ -300,6 +309,7 @@ async def execute_run_async(run_id: int) -> None:
                 _finish_failed,
                 run_id,
                 "skipped: another sync of this source was already running",
+                counts=False,  # the source did nothing wrong: its health stays as it is
             )
             return
         prepared: Prepared | None = None
@@ -321,6 +331,8 @@ async def execute_run_async(run_id: int) -> None:
                 message,
                 seconds=time.monotonic() - started,
                 stats=prepared.stats if prepared is not None else None,
+                auth_error=message if is_auth_failure(exc) else None,
+                credentials=prepared.credentials if prepared is not None else None,
             )
 
 
@@ -590,6 +602,18 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
                 p.plan.incremental_end, source.last_synced_day or p.plan.incremental_end
             )
         source.last_success_at = run.finished_at
+        # The health transition, in the run's transaction: where `source.*` events hook in.
+        record(
+            source,
+            RunFinished(
+                status="partial" if partial else "succeeded",
+                at=run.finished_at,
+                warned=bool(warnings),
+                credentials=p.credentials,
+            ),
+            now=run.finished_at,
+            pause_after=get_settings().pause_after_failures,
+        )
         status, connector = run.status, source.connector
     log.info(
         "sync %s: %d observations, %d API calls",
@@ -610,9 +634,21 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
 
 
 def _finish_failed(
-    run_id: int, message: str, *, seconds: float | None = None, stats: HttpStats | None = None
+    run_id: int,
+    message: str,
+    *,
+    seconds: float | None = None,
+    stats: HttpStats | None = None,
+    auth_error: str | None = None,
+    credentials: dict[str, Any] | None = None,
+    counts: bool = True,
 ) -> None:
-    """Mark a run failed; ``seconds`` None (a skipped run) keeps it out of the durations."""
+    """Mark a run failed; ``seconds`` None (a skipped run) keeps it out of the durations.
+
+    The source's health records the failure in the same transaction (``counts`` False for a
+    run that never reached the platform because another sync held the source): its freshness
+    (``last_success_at``, ``last_synced_day``) stays where the last good run left it.
+    """
     with get_sessionmaker()() as session, session.begin():
         run = session.get(SyncRun, run_id)
         if run is None or run.status != "running":
@@ -630,6 +666,19 @@ def _finish_failed(
         }
         source = session.get(DataSource, run.data_source_id)
         connector = source.connector if source is not None else "unknown"
+        if source is not None and counts:
+            # The health transition, in the run's transaction: where `source.*` events hook in.
+            record(
+                source,
+                RunFinished(
+                    status="failed",
+                    at=run.finished_at,
+                    auth_error=auth_error,
+                    credentials=credentials,
+                ),
+                now=run.finished_at,
+                pause_after=get_settings().pause_after_failures,
+            )
     metrics.record_sync(
         connector, "failed", seconds, stats.requests, stats.retries, stats.rate_limited
     )

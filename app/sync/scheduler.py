@@ -1,5 +1,8 @@
 """The scheduler of `krsync serve`: every enabled source fires on its own cron, in its own timezone.
 
+A source the sync engine paused after KRSYNC_PAUSE_AFTER_FAILURES failed runs in a row
+(`app.sync.source_health`) gets no job until an admin resumes it.
+
 Several replicas may run it. Two things keep them from stepping on each other:
 
 - **Leadership.** A replica registers source jobs only while it holds the scheduler's advisory
@@ -92,8 +95,8 @@ def _claim(source_id: int, now: datetime) -> int | None:
 
     with get_sessionmaker()() as session:
         source = session.get(DataSource, source_id)
-        if source is None or not source.enabled:
-            return None  # deleted or disabled since the last refresh
+        if source is None or not source.enabled or source.paused_at is not None:
+            return None  # deleted, disabled or paused since the last refresh
         fire_time = previous_fire_time(cron_trigger(source.schedule, source.timezone), now)
         if fire_time is None:
             return None
@@ -233,7 +236,8 @@ class Scheduler:
         with get_sessionmaker()() as session:
             rows = session.execute(
                 select(DataSource.id, DataSource.name, DataSource.schedule, DataSource.timezone)
-                .where(DataSource.enabled.is_(True))
+                # A paused source (too many failed runs in a row) waits for a resume.
+                .where(DataSource.enabled.is_(True), DataSource.paused_at.is_(None))
                 .order_by(DataSource.id)
             ).all()
         now = clock.utcnow()

@@ -154,6 +154,7 @@ def dashboard_page(
         "objectives": [],
         "counts": {},
         "sources": [],
+        "attention": [],
         "now": now,
         "problem": problem,
     }
@@ -161,6 +162,10 @@ def dashboard_page(
     # Before the cycle: a page about a cycle that isn't there still shows the sources that are.
     sources: list[SourceView] = web_service.sources(session, now)
     context["sources"] = sources
+    # Admins are the ones who can fix a source: they see which need them, first thing.
+    context["attention"] = (
+        [s for s in sources if s.needs_attention] if principal.role == "admin" else []
+    )
     if cycles:
         try:
             cycle = service.resolve_cycle(session, cid, day)

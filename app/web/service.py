@@ -18,11 +18,14 @@ from sqlalchemy.orm import Session
 from app.core.values import readable
 from app.models import DataSource, KeyResult, Mapping, Observation, SyncRun
 from app.okr.progress_service import schedule_interval
+from app.sync.source_health import Health, health_of, reason_of
 
 SPARK_WIDTH = 120
 SPARK_HEIGHT = 28
 _SPARK_PAD = 2.0
 RUNS_PER_SOURCE = 3
+#: The healths the dashboard tells admins about.
+ATTENTION: frozenset[Health] = frozenset({"failing", "needs_reauth", "paused"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ class SourceView:
     last_success_at: datetime | None
     stale: bool
     runs: list[RunView]
+    health: Health = "healthy"
+    #: Why it is not healthy (SPEC section 7), in words an admin acts on.
+    health_reason: str | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        """Someone must act: `degraded` only tells, and a disabled source syncs nothing."""
+        return self.enabled and self.health in ATTENTION
 
 
 def _aware(moment: datetime) -> datetime:
@@ -203,6 +214,8 @@ def sources(session: Session, now: datetime) -> list[SourceView]:
             last_success_at=_aware(s.last_success_at) if s.last_success_at else None,
             stale=s.enabled and _is_stale(s, now),
             runs=by_source.get(s.id, []),
+            health=health_of(s, now),
+            health_reason=reason_of(s, now),
         )
         for s in rows
     ]

@@ -153,6 +153,7 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/data-sources/{source_id}"): ADMIN,
     ("POST", "/api/v1/data-sources/{source_id}/test"): ADMIN,
     ("POST", "/api/v1/data-sources/{source_id}/sync"): ADMIN,
+    ("POST", "/api/v1/data-sources/{source_id}/resume"): ADMIN,
     ("POST", "/api/v1/mappings"): ADMIN,
     ("PATCH", "/api/v1/mappings/{mapping_id}"): ADMIN,
     ("DELETE", "/api/v1/mappings/{mapping_id}"): ADMIN,

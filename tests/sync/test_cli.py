@@ -226,7 +226,8 @@ def test_sources_list_shows_schedules_and_the_last_run(
     assert list(rows) == ["nightly", "social", "web"]
     assert "30 2 * * 1-5" in rows["nightly"]
     assert "America/New_York" in rows["nightly"]
-    assert " no " in rows["nightly"]
+    assert " disabled " in rows["nightly"]
+    assert " healthy " in rows["web"]
     assert "succeeded (cli," in rows["web"]
     assert rows["social"].rstrip().endswith("never")
 

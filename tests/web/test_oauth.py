@@ -508,6 +508,37 @@ def test_salesforce_keeps_the_instance_url(
     assert source["config"]["instance_url"] == "https://acme.my.salesforce.com"
 
 
+@pytest.mark.parametrize(
+    ("connector", "config"),
+    [
+        ("linkedin", {"organization_id": "2414183"}),
+        # Salesforce's credentials keep no end of their own: the source's health does.
+        ("salesforce", {"instance_url": "https://acme.my.salesforce.com"}),
+    ],
+)
+@pytest.mark.parametrize(("days", "health"), [(3, "needs_reauth"), (365, "healthy")])
+def test_a_refresh_token_ending_within_a_week_asks_for_a_new_connection(
+    env: str,
+    client: TestClient,
+    browser: TestClient,
+    connector: str,
+    config: dict[str, Any],
+    days: int,
+    health: str,
+) -> None:
+    """LinkedIn's token answer says when its refresh token dies (`refresh_token_expires_in`,
+    https://learn.microsoft.com/en-us/linkedin/shared/authentication/programmatic-refresh-tokens)."""
+    extras = {"refresh_token_expires_in": days * 86400, "instance_url": config.get("instance_url")}
+    with running(Platform(CLIENT_ID, CLIENT_SECRET, token_extras=extras)) as platform:
+        source_id = connect(
+            client, browser, connector, platform, connector=connector, config=config
+        )
+    source = client.get(f"/api/v1/data-sources/{source_id}").json()
+    assert source["health"] == health
+    if health == "needs_reauth":
+        assert "connect the source again" in source["health_reason"]
+
+
 def test_mailchimp_learns_its_data_centre(
     env: str, client: TestClient, browser: TestClient, db_url: str
 ) -> None:
