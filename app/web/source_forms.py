@@ -519,3 +519,17 @@ async def sync_source(
         )
 
     return await run_in_threadpool(start)
+
+
+@router.post("/sources/{source_id}/resume")
+def resume_source(
+    request: Request,
+    session: SessionDep,
+    background: BackgroundTasks,
+    user: AdminPage,
+    source_id: str,
+) -> Response:
+    """Resume a paused source as `POST /api/v1/data-sources/{id}/resume` does."""
+    row = source_row(request, session, user, source_id)
+    service.resume_source(session, background, row.id, user.principal.name)
+    return RedirectResponse(f"/sources/{row.id}", status_code=303)

@@ -31,6 +31,14 @@ from app.web.pages import PageUser, page_principal, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
+HEALTH_LABELS = {
+    "healthy": "Healthy",
+    "degraded": "Degraded",
+    "failing": "Failing",
+    "needs_reauth": "Needs reconnecting",
+    "paused": "Paused",
+}
+
 AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 _MAX_SOURCES = 500
 _RUNS_SHOWN = 20
@@ -106,6 +114,7 @@ def render_source(
         "oauth_app_set": provider is not None
         and session.scalar(select(OAuthApp.id).where(OAuthApp.provider == provider.key))
         is not None,
+        "health_labels": HEALTH_LABELS,
         "check": check,
         "sync_errors": sync_errors or {},
         "sync_values": sync_values or {"from": "", "to": ""},

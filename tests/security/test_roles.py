@@ -82,6 +82,7 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/sources/{source_id}/delete"): PAGE_ADMIN,
     ("POST", "/sources/{source_id}/test"): PAGE_ADMIN,
     ("POST", "/sources/{source_id}/sync"): PAGE_ADMIN,
+    ("POST", "/sources/{source_id}/resume"): PAGE_ADMIN,
     ("POST", "/keys"): PAGE_ADMIN,
     ("GET", "/keys/{key_id}/revoke"): PAGE_ADMIN,
     ("POST", "/keys/{key_id}/revoke"): PAGE_ADMIN,
