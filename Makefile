@@ -34,8 +34,10 @@ test: install browser lint test-sqlite test-postgres
 test-sqlite: install browser
 	$(BIN)/pytest -q -n 2
 
+## test-postgres: the tests that use the app's database, on PostgreSQL (the others gave their
+## answer in test-sqlite; `KRSYNC_TEST_DATABASE_URL=... pytest` alone runs every test)
 test-postgres: install browser
-	KRSYNC_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -n 2
+	KRSYNC_TEST_DATABASE_URL=$(PG_TEST_URL) KRSYNC_TEST_DATABASE_TESTS_ONLY=1 $(BIN)/pytest -q -n 2
 
 lint: install
 	$(BIN)/ruff check .

@@ -23,6 +23,10 @@ from app.core.migrate import upgrade
 from app.core.settings import normalize_database_url
 
 ADMIN_KEY = "test-admin-key-0123456789"
+#: Set by `make test-postgres`: the PostgreSQL run leaves out the tests that never open the
+#: app's database (no `db_url`/`template_db` among their fixtures, no `database` marker): they
+#: already ran, identically, in the SQLite run of the same `make test`.
+DATABASE_TESTS_ONLY = "KRSYNC_TEST_DATABASE_TESTS_ONLY"
 PG_URL = os.environ.get("KRSYNC_TEST_DATABASE_URL")
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -38,6 +42,19 @@ def _pg_exec(sql: str) -> None:
             conn.execute(text(sql))
     finally:
         engine.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not (PG_URL and os.environ.get(DATABASE_TESTS_ONLY)):
+        return
+    keep: list[pytest.Item] = []
+    free: list[pytest.Item] = []
+    for item in items:
+        uses_db = "template_db" in getattr(item, "fixturenames", ())
+        (keep if uses_db or item.get_closest_marker("database") else free).append(item)
+    if free:
+        config.hook.pytest_deselected(items=free)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
