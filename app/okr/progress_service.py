@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    any_,
     case,
     cast,
     func,
@@ -29,8 +30,8 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, array_agg
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from app.core.cron import cron_trigger
 from app.core.values import readable
@@ -95,6 +96,17 @@ def _day_number(session: Session, column: Any, origin: date) -> ColumnElement[An
     return func.julianday(column) - func.julianday(literal(origin.isoformat()))
 
 
+def _among(
+    session: Session, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL as one array parameter, so that a statement naming 240 key
+    results in several places stays short: psycopg caches the conversion of short queries only,
+    and SQLAlchemy expands every IN list value by value."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(cast(literal(list(ids), ARRAY(Integer)), ARRAY(Integer)))
+    return column.in_(ids)
+
+
 def _split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
     """[start, end] as its whole calendar months (first and last month's first days) and the
     stretches of days left over at either end."""
@@ -148,16 +160,28 @@ def _load_stats(
         months, edges = _split(start, end)
         if months is not None:
             month_parts.append(
-                and_(sm.key_result_id.in_(ids), sm.month >= months[0], sm.month <= months[1])
+                and_(
+                    _among(session, sm.key_result_id, ids),
+                    sm.month >= months[0],
+                    sm.month <= months[1],
+                )
             )
             if index == 0 and w:
                 days_months.append(
-                    and_(km.key_result_id.in_(ids), km.month >= months[0], km.month <= months[1])
+                    and_(
+                        _among(session, km.key_result_id, ids),
+                        km.month >= months[0],
+                        km.month <= months[1],
+                    )
                 )
         for lo, hi in edges:
-            day_parts.append(and_(o.key_result_id.in_(ids), o.date >= lo, o.date <= hi))
+            day_parts.append(
+                and_(_among(session, o.key_result_id, ids), o.date >= lo, o.date <= hi)
+            )
             if index == 0 and w:
-                days_edges.append(and_(o.key_result_id.in_(ids), o.date >= lo, o.date <= hi))
+                days_edges.append(
+                    and_(_among(session, o.key_result_id, ids), o.date >= lo, o.date <= hi)
+                )
     double: Double[float] = Double()
     day = Date()
     parts: list[Select[*tuple[Any, ...]]] = []
@@ -245,7 +269,7 @@ def _load_stats(
                 zero,
                 o.date,
             ).where(
-                o.key_result_id.in_(kr_ids),
+                _among(session, o.key_result_id, kr_ids),
                 o.date >= w[0],
                 o.date <= w[1],
                 still_moving,
@@ -397,7 +421,7 @@ def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _So
             DataSource.created_at,
         )
         .join(DataSource, DataSource.id == Mapping.data_source_id)
-        .where(Mapping.key_result_id.in_(kr_ids))
+        .where(_among(session, Mapping.key_result_id, kr_ids))
     )
     for kr_id, mapping_id, metric, connector, schedule, tz, last_success, created in rows:
         reference = last_success or created
