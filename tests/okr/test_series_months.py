@@ -17,16 +17,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine
+from app.core.migrate import downgrade, upgrade
 from app.core.values import MAX_ABS_VALUE
 from app.models import (
     CheckIn,
@@ -405,3 +406,37 @@ def _restore_mappings(session: Session, kr_ids: list[int], mapping_ids: list[int
             )
         else:
             mapping.scale = scale
+
+
+def test_the_migration_fills_the_months_of_figures_already_stored(
+    db_url: str, engine: Engine, ids: tuple[list[int], list[int]]
+) -> None:
+    kr_ids, mapping_ids = ids
+    downgrade(db_url, "0008")
+    rows = [
+        {"key_result_id": kr_ids[2], "mapping_id": None, "date": date(2026, 1, 31), "value": 2.5},
+        {"key_result_id": kr_ids[2], "mapping_id": None, "date": date(2026, 2, 1), "value": 1e300},
+        {"key_result_id": kr_ids[2], "mapping_id": None, "date": date(2026, 3, 9), "value": -4.0},
+        {"key_result_id": kr_ids[0], "mapping_id": mapping_ids[0], "date": date(2026, 3, 9)},
+        {"key_result_id": kr_ids[0], "mapping_id": None, "date": date(2026, 3, 9), "value": 1.0},
+    ]
+    with engine.begin() as conn:  # no Session: the tables its hooks write don't exist yet
+        conn.execute(
+            insert(Observation.__table__),
+            [
+                {"group": "", "role": "value", "value": 8.0, "recorded_at": datetime.now(UTC), **r}
+                for r in rows
+            ],
+        )
+    upgrade(db_url)
+    with Session(engine) as session:
+        series, kr_days = _stored(session)
+        # Readable figures of kr 2 in January and March, kr 0's day in March (one synced at
+        # scale 0.5 and one checked in, summed); days with any figure, 1e300 included.
+        assert {(kr, month, total) for kr, _g, _r, month, _n, total, *_ in series} == {
+            (kr_ids[2], date(2026, 1, 1), 2.5),
+            (kr_ids[2], date(2026, 3, 1), -4.0),
+            (kr_ids[0], date(2026, 3, 1), 5.0),
+        }
+        assert len(kr_days) == 4
+        _check_months(session)
