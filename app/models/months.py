@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, attributes
 
 from app.core.values import readable
-from app.models.okr import KeyResultMonth, Observation, SeriesMonth
+from app.models.okr import KeyResult, KeyResultMonth, Observation, SeriesMonth
 from app.models.sources import DataSource, Mapping
 
 #: Execution options of a statement whose write path marked what it touches itself.
@@ -119,12 +119,23 @@ def mark_everything(session: Session) -> None:
 
 
 def refresh(session: Session) -> None:
-    """Rewrites the marked months from `observations`: four statements, however many marks."""
+    """Rewrites the marked months from `observations`: four statements (and a lock on
+    PostgreSQL), however many marks."""
     session.flush()  # pending ORM objects mark what they touch as they flush
     dirty = session.info.pop(_DIRTY, None)
     if not dirty:
         return
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # Two writers of one key result's months (two sources feeding it commit at once) take
+        # turns here: the second then deletes what the first inserted and reduces the figures
+        # both wrote, where it would otherwise collide with the first's rows. NO KEY UPDATE, so
+        # inserts of observations (their foreign key checks take KEY SHARE) don't wait; taken
+        # in id order, so two writers can't deadlock on each other.
+        lock = select(KeyResult.id).order_by(KeyResult.id).with_for_update(key_share=True)
+        if dirty != _EVERYTHING:
+            lock = lock.where(KeyResult.id.in_(sorted(dirty)))
+        session.execute(lock)
     if dirty == _EVERYTHING:
         for stmt in statements(dialect, None):
             session.execute(stmt)
@@ -292,7 +303,10 @@ def _on_execute(state: ORMExecuteState) -> None:
     mark_everything(state.session)
 
 
-@event.listens_for(Session, "before_commit")
+# First of the commit hooks (`insert`): its lock on the key results must come before the bump
+# of the progress revision (`app.models.revision`), a row every writer updates, or two writers
+# of one key result would each hold what the other waits for.
+@event.listens_for(Session, "before_commit", insert=True)
 def _before_commit(session: Session) -> None:
     refresh(session)
 

@@ -15,6 +15,7 @@ on every database the tests run on:
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -440,3 +441,37 @@ def test_the_migration_fills_the_months_of_figures_already_stored(
         }
         assert len(kr_days) == 4
         _check_months(session)
+
+
+def test_two_writers_of_one_key_result_take_turns(
+    engine: Engine, ids: tuple[list[int], list[int]]
+) -> None:
+    """Two sources feeding one key result commit at once: the second's months hold both's
+    figures (without turns it would find the first's rows in its way, or miss its figures)."""
+    kr_ids, mapping_ids = ids
+    day = date(2026, 3, 9)
+    with Session(engine) as first, Session(engine) as second:
+        run = first.scalars(select(SyncRun.id)).one()
+        store.upsert(first, [store.Row(kr_ids[0], mapping_ids[0], "", "value", day, 4.0)], run)
+        months.refresh(first)  # the first's months are written, not yet committed
+        failures: list[BaseException] = []
+
+        def write_second() -> None:
+            try:
+                row = store.Row(kr_ids[0], mapping_ids[1], "a", "value", day, 2.0)
+                store.upsert(second, [row], run)
+                second.commit()
+            except BaseException as exc:  # reported below, in the test's thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=write_second)
+        thread.start()
+        thread.join(timeout=0.5)  # the second waits for the first (a lock, or SQLite's)
+        first.commit()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert failures == []
+    with Session(engine) as session:
+        _check_months(session)
+        series, _ = _stored(session)
+        assert {(g, total) for _kr, g, _r, _m, _n, total, *_ in series} == {("", 2.0), ("a", -3.0)}
