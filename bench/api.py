@@ -9,7 +9,9 @@
 3. Starts `uvicorn app.main:app` (1 worker) and waits for /readyz.
 4. Warms up, then times `GET /api/v1/dashboard` and `GET /api/v1/key-results/{id}` as of
    2026-11-15 with `--concurrency` parallel clients; every answer must be a 200 and the dashboard
-   must hold every objective.
+   must hold every objective. Then uncached reads one at a time: dashboards and key results
+   each for a new day, and the browser pages `/key-results/{id}` (the four of one objective in
+   turn) and `/sources/{id}` (a source seeded with a year of nightly runs), which no cache serves.
 5. Prints a table and ends with `label: value unit` headline lines.
 
 The server is stopped on the way out, error or not; the database is left for inspection (the
@@ -45,7 +47,7 @@ if str(ROOT) not in sys.path:
 
 from app.core.migrate import upgrade  # noqa: E402
 from app.core.settings import normalize_database_url  # noqa: E402
-from app.models import Cycle, KeyResult, Objective  # noqa: E402
+from app.models import Cycle, DataSource, KeyResult, Objective, SyncRun, months  # noqa: E402
 from bench.common import BenchError, recreate_database  # noqa: E402
 from bench.loadclient import LoadClient, Reply  # noqa: E402
 
@@ -65,6 +67,7 @@ class Seeded:
     key_result_ids: list[int]
     observations: int
     seconds: float
+    source_id: int
 
 
 def _kr_rows(objective_id: int, i: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -196,12 +199,64 @@ def seed(engine: Engine, objectives: int, rng: random.Random) -> Seeded:
                 for obs in _observation_rows(ids, i, rng, now):
                     copy.write_row(obs)
                     observations += 1
+        # COPY goes round the Session, whose hooks keep the monthly reductions: made here.
+        months.rebuild(conn)
+        source_id = _seed_source(conn, now)
     # What autovacuum would have done on a database that has been running for a while.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
     return Seeded(
-        cycle_id, objective_ids, key_result_ids, observations, time.perf_counter() - started
+        cycle_id,
+        objective_ids,
+        key_result_ids,
+        observations,
+        time.perf_counter() - started,
+        source_id,
     )
+
+
+def _seed_source(conn: Any, now: datetime) -> int:
+    """A HubSpot source with a year of nightly runs behind it, for the source page."""
+    source_id: int = conn.execute(
+        insert(DataSource).returning(DataSource.id),
+        {
+            "name": "HubSpot (bench)",
+            "connector": "hubspot",
+            "config": {},
+            "state": {},
+            "schedule": "0 3 * * *",
+            "timezone": "Europe/Paris",
+            "lookback_days": 7,
+            "last_synced_day": now.date() - timedelta(days=1),
+            "last_success_at": now,
+        },
+    ).scalar_one()
+    runs = []
+    for n in range(365):
+        started = now - timedelta(days=n, hours=1)
+        day = started.date() - timedelta(days=1)
+        failed = n % 30 == 7
+        runs.append(
+            {
+                "data_source_id": source_id,
+                "trigger": "schedule",
+                "status": "failed" if failed else "succeeded",
+                "window_from": day - timedelta(days=6),
+                "window_to": day,
+                "started_at": started,
+                "finished_at": started + timedelta(seconds=40),
+                "api_calls": 120,
+                "observations_written": 0 if failed else 280,
+                "warnings": ["deals.count: 2 days restated"] if n % 9 == 0 else [],
+                "details": {},
+                "error": "HTTP 429 from api.hubapi.com after 5 attempts" if failed else None,
+                "owner": None,
+                "created_at": started,
+                "updated_at": started,
+            }
+        )
+    conn.execute(insert(SyncRun), runs)
+    return source_id
 
 
 # --- server -------------------------------------------------------------------------------------
@@ -391,6 +446,13 @@ async def measure(
         ]
         results.append(await cold_dashboards(client, args.cold, check_dashboard))
         results.append(await cold_key_results(client, kr_id, args.cold, check_kr))
+        # The browser pages are never cached: each read below computes the page anew. The key
+        # results of one objective in turn, one of each aggregation the bench seeds.
+        kr_pages = [f"/key-results/{k}" for k in seeded.key_result_ids[:KRS_PER_OBJECTIVE]]
+        source_page = [f"/sources/{seeded.source_id}"]
+        for label, paths in (("kr page", kr_pages), ("source page", source_page)):
+            await cold_pages(client, "warm-up", paths, args.warmup, check_page)
+            results.append(await cold_pages(client, label, paths, args.cold, check_page))
         if not args.no_floor:
             # The stack's floor: auth, a session and one primary-key read, no progress maths.
             floor = f"/api/v1/cycles/{seeded.cycle_id}"
@@ -433,6 +495,27 @@ async def cold_key_results(client: LoadClient, kr_id: int, n: int, check: Check)
     return Result("kr (cold)", sorted(latencies), time.perf_counter() - started, 1)
 
 
+def check_page(response: Reply) -> None:
+    """A 200 with the page's HTML, not a sign-in redirect or a refusal page."""
+    expect_ok(response)
+    if b"<html" not in response.content[:300] or b"No such" in response.content:
+        raise BenchError(f"GET {response.url} is not the page: {response.text[:300]}")
+
+
+async def cold_pages(
+    client: LoadClient, label: str, paths: list[str], n: int, check: Check
+) -> Result:
+    """One at a time, taking `paths` in turn: what a person waits for after a write."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        response = await client.get(paths[i % len(paths)])
+        latencies.append(time.perf_counter() - t)
+        check(response)
+    return Result(label, sorted(latencies), time.perf_counter() - started, 1)
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -464,6 +547,9 @@ def report(results: list[Result], seeded: Seeded) -> None:
     print(f"dashboard cold p99: {by_label['dash (cold)'].p99_ms:.1f} ms")
     print(f"key-result cold median: {by_label['kr (cold)'].median_ms:.1f} ms")
     print(f"key-result cold p99: {by_label['kr (cold)'].p99_ms:.1f} ms")
+    for label in ("kr page", "source page"):
+        print(f"{label} cold median: {by_label[label].median_ms:.1f} ms")
+        print(f"{label} cold p99: {by_label[label].p99_ms:.1f} ms")
     for label in ("dashboard", "key-result"):
         print(f"{label} throughput: {by_label[label].throughput:.1f} req/s")
     print(f"observations: {seeded.observations} rows")

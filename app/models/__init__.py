@@ -3,9 +3,20 @@
 from app.models.auth import ApiKey, AuditEvent, WebSession
 from app.models.base import Base
 from app.models.oauth import OAuthApp, OAuthState
-from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
+from app.models.okr import (
+    CheckIn,
+    Cycle,
+    KeyResult,
+    KeyResultMonth,
+    Objective,
+    Observation,
+    SeriesMonth,
+)
 from app.models.revision import Revision
 from app.models.sources import DataSource, Mapping, PushSignature, SyncRun
+
+# After the tables: its session hooks keep the monthly reductions exact on every write path.
+from app.models import months  # noqa: F401  isort: skip
 
 __all__ = [
     "ApiKey",
@@ -15,6 +26,7 @@ __all__ = [
     "Cycle",
     "DataSource",
     "KeyResult",
+    "KeyResultMonth",
     "Mapping",
     "OAuthApp",
     "OAuthState",
@@ -22,6 +34,7 @@ __all__ = [
     "Observation",
     "PushSignature",
     "Revision",
+    "SeriesMonth",
     "SyncRun",
     "WebSession",
 ]

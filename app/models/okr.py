@@ -108,6 +108,48 @@ class Observation(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class SeriesMonth(Base):
+    """One series' daily values of one calendar month, reduced: what a read needs from it.
+
+    Derived from `observations` (scale applied, unreadable figures left out, several rows of
+    one day summed), and rewritten in the same transaction as every write that moves them
+    (`app.okr.months`), so an uncached read adds up about twelve of these per series instead
+    of scanning a year of days. The moments are taken from the month's first day (`x` = day
+    of month - 1), so a read can move them to any cycle's origin exactly.
+    """
+
+    __tablename__ = "series_months"
+
+    key_result_id: Mapped[int] = mapped_column(
+        ForeignKey("key_results.id", ondelete="CASCADE"), primary_key=True
+    )
+    group: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: The month's first day.
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float] = mapped_column(Double)
+    minimum: Mapped[float] = mapped_column(Double)
+    maximum: Mapped[float] = mapped_column(Double)
+    last_date: Mapped[date] = mapped_column(Date)
+    last_value: Mapped[float] = mapped_column(Double)
+    sx: Mapped[float] = mapped_column(Double)
+    sxy: Mapped[float] = mapped_column(Double)
+    sxx: Mapped[float] = mapped_column(Double)
+
+
+class KeyResultMonth(Base):
+    """How many days of a month have any observation of a key result (readable or not)."""
+
+    __tablename__ = "key_result_months"
+
+    key_result_id: Mapped[int] = mapped_column(
+        ForeignKey("key_results.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    days: Mapped[int] = mapped_column(Integer)
+
+
 class CheckIn(TimestampMixin, Base):
     __tablename__ = "check_ins"
     __table_args__ = (Index("ix_check_ins_kr_date", "key_result_id", "date"),)

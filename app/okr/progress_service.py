@@ -7,7 +7,7 @@ dashboard of 240 key results reads a few hundred rows, never their tens of thous
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -17,24 +17,36 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Date,
+    Double,
     Integer,
     Select,
     and_,
+    any_,
     case,
     cast,
     func,
     literal,
     or_,
     select,
-    text,
-    tuple_,
     union_all,
 )
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, array_agg
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from app.core.cron import cron_trigger
 from app.core.values import readable
-from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation
+from app.models import (
+    Cycle,
+    DataSource,
+    KeyResult,
+    KeyResultMonth,
+    Mapping,
+    Objective,
+    Observation,
+    SeriesMonth,
+)
+from app.models.months import month_end, month_start
+from app.models.months import refresh as refresh_months
 from app.progress import (
     Cycle as CycleSpan,
 )
@@ -84,6 +96,32 @@ def _day_number(session: Session, column: Any, origin: date) -> ColumnElement[An
     return func.julianday(column) - func.julianday(literal(origin.isoformat()))
 
 
+def _among(
+    session: Session, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL as one array parameter, so that a statement naming 240 key
+    results in several places stays short: psycopg caches the conversion of short queries only,
+    and SQLAlchemy expands every IN list value by value."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(cast(literal(list(ids), ARRAY(Integer)), ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """[start, end] as its whole calendar months (first and last month's first days) and the
+    stretches of days left over at either end."""
+    first = start if start.day == 1 else month_end(start) + timedelta(days=1)
+    last_end = end if end == month_end(end) else month_start(end) - timedelta(days=1)
+    if first > last_end:
+        return None, [(start, end)]
+    edges = []
+    if start < first:
+        edges.append((start, first - timedelta(days=1)))
+    if last_end < end:
+        edges.append((last_end + timedelta(days=1), end))
+    return (first, month_start(last_end)), edges
+
+
 def _load_stats(
     session: Session,
     kr_ids: Sequence[int],
@@ -91,145 +129,168 @@ def _load_stats(
     cycle: CycleSpan,
     as_of: date,
     provisional: dict[int, date],
-    unmapped: Collection[int] = frozenset(),
 ) -> _Loaded:
-    """Three statements per cycle: the per-series reduction, last values, distinct days.
+    """Two statements per cycle: the per-series reduction, and the days with data.
 
-    The baseline window is read only for key results whose target is relative to it. The
-    reduction also finds each series' earliest provisional day in W (`provisional` gives each
-    mapping's first provisional day), so provisional days cost no statement of their own.
-
-    Key results in `unmapped` have no mapping, so every observation of theirs is a manual one
-    (`mapping_id` NULL), unique per series and day (`uq_observations_manual_day`) and unscaled:
-    their rows are the daily values already, and are reduced in one pass, without the day-level
-    grouping and the join to mappings that several sources on one day need. The two halves are
-    one statement (UNION ALL), so the statement count stays fixed.
+    The baseline window is read only for key results whose target is relative to it. Each
+    window is added up from its whole calendar months, reduced ahead by the writes
+    (`SeriesMonth`), and from the raw days of the months it covers in part (as of the middle
+    of a month, that month's days so far), one row per series and day. The moments of a month
+    are kept from its first day and moved here to the cycle's start; the last value is the one
+    of the latest part. The reduction also finds each series' earliest provisional day in W
+    (`provisional` gives each mapping's first provisional day), so provisional days cost no
+    statement of their own.
     """
+    refresh_months(session)  # writes of this transaction that no commit has folded in yet
     loaded = _Loaded()
     w = window(cycle, as_of)
-    b_start, b_end = baseline_window(cycle)
-    o = Observation
-    in_w = and_(o.date >= w[0], o.date <= w[1]) if w else None
-    win = case((in_w, "c"), else_="b") if in_w is not None else literal("b")
-
-    def wanted(current: Sequence[int], base: Sequence[int]) -> list[ColumnElement[bool]]:
-        found = []
-        if in_w is not None and current:
-            found.append(and_(o.key_result_id.in_(current), in_w))
-        if base:
-            found.append(and_(o.key_result_id.in_(base), o.date >= b_start, o.date <= b_end))
-        return found
-
-    wanted_daily = wanted(
-        [k for k in kr_ids if k not in unmapped], [k for k in baseline_ids if k not in unmapped]
-    )
-    wanted_rows = wanted(
-        [k for k in kr_ids if k in unmapped], [k for k in baseline_ids if k in unmapped]
-    )
-    if not wanted_daily and not wanted_rows:
+    spans: list[tuple[Sequence[int], tuple[date, date]]] = []
+    if w and kr_ids:
+        spans.append((kr_ids, w))
+    if baseline_ids:
+        spans.append((baseline_ids, baseline_window(cycle)))
+    if not spans:
         return loaded
-    by_first_day: dict[date, list[int]] = defaultdict(list)
-    for mapping_id, first in provisional.items():
-        by_first_day[first].append(mapping_id)
-    provisional_day: ColumnElement[Any] = cast(literal(None), Date)
-    if in_w is not None and by_first_day:
-        still_moving = or_(
-            *(
-                and_(o.mapping_id.in_(ids), o.date >= first)
-                for first, ids in sorted(by_first_day.items())
+    o, sm, km = Observation, SeriesMonth, KeyResultMonth
+    month_parts: list[ColumnElement[bool]] = []
+    day_parts: list[ColumnElement[bool]] = []
+    days_months: list[ColumnElement[bool]] = []
+    days_edges: list[ColumnElement[bool]] = []
+    for index, (ids, (start, end)) in enumerate(spans):
+        months, edges = _split(start, end)
+        if months is not None:
+            month_parts.append(
+                and_(
+                    _among(session, sm.key_result_id, ids),
+                    sm.month >= months[0],
+                    sm.month <= months[1],
+                )
             )
+            if index == 0 and w:
+                days_months.append(
+                    and_(
+                        _among(session, km.key_result_id, ids),
+                        km.month >= months[0],
+                        km.month <= months[1],
+                    )
+                )
+        for lo, hi in edges:
+            day_parts.append(
+                and_(_among(session, o.key_result_id, ids), o.date >= lo, o.date <= hi)
+            )
+            if index == 0 and w:
+                days_edges.append(
+                    and_(_among(session, o.key_result_id, ids), o.date >= lo, o.date <= hi)
+                )
+    double: Double[float] = Double()
+    day = Date()
+    parts: list[Select[*tuple[Any, ...]]] = []
+    if month_parts:
+        off = _day_number(session, sm.month, cycle.start)
+        parts.append(
+            _part(
+                sm.key_result_id,
+                sm.group,
+                sm.role,
+                case((sm.month >= cycle.start, "c"), else_="b"),
+                sm.n,
+                sm.total,
+                sm.minimum,
+                sm.maximum,
+                sm.last_date,
+                sm.last_value,
+                sm.sx + sm.n * off,
+                sm.sxy + off * sm.total,
+                sm.sxx + 2 * off * sm.sx + sm.n * off * off,
+                cast(literal(None), day),
+            ).where(or_(*month_parts))
         )
-        provisional_day = case((and_(in_w, still_moving), o.date))
-    halves: list[Select[Any]] = []
-    if wanted_daily:
+    if day_parts:
         daily = (
             select(
                 o.key_result_id.label("kr"),
                 o.group.label("g"),
                 o.role.label("r"),
                 o.date.label("d"),
-                win.label("win"),
                 func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
-                func.min(provisional_day).label("p"),
             )
             .select_from(o)
             .outerjoin(Mapping, Mapping.id == o.mapping_id)
-            .where(or_(*wanted_daily), readable(o.value))
+            .where(or_(*day_parts), readable(o.value))
             .group_by(o.key_result_id, o.group, o.role, o.date)
             .subquery("daily")
         )
-        halves.append(
-            _reduce(
-                session,
-                cycle.start,
+        x = _day_number(session, daily.c.d, cycle.start)
+        v = daily.c.v
+        parts.append(
+            _part(
                 daily.c.kr,
                 daily.c.g,
                 daily.c.r,
-                daily.c.win,
+                case((daily.c.d >= cycle.start, "c"), else_="b"),
+                literal(1),
+                v,
+                v,
+                v,
                 daily.c.d,
-                daily.c.v,
-                func.min(daily.c.p),
+                v,
+                x,
+                x * v,
+                x * x,
+                cast(literal(None), day),
             )
         )
-    if wanted_rows:
-        halves.append(
-            _reduce(
-                session,
-                cycle.start,
+    by_first_day: dict[date, list[int]] = defaultdict(list)
+    for mapping_id, first in provisional.items():
+        by_first_day[first].append(mapping_id)
+    if w and kr_ids and by_first_day:
+        # Only where a day may be provisional: no figure of its own, just the day.
+        still_moving = or_(
+            *(
+                and_(o.mapping_id.in_(ids), o.date >= first)
+                for first, ids in sorted(by_first_day.items())
+            )
+        )
+        zero = literal(0.0)
+        parts.append(
+            _part(
                 o.key_result_id,
                 o.group,
                 o.role,
-                win,
+                literal("c"),
+                literal(0),
+                zero,
+                cast(literal(None), double),
+                cast(literal(None), double),
+                cast(literal(None), day),
+                cast(literal(None), double),
+                zero,
+                zero,
+                zero,
                 o.date,
-                o.value,
-                cast(literal(None), Date),
-            ).where(or_(*wanted_rows), readable(o.value))
-        )
-    stats_stmt = halves[0] if len(halves) == 1 else union_all(*halves)
-    if session.get_bind().dialect.name == "postgresql":
-        # A cycle's days for hundreds of series fit in memory; the 4 MB default spills to disk.
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
-    rows = session.execute(stats_stmt).all()
-    # The last value of each series: its last day's figure, read by key rather than by sorting
-    # every day of every series.
-    last_values: dict[tuple[int, str, str, date], float] = {}
-    last_keys = {
-        (kr, g, r, _as_date(last_d)) for kr, g, r, _w, _n, _t, _mn, _mx, last_d, *_ in rows
-    }
-    ordered = sorted(last_keys)
-    for start in range(0, len(ordered), LAST_VALUE_BATCH):
-        last_stmt = (
-            select(
-                o.key_result_id,
-                o.group,
-                o.role,
-                o.date,
-                func.sum(o.value * func.coalesce(Mapping.scale, 1.0)),
-            )
-            .outerjoin(Mapping, Mapping.id == o.mapping_id)
-            .where(
-                tuple_(o.key_result_id, o.group, o.role, o.date).in_(
-                    ordered[start : start + LAST_VALUE_BATCH]
-                ),
+            ).where(
+                _among(session, o.key_result_id, kr_ids),
+                o.date >= w[0],
+                o.date <= w[1],
+                still_moving,
                 readable(o.value),
             )
-            .group_by(o.key_result_id, o.group, o.role, o.date)
         )
-        for kr, g, r, d, v in session.execute(last_stmt):
-            last_values[(kr, g, r, _as_date(d))] = float(v)
-    for kr, g, r, win_, n, total, mn, mx, last_d, sx, sxy, sxx, first_provisional in rows:
-        if win_ == "c" and first_provisional is not None:
-            day = _as_date(first_provisional)
+    rows = session.execute(_combine(session, parts)).all()
+    for kr, g, r, win_, n, total, mn, mx, last_d, last_v, sx, sxy, sxx, first_p in rows:
+        if win_ == "c" and first_p is not None:
+            first_day = _as_date(first_p)
             known = loaded.provisional_from.get(kr)
-            loaded.provisional_from[kr] = day if known is None else min(known, day)
-        last_day = _as_date(last_d)
+            loaded.provisional_from[kr] = first_day if known is None else min(known, first_day)
+        if not n:
+            continue
         stats = SeriesStats(
             n=int(n),
             total=float(total),
             minimum=float(mn),
             maximum=float(mx),
-            last_date=last_day,
-            last_value=last_values[(kr, g, r, last_day)],
+            last_date=_as_date(last_d),
+            last_value=float(last_v),
             sx=float(sx),
             sy=float(total),
             sxy=float(sxy),
@@ -237,48 +298,83 @@ def _load_stats(
         )
         target = loaded.current if win_ == "c" else loaded.baseline
         target.setdefault(kr, {})[(g, r)] = stats
-    if w and kr_ids:
-        days_stmt = (
+    days: list[Select[int, int]] = []
+    if days_months:
+        days.append(
+            select(km.key_result_id, func.sum(km.days))
+            .where(or_(*days_months))
+            .group_by(km.key_result_id)
+        )
+    if days_edges:
+        days.append(
             select(o.key_result_id, func.count(func.distinct(o.date)))
-            .where(o.key_result_id.in_(kr_ids), o.date >= w[0], o.date <= w[1])
+            .where(or_(*days_edges))
             .group_by(o.key_result_id)
         )
-        loaded.days = {kr: int(n) for kr, n in session.execute(days_stmt)}
+    if days:
+        stmt = days[0] if len(days) == 1 else union_all(*days)
+        for kr, count in session.execute(stmt):
+            loaded.days[kr] = loaded.days.get(kr, 0) + int(count)
     return loaded
 
 
-def _reduce(
-    session: Session,
-    origin: date,
-    kr: Any,
-    g: Any,
-    r: Any,
-    win: Any,
-    d: Any,
-    v: Any,
-    provisional: ColumnElement[Any],
-) -> Select[Any]:
-    """One `SeriesStats` row per (key result, group, role, window) from daily values `v`."""
-    x = _day_number(session, d, origin)
+_PART = (
+    "kr",
+    "g",
+    "r",
+    "win",
+    "n",
+    "total",
+    "mn",
+    "mx",
+    "last_d",
+    "last_v",
+    "sx",
+    "sxy",
+    "sxx",
+    "p",
+)
+
+
+def _part(*columns: Any) -> Select[*tuple[Any, ...]]:
+    """One part of a window: the columns of `_PART`, named alike in every part."""
+    return select(*(c.label(name) for c, name in zip(columns, _PART, strict=True)))
+
+
+def _combine(session: Session, parts: Sequence[Select[*tuple[Any, ...]]]) -> Select[Any]:
+    """One row per (key result, group, role, window) from the parts of its windows.
+
+    The parts cover days that don't overlap, so the latest part's last value is the series'.
+    """
+    chunks = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("chunks")
+    c = chunks.c
+    if session.get_bind().dialect.name == "postgresql":
+        latest = aggregate_order_by(c.last_v, c.last_d.desc().nulls_last())
+        return _reduce_parts(c, array_agg(latest)[1])  # type: ignore[no-untyped-call]
+    ranked = select(
+        chunks,
+        func.first_value(c.last_v)
+        .over(partition_by=(c.kr, c.g, c.r, c.win), order_by=c.last_d.desc().nulls_last())
+        .label("lv"),
+    ).subquery("ranked")
+    return _reduce_parts(ranked.c, func.max(ranked.c.lv))
+
+
+def _reduce_parts(c: Any, last_value: ColumnElement[Any]) -> Select[Any]:
+    keys = (c.kr, c.g, c.r, c.win)
     return select(
-        kr,
-        g,
-        r,
-        win.label("win"),
-        func.count(),
-        func.sum(v),
-        func.min(v),
-        func.max(v),
-        func.max(d),
-        func.sum(x),
-        func.sum(x * v),
-        func.sum(x * x),
-        provisional,
-    ).group_by(kr, g, r, win)
-
-
-#: Series whose last values one statement reads (4 bind parameters each, well under limits).
-LAST_VALUE_BATCH = 2000
+        *keys,
+        func.sum(c.n),
+        func.sum(c.total),
+        func.min(c.mn),
+        func.max(c.mx),
+        func.max(c.last_d),
+        last_value,
+        func.sum(c.sx),
+        func.sum(c.sxy),
+        func.sum(c.sxx),
+        func.min(c.p),
+    ).group_by(*keys)
 
 
 def _as_date(value: object) -> date:
@@ -303,8 +399,6 @@ class _SourceFacts:
     """What the mapped sources say about a set of key results, read in one statement."""
 
     stale: set[int] = field(default_factory=set)
-    #: key results some mapping feeds; the others hold manual observations only.
-    mapped: set[int] = field(default_factory=set)
     #: mapping id -> the first day of it the platform may still restate (SPEC `settle_days`).
     provisional: dict[int, date] = field(default_factory=dict)
 
@@ -327,10 +421,9 @@ def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _So
             DataSource.created_at,
         )
         .join(DataSource, DataSource.id == Mapping.data_source_id)
-        .where(Mapping.key_result_id.in_(kr_ids))
+        .where(_among(session, Mapping.key_result_id, kr_ids))
     )
     for kr_id, mapping_id, metric, connector, schedule, tz, last_success, created in rows:
-        facts.mapped.add(kr_id)
         reference = last_success or created
         if reference.tzinfo is None:
             reference = reference.replace(tzinfo=UTC)
@@ -448,7 +541,6 @@ class ProgressCalculator:
                 cycle,
                 self.as_of,
                 facts.provisional,
-                unmapped={k.id for k in krs} - facts.mapped,
             )
             for kr in krs:
                 self.kr_results[kr.id] = compute_progress(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from collections.abc import Callable
 from datetime import date
@@ -94,7 +93,8 @@ async def _cached_read(
 def _kr_read(kr: KeyResult, progress: Progress | None) -> KeyResultRead:
     read = KeyResultRead.model_validate(kr)
     if progress is not None:
-        read.progress = ProgressRead.model_validate(dataclasses.asdict(progress))
+        # From the dataclass's attributes: `dataclasses.asdict` deep-copies every field first.
+        read.progress = ProgressRead.model_validate(progress, from_attributes=True)
     return read
 
 
@@ -106,7 +106,7 @@ def _objective_read(
     read = ObjectiveRead.model_validate(obj, from_attributes=True)
     if obj.id in obj_progress:
         read.progress = ObjectiveProgressRead.model_validate(
-            dataclasses.asdict(obj_progress[obj.id])
+            obj_progress[obj.id], from_attributes=True
         )
     read.key_results = [_kr_read(kr, kr_progress.get(kr.id)) for kr in obj.key_results]
     return read

@@ -16,7 +16,16 @@ from app.auth.service import ROLE_RANK, Principal, audit
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.values import readable
-from app.models import CheckIn, Cycle, DataSource, KeyResult, Mapping, Objective, Observation
+from app.models import (
+    CheckIn,
+    Cycle,
+    DataSource,
+    KeyResult,
+    Mapping,
+    Objective,
+    Observation,
+    months,
+)
 from app.okr.progress_service import ProgressCalculator, definition, provisional_days
 from app.progress import ObjectiveProgress, Progress, validate_definition
 from app.sync import clock
@@ -528,6 +537,7 @@ def _refuse_value_on_mapped(session: Session, kr_id: int) -> None:
 def _settle_day(session: Session, kr_id: int, day: date) -> None:
     """The day's manual value is that of its latest (most recently created) check-in with one."""
     session.flush()
+    months.mark(session, [kr_id], day, day)
     value = session.scalar(
         select(CheckIn.value)
         .where(CheckIn.key_result_id == kr_id, CheckIn.date == day, CheckIn.value.is_not(None))
@@ -542,7 +552,8 @@ def _settle_day(session: Session, kr_id: int, day: date) -> None:
                 Observation.group == "",
                 Observation.role == "value",
                 Observation.date == day,
-            )
+            ),
+            execution_options=months.MARKED,
         )
         return
     values = {
@@ -561,7 +572,7 @@ def _settle_day(session: Session, kr_id: int, day: date) -> None:
         index_where=Observation.mapping_id.is_(None),
         set_={"value": stmt.excluded.value, "recorded_at": func.now()},
     )
-    session.execute(stmt)
+    session.execute(stmt, execution_options=months.MARKED)
 
 
 def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str) -> CheckIn:

@@ -23,7 +23,7 @@ from app.core.errors import Conflict, InvalidInput, NotFound, reason
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.vault import decrypt_credentials, encrypt_credentials
-from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun
+from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun, months
 from app.sync import clock
 from app.sync.clock import today_in
 from app.sync.source_health import (
@@ -303,7 +303,10 @@ def update_source(
     audit(session, actor, "update", "data_source", source.id, diff)
     of_source = Mapping.data_source_id == source.id
     if REFETCH_FIELDS & diff.keys() and _count(session, Mapping, of_source):
-        session.execute(update(Mapping).where(of_source).values(backfill_pending=True))
+        session.execute(
+            update(Mapping).where(of_source).values(backfill_pending=True),
+            execution_options=months.MARKED,  # no figure moves
+        )
         schedule_backfill(session, background, source)
     elif "enabled" in diff and source.enabled:
         # Mappings created or changed while the source was off have waited for this.
@@ -321,7 +324,10 @@ def delete_source(session: Session, source_id: int, cascade: bool, actor: str) -
             "pass ?cascade=true to delete the source with its mappings, its sync runs and every "
             "observation those mappings wrote"
         )
-    session.execute(delete(DataSource).where(DataSource.id == source_id))
+    months.mark_source(session, source_id)  # its mappings' observations go with it
+    session.execute(
+        delete(DataSource).where(DataSource.id == source_id), execution_options=months.MARKED
+    )
     audit(
         session,
         actor,
@@ -630,7 +636,10 @@ def update_mapping(
 def delete_mapping(session: Session, mapping_id: int, actor: str) -> None:
     mapping = get_mapping(session, mapping_id)
     observations = _count(session, Observation, Observation.mapping_id == mapping.id)
-    session.execute(delete(Mapping).where(Mapping.id == mapping_id))
+    months.mark(session, [mapping.key_result_id])  # its observations go with it
+    session.execute(
+        delete(Mapping).where(Mapping.id == mapping_id), execution_options=months.MARKED
+    )
     audit(session, actor, "delete", "mapping", mapping_id, {"observations": observations})
 
 

@@ -40,7 +40,7 @@ from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
 from app.core.values import BOUND_TEXT, storable
 from app.core.vault import decrypt_credentials, encrypt_credentials
-from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
+from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun, months
 from app.sync.clock import today_in, utcnow
 from app.sync.locks import LOCK_WAIT_SECONDS, QUEUED_TOO_LONG, SourceLock
 from app.sync.orphans import INTERRUPTED
@@ -577,7 +577,8 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
         ]
         if ok_ids:
             session.execute(
-                update(Mapping).where(Mapping.id.in_(ok_ids)).values(backfill_pending=False)
+                update(Mapping).where(Mapping.id.in_(ok_ids)).values(backfill_pending=False),
+                execution_options=months.MARKED,  # no figure moves
             )
         partial = bool(f.query_errors)
         run.status = "partial" if partial else "succeeded"

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.models import Observation
+from app.models import Observation, months
 from app.sync.clock import utcnow
 
 
@@ -31,7 +31,11 @@ def replace_history(session: Session, mapping_ids: Iterable[int]) -> None:
     """A changed mapping measures something else now: its old figures must not linger."""
     ids = list(mapping_ids)
     if ids:
-        session.execute(delete(Observation).where(Observation.mapping_id.in_(ids)))
+        months.mark_mappings(session, ids)
+        session.execute(
+            delete(Observation).where(Observation.mapping_id.in_(ids)),
+            execution_options=months.MARKED,
+        )
 
 
 def clear_window(session: Session, mapping_ids: Iterable[int], start: date, end: date) -> None:
@@ -41,10 +45,12 @@ def clear_window(session: Session, mapping_ids: Iterable[int], start: date, end:
     """
     ids = list(mapping_ids)
     if ids:
+        months.mark_mappings(session, ids, start, end)
         session.execute(
             delete(Observation).where(
                 Observation.mapping_id.in_(ids), Observation.date.between(start, end)
-            )
+            ),
+            execution_options=months.MARKED,
         )
 
 
@@ -68,7 +74,17 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
         }
         for r in unique.values()
     ]
-    session.execute(_upsert_statement(session.get_bind().dialect.name), values)
+    spans: dict[int, tuple[date, date]] = {}
+    for r in unique.values():
+        lo, hi = spans.get(r.key_result_id, (r.date, r.date))
+        spans[r.key_result_id] = (min(lo, r.date), max(hi, r.date))
+    for kr_id, (lo, hi) in spans.items():
+        months.mark(session, [kr_id], lo, hi)
+    session.execute(
+        _upsert_statement(session.get_bind().dialect.name),
+        values,
+        execution_options=months.MARKED,
+    )
     return len(values)
 
 

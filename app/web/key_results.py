@@ -7,7 +7,6 @@ reads as the API words it, beside the field it names.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from datetime import date
 from typing import Annotated, Any
@@ -81,7 +80,7 @@ def _page(
     assert cycle is not None
     today = _today()
     raw = service.key_results_progress(session, [kr], today).get(kr.id)
-    progress = None if raw is None else ProgressRead.model_validate(dataclasses.asdict(raw))
+    progress = None if raw is None else ProgressRead.model_validate(raw, from_attributes=True)
     try:
         _, _, rows = service.series(session, kr.id, None, None)
     except InvalidInput:  # a cycle longer than a series read may span
