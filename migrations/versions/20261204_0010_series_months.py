@@ -1,7 +1,7 @@
 """series months: each series' daily values reduced per calendar month, for uncached reads
 
 Revision ID: 0010_months
-Revises: 0008
+Revises: 0009_health
 Create Date: 2026-12-04 17:10:00
 
 The rows are derived from `observations` and filled here for what is already stored; from now
