@@ -2,6 +2,7 @@
 
 from app.models.auth import ApiKey, AuditEvent, WebSession
 from app.models.base import Base
+from app.models.notify import NotificationChannel, NotificationDelivery, NotificationEvent
 from app.models.oauth import OAuthApp, OAuthState
 from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
 from app.models.revision import Revision
@@ -16,6 +17,9 @@ __all__ = [
     "DataSource",
     "KeyResult",
     "Mapping",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationEvent",
     "OAuthApp",
     "OAuthState",
     "Objective",
