@@ -85,11 +85,15 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         parts = urlsplit(value.get_secret_value().strip())
-        # The message names the scheme only: the URL holds the password.
+        try:
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            parts = parts._replace(netloc="")  # a password with a raw "/" or "@" lands here
+        # The message never quotes the URL: it holds the password.
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError(
                 "KRSYNC_SMTP_URL must be smtp://user:password@host:587 or "
-                "smtps://user:password@host:465"
+                "smtps://user:password@host:465, with the password percent-encoded"
             )
         return value
 

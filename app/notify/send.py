@@ -79,7 +79,7 @@ def url_secrets(url: str) -> list[str]:
     found += [segment for segment in parts.path.split("/") if len(segment) >= _SEGMENT_MIN]
     found += [unquote(segment) for segment in parts.path.split("/") if len(segment) >= _SEGMENT_MIN]
     if parts.password:
-        found.append(parts.password)
+        found += [parts.password, unquote(parts.password)]
     return [value for value in found if value]
 
 
