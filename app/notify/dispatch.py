@@ -19,15 +19,16 @@ receiver recognising it by its unchanged `webhook-id`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from app.core.db import get_sessionmaker
@@ -56,6 +57,8 @@ RETRY_AFTER: tuple[timedelta, ...] = (
 )
 #: How long after the event a delivery is still tried; then it is `failed`.
 GIVE_UP_AFTER = timedelta(hours=24)
+#: Outcomes written in one transaction at most.
+_BATCH = 200
 #: Attempts kept in a delivery's log (24 hours of the schedule above make about a dozen).
 LOG_KEEP = 20
 
@@ -113,70 +116,122 @@ C = NotificationChannel
 E = NotificationEvent
 
 
-def _due(now: datetime, channel_id: int | None) -> list[Any]:
-    earlier = aliased(NotificationDelivery)
-    conditions: list[Any] = [
+def _heads(channel_ids: Sequence[int] | None) -> Any:
+    """The oldest pending delivery of each enabled channel (of these, if given): one index
+    lookup a channel, however long the queue behind it."""
+    behind = aliased(NotificationDelivery)
+    oldest = (
+        select(func.min(behind.id))
+        .where(behind.channel_id == C.id, behind.status == "pending")
+        .scalar_subquery()
+    )
+    heads = select(oldest).where(C.enabled.is_(True))
+    if channel_ids is not None:
+        heads = heads.where(C.id.in_(channel_ids))
+    return heads
+
+
+def _claimable(now: datetime) -> list[Any]:
+    # Repeated on the row the UPDATE changes, where PostgreSQL checks them again once a
+    # concurrent claim or record has committed: a row delivered or leased meanwhile is skipped.
+    # (A row, once the oldest pending one of its channel, stays so until it leaves `pending`:
+    # ids only grow, and nothing goes back to `pending`.)
+    return [
         D.status == "pending",
         D.next_attempt_at <= now,
         or_(D.lease_until.is_(None), D.lease_until < now),
-        ~exists().where(
-            earlier.channel_id == D.channel_id, earlier.status == "pending", earlier.id < D.id
-        ),
-        D.channel_id.in_(select(C.id).where(C.enabled.is_(True))),
     ]
-    if channel_id is not None:
-        conditions.append(D.channel_id == channel_id)
-    return conditions
 
 
 def claim(
-    session: Session, owner: str, now: datetime, limit: int, channel_id: int | None = None
+    session: Session,
+    owner: str,
+    now: datetime,
+    limit: int,
+    channel_ids: Sequence[int] | None = None,
 ) -> list[Job]:
-    """Lease up to ``limit`` channel heads that are due (of one channel, if given)."""
-    pick = select(D.id).where(*_due(now, channel_id)).order_by(D.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = list(
-        session.scalars(
-            update(D)
-            .where(D.id.in_(pick.scalar_subquery()), *_due(now, channel_id))
-            .values(lease_owner=owner, lease_until=now + LEASE)
-            .returning(D.id)
-        )
+    """Lease up to ``limit`` channel heads that are due (of these channels, if given)."""
+    if channel_ids is not None and not channel_ids:
+        return []
+    pick = (
+        select(D.id)
+        .where(D.id.in_(_heads(channel_ids)), *_claimable(now))
+        .order_by(D.id)
+        .limit(limit)
     )
+    lease = update(D).values(lease_owner=owner, lease_until=now + LEASE).returning(D.id)
+    if session.get_bind().dialect.name == "postgresql":
+        # A materialized CTE, not `id IN (subquery)`: PostgreSQL may run a subquery of an UPDATE
+        # more than once, and with SKIP LOCKED each run picks other rows, past the LIMIT.
+        picked = (
+            pick.with_for_update(skip_locked=True, of=D).cte("picked").prefix_with("MATERIALIZED")
+        )
+        lease = lease.where(D.id == picked.c.id, *_claimable(now))
+    else:
+        lease = lease.where(D.id.in_(pick.scalar_subquery()), *_claimable(now))
+    ids = list(session.scalars(lease))
     if not ids:
         return []
+    # Plain columns, not ORM objects: this runs once a delivery.
     rows = session.execute(
-        select(D, E.message_id, E.body, C)
+        select(
+            D.id,
+            D.channel_id,
+            D.attempts,
+            D.created_at,
+            D.attempt_log,
+            E.message_id,
+            E.body,
+            C.name,
+            C.kind,
+            C.config,
+            C.secrets_encrypted,
+        )
         .join(E, E.id == D.event_id)
         .join(C, C.id == D.channel_id)
         .where(D.id.in_(ids))
         .order_by(D.id)
     ).all()
-    return [
-        _job(delivery, message_id, body, channel) for delivery, message_id, body, channel in rows
-    ]
+    return [_job(row) for row in rows]
 
 
 def target_of(channel: NotificationChannel) -> tuple[Target, str | None]:
     """The channel with its secrets opened, or why they can't be."""
+    return _target(
+        channel.id, channel.name, channel.kind, channel.config, channel.secrets_encrypted
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _opened(token: str, keys: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Decrypted once per token and key, not once per delivery (``keys`` keys the cache)."""
+    try:
+        box = get_secret_box()
+        if box is None:
+            raise SecretKeyError("the channel's URL is encrypted but KRSYNC_SECRET_KEY is not set")
+        return box.decrypt_json(token), None
+    except SecretKeyError as exc:
+        return None, f"the channel's URL can't be read: {exc}"
+
+
+def _target(
+    channel_id: int,
+    name: str,
+    kind: str,
+    config: dict[str, Any] | None,
+    token: str | None,
+) -> tuple[Target, str | None]:
     secrets: dict[str, Any] = {}
     problem = None
-    if channel.secrets_encrypted:
-        try:
-            box = get_secret_box()
-            if box is None:
-                raise SecretKeyError(
-                    "the channel's URL is encrypted but KRSYNC_SECRET_KEY is not set"
-                )
-            secrets = box.decrypt_json(channel.secrets_encrypted)
-        except SecretKeyError as exc:
-            problem = f"the channel's URL can't be read: {exc}"
-    to = (channel.config or {}).get("to") or []
+    if token:
+        key = get_settings().secret_key
+        opened, problem = _opened(token, key.get_secret_value() if key else "")
+        secrets = dict(opened or {})
+    to = (config or {}).get("to") or []
     target = Target(
-        channel_id=channel.id,
-        name=channel.name,
-        kind=channel.kind,
+        channel_id=channel_id,
+        name=name,
+        kind=kind,
         url=secrets.get("url"),
         signing_secret=secrets.get("signing_secret"),
         to=[str(a) for a in to],
@@ -184,25 +239,43 @@ def target_of(channel: NotificationChannel) -> tuple[Target, str | None]:
     return target, problem
 
 
-def _job(
-    delivery: NotificationDelivery, message_id: str, body: str, channel: NotificationChannel
-) -> Job:
-    target, problem = target_of(channel)
+def _job(row: Any) -> Job:
+    target, problem = _target(row.channel_id, row.name, row.kind, row.config, row.secrets_encrypted)
     return Job(
-        delivery_id=delivery.id,
-        channel_id=delivery.channel_id,
-        attempts=delivery.attempts,
-        created_at=delivery.created_at,
-        message_id=message_id,
-        body=body,
-        attempt_log=list(delivery.attempt_log or []),
+        delivery_id=row.id,
+        channel_id=row.channel_id,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        message_id=row.message_id,
+        body=row.body,
+        attempt_log=list(row.attempt_log or []),
         target=target,
         problem=problem,
     )
 
 
-def record(session: Session, job: Job, outcome: Outcome, owner: str, now: datetime) -> str:
-    """Write an attempt's outcome; the delivery's new status ("lost" if the lease had passed)."""
+_COLUMNS = (
+    "status",
+    "attempts",
+    "last_attempt_at",
+    "delivered_at",
+    "next_attempt_at",
+    "response_status",
+    "last_error",
+    "attempt_log",
+)
+_RECORD = (
+    update(cast(Table, NotificationDelivery.__table__))
+    .where(D.id == bindparam("b_id"), D.lease_owner == bindparam("b_owner"))
+    .values(
+        lease_owner=None,
+        lease_until=None,
+        **{column: bindparam(f"b_{column}") for column in _COLUMNS},
+    )
+)
+
+
+def _outcome_values(job: Job, outcome: Outcome, now: datetime) -> dict[str, Any]:
     attempts = job.attempts + 1
     entry = {
         "at": now.isoformat(),
@@ -210,37 +283,59 @@ def record(session: Session, job: Job, outcome: Outcome, owner: str, now: dateti
         "error": outcome.error,
         "duration_ms": outcome.duration_ms,
     }
-    values: dict[str, Any] = {
-        "attempts": attempts,
-        "last_attempt_at": now,
-        "response_status": outcome.response_status,
-        "last_error": outcome.error,
-        "attempt_log": [*job.attempt_log, entry][-LOG_KEEP:],
-        "lease_owner": None,
-        "lease_until": None,
-    }
     give_up_at = job.created_at + GIVE_UP_AFTER
+    next_attempt_at = now
     if outcome.ok:
         status = "delivered"
-        values["delivered_at"] = now
     elif now >= give_up_at:
         status = "failed"
     else:
         status = "pending"
-        values["next_attempt_at"] = min(now + retry_delay(attempts), give_up_at)
-    values["status"] = status
-    updated = session.execute(
-        update(D).where(D.id == job.delivery_id, D.lease_owner == owner).values(**values)
-    )
-    if getattr(updated, "rowcount", 1) == 0:
+        next_attempt_at = min(now + retry_delay(attempts), give_up_at)
+    return {
+        "status": status,
+        "attempts": attempts,
+        "last_attempt_at": now,
+        "delivered_at": now if outcome.ok else None,
+        "next_attempt_at": next_attempt_at,
+        "response_status": outcome.response_status,
+        "last_error": outcome.error,
+        "attempt_log": [*job.attempt_log, entry][-LOG_KEEP:],
+    }
+
+
+def record(
+    session: Session, done: Sequence[tuple[Job, Outcome]], owner: str, now: datetime
+) -> list[str]:
+    """Write attempts' outcomes in one statement run for each; their deliveries' new status.
+
+    A row whose lease passed before its attempt ended (another dispatcher took it over) is left
+    to that dispatcher; the warning says so.
+    """
+    values = [_outcome_values(job, outcome, now) for job, outcome in done]
+    params = [
+        {"b_id": job.delivery_id, "b_owner": owner, **{f"b_{k}": v for k, v in row.items()}}
+        for (job, _), row in zip(done, values, strict=True)
+    ]
+    result = session.execute(_RECORD, params)
+    written = getattr(result, "rowcount", -1)
+    if 0 <= written < len(params):
         log.warning(
-            "delivery %s to channel %s: its lease passed before the attempt ended; another "
-            "dispatcher has it now",
-            job.delivery_id,
-            job.channel_id,
+            "%s of %s notification deliveries outlived their lease before the attempt ended; "
+            "other dispatchers have them now",
+            len(params) - written,
+            len(params),
         )
-        return "lost"
-    return status
+    return [row["status"] for row in values]
+
+
+def _no_flush_wait(session: Session) -> None:
+    """PostgreSQL answers the commit before its WAL reaches the disk. What a database crash could
+    then lose is the last moment's outcomes: those events are sent again (at least once, with
+    their `webhook-id`), never lost, since the events themselves were committed durably by the
+    change that caused them."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 # --- the loop -------------------------------------------------------------------------------
@@ -268,6 +363,9 @@ class Dispatcher:
         self._on_progress = on_progress
         self._stop_claiming_at: datetime | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._outcomes: asyncio.Queue[
+            tuple[Job, Outcome, asyncio.Future[tuple[str, Job | None]]]
+        ] = asyncio.Queue()
 
     def _make_sender(self) -> Sender:
         settings = get_settings()
@@ -276,25 +374,62 @@ class Dispatcher:
             smtp_url=settings.smtp_url.get_secret_value() if settings.smtp_url else None,
             mail_from=settings.mail_from,
             allow_private=settings.allow_private_networks,
-            max_connections=self.concurrency,
         )
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
-    def _claim(self, limit: int, channel_id: int | None = None) -> list[Job]:
+    def _claim(self, limit: int) -> list[Job]:
         with get_sessionmaker()() as session, session.begin():
-            return claim(session, self.owner, self.now(), limit, channel_id)
+            return claim(session, self.owner, self.now(), limit)
 
-    def _record_and_next(self, job: Job, outcome: Outcome, go_on: bool) -> tuple[str, Job | None]:
+    def _record_batch(
+        self, done: Sequence[tuple[Job, Outcome]], go_on: bool
+    ) -> list[tuple[str, Job | None]]:
+        """Outcomes written, and the next event of each channel that delivered claimed, in one
+        transaction: one commit for all the attempts that ended meanwhile."""
         with get_sessionmaker()() as session, session.begin():
+            _no_flush_wait(session)
             now = self.now()
-            status = record(session, job, outcome, self.owner, now)
-            if status != "delivered" or not go_on:
-                return status, None
-            following = claim(session, self.owner, now, 1, job.channel_id)
-            return status, following[0] if following else None
+            statuses = record(session, done, self.owner, now)
+            delivered = [
+                job.channel_id
+                for (job, _), s in zip(done, statuses, strict=True)
+                if s == "delivered"
+            ]
+            following = claim(session, self.owner, now, len(delivered), delivered) if go_on else []
+        by_channel = {job.channel_id: job for job in following}
+        return [
+            (status, by_channel.get(job.channel_id) if status == "delivered" else None)
+            for (job, _), status in zip(done, statuses, strict=True)
+        ]
+
+    async def _writer(self) -> None:
+        """Takes every outcome that arrived while it was writing the last ones."""
+        queue = self._outcomes
+        while True:
+            first = await queue.get()
+            batch = [first]
+            while not queue.empty() and len(batch) < _BATCH:
+                batch.append(queue.get_nowait())
+            try:
+                results = await self._db(
+                    self._record_batch,
+                    [(job, outcome) for job, outcome, _ in batch],
+                    self._claiming(),
+                )
+            except Exception as exc:
+                for _, _, waiting in batch:
+                    waiting.set_exception(exc)
+                continue
+            for (_, _, waiting), result in zip(batch, results, strict=True):
+                waiting.set_result(result)
+
+    async def _record(self, job: Job, outcome: Outcome) -> tuple[str, Job | None]:
+        waiting: asyncio.Future[tuple[str, Job | None]] = asyncio.get_running_loop().create_future()
+        self._outcomes.put_nowait((job, outcome, waiting))
+        return await waiting
 
     def _claiming(self) -> bool:
         return self._stop_claiming_at is None or self.now() < self._stop_claiming_at
@@ -313,7 +448,7 @@ class Dispatcher:
                     job.attempts + 1,
                     outcome.error,
                 )
-            status, job = await self._db(self._record_and_next, job, outcome, self._claiming())
+            status, job = await self._record(job, outcome)
             self.report.count(status)
             if self._on_progress is not None:
                 self._on_progress(self.report)
@@ -325,10 +460,16 @@ class Dispatcher:
             max_workers=min(self.concurrency, 8), thread_name_prefix="krsync-notify"
         )
         sender = self._sender or self._make_sender()
+        self._outcomes = asyncio.Queue()
+        # PostgreSQL takes transactions side by side; SQLite has one writer anyway.
+        postgres = get_sessionmaker().kw["bind"].dialect.name == "postgresql"
+        writers = [asyncio.create_task(self._writer()) for _ in range(3 if postgres else 1)]
         try:
             async with sender:
                 await self._loop(sender)
         finally:
+            for writer in writers:
+                writer.cancel()
             self._executor.shutdown(wait=True)
         return self.report
 

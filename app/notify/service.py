@@ -273,7 +273,6 @@ def send_test(session: Session, channel_id: int) -> tuple[Outcome, str]:
             smtp_url=settings.smtp_url.get_secret_value() if settings.smtp_url else None,
             mail_from=settings.mail_from,
             allow_private=settings.allow_private_networks,
-            max_connections=1,
         )
         async with sender:
             return await sender.send(target, message_id(), body, now)
