@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO, cast
 
 import typer
 from rich import box
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from app.models import ApiKey, DataSource, SyncRun
+    from app.notify.dispatch import Report
 
 #: Click's own help layout, not typer's rich panels: typer 0.29's panels print a value type after
 #: every flag (`--help <bool>`, `--all <bool>`), as if a flag took a value, and squeeze the help
@@ -880,7 +881,7 @@ def notify_run(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.notify.dispatch import Report, dispatch_due
+    from app.notify.dispatch import dispatch_due
 
     started = time.monotonic()
     shown = [started]
@@ -898,7 +899,7 @@ def notify_run(
     console.print(_notify_line(report, time.monotonic() - started), highlight=False)
 
 
-def _notify_line(report: Any, seconds: float) -> str:
+def _notify_line(report: Report, seconds: float) -> str:
     rate = report.attempts / seconds if seconds > 0 else 0.0
     return (
         f"notifications: {report.delivered} delivered, {report.retrying} to retry later, "
