@@ -1,7 +1,7 @@
 """notifications: channels, and the outbox of events with one delivery per channel
 
 Revision ID: 0010_notify
-Revises: 0008
+Revises: 0009_health
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010_notify"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009_health"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
