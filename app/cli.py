@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from app.models import ApiKey, DataSource, SyncRun
+    from app.notify.dispatch import Report
 
 #: Click's own help layout, not typer's rich panels: typer 0.29's panels print a value type after
 #: every flag (`--help <bool>`, `--all <bool>`), as if a flag took a value, and squeeze the help
@@ -47,6 +48,10 @@ connectors_cli = typer.Typer(
 )
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(connectors_cli, name="connectors")
+notify_cli = typer.Typer(
+    help="Deliver notifications.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP
+)
+cli.add_typer(notify_cli, name="notify")
 # soft_wrap: an error stays on one line in a log, whatever the width of a terminal it lacks.
 console = Console(stderr=True, soft_wrap=True)
 #: Exit status of a command called wrongly (unknown source, bad window), as click uses.
@@ -860,6 +865,46 @@ def _source_named(session: Session, name: str) -> DataSource:
     if src is None:
         _unknown_source(session, [name])
     return src
+
+
+@notify_cli.command("run")
+def notify_run(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=200, help="Requests in flight at once (KRSYNC_NOTIFY_CONCURRENCY)"),
+    ] = None,
+) -> None:
+    """Deliver every notification that is due now, then exit (for an external scheduler).
+
+    Deliveries whose next attempt is later stay for a later run; the exit status is 0 unless
+    the database can't be reached.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.notify.dispatch import dispatch_due
+
+    started = time.monotonic()
+    shown = [started]
+
+    def progress(report: Report) -> None:
+        now = time.monotonic()
+        if now - shown[0] >= 2:
+            shown[0] = now
+            console.print(f"{_notify_line(report, now - started)}", highlight=False)
+
+    try:
+        report = dispatch_due(concurrency=concurrency, on_progress=progress)
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    console.print(_notify_line(report, time.monotonic() - started), highlight=False)
+
+
+def _notify_line(report: Report, seconds: float) -> str:
+    rate = report.attempts / seconds if seconds > 0 else 0.0
+    return (
+        f"notifications: {report.delivered} delivered, {report.retrying} to retry later, "
+        f"{report.failed} failed ({report.attempts} attempts, {rate:.0f}/s)"
+    )
 
 
 @keys_cli.command("create")

@@ -25,6 +25,7 @@ from app.core.errors import DomainError, reason
 from app.core.logging import configure_logging
 from app.core.proxies import TrustedProxies
 from app.core.settings import get_settings
+from app.notify.router import router as notify_router
 from app.okr.router import router as okr_router
 from app.push.router import router as push_router
 from app.sources.oauth_router import router as oauth_apps_router
@@ -200,6 +201,7 @@ def create_app() -> FastAPI:
     app.include_router(sources_router)
     app.include_router(oauth_apps_router)
     app.include_router(push_router)
+    app.include_router(notify_router)
     app.include_router(web_router)
     app.include_router(oauth_web_router)
     app.include_router(oauth_app_pages_router)

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     #: Proxies whose `X-Forwarded-Proto`/`X-Forwarded-For` are believed: IPs or CIDRs, comma
     #: separated. None by default, so a client can't claim https or another address by a header.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Where mail goes out: `smtp://user:pass@host:587` (STARTTLS when offered) or
+    #: `smtps://user:pass@host:465` (TLS from the start). A secret: it holds the password.
+    smtp_url: SecretStr | None = None
+    #: The sender of krsync's mail, `krsync <okr@example.com>`.
+    mail_from: str | None = None
+    #: Requests the notification dispatcher has in flight at once, across channels.
+    notify_concurrency: int = Field(default=20, ge=1, le=200)
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +78,24 @@ class Settings(BaseSettings):
         if parts.username or parts.password:
             raise ValueError("KRSYNC_PUBLIC_URL takes no user name or password")
         return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parts = urlsplit(value.get_secret_value().strip())
+        try:
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            parts = parts._replace(netloc="")  # a password with a raw "/" or "@" lands here
+        # The message never quotes the URL: it holds the password.
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError(
+                "KRSYNC_SMTP_URL must be smtp://user:password@host:587 or "
+                "smtps://user:password@host:465, with the password percent-encoded"
+            )
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

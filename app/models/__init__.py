@@ -2,6 +2,7 @@
 
 from app.models.auth import ApiKey, AuditEvent, WebSession
 from app.models.base import Base
+from app.models.notify import NotificationChannel, NotificationDelivery, NotificationEvent
 from app.models.oauth import OAuthApp, OAuthState
 from app.models.okr import (
     CheckIn,
@@ -28,6 +29,9 @@ __all__ = [
     "KeyResult",
     "KeyResultMonth",
     "Mapping",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationEvent",
     "OAuthApp",
     "OAuthState",
     "Objective",

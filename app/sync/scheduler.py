@@ -53,6 +53,13 @@ RUN_SCHEDULER_ENV = "KRSYNC_RUN_SCHEDULER"
 REFRESH_SECONDS = 60
 MISFIRE_GRACE_SECONDS = 3600
 REFRESH_JOB = "refresh"
+#: The outbox's dispatcher (app.notify.dispatch): every replica runs it, since a delivery is
+#: leased before it is sent, so a leader's failover never holds notifications up.
+NOTIFY_JOB = "notify"
+NOTIFY_SECONDS = 5
+#: How long one run of the job goes on claiming deliveries (those under way finish), so that it
+#: ends before the next one is due: a backlog drains across runs.
+NOTIFY_RUN_SECONDS = 4
 #: One job per source: missed firings collapse into one, and a slow sync never overlaps itself.
 JOB_OPTIONS: dict[str, Any] = {
     "coalesce": True,
@@ -88,6 +95,24 @@ def fire(source_id: int, now: datetime | None = None) -> int | None:
         log.info("scheduled sync of source %s started", source_id, extra={"run_id": run_id})
         execute_run(run_id)
     return run_id
+
+
+def dispatch_notifications() -> None:
+    """Sends the outbox's due deliveries for a few seconds; the next run picks up the rest."""
+    from app.notify.dispatch import dispatch_due
+
+    try:
+        report = dispatch_due(run_for=timedelta(seconds=NOTIFY_RUN_SECONDS))
+    except SQLAlchemyError as exc:
+        log.warning("notification dispatch failed: %s", type(exc).__name__)
+        return
+    if report.attempts:
+        log.info(
+            "notifications: %s delivered, %s to retry, %s failed",
+            report.delivered,
+            report.retrying,
+            report.failed,
+        )
 
 
 def _claim(source_id: int, now: datetime) -> int | None:
@@ -190,7 +215,8 @@ class Scheduler:
         return self._leading
 
     def start(self, *, paused: bool = False) -> None:
-        """Registers the sources now, then refreshes every minute."""
+        """Registers the sources now, then refreshes every minute; delivers notifications every
+        few seconds."""
         self.apscheduler.start(paused=paused)
         self.refresh()
         self.apscheduler.add_job(
@@ -201,6 +227,16 @@ class Scheduler:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=REFRESH_SECONDS,
+            replace_existing=True,
+        )
+        self.apscheduler.add_job(
+            dispatch_notifications,
+            IntervalTrigger(seconds=NOTIFY_SECONDS),
+            id=NOTIFY_JOB,
+            name="deliver notifications",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=NOTIFY_SECONDS,
             replace_existing=True,
         )
 

@@ -165,6 +165,14 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/oauth-apps/{provider}"): ADMIN,
     ("GET", "/api/v1/oauth-apps/{provider}"): ADMIN,
     ("DELETE", "/api/v1/oauth-apps/{provider}"): ADMIN,
+    # notification channels hold secret URLs; their delivery log says where events went
+    ("POST", "/api/v1/notification-channels"): ADMIN,
+    ("GET", "/api/v1/notification-channels"): ADMIN,
+    ("GET", "/api/v1/notification-channels/{channel_id}"): ADMIN,
+    ("PATCH", "/api/v1/notification-channels/{channel_id}"): ADMIN,
+    ("DELETE", "/api/v1/notification-channels/{channel_id}"): ADMIN,
+    ("POST", "/api/v1/notification-channels/{channel_id}/test"): ADMIN,
+    ("GET", "/api/v1/notification-deliveries"): ADMIN,
     # who changed what: actors, and the config of sources
     ("GET", "/api/v1/audit-events"): ADMIN,
     # figures from other systems
@@ -259,6 +267,14 @@ def seeded(
     spare = create(client, "api-keys", name="spare", role="viewer")
     oauth_app = {"client_id": "role-walk-client", "client_secret": "role-walk-client-secret"}
     assert client.put("/api/v1/oauth-apps/hubspot", json=oauth_app).status_code == 200
+    # An email channel: its test fails at once (no KRSYNC_SMTP_URL), reaching no network.
+    channel = create(
+        client,
+        "notification-channels",
+        name="role walk",
+        kind="email",
+        config={"to": ["okr@example.com"]},
+    )
     revoked = create(client, "api-keys", name="revoked", role="admin")
     assert client.delete(f"/api/v1/api-keys/{revoked['id']}").status_code == 204
     callers = {
@@ -282,6 +298,7 @@ def seeded(
         "key_id": spare["id"],
         "provider": "hubspot",
         "connector_key": "demo",
+        "channel_id": channel["id"],
     }
     title = client.get(f"/api/v1/objectives/{objective}").json()["title"]
     yield anon, Workspace(ids, callers, title)

@@ -24,6 +24,8 @@ from app.sync import scheduler as scheduler_module
 from app.sync.engine import create_run, execute_run
 from app.sync.scheduler import (
     MISFIRE_GRACE_SECONDS,
+    NOTIFY_JOB,
+    NOTIFY_SECONDS,
     REFRESH_JOB,
     RUN_SCHEDULER_ENV,
     Scheduler,
@@ -52,7 +54,8 @@ def _start(made: list[Scheduler]) -> Scheduler:
 
 
 def _jobs(sched: Scheduler) -> dict[str, Any]:
-    return {job.id: job for job in sched.apscheduler.get_jobs()}
+    """The leader's jobs: the notification dispatcher runs on every replica, not only it."""
+    return {job.id: job for job in sched.apscheduler.get_jobs() if job.id != NOTIFY_JOB}
 
 
 def _update(source_id: int, **fields: Any) -> None:
@@ -185,6 +188,18 @@ def test_only_one_scheduler_leads_and_another_takes_over_when_it_stops(
     second.refresh()
     assert second.leading
     assert set(_jobs(second)) == {REFRESH_JOB, f"source-{src}"}
+
+
+def test_every_replica_delivers_notifications(schedulers: list[Scheduler]) -> None:
+    """Deliveries are leased before they are sent, so the follower dispatches too: a leader's
+    failover never holds notifications up."""
+    leader, follower = _start(schedulers), _start(schedulers)
+    assert not follower.leading
+    for sched in (leader, follower):
+        job = sched.apscheduler.get_job(NOTIFY_JOB)
+        assert job is not None
+        assert job.trigger.interval.total_seconds() == NOTIFY_SECONDS
+        assert job.max_instances == 1
 
 
 # --- firing ------------------------------------------------------------------------------------

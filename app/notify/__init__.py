@@ -1,0 +1,1 @@
+"""Notifications: channels, the outbox and its dispatcher (SPEC section 7)."""
