@@ -1,7 +1,7 @@
 """notifications: channels, and the outbox of events with one delivery per channel
 
-Revision ID: 0010_notify
-Revises: 0009_health
+Revision ID: 0011_notify
+Revises: 0010_months
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0010_notify"
-down_revision: str | None = "0009_health"
+revision: str = "0011_notify"
+down_revision: str | None = "0010_months"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
