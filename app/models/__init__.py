@@ -4,6 +4,7 @@ from app.models.auth import ApiKey, AuditEvent, WebSession
 from app.models.base import Base
 from app.models.oauth import OAuthApp, OAuthState
 from app.models.okr import CheckIn, Cycle, KeyResult, Objective, Observation
+from app.models.review import RetrospectiveEntry
 from app.models.revision import Revision
 from app.models.sources import DataSource, Mapping, PushSignature, SyncRun
 
@@ -21,6 +22,7 @@ __all__ = [
     "Objective",
     "Observation",
     "PushSignature",
+    "RetrospectiveEntry",
     "Revision",
     "SyncRun",
     "WebSession",

@@ -42,6 +42,10 @@ class Objective(TimestampMixin, Base):
     parent_key_result_id: Mapped[int | None] = mapped_column(
         ForeignKey("key_results.id", ondelete="SET NULL", use_alter=True), index=True
     )
+    #: The objective of an earlier cycle this one was carried over from (SPEC section 8).
+    carried_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("objectives.id", ondelete="SET NULL"), index=True
+    )
 
     cycle: Mapped[Cycle] = relationship(back_populates="objectives")
     key_results: Mapped[list[KeyResult]] = relationship(
@@ -68,6 +72,10 @@ class KeyResult(TimestampMixin, Base):
     aggregation: Mapped[str] = mapped_column(String(16), default="sum")
     group_rule: Mapped[str] = mapped_column(String(16), default="combine")
     weight: Mapped[float] = mapped_column(Double, default=1.0)
+    #: The unfinished key result of an earlier cycle this one continues (SPEC section 8).
+    carried_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("key_results.id", ondelete="SET NULL"), index=True
+    )
 
     objective: Mapped[Objective] = relationship(
         back_populates="key_results", foreign_keys=[objective_id]
