@@ -25,6 +25,7 @@ from app.core.proxies import TrustedProxies
 from app.core.settings import get_settings
 from app.okr.router import router as okr_router
 from app.push.router import router as push_router
+from app.review.router import router as review_router
 from app.sources.oauth_router import router as oauth_apps_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
@@ -179,6 +180,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(okr_router)
+    app.include_router(review_router)
     app.include_router(api_keys_router)
     app.include_router(audit_router)
     app.include_router(sources_router)

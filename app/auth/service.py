@@ -28,6 +28,7 @@ AuditEntity = Literal[
     "mapping",
     "api_key",
     "oauth_app",
+    "retrospective_entry",
 ]
 AUDIT_ENTITIES: tuple[str, ...] = get_args(AuditEntity)
 ROLE_RANK: dict[str, int] = {"viewer": 0, "editor": 1, "admin": 2}

@@ -91,24 +91,38 @@ async def _cached_read(
     return await run_in_threadpool(_cached, session, key, build)
 
 
-def _kr_read(kr: KeyResult, progress: Progress | None) -> KeyResultRead:
+def _kr_read(
+    kr: KeyResult, progress: Progress | None, carried_to: list[int] | None = None
+) -> KeyResultRead:
     read = KeyResultRead.model_validate(kr)
     if progress is not None:
         read.progress = ProgressRead.model_validate(dataclasses.asdict(progress))
+    read.carried_to_ids = carried_to or []
     return read
+
+
+def _krs_read(
+    session: Session, krs: list[KeyResult], progress: dict[int, Progress]
+) -> list[KeyResultRead]:
+    _, carried = service.carried_links(session, [], [kr.id for kr in krs])
+    return [_kr_read(kr, progress.get(kr.id), carried.get(kr.id)) for kr in krs]
 
 
 def _objective_read(
     obj: Objective,
     obj_progress: dict[int, ObjectiveProgress],
     kr_progress: dict[int, Progress],
+    carried: tuple[dict[int, list[int]], dict[int, list[int]]],
 ) -> ObjectiveRead:
     read = ObjectiveRead.model_validate(obj, from_attributes=True)
     if obj.id in obj_progress:
         read.progress = ObjectiveProgressRead.model_validate(
             dataclasses.asdict(obj_progress[obj.id])
         )
-    read.key_results = [_kr_read(kr, kr_progress.get(kr.id)) for kr in obj.key_results]
+    read.carried_to_ids = carried[0].get(obj.id, [])
+    read.key_results = [
+        _kr_read(kr, kr_progress.get(kr.id), carried[1].get(kr.id)) for kr in obj.key_results
+    ]
     return read
 
 
@@ -116,7 +130,10 @@ def _objectives_read(
     session: Session, objectives: list[Objective], as_of: date
 ) -> list[ObjectiveRead]:
     obj_p, kr_p = service.objectives_progress(session, objectives, as_of)
-    return [_objective_read(o, obj_p, kr_p) for o in objectives]
+    carried = service.carried_links(
+        session, [o.id for o in objectives], [kr.id for o in objectives for kr in o.key_results]
+    )
+    return [_objective_read(o, obj_p, kr_p, carried) for o in objectives]
 
 
 # --- cycles -----------------------------------------------------------------------------------
@@ -239,7 +256,7 @@ def create_key_result(
     """Create a key result."""
     kr = service.create_key_result(session, body.model_dump(), who.name)
     progress = service.key_results_progress(session, [kr], _as_of(as_of))
-    return _kr_read(kr, progress.get(kr.id))
+    return _krs_read(session, [kr], progress)[0]
 
 
 @router.get("/key-results", tags=["key results"], dependencies=[KnownQueryOnly])
@@ -258,7 +275,7 @@ def list_key_results(
     """List key results with their progress; filters combine with AND."""
     where = service.KeyResultFilter(objective_id=objective_id, owner=owner, status=status)
     rows, progress, total = service.list_key_results(session, where, _as_of(as_of), limit, offset)
-    return Page(items=[_kr_read(kr, progress.get(kr.id)) for kr in rows], total=total)
+    return Page(items=_krs_read(session, rows, progress), total=total)
 
 
 @router.get("/key-results/{kr_id}", tags=["key results"], response_model=KeyResultRead)
@@ -271,7 +288,7 @@ async def get_key_result(
     def build() -> KeyResultRead:
         kr = service.get_key_result(session, kr_id)
         progress = service.key_results_progress(session, [kr], day)
-        return _kr_read(kr, progress.get(kr.id))
+        return _krs_read(session, [kr], progress)[0]
 
     return await _cached_read(session, ("key_result", kr_id, day), build)
 
@@ -283,7 +300,7 @@ def update_key_result(
     """Change a key result's definition."""
     kr = service.update_key_result(session, kr_id, body.model_dump(exclude_unset=True), who.name)
     progress = service.key_results_progress(session, [kr], _as_of(as_of))
-    return _kr_read(kr, progress.get(kr.id))
+    return _krs_read(session, [kr], progress)[0]
 
 
 @router.delete("/key-results/{kr_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["key results"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -424,6 +424,30 @@ def cycle_objective_counts(session: Session) -> dict[int, int]:
         select(Objective.cycle_id, func.count()).group_by(Objective.cycle_id)
     ).all()
     return {int(cycle_id): int(count) for cycle_id, count in rows}
+
+
+def carried_links(
+    session: Session, objective_ids: Sequence[int], kr_ids: Sequence[int]
+) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """Where each objective and key result was carried over to (SPEC section 8), as
+    `{id: [copy ids]}` for objectives and for key results: one statement for any number."""
+    if not objective_ids and not kr_ids:
+        return {}, {}
+    rows = session.execute(
+        union_all(
+            select(literal("o"), Objective.carried_from_id, Objective.id).where(
+                Objective.carried_from_id.in_(list(objective_ids))
+            ),
+            select(literal("k"), KeyResult.carried_from_id, KeyResult.id).where(
+                KeyResult.carried_from_id.in_(list(kr_ids))
+            ),
+        )
+    ).all()
+    objectives: dict[int, list[int]] = {}
+    key_results: dict[int, list[int]] = {}
+    for kind, source, copy in sorted((str(k), int(s or 0), int(c)) for k, s, c in rows):
+        (objectives if kind == "o" else key_results).setdefault(source, []).append(copy)
+    return objectives, key_results
 
 
 # --- progress ---------------------------------------------------------------------------------
