@@ -66,13 +66,16 @@ def seed(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Seeded:
         client, c, title="Be known for craft", team="Brand", parent_key_result_id=followers
     )["id"]
     website = key_result(
-        client, brand, title="Launch the new website", owner="cy", kind="milestone",
+        client,
+        brand,
+        title="Launch the new website",
+        owner="cy",
+        kind="milestone",
         target_value=None,
     )["id"]
-    press = key_result(client, brand, title="40 press mentions", owner="cy", target_value=40)[
-        "id"
-    ]
+    press = key_result(client, brand, title="40 press mentions", owner="cy", target_value=40)["id"]
     check_in(client, press, "2026-07-15", 12)
-    solo = objective(client, c, title="Speak at two events", level="individual", team="Brand",
-                     owner="bo")["id"]
+    solo = objective(
+        client, c, title="Speak at two events", level="individual", team="Brand", owner="bo"
+    )["id"]
     return Seeded(c, growth, brand, solo, followers, signups, website, press, pushed)

@@ -46,8 +46,14 @@ def test_the_json_review_holds_the_figures_worked_out_by_hand(
     assert body["expected_progress"] == 1.0
     krs = _krs(body)
     figures = {
-        kid: (krs[kid]["current_value"], krs[kid]["target_value"], krs[kid]["score"],
-              krs[kid]["status"], krs[kid]["measured_by"], krs[kid]["team"])
+        kid: (
+            krs[kid]["current_value"],
+            krs[kid]["target_value"],
+            krs[kid]["score"],
+            krs[kid]["status"],
+            krs[kid]["measured_by"],
+            krs[kid]["team"],
+        )
         for kid in krs
     }
     assert figures == {
@@ -83,11 +89,21 @@ def test_the_statistics_worked_out_by_hand(client: TestClient, ws: Seeded) -> No
     assert stats["by_status"] == {"done": 1, "no_data": 1, "off_track": 3}
     assert stats["by_team"] == [
         # Brand: the website 0.0 and the press 0.3 (the solo objective has no key result).
-        {"team": "Brand", "objectives": 2, "key_results": 2, "average_score": 0.15,
-         "average_progress": 0.15},
+        {
+            "team": "Brand",
+            "objectives": 2,
+            "key_results": 2,
+            "average_score": 0.15,
+            "average_progress": 0.15,
+        },
         # Growth: 0.7 and 1.0; the pushed revenue has none.
-        {"team": "Growth", "objectives": 1, "key_results": 3, "average_score": 0.85,
-         "average_progress": 0.85},
+        {
+            "team": "Growth",
+            "objectives": 1,
+            "key_results": 3,
+            "average_score": 0.85,
+            "average_progress": 0.85,
+        },
     ]
     assert (stats["fed_by_data"], stats["checked_in_by_hand"], stats["not_measured"]) == (1, 3, 1)
     assert stats["rollups"] == 0
@@ -105,13 +121,18 @@ def test_the_review_carries_the_findings_and_the_retrospective(
 ) -> None:
     entry = client.post(
         f"/api/v1/cycles/{ws.cycle}/retrospective",
-        json={"format": "4l", "category": "learned", "text": "Press takes a quarter to warm up",
-              "objective_id": ws.brand},
+        json={
+            "format": "4l",
+            "category": "learned",
+            "text": "Press takes a quarter to warm up",
+            "objective_id": ws.brand,
+        },
     ).json()
     body = _review(client, ws).json()
     assert [e["id"] for e in body["retrospective"]] == [entry["id"]]
-    found = [(f["rule"], f["severity"], f["objective_id"], f["key_result_id"])
-             for f in body["findings"]]
+    found = [
+        (f["rule"], f["severity"], f["objective_id"], f["key_result_id"]) for f in body["findings"]
+    ]
     assert found == [
         ("unmeasured", "warning", ws.growth, ws.followers),  # last check-in 08-10
         ("unmeasured", "warning", ws.growth, ws.signups),  # last check-in 08-12
@@ -148,7 +169,8 @@ def test_csv_is_a_row_a_key_result_read_back_by_the_csv_module(
     assert by_kr[str(ws.website)]["findings"] == "task_not_outcome"
     # The objective without key results keeps a row, so nobody's objective goes missing.
     solo = [r for r in rows if r["objective_id"] == str(ws.solo)]
-    assert len(solo) == 1 and solo[0]["key_result_id"] == ""
+    assert len(solo) == 1
+    assert solo[0]["key_result_id"] == ""
     assert solo[0]["findings"] == "no_key_results not_aligned"
 
 
@@ -159,9 +181,7 @@ def test_xlsx_has_a_summary_and_a_sheet_a_team_with_numbers_and_the_dashboard_co
     assert response.headers["content-type"] == (
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
-    assert response.headers["content-disposition"] == (
-        'attachment; filename="review-2026-Q3.xlsx"'
-    )
+    assert response.headers["content-disposition"] == ('attachment; filename="review-2026-Q3.xlsx"')
     wb = load_workbook(io.BytesIO(response.content))
     assert wb.sheetnames == ["Summary", "Brand", "Growth"]
     colours = dashboard_colours()
@@ -183,7 +203,8 @@ def test_xlsx_has_a_summary_and_a_sheet_a_team_with_numbers_and_the_dashboard_co
     followers = growth["3,000 new followers"]
     for heading, want in (("Current", 2100), ("Target", 3000), ("Score", 0.7), ("Progress", 0.7)):
         value = followers[heading].value
-        assert isinstance(value, int | float) and not isinstance(value, bool), heading
+        assert isinstance(value, int | float), heading
+        assert not isinstance(value, bool), heading
         assert value == pytest.approx(want), heading
     assert followers["Progress"].number_format == "0%"
 
@@ -209,8 +230,11 @@ def test_xlsx_has_a_summary_and_a_sheet_a_team_with_numbers_and_the_dashboard_co
 def test_markdown_pastes_into_a_wiki(client: TestClient, ws: Seeded) -> None:
     client.post(
         f"/api/v1/cycles/{ws.cycle}/retrospective",
-        json={"format": "start_stop_continue", "category": "stop",
-              "text": "Counting | pipes as progress"},
+        json={
+            "format": "start_stop_continue",
+            "category": "stop",
+            "text": "Counting | pipes as progress",
+        },
     )
     response = _review(client, ws, "md")
     assert response.headers["content-type"] == "text/markdown; charset=utf-8"
@@ -221,7 +245,8 @@ def test_markdown_pastes_into_a_wiki(client: TestClient, ws: Seeded) -> None:
         text
     )
     assert "| 0.0-0.3 | 2 |" in text
-    assert "#### Stop" in text and "- Counting \\| pipes as progress — " in text
+    assert "#### Stop" in text
+    assert "- Counting \\| pipes as progress — " in text
     # Every table row has as many cells as its header.
     for block in text.split("\n\n"):
         lines = [ln for ln in block.splitlines() if ln.startswith("| ")]
@@ -254,7 +279,8 @@ def test_the_objective_review_lists_its_findings(client: TestClient, ws: Seeded)
 def test_an_empty_cycle_reviews_cleanly(client: TestClient) -> None:
     c = cycle(client, name="Empty / quarter")["id"]
     body = client.get(f"/api/v1/cycles/{c}/review").json()
-    assert body["objectives"] == [] and body["findings"] == []
+    assert body["objectives"] == []
+    assert body["findings"] == []
     assert body["statistics"]["share_fed_by_data"] is None
     response = client.get(f"/api/v1/cycles/{c}/review?format=xlsx")
     assert load_workbook(io.BytesIO(response.content)).sheetnames == ["Summary"]
@@ -266,7 +292,8 @@ def test_sheet_names_excel_takes() -> None:
     assert names[""] == "No team"
     assert names["Summary"] == "Summary (2)"
     assert names["A/B: [x]"] == "A-B- -x-"
-    assert len(names["x" * 40]) == 31 and names["x" * 40] != names["x" * 40 + "y"]
+    assert len(names["x" * 40]) == 31
+    assert names["x" * 40] != names["x" * 40 + "y"]
 
 
 def test_the_review_reads_in_a_fixed_number_of_statements(client: TestClient, ws: Seeded) -> None:
@@ -284,8 +311,10 @@ def test_the_review_reads_in_a_fixed_number_of_statements(client: TestClient, ws
             "/api/v1/key-results",
             json={"objective_id": growth_more, "title": f"{i} more", "target_value": 10},
         ).json()["id"]
-        client.post(f"/api/v1/key-results/{kr}/check-ins",
-                    json={"date": "2026-08-01", "value": 1, "confidence": 5})
+        client.post(
+            f"/api/v1/key-results/{kr}/check-ins",
+            json={"date": "2026-08-01", "value": 1, "confidence": 5},
+        )
     with count_statements() as large:
         _review(client, ws)
     assert len(small) == len(large)
