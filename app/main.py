@@ -41,6 +41,7 @@ from app.web.oauth_apps import router as oauth_app_pages_router
 from app.web.objectives import router as objective_pages_router
 from app.web.okrs import router as okr_pages_router
 from app.web.pages import PageRefused
+from app.web.retrospective import router as retrospective_pages_router
 from app.web.router import router as web_router
 from app.web.source_forms import router as source_forms_router
 from app.web.sources import router as source_pages_router
@@ -198,6 +199,7 @@ def create_app() -> FastAPI:
     app.include_router(key_result_pages_router)
     app.include_router(mapping_pages_router)
     app.include_router(cycle_pages_router)
+    app.include_router(retrospective_pages_router)
     app.include_router(objective_pages_router)
     app.include_router(key_result_forms_router)
     return app

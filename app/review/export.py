@@ -383,8 +383,9 @@ def to_xlsx(review: CycleReviewRead) -> bytes:
     by_team: dict[str, list[dict[str, Any]]] = {}
     for row in key_result_rows(review):
         by_team.setdefault(row["team"] or "", []).append(row)
-    names = sheet_names(sorted(by_team))
-    for team in sorted(by_team):
+    teams = sorted(by_team, key=lambda t: (t == "", t))  # objectives of no team last
+    names = sheet_names(teams)
+    for team in teams:
         _team_sheet(wb.create_sheet(names[team]), by_team[team], colours)
     buffer = io.BytesIO()
     wb.save(buffer)

@@ -212,7 +212,7 @@ def _statistics(
             average_score=_mean([kr.score for o in objs for kr in o.key_results]),
             average_progress=_mean([kr.progress for o in objs for kr in o.key_results]),
         )
-        for team, objs in sorted(teams.items())
+        for team, objs in sorted(teams.items(), key=lambda t: (t[0] == "", t[0]))
     ]
     measured = Counter(kr.measured_by for kr in krs)
     measurable = len(krs) - measured["rollup"]
