@@ -112,16 +112,15 @@ def _objective_read(
     obj: Objective,
     obj_progress: dict[int, ObjectiveProgress],
     kr_progress: dict[int, Progress],
-    carried: tuple[dict[int, list[int]], dict[int, list[int]]],
 ) -> ObjectiveRead:
     read = ObjectiveRead.model_validate(obj, from_attributes=True)
     if obj.id in obj_progress:
         read.progress = ObjectiveProgressRead.model_validate(
             dataclasses.asdict(obj_progress[obj.id])
         )
-    read.carried_to_ids = carried[0].get(obj.id, [])
+    read.carried_to_ids = service.carried_to_ids(obj)
     read.key_results = [
-        _kr_read(kr, kr_progress.get(kr.id), carried[1].get(kr.id)) for kr in obj.key_results
+        _kr_read(kr, kr_progress.get(kr.id), service.carried_to_ids(kr)) for kr in obj.key_results
     ]
     return read
 
@@ -129,11 +128,9 @@ def _objective_read(
 def _objectives_read(
     session: Session, objectives: list[Objective], as_of: date
 ) -> list[ObjectiveRead]:
+    """Objectives loaded by the service's objective query, which reads their carry-over links."""
     obj_p, kr_p = service.objectives_progress(session, objectives, as_of)
-    carried = service.carried_links(
-        session, [o.id for o in objectives], [kr.id for o in objectives for kr in o.key_results]
-    )
-    return [_objective_read(o, obj_p, kr_p, carried) for o in objectives]
+    return [_objective_read(o, obj_p, kr_p) for o in objectives]
 
 
 # --- cycles -----------------------------------------------------------------------------------

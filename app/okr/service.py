@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, literal, select, union_all
+from sqlalchemy import Select, String, cast, delete, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload, with_expression
 
 from app.auth.service import ROLE_RANK, Principal, audit
 from app.core.changes import apply_changes, jsonable, require_not_null
@@ -116,9 +116,30 @@ def current_cycle(session: Session, as_of: date) -> Cycle:
 # --- objectives -------------------------------------------------------------------------------
 
 
+def _copies_of(model: type[Objective] | type[KeyResult]) -> Any:
+    """The ids of what was carried over from each row, as one string column of the row's own
+    statement: carry-over links cost a page no statement of its own."""
+    copy = aliased(model)
+    return (
+        select(func.aggregate_strings(cast(copy.id, String), ","))
+        .where(copy.carried_from_id == model.id)
+        .scalar_subquery()
+    )
+
+
+def carried_to_ids(row: Objective | KeyResult) -> list[int]:
+    """What a row loaded by the objective query was carried over to (empty if not loaded)."""
+    csv = row.carried_to_csv
+    return sorted(int(part) for part in csv.split(",") if part) if csv else []
+
+
 def _objective_query() -> Any:
     return select(Objective).options(
-        selectinload(Objective.key_results), selectinload(Objective.cycle)
+        with_expression(Objective.carried_to_csv, _copies_of(Objective)),
+        selectinload(Objective.key_results).with_expression(
+            KeyResult.carried_to_csv, _copies_of(KeyResult)
+        ),
+        selectinload(Objective.cycle),
     )
 
 

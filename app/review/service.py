@@ -120,9 +120,6 @@ def cycle_review(session: Session, cycle_id: int, as_of: date) -> CycleReviewRea
     figures = review_figures(session, cycle, as_of)
     review = _collect(session, figures)
     objectives = figures.objectives
-    carried = okr_service.carried_links(
-        session, [o.id for o in objectives], [kr.id for o in objectives for kr in o.key_results]
-    )
     read_objectives: list[ReviewObjective] = []
     for obj in objectives:
         of = figures.objective.get(obj.id)
@@ -150,7 +147,7 @@ def cycle_review(session: Session, cycle_id: int, as_of: date) -> CycleReviewRea
                     measured_by=_measured_by(kr, review.mapped, review.checked),
                     frozen=kf.frozen if kf else False,
                     carried_from_id=kr.carried_from_id,
-                    carried_to_ids=carried[1].get(kr.id, []),
+                    carried_to_ids=okr_service.carried_to_ids(kr),
                     final_score=kf.final_score if kf else None,
                     final_score_note=kf.final_score_note if kf else None,
                 )
@@ -169,7 +166,7 @@ def cycle_review(session: Session, cycle_id: int, as_of: date) -> CycleReviewRea
                 status=of.status if of else "no_data",
                 frozen=of.frozen if of else False,
                 carried_from_id=obj.carried_from_id,
-                carried_to_ids=carried[0].get(obj.id, []),
+                carried_to_ids=okr_service.carried_to_ids(obj),
                 key_results=krs,
             )
         )

@@ -127,6 +127,17 @@ def test_unfinished_key_results_are_carried_with_objectives_and_mappings(
     assert client.get(f"/api/v1/objectives/{q3['company']}").json()["carried_to_ids"] == [
         company["id"]
     ]
+    board = client.get(f"/api/v1/dashboard?cycle_id={q3['q3']}").json()["objectives"]
+    assert [o["carried_to_ids"] for o in board] == [[company["id"]], [by_origin[q3["team"]]["id"]]]
+    assert [kr["carried_to_ids"] for kr in board[0]["key_results"]] == [
+        [demos["id"]],
+        [],
+        [company["key_results"][1]["id"]],
+    ]
+    review = client.get(f"/api/v1/cycles/{q3['q4']}/review").json()
+    assert review["objectives"][0]["key_results"][0]["carried_from_id"] == q3["demos"]
+    old_review = client.get(f"/api/v1/cycles/{q3['q3']}/review").json()
+    assert old_review["objectives"][0]["carried_to_ids"] == [company["id"]]
     # The mapping came along as it was, and is backfilled as a new mapping is.
     new_pushed = company["key_results"][1]["id"]
     copies = client.get(f"/api/v1/mappings?key_result_id={new_pushed}").json()["items"]
