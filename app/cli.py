@@ -701,6 +701,89 @@ def audit(
         )
 
 
+# --- closing a cycle --------------------------------------------------------------------------
+
+
+@cli.command()
+def review(
+    cycle: Annotated[str, typer.Argument(metavar="CYCLE", help="The cycle's id or name")],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="md|csv",
+            help="Write the whole review to stdout as Markdown or CSV instead of the findings",
+        ),
+    ] = None,
+    as_of: Annotated[
+        date | None,
+        typer.Option(
+            "--as-of", parser=_day, metavar="YYYY-MM-DD", help="Figures as of this day (today)"
+        ),
+    ] = None,
+) -> None:
+    """The quality findings of a cycle's objectives, each saying what to change (or the whole
+    review with --format): `GET /api/v1/cycles/{id}/review`."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.models import Cycle
+    from app.review import export
+    from app.review.service import cycle_review
+
+    if format not in (None, "md", "csv"):
+        fail(f"unknown --format {format!r}: use md or csv", USAGE_ERROR)
+    day = as_of or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+    try:
+        with session_scope() as session:
+            found = None
+            if cycle.isascii() and cycle.isdigit() and int(cycle) < 2**31:
+                found = session.get(Cycle, int(cycle))
+            if found is None:
+                found = session.scalar(select(Cycle).where(Cycle.name == cycle).limit(1))
+            if found is None:
+                names = session.scalars(select(Cycle.name).order_by(Cycle.start_date.desc()))
+                known = ", ".join(list(names)[:10]) or "none yet"
+                fail(f"no cycle {cycle!r} (cycles: {known})", USAGE_ERROR)
+            result = cycle_review(session, found.id, day)
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    if format == "md":
+        sys.stdout.write(export.to_markdown(result))
+        return
+    if format == "csv":
+        sys.stdout.write(export.to_csv(result))
+        return
+    titles = {o.id: o.title for o in result.objectives}
+    krs = {kr.id: kr.title for o in result.objectives for kr in o.key_results}
+    out = _stdout()
+    if not result.findings:
+        out.print(f"{result.cycle.name}: no findings, every objective follows the rules")
+        return
+    table = _table()
+    table.add_column("severity", no_wrap=True)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("objective", overflow="fold")
+    table.add_column("key result", overflow="fold")
+    table.add_column("what to change", overflow="fold", min_width=30)
+    for f in result.findings:
+        cells = (
+            f.severity,
+            f.rule,
+            titles.get(f.objective_id, str(f.objective_id)),
+            krs.get(f.key_result_id, "") if f.key_result_id is not None else "",
+            f.message,
+        )
+        table.add_row(*(Text(cell) for cell in cells))
+    out.print(table)
+    errors = sum(1 for f in result.findings if f.severity == "error")
+    out.print(
+        f"{result.cycle.name}: {len(result.findings)} finding(s), {errors} error(s), "
+        f"{len(result.findings) - errors} warning(s)"
+    )
+
+
 # --- sources ----------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from app.core.settings import get_settings
 from app.notify.router import router as notify_router
 from app.okr.router import router as okr_router
 from app.push.router import router as push_router
+from app.review.router import router as review_router
 from app.sources.oauth_router import router as oauth_apps_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
@@ -43,6 +44,7 @@ from app.web.oauth_apps import router as oauth_app_pages_router
 from app.web.objectives import router as objective_pages_router
 from app.web.okrs import router as okr_pages_router
 from app.web.pages import PageRefused
+from app.web.retrospective import router as retrospective_pages_router
 from app.web.router import router as web_router
 from app.web.source_forms import router as source_forms_router
 from app.web.sources import router as source_pages_router
@@ -196,6 +198,7 @@ def create_app() -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(okr_router)
+    app.include_router(review_router)
     app.include_router(api_keys_router)
     app.include_router(audit_router)
     app.include_router(sources_router)
@@ -214,6 +217,7 @@ def create_app() -> FastAPI:
     app.include_router(key_result_pages_router)
     app.include_router(mapping_pages_router)
     app.include_router(cycle_pages_router)
+    app.include_router(retrospective_pages_router)
     app.include_router(objective_pages_router)
     app.include_router(key_result_forms_router)
     return app

@@ -29,6 +29,7 @@ AuditEntity = Literal[
     "api_key",
     "oauth_app",
     "notification_channel",
+    "retrospective_entry",
 ]
 AUDIT_ENTITIES: tuple[str, ...] = get_args(AuditEntity)
 ROLE_RANK: dict[str, int] = {"viewer": 0, "editor": 1, "admin": 2}

@@ -13,6 +13,7 @@ from app.models.okr import (
     Observation,
     SeriesMonth,
 )
+from app.models.review import RetrospectiveEntry
 from app.models.revision import Revision
 from app.models.sources import DataSource, Mapping, PushSignature, SyncRun
 
@@ -37,6 +38,7 @@ __all__ = [
     "Objective",
     "Observation",
     "PushSignature",
+    "RetrospectiveEntry",
     "Revision",
     "SeriesMonth",
     "SyncRun",

@@ -15,7 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from app.models.base import Base, TimestampMixin, utcnow
 
@@ -42,6 +42,13 @@ class Objective(TimestampMixin, Base):
     parent_key_result_id: Mapped[int | None] = mapped_column(
         ForeignKey("key_results.id", ondelete="SET NULL", use_alter=True), index=True
     )
+    #: The objective of an earlier cycle this one was carried over from (SPEC section 8).
+    carried_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("objectives.id", ondelete="SET NULL"), index=True
+    )
+    #: The ids of its copies, comma-separated, when the query asked for them
+    #: (`app.okr.service.carried_to_ids`): read within the statement that loads it.
+    carried_to_csv: Mapped[str | None] = query_expression()
 
     cycle: Mapped[Cycle] = relationship(back_populates="objectives")
     key_results: Mapped[list[KeyResult]] = relationship(
@@ -68,6 +75,12 @@ class KeyResult(TimestampMixin, Base):
     aggregation: Mapped[str] = mapped_column(String(16), default="sum")
     group_rule: Mapped[str] = mapped_column(String(16), default="combine")
     weight: Mapped[float] = mapped_column(Double, default=1.0)
+    #: The unfinished key result of an earlier cycle this one continues (SPEC section 8).
+    carried_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("key_results.id", ondelete="SET NULL"), index=True
+    )
+    #: As `Objective.carried_to_csv`.
+    carried_to_csv: Mapped[str | None] = query_expression()
 
     objective: Mapped[Objective] = relationship(
         back_populates="key_results", foreign_keys=[objective_id]

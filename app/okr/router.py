@@ -90,12 +90,22 @@ async def _cached_read(
     return await run_in_threadpool(_cached, session, key, build)
 
 
-def _kr_read(kr: KeyResult, progress: Progress | None) -> KeyResultRead:
+def _kr_read(
+    kr: KeyResult, progress: Progress | None, carried_to: list[int] | None = None
+) -> KeyResultRead:
     read = KeyResultRead.model_validate(kr)
     if progress is not None:
         # From the dataclass's attributes: `dataclasses.asdict` deep-copies every field first.
         read.progress = ProgressRead.model_validate(progress, from_attributes=True)
+    read.carried_to_ids = carried_to or []
     return read
+
+
+def _krs_read(
+    session: Session, krs: list[KeyResult], progress: dict[int, Progress]
+) -> list[KeyResultRead]:
+    _, carried = service.carried_links(session, [], [kr.id for kr in krs])
+    return [_kr_read(kr, progress.get(kr.id), carried.get(kr.id)) for kr in krs]
 
 
 def _objective_read(
@@ -108,13 +118,17 @@ def _objective_read(
         read.progress = ObjectiveProgressRead.model_validate(
             obj_progress[obj.id], from_attributes=True
         )
-    read.key_results = [_kr_read(kr, kr_progress.get(kr.id)) for kr in obj.key_results]
+    read.carried_to_ids = service.carried_to_ids(obj)
+    read.key_results = [
+        _kr_read(kr, kr_progress.get(kr.id), service.carried_to_ids(kr)) for kr in obj.key_results
+    ]
     return read
 
 
 def _objectives_read(
     session: Session, objectives: list[Objective], as_of: date
 ) -> list[ObjectiveRead]:
+    """Objectives loaded by the service's objective query, which reads their carry-over links."""
     obj_p, kr_p = service.objectives_progress(session, objectives, as_of)
     return [_objective_read(o, obj_p, kr_p) for o in objectives]
 
@@ -239,7 +253,7 @@ def create_key_result(
     """Create a key result."""
     kr = service.create_key_result(session, body.model_dump(), who.name)
     progress = service.key_results_progress(session, [kr], _as_of(as_of))
-    return _kr_read(kr, progress.get(kr.id))
+    return _krs_read(session, [kr], progress)[0]
 
 
 @router.get("/key-results", tags=["key results"], dependencies=[KnownQueryOnly])
@@ -258,7 +272,7 @@ def list_key_results(
     """List key results with their progress; filters combine with AND."""
     where = service.KeyResultFilter(objective_id=objective_id, owner=owner, status=status)
     rows, progress, total = service.list_key_results(session, where, _as_of(as_of), limit, offset)
-    return Page(items=[_kr_read(kr, progress.get(kr.id)) for kr in rows], total=total)
+    return Page(items=_krs_read(session, rows, progress), total=total)
 
 
 @router.get("/key-results/{kr_id}", tags=["key results"], response_model=KeyResultRead)
@@ -271,7 +285,7 @@ async def get_key_result(
     def build() -> KeyResultRead:
         kr = service.get_key_result(session, kr_id)
         progress = service.key_results_progress(session, [kr], day)
-        return _kr_read(kr, progress.get(kr.id))
+        return _krs_read(session, [kr], progress)[0]
 
     return await _cached_read(session, ("key_result", kr_id, day), build)
 
@@ -283,7 +297,7 @@ def update_key_result(
     """Change a key result's definition."""
     kr = service.update_key_result(session, kr_id, body.model_dump(exclude_unset=True), who.name)
     progress = service.key_results_progress(session, [kr], _as_of(as_of))
-    return _kr_read(kr, progress.get(kr.id))
+    return _krs_read(session, [kr], progress)[0]
 
 
 @router.delete("/key-results/{kr_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["key results"])

@@ -170,6 +170,12 @@ class KeyResultRead(BaseModel):
     aggregation: str
     group_rule: str
     weight: float
+    carried_from_id: int | None = Field(
+        None, description="The key result of an earlier cycle this one was carried over from"
+    )
+    carried_to_ids: list[int] = Field(
+        default_factory=list, description="The key results it was carried over to"
+    )
     created_at: datetime
     updated_at: datetime
     progress: ProgressRead | None = None
@@ -186,6 +192,12 @@ class ObjectiveRead(BaseModel):
     level: str
     team: str
     parent_key_result_id: int | None
+    carried_from_id: int | None = Field(
+        None, description="The objective of an earlier cycle this one was carried over from"
+    )
+    carried_to_ids: list[int] = Field(
+        default_factory=list, description="The objectives it was carried over to"
+    )
     created_at: datetime
     updated_at: datetime
     progress: ObjectiveProgressRead | None = None

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, String, cast, delete, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload, with_expression
 
 from app.auth.service import ROLE_RANK, Principal, audit
 from app.core.changes import apply_changes, jsonable, require_not_null
@@ -125,9 +125,30 @@ def current_cycle(session: Session, as_of: date) -> Cycle:
 # --- objectives -------------------------------------------------------------------------------
 
 
+def _copies_of(model: type[Objective] | type[KeyResult]) -> Any:
+    """The ids of what was carried over from each row, as one string column of the row's own
+    statement: carry-over links cost a page no statement of its own."""
+    copy = aliased(model)
+    return (
+        select(func.aggregate_strings(cast(copy.id, String), ","))
+        .where(copy.carried_from_id == model.id)
+        .scalar_subquery()
+    )
+
+
+def carried_to_ids(row: Objective | KeyResult) -> list[int]:
+    """What a row loaded by the objective query was carried over to (empty if not loaded)."""
+    csv = row.carried_to_csv
+    return sorted(int(part) for part in csv.split(",") if part) if csv else []
+
+
 def _objective_query() -> Any:
     return select(Objective).options(
-        selectinload(Objective.key_results), selectinload(Objective.cycle)
+        with_expression(Objective.carried_to_csv, _copies_of(Objective)),
+        selectinload(Objective.key_results).with_expression(
+            KeyResult.carried_to_csv, _copies_of(KeyResult)
+        ),
+        selectinload(Objective.cycle),
     )
 
 
@@ -433,6 +454,30 @@ def cycle_objective_counts(session: Session) -> dict[int, int]:
         select(Objective.cycle_id, func.count()).group_by(Objective.cycle_id)
     ).all()
     return {int(cycle_id): int(count) for cycle_id, count in rows}
+
+
+def carried_links(
+    session: Session, objective_ids: Sequence[int], kr_ids: Sequence[int]
+) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """Where each objective and key result was carried over to (SPEC section 8), as
+    `{id: [copy ids]}` for objectives and for key results: one statement for any number."""
+    if not objective_ids and not kr_ids:
+        return {}, {}
+    rows = session.execute(
+        union_all(
+            select(literal("o"), Objective.carried_from_id, Objective.id).where(
+                Objective.carried_from_id.in_(list(objective_ids))
+            ),
+            select(literal("k"), KeyResult.carried_from_id, KeyResult.id).where(
+                KeyResult.carried_from_id.in_(list(kr_ids))
+            ),
+        )
+    ).all()
+    objectives: dict[int, list[int]] = {}
+    key_results: dict[int, list[int]] = {}
+    for kind, source, copy in sorted((str(k), int(s or 0), int(c)) for k, s, c in rows):
+        (objectives if kind == "o" else key_results).setdefault(source, []).append(copy)
+    return objectives, key_results
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from app.okr import service
 from app.okr.schemas import CycleCreate, CycleUpdate
 from app.web.forms import domain_errors, validation_errors
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.retrospective import REVIEW_FORMATS
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,6 +55,7 @@ def _cycles_page(
         "can_edit": ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"],
         "errors": errors or {},
         "values": values or {"name": "", "start_date": "", "end_date": ""},
+        "review_formats": REVIEW_FORMATS,
     }
     return render(request, "cycles/index.html", context, status_code)
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import SessionDep
+from app.auth.service import ROLE_RANK
 from app.core.errors import NotFound
 from app.core.schemas import iso_date
 from app.core.settings import get_settings
@@ -26,6 +27,8 @@ from app.models import Cycle, KeyResult, Objective
 from app.okr import service
 from app.okr.progress_service import span
 from app.progress import ObjectiveProgress, Progress, expected_progress, window
+from app.review import service as review_service
+from app.review.findings import Finding
 from app.sync import clock
 from app.web import service as web_service
 from app.web import session as web_session
@@ -40,6 +43,7 @@ from app.web.pages import (
     render,
     same_origin,
 )
+from app.web.retrospective import REVIEW_FORMATS
 from app.web.service import SourceView, Sparkline
 from app.web.session import COOKIE
 
@@ -70,6 +74,8 @@ class ObjectiveView:
     objective: Objective
     progress: ObjectiveProgress | None
     key_results: list[KeyResultView]
+    #: Quality findings (SPEC section 8), shown while the cycle runs or is being set up.
+    findings: list[Finding]
 
 
 def _view_query(query: str) -> str:
@@ -110,6 +116,15 @@ def _dashboard(session: Session, cycle: Cycle, as_of: date) -> list[ObjectiveVie
     krs = [kr for obj in objectives for kr in obj.key_results]
     w = window(span(cycle), as_of)
     lines = web_service.sparklines(session, krs, w[0], w[1]) if w else {}
+    # Findings help while objectives can still change; once the cycle is over, its review
+    # lists them (linked from the page).
+    findings = (
+        review_service.dashboard_findings(
+            session, objectives, {k for k, p in kr_progress.items() if p.stale}, as_of
+        )
+        if as_of <= cycle.end_date
+        else {}
+    )
     return [
         ObjectiveView(
             objective=obj,
@@ -118,6 +133,7 @@ def _dashboard(session: Session, cycle: Cycle, as_of: date) -> list[ObjectiveVie
                 KeyResultView(kr, kr_progress.get(kr.id), lines.get(kr.id))
                 for kr in obj.key_results
             ],
+            findings=findings.get(obj.id, []),
         )
         for obj in objectives
     ]
@@ -157,6 +173,8 @@ def dashboard_page(
         "attention": [],
         "now": now,
         "problem": problem,
+        "review_formats": REVIEW_FORMATS,
+        "can_edit": ROLE_RANK[principal.role] >= ROLE_RANK["editor"],
     }
     status_code = 422 if problem else 200
     # Before the cycle: a page about a cycle that isn't there still shows the sources that are.

@@ -108,6 +108,10 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/cycles/{cycle_id}/edit"): PAGE_EDITOR,
     ("GET", "/cycles/{cycle_id}/delete"): PAGE_EDITOR,
     ("POST", "/cycles/{cycle_id}/delete"): PAGE_EDITOR,
+    ("GET", "/cycles/{cycle_id}/retrospective"): PAGE_VIEWER,
+    ("POST", "/cycles/{cycle_id}/retrospective"): PAGE_EDITOR,
+    ("POST", "/cycles/{cycle_id}/retrospective/{entry_id}"): PAGE_EDITOR,
+    ("POST", "/cycles/{cycle_id}/retrospective/{entry_id}/delete"): PAGE_EDITOR,
     ("GET", "/okrs/objectives/{objective_id}/edit"): PAGE_EDITOR,
     ("POST", "/okrs/objectives/{objective_id}/edit"): PAGE_EDITOR,
     ("GET", "/okrs/objectives/{objective_id}/delete"): PAGE_EDITOR,
@@ -140,6 +144,14 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/key-results/{kr_id}/check-ins/{check_in_id}"): EDITOR,
     ("GET", "/api/v1/key-results/{kr_id}/series"): VIEWER,
     ("GET", "/api/v1/dashboard"): VIEWER,
+    # closing a cycle: viewers read the look back and the review, editors write and carry over
+    ("POST", "/api/v1/cycles/{cycle_id}/retrospective"): EDITOR,
+    ("GET", "/api/v1/cycles/{cycle_id}/retrospective"): VIEWER,
+    ("PATCH", "/api/v1/cycles/{cycle_id}/retrospective/{entry_id}"): EDITOR,
+    ("DELETE", "/api/v1/cycles/{cycle_id}/retrospective/{entry_id}"): EDITOR,
+    ("GET", "/api/v1/cycles/{cycle_id}/review"): VIEWER,
+    ("GET", "/api/v1/objectives/{objective_id}/review"): VIEWER,
+    ("POST", "/api/v1/cycles/{cycle_id}/carry-over"): EDITOR,
     # what the sources measure and how they ran: readable by all
     ("GET", "/api/v1/connectors"): VIEWER,
     ("GET", "/api/v1/mappings"): VIEWER,
@@ -264,6 +276,13 @@ def seeded(
     mapped = mapping(client, kr_mapped, demo["id"])
     synced = client.post(f"/api/v1/data-sources/{demo['id']}/sync")
     assert synced.status_code == 202, synced.text
+    entry = create(
+        client,
+        f"cycles/{cycle}/retrospective",
+        format="4l",
+        category="learned",
+        text="Check in every Monday",
+    )
     spare = create(client, "api-keys", name="spare", role="viewer")
     oauth_app = {"client_id": "role-walk-client", "client_secret": "role-walk-client-secret"}
     assert client.put("/api/v1/oauth-apps/hubspot", json=oauth_app).status_code == 200
@@ -291,6 +310,7 @@ def seeded(
         "objective_id": objective,
         "kr_id": kr,
         "check_in_id": checked_in["id"],
+        "entry_id": entry["id"],
         "source_id": demo["id"],
         "data_source_id": push["id"],
         "mapping_id": mapped["id"],
