@@ -1,8 +1,11 @@
-"""Test databases: migrated once per run by Alembic, then copied fresh for every test.
+"""Test databases: migrated once per run by Alembic, then fresh for every test.
 
-SQLite copies a template file; PostgreSQL (`KRSYNC_TEST_DATABASE_URL`) creates each test's database
-from a template database made for this run. Every test therefore commits for real (the API owns
-its transactions) and still sees nothing of any other test.
+SQLite copies a template file. PostgreSQL (`KRSYNC_TEST_DATABASE_URL`) gives each test process one
+database, copied from a template database made for this run, and empties it before each test back
+to what the migrations left (rows deleted, sequences restarted, the migrations' own rows put
+back): a `CREATE DATABASE` per test cost more than most tests. A test that changes the schema
+(a downgrade) or leaves a lock behind gets a new copy. Every test therefore commits for real (the
+API owns its transactions) and still sees nothing of any other test.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import MetaData, create_engine, insert, make_url, select, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
 from app.core.db import reset_engine
 from app.core.migrate import upgrade
 from app.core.settings import normalize_database_url
+from app.okr import cache as progress_cache
 
 ADMIN_KEY = "test-admin-key-0123456789"
 #: Set by `make test-postgres`: the PostgreSQL run leaves out the tests that never open the
@@ -66,6 +71,8 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = _pg_admin_url().set(database=name).render_as_string(hide_password=False)
         upgrade(url)
         yield url
+        for reused in _reused:
+            reused.drop()
         _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         path = tmp_path_factory.mktemp("tpl") / "template.db"
@@ -74,27 +81,97 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+class _ReusedPgDatabase:
+    """This test process's PostgreSQL database, emptied back to the template before each test."""
+
+    def __init__(self, template_url: str) -> None:
+        self.template = make_url(template_url).database
+        self.name = ""
+        engine = create_engine(normalize_database_url(template_url))
+        try:
+            meta = MetaData()
+            meta.reflect(engine)
+            with engine.connect() as conn:
+                self.version = conn.execute(text("SELECT version_num FROM alembic_version")).one()
+                self.sequences = list(
+                    conn.execute(text("SELECT sequencename FROM pg_sequences")).scalars()
+                )
+                tables = [t for t in meta.tables.values() if t.name != "alembic_version"]
+                #: What the migrations wrote (the revision counter's row), to put back.
+                self.seeded = {
+                    t: [dict(r) for r in conn.execute(select(t)).mappings()] for t in tables
+                }
+        finally:
+            engine.dispose()
+        self.seeded = {t: rows for t, rows in self.seeded.items() if rows}
+        self.tables = tables
+        self.url = ""
+
+    def _create(self) -> None:
+        self.name = f"krsync_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+        _pg_exec(f'CREATE DATABASE "{self.name}" TEMPLATE "{self.template}"')
+        self.url = _pg_admin_url().set(database=self.name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        if self.name:
+            _pg_exec(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self.name = ""
+
+    def fresh(self) -> str:
+        if not self.name:
+            self._create()
+        elif not self._emptied():
+            self.drop()
+            self._create()
+        return self.url
+
+    def _emptied(self) -> bool:
+        """Back to the template's rows in one transaction, or False when it can't be."""
+        engine = create_engine(normalize_database_url(self.url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+                version = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+                if version != [self.version]:
+                    return False
+                # Triggers off for the session's deletes: every table is emptied at once.
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+                conn.exec_driver_sql(
+                    "".join(f'DELETE FROM "{t.name}";' for t in self.tables)
+                    + "".join(f'ALTER SEQUENCE "{q}" RESTART;' for q in self.sequences)
+                )
+                for table, rows in self.seeded.items():
+                    conn.execute(insert(table), rows)
+            return True
+        except OperationalError:  # a schema changed by the test, a lock it left behind
+            return False
+        finally:
+            engine.dispose()
+
+
+_reused: list[_ReusedPgDatabase] = []
+
+
 @pytest.fixture
 def db_url(template_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, migrated database for this test, and the app pointed at it."""
     if PG_URL:
-        tpl = make_url(template_db).database
-        name = f"krsync_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-        _pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
-        url = _pg_admin_url().set(database=name).render_as_string(hide_password=False)
+        if not _reused:
+            _reused.append(_ReusedPgDatabase(template_db))
+        url = _reused[0].fresh()
     else:
         src = Path(make_url(template_db).database or "")
         dst = tmp_path / "krsync.db"
         shutil.copyfile(src, dst)
         url = f"sqlite:///{dst}"
-        name = ""
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("KRSYNC_ADMIN_KEY", ADMIN_KEY)
     reset_engine()
+    # Cached reads are keyed by the database's revision counter, which a reused database
+    # starts again from 0: what the last test read must not answer this one.
+    progress_cache.clear()
     yield url
     reset_engine()
-    if PG_URL:
-        _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
