@@ -100,7 +100,7 @@ def _page(
             "run_id": run_id,
             "provisional": provisional,
         }
-        for day, group, role, value, mapping_id, run_id, provisional in rows
+        for day, group, role, value, mapping_id, run_id, provisional, _frozen in rows
     ]
     line = kr_chart.daily_line(
         kr.aggregation,
