@@ -3,8 +3,8 @@
 Everything that reports a cycle's end (the review in every format, the findings' staleness,
 carry-over's "not done") asks :func:`review_figures` and nothing else, so that a closed cycle's
 frozen figures (SPEC section 8: final `current_value`, `progress`, `score`, `status`) replace the
-computed ones in one place: the freeze reads its stored rows here, marks them `frozen=True`, and
-every export follows.
+computed ones in one place: the progress calculator answers a closed cycle's stored reads
+(`app.okr.freeze`), marked `frozen=True`, and every export follows.
 """
 
 from __future__ import annotations

@@ -108,8 +108,9 @@ def _page(
             "mapping": by_mapping.get(mapping_id) if mapping_id is not None else None,
             "run_id": run_id,
             "provisional": provisional,
+            "frozen": frozen,
         }
-        for day, group, role, value, mapping_id, run_id, provisional, _frozen in rows
+        for day, group, role, value, mapping_id, run_id, provisional, frozen in rows
     ]
     line = kr_chart.daily_line(
         kr.aggregation,

@@ -90,6 +90,7 @@ def test_an_editor_closes_a_cycle_after_reading_what_freezing_means(
     assert checked.status_code == 303
     page = anon.get(f"/key-results/{q3['kr']}").text
     assert re.search(r'id="kr-current">12\b', page), "12 of 40 as frozen, not 32"
+    assert page.count("after the close: not in the frozen figures") == 1, "the 08-01 point"
 
 
 def test_only_an_admin_reopens_and_the_live_figures_come_back(
