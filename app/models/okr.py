@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     Date,
@@ -26,8 +27,14 @@ class Cycle(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
+    #: Set by closing the cycle (SPEC section 8): its reads answer the figures frozen then.
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     objectives: Mapped[list[Objective]] = relationship(back_populates="cycle")
+
+    @property
+    def status(self) -> str:
+        return "closed" if self.closed_at is not None else "open"
 
 
 class Objective(TimestampMixin, Base):
@@ -49,6 +56,8 @@ class Objective(TimestampMixin, Base):
     #: The ids of its copies, comma-separated, when the query asked for them
     #: (`app.okr.service.carried_to_ids`): read within the statement that loads it.
     carried_to_csv: Mapped[str | None] = query_expression()
+    #: The progress read frozen when its cycle was closed (`app.okr.freeze`), or None.
+    frozen_progress: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     cycle: Mapped[Cycle] = relationship(back_populates="objectives")
     key_results: Mapped[list[KeyResult]] = relationship(
@@ -81,6 +90,11 @@ class KeyResult(TimestampMixin, Base):
     )
     #: As `Objective.carried_to_csv`.
     carried_to_csv: Mapped[str | None] = query_expression()
+    #: The editor's grade of a closed key result, beside the computed `score` (SPEC section 8).
+    final_score: Mapped[float | None] = mapped_column(Double, default=None)
+    final_score_note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: As `Objective.frozen_progress`, with `sync_run_ids`: the runs whose points made it.
+    frozen_progress: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     objective: Mapped[Objective] = relationship(
         back_populates="key_results", foreign_keys=[objective_id]

@@ -169,6 +169,13 @@ def describe(event: dict[str, Any], public_url: str | None) -> Message:
         return Message("Weekly OKR digest", "What moved this week.", facts, _link(public_url, "/"))
     if type_ == "cycle.closed":
         name = str(cycle.get("name") or "a cycle")
+        if cycle.get("status") == "open":  # SPEC section 8: a reopen raises the event too
+            return Message(
+                f"Cycle {name} reopened",
+                f"Cycle “{name}” was reopened: its figures are live again.",
+                facts,
+                _link(public_url, "/okrs"),
+            )
         return Message(
             f"Cycle {name} closed", f"Cycle “{name}” was closed.", facts, _link(public_url, "/okrs")
         )

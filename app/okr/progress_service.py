@@ -47,6 +47,7 @@ from app.models import (
 )
 from app.models.months import month_end, month_start
 from app.models.months import refresh as refresh_months
+from app.okr.freeze import frozen_key_result, frozen_objective
 from app.progress import (
     Cycle as CycleSpan,
 )
@@ -467,6 +468,9 @@ class ProgressCalculator:
         self._stale: set[int] = set()
         self._provisional: dict[int, date] = {}
         self._stale_known: set[int] = set()
+        #: Key results and objectives of closed cycles: their frozen reads (SPEC section 8).
+        self._frozen_krs: dict[int, dict[str, Any]] = {}
+        self._frozen_objectives: dict[int, dict[str, Any]] = {}
 
     def run(self, objectives: Iterable[Objective], only: Iterable[int] | None = None) -> None:
         """Objectives come with `key_results` and `cycle` loaded (selectinload).
@@ -494,8 +498,13 @@ class ProgressCalculator:
                 continue
             self.objectives[obj.id] = obj
             self.cycles[obj.cycle_id] = obj.cycle
+            closed = obj.cycle.closed_at is not None
+            if closed and obj.frozen_progress is not None:
+                self._frozen_objectives[obj.id] = obj.frozen_progress
             for kr in obj.key_results:
                 self._krs[kr.id] = kr
+                if closed and kr.frozen_progress is not None:
+                    self._frozen_krs[kr.id] = kr.frozen_progress
             if obj.parent_key_result_id is not None:
                 self._aligned[obj.parent_key_result_id].append(obj.id)
 
@@ -519,6 +528,11 @@ class ProgressCalculator:
 
     def _compute_metrics(self, kr_ids: Sequence[int]) -> None:
         todo = [k for k in kr_ids if k not in self.kr_results and k not in self._stale_known]
+        for kr_id in [k for k in todo if k in self._frozen_krs]:
+            # Neither computed nor checked for staleness: the frozen read answers as stored.
+            self.kr_results[kr_id] = frozen_key_result(self._frozen_krs[kr_id])
+            self._stale_known.add(kr_id)
+        todo = [k for k in todo if k not in self._frozen_krs]
         if not todo:
             return
         facts = _source_facts(self.session, todo, clock.utcnow())
@@ -556,6 +570,9 @@ class ProgressCalculator:
 
     def _key_result(self, kr_id: int) -> Progress:
         if kr_id in self.kr_results:
+            return self.kr_results[kr_id]
+        if kr_id in self._frozen_krs:
+            self._compute_metrics([kr_id])
             return self.kr_results[kr_id]
         kr = self._krs[kr_id]
         if kr.kind != "rollup":
@@ -596,6 +613,10 @@ class ProgressCalculator:
     def _objective(self, obj_id: int) -> ObjectiveProgress:
         if obj_id in self.obj_results:
             return self.obj_results[obj_id]
+        if obj_id in self._frozen_objectives:
+            frozen = frozen_objective(self._frozen_objectives[obj_id])
+            self.obj_results[obj_id] = frozen
+            return frozen
         obj = self.objectives[obj_id]
         items = [(kr.weight, self._key_result(kr.id)) for kr in obj.key_results]
         result = objective_progress(span(obj.cycle), self.as_of, items)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import Editor, SessionDep, Viewer
+from app.auth.deps import Admin, Editor, SessionDep, Viewer
 from app.core import fastread
 from app.core.schemas import (
     ERROR_RESPONSES,
@@ -28,7 +28,7 @@ from app.core.schemas import (
 )
 from app.models import KeyResult, Objective
 from app.models.revision import current as current_revision
-from app.okr import cache, service
+from app.okr import cache, freeze, service
 from app.okr.progress_service import span
 from app.okr.schemas import (
     CheckInCreate,
@@ -172,6 +172,20 @@ def delete_cycle(
 ) -> None:
     """Delete a cycle; objectives need `?cascade=true`, mappings under them an admin."""
     service.delete_cycle(session, cycle_id, cascade, who)
+
+
+@router.post("/cycles/{cycle_id}/close", tags=["cycles"])
+def close_cycle(cycle_id: IdPath, session: SessionDep, who: Editor) -> CycleRead:
+    """Close a cycle: every key result's and objective's figures are frozen as they stand
+    (today, or on the cycle's last day once it is over); 409 if it is already closed."""
+    return CycleRead.model_validate(freeze.close_cycle(session, cycle_id, who.name))
+
+
+@router.post("/cycles/{cycle_id}/reopen", tags=["cycles"])
+def reopen_cycle(cycle_id: IdPath, session: SessionDep, who: Admin) -> CycleRead:
+    """Reopen a closed cycle: the frozen figures are dropped and reads compute live ones
+    again (final scores are kept); 409 if it is open."""
+    return CycleRead.model_validate(freeze.reopen_cycle(session, cycle_id, who.name))
 
 
 # --- objectives -------------------------------------------------------------------------------
@@ -372,7 +386,7 @@ def get_series(
         writer.writerow(
             ["date", "group", "role", "value", "mapping_id", "sync_run_id", "provisional"]
         )
-        for day, group, role, value, mapping_id, run_id, provisional in rows:
+        for day, group, role, value, mapping_id, run_id, provisional, _frozen in rows:
             writer.writerow(
                 [
                     day.isoformat(),
@@ -392,10 +406,13 @@ def get_series(
             },
         )
     points = [
-        SeriesPoint(date=d, group=g, role=r, value=v, mapping_id=m, sync_run_id=s, provisional=p)
-        for d, g, r, v, m, s, p in rows
+        SeriesPoint(
+            date=d, group=g, role=r, value=v, mapping_id=m, sync_run_id=s, provisional=p, frozen=f
+        )
+        for d, g, r, v, m, s, p, f in rows
     ]
-    return SeriesRead(key_result_id=kr_id, from_=start, to=end, points=points)
+    frozen = service.cycle_of_key_result(session, kr_id).closed_at is not None
+    return SeriesRead(key_result_id=kr_id, from_=start, to=end, frozen=frozen, points=points)
 
 
 # --- dashboard --------------------------------------------------------------------------------
@@ -413,11 +430,19 @@ async def get_dashboard(
         # revision: keying by what was asked (cycle_id or None) is as exact as by the cycle.
         cycle = service.resolve_cycle(session, cycle_id, day)
         objectives = service.cycle_objectives(session, cycle.id)
+        reads = _objectives_read(session, objectives, day)
+        frozen = cycle.closed_at is not None
+        # A closed cycle's pace is the one its figures were frozen on, not `day`'s.
+        frozen_on = next(
+            (o.progress.as_of for o in reads if o.progress is not None and o.progress.frozen),
+            None,
+        )
         return DashboardRead(
             as_of=day,
             cycle=CycleRead.model_validate(cycle),
-            expected_progress=expected_progress(span(cycle), day),
-            objectives=_objectives_read(session, objectives, day),
+            expected_progress=expected_progress(span(cycle), frozen_on or day),
+            frozen=frozen,
+            objectives=reads,
         )
 
     return await _cached_read(session, ("dashboard", cycle_id, day), build)

@@ -20,6 +20,11 @@ Weight = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 Pct = Annotated[float, Field(ge=-100, le=1e6, allow_inf_nan=False)]
 Confidence = Annotated[int, Field(ge=0, le=10)]
 Day = Annotated[IsoDate, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
+FinalScore = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+FROZEN = (
+    "True when the cycle is closed: the figures frozen at the close (SPEC section 8), "
+    "whatever later syncs, backfills or check-ins bring"
+)
 
 
 # --- cycles -----------------------------------------------------------------------------------
@@ -50,6 +55,10 @@ class CycleRead(BaseModel):
     name: str
     start_date: date
     end_date: date
+    status: Literal["open", "closed"] = Field(
+        "open", description="`closed` once closed: its reads answer the frozen figures"
+    )
+    closed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -83,6 +92,10 @@ class ProgressRead(BaseModel):
         "restate (inside its metric's `settle_days`); null when every figure is final",
     )
     groups: list[GroupProgressRead]
+    frozen: bool = Field(False, description=FROZEN)
+    sync_run_ids: list[int] | None = Field(
+        None, description="When frozen: the sync runs that wrote the points behind the figures"
+    )
 
 
 class ObjectiveProgressRead(BaseModel):
@@ -96,6 +109,7 @@ class ObjectiveProgressRead(BaseModel):
     provisional_from: date | None = Field(
         None, description="The earliest provisional day among its key results, or null"
     )
+    frozen: bool = Field(False, description=FROZEN)
 
 
 # --- objectives and key results ---------------------------------------------------------------
@@ -152,6 +166,10 @@ class KeyResultUpdate(StrictModel):
     aggregation: Aggregation | None = None
     group_rule: GroupRule | None = None
     weight: Weight | None = None
+    final_score: FinalScore | None = Field(
+        None, description="The editor's grade, 0.0-1.0, once the cycle is closed"
+    )
+    final_score_note: LongText | None = None
 
 
 class KeyResultRead(BaseModel):
@@ -170,6 +188,10 @@ class KeyResultRead(BaseModel):
     aggregation: str
     group_rule: str
     weight: float
+    final_score: float | None = Field(
+        None, description="The editor's grade of a closed key result, beside the computed score"
+    )
+    final_score_note: str = ""
     carried_from_id: int | None = Field(
         None, description="The key result of an earlier cycle this one was carried over from"
     )
@@ -259,12 +281,18 @@ class SeriesPoint(BaseModel):
         description="The day is inside its metric's `settle_days`: the platform may still "
         "restate it (a check-in never is)"
     )
+    frozen: bool = Field(
+        False,
+        description="The cycle is closed and the point was there at the close: one of those "
+        "behind the frozen figures (false for what arrived or changed since)",
+    )
 
 
 class SeriesRead(BaseModel):
     key_result_id: int
     from_: date = Field(serialization_alias="from")
     to: date
+    frozen: bool = Field(False, description=FROZEN)
     points: list[SeriesPoint]
 
 
@@ -272,4 +300,5 @@ class DashboardRead(BaseModel):
     as_of: date
     cycle: CycleRead
     expected_progress: float
+    frozen: bool = Field(False, description=FROZEN)
     objectives: list[ObjectiveRead]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, cast, delete, func, literal, select, union_all
@@ -335,6 +335,8 @@ def update_key_result(
         ],
     )
     kr = get_key_result(session, kr_id)
+    if {"final_score", "final_score_note"} & changes.keys():
+        _check_final_score(session, kr, changes)
     if "objective_id" in changes and session.get(Objective, changes["objective_id"]) is None:
         raise InvalidInput(
             f"objective {changes['objective_id']} does not exist", field="objective_id"
@@ -350,6 +352,25 @@ def update_key_result(
             _check_alignment(session, obj_id, kr.id)
     audit(session, actor, "update", "key_result", kr.id, diff)
     return kr
+
+
+def _check_final_score(session: Session, kr: KeyResult, changes: dict[str, Any]) -> None:
+    """SPEC section 8: a key result is graded once its cycle is closed, never while it runs."""
+    cycle = session.scalar(
+        select(Cycle)
+        .join(Objective, Objective.cycle_id == Cycle.id)
+        .where(Objective.id == kr.objective_id)
+    )
+    if cycle is None or cycle.closed_at is None:
+        field = "final_score" if "final_score" in changes else "final_score_note"
+        name = f"“{cycle.name}”" if cycle else "its cycle"
+        raise Conflict(
+            f"a final score is given once the cycle is closed: close {name} first "
+            "(its figures are then frozen), then grade the key result",
+            field=field,
+        )
+    if "final_score_note" in changes and changes["final_score_note"] is None:
+        changes["final_score_note"] = ""
 
 
 def delete_key_result(session: Session, kr_id: int, cascade: bool, who: Principal) -> None:
@@ -712,6 +733,16 @@ def list_check_ins(
     return list(rows), total
 
 
+def cycle_of_key_result(session: Session, kr_id: int) -> Cycle:
+    """From the identity map when the key result was just read (as `series` reads it)."""
+    kr = get_key_result(session, kr_id)
+    obj = session.get(Objective, kr.objective_id)
+    assert obj is not None  # the foreign keys cascade deletes
+    cycle = session.get(Cycle, obj.cycle_id)
+    assert cycle is not None
+    return cycle
+
+
 def series(
     session: Session, kr_id: int, start: date | None, end: date | None
 ) -> tuple[date, date, list[tuple[Any, ...]]]:
@@ -732,6 +763,7 @@ def series(
             Observation.value * func.coalesce(Mapping.scale, 1.0),
             Observation.mapping_id,
             Observation.sync_run_id,
+            Observation.recorded_at,
         )
         .outerjoin(Mapping, Mapping.id == Observation.mapping_id)
         .where(
@@ -744,4 +776,21 @@ def series(
     ).all()
     # A check-in (no mapping) is what someone saw: never provisional.
     first = provisional_days(session, kr_id)
-    return start, end, [(*r, r.mapping_id in first and r.date >= first[r.mapping_id]) for r in rows]
+    closed_at = cycle.closed_at if cycle else None
+    return (
+        start,
+        end,
+        [
+            (
+                *r[:-1],
+                r.mapping_id in first and r.date >= first[r.mapping_id],
+                closed_at is not None and _utc(r.recorded_at) <= closed_at,
+            )
+            for r in rows
+        ],
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """`recorded_at` as an aware UTC datetime (a bare column read hands SQLite's back naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -130,6 +130,10 @@ class Progress:
     groups: tuple[GroupProgress, ...] = field(default=())
     #: The earliest day in W whose figure the platform may still restate (SPEC section 4).
     provisional_from: date | None = None
+    #: The figures stored when the cycle was closed (SPEC section 8), not computed now.
+    frozen: bool = False
+    #: With `frozen`: the sync runs that wrote the points behind the figures.
+    sync_run_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class ObjectiveProgress:
     last_observation_date: date | None
     stale: bool
     provisional_from: date | None = None
+    frozen: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Everything that reports a cycle's end (the review in every format, the findings' staleness,
 carry-over's "not done") asks :func:`review_figures` and nothing else, so that a closed cycle's
 frozen figures (SPEC section 8: final `current_value`, `progress`, `score`, `status`) replace the
-computed ones in one place: the freeze reads its stored rows here, marks them `frozen=True`, and
-every export follows.
+computed ones in one place: the progress calculator answers a closed cycle's stored reads
+(`app.okr.freeze`), marked `frozen=True`, and every export follows.
 """
 
 from __future__ import annotations
@@ -71,13 +71,16 @@ def _kr(kr: KeyResult, p: Progress) -> KeyResultFigures:
         status=p.status,
         stale=p.stale,
         last_observation_date=p.last_observation_date,
+        frozen=p.frozen,
         final_score=getattr(kr, "final_score", None),
         final_score_note=getattr(kr, "final_score_note", None),
     )
 
 
 def _objective(p: ObjectiveProgress) -> ObjectiveFigures:
-    return ObjectiveFigures(progress=p.progress, score=p.score, status=p.status, stale=p.stale)
+    return ObjectiveFigures(
+        progress=p.progress, score=p.score, status=p.status, stale=p.stale, frozen=p.frozen
+    )
 
 
 def review_figures(
@@ -90,8 +93,8 @@ def review_figures(
     objectives unless `objectives` narrows them), computed as every progress read computes them
     and in the same fixed number of statements.
 
-    Hook for the freeze: a closed cycle answers its frozen figures here (`frozen=True`),
-    whatever `as_of` says.
+    A closed cycle answers its frozen figures (`frozen=True`), whatever `as_of` says: the
+    progress calculator reads them from the rows instead of computing them.
     """
     shown = (
         list(objectives)

@@ -1,4 +1,5 @@
-"""The cycles page: every cycle with its dates and objectives; editors create, edit and delete.
+"""The cycles page: every cycle with its dates and objectives; editors create, edit, delete and
+close a cycle, admins reopen one.
 
 The same schemas and service calls as `/api/v1/cycles`: an edit is the API's PATCH (only what
 changed is written and audited), and a delete is refused as the API refuses it: with 409 while
@@ -19,7 +20,7 @@ from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import Cycle
-from app.okr import service
+from app.okr import freeze, service
 from app.okr.schemas import CycleCreate, CycleUpdate
 from app.web.forms import domain_errors, validation_errors
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
@@ -29,6 +30,7 @@ router = APIRouter(include_in_schema=False)
 
 ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
 EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
+AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 _MAX_CYCLES = 200
 FIELDS = ("name", "start_date", "end_date")
 
@@ -53,6 +55,7 @@ def _cycles_page(
         "total": total,
         "counts": service.cycle_objective_counts(session),
         "can_edit": ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"],
+        "is_admin": user.principal.role == "admin",
         "errors": errors or {},
         "values": values or {"name": "", "start_date": "", "end_date": ""},
         "review_formats": REVIEW_FORMATS,
@@ -210,3 +213,61 @@ def delete_cycle(
             request, 404, "No such cycle", "It may have been deleted.", user.principal
         ) from None
     return RedirectResponse("/cycles", status_code=303)
+
+
+# --- closing and reopening (SPEC section 8) ------------------------------------------------------
+
+
+def _close_page(
+    request: Request,
+    session: Session,
+    user: PageUser,
+    cycle: Cycle,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    held = service.holdings(session, "cycle", cycle.id)
+    context = {
+        "principal": user.principal,
+        "cycle": cycle,
+        "held": held,
+        "as_of": freeze.close_as_of(cycle),
+        "error": error,
+    }
+    return render(request, "cycles/close.html", context, status_code)
+
+
+@router.get("/cycles/{cycle_id}/close")
+def close_cycle_page(
+    request: Request, session: SessionDep, user: EditorPage, cycle_id: str
+) -> Response:
+    """Ask before closing, saying what freezing means: the figures stop moving."""
+    return _close_page(request, session, user, _cycle(request, session, user, cycle_id))
+
+
+@router.post("/cycles/{cycle_id}/close")
+def close_cycle(request: Request, session: SessionDep, user: EditorPage, cycle_id: str) -> Response:
+    """Close a cycle as `POST /api/v1/cycles/{id}/close` does (409 when already closed)."""
+    cycle = _cycle(request, session, user, cycle_id)
+    try:
+        freeze.close_cycle(session, cycle.id, user.principal.name)
+    except Conflict as exc:
+        session.rollback()
+        cycle = _cycle(request, session, user, cycle_id)
+        return _close_page(
+            request, session, user, cycle, error=exc.message, status_code=exc.status_code
+        )
+    return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
+
+
+@router.post("/cycles/{cycle_id}/reopen")
+def reopen_cycle(request: Request, session: SessionDep, user: AdminPage, cycle_id: str) -> Response:
+    """Reopen a cycle as `POST /api/v1/cycles/{id}/reopen` does (409 when it is open)."""
+    cycle = _cycle(request, session, user, cycle_id)
+    try:
+        freeze.reopen_cycle(session, cycle.id, user.principal.name)
+    except Conflict as exc:
+        session.rollback()
+        raise refusal(request, 409, "The cycle is open", exc.message, user.principal) from None
+    return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)

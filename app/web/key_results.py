@@ -19,10 +19,16 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import DomainError, InvalidInput, NotFound
 from app.models import Cycle, DataSource, Objective
 from app.okr import service
-from app.okr.schemas import CheckInCreate, CheckInRead, CheckInUpdate, ProgressRead
+from app.okr.schemas import (
+    CheckInCreate,
+    CheckInRead,
+    CheckInUpdate,
+    KeyResultUpdate,
+    ProgressRead,
+)
 from app.sources import service as sources_service
 from app.web import kr_chart
 from app.web.pages import PageUser, field_errors, num, page_principal, path_id, refusal, render
@@ -38,6 +44,7 @@ _POINTS_SHOWN = 62
 #: Where a refusal that names no field of the form is shown.
 FORM = "form"
 _FIELDS = ("date", "value", "note", "confidence")
+_SCORE_FIELDS = ("final_score", "final_score_note")
 
 
 def _today() -> date:
@@ -64,6 +71,8 @@ def _page(
     values: dict[str, str] | None = None,
     edit_errors: dict[int, dict[str, str]] | None = None,
     edit_values: dict[int, dict[str, str]] | None = None,
+    score_errors: dict[str, str] | None = None,
+    score_values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     try:
@@ -99,8 +108,9 @@ def _page(
             "mapping": by_mapping.get(mapping_id) if mapping_id is not None else None,
             "run_id": run_id,
             "provisional": provisional,
+            "frozen": frozen,
         }
-        for day, group, role, value, mapping_id, run_id, provisional in rows
+        for day, group, role, value, mapping_id, run_id, provisional, frozen in rows
     ]
     line = kr_chart.daily_line(
         kr.aggregation,
@@ -148,6 +158,12 @@ def _page(
         "values": values or {"date": default_day, "value": "", "note": "", "confidence": ""},
         "edit_errors": edit_errors or {},
         "edit_values": edit_values or {},
+        "score_errors": score_errors or {},
+        "score_values": score_values
+        or {
+            "final_score": "" if kr.final_score is None else f"{kr.final_score:g}",
+            "final_score_note": kr.final_score_note,
+        },
     }
     return render(request, "key_results/show.html", context, status_code)
 
@@ -189,6 +205,50 @@ def check_in(
     else:
         return RedirectResponse(f"/key-results/{kid}#check-ins", status_code=303)
     return _page(request, session, user, kid, errors=errors, values=values, status_code=422)
+
+
+@router.post("/key-results/{kr_id}/final-score")
+def final_score(
+    request: Request,
+    session: SessionDep,
+    user: EditorPage,
+    kr_id: str,
+    final_score: Annotated[str, Form()] = "",
+    final_score_note: Annotated[str, Form()] = "",
+) -> Response:
+    """Grade a closed key result as `PATCH /api/v1/key-results/{id}` with `final_score` and
+    `final_score_note` does; an empty score box takes the grade away."""
+    kid = path_id(kr_id)
+    values = {"final_score": final_score, "final_score_note": final_score_note}
+    try:
+        body = KeyResultUpdate.model_validate(
+            {"final_score": final_score.strip() or None, "final_score_note": final_score_note}
+        )
+        if not kid:
+            raise NotFound(f"key result {kr_id} not found")
+        service.update_key_result(
+            session, kid, body.model_dump(exclude_unset=True), user.principal.name
+        )
+    except ValidationError as exc:
+        errors = field_errors(exc, FORM, _SCORE_FIELDS)
+        status_code = 422
+    except NotFound:
+        return _page(request, session, user, 0)
+    except DomainError as exc:
+        session.rollback()
+        errors = {exc.field if exc.field in _SCORE_FIELDS else FORM: exc.message}
+        status_code = exc.status_code
+    else:
+        return RedirectResponse(f"/key-results/{kid}#final-score", status_code=303)
+    return _page(
+        request,
+        session,
+        user,
+        kid,
+        score_errors=errors,
+        score_values=values,
+        status_code=status_code,
+    )
 
 
 @router.post("/key-results/{kr_id}/check-ins/{check_in_id}")

@@ -85,3 +85,24 @@ def test_a_cached_dashboard_is_one_revision_read_and_a_write_invalidates_it(
     assert after["objectives"][0]["key_results"][0]["progress"]["current_value"] == (
         kr["progress"]["current_value"] + 1000
     )
+
+
+def test_a_closed_cycle_reads_its_frozen_figures_in_fewer_fixed_statements(
+    client: TestClient,
+) -> None:
+    """A frozen read computes nothing: no observation, reduction or source is read."""
+    small = _seed(client, 5, "small")
+    large = _seed(client, 50, "large")
+    live = _dashboard_statements(client, large)
+    for c in (small, large):
+        assert client.post(f"/api/v1/cycles/{c}/close").status_code == 200
+    frozen = _dashboard_statements(client, large)
+    assert frozen == _dashboard_statements(client, small)
+    assert frozen < live
+    cache.clear()
+    with count_statements() as statements:
+        body = client.get(f"/api/v1/dashboard?cycle_id={large}&as_of=2026-08-15").json()
+    assert body["frozen"] is True
+    assert not any(
+        table in s for s in statements for table in ("observations", "series_months", "mappings")
+    ), statements

@@ -71,7 +71,8 @@ def test_the_json_review_holds_the_figures_worked_out_by_hand(
         mine = next(o for o in body["objectives"] if o["id"] == obj["id"])
         assert mine["progress"] == (obj["progress"] or {}).get("progress")
         assert mine["score"] == (obj["progress"] or {}).get("score")
-    assert "final_score" not in krs[ws.followers]  # shown once key results have one
+    # An open cycle: no grade yet, beside the computed score, and nothing frozen.
+    assert (krs[ws.followers]["final_score"], krs[ws.followers]["frozen"]) == (None, False)
 
 
 def test_the_statistics_worked_out_by_hand(client: TestClient, ws: Seeded) -> None:
