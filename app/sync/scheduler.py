@@ -264,21 +264,6 @@ class Scheduler:
             misfire_grace_time=NOTIFY_SECONDS,
             replace_existing=True,
         )
-        self.apscheduler.add_job(
-            self._evaluate,
-            CronTrigger(minute=0, timezone=get_settings().timezone),
-            id=EVALUATE_JOB,
-            name="evaluate events",
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=MISFIRE_GRACE_SECONDS,
-            replace_existing=True,
-        )
-
-    def _evaluate(self) -> None:
-        """The leader's job only: the others would find nothing new, at the cost of the work."""
-        if self._leading:
-            evaluate_events()
 
     def stop(self) -> None:
         """Starts nothing more; a sync under way finishes in its thread (or, if the process is
@@ -304,11 +289,13 @@ class Scheduler:
         if not self._leading:
             if was_leading:
                 log.warning("this replica no longer leads the scheduler")
+                self._evaluation(False)
             for source_id in list(self._registered):
                 self._remove(source_id)
             return
         if not was_leading:
             log.info("this replica leads the scheduler")
+            self._evaluation(True)
         with get_sessionmaker()() as session:
             rows = session.execute(
                 select(DataSource.id, DataSource.name, DataSource.schedule, DataSource.timezone)
@@ -326,6 +313,25 @@ class Scheduler:
         for source_id in list(self._invalid):
             if source_id not in wanted:
                 del self._invalid[source_id]
+
+    def _evaluation(self, leading: bool) -> None:
+        """The event evaluation is the leader's job: the others would find nothing new."""
+        if not leading:
+            try:
+                self.apscheduler.remove_job(EVALUATE_JOB)
+            except JobLookupError:
+                pass
+            return
+        self.apscheduler.add_job(
+            evaluate_events,
+            CronTrigger(minute=0, timezone=get_settings().timezone),
+            id=EVALUATE_JOB,
+            name="evaluate events",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS,
+            replace_existing=True,
+        )
 
     def _register(
         self, source_id: int, name: str, key: tuple[str, str], now: datetime, catch_up: bool
