@@ -24,8 +24,8 @@ from app.models import DataSource
 from app.sync import scheduler as scheduler_module
 from app.sync.engine import create_run, execute_run
 from app.sync.scheduler import (
-    MISFIRE_GRACE_SECONDS,
     EVALUATE_JOB,
+    MISFIRE_GRACE_SECONDS,
     NOTIFY_JOB,
     NOTIFY_SECONDS,
     REFRESH_JOB,
@@ -206,7 +206,8 @@ def test_the_leader_alone_evaluates_events_hourly_in_krsync_timezone(
     get_settings.cache_clear()
     first, second = _start(schedulers), _start(schedulers)
     job = first.apscheduler.get_job(EVALUATE_JOB)
-    assert job is not None and job.max_instances == 1
+    assert job is not None
+    assert job.max_instances == 1
     assert job.trigger.timezone == ZoneInfo("Asia/Kolkata")
     assert job.next_run_time.astimezone(ZoneInfo("Asia/Kolkata")).minute == 0
     assert job.next_run_time.astimezone(UTC).minute == 30
