@@ -65,7 +65,7 @@ from app.models import (
     Objective,
     SourceEventState,
 )
-from app.notify.events import emit
+from app.notify.events import EventType, emit, emit_many
 from app.okr.progress_service import ProgressCalculator, definition
 from app.progress import Progress, validate_definition
 from app.sync import clock
@@ -338,6 +338,7 @@ def evaluate_statuses(
         for s in session.scalars(
             select(KeyResultEventState)
             .where(KeyResultEventState.key_result_id.in_(list(results)))
+            .order_by(KeyResultEventState.key_result_id)
             .with_for_update()
         )
     }
@@ -356,6 +357,7 @@ def evaluate_statuses(
         dialect = session.get_bind().dialect.name
         insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
         session.execute(insert_fn(KeyResultEventState).on_conflict_do_nothing(), fresh)
+    due: list[tuple[EventType, dict[str, Any], dict[str, Any] | None]] = []
     for kr_id, state in states.items():
         p = results[kr_id]
         new = p.status
@@ -378,14 +380,16 @@ def evaluate_statuses(
             "forecast": {"value": p.forecast_value, "progress": p.forecast_progress},
         }
         scope = _kr_scope(kr, obj)
-        emit(session, "key_result.status_changed", data, scope)
+        due.append(("key_result.status_changed", data, scope))
         report.changed += 1
         state.previous_status, state.status = state.status, new
         state.changed_at = state.evaluated_at = now
         if new == "done" and state.done_at is None:
-            emit(session, "key_result.done", data, scope)
+            due.append(("key_result.done", data, scope))
             state.done_at = now
             report.done += 1
+    # In the order they were found, in one statement each for the events and the deliveries.
+    emit_many(session, due)
     session.flush()
     return report, results, krs
 
@@ -460,10 +464,7 @@ def digest_due(now: datetime | None = None) -> tuple[str, datetime] | None:
 
 
 def send_weekly_digest(
-    session: Session,
-    progress: dict[int, Progress],
-    krs: dict[int, KeyResult],
-    now: datetime | None = None,
+    session: Session, progress: dict[int, Progress], now: datetime | None = None
 ) -> bool:
     """The week's digest unless it went out already; the caller commits (or rolls back on the
     IntegrityError another replica's digest of the same week raises)."""
@@ -476,6 +477,14 @@ def send_weekly_digest(
         return False
     session.execute(insert(DigestSent).values(week=week, sent_at=now))
     session.flush()
+    krs = {
+        kr.id: kr
+        for kr in session.scalars(
+            select(KeyResult).options(
+                selectinload(KeyResult.objective).selectinload(Objective.cycle)
+            )
+        )
+    }
     since = start - timedelta(days=7)
     today = local_now(now).date()
     moved = session.execute(
@@ -549,7 +558,7 @@ def evaluate_all(now: datetime | None = None) -> EvaluationReport:
     now = now or clock.utcnow()
     maker = get_sessionmaker()
     with maker() as session, session.begin():
-        statuses, progress, krs = evaluate_statuses(session, None, now)
+        statuses, progress, _ = evaluate_statuses(session, None, now)
         report = EvaluationReport(statuses)
         report.reminders = remind_check_ins(session, now)
     with maker() as session, session.begin():
@@ -557,15 +566,7 @@ def evaluate_all(now: datetime | None = None) -> EvaluationReport:
     if digest_due(now) is not None:
         try:
             with maker() as session, session.begin():
-                krs = {
-                    kr.id: kr
-                    for kr in session.scalars(
-                        select(KeyResult).options(
-                            selectinload(KeyResult.objective).selectinload(Objective.cycle)
-                        )
-                    )
-                }
-                report.digest = send_weekly_digest(session, progress, krs, now)
+                report.digest = send_weekly_digest(session, progress, now)
         except IntegrityError:
             log.info("the weekly digest went out from another process")
     report.seconds = _time.monotonic() - started
