@@ -141,6 +141,16 @@ def _statuses() -> list[tuple[str, str]]:
     ]
 
 
+def test_krsync_timezone_must_be_a_real_zone() -> None:
+    from pydantic import ValidationError
+
+    from app.core.settings import Settings
+
+    assert Settings(timezone="Europe/Paris").timezone == "Europe/Paris"
+    with pytest.raises(ValidationError, match="KRSYNC_TIMEZONE must be an IANA time zone"):
+        Settings(timezone="Mars/Olympus_Mons")
+
+
 # --- key results -------------------------------------------------------------------------------
 
 
