@@ -248,6 +248,40 @@ def test_a_move_to_a_third_status_is_announced_at_once(client: TestClient, now: 
     assert _statuses()[1:] == [("on_track", "at_risk"), ("at_risk", "off_track")]
 
 
+def test_a_check_in_moves_the_roll_up_above_its_key_result_too(
+    client: TestClient, now: Now
+) -> None:
+    channel(client, "webhook", config={"url": BLACKHOLE})
+    top = _okr(client, team="Company")
+    rollup = _post(
+        client,
+        "/api/v1/key-results",
+        {"objective_id": top["objective"], "title": "Teams on track", "kind": "rollup"},
+    )
+    team = _post(
+        client,
+        "/api/v1/objectives",
+        {"title": "Team", "cycle_id": top["cycle"], "parent_key_result_id": rollup["id"]},
+    )
+    kr = _post(
+        client,
+        "/api/v1/key-results",
+        {
+            "objective_id": team["id"],
+            "title": "Leads",
+            "start_value": 0,
+            "target_value": 100,
+            "aggregation": "last",
+        },
+    )
+    _check_in(client, kr["id"], 50)
+    moved = {
+        e["data"]["key_result"]["id"]: e["data"]["new_status"]
+        for e in _events("key_result.status_changed")
+    }
+    assert moved == {kr["id"]: "on_track", rollup["id"]: "on_track"}
+
+
 def test_key_result_done_goes_once(client: TestClient, now: Now) -> None:
     channel(client, "webhook", config={"url": BLACKHOLE})
     kr = _okr(client)["kr"]
