@@ -33,6 +33,7 @@ class KeyResultEventState(Base):
     done_at: Mapped[datetime | None] = mapped_column()
     #: When the last `check_in.reminder` was sent.
     reminded_at: Mapped[datetime | None] = mapped_column()
+    #: When the row was last written (recorded, announced): an unchanged evaluation leaves it.
     evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -39,7 +39,6 @@ rules, precisely:
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -530,11 +529,10 @@ def send_weekly_digest(
         "stale": stale,
         "unhealthy_sources": unhealthy,
     }
-    scope: dict[str, Any] = defaultdict(set)
-    for k in running:
-        obj = krs[k].objective
-        scope["cycle_id"].add(obj.cycle_id)
-    emit(session, "digest.weekly", data, {"cycle_id": sorted(scope["cycle_id"])})
+    # A channel narrowed to a running cycle gets the digest; one narrowed further (a team, an
+    # owner) does not: the digest is about everyone.
+    cycles = sorted({cycle.id for cycle in running.values()})
+    emit(session, "digest.weekly", data, {"cycle_id": cycles})
     return True
 
 
