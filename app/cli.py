@@ -982,6 +982,33 @@ def notify_run(
     console.print(_notify_line(report, time.monotonic() - started), highlight=False)
 
 
+@notify_cli.command("evaluate")
+def notify_evaluate() -> None:
+    """Evaluate the events time moves, then exit (for an external scheduler; run it hourly).
+
+    Key results' statuses (expected progress moves with the calendar), check-in reminders,
+    credentials near their end, API versions near retirement, and on Monday from 09:00 in
+    KRSYNC_TIMEZONE the weekly digest. What was announced is recorded: running it twice
+    announces nothing twice. `krsync notify run` then delivers.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.notify.evaluate import evaluate_all
+
+    try:
+        report = evaluate_all()
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    s = report.statuses
+    console.print(
+        f"events: {s.evaluated} key results evaluated in {report.seconds * 1000:.0f} ms, "
+        f"{s.changed} status change(s) ({s.held} held as flapping), {s.done} done, "
+        f"{report.reminders} reminder(s), {report.sources} source notice(s), "
+        f"weekly digest {'sent' if report.digest else 'not due or already sent'}",
+        highlight=False,
+    )
+
+
 def _notify_line(report: Report, seconds: float) -> str:
     rate = report.attempts / seconds if seconds > 0 else 0.0
     return (

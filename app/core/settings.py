@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,11 +57,26 @@ class Settings(BaseSettings):
     mail_from: str | None = None
     #: Requests the notification dispatcher has in flight at once, across channels.
     notify_concurrency: int = Field(default=20, ge=1, le=200)
+    #: The calendar of events (SPEC section 7): the daily evaluation's today and the weekly
+    #: digest's Monday 09:00 are read in this IANA time zone.
+    timezone: str = "UTC"
 
     @field_validator("database_url")
     @classmethod
     def _normalize(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        value = value.strip() or "UTC"
+        try:
+            ZoneInfo(value)
+        except (ValueError, LookupError):
+            raise ValueError(
+                f"KRSYNC_TIMEZONE must be an IANA time zone such as Europe/Paris, not {value!r}"
+            ) from None
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -2,6 +2,7 @@
 
 from app.models.auth import ApiKey, AuditEvent, WebSession
 from app.models.base import Base
+from app.models.event_state import DigestSent, KeyResultEventState, SourceEventState
 from app.models.notify import NotificationChannel, NotificationDelivery, NotificationEvent
 from app.models.oauth import OAuthApp, OAuthState
 from app.models.okr import (
@@ -27,7 +28,9 @@ __all__ = [
     "CheckIn",
     "Cycle",
     "DataSource",
+    "DigestSent",
     "KeyResult",
+    "KeyResultEventState",
     "KeyResultMonth",
     "Mapping",
     "NotificationChannel",
@@ -41,6 +44,7 @@ __all__ = [
     "RetrospectiveEntry",
     "Revision",
     "SeriesMonth",
+    "SourceEventState",
     "SyncRun",
     "WebSession",
 ]

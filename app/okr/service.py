@@ -285,6 +285,7 @@ def create_key_result(session: Session, data: dict[str, Any], actor: str) -> Key
     session.add(kr)
     session.flush()
     audit(session, actor, "create", "key_result", kr.id, jsonable(data))
+    _statuses_moved(session, kr.id)
     return kr
 
 
@@ -351,6 +352,7 @@ def update_key_result(
         for obj_id in aligned:
             _check_alignment(session, obj_id, kr.id)
     audit(session, actor, "update", "key_result", kr.id, diff)
+    _statuses_moved(session, kr.id)
     return kr
 
 
@@ -661,6 +663,7 @@ def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str)
         check_in.id,
         jsonable({"key_result_id": kr_id, **data, "author": author}),
     )
+    _statuses_moved(session, kr_id)
     return check_in
 
 
@@ -696,6 +699,7 @@ def update_check_in(
             _settle_day(session, kr_id, check_in.date)
     session.flush()
     audit(session, actor, "update", "check_in", check_in.id, {"key_result_id": kr_id, **diff})
+    _statuses_moved(session, kr_id)
     return check_in
 
 
@@ -715,6 +719,16 @@ def delete_check_in(session: Session, kr_id: int, check_in_id: int, actor: str) 
     session.delete(check_in)
     _settle_day(session, kr_id, day)
     audit(session, actor, "delete", "check_in", check_in_id, gone)
+    _statuses_moved(session, kr_id)
+
+
+def _statuses_moved(session: Session, kr_id: int) -> None:
+    """The key result's status (and its roll-ups') evaluated in this write's transaction, so
+    the `key_result.*` events it raises commit with it (SPEC section 7)."""
+    from app.notify.evaluate import key_results_changed
+
+    session.flush()
+    key_results_changed(session, [kr_id])
 
 
 def list_check_ins(

@@ -322,6 +322,10 @@ def _store(session: Session, source: DataSource, items: list[Item]) -> dict[str,
     run.finished_at = now
     run.observations_written = written
     source.last_success_at = now
+    # A push is a run: the statuses it moves are announced with its figures (SPEC section 7).
+    from app.notify.evaluate import key_results_changed
+
+    key_results_changed(session, sorted({row.key_result_id for row in rows}))
     return {
         "accepted": len(items),
         "observations_written": written,

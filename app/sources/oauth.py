@@ -363,11 +363,14 @@ def complete(
     encrypted = encrypt_credentials(credentials)
     register_secrets(redactor.secrets)
     source.credentials_encrypted = encrypted
-    record(
+    change = record(
         source,
         CredentialsStored({**credentials, **_refresh_token_end(token)}),
         now=clock.utcnow(),
     )
+    from app.notify.evaluate import source_health_changed
+
+    source_health_changed(session, source, change)
     changes: dict[str, Any] = {"credentials": "changed", "oauth": p.key}
     instance = token.get("instance_url")
     if "salesforce_instance" in p.extras and isinstance(instance, str) and instance:

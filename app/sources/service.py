@@ -298,7 +298,10 @@ def update_source(
     if credentials_given:
         source.credentials_encrypted = token
         diff["credentials"] = "changed"
-        record(source, CredentialsStored(credentials), now=clock.utcnow())
+        change = record(source, CredentialsStored(credentials), now=clock.utcnow())
+        from app.notify.evaluate import source_health_changed
+
+        source_health_changed(session, source, change)
     session.flush()
     audit(session, actor, "update", "data_source", source.id, diff)
     of_source = Mapping.data_source_id == source.id
@@ -369,6 +372,9 @@ def resume_source(
     source = get_source(session, source_id)
     before = (source.paused_at, source.consecutive_failures)
     change = record(source, Resumed(clock.utcnow()), now=clock.utcnow())
+    from app.notify.evaluate import source_health_changed
+
+    source_health_changed(session, source, change)
     session.flush()
     audit(
         session,

@@ -603,8 +603,9 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
                 p.plan.incremental_end, source.last_synced_day or p.plan.incremental_end
             )
         source.last_success_at = run.finished_at
-        # The health transition, in the run's transaction: where `source.*` events hook in.
-        record(
+        # The health transition and the events it and the new figures raise, in the run's
+        # transaction: committed with the figures or not at all.
+        change = record(
             source,
             RunFinished(
                 status="partial" if partial else "succeeded",
@@ -615,6 +616,10 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
             now=run.finished_at,
             pause_after=get_settings().pause_after_failures,
         )
+        from app.notify.evaluate import key_results_changed, source_health_changed
+
+        source_health_changed(session, source, change)
+        key_results_changed(session, (t.key_result_id for t in p.plan.targets.values()))
         status, connector = run.status, source.connector
     log.info(
         "sync %s: %d observations, %d API calls",
@@ -668,8 +673,8 @@ def _finish_failed(
         source = session.get(DataSource, run.data_source_id)
         connector = source.connector if source is not None else "unknown"
         if source is not None and counts:
-            # The health transition, in the run's transaction: where `source.*` events hook in.
-            record(
+            # The health transition and its `source.*` event, in the run's transaction.
+            change = record(
                 source,
                 RunFinished(
                     status="failed",
@@ -680,6 +685,9 @@ def _finish_failed(
                 now=run.finished_at,
                 pause_after=get_settings().pause_after_failures,
             )
+            from app.notify.evaluate import source_health_changed
+
+            source_health_changed(session, source, change, error=message)
     metrics.record_sync(
         connector, "failed", seconds, stats.requests, stats.retries, stats.rate_limited
     )

@@ -34,6 +34,7 @@ from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -60,6 +61,11 @@ NOTIFY_SECONDS = 5
 #: How long one run of the job goes on claiming deliveries (those under way finish), so that it
 #: ends before the next one is due: a backlog drains across runs.
 NOTIFY_RUN_SECONDS = 4
+#: The event evaluation (app.notify.evaluate): what time moves (expected progress, credentials
+#: ending, reminders, the Monday digest). Hourly on the hour rather than daily, so a failover or
+#: a deploy costs an hour at most and the digest goes at 09:00 sharp; the leader alone runs it,
+#: and what it announces is recorded, so running it again says nothing twice.
+EVALUATE_JOB = "evaluate"
 #: One job per source: missed firings collapse into one, and a slow sync never overlaps itself.
 JOB_OPTIONS: dict[str, Any] = {
     "coalesce": True,
@@ -113,6 +119,25 @@ def dispatch_notifications() -> None:
             report.retrying,
             report.failed,
         )
+
+
+def evaluate_events() -> None:
+    """The hourly evaluation of events; logs and waits for the next hour on a database error."""
+    from app.notify.evaluate import evaluate_all
+
+    try:
+        report = evaluate_all()
+    except SQLAlchemyError as exc:
+        log.warning("event evaluation failed: %s", type(exc).__name__)
+        return
+    log.info(
+        "events evaluated: %s key results in %.0f ms, %s status change(s), %s reminder(s)%s",
+        report.statuses.evaluated,
+        report.seconds * 1000,
+        report.statuses.changed,
+        report.reminders,
+        ", weekly digest sent" if report.digest else "",
+    )
 
 
 def _claim(source_id: int, now: datetime) -> int | None:
@@ -264,11 +289,13 @@ class Scheduler:
         if not self._leading:
             if was_leading:
                 log.warning("this replica no longer leads the scheduler")
+                self._evaluation(False)
             for source_id in list(self._registered):
                 self._remove(source_id)
             return
         if not was_leading:
             log.info("this replica leads the scheduler")
+            self._evaluation(True)
         with get_sessionmaker()() as session:
             rows = session.execute(
                 select(DataSource.id, DataSource.name, DataSource.schedule, DataSource.timezone)
@@ -286,6 +313,25 @@ class Scheduler:
         for source_id in list(self._invalid):
             if source_id not in wanted:
                 del self._invalid[source_id]
+
+    def _evaluation(self, leading: bool) -> None:
+        """The event evaluation is the leader's job: the others would find nothing new."""
+        if not leading:
+            try:
+                self.apscheduler.remove_job(EVALUATE_JOB)
+            except JobLookupError:
+                pass
+            return
+        self.apscheduler.add_job(
+            evaluate_events,
+            CronTrigger(minute=0, timezone=get_settings().timezone),
+            id=EVALUATE_JOB,
+            name="evaluate events",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS,
+            replace_existing=True,
+        )
 
     def _register(
         self, source_id: int, name: str, key: tuple[str, str], now: datetime, catch_up: bool

@@ -19,10 +19,12 @@ from fastapi.testclient import TestClient
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
 from app.core.db import session_scope
+from app.core.settings import get_settings
 from app.models import DataSource
 from app.sync import scheduler as scheduler_module
 from app.sync.engine import create_run, execute_run
 from app.sync.scheduler import (
+    EVALUATE_JOB,
     MISFIRE_GRACE_SECONDS,
     NOTIFY_JOB,
     NOTIFY_SECONDS,
@@ -54,8 +56,13 @@ def _start(made: list[Scheduler]) -> Scheduler:
 
 
 def _jobs(sched: Scheduler) -> dict[str, Any]:
-    """The leader's jobs: the notification dispatcher runs on every replica, not only it."""
-    return {job.id: job for job in sched.apscheduler.get_jobs() if job.id != NOTIFY_JOB}
+    """The leader's source jobs: the notification dispatcher runs on every replica, and the
+    event evaluation has its own test."""
+    return {
+        job.id: job
+        for job in sched.apscheduler.get_jobs()
+        if job.id not in (NOTIFY_JOB, EVALUATE_JOB)
+    }
 
 
 def _update(source_id: int, **fields: Any) -> None:
@@ -188,6 +195,27 @@ def test_only_one_scheduler_leads_and_another_takes_over_when_it_stops(
     second.refresh()
     assert second.leading
     assert set(_jobs(second)) == {REFRESH_JOB, f"source-{src}"}
+
+
+def test_the_leader_alone_evaluates_events_hourly_in_krsync_timezone(
+    schedulers: list[Scheduler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas evaluating at once would only find each other's announcements; the job
+    follows leadership, and runs on the hour of KRSYNC_TIMEZONE (the digest's Monday 09:00)."""
+    monkeypatch.setenv("KRSYNC_TIMEZONE", "Asia/Kolkata")  # a half-hour offset shows the zone
+    get_settings.cache_clear()
+    first, second = _start(schedulers), _start(schedulers)
+    job = first.apscheduler.get_job(EVALUATE_JOB)
+    assert job is not None
+    assert job.max_instances == 1
+    assert job.trigger.timezone == ZoneInfo("Asia/Kolkata")
+    assert job.next_run_time.astimezone(ZoneInfo("Asia/Kolkata")).minute == 0
+    assert job.next_run_time.astimezone(UTC).minute == 30
+    assert second.apscheduler.get_job(EVALUATE_JOB) is None
+
+    first.stop()
+    second.refresh()
+    assert second.apscheduler.get_job(EVALUATE_JOB) is not None
 
 
 def test_every_replica_delivers_notifications(schedulers: list[Scheduler]) -> None:
