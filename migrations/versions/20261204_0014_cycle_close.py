@@ -1,7 +1,7 @@
 """closing a cycle: closed_at, frozen figures and final scores
 
 Revision ID: 0014_close
-Revises: 0012_retro
+Revises: 0013_events
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0014_close"
-down_revision: str | None = "0012_retro"
+down_revision: str | None = "0013_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
