@@ -417,6 +417,7 @@ def remind_check_ins(session: Session, now: datetime | None = None) -> int:
             ~has_mapping,
             Cycle.start_date <= today,
             Cycle.end_date >= today,
+            Cycle.closed_at.is_(None),  # a closed cycle is final: no check-in is asked for
         )
         .options(selectinload(KeyResult.objective).selectinload(Objective.cycle))
         .order_by(KeyResult.id)
@@ -495,7 +496,7 @@ def send_weekly_digest(
     running: dict[int, Cycle] = {}
     for kr in krs.values():
         cycle = kr.objective.cycle
-        if cycle.start_date <= today <= cycle.end_date:
+        if cycle.start_date <= today <= cycle.end_date and cycle.closed_at is None:
             running[kr.id] = cycle
     at_risk = [
         {"id": k, "title": krs[k].title, "status": p.status, "progress": p.progress}

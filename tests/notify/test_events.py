@@ -357,7 +357,8 @@ def test_a_silent_manual_key_result_gets_one_reminder_per_7_day_gap(
     today = start.date()
     span = (today - timedelta(days=10), today + timedelta(days=60))
     channel(client, "webhook", config={"url": BLACKHOLE})
-    manual = _okr(client, team="Growth", owner="ana", cycle=span)["kr"]
+    growth = _okr(client, team="Growth", owner="ana", cycle=span)
+    manual = growth["kr"]
     mapped = _okr(client, team="Data", owner="bo", cycle=span)["kr"]
     make_mapping(mapped, make_source(), "sessions")
     _check_in(client, manual, 20, today)
@@ -382,6 +383,12 @@ def test_a_silent_manual_key_result_gets_one_reminder_per_7_day_gap(
 
     _check_in(client, manual, 30, holder.at.date())  # a check-in starts the count again
     holder.advance(days=6)
+    evaluate_all()
+    assert len(_events("check_in.reminder")) == 2
+
+    # Once its cycle is closed, its figures are final: nobody is asked to check in.
+    assert client.post(f"/api/v1/cycles/{growth['cycle']}/close").status_code == 200
+    holder.advance(days=8)
     evaluate_all()
     assert len(_events("check_in.reminder")) == 2
 
