@@ -1042,7 +1042,7 @@ def channels_list() -> None:
 
     from app.core.db import session_scope
     from app.notify import service
-    from app.notify.events import EVENT_TYPES
+    from app.notify.events import EVENT_TYPES, SCOPE_KEYS
 
     try:
         with session_scope() as session:
@@ -1067,7 +1067,8 @@ def channels_list() -> None:
         else:
             target = "URL set" if c.config.get("url_set") else "URL not set"
         events = "all" if len(c.events) == len(EVENT_TYPES) else ", ".join(c.events)
-        scope = ", ".join(f"{k}={v}" for k, v in (c.scope or {}).items()) or "everything"
+        given = c.scope or {}
+        scope = ", ".join(f"{k}={given[k]}" for k in SCOPE_KEYS if k in given) or "everything"
         table.add_row(
             str(c.id),
             Text(c.name),

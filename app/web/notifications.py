@@ -186,6 +186,7 @@ def _index(
         "values": _shown(values) if values else _new_values(),
         "tested": tested,
         "url_kinds": URL_KINDS,
+        "scope_keys": SCOPE_FIELDS,
         **_choices(session),
     }
     return render(request, "notifications/index.html", context, status_code)

@@ -101,6 +101,7 @@ def test_an_admin_creates_each_kind_and_the_url_is_never_shown(
     shown.append(listing.text)
     assert listing.text.count("URL set") == 3
     assert "okr@example.com, ana@example.com" in listing.text
+    assert "team: Growth, owner: ana" in listing.text  # in the API's order, on every database
     assert "whsec_" not in listing.text  # the secret was shown once
     for channel in by_name.values():
         shown.append(anon.get(f"/notifications/{channel['id']}/edit").text)
