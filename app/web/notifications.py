@@ -358,7 +358,9 @@ def _edit(
         errors = _validation_errors(exc)
     except DomainError as exc:
         session.rollback()
-        errors = {_field(exc.field): exc.message}
+        # "config needs the channel's url or addresses": the one field this kind shows.
+        where = ("url" if channel.kind in URL_KINDS else "to") if exc.field == "config" else None
+        errors = {where or _field(exc.field): exc.message}
     else:
         return RedirectResponse(f"/notifications#channel-{channel.id}", status_code=303)
     channel = _channel_or_404(request, session, user, channel_id)

@@ -270,4 +270,18 @@ def test_bad_input_is_refused_beside_its_field_with_the_values_kept(
     assert edit.status_code == 422
     assert 'id="ch-name-error"' in edit.text
     assert client.get(f"{CHANNELS}/{cid}").json()["config"] == {"to": ["a@b.co"]}
+    no_addresses = post(anon, f"/notifications/{cid}/edit", form(csrf, name="taken", to=" \n"))
+    assert no_addresses.status_code == 422
+    assert 'id="ch-to-error">config needs the channel&#39;s url or addresses' in no_addresses.text
+    taken = create(
+        client,
+        "notification-channels",
+        name="other",
+        kind="slack",
+        config={"url": "https://hooks.example.com/x"},
+    )
+    renamed = post(anon, f"/notifications/{taken['id']}/edit", form(csrf, name="taken"))
+    assert renamed.status_code == 422
+    assert 'id="ch-name-error">a notification channel named' in renamed.text
+    assert client.get(f"{CHANNELS}/{taken['id']}").json()["name"] == "other"
     assert anon.get("/notifications/999999/edit").status_code == 404
