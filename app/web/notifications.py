@@ -9,6 +9,7 @@ left blank on a change the stored one is kept (the API's PATCH leaves out `confi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -68,11 +69,11 @@ _MAX_ROWS = 500
 class ChannelView:
     channel: ChannelRead
     last_status: str | None
-    last_at: Any
+    last_at: datetime | None
 
 
 @dataclass(frozen=True)
-class TestResult:
+class SentTest:
     channel_id: int
     ok: bool
     message: str
@@ -176,7 +177,7 @@ def _index(
     *,
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
-    tested: TestResult | None = None,
+    tested: SentTest | None = None,
     status_code: int = 200,
 ) -> Response:
     context: dict[str, Any] = {
@@ -374,7 +375,7 @@ def test_channel(
     """Send a `notification.test` message now; the page says how it went (the error redacted)."""
     channel = _channel_or_404(request, session, user, channel_id)
     outcome, message = service.send_test(session, channel.id)
-    tested = TestResult(channel.id, outcome.ok, message)
+    tested = SentTest(channel.id, outcome.ok, message)
     return _index(request, session, user, tested=tested)
 
 
