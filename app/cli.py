@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from sqlalchemy.orm import Session
 
-    from app.models import ApiKey, DataSource, SyncRun
+    from app.models import ApiKey, DataSource, NotificationChannel, SyncRun
     from app.notify.dispatch import Report
 
 #: Click's own help layout, not typer's rich panels: typer 0.29's panels print a value type after
@@ -52,6 +52,12 @@ notify_cli = typer.Typer(
     help="Deliver notifications.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP
 )
 cli.add_typer(notify_cli, name="notify")
+channels_cli = typer.Typer(
+    help="Manage notification channels and read their delivery log.",
+    no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
+)
+cli.add_typer(channels_cli, name="channels")
 # soft_wrap: an error stays on one line in a log, whatever the width of a terminal it lacks.
 console = Console(stderr=True, soft_wrap=True)
 #: Exit status of a command called wrongly (unknown source, bad window), as click uses.
@@ -1015,6 +1021,277 @@ def _notify_line(report: Report, seconds: float) -> str:
         f"notifications: {report.delivered} delivered, {report.retrying} to retry later, "
         f"{report.failed} failed ({report.attempts} attempts, {rate:.0f}/s)"
     )
+
+
+# --- notification channels -----------------------------------------------------------------
+
+
+def _channel_by_id_or_name(session: Session, id_or_name: str) -> NotificationChannel:
+    from sqlalchemy import select
+
+    from app.models import NotificationChannel
+
+    if id_or_name.isascii() and id_or_name.isdigit() and int(id_or_name) < 2**31:
+        by_id = session.get(NotificationChannel, int(id_or_name))
+        if by_id is not None:
+            return by_id
+    named = session.scalar(
+        select(NotificationChannel).where(NotificationChannel.name == id_or_name)
+    )
+    if named is None:
+        fail(
+            f"no notification channel is named {id_or_name!r} or has that id "
+            "(`krsync channels list`)",
+            USAGE_ERROR,
+        )
+    return named
+
+
+def _refused(exc: Exception) -> NoReturn:
+    """A refusal in the API's words, on one line; never the value (a URL is a secret)."""
+    from pydantic import ValidationError
+
+    from app.core.errors import DomainError, reason
+
+    if isinstance(exc, ValidationError):
+        err = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        fail(f"{where}: {reason(err['msg'])}", USAGE_ERROR)
+    if isinstance(exc, DomainError):
+        fail(f"{exc.field}: {exc.message}" if exc.field else exc.message, USAGE_ERROR)
+    raise exc
+
+
+@channels_cli.command("list")
+def channels_list() -> None:
+    """List the channels: kind, events, scope, enabled, whether a URL is set (never the URL)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.notify import service
+    from app.notify.events import EVENT_TYPES, SCOPE_KEYS
+
+    try:
+        with session_scope() as session:
+            rows, _ = service.list_channels(session, 10_000, 0)
+            channels = [service.channel_read(r) for r in rows]
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    if not channels:
+        console.print("no notification channels yet (add one with `krsync channels add`)")
+        return
+    table = _table()
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("target")
+    table.add_column("events")
+    table.add_column("scope")
+    table.add_column("enabled", no_wrap=True)
+    for c in channels:
+        if "to" in c.config:
+            target = ", ".join(c.config["to"])
+        else:
+            target = "URL set" if c.config.get("url_set") else "URL not set"
+        events = "all" if len(c.events) == len(EVENT_TYPES) else ", ".join(c.events)
+        given = c.scope or {}
+        scope = ", ".join(f"{k}={given[k]}" for k in SCOPE_KEYS if k in given) or "everything"
+        table.add_row(
+            str(c.id),
+            Text(c.name),
+            c.kind,
+            Text(target),
+            events,
+            Text(scope),
+            "yes" if c.enabled else "[dim]no[/]",
+        )
+    _stdout().print(table)
+
+
+@channels_cli.command("add")
+def channels_add(
+    name: Annotated[
+        str, typer.Option(metavar="NAME", help="What the channel is called, e.g. '#okr-alerts'")
+    ],
+    kind: Annotated[str, typer.Option(metavar="KIND", help="slack, teams, email or webhook")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="The webhook URL (slack, teams, webhook); a secret: prefer --url-file",
+        ),
+    ] = None,
+    url_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH", help="A file holding the URL, so it stays out of the shell's history"
+        ),
+    ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(metavar="ADDR", help="An email address (repeat for each; email only)"),
+    ] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(metavar="TYPE", help="An event type it wants (repeat; default all)"),
+    ] = None,
+    team: Annotated[
+        str | None, typer.Option(metavar="TEAM", help="Only events about this team")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option(metavar="OWNER", help="Only events about this owner")
+    ] = None,
+    cycle_id: Annotated[
+        int | None, typer.Option(metavar="ID", help="Only events about this cycle")
+    ] = None,
+    objective_id: Annotated[
+        int | None, typer.Option(metavar="ID", help="Only events about this objective")
+    ] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it switched off")] = False,
+) -> None:
+    """Add a notification channel. A webhook channel's signing secret is printed this once."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.core.errors import DomainError
+    from app.notify import service
+    from app.notify.schemas import ChannelCreate
+
+    if url is not None and url_file is not None:
+        fail("give the URL with --url or --url-file, not both", USAGE_ERROR)
+    if url_file is not None:
+        try:
+            url = url_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"can't read --url-file {url_file}: {type(exc).__name__}", USAGE_ERROR)
+    config = {"url": url, "to": to or None}
+    scope = {"cycle_id": cycle_id, "objective_id": objective_id, "team": team, "owner": owner}
+    body: dict[str, object] = {
+        "name": name,
+        "kind": kind,
+        "config": {k: v for k, v in config.items() if v is not None},
+        "scope": scope,
+        "enabled": not disabled,
+    }
+    if event:
+        body["events"] = event
+    try:
+        data = ChannelCreate.model_validate(body).model_dump()
+        with session_scope() as session:
+            channel, secret = service.create_channel(session, data, actor="cli")
+            cid, cname = channel.id, channel.name
+    except (ValidationError, DomainError) as exc:
+        _refused(exc)
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    console.print(f"created channel {cid} ({cname})", highlight=False)
+    if secret is not None:
+        typer.echo(secret)
+        console.print(
+            "the webhook's signing secret, shown this once: the receiver verifies each "
+            "delivery's webhook-signature with it"
+        )
+
+
+@channels_cli.command("test")
+def channels_test(
+    channel: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="The channel's id or name")],
+) -> None:
+    """Send a test message to the channel now; exit 1 if it was not delivered."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.notify import service
+
+    try:
+        with session_scope() as session:
+            row = _channel_by_id_or_name(session, channel.strip())
+            outcome, message = service.send_test(session, row.id)
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    if not outcome.ok:
+        fail(message)
+    _stdout().print(f"[green]ok[/] {message}")
+
+
+@channels_cli.command("remove")
+def channels_remove(
+    channel: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="The channel's id or name")],
+) -> None:
+    """Delete a channel and its deliveries, sent or still pending."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.notify import service
+
+    try:
+        with session_scope() as session:
+            row = _channel_by_id_or_name(session, channel.strip())
+            cid, cname = row.id, row.name
+            service.delete_channel(session, cid, actor="cli")
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    console.print(f"removed channel {cid} ({cname})", highlight=False)
+
+
+@channels_cli.command("deliveries")
+def channels_deliveries(
+    channel: Annotated[
+        str | None, typer.Option(metavar="ID_OR_NAME", help="Only this channel's deliveries")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STATUS", help="Only deliveries that are pending, delivered or failed"
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first")] = 50,
+) -> None:
+    """The delivery log, newest first: event, channel, status, the receiver's answer, attempts,
+    the next attempt and the last error (never a URL)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+    from app.notify import service
+
+    if status is not None and status not in ("pending", "delivered", "failed"):
+        fail(f"unknown status {status!r}: use pending, delivered or failed", USAGE_ERROR)
+    try:
+        with session_scope() as session:
+            cid = _channel_by_id_or_name(session, channel.strip()).id if channel else None
+            items, total = service.list_deliveries(session, cid, status, limit, 0)
+            rows, _ = service.list_channels(session, 10_000, 0)
+            names = {r.id: r.name for r in rows}
+    except SQLAlchemyError as exc:
+        _database_error(exc)
+    if not items:
+        console.print("no deliveries" + (" match" if channel or status else " yet"))
+        return
+    table = _table()
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("channel")
+    table.add_column("status", no_wrap=True)
+    table.add_column("answer", justify="right", no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("next attempt (UTC)")
+    table.add_column("last error")
+    style = {"delivered": "green", "pending": "yellow", "failed": "red"}
+    for d in items:
+        table.add_row(
+            str(d.id),
+            d.event_type,
+            Text(names.get(d.channel_id, str(d.channel_id))),
+            Text(d.status, style=style.get(d.status, "")),
+            "" if d.response_status is None else str(d.response_status),
+            str(d.attempts),
+            _when(d.next_attempt_at) if d.next_attempt_at else "",
+            Text(d.last_error or ""),
+        )
+    _stdout().print(table)
+    if total > len(items):
+        console.print(f"the newest {len(items)} of {total} shown (--limit for more)")
 
 
 @keys_cli.command("create")

@@ -39,6 +39,7 @@ from app.web.key_result_forms import router as key_result_forms_router
 from app.web.key_results import router as key_result_pages_router
 from app.web.keys import router as keys_router
 from app.web.mappings import router as mapping_pages_router
+from app.web.notifications import router as notification_pages_router
 from app.web.oauth import router as oauth_web_router
 from app.web.oauth_apps import router as oauth_app_pages_router
 from app.web.objectives import router as objective_pages_router
@@ -208,6 +209,7 @@ def create_app() -> FastAPI:
     app.include_router(web_router)
     app.include_router(oauth_web_router)
     app.include_router(oauth_app_pages_router)
+    app.include_router(notification_pages_router)
     app.include_router(keys_router)
     # Before the source pages: `/sources/new` is a page of its own, not source "new".
     app.include_router(source_forms_router)

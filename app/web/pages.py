@@ -75,6 +75,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("OKRs", "/okrs", "viewer"),
     NavItem("Cycles", "/cycles", "viewer"),
     NavItem("Data sources", "/sources", "admin"),
+    NavItem("Notifications", "/notifications", "admin"),
     NavItem("API keys", "/keys", "admin"),
 )
 
