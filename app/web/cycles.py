@@ -22,7 +22,7 @@ from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import Cycle
 from app.okr import freeze, service
 from app.okr.schemas import CycleCreate, CycleUpdate
-from app.web.forms import domain_errors, validation_errors
+from app.web.forms import DeleteTarget, delete_page, domain_errors, validation_errors
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
 from app.web.retrospective import REVIEW_FORMATS
 
@@ -166,19 +166,22 @@ def _delete_page(
     status_code: int = 200,
 ) -> Response:
     held = service.holdings(session, "cycle", cycle.id)
-    context = {
-        "principal": user.principal,
-        "what": "cycle",
-        "name": cycle.name,
-        "detail": f"From {cycle.start_date} to {cycle.end_date}",
-        "held": held,
-        "needs_cascade": held.objectives > 0,
-        "needs_admin": held.mappings > 0 and user.principal.role != "admin",
-        "action": f"/cycles/{cycle.id}/delete",
-        "cancel": "/cycles",
-        "error": error,
-    }
-    return render(request, "okrs/delete.html", context, status_code)
+    target = DeleteTarget(
+        "cycle",
+        cycle.name,
+        f"From {cycle.start_date} to {cycle.end_date}",
+        f"/cycles/{cycle.id}/delete",
+        "/cycles",
+    )
+    return delete_page(
+        request,
+        user,
+        target,
+        held,
+        needs_cascade=held.objectives > 0,
+        error=error,
+        status_code=status_code,
+    )
 
 
 @router.get("/cycles/{cycle_id}/delete")

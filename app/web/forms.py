@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from fastapi import Request
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.core.errors import DomainError
-from app.web.pages import field_errors
+from app.okr.service import Holdings
+from app.web.pages import PageUser, field_errors, render
 
 #: Where a refusal that names no field of the form is shown: at the top of the form.
 FORM = "form"
@@ -65,3 +69,41 @@ def validation_errors(exc: ValidationError, fields: Sequence[str]) -> dict[str, 
 
 def domain_errors(exc: DomainError, fields: Sequence[str]) -> dict[str, str]:
     return placed({exc.field or FORM: exc.message}, fields)
+
+
+@dataclass(frozen=True)
+class DeleteTarget:
+    """What a delete page names: the thing, where it lives, and where its buttons go."""
+
+    what: str
+    name: str
+    detail: str
+    action: str
+    cancel: str
+
+
+def delete_page(
+    request: Request,
+    user: PageUser,
+    target: DeleteTarget,
+    held: Holdings,
+    *,
+    needs_cascade: bool,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    """Ask before deleting, saying what goes with it; an editor is told before trying that
+    mappings go only with an admin (the API's 403)."""
+    context = {
+        "principal": user.principal,
+        "what": target.what,
+        "name": target.name,
+        "detail": target.detail,
+        "held": held,
+        "needs_cascade": needs_cascade,
+        "needs_admin": held.mappings > 0 and user.principal.role != "admin",
+        "action": target.action,
+        "cancel": target.cancel,
+        "error": error,
+    }
+    return render(request, "okrs/delete.html", context, status_code)

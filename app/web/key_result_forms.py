@@ -22,7 +22,14 @@ from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import KeyResultCreate, KeyResultUpdate
-from app.web.forms import blank_none, domain_errors, plain_number, validation_errors
+from app.web.forms import (
+    DeleteTarget,
+    blank_none,
+    delete_page,
+    domain_errors,
+    plain_number,
+    validation_errors,
+)
 from app.web.objectives import objective_or_404
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
 
@@ -383,19 +390,22 @@ def _delete_page(
     held = service.holdings(session, "key_result", kr.id)
     objective = session.get(Objective, kr.objective_id)
     assert objective is not None  # the foreign keys cascade deletes
-    context = {
-        "principal": user.principal,
-        "what": "key result",
-        "name": kr.title,
-        "detail": f"in “{objective.title}”",
-        "held": held,
-        "needs_cascade": held.check_ins > 0 or held.mappings > 0,
-        "needs_admin": held.mappings > 0 and user.principal.role != "admin",
-        "action": f"/key-results/{kr.id}/delete",
-        "cancel": f"/key-results/{kr.id}",
-        "error": error,
-    }
-    return render(request, "okrs/delete.html", context, status_code)
+    target = DeleteTarget(
+        "key result",
+        kr.title,
+        f"in “{objective.title}”",
+        f"/key-results/{kr.id}/delete",
+        f"/key-results/{kr.id}",
+    )
+    return delete_page(
+        request,
+        user,
+        target,
+        held,
+        needs_cascade=held.check_ins > 0 or held.mappings > 0,
+        error=error,
+        status_code=status_code,
+    )
 
 
 @router.get("/key-results/{kr_id}/delete")

@@ -21,7 +21,7 @@ from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import ObjectiveUpdate
-from app.web.forms import blank_none, domain_errors, validation_errors
+from app.web.forms import DeleteTarget, blank_none, delete_page, domain_errors, validation_errors
 from app.web.okrs import LEVEL_HELP, LEVELS
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
 
@@ -181,19 +181,22 @@ def _delete_page(
     status_code: int = 200,
 ) -> Response:
     held = service.holdings(session, "objective", obj.id)
-    context = {
-        "principal": user.principal,
-        "what": "objective",
-        "name": obj.title,
-        "detail": f"{obj.level} objective in {obj.cycle.name}",
-        "held": held,
-        "needs_cascade": held.key_results > 0,
-        "needs_admin": held.mappings > 0 and user.principal.role != "admin",
-        "action": f"/okrs/objectives/{obj.id}/delete",
-        "cancel": f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}",
-        "error": error,
-    }
-    return render(request, "okrs/delete.html", context, status_code)
+    target = DeleteTarget(
+        "objective",
+        obj.title,
+        f"{obj.level} objective in {obj.cycle.name}",
+        f"/okrs/objectives/{obj.id}/delete",
+        f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}",
+    )
+    return delete_page(
+        request,
+        user,
+        target,
+        held,
+        needs_cascade=held.key_results > 0,
+        error=error,
+        status_code=status_code,
+    )
 
 
 @router.get("/okrs/objectives/{objective_id}/delete")
