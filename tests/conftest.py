@@ -29,8 +29,10 @@ from app.okr import cache as progress_cache
 
 ADMIN_KEY = "test-admin-key-0123456789"
 #: Set by `make test-postgres`: the PostgreSQL run leaves out the tests that never open the
-#: app's database (no `db_url`/`template_db` among their fixtures, no `database` marker): they
-#: already ran, identically, in the SQLite run of the same `make test`.
+#: app's database (no `db_url`/`template_db` among their fixtures, no `database` marker) and
+#: those marked `one_database` (what they assert can't differ between databases: input refused
+#: before any query, pages in a real browser, the OpenAPI contract): they already ran in the
+#: SQLite run of the same `make test`.
 DATABASE_TESTS_ONLY = "KRSYNC_TEST_DATABASE_TESTS_ONLY"
 PG_URL = os.environ.get("KRSYNC_TEST_DATABASE_URL")
 RUN_ID = uuid.uuid4().hex[:8]
@@ -56,7 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     free: list[pytest.Item] = []
     for item in items:
         uses_db = "template_db" in getattr(item, "fixturenames", ())
-        (keep if uses_db or item.get_closest_marker("database") else free).append(item)
+        wanted = uses_db or item.get_closest_marker("database")
+        (keep if wanted and not item.get_closest_marker("one_database") else free).append(item)
     if free:
         config.hook.pytest_deselected(items=free)
         items[:] = keep

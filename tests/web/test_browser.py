@@ -26,6 +26,9 @@ from app.web.session import COOKIE
 from conftest import ADMIN_KEY
 from factories import create
 
+# What the browser shows is the same pages the HTTP tests read on both databases.
+pytestmark = pytest.mark.one_database
+
 CSV_HEADER = "date,group,role,value,mapping_id,sync_run_id,provisional"
 BAR_TOLERANCE = 0.015
 

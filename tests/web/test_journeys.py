@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from web.live import (
@@ -37,6 +38,9 @@ from web.oauth_platform import Platform, running
 
 from conftest import ADMIN_KEY
 from factories import create
+
+# What the browser shows is the same pages the HTTP tests read on both databases.
+pytestmark = pytest.mark.one_database
 
 CLIENT_ID = "krsync-journey-app"
 CLIENT_SECRET = "journey-client-secret-canary-0b7e"
