@@ -22,9 +22,10 @@ import asyncio
 import functools
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -59,6 +60,9 @@ RETRY_AFTER: tuple[timedelta, ...] = (
 GIVE_UP_AFTER = timedelta(hours=24)
 #: Outcomes written in one transaction at most.
 _BATCH = 200
+#: Events of one channel leased at once: while one is sent, the last one's outcome is written,
+#: so a database round trip is not waited for between two events of a channel.
+AHEAD = 25
 #: Attempts kept in a delivery's log (24 hours of the schedule above make about a dozen).
 LOG_KEEP = 20
 
@@ -84,6 +88,17 @@ class Job:
     target: Target
     #: Why it can't be sent as the channel stands (its secrets can't be opened).
     problem: str | None = None
+
+
+@dataclass
+class Attempt:
+    """An attempt's outcome on its way to the database, with what goes with it: the channel's
+    leased events left untried after a failure, and whether to claim the channel's next ones."""
+
+    job: Job
+    outcome: Outcome
+    release: list[Job] = field(default_factory=list)
+    claim_next: bool = False
 
 
 @dataclass
@@ -149,8 +164,10 @@ def claim(
     now: datetime,
     limit: int,
     channel_ids: Sequence[int] | None = None,
+    ahead: int = 1,
 ) -> list[Job]:
-    """Lease up to ``limit`` channel heads that are due (of these channels, if given)."""
+    """Lease up to ``limit`` channel heads that are due (of these channels, if given), each with
+    the events queued behind it, up to ``ahead`` a channel; in order of their ids."""
     if channel_ids is not None and not channel_ids:
         return []
     pick = (
@@ -169,9 +186,71 @@ def claim(
         lease = lease.where(D.id == picked.c.id, *_claimable(now))
     else:
         lease = lease.where(D.id.in_(pick.scalar_subquery()), *_claimable(now))
-    ids = list(session.scalars(lease))
-    if not ids:
+    heads = list(session.scalars(lease))
+    if not heads:
         return []
+    return _jobs(session, [*heads, *_lease_following(session, owner, now, heads, ahead)])
+
+
+def _lease_following(
+    session: Session, owner: str, now: datetime, heads: Sequence[int], ahead: int
+) -> list[int]:
+    """The events queued behind the heads just leased, up to ``ahead`` a channel with its head.
+
+    Nobody else can hold them: a channel's later events are only ever claimed by whoever holds
+    its head, so no row lock is needed. The conditions are checked again all the same, and a
+    channel's run stops at the first event they leave out, so nothing is sent out of order.
+    """
+    if ahead <= 1:
+        return []
+    ranked = (
+        select(
+            D.id,
+            D.channel_id,
+            func.row_number().over(partition_by=D.channel_id, order_by=D.id).label("rank"),
+        )
+        .where(D.channel_id.in_(select(D.channel_id).where(D.id.in_(heads))))
+        .where(D.status == "pending")
+        .subquery()
+    )
+    queued = session.execute(
+        select(ranked.c.id, ranked.c.channel_id)
+        .where(ranked.c.rank.between(2, ahead))
+        .order_by(ranked.c.id)
+    ).all()
+    if not queued:
+        return []
+    taken = set(
+        session.scalars(
+            update(D)
+            .where(D.id.in_([row.id for row in queued]), *_claimable(now))
+            .values(lease_owner=owner, lease_until=now + LEASE)
+            .returning(D.id)
+        )
+    )
+    kept: list[int] = []
+    stopped: set[int] = set()
+    for row in queued:
+        if row.channel_id in stopped or row.id not in taken:
+            stopped.add(row.channel_id)
+            continue
+        kept.append(row.id)
+    left = [row.id for row in queued if row.id in taken and row.id not in kept]
+    if left:
+        release(session, left, owner)
+    return kept
+
+
+def release(session: Session, ids: Sequence[int], owner: str) -> None:
+    """Give leased deliveries back untried (their channel stopped at an earlier one)."""
+    session.execute(
+        update(D)
+        .where(D.id.in_(ids), D.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def _jobs(session: Session, ids: Sequence[int]) -> list[Job]:
     # Plain columns, not ORM objects: this runs once a delivery.
     rows = session.execute(
         select(
@@ -363,9 +442,9 @@ class Dispatcher:
         self._on_progress = on_progress
         self._stop_claiming_at: datetime | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._outcomes: asyncio.Queue[
-            tuple[Job, Outcome, asyncio.Future[tuple[str, Job | None]]]
-        ] = asyncio.Queue()
+        self._outcomes: asyncio.Queue[tuple[Attempt, asyncio.Future[tuple[str, list[Job]]]]] = (
+            asyncio.Queue()
+        )
 
     def _make_sender(self) -> Sender:
         settings = get_settings()
@@ -382,27 +461,32 @@ class Dispatcher:
 
     def _claim(self, limit: int) -> list[Job]:
         with get_sessionmaker()() as session, session.begin():
-            return claim(session, self.owner, self.now(), limit)
+            return claim(session, self.owner, self.now(), limit, ahead=AHEAD)
 
-    def _record_batch(
-        self, done: Sequence[tuple[Job, Outcome]], go_on: bool
-    ) -> list[tuple[str, Job | None]]:
-        """Outcomes written, and the next event of each channel that delivered claimed, in one
-        transaction: one commit for all the attempts that ended meanwhile."""
+    def _record_batch(self, done: Sequence[Attempt]) -> list[tuple[str, list[Job]]]:
+        """Outcomes written, the untried rest of a stopped channel given back, and the next
+        events of each channel whose run was delivered to its end claimed, in one transaction:
+        one commit for all the attempts that ended meanwhile."""
         with get_sessionmaker()() as session, session.begin():
             _no_flush_wait(session)
             now = self.now()
-            statuses = record(session, done, self.owner, now)
-            delivered = [
-                job.channel_id
-                for (job, _), s in zip(done, statuses, strict=True)
-                if s == "delivered"
+            statuses = record(session, [(a.job, a.outcome) for a in done], self.owner, now)
+            untried = [job.delivery_id for a in done for job in a.release]
+            if untried:
+                release(session, untried, self.owner)
+            go_on = self._claiming()
+            ended = [
+                a.job.channel_id
+                for a, status in zip(done, statuses, strict=True)
+                if a.claim_next and status == "delivered"
             ]
-            following = claim(session, self.owner, now, len(delivered), delivered) if go_on else []
-        by_channel = {job.channel_id: job for job in following}
+            following = claim(session, self.owner, now, len(ended), ended, AHEAD) if go_on else []
+        by_channel: dict[int, list[Job]] = {}
+        for job in following:
+            by_channel.setdefault(job.channel_id, []).append(job)
         return [
-            (status, by_channel.get(job.channel_id) if status == "delivered" else None)
-            for (job, _), status in zip(done, statuses, strict=True)
+            (status, by_channel.get(a.job.channel_id, []) if a.claim_next else [])
+            for a, status in zip(done, statuses, strict=True)
         ]
 
     async def _writer(self) -> None:
@@ -414,44 +498,70 @@ class Dispatcher:
             while not queue.empty() and len(batch) < _BATCH:
                 batch.append(queue.get_nowait())
             try:
-                results = await self._db(
-                    self._record_batch,
-                    [(job, outcome) for job, outcome, _ in batch],
-                    self._claiming(),
-                )
+                results = await self._db(self._record_batch, [attempt for attempt, _ in batch])
             except Exception as exc:
-                for _, _, waiting in batch:
+                for _, waiting in batch:
                     waiting.set_exception(exc)
                 continue
-            for (_, _, waiting), result in zip(batch, results, strict=True):
+            for (_, waiting), result in zip(batch, results, strict=True):
                 waiting.set_result(result)
 
-    async def _record(self, job: Job, outcome: Outcome) -> tuple[str, Job | None]:
-        waiting: asyncio.Future[tuple[str, Job | None]] = asyncio.get_running_loop().create_future()
-        self._outcomes.put_nowait((job, outcome, waiting))
-        return await waiting
+    def _record(self, attempt: Attempt) -> asyncio.Future[tuple[str, list[Job]]]:
+        waiting: asyncio.Future[tuple[str, list[Job]]] = asyncio.get_running_loop().create_future()
+        self._outcomes.put_nowait((attempt, waiting))
+        return waiting
+
+    def _counted(self, status: str) -> None:
+        self.report.count(status)
+        if self._on_progress is not None:
+            self._on_progress(self.report)
 
     def _claiming(self) -> bool:
         return self._stop_claiming_at is None or self.now() < self._stop_claiming_at
 
-    async def _channel(self, sender: Sender, job: Job | None) -> None:
-        """A channel's due events, one after another, until one fails or none is left."""
-        while job is not None:
-            if job.problem is not None:
-                outcome = Outcome(False, error=job.problem)
-            else:
-                outcome = await sender.send(job.target, job.message_id, job.body, self.now())
-            if not outcome.ok:
-                log.info(
-                    "notification to channel %r not delivered (attempt %s): %s",
-                    job.target.name,
-                    job.attempts + 1,
-                    outcome.error,
-                )
-            status, job = await self._record(job, outcome)
-            self.report.count(status)
-            if self._on_progress is not None:
-                self._on_progress(self.report)
+    async def _channel(self, sender: Sender, run: list[Job]) -> None:
+        """A channel's due events, one after another, until one fails or none is left.
+
+        An event's outcome is written while the next one is sent; only the run's last one is
+        waited for (with the claim of what follows). A dispatcher that dies meanwhile sends again,
+        with the same `webhook-id`, the delivered events whose outcome it had not written yet.
+        """
+        queue = deque(run)
+        written: list[asyncio.Future[tuple[str, list[Job]]]] = []
+        try:
+            while queue:
+                job = queue.popleft()
+                if job.problem is not None:
+                    outcome = Outcome(False, error=job.problem)
+                else:
+                    outcome = await sender.send(job.target, job.message_id, job.body, self.now())
+                if not outcome.ok:
+                    log.info(
+                        "notification to channel %r not delivered (attempt %s): %s",
+                        job.target.name,
+                        job.attempts + 1,
+                        outcome.error,
+                    )
+                    untried, queue = list(queue), deque()
+                    written.append(self._record(Attempt(job, outcome, untried)))
+                    continue
+                if queue:
+                    written.append(self._record(Attempt(job, outcome)))
+                    continue
+                for status, _ in await asyncio.gather(*written):
+                    self._counted(status)
+                written = []
+                status, following = await self._record(Attempt(job, outcome, claim_next=True))
+                self._counted(status)
+                queue.extend(following)
+            for status, _ in await asyncio.gather(*written):
+                self._counted(status)
+        finally:
+            # Retrieved either way, so a failed write is reported once (by the task), not again
+            # as a future nobody looked at.
+            for waiting in written:
+                if waiting.done() and not waiting.cancelled():
+                    waiting.exception()
 
     async def run(self) -> Report:
         if self._run_for is not None:
@@ -479,8 +589,10 @@ class Dispatcher:
         while True:
             free = self.concurrency - len(running)
             if look and free > 0 and self._claiming():
-                jobs: Sequence[Job] = await self._db(self._claim, free)
-                running |= {asyncio.create_task(self._channel(sender, job)) for job in jobs}
+                runs: dict[int, list[Job]] = {}
+                for job in await self._db(self._claim, free):
+                    runs.setdefault(job.channel_id, []).append(job)
+                running |= {asyncio.create_task(self._channel(sender, r)) for r in runs.values()}
             if not running:
                 return
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)

@@ -19,6 +19,7 @@ from notify.conftest import PUBLIC_URL
 from notify.receivers import (
     STATUS_CHANGED,
     Clock,
+    Received,
     Receiver,
     channel,
     dispatch,
@@ -253,6 +254,35 @@ def test_a_receiver_down_then_up_gets_every_event_once_in_order_with_a_stable_id
     assert first["attempt_log"][1]["error"] == "the receiver answered 503 Service Unavailable: busy"
     assert first["next_attempt_at"] is None
     assert all(d["attempts"] == 1 for d in log[1:])
+
+
+def test_a_failure_inside_a_claimed_run_gives_the_rest_back_and_keeps_the_order(
+    client: TestClient,
+) -> None:
+    """A dispatcher leases a channel's queued events together; when the third one fails, the
+    two behind it go back untried (no lease left to wait out) and follow it once it is through."""
+    tries: Counter[int] = Counter()
+
+    def third_fails_once(got: Received) -> tuple[int, bytes]:
+        n = got.json()["data"]["n"]
+        tries[n] += 1
+        return (503, b"busy") if n == 2 and tries[n] == 1 else (204, b"")
+
+    with receiver(third_fails_once) as hook:
+        channel(client, "webhook", config={"url": f"{hook.url}/hook"})
+        emit_events(5)
+        clock = Clock()
+        report = dispatch(clock)
+        assert (report.delivered, report.retrying) == (2, 1)
+        with session_scope() as s:
+            rows = s.scalars(select(NotificationDelivery).order_by(NotificationDelivery.id)).all()
+            assert [r.status for r in rows] == ["delivered"] * 2 + ["pending"] * 3
+            assert all(r.lease_owner is None and r.lease_until is None for r in rows)
+            assert [r.attempts for r in rows[2:]] == [1, 0, 0]
+        clock.advance(seconds=6)
+        assert dispatch(clock).delivered == 3
+    sent = [json.loads(r.body)["data"]["n"] for r in hook.requests]
+    assert sent == [0, 1, 2, 2, 3, 4]
 
 
 def test_the_schedule_backs_off_and_gives_up_after_24_hours(client: TestClient) -> None:
