@@ -9,10 +9,14 @@ left alone. A channel's later event can't be claimed while an earlier one is pen
 arrive in the order they happened, one at a time per channel; different channels are sent in
 parallel (``KRSYNC_NOTIFY_CONCURRENCY`` requests in flight, 20 by default).
 
-After each attempt the row is written in the same transaction that claims the channel's next
-event: delivered, or pending again with its next attempt after about 5 s, 30 s, 2 min and then
-longer (up to 8 h apart), or failed once it has been retried for 24 hours. A dispatcher killed
-mid-request leaves a lease that expires after :data:`LEASE`; the event is then sent again, the
+A claimed head comes with the events queued behind it (:data:`AHEAD` a channel), leased
+together: nobody else can claim them, since only a channel's head is ever claimable. Each
+attempt's outcome is written while the next event is sent (in batches, one commit for the
+outcomes that ended meanwhile): delivered, or pending again with its next attempt after about
+5 s, 30 s, 2 min and then longer (up to 8 h apart), or failed once it has been retried for 24
+hours; a failure gives the rest of the run back untried. The run's last outcome is written in
+the transaction that claims the channel's next events. A dispatcher killed mid-run leaves leases
+that expire after :data:`LEASE`; what it had sent without writing down is then sent again, the
 receiver recognising it by its unchanged `webhook-id`.
 """
 
