@@ -310,12 +310,15 @@ async def pages(
     max_pages: int = MAX_PAGES,
     what: str = "the API's",
     first: Any = _UNREAD,
+    warnings: list[str] | None = None,
 ) -> AsyncIterator[Any]:
     """Every page's body, in order, until ``paginator`` says there is no other.
 
     ``send`` asks one request and answers its body (or a :class:`Reply` when the paginator reads
     headers); ``count`` says how many records a body holds; ``first`` is a first page already
-    read for ``request``. Past ``max_pages`` pages it raises :class:`TooManyPages`.
+    read for ``request``. Past ``max_pages`` pages it raises :class:`TooManyPages`, unless the
+    caller can keep what was read and passes ``warnings``: then the walk stops there, and says
+    so in them, as it says why the paginator stopped short.
     """
     request = paginator.init_request(request)
     read = 0
@@ -326,7 +329,13 @@ async def pages(
         paginator.update_state(reply, None if count is None else count(reply.body))
         yield reply.body
         if not paginator.has_next:
+            if paginator.warning and warnings is not None:
+                warnings.append(paginator.warning)
             return
         if read >= max_pages:
-            raise TooManyPages(f"{what} paging did not end after {max_pages} pages")
+            stopped = f"{what} paging did not end after {max_pages} pages"
+            if warnings is None:
+                raise TooManyPages(stopped)
+            warnings.append(f"{stopped}: the rest was not read")
+            return
         request = paginator.update_request(request)

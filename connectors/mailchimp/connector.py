@@ -49,7 +49,7 @@ from connectors.mailchimp.records import (
     _dig,
     _matches,
 )
-from connectors.paginate import OffsetPaginator, Request, TooManyPages, pages
+from connectors.paginate import OffsetPaginator, Request, pages
 
 
 class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
@@ -275,12 +275,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
 
     def _paginator(self) -> OffsetPaginator:
         """Mailchimp's ``count``/``offset`` paging, to ``total_items`` where it is sent."""
-        return OffsetPaginator(
-            offset_param="offset",
-            limit_param="count",
-            limit=self.config.page_size,
-            total="$.total_items",
-        )
+        size = self.config.page_size
+        return OffsetPaginator(limit_param="count", limit=size, total="$.total_items")
 
     async def _paged(
         self,
@@ -299,19 +295,16 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
                 raise RetriableError(f"Mailchimp's {what} answered without its `{key}` list")
             return found
 
-        request = Request("GET", path, params)
-        try:
-            async for body in pages(
-                paginator,
-                request,
-                lambda r: self._get(r.url, r.params),
-                count=lambda body: len(rows(body)),
-                max_pages=MAX_PAGES,
-                what=f"Mailchimp's {what}",
-            ):
-                yield rows(body)
-        except TooManyPages as exc:
-            warnings.append(f"{exc.message}: stopped")
+        async for body in pages(
+            paginator,
+            Request("GET", path, params),
+            lambda r: self._get(r.url, r.params),
+            count=lambda body: len(rows(body)),
+            max_pages=MAX_PAGES,
+            what=f"Mailchimp's {what}",
+            warnings=warnings,
+        ):
+            yield rows(body)
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         response = await self.http.get(path, params=params)

@@ -40,7 +40,6 @@ from connectors.paginate import (
     Reply,
     Request,
     SinglePage,
-    TooManyPages,
     compile_path,
     pages,
 )
@@ -158,15 +157,8 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         self, first: Request, count: Callable[[Any], int], warnings: list[str]
     ) -> list[Any]:
         paginator = make_paginator(self.config.pagination)
-        found: list[Any] = []
-        try:
-            async for body in pages(paginator, first, self._exchange, count=count):
-                found.append(body)
-        except TooManyPages as exc:
-            warnings.append(f"{exc.message}: the rest was not read")
-        if paginator.warning:
-            warnings.append(paginator.warning)
-        return found
+        walk = pages(paginator, first, self._exchange, count=count, warnings=warnings)
+        return [body async for body in walk]
 
     async def _send(self, request: Request) -> Any:
         return (await self._exchange(request)).body

@@ -412,3 +412,29 @@ async def test_a_next_url_to_another_origin_goes_through_the_credential_guard(
                 pass
             assert [r.url.host for r in seen] == ["api.vendor.test", "elsewhere.test"]
             assert "authorization" not in seen[1].headers
+
+
+async def test_a_caller_that_keeps_what_it_read_gets_warnings_instead_of_an_error() -> None:
+    script = Script(lambda r, n: {"data": [n], "next": f"c{n}"})
+    warnings: list[str] = []
+    walk = pages(
+        CursorPaginator(cursor="$.next", param="c"),
+        Request("GET", API),
+        script,
+        count=count("data"),
+        max_pages=3,
+        warnings=warnings,
+    )
+    assert [b["data"] async for b in walk] == [[1], [2], [3]]
+    assert warnings == ["the API's paging did not end after 3 pages: the rest was not read"]
+
+    repeated = Script(lambda r, n: {"data": [n], "next": "same"})
+    warnings.clear()
+    walk = pages(
+        CursorPaginator(cursor="$.next", param="c"),
+        Request("GET", API),
+        repeated,
+        warnings=warnings,
+    )
+    assert len([b async for b in walk]) == 2
+    assert warnings == ["the API sent cursor `same` twice: paging stopped there"]
