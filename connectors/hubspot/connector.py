@@ -61,7 +61,10 @@ from connectors.hubspot.search import (
     paging_calls,
     tally,
 )
+from connectors.paginate import CursorPaginator, Request, pages
 
+#: Where an object's records are searched.
+_SEARCH = "/crm/v3/objects/{}/search"
 #: Built-in datetime properties: no metadata call needed to learn how to bound them.
 _KNOWN_DATETIMES = frozenset(
     {"createdate", "closedate", "hs_createdate", "lastmodifieddate", "hs_lastmodifieddate"}
@@ -325,41 +328,39 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 *await self._page_all(search, lo, mid, properties, None, warnings),
                 *await self._page_all(search, mid + 1, hi, properties, None, warnings),
             ]
-        records = list(page.results)
-        seen: set[str] = set()
-        after = page.after
-        while after is not None:
-            if after in seen or len(records) >= RESULT_CAP:
-                warnings.append(
-                    f"HubSpot's paging of {search.object} did not end where expected: "
-                    f"{len(records)} of {page.total} records read"
-                )
+        paginator = CursorPaginator(cursor=lambda p: p.after, param="after", into="body")
+        body = search.body(lo, hi, PAGE_LIMIT, properties)
+        request = Request("POST", _SEARCH.format(search.object), body=body)
+        records: list[dict[str, Any]] = []
+        capped = False
+        async for got in pages(
+            paginator,
+            request,
+            lambda r: self._ask(search.object, r.body),
+            count=lambda p: len(p.results),
+            first=page,
+            what=f"HubSpot's search of {search.object}",
+        ):
+            records += got.results
+            if capped := paginator.has_next and len(records) >= RESULT_CAP:
                 break
-            seen.add(after)
-            page = await self._search(search, lo, hi, PAGE_LIMIT, properties, after)
-            records += page.results
-            after = page.after
+        if paginator.warning or capped:
+            warnings.append(
+                f"HubSpot's paging of {search.object} did not end where expected: "
+                f"{len(records)} of {page.total} records read"
+            )
         return records
 
     # --- HTTP ------------------------------------------------------------------------------------
 
     async def _search(
-        self,
-        search: Search,
-        lo: int,
-        hi: int,
-        limit: int,
-        properties: Sequence[str],
-        after: str | None = None,
+        self, search: Search, lo: int, hi: int, limit: int, properties: Sequence[str]
     ) -> Page:
+        return await self._ask(search.object, search.body(lo, hi, limit, properties))
+
+    async def _ask(self, obj: str, body: dict[str, Any]) -> Page:
         self._searches += 1
-        body = await self._call(
-            "POST",
-            f"/crm/v3/objects/{search.object}/search",
-            payload=search.body(lo, hi, limit, properties, after),
-            obj=search.object,
-        )
-        return _page(body)
+        return _page(await self._call("POST", _SEARCH.format(obj), payload=body, obj=obj))
 
     async def _call(
         self,

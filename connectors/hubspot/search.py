@@ -86,23 +86,18 @@ class Search:
         filters = sorted(json.dumps(_filter(f), sort_keys=True) for f in query.filters)
         return cls(query.metric.split(".")[0], params.date_property, tuple(filters))
 
-    def body(
-        self, lo: int, hi: int, limit: int, properties: Sequence[str], after: str | None
-    ) -> dict[str, Any]:
+    def body(self, lo: int, hi: int, limit: int, properties: Sequence[str]) -> dict[str, Any]:
         between = {
             "propertyName": self.date_property,
             "operator": "BETWEEN",
             "value": str(lo),
             "highValue": str(hi),
         }
-        body: dict[str, Any] = {
+        return {
             "filterGroups": [{"filters": [between, *(json.loads(f) for f in self.filters)]}],
             "properties": list(properties),
             "limit": limit,
         }
-        if after is not None:
-            body["after"] = after
-        return body
 
 
 @dataclass

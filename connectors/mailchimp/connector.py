@@ -5,7 +5,7 @@ into errors."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +49,7 @@ from connectors.mailchimp.records import (
     _dig,
     _matches,
 )
+from connectors.paginate import OffsetPaginator, Request, pages
 
 
 class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
@@ -183,21 +184,11 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         """The window's days of list activity, by day."""
         found: dict[date, dict[str, Any]] = {}
         oldest: date | None = None
-        offset, unreadable, reached_end = 0, 0, False
-        for _ in range(MAX_PAGES):
-            body = await self._get(
-                f"lists/{self.config.list_id}/activity",
-                {
-                    "count": str(self.config.page_size),
-                    "offset": str(offset),
-                    "fields": ACTIVITY_TRIM,
-                },
-            )
-            rows = body.get("activity")
-            if not isinstance(rows, list):
-                raise RetriableError(
-                    "Mailchimp's list activity answered without an `activity` list"
-                )
+        unreadable = 0
+        paginator = self._paginator()
+        params = {"fields": ACTIVITY_TRIM}
+        path = f"lists/{self.config.list_id}/activity"
+        async for rows in self._paged(paginator, path, params, "activity", warnings):
             days: list[date] = []
             for row in rows:
                 day = _day(row.get("day")) if isinstance(row, dict) else None
@@ -209,17 +200,9 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
                     found[day] = row
             if days:
                 oldest = min(days) if oldest is None else min(oldest, *days)
-            offset += len(rows)
-            total = as_number(body.get("total_items"))
-            if not rows or (
-                offset >= total if total is not None else len(rows) < self.config.page_size
-            ):
-                reached_end = True
-                break
-            if days and days[0] >= days[-1] and days[-1] < window.start:
+            if paginator.has_next and days and days[0] >= days[-1] and days[-1] < window.start:
                 break  # newest first, and this page already reaches before the window
-        else:
-            warnings.append(f"Mailchimp's list activity took over {MAX_PAGES} pages: stopped")
+        reached_end = not paginator.has_next
         if unreadable:
             warnings.append(
                 f"{unreadable} day(s) of Mailchimp's list activity had no readable `day`"
@@ -255,21 +238,16 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             window.end + timedelta(days=1), time.min, tzinfo=self.zone
         ).astimezone(UTC)
         reports: list[tuple[date, dict[str, Any]]] = []
-        offset, read = 0, 0
-        for _ in range(MAX_PAGES):
-            body = await self._get(
-                "reports",
-                {
-                    "since_send_time": since.isoformat(),
-                    "before_send_time": before.isoformat(),
-                    "count": str(self.config.page_size),
-                    "offset": str(offset),
-                    "fields": REPORT_FIELDS,
-                },
-            )
-            page = body.get("reports")
-            if not isinstance(page, list):
-                raise RetriableError("Mailchimp's reports answered without a `reports` list")
+        read = 0
+        params = {
+            "since_send_time": since.isoformat(),
+            "before_send_time": before.isoformat(),
+            "fields": REPORT_FIELDS,
+        }
+        async for page in self._paged(
+            self._paginator(), "reports", params, "reports", result.warnings
+        ):
+            read += len(page)
             for report in page:
                 day = self._local_day(report.get("send_time") if isinstance(report, dict) else None)
                 if day is None or day not in window:
@@ -278,15 +256,6 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
                 if list_id and list_id != self.config.list_id:
                     continue  # a campaign to another audience of the account
                 reports.append((day, report))
-            offset += len(page)
-            read += len(page)
-            total = as_number(body.get("total_items"))
-            if not page or (
-                offset >= total if total is not None else len(page) < self.config.page_size
-            ):
-                break
-        else:
-            result.warnings.append(f"Mailchimp's reports took over {MAX_PAGES} pages: stopped")
         result.details["campaigns"] = {"read": read, "sent_to_audience": len(reports)}
         return reports
 
@@ -303,6 +272,39 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         return moment.astimezone(self.zone).date()
 
     # --- HTTP ------------------------------------------------------------------------------------
+
+    def _paginator(self) -> OffsetPaginator:
+        """Mailchimp's ``count``/``offset`` paging, to ``total_items`` where it is sent."""
+        size = self.config.page_size
+        return OffsetPaginator(limit_param="count", limit=size, total="$.total_items")
+
+    async def _paged(
+        self,
+        paginator: OffsetPaginator,
+        path: str,
+        params: dict[str, str],
+        key: str,
+        warnings: list[str],
+    ) -> AsyncIterator[list[Any]]:
+        """Each page's ``key`` list; past :data:`MAX_PAGES` pages a warning, and no more."""
+        what = "list activity" if key == "activity" else key
+
+        def rows(body: dict[str, Any]) -> list[Any]:
+            found = body.get(key)
+            if not isinstance(found, list):
+                raise RetriableError(f"Mailchimp's {what} answered without its `{key}` list")
+            return found
+
+        async for body in pages(
+            paginator,
+            Request("GET", path, params),
+            lambda r: self._get(r.url, r.params),
+            count=lambda body: len(rows(body)),
+            max_pages=MAX_PAGES,
+            what=f"Mailchimp's {what}",
+            warnings=warnings,
+        ):
+            yield rows(body)
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         response = await self.http.get(path, params=params)

@@ -6,10 +6,9 @@ validation share one reader of the ``data[{name, values}]`` answers and one nami
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 import httpx
 
@@ -26,6 +25,7 @@ from connectors.meta.models import (
     _midnight,
     _number,
 )
+from connectors.paginate import Follow, NextUrlPaginator, Request, pages
 
 
 class MetaInsightsBase(MetaGraphBase):
@@ -104,9 +104,14 @@ class MetaInsightsBase(MetaGraphBase):
             "until": str(until),
         }
         series: Series = {}
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            body = await self._get(path, params, surface=surface)
+        paginator = NextUrlPaginator(next_url="$.paging.next", follow=self._follow(until))
+        async for body in pages(
+            paginator,
+            Request("GET", path, params),
+            lambda r: self._get(r.url, r.params, surface=surface),
+            max_pages=MAX_PAGES,
+            what="Meta's insights",
+        ):
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list):
                 raise RetriableError("Meta answered insights without a `data` list")
@@ -123,32 +128,24 @@ class MetaInsightsBase(MetaGraphBase):
                         days[day] = value
                     elif odd is not None:
                         odd.add(str(item.get("name")))
-            nxt = self._next(body, until, seen)
-            if nxt is None:
-                return series
-            path, params = nxt
-        raise RetriableError(f"Meta's insights paging did not end after {MAX_PAGES} pages")
+        return series
 
-    def _next(self, body: Any, until: int, seen: set[str]) -> tuple[str, dict[str, str]] | None:
+    def _follow(self, until: int) -> Follow:
         """The next page, on our root and without the token Meta copies into its links."""
-        link = (body.get("paging") or {}).get("next") if isinstance(body, dict) else None
-        if not isinstance(link, str) or not link:
-            return None
-        url = httpx.URL(link)
-        params = {k: v for k, v in url.params.items() if k != "access_token"}
-        try:
-            # Meta's next link moves the range on; past our window it has nothing we asked.
-            if int(params.get("since", until)) >= until:
-                return None
-        except ValueError:
-            return None
-        key = json.dumps(sorted(params.items()))
-        if key in seen:
-            return None
-        seen.add(key)
         version = f"/{self.config.api_version}/"
-        at = url.path.find(version)
-        return (url.path[at:] if at >= 0 else url.path), params
+
+        def follow(request: Request, url: httpx.URL) -> Request | None:
+            params = {k: v for k, v in url.params.items() if k != "access_token"}
+            try:
+                # Meta's next link moves the range on; past our window it has nothing we asked.
+                if int(params.get("since", until)) >= until:
+                    return None
+            except ValueError:
+                return None
+            at = url.path.find(version)
+            return replace(request, url=url.path[at:] if at >= 0 else url.path, params=params)
+
+        return follow
 
     # --- naming ----------------------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ every redirect hop too). The credentials go to the origin of ``config.url`` only
 a ``Link`` to another origin is refused, or followed without them when
 ``config.follow_other_origins`` says so (the engine's client checks every hop).
 
-Pages are followed with one small paginator object (dlt's ``update_request`` /
-``update_state``): cursor, page number, offset or the ``Link: rel="next"`` header. Paging stops on
-an empty page, a missing cursor or next link, or a page shorter than the size asked; a cursor or
-link seen twice, or more than :data:`MAX_PAGES` pages, stops it too, with a warning.
+Pages are followed with the shared paginators of :mod:`connectors.paginate` (dlt's
+``update_request`` / ``update_state``): cursor, page number, offset or the ``Link: rel="next"``
+header. Paging stops on an empty page, a missing cursor or next link, or a page shorter than the
+size asked; a cursor or link seen twice, or more than :data:`connectors.paginate.MAX_PAGES` pages,
+stops it too, with a warning.
 
 Every query of a fetch asks the same request, so the pages are fetched once and each query's
 params (JSONPaths: ``records`` from the body, ``date``, ``value`` and ``group`` from a record) are
@@ -32,17 +33,6 @@ from connectors.rest_json.models import (
     RestJsonCredentials,
     RestJsonParams,
 )
-from connectors.rest_json.paging import (
-    MAX_PAGES,
-    CursorPaginator,
-    LinkHeaderPaginator,
-    OffsetPaginator,
-    PagePaginator,
-    Paginator,
-    Request,
-    SinglePage,
-    make_paginator,
-)
 from connectors.rest_json.records import (
     BLANK_GROUP,
     MAX_LISTED_BAD_RECORDS,
@@ -55,26 +45,17 @@ __all__ = [
     "BLANK_GROUP",
     "DEFAULT_AUTH_HEADER",
     "MAX_LISTED_BAD_RECORDS",
-    "MAX_PAGES",
     "CursorPagination",
-    "CursorPaginator",
     "LinkHeaderPagination",
-    "LinkHeaderPaginator",
     "OffsetPagination",
-    "OffsetPaginator",
     "PagePagination",
-    "PagePaginator",
     "Pagination",
-    "Paginator",
     "QueryValue",
-    "Request",
     "RestJsonConfig",
     "RestJsonConnector",
     "RestJsonCredentials",
     "RestJsonParams",
-    "SinglePage",
     "extract",
     "find_records",
-    "make_paginator",
     "parse_day",
 ]

@@ -1,7 +1,7 @@
 """The ``rest_json`` connector: auth headers, the hooks, and how an HTTP answer is classified.
 
-It puts the models, paging and record reading together; everything that touches ``self.http``
-lives here.
+It puts the models, the shared paginators and record reading together; everything that touches
+``self.http`` lives here.
 """
 
 from __future__ import annotations
@@ -31,14 +31,30 @@ from connectors.base import (
     origin_of,
     status_failure,
 )
+from connectors.paginate import (
+    CursorPaginator,
+    LinkHeaderPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    Paginator,
+    Reply,
+    Request,
+    SinglePage,
+    compile_path,
+    pages,
+)
 from connectors.rest_json.models import (
     DEFAULT_AUTH_HEADER,
+    CursorPagination,
+    LinkHeaderPagination,
+    OffsetPagination,
+    PagePagination,
+    Pagination,
+    QueryValue,
     RestJsonConfig,
     RestJsonCredentials,
     RestJsonParams,
-    _compile,
 )
-from connectors.rest_json.paging import MAX_PAGES, Request, _substitute, _text, make_paginator
 from connectors.rest_json.records import extract, find_records
 
 _EXCERPT = 200
@@ -99,11 +115,11 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         body = await self._send(self._request(Window(today, today)))
         records = find_records(body, params.records)
         if not records:
-            if not _compile(params.records).findall(body):
+            if not compile_path(params.records).findall(body):
                 raise MappingError("params.records", f"`{params.records}` finds nothing")
             return
         for part, path in (("params.date", params.date), ("params.value", params.value)):
-            if not _compile(path).findall(records[0]):
+            if not compile_path(path).findall(records[0]):
                 raise MappingError(part, f"`{path}` finds nothing in the first record")
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
@@ -141,24 +157,13 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         self, first: Request, count: Callable[[Any], int], warnings: list[str]
     ) -> list[Any]:
         paginator = make_paginator(self.config.pagination)
-        pages: list[Any] = []
-        while True:
-            request = paginator.update_request(first)
-            response, body = await self._exchange(request)
-            pages.append(body)
-            paginator.update_state(response, body, count(body))
-            if paginator.warning:
-                warnings.append(paginator.warning)
-            if not paginator.has_next:
-                return pages
-            if len(pages) >= MAX_PAGES:
-                warnings.append(f"paging stopped after {MAX_PAGES} pages: the rest was not read")
-                return pages
+        walk = pages(paginator, first, self._exchange, count=count, warnings=warnings)
+        return [body async for body in walk]
 
     async def _send(self, request: Request) -> Any:
-        return (await self._exchange(request))[1]
+        return (await self._exchange(request)).body
 
-    async def _exchange(self, request: Request) -> tuple[httpx.Response, Any]:
+    async def _exchange(self, request: Request) -> Reply:
         kwargs: dict[str, Any] = {"params": request.params or None}
         if request.method == "POST" and request.body is not None:
             kwargs["json"] = request.body
@@ -174,7 +179,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
             message, retry_after = status_failure(self.http, response)
             raise self._error(response.status_code, message, retry_after) from None
         try:
-            return response, response.json()
+            return Reply(response.json(), response)
         except ValueError:
             raise self._not_json(response) from None
 
@@ -211,3 +216,41 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         if status >= 500 or status == 408:
             return RetriableError(f"the API is having trouble: {message}")
         return ConnectorConfigError(f"the API refused the request ({status}): {message}")
+
+
+def make_paginator(spec: Pagination | None) -> Paginator:
+    """The shared paginator a source's ``pagination`` config describes."""
+    if isinstance(spec, CursorPagination):
+        return CursorPaginator(
+            cursor=spec.next_cursor_path, param=spec.cursor_param, into=spec.cursor_in
+        )
+    if isinstance(spec, PagePagination):
+        return PageNumberPaginator(
+            param=spec.page_param,
+            size=spec.size,
+            size_param=spec.size_param,
+            first_page=spec.first_page,
+        )
+    if isinstance(spec, OffsetPagination):
+        return OffsetPaginator(
+            offset_param=spec.offset_param, limit_param=spec.limit_param, limit=spec.limit
+        )
+    if isinstance(spec, LinkHeaderPagination):
+        return LinkHeaderPaginator()
+    return SinglePage()
+
+
+def _substitute(value: Any, window: Window) -> Any:
+    if isinstance(value, str):
+        return value.replace("{from}", window.start.isoformat()).replace(
+            "{to}", window.end.isoformat()
+        )
+    if isinstance(value, dict):
+        return {k: _substitute(v, window) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, window) for v in value]
+    return value
+
+
+def _text(value: QueryValue) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,7 +1,7 @@
 """What a ``rest_json`` source is told: the endpoint, its paging and auth, and the JSONPaths.
 
-Pydantic checks every JSONPath when a source or mapping is saved, so the path compiler lives here
-beside the models; paging and record reading compile the same paths with it.
+Pydantic checks every JSONPath when a source or mapping is saved, with the compiler that paging
+(:mod:`connectors.paginate`) and record reading use.
 """
 
 from __future__ import annotations
@@ -15,22 +15,14 @@ import jsonpath
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.base import origin_of
+from connectors.paginate import compile_path
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
 
 
-def _compile(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
-    text = path.strip()
-    if text.startswith("@"):
-        text = "$" + text[1:]
-    elif not text.startswith("$"):
-        text = "$." + text if not text.startswith("[") else "$" + text
-    return jsonpath.compile(text)
-
-
 def _check_path(value: str) -> str:
     try:
-        _compile(value)
+        compile_path(value)
     except jsonpath.JSONPathError as exc:
         raise ValueError(f"`{value}` is not a JSONPath: {str(exc).splitlines()[0]}") from None
     return value

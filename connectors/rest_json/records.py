@@ -11,7 +11,8 @@ from datetime import date, datetime
 from typing import Any
 
 from connectors.base import DailyValue, MetricQuery, Window, as_number
-from connectors.rest_json.models import RestJsonParams, _compile
+from connectors.paginate import compile_path
+from connectors.rest_json.models import RestJsonParams
 
 #: Bad records listed one by one in the warnings; the rest are counted.
 MAX_LISTED_BAD_RECORDS = 20
@@ -24,7 +25,7 @@ BLANK_GROUP = "(blank)"
 
 def find_records(body: Any, path: str) -> list[Any]:
     """The records at ``path``: the one list it names, or every node it matches."""
-    found = _compile(path).findall(body)
+    found = compile_path(path).findall(body)
     if len(found) == 1 and isinstance(found[0], list):
         return list(found[0])
     return list(found)
@@ -52,7 +53,7 @@ def parse_day(raw: Any, date_format: str | None) -> date | str:
 
 
 def _first(path: str, record: Any) -> Any:
-    found = _compile(path).findall(record)
+    found = compile_path(path).findall(record)
     return found[0] if found else None
 
 

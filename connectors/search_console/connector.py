@@ -37,6 +37,7 @@ from connectors.google_auth import (
     google_error,
     refresh_error,
 )
+from connectors.paginate import OffsetPaginator, Request, pages
 from connectors.search_console.filters import dimension_filters
 from connectors.search_console.models import (
     CATALOGUE,
@@ -180,12 +181,19 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         days: dict[date, dict[str, float]] = {}
         calls = 0
         aggregation = ""
-        while True:
-            page = await self._send("POST", url, body)
+        paginator = OffsetPaginator(
+            offset_param="startRow", limit_param=None, limit=self.row_limit, into="body"
+        )
+        async for page in pages(
+            paginator,
+            Request("POST", url, body=body),
+            lambda r: self._send(r.method, r.url, r.body),
+            count=lambda page: len(_rows(page)),
+            what="Search Console's",
+        ):
             calls += 1
-            rows = page.get("rows", []) if isinstance(page, Mapping) else []
             aggregation = str(page.get("responseAggregationType", "")) if page else aggregation
-            for row in rows:
+            for row in _rows(page):
                 try:
                     day = date.fromisoformat(str(row["keys"][0]))
                 except (KeyError, IndexError, ValueError):
@@ -196,9 +204,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
                         for m in ("clicks", "impressions", "ctr", "position")
                         if m in row
                     }
-            if len(rows) < self.row_limit:
-                return days, calls, aggregation
-            body = {**body, "startRow": body["startRow"] + len(rows)}
+        return days, calls, aggregation
 
     async def _headers(self, *, renew: bool = False) -> dict[str, str]:
         """google-auth's ``Authorization`` header; ``renew`` forces a new token."""
@@ -277,3 +283,8 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
 
 class _BadRequest(ConnectorConfigError):
     """A 400 for one filter set: its mappings fail, the others go on."""
+
+
+def _rows(page: Any) -> list[Any]:
+    rows = page.get("rows", []) if isinstance(page, Mapping) else []
+    return rows if isinstance(rows, list) else []

@@ -2,7 +2,7 @@
 
 It speaks the tiny JSON API documented below (and served by :mod:`acme_fake`) the way a vendor
 connector should: a declared config, credentials and metric catalogue; a cheap ``check()``; a
-batched, paginated ``fetch()``; the engine's client for every call, its
+batched ``fetch()`` paged by the shared paginators; the engine's client for every call, its
 ``raise_for_status`` for every answer, and errors that say what to do. The fault-injection,
 secrets and key-result tests run the real sync engine through it.
 
@@ -22,7 +22,6 @@ Every call takes ``Authorization: Bearer <api key or OAuth access token>``; a re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +49,7 @@ from connectors.base import (
     RetriableError,
     Window,
 )
+from connectors.paginate import CursorPaginator, Request, pages
 
 if TYPE_CHECKING:
     import pytest
@@ -58,8 +58,6 @@ ACME_URL = "https://api.acme.test"
 API_KEY_REFUSED = "the API key was refused: create a new key in Acme's settings"
 OAUTH_REFUSED = "Acme refused the OAuth access token even after a refresh: reconnect Acme"
 NOT_JSON = "Acme answered with something that isn't JSON"
-#: Pages a single query may take before the connector calls the pagination broken.
-MAX_PAGES = 1000
 
 
 class AcmeConfig(BaseModel):
@@ -103,37 +101,6 @@ def _metric(name: str, description: str, unit: str) -> MetricSpec:
         unit=unit,
         filters={"platform": _SEGMENT_OPS, "channel": _SEGMENT_OPS},
     )
-
-
-@dataclass
-class CursorPaginator:
-    """Acme's cursor paging: send back ``next_cursor`` until it is null.
-
-    A cursor seen twice means the API is going round in circles; that ends the fetch with an
-    error rather than an endless loop.
-    """
-
-    cursor: str | None = None
-    pages: int = 0
-    seen: set[str] = field(default_factory=set)
-
-    def update_state(self, body: dict[str, Any]) -> None:
-        self.pages += 1
-        nxt = body.get("next_cursor")
-        if nxt is not None and not isinstance(nxt, str):
-            raise RetriableError("Acme sent a page cursor that isn't a string")
-        if nxt is not None and (nxt in self.seen or self.pages >= MAX_PAGES):
-            raise RetriableError("Acme's pagination did not end (a cursor came back twice)")
-        if nxt is not None:
-            self.seen.add(nxt)
-        self.cursor = nxt
-
-    @property
-    def has_next(self) -> bool:
-        return self.cursor is not None
-
-    def update_request(self, params: dict[str, str]) -> dict[str, str]:
-        return {**params, "cursor": self.cursor} if self.cursor else params
 
 
 class AcmeConnector(Connector[AcmeConfig, AcmeCredentials]):
@@ -196,15 +163,16 @@ class AcmeConnector(Connector[AcmeConfig, AcmeCredentials]):
             }
             for flt in query.filters:
                 params[flt.field] = ",".join(str(v) for v in flt.values)
-            paginator = CursorPaginator()
-            while True:
-                body = await self._get_json(
-                    f"/v1/metrics/{query.metric}/daily", paginator.update_request(params)
-                )
+            # A cursor that comes back twice means the API is going round in circles: that
+            # ends the fetch with an error rather than with part of the window.
+            paginator = CursorPaginator(cursor="$.next_cursor", param="cursor")
+            request = Request("GET", f"/v1/metrics/{query.metric}/daily", params)
+            async for body in pages(
+                paginator, request, lambda r: self._get_json(r.url, r.params), what="Acme's"
+            ):
                 result.values += self._values(query, body, window)
-                paginator.update_state(body)
-                if not paginator.has_next:
-                    break
+            if paginator.warning:
+                raise RetriableError(f"Acme's pagination did not end: {paginator.warning}")
         return result
 
     def _values(self, query: MetricQuery, body: Any, window: Window) -> list[DailyValue]:
