@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
@@ -287,7 +286,8 @@ async def test_local_paths_stay_inside_the_files_dir(
 
 
 @pytest.mark.anyio
-async def test_fifty_thousand_rows_take_under_a_second(files_dir: Path) -> None:
+async def test_fifty_thousand_rows_are_filtered_and_summed_a_day(files_dir: Path) -> None:
+    """How fast is bench/csv_rows.py's to say (under a second for the same file)."""
     start = date(2020, 1, 1)
     lines = ["date;channel;value"]
     for i in range(50_000):
@@ -297,7 +297,6 @@ async def test_fifty_thousand_rows_take_under_a_second(files_dir: Path) -> None:
     window = Window(start, start + timedelta(days=2499))
 
     async with connector({"path": "big.csv"}) as csv:
-        began = time.perf_counter()
         result = await csv.fetch(
             [
                 query(
@@ -307,9 +306,7 @@ async def test_fifty_thousand_rows_take_under_a_second(files_dir: Path) -> None:
             ],
             window,
         )
-        elapsed = time.perf_counter() - began
 
-    assert elapsed < 1.0, f"50,000 rows took {elapsed:.2f} s"
     assert len(result.values) == 2500
     assert sum(v.value for v in result.values) == pytest.approx(
         sum(i % 97 + 0.5 for i in range(1, 50_000, 2))
