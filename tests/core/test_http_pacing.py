@@ -266,8 +266,8 @@ async def test_without_a_hold_the_gate_reads_no_clock() -> None:
 async def test_a_source_without_a_reader_has_no_gate() -> None:
     """Connectors that declare no ``pace`` get the stack as it was: nothing added."""
     async with client(None, InstantClock()) as http:
-        stack = []
-        transport = http._transport
+        stack: list[str] = []
+        transport: object = http._transport
         while transport is not None:
             stack.append(type(transport).__name__)
             transport = getattr(transport, "_inner", None)
