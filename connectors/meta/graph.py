@@ -75,10 +75,7 @@ def _pace(response: httpx.Response) -> Hold | None:
     """Above :data:`USAGE_SLOWDOWN` percent of a quota, or throttled already, the source's next
     calls wait (``estimated_time_to_regain_access``, else a minute) rather than get the app
     blocked."""
-    usage = _usage(response)
-    if usage is None:
-        return None
-    share, regain = usage
+    share, regain = _usage(response) or (0.0, None)
     if not regain and share < USAGE_SLOWDOWN:
         return None
     seconds = regain * 60 if regain else USAGE_PAUSE_SECONDS
@@ -96,13 +93,11 @@ class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
 
     async def _get(self, path: str, params: dict[str, str], *, surface: Scope) -> Any:
         response = await self.http.get(path, params=params)
-        usage = _usage(response)
-        regain = None
-        if usage is not None:
-            share, regain = usage
+        share, regain = _usage(response) or (None, None)
+        if share is not None:
             self._usage["usage_percent"] = max(share, self._usage.get("usage_percent", 0.0))
-            if regain:
-                self._usage["regain_access_minutes"] = regain
+        if regain:
+            self._usage["regain_access_minutes"] = regain
         if not response.is_success:
             raise self._error(response, surface, regain)
         return json_body(response, "Meta")

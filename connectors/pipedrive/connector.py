@@ -49,10 +49,8 @@ def _pace(response: httpx.Response) -> Hold | None:
     if not response.is_success or remaining is None or remaining > 0:
         return None
     reset = _number(response.headers.get("x-ratelimit-reset"))
-    return Hold(
-        min(reset if reset is not None else 2.0, MAX_PAUSE),
-        "Pipedrive's burst window is spent (x-ratelimit-remaining: 0)",
-    )
+    seconds = min(2.0 if reset is None else reset, MAX_PAUSE)
+    return Hold(seconds, "Pipedrive's burst window is spent (x-ratelimit-remaining: 0)")
 
 
 class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
