@@ -38,11 +38,6 @@ X_LIMITS = "https://docs.x.com/fundamentals/rate-limits"
 META_LIMITS = "https://developers.facebook.com/docs/graph-api/overview/rate-limiting/"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def client(pace: Pacer | None, clock: PacingClock, *, max_hold: float = 60.0) -> KrsyncClient:
     """One slot, so the burst queues behind the first request while it is in flight."""
     return build_client(
