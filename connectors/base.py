@@ -304,6 +304,23 @@ def origin_of(url: httpx.URL | str) -> str:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """What a platform's usage headers ask of a source's next requests: none leaves for
+    ``seconds``, counted from the answer that said so. ``reason`` says why in the platform's
+    own terms (``x-rate-limit-remaining: 0``); it starts the ``RateLimited`` message of a hold
+    too long for the client to wait out."""
+
+    seconds: float
+    reason: str
+
+
+#: Reads a platform's usage headers off one answer: the :class:`Hold` they ask for, or None.
+#: It sees every answer of the source (each attempt and redirect hop, errors included) and
+#: must be cheap and pure: the engine's client applies it, not the connector.
+Pacer = Callable[[httpx.Response], Hold | None]
+
+
+@dataclass(frozen=True)
 class HttpOptions:
     """How the engine should build this source's HTTP client."""
 
@@ -314,6 +331,12 @@ class HttpOptions:
     oauth: OAuthSpec | None = None
     #: Seconds a 429/5xx asks to wait, for platforms that say it other than by ``Retry-After``.
     retry_after: Callable[[httpx.Response], float | None] | None = None
+    #: Reads the platform's usage headers (:data:`Pacer`); while a :class:`Hold` lasts, every
+    #: request of the source waits, those already queued in the client included.
+    pace: Pacer | None = None
+    #: The longest hold a request waits out; past it, requests are refused without being sent,
+    #: as ``RateLimited(retry_after=<what is left>)``, so the engine decides with its time budget.
+    max_hold: float = 60.0
     #: The origins (:func:`origin_of`) the source's credentials may be sent to. Empty: the
     #: origin each request is made to, so only a redirect elsewhere is in question; a connector
     #: that follows URLs a platform hands out (next links) names the platform's own.

@@ -9,15 +9,15 @@ X answers a user it can't show (unknown, suspended) with ``200`` and an ``errors
 problem objects (``title``, ``detail``, ``type``) instead of ``data``; refusals come as one
 problem document. Each response carries ``x-rate-limit-limit``/``-remaining``/``-reset`` (epoch
 seconds); a 429 waits until that reset, since X sends no ``Retry-After``. A response saying
-``remaining: 0`` closes its endpoint until the reset for the rest of the connector's life (the
-run): a call that comes before it waits when the reset is at most :data:`MAX_RESET_WAIT` away,
-as the HTTP layer waits for a 429's reset, and is otherwise refused as ``RateLimited`` without
-being sent, so the run's retry waits instead of spending a call X would refuse.
+``remaining: 0`` holds the source's calls until the reset (the engine's client applies
+:func:`_pace`): a call waits when the reset is at most :data:`MAX_RESET_WAIT` away, as the HTTP
+layer waits for a 429's reset, and is otherwise refused as ``RateLimited`` without being sent,
+so the run's retry waits instead of spending a call X would refuse. The connector calls one
+endpoint, so holding the source is holding that endpoint.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from connectors.base import (
     ConnectorConfigError,
     DailyValue,
     FetchResult,
+    Hold,
     HttpOptions,
     MetricQuery,
     MetricSpec,
@@ -107,6 +108,21 @@ def _reset_in(response: httpx.Response) -> float | None:
     return None
 
 
+def _pace(response: httpx.Response) -> Hold | None:
+    """``x-rate-limit-remaining: 0``: no call is left before ``x-rate-limit-reset``."""
+    if response.headers.get("x-rate-limit-remaining", "").strip() != "0":
+        return None
+    try:
+        reset = float(response.headers.get("x-rate-limit-reset", ""))
+    except ValueError:
+        return None
+    when = datetime.fromtimestamp(reset, UTC).isoformat()
+    return Hold(
+        reset - time.time(),
+        f"X's rate limit for GET /2/users/:id is used up (x-rate-limit-remaining: 0) until {when}",
+    )
+
+
 def _limits(response: httpx.Response) -> dict[str, Any]:
     """The rate-limit headers, kept on the run so an admin sees how close the app runs."""
     limits: dict[str, Any] = {}
@@ -141,11 +157,6 @@ class XConnector(Connector[XConfig, XCredentials]):
         for name, (text, unit) in METRICS.items()
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: Endpoint path -> epoch seconds of its reset, while X says none of its calls remain.
-        self._closed_until: dict[str, float] = {}
-
     @classmethod
     def http_options(cls, config: XConfig, credentials: XCredentials) -> HttpOptions:
         return HttpOptions(
@@ -154,6 +165,8 @@ class XConnector(Connector[XConfig, XCredentials]):
             # X sends no Retry-After: without this, a 429 would be retried blind, spending calls
             # from a quota that doesn't come back before the reset.
             retry_after=_reset_in,
+            pace=_pace,
+            max_hold=MAX_RESET_WAIT,
         )
 
     async def check(self) -> CheckResult:
@@ -190,9 +203,7 @@ class XConnector(Connector[XConfig, XCredentials]):
 
     async def _user(self) -> tuple[dict[str, Any], dict[str, Any]]:
         path = f"/2/users/{self.config.user_id}"
-        await self._until_reset(path)
         response = await self.http.get(path, params={"user.fields": "public_metrics"})
-        self._note_remaining(path, response)
         try:
             body = response.json()
         except ValueError:
@@ -216,35 +227,6 @@ class XConnector(Connector[XConfig, XCredentials]):
             f"X answered user `{self.config.user_id}` with an error ({title}: {detail}): "
             "check `user_id`"
         )
-
-    async def _until_reset(self, path: str) -> None:
-        """Hold a call back while X has said its endpoint has no calls left before the reset."""
-        reset = self._closed_until.get(path)
-        if reset is None:
-            return
-        wait = reset - time.time()
-        if wait > MAX_RESET_WAIT:
-            when = datetime.fromtimestamp(reset, UTC).isoformat()
-            raise RateLimited(
-                f"X's rate limit for GET /2/users/:id is used up (x-rate-limit-remaining: 0) "
-                f"until {when}: waiting {wait:.0f} s rather than spend a call X would refuse",
-                wait,
-            )
-        if wait > 0:
-            await asyncio.sleep(wait)
-        del self._closed_until[path]
-
-    def _note_remaining(self, path: str, response: httpx.Response) -> None:
-        """Close ``path`` until ``x-rate-limit-reset`` when X says no call of it remains."""
-        remaining = response.headers.get("x-rate-limit-remaining", "").strip()
-        try:
-            reset = float(response.headers.get("x-rate-limit-reset", ""))
-        except ValueError:
-            reset = None
-        if remaining == "0" and reset is not None and reset > time.time():
-            self._closed_until[path] = reset
-        elif remaining.isdigit():
-            self._closed_until.pop(path, None)  # calls left: the window has moved on
 
     def _error(self, response: httpx.Response, body: Any) -> Exception:
         title, detail, _ = _problem(body)

@@ -17,12 +17,15 @@ The duties are layered as httpx transports because httpx sends every request *an
 redirect hop* through the client's transport; a check done in ``AsyncClient.send`` would miss
 the hops. From the outside in::
 
-    CredentialGuard -> RetryTransport -> PrivateNetworkGuard -> ThrottleTransport
-        -> httpx.AsyncHTTPTransport
+    CredentialGuard -> RetryTransport -> PrivateNetworkGuard -> [PacingTransport]
+        -> ThrottleTransport -> [PacingTransport] -> httpx.AsyncHTTPTransport
 
 so no hop carries a credential to an origin it doesn't belong to, each attempt is re-checked
 against DNS right before it waits for a slot and is sent, and a backoff sleep holds neither a
-concurrency slot nor rate-limit budget.
+concurrency slot nor rate-limit budget. The two pacing transports (only for a connector that
+reads its platform's usage headers) share one :class:`PacingGate`: the outer one holds a request
+before it takes a slot, the inner one again right before it leaves, so requests that were
+already queued for a slot when the headers said to hold wait too.
 
 Everything is passed in as parameters; nothing here reads settings or touches the database.
 """
@@ -35,6 +38,7 @@ import inspect
 import logging
 import socket
 import ssl
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +53,8 @@ from app.core.redact import RedactingFilter, Redactor, register_secrets, secrets
 from connectors.base import (
     ForeignOriginError,
     OtherOrigins,
+    Pacer,
+    RateLimited,
     TokenRefreshError,
     excerpt,
     origin_of,
@@ -83,6 +89,9 @@ __all__ = [
     "KrsyncOAuth2Client",
     "OAuth2Settings",
     "OAuthRefreshError",
+    "PacingClock",
+    "PacingGate",
+    "PacingTransport",
     "PrivateNetworkError",
     "PrivateNetworkGuard",
     "RetryTransport",
@@ -561,6 +570,110 @@ class ThrottleTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+# ------------------------------------------------------------------------------------ pacing
+
+
+class PacingClock:
+    """The time :class:`PacingGate` reads and sleeps on; the one seam tests replace (a clock
+    whose sleep returns at once), through ``build_client(pacing_clock=...)`` or
+    :data:`PACING_CLOCK`."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+#: The clock of every client built without one of its own.
+PACING_CLOCK = PacingClock()
+
+
+class PacingGate:
+    """One source's hold: the platform's usage headers, read off every answer by its
+    :data:`~connectors.base.Pacer`, say when the next request may leave.
+
+    Without a hold, :meth:`admit` is one attribute test (no lock, no clock read). A hold up to
+    ``max_hold`` is waited out by every request that reaches the gate meanwhile; a longer one
+    refuses them with ``RateLimited`` (what is left of it as ``retry_after``), unsent. A later
+    answer may lengthen a hold, never shorten it: a waiting request looks again when it wakes.
+    """
+
+    def __init__(
+        self,
+        pace: Pacer,
+        *,
+        source_name: str,
+        max_hold: float = 60.0,
+        clock: PacingClock | None = None,
+    ) -> None:
+        self._pace = pace
+        self._source_name = source_name
+        self._max_hold = max_hold
+        self._clock = clock if clock is not None else PACING_CLOCK
+        self._until = 0.0  # monotonic time the hold ends; 0.0: no hold
+        self._reason = ""
+
+    def observe(self, response: httpx.Response) -> None:
+        hold = self._pace(response)
+        if hold is None or hold.seconds <= 0:
+            return
+        until = self._clock.monotonic() + hold.seconds
+        if until > self._until:
+            self._until, self._reason = until, hold.reason
+
+    async def admit(self) -> None:
+        while self._until:
+            left = self._until - self._clock.monotonic()
+            if left <= 0:
+                self._until = 0.0
+                return
+            if left > self._max_hold:
+                raise RateLimited(
+                    f"{self._reason}: the next call waits {left:.0f} s, so it was not sent "
+                    "rather than spend a call the platform would refuse",
+                    left,
+                )
+            log.info("%s: holding requests %.1f s (%s)", self._source_name, left, self._reason)
+            await self._clock.sleep(left)
+
+
+class PacingTransport(httpx.AsyncBaseTransport):
+    """Passes a request through :meth:`PacingGate.admit` and shows the answer to the gate.
+
+    Built twice around :class:`ThrottleTransport` (see the module's docstring). The inner one
+    is given ``stats``: a request it refuses was counted as sent by the throttle, and wasn't.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        gate: PacingGate,
+        observe: bool,
+        stats: HttpStats | None = None,
+    ) -> None:
+        self._inner = inner
+        self._gate = gate
+        self._observe = observe
+        self._stats = stats
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            await self._gate.admit()
+        except RateLimited:
+            if self._stats is not None:
+                self._stats.requests -= 1
+            raise
+        response = await self._inner.handle_async_request(request)
+        if self._observe:
+            self._gate.observe(response)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 # ------------------------------------------------------------------------------------ clients
 
 
@@ -821,6 +934,9 @@ def build_client(
     retry_after: RetryAfter | None = None,
     credential_origins: Sequence[str] = (),
     other_origins: OtherOrigins = "refuse",
+    pace: Pacer | None = None,
+    max_hold: float = 60.0,
+    pacing_clock: PacingClock | None = None,
 ) -> KrsyncClient:
     """The HTTP client for one source and one run; use it as ``async with``.
 
@@ -831,7 +947,8 @@ def build_client(
     ``transport`` replaces the innermost network transport (tests, unusual proxies);
     ``retry_after`` reads a platform's own wait header where it has no ``Retry-After``.
     ``credential_origins`` and ``other_origins`` say where the credentials may go
-    (:class:`CredentialGuard`).
+    (:class:`CredentialGuard`); ``pace`` and ``max_hold`` hold the source's requests while the
+    platform's usage headers say so (:class:`PacingGate`, on ``pacing_clock``).
     """
     stats = HttpStats()
     redactor = Redactor(secrets)
@@ -848,9 +965,15 @@ def build_client(
     inner = transport or httpx.AsyncHTTPTransport(
         verify=_ssl_context(), retries=0, limits=httpx.Limits(max_connections=max_concurrency)
     )
+    gate = None
+    if pace is not None:
+        gate = PacingGate(pace, source_name=source_name, max_hold=max_hold, clock=pacing_clock)
+        inner = PacingTransport(inner, gate=gate, observe=True, stats=stats)
     stack: httpx.AsyncBaseTransport = ThrottleTransport(
         inner, stats=stats, max_concurrency=max_concurrency, rate_per_second=rate_per_second
     )
+    if gate is not None:
+        stack = PacingTransport(stack, gate=gate, observe=False)
     if not allow_private:
         stack = PrivateNetworkGuard(stack)
     stack = RetryTransport(

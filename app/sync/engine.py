@@ -206,6 +206,8 @@ def client_arguments(
         "on_token_update": on_token if oauth is not None else None,
         "headers": options.headers,
         "retry_after": options.retry_after,
+        "pace": options.pace,
+        "max_hold": options.max_hold,
         "credential_origins": options.credential_origins,
         "other_origins": options.other_origins,
     }

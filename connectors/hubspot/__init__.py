@@ -22,9 +22,10 @@ answers a ``total`` and pages of records (200 at most a page, 10,000 at most a q
   (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
 
 Searches are limited to 4 a second per source, HubSpot's own limit for search;
-``X-HubSpot-RateLimit-*`` headers that say nothing is left make the next call wait for the
-interval. A 429 of the ``DAILY`` policy fails the run at once, since retrying can only burn more
-of the next day's quota; any other 429 is a :class:`RateLimited` the engine waits out.
+``X-HubSpot-RateLimit-*`` headers that say nothing is left hold every call of the source, those
+already queued included, for the interval (the engine's client applies the connector's reader).
+A 429 of the ``DAILY`` policy fails the run at once, since retrying can only burn more of the
+next day's quota; any other 429 is a :class:`RateLimited` the engine waits out.
 """
 
 from connectors.hubspot.connector import HubSpotConnector

@@ -3,14 +3,13 @@
 What it decides is which searches to make (one shared search per object, date property and
 filters; paged or one a day, whichever costs fewer calls; a window split past 10,000 records);
 the bodies, pages and tallies come from :mod:`connectors.hubspot.search`, and the errors and
-rate-limit pacing from :mod:`connectors.hubspot.errors`.
+what the rate-limit headers ask from :mod:`connectors.hubspot.errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, timedelta, tzinfo
 from typing import Any, ClassVar
@@ -38,8 +37,8 @@ from connectors.hubspot.errors import (
     SearchRefused,
     _client_wait,
     _error,
-    _Limits,
-    _read_limits,
+    _limits,
+    _pace,
 )
 from connectors.hubspot.models import (
     CountParams,
@@ -98,7 +97,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._limits = _Limits()
+        self._limits: dict[str, int] = {}
         self._types: dict[tuple[str, str], str] = {}
         self._searches = 0
 
@@ -112,6 +111,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 max_concurrency=4,
                 headers={"Authorization": f"Bearer {credentials.access_token}"},
                 retry_after=_client_wait,
+                pace=_pace,
             )
         token = stored_token(
             credentials.refresh_token, credentials.access_token, credentials.expires_at
@@ -121,6 +121,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             rate_per_second=SEARCHES_PER_SECOND,
             max_concurrency=4,
             retry_after=_client_wait,
+            pace=_pace,
             oauth=OAuthSpec(
                 token_endpoint=f"{base}/oauth/v1/token",
                 client_id=credentials.client_id or "",
@@ -231,8 +232,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         if lost and len(result.query_errors) == len(queries):
             raise lost[0]  # nothing could be read: the token is what needs fixing
         result.details = {"searches": self._searches, "plans": plans}
-        if self._limits.seen:
-            result.details["rate_limit"] = dict(self._limits.seen)
+        if self._limits:
+            result.details["rate_limit"] = dict(self._limits)
         return result
 
     async def _fetch_group(
@@ -371,11 +372,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         obj: str | None = None,
         not_found: str | None = None,
     ) -> Any:
-        wait = self._limits.resume_at - time.monotonic()
-        if wait > 0:
-            await _sleep(wait)
         response = await self.http.request(method, path, json=payload)
-        _read_limits(self._limits, response)
+        self._limits.update(_limits(response))
         if response.status_code == 404 and not_found is not None:
             raise SearchRefused(not_found)
         if not response.is_success:
@@ -386,8 +384,3 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 mask=mask_of(self.http),
             )
         return json_body(response, "HubSpot")
-
-
-async def _sleep(seconds: float) -> None:
-    """The pause the rate-limit headers ask for; a seam so tests can see it without waiting."""
-    await asyncio.sleep(seconds)

@@ -1,4 +1,4 @@
-"""How HubSpot's answers become krsync's errors, and how its rate-limit headers pace calls.
+"""How HubSpot's answers become krsync's errors, and what its rate-limit headers ask.
 
 HubSpot says what went wrong in a JSON body (``category``, ``policyName``, the scopes missing)
 and what is left of its quotas in ``X-HubSpot-RateLimit-*`` headers; reading both is apart from
@@ -8,8 +8,6 @@ the connector so the rules for a 403 or a 429 can be read in one place.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,6 +15,7 @@ import httpx
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
+    Hold,
     Mask,
     RateLimited,
     RetriableError,
@@ -45,38 +44,38 @@ class SearchRefused(ConnectorConfigError):
     """HubSpot refused one search (an unknown property, a bad value): only its mappings fail."""
 
 
-@dataclass
-class _Limits:
-    resume_at: float = 0.0
-    seen: dict[str, int] = field(default_factory=dict)
+_LIMIT_HEADERS = {
+    "max": "X-HubSpot-RateLimit-Max",
+    "remaining": "X-HubSpot-RateLimit-Remaining",
+    "interval_ms": "X-HubSpot-RateLimit-Interval-Milliseconds",
+    "secondly_remaining": "X-HubSpot-RateLimit-Secondly-Remaining",
+    "daily": "X-HubSpot-RateLimit-Daily",
+    "daily_remaining": "X-HubSpot-RateLimit-Daily-Remaining",
+}
 
 
-def _read_limits(limits: _Limits, response: httpx.Response) -> None:
-    """Keep the quota figures; when one says nothing is left, hold the next call back."""
-    names = {
-        "max": "X-HubSpot-RateLimit-Max",
-        "remaining": "X-HubSpot-RateLimit-Remaining",
-        "interval_ms": "X-HubSpot-RateLimit-Interval-Milliseconds",
-        "secondly_remaining": "X-HubSpot-RateLimit-Secondly-Remaining",
-        "daily": "X-HubSpot-RateLimit-Daily",
-        "daily_remaining": "X-HubSpot-RateLimit-Daily-Remaining",
-    }
+def _limits(response: httpx.Response) -> dict[str, int]:
+    """The quota figures of ``X-HubSpot-RateLimit-*`` an answer carries, kept on the run."""
     seen: dict[str, int] = {}
-    for key, header in names.items():
+    for key, header in _LIMIT_HEADERS.items():
         raw = response.headers.get(header, "").strip()
         if raw.isdigit():
             seen[key] = int(raw)
-    if not seen:
-        return
-    limits.seen.update(seen)
+    return seen
+
+
+def _pace(response: httpx.Response) -> Hold | None:
+    """Nothing left in the rolling window: hold for its interval; nothing left this second:
+    for a second. The daily quota is not held for: its 429 fails the run (see ``_error``)."""
+    seen = _limits(response)
     pause = 0.0
     if seen.get("remaining") == 0:
         pause = seen.get("interval_ms", 10_000) / 1000
     if seen.get("secondly_remaining") == 0:
         pause = max(pause, 1.0)
-    if pause:
-        resume = time.monotonic() + min(pause, MAX_HEADER_WAIT)
-        limits.resume_at = max(limits.resume_at, resume)
+    if not pause:
+        return None
+    return Hold(min(pause, MAX_HEADER_WAIT), "HubSpot says no call is left in its rate window")
 
 
 def _error(

@@ -15,8 +15,9 @@ its own mapping (``query_errors``) and the others are still written.
 
 Throttling: error codes 4, 17, 32, 613 and the 80000-range business-use-case codes are rate
 limits; ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` are read after every answer, and above
-90 % the next call waits (``RateLimited`` with ``estimated_time_to_regain_access``) rather than get
-the app blocked. Code 190 is a dead token, 10 and 200-299 a missing permission.
+90 % the source's next calls, those already queued included, wait (refused as ``RateLimited`` with
+``estimated_time_to_regain_access``, by the engine's client) rather than get the app blocked.
+Code 190 is a dead token, 10 and 200-299 a missing permission.
 """
 
 from connectors.meta.connector import MetaConnector

@@ -19,7 +19,7 @@ from connectors.base import (
     MetricSpec,
     Window,
 )
-from connectors.meta.graph import _InvalidMetric
+from connectors.meta.graph import _InvalidMetric, _pace
 from connectors.meta.insights import MetaInsightsBase
 from connectors.meta.models import (
     _NAME,
@@ -85,6 +85,9 @@ class MetaConnector(MetaInsightsBase):
             base_url=config.base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {credentials.access_token}"},
             max_concurrency=2,
+            # Meta's holds last a minute or more: the engine waits them out, not a request.
+            pace=_pace,
+            max_hold=0.0,
         )
 
     # --- hooks -----------------------------------------------------------------------------------

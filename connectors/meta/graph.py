@@ -1,13 +1,13 @@
 """Graph API calls: one GET, Meta's usage headers read after it, and its error codes classified.
 
-The connector's base class, so throttling state (``_pause_until``, ``_usage``) and the redacted,
+The connector's base class, so the usage seen (``_usage``, for the run) and the redacted,
 classified errors are in one place; the insights and the hooks call ``_get`` and ``_details``.
+What the usage headers ask of the next calls is :func:`_pace`'s, applied by the engine's client.
 """
 
 from __future__ import annotations
 
 import json
-import time as clock
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ from connectors.base import (
     Connector,
     ConnectorAuthError,
     ConnectorConfigError,
+    Hold,
     RateLimited,
     RetriableError,
     excerpt,
@@ -41,63 +42,65 @@ class _InvalidMetric(ConnectorConfigError):
     """Meta refused a metric list (error 100): one of its metrics is unknown or retired."""
 
 
+def _usage(response: httpx.Response) -> tuple[float, float | None] | None:
+    """The highest quota share (percent) in ``X-App-Usage`` and ``X-Business-Use-Case-Usage``,
+    and the most minutes to regain access they state; None when neither header is there."""
+    shares: list[float] = []
+    regain: list[float] = []
+    for header in ("X-App-Usage", "X-Business-Use-Case-Usage"):
+        try:
+            parsed = json.loads(response.headers.get(header, "") or "null")
+        except ValueError:
+            continue
+        entries: list[Any] = [parsed] if header == "X-App-Usage" else []
+        if header != "X-App-Usage" and isinstance(parsed, dict):
+            for listed in parsed.values():
+                entries += listed if isinstance(listed, list) else []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            for key in ("call_count", "total_cputime", "total_time"):
+                number = _number(entry.get(key))
+                if number is not None:
+                    shares.append(number)
+            minutes = _number(entry.get("estimated_time_to_regain_access"))
+            if minutes:
+                regain.append(minutes)
+    if not shares and not regain:
+        return None
+    return max(shares, default=0.0), max(regain, default=None)
+
+
+def _pace(response: httpx.Response) -> Hold | None:
+    """Above :data:`USAGE_SLOWDOWN` percent of a quota, or throttled already, the source's next
+    calls wait (``estimated_time_to_regain_access``, else a minute) rather than get the app
+    blocked."""
+    share, regain = _usage(response) or (0.0, None)
+    if not regain and share < USAGE_SLOWDOWN:
+        return None
+    seconds = regain * 60 if regain else USAGE_PAUSE_SECONDS
+    return Hold(seconds, f"Meta reports {share:.0f} % of the API quota used")
+
+
 class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
     """The Graph API calls of :class:`~connectors.meta.MetaConnector`, throttled and classified."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pause_until = 0.0
         self._usage: dict[str, float] = {}
 
     # --- HTTP ------------------------------------------------------------------------------------
 
     async def _get(self, path: str, params: dict[str, str], *, surface: Scope) -> Any:
-        wait = self._pause_until - clock.monotonic()
-        if wait > 0:
-            raise RateLimited(
-                f"Meta reports {self._usage.get('usage_percent', 0):.0f} % of the API quota used: "
-                "waiting before the next call so the app isn't blocked",
-                wait,
-            )
         response = await self.http.get(path, params=params)
-        regain = self._read_usage(response)
+        share, regain = _usage(response) or (None, None)
+        if share is not None:
+            self._usage["usage_percent"] = max(share, self._usage.get("usage_percent", 0.0))
+        if regain:
+            self._usage["regain_access_minutes"] = regain
         if not response.is_success:
             raise self._error(response, surface, regain)
         return json_body(response, "Meta")
-
-    def _read_usage(self, response: httpx.Response) -> float | None:
-        """Note the highest quota share from Meta's usage headers; the minutes to regain access."""
-        shares: list[float] = []
-        regain: list[float] = []
-        for header in ("X-App-Usage", "X-Business-Use-Case-Usage"):
-            try:
-                parsed = json.loads(response.headers.get(header, "") or "null")
-            except ValueError:
-                continue
-            entries: list[Any] = [parsed] if header == "X-App-Usage" else []
-            if header != "X-App-Usage" and isinstance(parsed, dict):
-                for listed in parsed.values():
-                    entries += listed if isinstance(listed, list) else []
-            for entry in entries:
-                if not isinstance(entry, dict):
-                    continue
-                for key in ("call_count", "total_cputime", "total_time"):
-                    number = _number(entry.get(key))
-                    if number is not None:
-                        shares.append(number)
-                minutes = _number(entry.get("estimated_time_to_regain_access"))
-                if minutes:
-                    regain.append(minutes)
-        if not shares and not regain:
-            return None
-        usage = max(shares, default=0.0)
-        self._usage["usage_percent"] = max(usage, self._usage.get("usage_percent", 0.0))
-        if regain:
-            self._usage["regain_access_minutes"] = max(regain)
-        if usage >= USAGE_SLOWDOWN or regain:
-            pause = max(regain) * 60 if regain else USAGE_PAUSE_SECONDS
-            self._pause_until = max(self._pause_until, clock.monotonic() + pause)
-        return max(regain, default=None)
 
     def _details(self) -> dict[str, Any]:
         return {"api_version": self.config.api_version, **self._usage}

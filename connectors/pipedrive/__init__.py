@@ -15,8 +15,9 @@ saved Pipedrive filter (``filter_id``) or a pipeline instead.
 Authentication is the ``x-api-token`` header (Pipedrive's recommended way for an API token) or an
 OAuth bearer token, refreshed at ``https://oauth.pipedrive.com/oauth/token`` by the engine when a
 refresh token is stored. Burst limits are per 2-second window: when ``x-ratelimit-remaining``
-reaches 0 the next call waits ``x-ratelimit-reset`` seconds, and a 429 is retried by the engine's
-client, then surfaces as ``RateLimited``.
+reaches 0 every call of the source, those already queued included, waits ``x-ratelimit-reset``
+seconds (the engine's client applies the connector's reader), and a 429 is retried by the
+engine's client, then surfaces as ``RateLimited``.
 """
 
 from connectors.pipedrive.connector import MAX_PAUSE, TOKEN_ENDPOINT, PipedriveConnector

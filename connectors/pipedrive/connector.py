@@ -1,5 +1,5 @@
 """The Pipedrive connector: checks the company, fetches one timeline call per window and
-shared (date field, filter, pipeline), and paces calls by the burst-limit headers.
+shared (date field, filter, pipeline), and reads the burst-limit headers its client paces by.
 
 The periods are read by :mod:`connectors.pipedrive.timeline`, the errors classified by
 :mod:`connectors.pipedrive.errors`.
@@ -7,7 +7,6 @@ The periods are read by :mod:`connectors.pipedrive.timeline`, the errors classif
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +21,7 @@ from connectors.base import (
     ConnectorAuthError,
     FetchResult,
     Filter,
+    Hold,
     HttpOptions,
     MappingError,
     MetricQuery,
@@ -42,8 +42,15 @@ TOKEN_ENDPOINT = "https://oauth.pipedrive.com/oauth/token"
 MAX_PAUSE = 10.0
 
 
-async def _pause(seconds: float) -> None:
-    await asyncio.sleep(seconds)
+def _pace(response: httpx.Response) -> Hold | None:
+    """A success that spent the burst window (``x-ratelimit-remaining: 0``) holds the source
+    for ``x-ratelimit-reset`` seconds; a 429 is the client's retry to wait out."""
+    remaining = _number(response.headers.get("x-ratelimit-remaining"))
+    if not response.is_success or remaining is None or remaining > 0:
+        return None
+    reset = _number(response.headers.get("x-ratelimit-reset"))
+    seconds = min(2.0 if reset is None else reset, MAX_PAUSE)
+    return Hold(seconds, "Pipedrive's burst window is spent (x-ratelimit-remaining: 0)")
 
 
 class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
@@ -65,7 +72,6 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._wait = 0.0
         self._limits: dict[str, int] = {}
 
     @classmethod
@@ -73,7 +79,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         cls, config: PipedriveConfig, credentials: PipedriveCredentials
     ) -> HttpOptions:
         # 20 calls per 2 s on the smallest plan; a fetch makes a handful.
-        options: dict[str, Any] = {"base_url": config.root, "rate_per_second": 5.0}
+        options: dict[str, Any] = {"base_url": config.root, "rate_per_second": 5.0, "pace": _pace}
         if credentials.api_token is not None:
             return HttpOptions(**options, headers={"x-api-token": credentials.api_token})
         if credentials.refresh_token is None:
@@ -185,9 +191,6 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     # --- HTTP ------------------------------------------------------------------------------------
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
-        if self._wait > 0:
-            await _pause(self._wait)  # the burst window was spent: let it reset first
-            self._wait = 0.0
         try:
             response = await self.http.get(path, params=params)
         except TokenRefreshError as exc:
@@ -208,8 +211,6 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             value = _number(response.headers.get(f"x-ratelimit-{name}"))
             if value is not None:
                 self._limits[name] = int(value)
-        if response.is_success and self._limits.get("remaining", 1) <= 0:
-            self._wait = min(float(self._limits.get("reset", 2)), MAX_PAUSE)
 
     def _limit_details(self) -> dict[str, Any]:
         keep = {k: v for k, v in self._limits.items() if k in ("limit", "remaining")}

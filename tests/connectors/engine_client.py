@@ -13,6 +13,7 @@ with stamina's waits zeroed, and a fake platform installed on a respx router.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date
@@ -23,7 +24,8 @@ import respx
 import stamina
 from pydantic import BaseModel
 
-from app.core.http import KrsyncClient, build_client
+from app.core import http as http_module
+from app.core.http import KrsyncClient, PacingClock, build_client
 from app.core.settings import get_settings
 from app.sync.engine import client_arguments
 from connectors.base import Connector, DailyValue, FetchResult
@@ -85,6 +87,35 @@ async def connected(
     arguments.update(client_overrides)
     async with build_client(**arguments) as http:
         yield cls(cfg, creds, http, timezone=timezone, today=today), http
+
+
+class InstantClock(PacingClock):
+    """The pacing gate's clock in a test: a sleep is noted, moves the clock on and returns at
+    once, so a test asserts the holds a platform's headers asked for without waiting them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)  # a sleep still lets the other tasks run
+
+    def advance(self, seconds: float) -> None:
+        """Time passing outside the client (the engine waiting out a ``RateLimited``)."""
+        self.now += seconds
+
+
+@contextmanager
+def instant_pacing(monkeypatch: pytest.MonkeyPatch) -> Iterator[InstantClock]:
+    """Every client built in the block paces on one :class:`InstantClock`."""
+    clock = InstantClock()
+    monkeypatch.setattr(http_module, "PACING_CLOCK", clock)
+    yield clock
 
 
 def by_query(values: Iterable[DailyValue] | FetchResult) -> dict[str, dict[date, float]]:

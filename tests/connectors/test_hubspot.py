@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from app.core.http import KrsyncClient
-from connectors import hubspot
 from connectors.base import (
     FILTER_OPS,
     ConnectorAuthError,
@@ -776,16 +775,11 @@ async def test_5xx_is_retried_and_a_lasting_one_is_retriable(fake: FakeHubSpot) 
 
 
 async def test_rate_limit_headers_with_nothing_left_hold_the_next_call(
-    fake: FakeHubSpot, monkeypatch: pytest.MonkeyPatch
+    fake: FakeHubSpot, pacing_clock: engine_client.InstantClock
 ) -> None:
     """``X-HubSpot-RateLimit-Remaining: 0`` with its interval
     (https://developers.hubspot.com/docs/api/usage-details): the next call waits."""
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(hubspot.connector, "_sleep", sleep)
+    waits = pacing_clock.sleeps
     window = Window(date(2026, 7, 1), date(2026, 7, 3))
     won_deals(fake, window, 100)  # 300 deals: two pages
     fake.search_headers = {

@@ -378,7 +378,9 @@ async def test_throttling_codes_are_rate_limits(fake: FakeGraph, code: int, mess
 
 
 @pytest.mark.anyio
-async def test_high_usage_holds_the_next_call_back(fake: FakeGraph) -> None:
+async def test_high_usage_holds_the_next_call_back(
+    fake: FakeGraph, pacing_clock: engine_client.InstantClock
+) -> None:
     """Above 90 % of a quota in ``X-App-Usage`` the next page waits instead of being sent.
 
     https://developers.facebook.com/docs/graph-api/overview/rate-limiting/
@@ -392,7 +394,8 @@ async def test_high_usage_holds_the_next_call_back(fake: FakeGraph) -> None:
         fake.headers = {
             "X-App-Usage": json.dumps({"call_count": 40, "total_cputime": 9, "total_time": 8})
         }
-        c._pause_until = 0.0  # the engine waited `retry_after`: the fetch starts over
+        assert held.value.retry_after is not None
+        pacing_clock.advance(held.value.retry_after)  # the engine waited: the fetch starts over
         result = await c.fetch([query("page.page_post_engagements")], WINDOW)
 
     assert len(fake.insight_calls()) == 1 + 3  # the held-back page was never sent

@@ -21,7 +21,6 @@ from app.core.db import session_scope
 from app.core.http import KrsyncClient
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource
-from connectors import pipedrive
 from connectors.base import (
     ConnectorAuthError,
     MappingError,
@@ -270,18 +269,13 @@ def test_a_filtered_mapping_is_a_422_through_the_api(client: TestClient) -> None
 
 @pytest.mark.anyio
 async def test_a_spent_burst_window_is_waited_out_before_the_next_call(
-    fake: FakePipedrive, monkeypatch: pytest.MonkeyPatch
+    fake: FakePipedrive, pacing_clock: engine_client.InstantClock
 ) -> None:
     """`x-ratelimit-remaining: 0` -> wait `x-ratelimit-reset` seconds before calling again.
 
     https://pipedrive.readme.io/docs/core-api-concepts-rate-limiting
     """
-    pauses: list[float] = []
-
-    async def pause(seconds: float) -> None:
-        pauses.append(seconds)
-
-    monkeypatch.setattr(pipedrive.connector, "_pause", pause)
+    pauses = pacing_clock.sleeps
     fake.burst = fake.remaining = 2
     async with connected() as (connector, _):
         result = await connector.fetch(
