@@ -21,14 +21,13 @@ from connectors.base import (
     MappingError,
     MetricQuery,
     MetricSpec,
-    RateLimited,
-    RetriableError,
     Window,
     status_failure,
 )
 from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
 from connectors.csv_source.queries import _bad_rows_warnings, _ColumnError, _Plan, _plan
 from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
+from connectors.errors import Classifier, Hint
 from connectors.files import file_in_files_dir
 
 #: The largest file read, local or downloaded (bytes).
@@ -38,9 +37,22 @@ BLANK_GROUP = "(blank)"
 
 _TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
 
-_NOT_PUBLIC = (
-    "{what} refused access ({status}): make the file public, e.g. publish the Google Sheet to "
-    "the web (File > Share > Publish to web, as CSV) and use that link"
+_NOT_PUBLIC = Hint(
+    "the URL refused access ({status}): make the file public, e.g. publish the Google Sheet to "
+    "the web (File > Share > Publish to web, as CSV) and use that link",
+    ConnectorAuthError,
+)
+_NO_FILE = "no file at the URL ({status}): check the link"
+_ERRORS = Classifier(
+    "the CSV host",
+    {
+        401: _NOT_PUBLIC,
+        403: _NOT_PUBLIC,
+        404: _NO_FILE,
+        410: _NO_FILE,
+        "retriable": "{platform} is having trouble: {said}",
+        "config": "{platform} refused the request: {said}",
+    },
 )
 
 
@@ -182,19 +194,8 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
     async def _download(self, url: str) -> bytes:
         response = await self.http.get(url)
         if not response.is_success:
-            message, retry_after = status_failure(self.http, response)
-            raise self._error(response.status_code, message, retry_after) from None
+            said, wait = status_failure(self.http, response)
+            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
         if len(response.content) > MAX_BYTES:
             raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")
         return response.content
-
-    def _error(self, status: int, message: str, retry_after: float | None) -> Exception:
-        if status in (401, 403):
-            return ConnectorAuthError(_NOT_PUBLIC.format(what="the URL", status=status))
-        if status in (404, 410):
-            return ConnectorConfigError(f"no file at the URL ({status}): check the link")
-        if status == 429:
-            return RateLimited(f"the CSV host asks to slow down: {message}", retry_after)
-        if status >= 500 or status == 408:
-            return RetriableError(f"the CSV host is having trouble: {message}")
-        return ConnectorConfigError(f"the CSV host refused the request: {message}")

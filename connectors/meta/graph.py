@@ -18,11 +18,9 @@ from connectors.base import (
     ConnectorConfigError,
     RateLimited,
     RetriableError,
-    excerpt,
     json_body,
-    mask_of,
-    retry_after,
 )
+from connectors.errors import Classifier, Hint, Refusal
 from connectors.meta.models import (
     INVALID_METRIC,
     NO_SUCH_OBJECT_SUBCODE,
@@ -39,6 +37,67 @@ from connectors.meta.models import (
 
 class _InvalidMetric(ConnectorConfigError):
     """Meta refused a metric list (error 100): one of its metrics is unknown or retired."""
+
+
+def _codes(response: httpx.Response, body: Any) -> tuple[list[str], str]:
+    """Meta's ``{"error": {"code", "error_subcode", "message"}}``: the code as Meta numbers it
+    (``None`` when it gives none), then what it means here (the keys of the hints)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    subcode = error.get("error_subcode")
+    meanings = []
+    if code in RATE_LIMIT_CODES or (code and 80000 <= code < 81000):
+        meanings.append("rate_limit")
+    if code == 190:
+        meanings.append("token")
+    if code == 10 or (code is not None and 200 <= code <= 299):
+        meanings.append("denied")
+    if code == INVALID_METRIC:
+        meanings.append("no_object" if subcode == NO_SUCH_OBJECT_SUBCODE else "invalid_metric")
+    if code in (1, 2):
+        meanings.append("transient")
+    return [str(code), *meanings], str(error.get("message") or "") or response.reason_phrase
+
+
+def _slow_down(refusal: Refusal) -> Exception:
+    which = f" (code {refusal.code})" if refusal.code != "None" else ""
+    return RateLimited(f"Meta asks to slow down{which}: {refusal.said}", refusal.retry_after)
+
+
+_IDS = {"page": "`page_id`", "instagram": "`instagram_user_id`"}
+_TOKEN = Hint(
+    "Meta refused the access token (code 190: expired, revoked or invalid): generate a new Page "
+    "access token with {permissions} and store it as `access_token`; Meta said: {said}",
+    ConnectorAuthError,
+)
+_TROUBLE = Hint("Meta is having trouble ({status}, code {code}): {said}", RetriableError)
+_REFUSED = Hint("Meta refused the request ({status}, code {code}): {said}", ConnectorConfigError)
+_ERRORS = Classifier(
+    "Meta",
+    {
+        "rate_limit": _slow_down,
+        429: _slow_down,
+        "token": _TOKEN,
+        401: _TOKEN,
+        "denied": Hint(
+            "Meta denied the permission (code {code}): the access token needs {permissions}; "
+            "Meta said: {said}",
+            ConnectorAuthError,
+        ),
+        "no_object": Hint(
+            "Meta has no object this token can read at {ids}: check it and the token's "
+            "permissions; Meta said: {said}",
+            ConnectorConfigError,
+        ),
+        "invalid_metric": Hint("{said}", _InvalidMetric),
+        "transient": _TROUBLE,
+        "retriable": _TROUBLE,
+        403: _REFUSED,
+        "config": _REFUSED,
+    },
+    read=_codes,
+)
 
 
 class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
@@ -105,42 +164,10 @@ class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
     def _error(
         self, response: httpx.Response, surface: Scope, regain: float | None = None
     ) -> Exception:
-        status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        error = body.get("error") if isinstance(body, dict) else None
-        error = error if isinstance(error, dict) else {}
-        code = error.get("code") if isinstance(error.get("code"), int) else None
-        subcode = error.get("error_subcode")
-        said = excerpt(str(error.get("message") or ""), mask_of(self.http))
-        said = said or response.reason_phrase or f"HTTP {status}"
-        if status == 429 or code in RATE_LIMIT_CODES or (code and 80000 <= code < 81000):
-            wait = regain * 60 if regain else retry_after(response)
-            which = f" (code {code})" if code is not None else ""
-            return RateLimited(f"Meta asks to slow down{which}: {said}", wait)
-        if code == 190 or status == 401:
-            return ConnectorAuthError(
-                "Meta refused the access token (code 190: expired, revoked or invalid): "
-                f"generate a new Page access token with {PERMISSIONS[surface]} and store it as "
-                f"`access_token`; Meta said: {said}"
-            )
-        if code == 10 or (code is not None and 200 <= code <= 299):
-            return ConnectorAuthError(
-                f"Meta denied the permission (code {code}): the access token needs "
-                f"{PERMISSIONS[surface]}; Meta said: {said}"
-            )
-        if code == INVALID_METRIC and subcode == NO_SUCH_OBJECT_SUBCODE:
-            field = {"page": "`page_id`", "instagram": "`instagram_user_id`"}.get(
-                surface, "`page_id` or `instagram_user_id`"
-            )
-            return ConnectorConfigError(
-                f"Meta has no object this token can read at {field}: check it and the "
-                f"token's permissions; Meta said: {said}"
-            )
-        if code == INVALID_METRIC:
-            return _InvalidMetric(said)
-        if status >= 500 or code in (1, 2):
-            return RetriableError(f"Meta is having trouble ({status}, code {code}): {said}")
-        return ConnectorConfigError(f"Meta refused the request ({status}, code {code}): {said}")
+        return _ERRORS(
+            response,
+            self.http.redact,
+            wait=regain * 60 if regain else None,
+            permissions=PERMISSIONS[surface],
+            ids=_IDS.get(surface, "`page_id` or `instagram_user_id`"),
+        )

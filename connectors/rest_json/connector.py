@@ -23,14 +23,13 @@ from connectors.base import (
     MappingError,
     MetricQuery,
     MetricSpec,
-    RateLimited,
     RetriableError,
     Window,
     excerpt,
-    mask_of,
     origin_of,
     status_failure,
 )
+from connectors.errors import Classifier, Hint
 from connectors.rest_json.models import (
     DEFAULT_AUTH_HEADER,
     RestJsonConfig,
@@ -42,6 +41,22 @@ from connectors.rest_json.paging import MAX_PAGES, Request, _substitute, _text, 
 from connectors.rest_json.records import extract, find_records
 
 _EXCERPT = 200
+_REFUSED = Hint(
+    "the API refused the credentials ({status}): check `token`, `username`/`password` or "
+    "`header_value`: {said}",
+    ConnectorAuthError,
+)
+_NOTHING = "nothing at the URL ({status}): check `url`: {said}"
+_ERRORS = Classifier(
+    "the API",
+    {
+        401: _REFUSED,
+        403: _REFUSED,
+        404: _NOTHING,
+        410: _NOTHING,
+        "retriable": "{platform} is having trouble: {said}",
+    },
+)
 
 
 # --- the connector -------------------------------------------------------------------------------
@@ -171,8 +186,8 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
                 exc.origin,
             ) from None
         if not response.is_success:
-            message, retry_after = status_failure(self.http, response)
-            raise self._error(response.status_code, message, retry_after) from None
+            said, wait = status_failure(self.http, response)
+            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
         try:
             return response, response.json()
         except ValueError:
@@ -180,7 +195,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
 
     def _excerpt(self, response: httpx.Response) -> str:
         try:
-            return excerpt(response.text, mask_of(self.http), _EXCERPT)
+            return excerpt(response.text, self.http.redact, _EXCERPT)
         except (UnicodeDecodeError, LookupError):
             return "(undecodable bytes)"
 
@@ -197,17 +212,3 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
             f"the API answered {response.status_code} with something that isn't JSON "
             f"({kind}): {excerpt}"
         )
-
-    def _error(self, status: int, message: str, retry_after: float | None) -> Exception:
-        if status in (401, 403):
-            return ConnectorAuthError(
-                f"the API refused the credentials ({status}): check `token`, `username`/"
-                f"`password` or `header_value`: {message}"
-            )
-        if status in (404, 410):
-            return ConnectorConfigError(f"nothing at the URL ({status}): check `url`: {message}")
-        if status == 429:
-            return RateLimited(f"the API asks to slow down: {message}", retry_after)
-        if status >= 500 or status == 408:
-            return RetriableError(f"the API is having trouble: {message}")
-        return ConnectorConfigError(f"the API refused the request ({status}): {message}")
