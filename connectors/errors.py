@@ -91,9 +91,10 @@ class Hint:
 #: A hint: a template, a template with its error, or a function deciding from the refusal
 #: (None: not this one, look further).
 Rule = str | Hint | Callable[[Refusal], Exception | None]
+Key = int | str
 #: Keys: a vendor code (``"INVALID_FIELD"``), a status (``404``) or a kind (``"retriable"``),
-#: tried in that order.
-Hints = Mapping[int | str, Rule]
+#: tried in that order; a tuple of them shares one hint (``(404, 410)``).
+Hints = Mapping[Key | tuple[Key, ...], Rule]
 #: ``(codes, words)`` from a failed answer's parsed body; words unmasked (the classifier masks).
 Reader = Callable[[httpx.Response, Any], tuple[Sequence[str], str]]
 
@@ -145,6 +146,10 @@ class Classifier:
     hints: Hints = field(default_factory=dict)
     read: Reader = read_error
     wait: Callable[[httpx.Response], float | None] = retry_after
+    _table: dict[Key, Rule] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_table", _by_key(self.hints))
 
     def __call__(
         self,
@@ -177,8 +182,8 @@ class Classifier:
     def classify(self, refusal: Refusal, hints: Hints | None = None) -> Exception:
         """The first hint that answers, by vendor code, then status, then kind; else the kind's
         default message."""
-        table = {**self.hints, **hints} if hints else self.hints
-        keys: list[int | str] = [*refusal.codes, refusal.status, refusal.kind]
+        table = {**self._table, **_by_key(hints)} if hints else self._table
+        keys: list[Key] = [*refusal.codes, refusal.status, refusal.kind]
         for key in keys:
             rule = table.get(key)
             error = None if rule is None else self._apply(rule, refusal)
@@ -203,3 +208,10 @@ class Classifier:
         if issubclass(error, RateLimited):
             return error(message, refusal.retry_after)
         return error(message)
+
+
+def _by_key(hints: Hints) -> dict[Key, Rule]:
+    table: dict[Key, Rule] = {}
+    for keys, rule in hints.items():
+        table.update(dict.fromkeys(keys if isinstance(keys, tuple) else (keys,), rule))
+    return table

@@ -45,7 +45,7 @@ from connectors.base import (
     json_body,
     stored_token,
 )
-from connectors.errors import Classifier, Hint, Hints, Rule
+from connectors.errors import Classifier, Hint
 
 ROOT = "https://youtubeanalytics.googleapis.com"
 REPORTS = "/v2/reports"
@@ -66,10 +66,12 @@ _FILTERS: dict[str, frozenset[FilterOp]] = {
 }
 _VALUE = {"video": re.compile(r"^[A-Za-z0-9_-]{6,64}$"), "country": re.compile(r"^[A-Za-z]{2}$")}
 _EXAMPLE = {"video": "a video id such as dQw4w9WgXcQ", "country": "a two-letter country code"}
-_QUOTA = frozenset({"quotaExceeded", "dailyLimitExceeded"})
-_SLOW_DOWN = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
-_SCOPE = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
-_DISABLED = frozenset({"accessNotConfigured", "SERVICE_DISABLED"})
+_QUOTA = ("quotaExceeded", "dailyLimitExceeded")
+_SLOW_DOWN = ("rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED")
+_SCOPE = ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
+_DISABLED = ("accessNotConfigured", "SERVICE_DISABLED")
+#: Google's reasons in the order they decide: a used-up quota before a slow-down, and so on.
+_REASONS = _QUOTA + _SLOW_DOWN + _DISABLED + _SCOPE
 REAUTHORIZE = (
     f"re-authorize krsync as the channel's owner or manager with the {SCOPE} "
     "(yt-analytics.readonly) scope and store the new `refresh_token`"
@@ -130,43 +132,28 @@ def _google_error(response: httpx.Response, body: Any) -> tuple[list[str], str]:
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and isinstance(item.get("reason"), str):
                 reasons.add(item["reason"])
-    telling = [r for group in _REASONS for r in sorted(group & reasons)]
-    return telling + sorted(reasons - set(telling)), str(
-        error.get("message") or error.get("status") or ""
-    )
+    telling = [r for r in _REASONS if r in reasons]
+    message = str(error.get("message") or error.get("status") or "")
+    return telling + sorted(reasons - set(telling)), message
 
 
-def _reasons(group: frozenset[str], rule: Rule) -> Hints:
-    return dict.fromkeys(group, rule)
-
-
-_REASONS = (_QUOTA, _SLOW_DOWN, _DISABLED, _SCOPE)
 _ERRORS = Classifier(
     "YouTube",
     {
-        **_reasons(
-            _QUOTA,
-            Hint(
-                "the Google Cloud project's YouTube Analytics quota is used up ({said}): it "
-                "resets daily; the next run tries again",
-                RetriableError,
-            ),
+        _QUOTA: Hint(
+            "the Google Cloud project's YouTube Analytics quota is used up ({said}): it resets "
+            "daily; the next run tries again",
+            RetriableError,
         ),
-        **_reasons(_SLOW_DOWN, Hint("YouTube asks to slow down: {said}", RateLimited)),
-        **_reasons(
-            _DISABLED,
-            Hint(
-                "the YouTube Analytics API is not enabled for the OAuth client's Google Cloud "
-                "project ({said}): enable it in the Cloud console (APIs & Services)",
-                ConnectorAuthError,
-            ),
+        _SLOW_DOWN: Hint("YouTube asks to slow down: {said}", RateLimited),
+        _DISABLED: Hint(
+            "the YouTube Analytics API is not enabled for the OAuth client's Google Cloud "
+            "project ({said}): enable it in the Cloud console (APIs & Services)",
+            ConnectorAuthError,
         ),
-        **_reasons(
-            _SCOPE,
-            Hint(
-                f"the OAuth grant lacks the yt-analytics.readonly scope ({{said}}): {REAUTHORIZE}",
-                ConnectorAuthError,
-            ),
+        _SCOPE: Hint(
+            f"the OAuth grant lacks the yt-analytics.readonly scope ({{said}}): {REAUTHORIZE}",
+            ConnectorAuthError,
         ),
         401: f"YouTube refused the OAuth access token even after a refresh ({{said}}): "
         f"{REAUTHORIZE}",

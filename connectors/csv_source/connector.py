@@ -13,7 +13,6 @@ from datetime import date
 from connectors.base import (
     CheckResult,
     Connector,
-    ConnectorAuthError,
     ConnectorConfigError,
     DailyValue,
     FetchResult,
@@ -27,7 +26,7 @@ from connectors.base import (
 from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
 from connectors.csv_source.queries import _bad_rows_warnings, _ColumnError, _Plan, _plan
 from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
-from connectors.errors import Classifier, Hint
+from connectors.errors import Classifier
 from connectors.files import file_in_files_dir
 
 #: The largest file read, local or downloaded (bytes).
@@ -37,19 +36,12 @@ BLANK_GROUP = "(blank)"
 
 _TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
 
-_NOT_PUBLIC = Hint(
-    "the URL refused access ({status}): make the file public, e.g. publish the Google Sheet to "
-    "the web (File > Share > Publish to web, as CSV) and use that link",
-    ConnectorAuthError,
-)
-_NO_FILE = "no file at the URL ({status}): check the link"
 _ERRORS = Classifier(
     "the CSV host",
     {
-        401: _NOT_PUBLIC,
-        403: _NOT_PUBLIC,
-        404: _NO_FILE,
-        410: _NO_FILE,
+        (401, 403): "the URL refused access ({status}): make the file public, e.g. publish the "
+        "Google Sheet to the web (File > Share > Publish to web, as CSV) and use that link",
+        (404, 410): "no file at the URL ({status}): check the link",
         "retriable": "{platform} is having trouble: {said}",
         "config": "{platform} refused the request: {said}",
     },

@@ -43,7 +43,6 @@ def _quota(refusal: Refusal) -> Exception | None:
     return None
 
 
-_TROUBLE = Hint("GA4 is having trouble ({status} {said})", RetriableError)
 _ERRORS = Classifier(
     "GA4",
     {
@@ -56,8 +55,8 @@ _ERRORS = Classifier(
         429: _quota,
         "rate_limited": "GA4 asks to slow down ({said})",
         400: Hint("{said}", _BadRequest),
-        409: _TROUBLE,  # ABORTED: Google says retry
-        "retriable": _TROUBLE,
+        # 409 ABORTED: Google says retry
+        (409, "retriable"): Hint("GA4 is having trouble ({status} {said})", RetriableError),
         "config": "GA4 refused the request ({status} {said})",
     },
 )

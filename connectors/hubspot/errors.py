@@ -127,29 +127,6 @@ def _slow_down(refusal: Refusal) -> Exception:
     return RateLimited(f"HubSpot asks to slow down ({what}): {refusal.said}", refusal.retry_after)
 
 
-_REFUSED = Hint("{platform} refused the request ({said})", SearchRefused)
-_ERRORS = Classifier(
-    "HubSpot",
-    {
-        401: "HubSpot refused the private app's access token ({said}): check `access_token`, "
-        "or copy a new one from Settings > Integrations > Private apps",
-        403: _forbidden,
-        429: _slow_down,
-        400: _REFUSED,
-        422: _REFUSED,
-        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", SearchRefused),
-        "retriable": "HubSpot is having trouble ({said})",
-        "config": "HubSpot refused the request ({said})",
-    },
-    read=_words,
-    wait=lambda response: _retry_after(response),
-)
-_OAUTH_REFUSED: Hints = {
-    401: "HubSpot refused the OAuth access token even after a refresh ({said}): reconnect the "
-    "HubSpot app to get a new `refresh_token`"
-}
-
-
 def _client_wait(response: httpx.Response) -> float | None:
     """What the engine's client waits before retrying: never, for the ``DAILY`` policy (each
     retry would only burn tomorrow's quota); otherwise HubSpot's own interval."""
@@ -170,3 +147,24 @@ def _retry_after(response: httpx.Response) -> float | None:
         return asked
     interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "").strip()
     return int(interval) / 1000 if interval.isdigit() else ROLLING_WAIT
+
+
+_ERRORS = Classifier(
+    "HubSpot",
+    {
+        401: "HubSpot refused the private app's access token ({said}): check `access_token`, "
+        "or copy a new one from Settings > Integrations > Private apps",
+        403: _forbidden,
+        429: _slow_down,
+        (400, 422): Hint("HubSpot refused the request ({said})", SearchRefused),
+        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", SearchRefused),
+        "retriable": "HubSpot is having trouble ({said})",
+        "config": "HubSpot refused the request ({said})",
+    },
+    read=_words,
+    wait=_retry_after,
+)
+_OAUTH_REFUSED: Hints = {
+    401: "HubSpot refused the OAuth access token even after a refresh ({said}): reconnect the "
+    "HubSpot app to get a new `refresh_token`"
+}

@@ -39,25 +39,27 @@ class _InvalidMetric(ConnectorConfigError):
     """Meta refused a metric list (error 100): one of its metrics is unknown or retired."""
 
 
+#: What Meta's error codes mean here (its "Handling Errors" page): the keys of the hints.
+_MEANINGS = {
+    **dict.fromkeys([*RATE_LIMIT_CODES, *range(80000, 81000)], "rate_limit"),
+    **dict.fromkeys([10, *range(200, 300)], "denied"),
+    190: "token",
+    INVALID_METRIC: "invalid_metric",
+    1: "transient",
+    2: "transient",
+}
+
+
 def _codes(response: httpx.Response, body: Any) -> tuple[list[str], str]:
     """Meta's ``{"error": {"code", "error_subcode", "message"}}``: the code as Meta numbers it
-    (``None`` when it gives none), then what it means here (the keys of the hints)."""
+    (``None`` when it gives none), then what it means here."""
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code = error.get("code") if isinstance(error.get("code"), int) else None
-    subcode = error.get("error_subcode")
-    meanings = []
-    if code in RATE_LIMIT_CODES or (code and 80000 <= code < 81000):
-        meanings.append("rate_limit")
-    if code == 190:
-        meanings.append("token")
-    if code == 10 or (code is not None and 200 <= code <= 299):
-        meanings.append("denied")
-    if code == INVALID_METRIC:
-        meanings.append("no_object" if subcode == NO_SUCH_OBJECT_SUBCODE else "invalid_metric")
-    if code in (1, 2):
-        meanings.append("transient")
-    return [str(code), *meanings], str(error.get("message") or "") or response.reason_phrase
+    meaning = _MEANINGS.get(code, "") if code is not None else ""
+    if meaning == "invalid_metric" and error.get("error_subcode") == NO_SUCH_OBJECT_SUBCODE:
+        meaning = "no_object"
+    return [str(code), meaning], str(error.get("message") or "") or response.reason_phrase
 
 
 def _slow_down(refusal: Refusal) -> Exception:
@@ -66,35 +68,30 @@ def _slow_down(refusal: Refusal) -> Exception:
 
 
 _IDS = {"page": "`page_id`", "instagram": "`instagram_user_id`"}
-_TOKEN = Hint(
-    "Meta refused the access token (code 190: expired, revoked or invalid): generate a new Page "
-    "access token with {permissions} and store it as `access_token`; Meta said: {said}",
-    ConnectorAuthError,
-)
-_TROUBLE = Hint("Meta is having trouble ({status}, code {code}): {said}", RetriableError)
-_REFUSED = Hint("Meta refused the request ({status}, code {code}): {said}", ConnectorConfigError)
 _ERRORS = Classifier(
     "Meta",
     {
-        "rate_limit": _slow_down,
-        429: _slow_down,
-        "token": _TOKEN,
-        401: _TOKEN,
+        ("rate_limit", 429): _slow_down,
+        ("token", 401): Hint(
+            "Meta refused the access token (code 190: expired, revoked or invalid): generate a "
+            "new Page access token with {permissions} and store it as `access_token`; Meta "
+            "said: {said}",
+            ConnectorAuthError,
+        ),
         "denied": Hint(
             "Meta denied the permission (code {code}): the access token needs {permissions}; "
             "Meta said: {said}",
             ConnectorAuthError,
         ),
-        "no_object": Hint(
-            "Meta has no object this token can read at {ids}: check it and the token's "
-            "permissions; Meta said: {said}",
-            ConnectorConfigError,
-        ),
+        "no_object": "Meta has no object this token can read at {ids}: check it and the "
+        "token's permissions; Meta said: {said}",
         "invalid_metric": Hint("{said}", _InvalidMetric),
-        "transient": _TROUBLE,
-        "retriable": _TROUBLE,
-        403: _REFUSED,
-        "config": _REFUSED,
+        ("transient", "retriable"): Hint(
+            "Meta is having trouble ({status}, code {code}): {said}", RetriableError
+        ),
+        (403, "config"): Hint(
+            "Meta refused the request ({status}, code {code}): {said}", ConnectorConfigError
+        ),
     },
     read=_codes,
 )

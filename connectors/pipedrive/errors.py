@@ -52,7 +52,6 @@ def _wait(response: httpx.Response) -> float | None:
     return wait if wait is not None else _number(response.headers.get("x-ratelimit-reset"))
 
 
-_NOTHING = "Pipedrive has nothing at {path} ({said}): check `company_domain`"
 _ERRORS = Classifier(
     "Pipedrive",
     {
@@ -62,8 +61,7 @@ _ERRORS = Classifier(
         "subscription has lapsed or its plan lacks API access",
         403: "Pipedrive refused access (403: {said}): the user needs permission to see deals "
         "(and the filter or pipeline given); an OAuth app needs the `deals:read` scope",
-        404: _NOTHING,
-        410: _NOTHING,
+        (404, 410): "Pipedrive has nothing at {path} ({said}): check `company_domain`",
         "config": Hint(
             "Pipedrive refused the deals timeline ({status}: {said}): check `filter_id` and "
             "`pipeline_id`",

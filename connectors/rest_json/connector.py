@@ -15,7 +15,6 @@ import httpx
 from connectors.base import (
     CheckResult,
     Connector,
-    ConnectorAuthError,
     ConnectorConfigError,
     FetchResult,
     ForeignOriginError,
@@ -29,7 +28,7 @@ from connectors.base import (
     origin_of,
     status_failure,
 )
-from connectors.errors import Classifier, Hint
+from connectors.errors import Classifier
 from connectors.rest_json.models import (
     DEFAULT_AUTH_HEADER,
     RestJsonConfig,
@@ -41,19 +40,12 @@ from connectors.rest_json.paging import MAX_PAGES, Request, _substitute, _text, 
 from connectors.rest_json.records import extract, find_records
 
 _EXCERPT = 200
-_REFUSED = Hint(
-    "the API refused the credentials ({status}): check `token`, `username`/`password` or "
-    "`header_value`: {said}",
-    ConnectorAuthError,
-)
-_NOTHING = "nothing at the URL ({status}): check `url`: {said}"
 _ERRORS = Classifier(
     "the API",
     {
-        401: _REFUSED,
-        403: _REFUSED,
-        404: _NOTHING,
-        410: _NOTHING,
+        (401, 403): "the API refused the credentials ({status}): check `token`, `username`/"
+        "`password` or `header_value`: {said}",
+        (404, 410): "nothing at the URL ({status}): check `url`: {said}",
         "retriable": "{platform} is having trouble: {said}",
     },
 )

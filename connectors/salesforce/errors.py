@@ -96,24 +96,19 @@ _NO_OBJECT = Hint(
     "profile or a permission set",
     ObjectRefused,
 )
-_NO_ACCESS = Hint(
-    "Salesforce refused access ({said}): give the integration user Read access to the object "
-    "and its fields (profile or permission set) and `View All` or sharing rules for the "
-    "records to count",
-    ObjectRefused,
-)
-_API_DISABLED = Hint(API_DISABLED, ConnectorAuthError)
 _ERRORS = Classifier(
     "Salesforce",
     {
         401: SESSION_REFUSED,
-        "REQUEST_LIMIT_EXCEEDED": _limit,
-        429: _limit,
-        "API_DISABLED_FOR_ORG": _API_DISABLED,
-        "API_CURRENTLY_DISABLED": _API_DISABLED,
+        ("REQUEST_LIMIT_EXCEEDED", 429): _limit,
+        ("API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"): Hint(API_DISABLED, ConnectorAuthError),
         "INVALID_TYPE": _NO_OBJECT,
-        "INSUFFICIENT_ACCESS": _NO_ACCESS,
-        403: _NO_ACCESS,
+        ("INSUFFICIENT_ACCESS", 403): Hint(
+            "Salesforce refused access ({said}): give the integration user Read access to the "
+            "object and its fields (profile or permission set) and `View All` or sharing rules "
+            "for the records to count",
+            ObjectRefused,
+        ),
         404: "Salesforce has nothing at this address ({said}): check `instance_url` and that "
         "the org serves `api_version` {api_version}",
         "EXCEEDED_ID_LIMIT": _too_many_groups,
