@@ -432,8 +432,8 @@ class HttpClient(Protocol):
     source's secrets that every quote of a platform's words in an error goes through.
 
     ``app.core.http.KrsyncClient`` is one; connectors don't import it (they don't depend on
-    app/). A test handing a connector a bare ``httpx.AsyncClient`` wraps it in one that
-    masks nothing (``tests/connectors/engine_client.py``).
+    app/). A test that needs no engine behind a connector hands it a bare httpx client with a
+    ``redact`` that masks nothing (``BareClient`` in ``tests/connectors/engine_client.py``).
     """
 
     def redact(self, text: str) -> str: ...
