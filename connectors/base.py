@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -445,15 +445,37 @@ def as_number(raw: Any) -> float | None:
 #: How much of a platform's own words an error message quotes: what it said went wrong, not a page.
 EXCERPT_CHARS = 300
 
-#: Masks known secrets in a text (the engine client's ``redactor.redact``).
+#: Masks known secrets in a text (the engine client's ``redact``).
 Mask = Callable[[str], str]
 
 
-def mask_of(http: Any) -> Mask | None:
-    """The secret masking of the engine's client, read by duck typing (connectors don't import
-    app/); None for a client without one, which holds no secret to mask."""
-    redact = getattr(getattr(http, "redactor", None), "redact", None)
-    return redact if callable(redact) else None
+class HttpClient(Protocol):
+    """The client the engine hands a connector: httpx's calls, already retrying, pacing,
+    refreshing tokens and keeping credentials to their origins, plus the masking of the
+    source's secrets that every quote of a platform's words in an error goes through.
+
+    ``app.core.http.KrsyncClient`` is one; connectors don't import it (they don't depend on
+    app/). A test that needs no engine behind a connector hands it a bare httpx client with a
+    ``redact`` that masks nothing (``BareClient`` in ``tests/connectors/engine_client.py``).
+    """
+
+    def redact(self, text: str) -> str: ...
+
+    async def get(
+        self, url: httpx.URL | str, *, params: Any = None, headers: Any = None
+    ) -> httpx.Response: ...
+
+    async def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        content: Any = None,
+        json: Any = None,
+        params: Any = None,
+        headers: Any = None,
+        timeout: Any = ...,
+    ) -> httpx.Response: ...
 
 
 def excerpt(text: str, mask: Mask | None, limit: int = EXCERPT_CHARS) -> str:
@@ -535,7 +557,7 @@ class Connector(ABC, Generic[ConfigT, CredT]):
         self,
         config: ConfigT,
         credentials: CredT,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         *,
         timezone: str = "UTC",
         today: date | None = None,

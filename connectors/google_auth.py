@@ -47,9 +47,11 @@ from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
     ConnectorError,
+    HttpClient,
     RetriableError,
     excerpt,
 )
+from connectors.errors import Hint, Hints
 
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 #: How long a bridged call may take, retries and backoff included, before the thread gives up.
@@ -196,6 +198,27 @@ def google_error(body: Any) -> tuple[str, str]:
     return "", ""
 
 
+def google_words(response: httpx.Response, body: Any) -> tuple[list[str], str]:
+    """The classifier's reader of Google's envelope: its status, ``SERVICE_DISABLED`` when the
+    project hasn't the API switched on, and its message."""
+    status, message = google_error(body)
+    disabled = "SERVICE_DISABLED" in response.text or "has not been used" in message
+    return [status] + (["SERVICE_DISABLED"] if disabled else []), message
+
+
+def google_hints(product: str, api: str) -> Hints:
+    """What every Google API answers alike: a refused token, an API the project hasn't on."""
+    return {
+        401: f"Google refused the access token for {product} ({{said}}): check the source's "
+        "credentials (`service_account_info`, or `client_id`/`client_secret`/`refresh_token`)",
+        "SERVICE_DISABLED": Hint(
+            f"the Google {api} API is not enabled in the Google Cloud project of these "
+            "credentials: enable it in the Cloud console ({said})",
+            ConnectorAuthError,
+        ),
+    }
+
+
 # --- the bridge ----------------------------------------------------------------------------------
 
 
@@ -296,7 +319,7 @@ class _BridgeAdapter(requests.adapters.BaseAdapter):
 class GoogleBridge:
     """Runs blocking Google client code in a thread; its HTTP goes through the engine's client."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: HttpClient) -> None:
         self.http = http
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -365,5 +388,4 @@ class GoogleBridge:
         add([token])
 
     def redact(self, text: str) -> str:
-        redactor = getattr(self.http, "redactor", None)
-        return str(redactor.redact(text)) if redactor is not None else text
+        return self.http.redact(text)

@@ -30,7 +30,6 @@ from connectors.base import (
     BaseUrl,
     CheckResult,
     Connector,
-    ConnectorAuthError,
     ConnectorConfigError,
     DailyValue,
     FetchResult,
@@ -42,8 +41,8 @@ from connectors.base import (
     RetriableError,
     Window,
     excerpt,
-    mask_of,
 )
+from connectors.errors import Classifier, Refusal
 
 ROOT = "https://api.x.com"
 METRICS = {
@@ -136,6 +135,32 @@ def _limits(response: httpx.Response) -> dict[str, Any]:
     return limits
 
 
+def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
+    title, detail, _ = _problem(body)
+    return (), ": ".join(p for p in (title, detail) if p)
+
+
+def _used_up(refusal: Refusal) -> Exception:
+    wait = refusal.retry_after
+    when = f"; the limit resets in {wait:.0f} s" if wait is not None else ""
+    return RateLimited(f"X's rate limit is used up ({refusal.said}){when}", wait)
+
+
+_ERRORS = Classifier(
+    "X",
+    {
+        401: "X refused the bearer token ({said}): check `bearer_token`, or regenerate it in the "
+        "developer portal (Projects & Apps > Keys and tokens)",
+        403: "X refused access ({said}): the app must belong to a Project whose access level "
+        "includes users lookup (GET /2/users/:id)",
+        404: "X has no user `{config.user_id}` ({said}): check `user_id`",
+        429: _used_up,
+    },
+    read=_words,
+    wait=_reset_in,
+)
+
+
 class XConnector(Connector[XConfig, XCredentials]):
     """Public counts of one account, as snapshots."""
 
@@ -209,14 +234,14 @@ class XConnector(Connector[XConfig, XCredentials]):
         except ValueError:
             body = None
         if not response.is_success:
-            raise self._error(response, body)
+            raise _ERRORS(response, self.http.redact, config=self.config)
         if not isinstance(body, dict):
             raise RetriableError(f"X answered {response.status_code} without a JSON object")
         user = body.get("data")
         if isinstance(user, dict):
             return user, _limits(response)
         title, detail, kind = _problem(body)
-        mask = mask_of(self.http)
+        mask = self.http.redact
         title, detail = excerpt(title, mask, 80), excerpt(detail, mask)
         if kind.endswith(_NOT_FOUND) or title == "Not Found Error":
             raise ConnectorConfigError(
@@ -227,30 +252,3 @@ class XConnector(Connector[XConfig, XCredentials]):
             f"X answered user `{self.config.user_id}` with an error ({title}: {detail}): "
             "check `user_id`"
         )
-
-    def _error(self, response: httpx.Response, body: Any) -> Exception:
-        title, detail, _ = _problem(body)
-        text = ": ".join(p for p in (title, detail) if p)
-        text = excerpt(text, mask_of(self.http)) or f"HTTP {response.status_code}"
-        status = response.status_code
-        if status == 401:
-            return ConnectorAuthError(
-                f"X refused the bearer token ({text}): check `bearer_token`, or regenerate it "
-                "in the developer portal (Projects & Apps > Keys and tokens)"
-            )
-        if status == 403:
-            return ConnectorAuthError(
-                f"X refused access ({text}): the app must belong to a Project whose access level "
-                "includes users lookup (GET /2/users/:id)"
-            )
-        if status == 404:
-            return ConnectorConfigError(
-                f"X has no user `{self.config.user_id}` ({text}): check `user_id`"
-            )
-        if status == 429:
-            wait = _reset_in(response)
-            when = f"; the limit resets in {wait:.0f} s" if wait is not None else ""
-            return RateLimited(f"X's rate limit is used up ({text}){when}", wait)
-        if status >= 500:
-            return RetriableError(f"X is having trouble ({status}): {text}")
-        return ConnectorConfigError(f"X refused the request ({status}): {text}")

@@ -42,12 +42,10 @@ from connectors.base import (
     RetriableError,
     TokenRefreshError,
     Window,
-    excerpt,
     json_body,
-    mask_of,
-    retry_after,
     stored_token,
 )
+from connectors.errors import Classifier, Hint
 
 ROOT = "https://youtubeanalytics.googleapis.com"
 REPORTS = "/v2/reports"
@@ -68,10 +66,12 @@ _FILTERS: dict[str, frozenset[FilterOp]] = {
 }
 _VALUE = {"video": re.compile(r"^[A-Za-z0-9_-]{6,64}$"), "country": re.compile(r"^[A-Za-z]{2}$")}
 _EXAMPLE = {"video": "a video id such as dQw4w9WgXcQ", "country": "a two-letter country code"}
-_QUOTA = frozenset({"quotaExceeded", "dailyLimitExceeded"})
-_SLOW_DOWN = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
-_SCOPE = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
-_DISABLED = frozenset({"accessNotConfigured", "SERVICE_DISABLED"})
+_QUOTA = ("quotaExceeded", "dailyLimitExceeded")
+_SLOW_DOWN = ("rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED")
+_SCOPE = ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
+_DISABLED = ("accessNotConfigured", "SERVICE_DISABLED")
+#: Google's reasons in the order they decide: a used-up quota before a slow-down, and so on.
+_REASONS = _QUOTA + _SLOW_DOWN + _DISABLED + _SCOPE
 REAUTHORIZE = (
     f"re-authorize krsync as the channel's owner or manager with the {SCOPE} "
     "(yt-analytics.readonly) scope and store the new `refresh_token`"
@@ -121,23 +121,48 @@ def filter_text(filters: Sequence[Filter]) -> str:
     return ";".join(parts[f] for f in sorted(parts))
 
 
-def _google_error(response: httpx.Response) -> tuple[str, set[str]]:
-    """Google's error envelope: its message and every reason it gives."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+def _google_error(response: httpx.Response, body: Any) -> tuple[list[str], str]:
+    """Google's error envelope: every reason it gives, the telling ones first, and its message."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return response.text or f"HTTP {response.status_code}", set()
+        return [], response.text
     reasons: set[str] = set()
     for key in ("errors", "details"):
         items = error.get(key)
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and isinstance(item.get("reason"), str):
                 reasons.add(item["reason"])
-    message = str(error.get("message") or error.get("status") or f"HTTP {response.status_code}")
-    return message, reasons
+    telling = [r for r in _REASONS if r in reasons]
+    message = str(error.get("message") or error.get("status") or "")
+    return telling + sorted(reasons - set(telling)), message
+
+
+_ERRORS = Classifier(
+    "YouTube",
+    {
+        _QUOTA: Hint(
+            "the Google Cloud project's YouTube Analytics quota is used up ({said}): it resets "
+            "daily; the next run tries again",
+            RetriableError,
+        ),
+        _SLOW_DOWN: Hint("YouTube asks to slow down: {said}", RateLimited),
+        _DISABLED: Hint(
+            "the YouTube Analytics API is not enabled for the OAuth client's Google Cloud "
+            "project ({said}): enable it in the Cloud console (APIs & Services)",
+            ConnectorAuthError,
+        ),
+        _SCOPE: Hint(
+            f"the OAuth grant lacks the yt-analytics.readonly scope ({{said}}): {REAUTHORIZE}",
+            ConnectorAuthError,
+        ),
+        401: f"YouTube refused the OAuth access token even after a refresh ({{said}}): "
+        f"{REAUTHORIZE}",
+        403: "YouTube refused access to channel `{config.channel_id}` ({said}): the authorized "
+        f"account must own or manage it; {REAUTHORIZE}, or set `channel_id` to MINE",
+        400: Hint("YouTube refused the report ({said})", _GroupRefused),
+    },
+    read=_google_error,
+)
 
 
 class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
@@ -270,45 +295,8 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
                 f"the refresh token is revoked, expired or for another client_id; {REAUTHORIZE}"
             ) from None
         if not response.is_success:
-            raise self._error(response)
+            raise _ERRORS(response, self.http.redact, config=self.config)
         body = json_body(response, "YouTube")
         if not isinstance(body, dict):
             raise RetriableError("YouTube answered with JSON that isn't an object")
         return body
-
-    def _error(self, response: httpx.Response) -> Exception:
-        status = response.status_code
-        message, reasons = _google_error(response)
-        message = excerpt(message, mask_of(self.http)) or f"HTTP {status}"
-        if status == 401:
-            return ConnectorAuthError(
-                f"YouTube refused the OAuth access token even after a refresh ({message}): "
-                f"{REAUTHORIZE}"
-            )
-        if status == 403 and reasons & _QUOTA:
-            return RetriableError(
-                f"the Google Cloud project's YouTube Analytics quota is used up ({message}): it "
-                "resets daily; the next run tries again"
-            )
-        if status == 429 or (status == 403 and reasons & _SLOW_DOWN):
-            return RateLimited(f"YouTube asks to slow down: {message}", retry_after(response))
-        if status == 403 and reasons & _DISABLED:
-            return ConnectorAuthError(
-                f"the YouTube Analytics API is not enabled for the OAuth client's Google Cloud "
-                f"project ({message}): enable it in the Cloud console (APIs & Services)"
-            )
-        if status == 403 and reasons & _SCOPE:
-            return ConnectorAuthError(
-                f"the OAuth grant lacks the yt-analytics.readonly scope ({message}): {REAUTHORIZE}"
-            )
-        if status == 403:
-            return ConnectorAuthError(
-                f"YouTube refused access to channel `{self.config.channel_id}` ({message}): the "
-                f"authorized account must own or manage it; {REAUTHORIZE}, or set `channel_id` "
-                "to MINE"
-            )
-        if status >= 500:
-            return RetriableError(f"YouTube is having trouble ({status}): {message}")
-        if status == 400:
-            return _GroupRefused(f"YouTube refused the report ({message})")
-        return ConnectorConfigError(f"YouTube refused the request ({status}): {message}")

@@ -37,6 +37,7 @@ from connectors.base import (
     MetricQuery,
     Window,
 )
+from tests.connectors.engine_client import BareClient
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -306,7 +307,7 @@ async def test_the_plugin_example_is_a_working_connector() -> None:
     config = cls.config_model(account_id="acc-1")
     credentials = cls.credentials_model(api_token="t0ken")
     options = cls.http_options(config, credentials)
-    async with httpx.AsyncClient(
+    async with BareClient(
         base_url=options.base_url, headers=options.headers, transport=httpx.MockTransport(platform)
     ) as http:
         connector = cls(config, credentials, http)
@@ -318,7 +319,7 @@ async def test_the_plugin_example_is_a_working_connector() -> None:
     assert [(v.date.day, v.value) for v in result.values] == [(1, 120.0), (2, 80.0)]
 
     refusing = httpx.MockTransport(lambda _: httpx.Response(401, json={"error": "bad token"}))
-    async with httpx.AsyncClient(base_url=options.base_url, transport=refusing) as http:
+    async with BareClient(base_url=options.base_url, transport=refusing) as http:
         with pytest.raises(ConnectorAuthError, match="token"):
             await cls(config, credentials, http).check()
 

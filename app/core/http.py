@@ -712,6 +712,11 @@ class KrsyncClient(httpx.AsyncClient):
         self.stats = stats if stats is not None else HttpStats()
         self.redactor = redactor if redactor is not None else Redactor()
 
+    def redact(self, text: str) -> str:
+        """``text`` with this source's secrets masked (the :class:`connectors.base.HttpClient`
+        a connector quotes a platform's words through)."""
+        return self.redactor.redact(text)
+
     def add_secrets(self, values: Sequence[str]) -> None:
         """Redact more values from this client's errors and from every log line."""
         self.redactor.add(values)

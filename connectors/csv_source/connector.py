@@ -13,7 +13,6 @@ from datetime import date
 from connectors.base import (
     CheckResult,
     Connector,
-    ConnectorAuthError,
     ConnectorConfigError,
     DailyValue,
     FetchResult,
@@ -21,14 +20,13 @@ from connectors.base import (
     MappingError,
     MetricQuery,
     MetricSpec,
-    RateLimited,
-    RetriableError,
     Window,
     status_failure,
 )
 from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
 from connectors.csv_source.queries import _bad_rows_warnings, _ColumnError, _Plan, _plan
 from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
+from connectors.errors import Classifier
 from connectors.files import file_in_files_dir
 
 #: The largest file read, local or downloaded (bytes).
@@ -38,9 +36,15 @@ BLANK_GROUP = "(blank)"
 
 _TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
 
-_NOT_PUBLIC = (
-    "{what} refused access ({status}): make the file public, e.g. publish the Google Sheet to "
-    "the web (File > Share > Publish to web, as CSV) and use that link"
+_ERRORS = Classifier(
+    "the CSV host",
+    {
+        (401, 403): "the URL refused access ({status}): make the file public, e.g. publish the "
+        "Google Sheet to the web (File > Share > Publish to web, as CSV) and use that link",
+        (404, 410): "no file at the URL ({status}): check the link",
+        "retriable": "{platform} is having trouble: {said}",
+        "config": "{platform} refused the request: {said}",
+    },
 )
 
 
@@ -182,19 +186,8 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
     async def _download(self, url: str) -> bytes:
         response = await self.http.get(url)
         if not response.is_success:
-            message, retry_after = status_failure(self.http, response)
-            raise self._error(response.status_code, message, retry_after) from None
+            said, wait = status_failure(self.http, response)
+            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
         if len(response.content) > MAX_BYTES:
             raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")
         return response.content
-
-    def _error(self, status: int, message: str, retry_after: float | None) -> Exception:
-        if status in (401, 403):
-            return ConnectorAuthError(_NOT_PUBLIC.format(what="the URL", status=status))
-        if status in (404, 410):
-            return ConnectorConfigError(f"no file at the URL ({status}): check the link")
-        if status == 429:
-            return RateLimited(f"the CSV host asks to slow down: {message}", retry_after)
-        if status >= 500 or status == 408:
-            return RetriableError(f"the CSV host is having trouble: {message}")
-        return ConnectorConfigError(f"the CSV host refused the request: {message}")

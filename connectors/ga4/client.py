@@ -19,15 +19,11 @@ from google.api_core import exceptions as gexc
 from google.auth.transport.requests import AuthorizedSession
 
 from connectors.base import (
-    ConnectorAuthError,
-    ConnectorConfigError,
-    RateLimited,
-    RetriableError,
     excerpt,
 )
-from connectors.ga4.errors import _BadRequest, _retry_after
+from connectors.errors import Refusal
+from connectors.ga4.errors import _ERRORS, _retry_after
 from connectors.ga4.models import GA4_ROOT, SCOPE, GA4Config
-from connectors.ga4.quota import HOURLY_QUOTA_WAIT, DailyQuotaExhausted
 from connectors.google_auth import (
     GoogleBridge,
     GoogleCredentials,
@@ -99,6 +95,8 @@ class GA4Client:
             raise self._error(exc) from None
 
     def _error(self, exc: gexc.GoogleAPICallError) -> Exception:
+        """The official client's exception, classified as an HTTP answer would be: it carries
+        the status and, where it kept it, the response with Google's envelope."""
         status, text = "", str(exc.message or "")
         response = getattr(exc, "response", None)
         if response is not None:
@@ -106,46 +104,14 @@ class GA4Client:
                 status, text = google_error(response.json())
             except ValueError:
                 pass
-        text = excerpt(text, self._bridge.redact)
-        code = exc.code or 0
-        pid = self._pid
-        if code == 401:
-            return ConnectorAuthError(
-                f"Google refused the access token for GA4 ({text}): check the source's "
-                "credentials (`service_account_info`, or `client_id`/`client_secret`/"
-                "`refresh_token`)"
-            )
-        if code == 403:
-            if "SERVICE_DISABLED" in str(exc.reason or "") or "disabled" in text.lower():
-                return ConnectorAuthError(
-                    "the Google Analytics Data API is not enabled in the Google Cloud project of "
-                    f"these credentials: enable it in the Cloud console ({text})"
-                )
-            return ConnectorAuthError(
-                f"the credentials have no access to GA4 property {pid} ({text}): in GA4 Admin > "
-                "Property access management, give the service account's `client_email` (or the "
-                "authorizing user) at least the Viewer role"
-            )
-        if code == 404:
-            return ConnectorConfigError(
-                f"GA4 has no property {pid} ({text}): check `property_id` (Admin > Property "
-                "details, the numeric ID)"
-            )
-        if code == 429:
-            lowered = text.lower()
-            if "per day" in lowered:
-                return DailyQuotaExhausted(
-                    f"GA4 property {pid} has used all its tokens for today ({text}): the run "
-                    "fails; the tokens return tomorrow, fewer or lighter mappings use fewer"
-                )
-            if "per hour" in lowered:
-                return RateLimited(
-                    f"GA4 property {pid} has used its tokens for this hour ({text})",
-                    HOURLY_QUOTA_WAIT,
-                )
-            return RateLimited(f"GA4 asks to slow down ({text or status})", _retry_after(exc))
-        if code == 400:
-            return _BadRequest(text or status or "invalid request")
-        if code >= 500 or code in (408, 409):  # 409 ABORTED: Google says retry
-            return RetriableError(f"GA4 is having trouble ({code} {text or status})")
-        return ConnectorConfigError(f"GA4 refused the request ({code} {text or status})")
+        said = excerpt(text, self._bridge.redact)
+        disabled = "SERVICE_DISABLED" in str(exc.reason or "") or "disabled" in said.lower()
+        refusal = Refusal(
+            status=exc.code or 0,
+            said=said or status or f"HTTP {exc.code}",
+            codes=tuple(c for c in (status, "SERVICE_DISABLED" if disabled else "") if c),
+            retry_after=_retry_after(exc),
+            mask=self._bridge.redact,
+            fields={"pid": self._pid},
+        )
+        return _ERRORS.classify(refusal)

@@ -28,7 +28,6 @@ from connectors.base import (
     OAuthSpec,
     Window,
     json_body,
-    mask_of,
     stored_token,
 )
 from connectors.hubspot.errors import (
@@ -381,6 +380,6 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 response,
                 obj,
                 uses_oauth=self.credentials.uses_oauth,
-                mask=mask_of(self.http),
+                mask=self.http.redact,
             )
         return json_body(response, "HubSpot")

@@ -19,9 +19,9 @@ from connectors.base import (
     Mask,
     RateLimited,
     RetriableError,
-    excerpt,
     retry_after,
 )
+from connectors.errors import Classifier, Hint, Hints, Refusal
 
 SEARCHES_PER_SECOND = 4.0
 #: Longest wait the rate-limit headers may impose between two calls.
@@ -81,45 +81,19 @@ def _pace(response: httpx.Response) -> Hold | None:
 def _error(
     response: httpx.Response, obj: str | None, *, uses_oauth: bool, mask: Mask | None
 ) -> Exception:
-    status = response.status_code
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    body = body if isinstance(body, dict) else {}
-    said = _said(response, body, mask)
-    if status == 401:
-        if uses_oauth:
-            return ConnectorAuthError(
-                f"HubSpot refused the OAuth access token even after a refresh ({said}): "
-                "reconnect the HubSpot app to get a new `refresh_token`"
-            )
-        return ConnectorAuthError(
-            f"HubSpot refused the private app's access token ({said}): check "
-            "`access_token`, or copy a new one from Settings > Integrations > Private apps"
-        )
-    if status == 403:
-        return _forbidden(body, said, obj)
-    if status == 429:
-        policy = excerpt(str(body.get("policyName") or ""), mask, 80)
-        if "DAILY" in policy.upper():
-            return RetriableError(
-                f"HubSpot's daily API limit for this account is used up ({policy}): it "
-                "resets at midnight in the account's timezone, and every app of the account "
-                "shares it; the next run tries again"
-            )
-        retry = _retry_after(response)
-        return RateLimited(f"HubSpot asks to slow down ({policy or 'rate limit'}): {said}", retry)
-    if status in (400, 422):
-        return SearchRefused(f"HubSpot refused the request ({said})")
-    if status == 404:
-        return SearchRefused(f"HubSpot has nothing at that address ({said}): check `base_url`")
-    if status >= 500 or status == 408:
-        return RetriableError(f"HubSpot is having trouble ({said})")
-    return ConnectorConfigError(f"HubSpot refused the request ({said})")
+    return _ERRORS(response, mask, hints=_OAUTH_REFUSED if uses_oauth else None, obj=obj)
 
 
-def _forbidden(body: dict[str, Any], said: str, obj: str | None) -> ConnectorAuthError:
+def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
+    """HubSpot's ``message`` (else the body), after the status, as its errors quote it."""
+    message = body.get("message") if isinstance(body, dict) else None
+    text = str(message) if message else response.text
+    return (), f"{response.status_code}: {text}" if text.strip() else str(response.status_code)
+
+
+def _forbidden(refusal: Refusal) -> Exception:
+    body = refusal.body if isinstance(refusal.body, dict) else {}
+    obj = refusal.fields.get("obj")
     scopes: list[str] = []
     for error in body.get("errors") or []:
         context = error.get("context") if isinstance(error, dict) else None
@@ -136,13 +110,20 @@ def _forbidden(body: dict[str, Any], said: str, obj: str | None) -> ConnectorAut
             "private app's Scopes (Settings > Integrations > Private apps), or reinstall the "
             "OAuth app with it, then sync again"
         )
-    return ConnectorAuthError(f"HubSpot refused access ({said}): check the token's scopes")
+    return ConnectorAuthError(f"HubSpot refused access ({refusal.said}): check the token's scopes")
 
 
-def _said(response: httpx.Response, body: dict[str, Any], mask: Mask | None) -> str:
-    message = body.get("message")
-    text = excerpt(str(message) if message else response.text, mask)
-    return f"{response.status_code}: {text}" if text else str(response.status_code)
+def _slow_down(refusal: Refusal) -> Exception:
+    body = refusal.body if isinstance(refusal.body, dict) else {}
+    policy = refusal.quote(str(body.get("policyName") or ""))
+    if "DAILY" in policy.upper():
+        return RetriableError(
+            f"HubSpot's daily API limit for this account is used up ({policy}): it "
+            "resets at midnight in the account's timezone, and every app of the account "
+            "shares it; the next run tries again"
+        )
+    what = policy or "rate limit"
+    return RateLimited(f"HubSpot asks to slow down ({what}): {refusal.said}", refusal.retry_after)
 
 
 def _client_wait(response: httpx.Response) -> float | None:
@@ -165,3 +146,24 @@ def _retry_after(response: httpx.Response) -> float | None:
         return asked
     interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "").strip()
     return int(interval) / 1000 if interval.isdigit() else ROLLING_WAIT
+
+
+_ERRORS = Classifier(
+    "HubSpot",
+    {
+        401: "HubSpot refused the private app's access token ({said}): check `access_token`, "
+        "or copy a new one from Settings > Integrations > Private apps",
+        403: _forbidden,
+        429: _slow_down,
+        (400, 422): Hint("HubSpot refused the request ({said})", SearchRefused),
+        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", SearchRefused),
+        "retriable": "HubSpot is having trouble ({said})",
+        "config": "HubSpot refused the request ({said})",
+    },
+    read=_words,
+    wait=_retry_after,
+)
+_OAUTH_REFUSED: Hints = {
+    401: "HubSpot refused the OAuth access token even after a refresh ({said}): reconnect the "
+    "HubSpot app to get a new `refresh_token`"
+}

@@ -14,20 +14,17 @@ from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
-    ConnectorConfigError,
     DailyValue,
     FetchResult,
     HttpOptions,
     MetricQuery,
     OAuthSpec,
-    RateLimited,
     RetriableError,
     Window,
-    excerpt,
     json_body,
-    mask_of,
     stored_token,
 )
+from connectors.errors import Classifier, Refusal
 from connectors.linkedin.models import (
     ADMIN_HINT,
     DEFAULT_VERSION,
@@ -42,6 +39,38 @@ from connectors.linkedin.models import (
     version_sunset,
 )
 from connectors.linkedin.timing import _ms, _seconds_to_midnight_utc
+
+
+def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
+    """LinkedIn's ``{"message", "code"}``; its reason phrase when the body says nothing."""
+    body = body if isinstance(body, dict) else {}
+    said = str(body.get("message") or "") or response.reason_phrase
+    code = str(body.get("code") or "")
+    return (), said + (f" ({code})" if code and said else code)
+
+
+def _until_reset(response: httpx.Response) -> float:
+    header = response.headers.get("Retry-After", "").strip()
+    if header.isdigit():
+        return float(header)
+    # LinkedIn's limits are daily and send no Retry-After: they reset at midnight UTC.
+    return _seconds_to_midnight_utc(datetime.now(UTC))
+
+
+_ERRORS = Classifier(
+    "LinkedIn",
+    {
+        403: f"LinkedIn denied access to organization {{org}}: {ADMIN_HINT}; "
+        "LinkedIn said: {said}",
+        404: "LinkedIn knows no organization {org} here: check `organization_id`: {said}",
+        426: "LinkedIn no longer serves version {config.api_version}: set `api_version` to a "
+        "recent YYYYMM: {said}",
+        429: "LinkedIn's daily request limit for this app or member is reached; it resets at "
+        "midnight UTC: {said}",
+    },
+    read=_words,
+    wait=_until_reset,
+)
 
 
 class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
@@ -230,52 +259,11 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
     # --- errors and notices ----------------------------------------------------------------------
 
     def _error(self, response: httpx.Response) -> Exception:
-        status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        mask = mask_of(self.http)
-        code = excerpt(str(body.get("code") or ""), mask, 80)
-        said = excerpt(str(body.get("message") or ""), mask)
-        said = said or response.reason_phrase or f"HTTP {status}"
-        detail = f"{said}" + (f" ({code})" if code else "")
-        org = self.config.organization_id
-        if status == 401:
-            return ConnectorAuthError(self._expired_message(detail))
-        if status == 403:
-            return ConnectorAuthError(
-                f"LinkedIn denied access to organization {org}: "
-                f"{ADMIN_HINT.format(org=org)}; LinkedIn said: {detail}"
-            )
-        if status == 404:
-            return ConnectorConfigError(
-                f"LinkedIn knows no organization {org} here: check `organization_id`: {detail}"
-            )
-        if status == 426:
-            return ConnectorConfigError(
-                f"LinkedIn no longer serves version {self.config.api_version}: set `api_version` "
-                f"to a recent YYYYMM: {detail}"
-            )
-        if status == 429:
-            retry_after = self._retry_after(response)
-            return RateLimited(
-                "LinkedIn's daily request limit for this app or member is reached; it resets at "
-                f"midnight UTC: {detail}",
-                retry_after,
-            )
-        if status >= 500 or status == 408:
-            return RetriableError(f"LinkedIn is having trouble ({status}): {detail}")
-        return ConnectorConfigError(f"LinkedIn refused the request ({status}): {detail}")
+        def expired(refusal: Refusal) -> Exception:
+            return ConnectorAuthError(self._expired_message(refusal.said))
 
-    @staticmethod
-    def _retry_after(response: httpx.Response) -> float:
-        header = response.headers.get("Retry-After", "").strip()
-        if header.isdigit():
-            return float(header)
-        # LinkedIn's limits are daily and send no Retry-After: they reset at midnight UTC.
-        return _seconds_to_midnight_utc(datetime.now(UTC))
+        org, config = self.config.organization_id, self.config
+        return _ERRORS(response, self.http.redact, hints={401: expired}, org=org, config=config)
 
     def _expired_message(self, detail: str) -> str:
         org = self.config.organization_id

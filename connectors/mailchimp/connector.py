@@ -15,22 +15,17 @@ import httpx
 from connectors.base import (
     CheckResult,
     Connector,
-    ConnectorAuthError,
-    ConnectorConfigError,
     DailyValue,
     FetchResult,
     HttpOptions,
     MetricQuery,
     MetricSpec,
-    RateLimited,
     RetriableError,
     Window,
     as_number,
-    excerpt,
     json_body,
-    mask_of,
-    retry_after,
 )
+from connectors.errors import Classifier, Hints
 from connectors.mailchimp.models import (
     MAX_CONNECTIONS,
     MAX_PAGES,
@@ -50,6 +45,26 @@ from connectors.mailchimp.records import (
     _matches,
 )
 from connectors.paginate import OffsetPaginator, Request, pages
+
+_ERRORS = Classifier(
+    "Mailchimp",
+    {
+        401: "Mailchimp refused the API key ({said}): check `api_key`, a live key from Profile > "
+        "Extras > API keys that ends in its own data centre (`-us21`)",
+        403: "Mailchimp refused access ({said}): the credentials' user needs access to audience "
+        "`{config.list_id}` and its reports, and the account must be active",
+        429: f"Mailchimp asks to slow down (it allows {MAX_CONNECTIONS} connections at once): "
+        "{said}",
+    },
+)
+_OAUTH_REFUSED: Hints = {
+    401: "Mailchimp refused the OAuth access token ({said}): reconnect Mailchimp and store the "
+    "new `access_token` with its `data_center`"
+}
+_NO_AUDIENCE: Hints = {
+    404: "Mailchimp has no audience `{config.list_id}` in this account ({said}): check "
+    "`list_id` (Audience > Settings > Audience name and defaults)"
+}
 
 
 class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
@@ -315,47 +330,9 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             raise RetriableError("Mailchimp answered with JSON that isn't an object")
         return body
 
-    def _problem(self, response: httpx.Response) -> str:
-        """The problem document's title and detail, or the start of whatever came instead."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            parts = [str(body.get(k) or "").strip() for k in ("title", "detail")]
-            text = ": ".join(p for p in parts if p)
-        else:
-            text = response.text
-        return excerpt(text, mask_of(self.http)) or f"HTTP {response.status_code}"
-
     def _error(self, response: httpx.Response, path: str) -> Exception:
-        status, problem = response.status_code, self._problem(response)
-        if status == 401:
-            if self.credentials.api_key is not None:
-                return ConnectorAuthError(
-                    f"Mailchimp refused the API key ({problem}): check `api_key`, a live key "
-                    "from Profile > Extras > API keys that ends in its own data centre (`-us21`)"
-                )
-            return ConnectorAuthError(
-                f"Mailchimp refused the OAuth access token ({problem}): reconnect Mailchimp "
-                "and store the new `access_token` with its `data_center`"
-            )
-        if status == 403:
-            return ConnectorAuthError(
-                f"Mailchimp refused access ({problem}): the credentials' user needs access to "
-                f"audience `{self.config.list_id}` and its reports, and the account must be active"
-            )
-        if status == 404 and path.startswith("lists/"):
-            return ConnectorConfigError(
-                f"Mailchimp has no audience `{self.config.list_id}` in this account ({problem}): "
-                "check `list_id` (Audience > Settings > Audience name and defaults)"
-            )
-        if status == 429:
-            return RateLimited(
-                f"Mailchimp asks to slow down (it allows {MAX_CONNECTIONS} connections at once): "
-                f"{problem}",
-                retry_after(response),
-            )
-        if status >= 500 or status == 408:
-            return RetriableError(f"Mailchimp is having trouble ({status}): {problem}")
-        return ConnectorConfigError(f"Mailchimp refused the request ({status}): {problem}")
+        hints = {
+            **({} if self.credentials.api_key is not None else _OAUTH_REFUSED),
+            **(_NO_AUDIENCE if path.startswith("lists/") else {}),
+        }
+        return _ERRORS(response, self.http.redact, hints=hints, config=self.config)

@@ -19,11 +19,9 @@ from connectors.base import (
     Hold,
     RateLimited,
     RetriableError,
-    excerpt,
     json_body,
-    mask_of,
-    retry_after,
 )
+from connectors.errors import Classifier, Hint, Refusal
 from connectors.meta.models import (
     INVALID_METRIC,
     NO_SUCH_OBJECT_SUBCODE,
@@ -82,6 +80,64 @@ def _pace(response: httpx.Response) -> Hold | None:
     return Hold(seconds, f"Meta reports {share:.0f} % of the API quota used")
 
 
+#: What Meta's error codes mean here (its "Handling Errors" page): the keys of the hints.
+_MEANINGS = {
+    **dict.fromkeys([*RATE_LIMIT_CODES, *range(80000, 81000)], "rate_limit"),
+    **dict.fromkeys([10, *range(200, 300)], "denied"),
+    190: "token",
+    INVALID_METRIC: "invalid_metric",
+    1: "transient",
+    2: "transient",
+}
+
+
+def _codes(response: httpx.Response, body: Any) -> tuple[list[str], str]:
+    """Meta's ``{"error": {"code", "error_subcode", "message"}}``: the code as Meta numbers it
+    (``None`` when it gives none), then what it means here."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    meaning = _MEANINGS.get(code, "") if code is not None else ""
+    if meaning == "invalid_metric" and error.get("error_subcode") == NO_SUCH_OBJECT_SUBCODE:
+        meaning = "no_object"
+    return [str(code), meaning], str(error.get("message") or "") or response.reason_phrase
+
+
+def _slow_down(refusal: Refusal) -> Exception:
+    which = f" (code {refusal.code})" if refusal.code != "None" else ""
+    return RateLimited(f"Meta asks to slow down{which}: {refusal.said}", refusal.retry_after)
+
+
+_IDS = {"page": "`page_id`", "instagram": "`instagram_user_id`"}
+_ERRORS = Classifier(
+    "Meta",
+    {
+        ("rate_limit", 429): _slow_down,
+        ("token", 401): Hint(
+            "Meta refused the access token (code 190: expired, revoked or invalid): generate a "
+            "new Page access token with {permissions} and store it as `access_token`; Meta "
+            "said: {said}",
+            ConnectorAuthError,
+        ),
+        "denied": Hint(
+            "Meta denied the permission (code {code}): the access token needs {permissions}; "
+            "Meta said: {said}",
+            ConnectorAuthError,
+        ),
+        "no_object": "Meta has no object this token can read at {ids}: check it and the "
+        "token's permissions; Meta said: {said}",
+        "invalid_metric": Hint("{said}", _InvalidMetric),
+        ("transient", "retriable"): Hint(
+            "Meta is having trouble ({status}, code {code}): {said}", RetriableError
+        ),
+        (403, "config"): Hint(
+            "Meta refused the request ({status}, code {code}): {said}", ConnectorConfigError
+        ),
+    },
+    read=_codes,
+)
+
+
 class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
     """The Graph API calls of :class:`~connectors.meta.MetaConnector`, throttled and classified."""
 
@@ -108,42 +164,10 @@ class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
     def _error(
         self, response: httpx.Response, surface: Scope, regain: float | None = None
     ) -> Exception:
-        status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        error = body.get("error") if isinstance(body, dict) else None
-        error = error if isinstance(error, dict) else {}
-        code = error.get("code") if isinstance(error.get("code"), int) else None
-        subcode = error.get("error_subcode")
-        said = excerpt(str(error.get("message") or ""), mask_of(self.http))
-        said = said or response.reason_phrase or f"HTTP {status}"
-        if status == 429 or code in RATE_LIMIT_CODES or (code and 80000 <= code < 81000):
-            wait = regain * 60 if regain else retry_after(response)
-            which = f" (code {code})" if code is not None else ""
-            return RateLimited(f"Meta asks to slow down{which}: {said}", wait)
-        if code == 190 or status == 401:
-            return ConnectorAuthError(
-                "Meta refused the access token (code 190: expired, revoked or invalid): "
-                f"generate a new Page access token with {PERMISSIONS[surface]} and store it as "
-                f"`access_token`; Meta said: {said}"
-            )
-        if code == 10 or (code is not None and 200 <= code <= 299):
-            return ConnectorAuthError(
-                f"Meta denied the permission (code {code}): the access token needs "
-                f"{PERMISSIONS[surface]}; Meta said: {said}"
-            )
-        if code == INVALID_METRIC and subcode == NO_SUCH_OBJECT_SUBCODE:
-            field = {"page": "`page_id`", "instagram": "`instagram_user_id`"}.get(
-                surface, "`page_id` or `instagram_user_id`"
-            )
-            return ConnectorConfigError(
-                f"Meta has no object this token can read at {field}: check it and the "
-                f"token's permissions; Meta said: {said}"
-            )
-        if code == INVALID_METRIC:
-            return _InvalidMetric(said)
-        if status >= 500 or code in (1, 2):
-            return RetriableError(f"Meta is having trouble ({status}, code {code}): {said}")
-        return ConnectorConfigError(f"Meta refused the request ({status}, code {code}): {said}")
+        return _ERRORS(
+            response,
+            self.http.redact,
+            wait=regain * 60 if regain else None,
+            permissions=PERMISSIONS[surface],
+            ids=_IDS.get(surface, "`page_id` or `instagram_user_id`"),
+        )

@@ -30,7 +30,6 @@ from connectors.base import (
     TokenRefreshError,
     Window,
     json_body,
-    mask_of,
     stored_token,
 )
 from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error
@@ -176,7 +175,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
                 except TimelineRejected as exc:
                     result.query_errors |= {q.id: exc.message for q in group}
                     break
-                for period in _periods(body, mask_of(self.http)):
+                for period in _periods(body, self.http.redact):
                     _read(period, group, part, result, currencies)
             else:
                 # The timeline answers every day asked: a day it has no deals for any more (the
@@ -202,7 +201,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             raise _error(
                 response,
                 uses_api_token=self.credentials.api_token is not None,
-                mask=mask_of(self.http),
+                mask=self.http.redact,
             )
         return json_body(response, "Pipedrive")
 

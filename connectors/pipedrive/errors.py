@@ -6,16 +6,15 @@ Pipedrive says little (``error``, ``error_info``, a status); what each status me
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from connectors.base import (
-    ConnectorAuthError,
     ConnectorConfigError,
     Mask,
-    RateLimited,
-    RetriableError,
-    excerpt,
 )
+from connectors.errors import Classifier, Hint, Hints
 from connectors.pipedrive.timeline import _number
 
 API_TOKEN_REFUSED = (
@@ -38,40 +37,38 @@ class TimelineRejected(ConnectorConfigError):
 
 
 def _error(response: httpx.Response, *, uses_api_token: bool, mask: Mask | None) -> Exception:
-    status = response.status_code
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    said = ""
-    if isinstance(body, dict):
-        said = " ".join(str(body.get(k) or "") for k in ("error", "error_info")).strip()
-    said = excerpt(said, mask) or f"HTTP {status}"
-    if status == 401:
-        return ConnectorAuthError(API_TOKEN_REFUSED if uses_api_token else OAUTH_REFUSED)
-    if status == 429:
-        wait = _number(response.headers.get("Retry-After"))
-        if wait is None:
-            wait = _number(response.headers.get("x-ratelimit-reset"))
-        return RateLimited(f"Pipedrive's rate limit is reached: {said}", wait)
-    if status >= 500 or status == 408:
-        return RetriableError(f"Pipedrive is having trouble ({status}): {said}")
-    if status == 402:
-        return ConnectorConfigError(
-            f"Pipedrive refused the call (402 Payment Required: {said}): the company's "
-            "subscription has lapsed or its plan lacks API access"
-        )
-    if status == 403:
-        return ConnectorAuthError(
-            f"Pipedrive refused access (403: {said}): the user needs permission to see "
-            "deals (and the filter or pipeline given); an OAuth app needs the `deals:read` "
-            "scope"
-        )
-    if status in (404, 410):
-        return ConnectorConfigError(
-            f"Pipedrive has nothing at {response.request.url.path} ({said}): check `company_domain`"
-        )
-    return TimelineRejected(
-        f"Pipedrive refused the deals timeline ({status}: {said}): check `filter_id` and "
-        "`pipeline_id`"
-    )
+    hints = None if uses_api_token else _OAUTH_REFUSED
+    return _ERRORS(response, mask, hints=hints, path=response.request.url.path)
+
+
+def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
+    if not isinstance(body, dict):
+        return (), ""
+    return (), " ".join(str(body.get(k) or "") for k in ("error", "error_info")).strip()
+
+
+def _wait(response: httpx.Response) -> float | None:
+    wait = _number(response.headers.get("Retry-After"))
+    return wait if wait is not None else _number(response.headers.get("x-ratelimit-reset"))
+
+
+_ERRORS = Classifier(
+    "Pipedrive",
+    {
+        401: API_TOKEN_REFUSED,
+        429: "Pipedrive's rate limit is reached: {said}",
+        402: "Pipedrive refused the call (402 Payment Required: {said}): the company's "
+        "subscription has lapsed or its plan lacks API access",
+        403: "Pipedrive refused access (403: {said}): the user needs permission to see deals "
+        "(and the filter or pipeline given); an OAuth app needs the `deals:read` scope",
+        (404, 410): "Pipedrive has nothing at {path} ({said}): check `company_domain`",
+        "config": Hint(
+            "Pipedrive refused the deals timeline ({status}: {said}): check `filter_id` and "
+            "`pipeline_id`",
+            TimelineRejected,
+        ),
+    },
+    read=_words,
+    wait=_wait,
+)
+_OAUTH_REFUSED: Hints = {401: OAUTH_REFUSED}

@@ -15,7 +15,6 @@ import httpx
 from connectors.base import (
     CheckResult,
     Connector,
-    ConnectorAuthError,
     ConnectorConfigError,
     FetchResult,
     ForeignOriginError,
@@ -23,14 +22,13 @@ from connectors.base import (
     MappingError,
     MetricQuery,
     MetricSpec,
-    RateLimited,
     RetriableError,
     Window,
     excerpt,
-    mask_of,
     origin_of,
     status_failure,
 )
+from connectors.errors import Classifier
 from connectors.paginate import (
     CursorPaginator,
     LinkHeaderPaginator,
@@ -58,6 +56,15 @@ from connectors.rest_json.models import (
 from connectors.rest_json.records import extract, find_records
 
 _EXCERPT = 200
+_ERRORS = Classifier(
+    "the API",
+    {
+        (401, 403): "the API refused the credentials ({status}): check `token`, `username`/"
+        "`password` or `header_value`: {said}",
+        (404, 410): "nothing at the URL ({status}): check `url`: {said}",
+        "retriable": "{platform} is having trouble: {said}",
+    },
+)
 
 
 # --- the connector -------------------------------------------------------------------------------
@@ -176,8 +183,8 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
                 exc.origin,
             ) from None
         if not response.is_success:
-            message, retry_after = status_failure(self.http, response)
-            raise self._error(response.status_code, message, retry_after) from None
+            said, wait = status_failure(self.http, response)
+            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
         try:
             return Reply(response.json(), response)
         except ValueError:
@@ -185,7 +192,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
 
     def _excerpt(self, response: httpx.Response) -> str:
         try:
-            return excerpt(response.text, mask_of(self.http), _EXCERPT)
+            return excerpt(response.text, self.http.redact, _EXCERPT)
         except (UnicodeDecodeError, LookupError):
             return "(undecodable bytes)"
 
@@ -202,20 +209,6 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
             f"the API answered {response.status_code} with something that isn't JSON "
             f"({kind}): {excerpt}"
         )
-
-    def _error(self, status: int, message: str, retry_after: float | None) -> Exception:
-        if status in (401, 403):
-            return ConnectorAuthError(
-                f"the API refused the credentials ({status}): check `token`, `username`/"
-                f"`password` or `header_value`: {message}"
-            )
-        if status in (404, 410):
-            return ConnectorConfigError(f"nothing at the URL ({status}): check `url`: {message}")
-        if status == 429:
-            return RateLimited(f"the API asks to slow down: {message}", retry_after)
-        if status >= 500 or status == 408:
-            return RetriableError(f"the API is having trouble: {message}")
-        return ConnectorConfigError(f"the API refused the request ({status}): {message}")
 
 
 def make_paginator(spec: Pagination | None) -> Paginator:

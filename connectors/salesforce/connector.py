@@ -33,7 +33,6 @@ from connectors.base import (
     TokenRefreshError,
     Window,
     json_body,
-    mask_of,
     stored_token,
 )
 from connectors.salesforce.errors import (
@@ -386,7 +385,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 sobject,
                 describing,
                 api_version=self.config.api_version,
-                mask=mask_of(self.http),
+                mask=self.http.redact,
             )
         return json_body(response, "Salesforce")
 

@@ -7,6 +7,8 @@ apart from the calls that meet them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from connectors.base import (
@@ -14,10 +16,8 @@ from connectors.base import (
     ConnectorConfigError,
     Mask,
     RateLimited,
-    RetriableError,
-    excerpt,
-    retry_after,
 )
+from connectors.errors import Classifier, Hint, Hints, Refusal
 
 #: REQUEST_LIMIT_EXCEEDED for the org's 24-hour request total: no point waiting within a run.
 DAILY_LIMIT_RETRY_AFTER = 3600.0
@@ -54,62 +54,70 @@ def _error(
     api_version: str,
     mask: Mask | None,
 ) -> Exception:
-    status = response.status_code
-    code, detail = _error_body(response)
-    code, detail = excerpt(code, mask, 80), excerpt(detail, mask)
-    said = f"{code}: {detail}" if code else detail or f"HTTP {status}"
-    if status == 401:
-        return ConnectorAuthError(SESSION_REFUSED)
-    if code == "REQUEST_LIMIT_EXCEEDED" or status == 429:
-        daily = "TotalRequests" in detail
-        wait = retry_after(response) or (DAILY_LIMIT_RETRY_AFTER if daily else None)
-        what = "the org's daily API request limit" if daily else "a Salesforce request limit"
-        return RateLimited(f"Salesforce refused the call: {what} is reached ({said})", wait)
-    if code in ("API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"):
-        return ConnectorAuthError(API_DISABLED.format(code=code))
-    if status >= 500 or status == 408:
-        return RetriableError(f"Salesforce is having trouble ({status}): {said}")
-    if code == "INVALID_TYPE" or (describing and status == 404):
-        name = f"`{sobject}`" if sobject else "the object queried"
-        return ObjectRefused(
-            f"Salesforce has no object {name} this user can see ({said}): check the API name "
-            "(custom objects end in `__c`) and give the integration user Read access to the "
-            "object in its profile or a permission set"
-        )
-    if status == 403 or code.startswith("INSUFFICIENT_ACCESS"):
-        return ObjectRefused(
-            f"Salesforce refused access ({said}): give the integration user Read access to "
-            "the object and its fields (profile or permission set) and `View All` or sharing "
-            "rules for the records to count"
-        )
-    if status == 404:
-        return ConnectorConfigError(
-            f"Salesforce has nothing at this address ({said}): check `instance_url` and that "
-            f"the org serves `api_version` {api_version}"
-        )
-    if code == "EXCEEDED_ID_LIMIT" and "queryMore" in detail:
-        return QueryRejected(
-            "Salesforce refused the query: a grouped (aggregate) answer can't be paged and "
-            f"holds at most 2,000 groups, one a day here ({said}); sync a shorter window"
-        )
-    if code == "INVALID_FIELD":
-        return QueryRejected(
-            f"Salesforce refused a field ({said}): check the API names in `date_field`, "
-            "`field` and the filters, and the integration user's field-level security"
-        )
-    return QueryRejected(f"Salesforce refused the query ({status} {said})")
+    name = f"`{sobject}`" if sobject else "the object queried"
+    hints: Hints | None = {404: _NO_OBJECT} if describing else None
+    return _ERRORS(response, mask, hints=hints, name=name, api_version=api_version)
 
 
-def _error_body(response: httpx.Response) -> tuple[str, str]:
-    """Salesforce's ``[{"message", "errorCode"}]`` (OAuth errors use ``error``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "", response.text
+def _error_body(response: httpx.Response, body: Any) -> tuple[list[str], str]:
+    """Salesforce's ``[{"message", "errorCode"}]`` (OAuth errors use ``error``): the code, and
+    its family where the family decides (``INSUFFICIENT_ACCESS_*``)."""
+    if body is None:
+        return [], response.text
     first = body[0] if isinstance(body, list) and body else body
     if not isinstance(first, dict):
-        return "", ""
+        return [], ""
     code = first.get("errorCode") or first.get("error") or ""
     code = code if isinstance(code, str) else ""  # an object is no code (another API's envelope)
     detail = str(first.get("message") or first.get("error_description") or "")
-    return code, detail
+    family = ["INSUFFICIENT_ACCESS"] if code.startswith("INSUFFICIENT_ACCESS") else []
+    return [code, *family], f"{code}: {detail}" if code else detail
+
+
+def _limit(refusal: Refusal) -> Exception:
+    daily = "TotalRequests" in refusal.said
+    wait = refusal.retry_after or (DAILY_LIMIT_RETRY_AFTER if daily else None)
+    what = "the org's daily API request limit" if daily else "a Salesforce request limit"
+    return RateLimited(f"Salesforce refused the call: {what} is reached ({refusal.said})", wait)
+
+
+def _too_many_groups(refusal: Refusal) -> Exception | None:
+    if "queryMore" not in refusal.said:
+        return None
+    return QueryRejected(
+        "Salesforce refused the query: a grouped (aggregate) answer can't be paged and "
+        f"holds at most 2,000 groups, one a day here ({refusal.said}); sync a shorter window"
+    )
+
+
+_NO_OBJECT = Hint(
+    "Salesforce has no object {name} this user can see ({said}): check the API name (custom "
+    "objects end in `__c`) and give the integration user Read access to the object in its "
+    "profile or a permission set",
+    ObjectRefused,
+)
+_ERRORS = Classifier(
+    "Salesforce",
+    {
+        401: SESSION_REFUSED,
+        ("REQUEST_LIMIT_EXCEEDED", 429): _limit,
+        ("API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"): Hint(API_DISABLED, ConnectorAuthError),
+        "INVALID_TYPE": _NO_OBJECT,
+        ("INSUFFICIENT_ACCESS", 403): Hint(
+            "Salesforce refused access ({said}): give the integration user Read access to the "
+            "object and its fields (profile or permission set) and `View All` or sharing rules "
+            "for the records to count",
+            ObjectRefused,
+        ),
+        404: "Salesforce has nothing at this address ({said}): check `instance_url` and that "
+        "the org serves `api_version` {api_version}",
+        "EXCEEDED_ID_LIMIT": _too_many_groups,
+        "INVALID_FIELD": Hint(
+            "Salesforce refused a field ({said}): check the API names in `date_field`, `field` "
+            "and the filters, and the integration user's field-level security",
+            QueryRejected,
+        ),
+        "config": Hint("Salesforce refused the query ({status} {said})", QueryRejected),
+    },
+    read=_error_body,
+)

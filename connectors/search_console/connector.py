@@ -23,18 +23,16 @@ from connectors.base import (
     HttpOptions,
     MappingError,
     MetricQuery,
-    RateLimited,
-    RetriableError,
     Window,
-    excerpt,
     json_body,
-    retry_after,
 )
+from connectors.errors import Classifier, Hint
 from connectors.google_auth import (
     GoogleBridge,
     GoogleCredentials,
     build_credentials,
-    google_error,
+    google_hints,
+    google_words,
     refresh_error,
 )
 from connectors.paginate import OffsetPaginator, Request, pages
@@ -240,45 +238,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         assert response is not None
         if response.is_success:
             return json_body(response, "Search Console")
-        raise self._error(response)
-
-    def _error(self, response: httpx.Response) -> Exception:
-        try:
-            status, text = google_error(response.json())
-        except ValueError:
-            status, text = "", ""
-        text = excerpt(text, self._bridge.redact) or f"HTTP {response.status_code}"
-        code = response.status_code
-        site = self.config.site_url
-        if code == 401:
-            return ConnectorAuthError(
-                f"Google refused the access token for Search Console ({text}): check the "
-                "source's credentials (`service_account_info`, or `client_id`/`client_secret`/"
-                "`refresh_token`)"
-            )
-        if code == 403:
-            if "SERVICE_DISABLED" in response.text or "has not been used" in text:
-                return ConnectorAuthError(
-                    "the Google Search Console API is not enabled in the Google Cloud project of "
-                    f"these credentials: enable it in the Cloud console ({text})"
-                )
-            return ConnectorAuthError(
-                f"the credentials have no access to Search Console property {site} ({text}): "
-                "add the service account's `client_email` (or the authorizing user) under "
-                "Settings > Users and permissions, and check `site_url` (`sc-domain:` for a "
-                "domain property)"
-            )
-        if code == 404:
-            return ConnectorConfigError(f"Search Console has no property {site}: check `site_url`")
-        if code == 429:
-            return RateLimited(
-                f"Search Console asks to slow down ({text or status})", retry_after(response)
-            )
-        if code == 400:
-            return _BadRequest(text)
-        if code >= 500:
-            return RetriableError(f"Search Console is having trouble ({code} {text})")
-        return ConnectorConfigError(f"Search Console refused the request ({code} {text})")
+        raise _ERRORS(response, self.http.redact, config=self.config)
 
 
 class _BadRequest(ConnectorConfigError):
@@ -288,3 +248,21 @@ class _BadRequest(ConnectorConfigError):
 def _rows(page: Any) -> list[Any]:
     rows = page.get("rows", []) if isinstance(page, Mapping) else []
     return rows if isinstance(rows, list) else []
+
+
+_ERRORS = Classifier(
+    "Search Console",
+    {
+        **google_hints("Search Console", "Search Console"),
+        403: "the credentials have no access to Search Console property {config.site_url} "
+        "({said}): add the service account's `client_email` (or the authorizing user) under "
+        "Settings > Users and permissions, and check `site_url` (`sc-domain:` for a domain "
+        "property)",
+        404: "Search Console has no property {config.site_url}: check `site_url`",
+        429: "Search Console asks to slow down ({said})",
+        400: Hint("{said}", _BadRequest),
+        "retriable": "Search Console is having trouble ({status} {said})",
+        "config": "Search Console refused the request ({status} {said})",
+    },
+    read=google_words,
+)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
@@ -30,6 +29,7 @@ from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
     FetchResult,
+    HttpClient,
     MappingError,
     MetricQuery,
     MetricSpec,
@@ -126,7 +126,7 @@ class SqlConnector(SqlGuards):
         self,
         config: SqlConfig,
         credentials: SqlCredentials,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         *,
         timezone: str = "UTC",
         today: date | None = None,

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
+import httpx
 import pytest
 import respx
 import stamina
@@ -32,6 +33,14 @@ from connectors.base import Connector, DailyValue, FetchResult
 from tests.connectors.acme import configure_engine
 
 TokenSaver = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class BareClient(httpx.AsyncClient):
+    """A bare httpx client typed as the engine's (:class:`connectors.base.HttpClient`), for
+    tests that need no retries, pacing or OAuth: it holds no secret, so it masks nothing."""
+
+    def redact(self, text: str) -> str:
+        return text
 
 
 class Installable(Protocol):

@@ -6,15 +6,15 @@ import json
 import pickle
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, Literal
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from app.core.http import KrsyncClient
+from app.core.redact import Redactor
 from connectors.base import (
     ADDITIVE_AGGREGATIONS,
     EXCERPT_CHARS,
@@ -28,6 +28,7 @@ from connectors.base import (
     FetchResult,
     Filter,
     FilterOp,
+    HttpClient,
     MappingError,
     MetricQuery,
     MetricSpec,
@@ -36,8 +37,8 @@ from connectors.base import (
     RetriableError,
     Window,
     excerpt,
-    mask_of,
 )
+from tests.connectors.engine_client import BareClient
 from tests.security.leaks import leaked, split_masks
 
 # --- a small connector to exercise the contract ---------------------------------------------
@@ -435,7 +436,7 @@ def test_errors_keep_their_fields_through_pickle() -> None:
 
 
 def test_connector_keeps_what_it_is_handed() -> None:
-    http = httpx.AsyncClient()
+    http = BareClient()
     connector = ToyConnector(
         ToyConfig(account_id="1"),
         ToyCredentials(api_key=SecretStr("k")),
@@ -452,7 +453,7 @@ def test_unknown_timezone_is_a_config_error() -> None:
         ToyConnector(
             ToyConfig(account_id="1"),
             ToyCredentials(api_key=SecretStr("k")),
-            httpx.AsyncClient(),
+            BareClient(),
             timezone="Mars/Olympus",
         )
 
@@ -460,7 +461,7 @@ def test_unknown_timezone_is_a_config_error() -> None:
 def test_base_class_is_abstract() -> None:
     base: Any = Connector  # mypy already refuses this; the runtime must too
     with pytest.raises(TypeError, match="abstract"):
-        base(ToyConfig(account_id="1"), ToyCredentials(api_key=SecretStr("k")), httpx.AsyncClient())
+        base(ToyConfig(account_id="1"), ToyCredentials(api_key=SecretStr("k")), BareClient())
 
 
 # --- excerpts of a platform's words ----------------------------------------------------------
@@ -494,11 +495,10 @@ def test_excerpt_is_one_line_and_whole_when_short() -> None:
     assert excerpt("x" * 301, None) == "x" * 300 + "…"
 
 
-def test_mask_of_reads_the_clients_redactor_or_none() -> None:
-    class Redacting:
-        redactor = SimpleNamespace(redact=_mask)
-
-    mask = mask_of(Redacting())
-    assert mask is not None
-    assert mask(f"key {EXCERPT_SECRET}") == "key ***"
-    assert mask_of(httpx.AsyncClient()) is None
+def test_the_engines_client_masks_what_a_connector_quotes() -> None:
+    """A connector quotes a platform's words through ``self.http.redact``: the engine's client
+    masks the source's secrets; a bare test client holds none and masks nothing."""
+    engine_client: HttpClient = KrsyncClient(source_name="s", redactor=Redactor([EXCERPT_SECRET]))
+    assert EXCERPT_SECRET not in engine_client.redact(f"key {EXCERPT_SECRET}")
+    bare: HttpClient = BareClient()
+    assert bare.redact(f"key {EXCERPT_SECRET}") == f"key {EXCERPT_SECRET}"

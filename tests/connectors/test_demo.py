@@ -25,6 +25,7 @@ from connectors.base import (
     Window,
 )
 from connectors.demo import SEGMENTS, SHAPES, DemoConfig, DemoConnector, DemoCredentials, figure
+from tests.connectors.engine_client import BareClient
 
 Q3 = Window(date(2026, 7, 1), date(2026, 9, 30))
 AUGUST = Window(date(2026, 8, 1), date(2026, 8, 31))
@@ -35,7 +36,7 @@ def no_network(request: httpx.Request) -> httpx.Response:
 
 
 def connector(seed: int = 42) -> DemoConnector:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(no_network))
+    http = BareClient(transport=httpx.MockTransport(no_network))
     return DemoConnector(DemoConfig(seed=seed), DemoCredentials(), http)
 
 

@@ -21,7 +21,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect, text
@@ -44,6 +43,7 @@ from connectors.sql_source import (
     normalize_url,
 )
 from connectors.sql_source import connector as sql_connector
+from tests.connectors.engine_client import BareClient
 from tests.connectors.kits import KITS
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -77,7 +77,7 @@ class Db:
 def connector(url: str, password: str | None = None, timeout: int = 30) -> SqlConnector:
     config = SqlConfig(url=url, statement_timeout_seconds=timeout)
     creds = SqlCredentials.model_validate({"password": password} if password else {})
-    return SqlConnector(config, creds, httpx.AsyncClient())
+    return SqlConnector(config, creds, BareClient())
 
 
 def fetch(conn: SqlConnector, sql: str, window: Window = WINDOW) -> FetchResult:

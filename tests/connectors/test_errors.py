@@ -1,0 +1,183 @@
+"""The default response classifier (connectors/errors.py): a failed answer becomes the error the
+engine acts on, with the platform's words masked, and a connector's hints say what to fix.
+
+Statuses as RFC 9110 section 15 means them (401 credentials, 403 permission, 408 and 5xx worth a
+retry) and RFC 6585 section 4 (429 Too Many Requests, with an optional ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from connectors.base import (
+    ConnectorAuthError,
+    ConnectorConfigError,
+    RateLimited,
+    RetriableError,
+)
+from connectors.errors import Classifier, Hint, Refusal, kind_of, read_error
+
+SECRET = "sk_live_0123456789abcdef"
+
+
+def _mask(text: str) -> str:
+    return text.replace(SECRET, "***")
+
+
+def _answer(status: int, body: object = None, **headers: str) -> httpx.Response:
+    request = httpx.Request("GET", "https://api.example.test/v1/things")
+    if body is None:
+        return httpx.Response(status, headers=headers, request=request)
+    return httpx.Response(status, json=body, headers=headers, request=request)
+
+
+PLAIN = Classifier("Example")
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind"),
+    [
+        (401, ConnectorAuthError, "auth"),
+        (403, ConnectorAuthError, "permission"),
+        (400, ConnectorConfigError, "config"),
+        (404, ConnectorConfigError, "config"),
+        (408, RetriableError, "retriable"),
+        (429, RateLimited, "rate_limited"),
+        (500, RetriableError, "retriable"),
+        (503, RetriableError, "retriable"),
+    ],
+)
+def test_the_status_decides_the_kind_without_hints(
+    status: int, error: type[Exception], kind: str
+) -> None:
+    raised = PLAIN(_answer(status, {"message": "what went wrong"}), None)
+
+    assert type(raised) is error
+    assert kind_of(status) == kind
+    assert "Example" in str(raised)
+    assert "what went wrong" in str(raised)
+
+
+def test_a_config_error_is_no_auth_error() -> None:
+    assert not isinstance(PLAIN(_answer(404, {"message": "no"}), None), ConnectorAuthError)
+
+
+def test_a_429_carries_the_wait_the_platform_asked_for() -> None:
+    raised = PLAIN(_answer(429, {"message": "slow down"}, **{"Retry-After": "17"}), None)
+
+    assert isinstance(raised, RateLimited)
+    assert raised.retry_after == 17.0
+
+
+def test_a_connectors_own_wait_reader_and_a_wait_given_at_the_call() -> None:
+    reset = Classifier("Example", wait=lambda response: 5.0)
+    assert getattr(reset(_answer(429), None), "retry_after", None) == 5.0
+    assert getattr(reset(_answer(429), None, wait=9.0), "retry_after", None) == 9.0
+
+
+def test_the_platforms_words_are_masked_and_cut() -> None:
+    long = f"token {SECRET} refused " + "x" * 600
+    raised = PLAIN(_answer(401, {"error": {"message": long, "code": f"BAD_{SECRET}"}}), _mask)
+
+    assert SECRET not in str(raised)
+    assert "token *** refused" in str(raised)
+    assert len(str(raised)) < 400
+
+
+def test_codes_are_masked_before_a_hint_quotes_them() -> None:
+    quoting = Classifier("Example", {"config": "refused ({code})"})
+    raised = quoting(_answer(400, {"error": {"message": "m", "code": SECRET}}), _mask)
+    assert str(raised) == "refused (***)"
+
+
+def test_an_empty_body_is_quoted_as_its_status() -> None:
+    assert str(PLAIN(_answer(404), None)) == "Example refused the request (404): HTTP 404"
+
+
+@pytest.mark.parametrize(
+    ("body", "codes", "words"),
+    [
+        ({"error": {"message": "bad metric", "code": 100}}, ["100"], "bad metric"),
+        ({"error": "invalid_grant", "error_description": "expired"}, ["invalid_grant"], "expired"),
+        ({"message": "nope"}, [], "nope"),
+        ({"title": "Resource Not Found", "detail": "no list"}, [], "Resource Not Found: no list"),
+    ],
+)
+def test_the_default_reader_knows_the_common_envelopes(
+    body: object, codes: list[str], words: str
+) -> None:
+    found, said = read_error(_answer(400, body), body)
+    assert (list(found), said) == (codes, words)
+
+
+VENDOR = Classifier(
+    "Vendor",
+    {
+        "TOKEN_EXPIRED": Hint("the token expired ({said}): reconnect", ConnectorAuthError),
+        403: "Vendor refused account `{config.account_id}` ({said}): grant it read access",
+        (404, 410): "Vendor has nothing at that address: check `base_url`",
+        "retriable": "Vendor is down ({status})",
+        429: lambda refusal: None if refusal.code != "DAILY" else RetriableError("daily cap"),
+    },
+)
+
+
+@dataclass
+class _Config:
+    account_id: str
+
+
+def test_a_vendor_code_comes_before_the_status() -> None:
+    raised = VENDOR(_answer(400, {"error": {"message": "old", "code": "TOKEN_EXPIRED"}}), None)
+    assert isinstance(raised, ConnectorAuthError)
+    assert str(raised) == "the token expired (old): reconnect"
+
+
+def test_a_status_hint_names_the_sources_fields() -> None:
+    raised = VENDOR(_answer(403, {"message": "denied"}), None, config=_Config("acc-7"))
+    assert isinstance(raised, ConnectorAuthError)
+    assert str(raised) == "Vendor refused account `acc-7` (denied): grant it read access"
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_tuple_of_keys_shares_one_hint(status: int) -> None:
+    assert str(VENDOR(_answer(status), None)) == (
+        "Vendor has nothing at that address: check `base_url`"
+    )
+
+
+def test_a_kind_hint_covers_every_status_of_the_kind() -> None:
+    for status in (500, 502, 408):
+        raised = VENDOR(_answer(status), None)
+        assert isinstance(raised, RetriableError)
+        assert str(raised) == f"Vendor is down ({status})"
+
+
+def test_a_hint_that_answers_none_leaves_it_to_the_default() -> None:
+    daily = VENDOR(_answer(429, {"error": {"message": "m", "code": "DAILY"}}), None)
+    assert type(daily) is RetriableError
+    assert str(daily) == "daily cap"
+    other = VENDOR(_answer(429, {"message": "burst"}), None)
+    assert isinstance(other, RateLimited)
+    assert str(other) == "Vendor asks to slow down: burst"
+
+
+def test_hints_given_at_the_call_win_over_the_table() -> None:
+    oauth = {403: "Vendor refused the OAuth grant ({said}): reconnect"}
+    raised = VENDOR(_answer(403, {"message": "scope"}), None, hints=oauth)
+    assert str(raised) == "Vendor refused the OAuth grant (scope): reconnect"
+
+
+def test_words_given_at_the_call_replace_the_body() -> None:
+    raised = PLAIN(_answer(502, {"message": "ignored"}), None, said="GET /x answered 502")
+    assert str(raised) == "Example is having trouble (502): GET /x answered 502"
+
+
+def test_a_refusal_built_by_hand_is_classified_the_same_way() -> None:
+    """For clients that raise their own exceptions (Google's official library): the connector
+    reads status and words from the exception and classifies them like an answer."""
+    raised = VENDOR.classify(Refusal(status=410, said="gone"))
+    assert str(raised) == "Vendor has nothing at that address: check `base_url`"
