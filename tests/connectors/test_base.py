@@ -38,7 +38,7 @@ from connectors.base import (
     excerpt,
     mask_of,
 )
-from tests.security.leaks import leaked, split_masks
+from connectors.testing import leaked, split_masks
 
 # --- a small connector to exercise the contract ---------------------------------------------
 
