@@ -4,8 +4,9 @@
 ``http_options()``: base URL, headers, rate limit, concurrency, OAuth2 and the platform's own
 wait header, with the source's decrypted credential values as the secrets to mask. Tests that
 call a connector directly go through :func:`connected` (``connectors.testing.connect``, which
-plugins' tests use too) so they exercise that same client; a test that needs something else (no throttle, a mock transport, a local server on 127.0.0.1)
-says so with ``client_overrides``, which replace the matching ``build_client`` arguments.
+plugins' tests use too) so they exercise that same client; a test that needs something else
+(no throttle, a mock transport, a local server on 127.0.0.1) says so with
+``client_overrides``, which replace the matching ``build_client`` arguments.
 
 :func:`engine_env` and :func:`mocked` are the fixtures' shared halves: the engine's settings
 with stamina's waits zeroed, and a fake platform installed on a respx router.
