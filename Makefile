@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install browser run test test-sqlite test-postgres lint bench bench-sync bench-crm clean
+.PHONY: install browser run test test-sqlite test-postgres lint example-plugin bench bench-sync bench-crm clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## example-plugin: examples/krsync-webinars' tests (krsync's contract suite) in a fresh venv
+## outside the repository, krsync installed from this checkout as a wheel (examples/check-plugin.sh)
+example-plugin:
+	PYTHON=$(PYTHON) examples/check-plugin.sh
 
 bench: install
 	$(BIN)/python bench/api.py

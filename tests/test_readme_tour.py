@@ -274,7 +274,9 @@ def test_compose_file_runs_postgres_and_krsync() -> None:
 
 
 def _plugin() -> type[Connector[Any, Any]]:
-    [code] = blocks(section("Writing a connector plugin"), "python")
+    [code] = [
+        b for b in blocks(section("Writing a connector plugin"), "python") if "Connector[" in b
+    ]
     namespace: dict[str, Any] = {"__name__": "krsync_webinars"}
     exec(compile(code, "README.md", "exec"), namespace)
     cls: type[Connector[Any, Any]] = namespace["WebinarConnector"]

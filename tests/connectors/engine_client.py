@@ -3,9 +3,10 @@
 ``app/sync/engine.py`` (``_client``) builds a source's client from the connector's
 ``http_options()``: base URL, headers, rate limit, concurrency, OAuth2 and the platform's own
 wait header, with the source's decrypted credential values as the secrets to mask. Tests that
-call a connector directly go through :func:`connected` so they exercise that same client; a
-test that needs something else (no throttle, a mock transport, a local server on 127.0.0.1)
-says so with ``client_overrides``, which replace the matching ``build_client`` arguments.
+call a connector directly go through :func:`connected` (``connectors.testing.connect``, which
+plugins' tests use too) so they exercise that same client; a test that needs something else
+(no throttle, a mock transport, a local server on 127.0.0.1) says so with
+``client_overrides``, which replace the matching ``build_client`` arguments.
 
 :func:`engine_env` and :func:`mocked` are the fixtures' shared halves: the engine's settings
 with stamina's waits zeroed, and a fake platform installed on a respx router.
@@ -14,8 +15,8 @@ with stamina's waits zeroed, and a fake platform installed on a respx router.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
@@ -23,13 +24,12 @@ import httpx
 import pytest
 import respx
 import stamina
-from pydantic import BaseModel
 
 from app.core import http as http_module
-from app.core.http import KrsyncClient, PacingClock, build_client
+from app.core.http import PacingClock
 from app.core.settings import get_settings
-from app.sync.engine import client_arguments
-from connectors.base import Connector, DailyValue, FetchResult
+from connectors.base import DailyValue, FetchResult
+from connectors.testing import connect
 from tests.connectors.acme import configure_engine
 
 TokenSaver = Callable[[dict[str, Any]], Awaitable[None]]
@@ -70,32 +70,8 @@ def mocked(fake: FakeT) -> Iterator[FakeT]:
         yield fake
 
 
-@asynccontextmanager
-async def connected(
-    cls: type[Connector[Any, Any]],
-    config: Mapping[str, Any] | BaseModel,
-    credentials: Mapping[str, Any],
-    *,
-    timezone: str = "UTC",
-    today: date | None = None,
-    on_token: TokenSaver | None = None,
-    source_name: str | None = None,
-    **client_overrides: Any,
-) -> AsyncIterator[tuple[Connector[Any, Any], KrsyncClient]]:
-    """``(connector, client)``: the connector built with ``timezone``/``today`` on its client.
-
-    ``config`` and ``credentials`` are validated with the connector's own models; the client
-    gets every ``HttpOptions`` field, OAuth2 included (``on_token`` then receives refreshed
-    tokens, as the engine's token saver does), and ``secrets_in(credentials)``.
-    """
-    cfg = cls.config_model.model_validate(config)
-    creds = cls.credentials_model.model_validate(credentials)
-    arguments = client_arguments(
-        source_name or f"{cls.key}-test", cls, cfg, creds, dict(credentials), on_token
-    )
-    arguments.update(client_overrides)
-    async with build_client(**arguments) as http:
-        yield cls(cfg, creds, http, timezone=timezone, today=today), http
+#: The connector on the client the engine would build; shipped for plugins' tests too.
+connected = connect
 
 
 class InstantClock(PacingClock):

@@ -15,7 +15,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.csv_source import CsvConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 CSV_HOST = "sheets.krsync.test"
 CSV_PATH = "/spreadsheets/d/e/KIT/pub"
@@ -64,6 +65,7 @@ def _mock_csv(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 
 
 KIT = Kit(
+    connector=CsvConnector,
     config={"url": CSV_URL},
     credentials={},
     query=Query(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import respx
 
 from connectors.base import Window
+from connectors.ga4 import GA4Connector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 from tests.connectors.google_fake import (
     GA4_CONCURRENT,
     PROPERTY_ID,
@@ -20,7 +22,6 @@ from tests.connectors.google_fake import (
     service_account,
     year_of_traffic,
 )
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
 
 GA4_HOST = "analyticsdata.krsync.test"
 TOKEN_HOST = "oauth2.krsync.test"
@@ -54,6 +55,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG = {"property_id": PROPERTY_ID, "base_url": BASE_URL}
 
 KIT = Kit(
+    connector=GA4Connector,
     config=CONFIG,
     credentials={"service_account_info": service_account(TOKEN_URI)},
     query=Query("sessions", filters=[EMAIL]),

@@ -43,7 +43,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.hubspot import HubSpotConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "api.hubspot.krsync.test"
 BASE_URL = f"https://{HOST}"
@@ -524,6 +525,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 
 
 KIT = Kit(
+    connector=HubSpotConnector,
     config={"base_url": BASE_URL},
     credentials={"access_token": TOKEN},
     query=Query(

@@ -31,7 +31,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.linkedin import LinkedInConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "linkedin.krsync.test"
 BASE = f"https://{HOST}/rest"
@@ -156,6 +157,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG: dict[str, Any] = {"organization_id": ORG, "api_version": VERSION, "base_url": BASE}
 
 KIT = Kit(
+    connector=LinkedInConnector,
     config=CONFIG,
     credentials={"access_token": TOKEN},
     query=Query("followers.organic_gain"),

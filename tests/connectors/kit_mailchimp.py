@@ -34,7 +34,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.mailchimp import MailchimpConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "us21.api.mailchimp.test"
 BASE_URL = f"https://{HOST}/3.0"
@@ -203,6 +204,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG = {"list_id": LIST_ID, "base_url": BASE_URL, "page_size": 3}
 
 KIT = Kit(
+    connector=MailchimpConnector,
     config=CONFIG,
     credentials={"api_key": API_KEY},
     query=Query("audience.subscribed"),

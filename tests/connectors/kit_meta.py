@@ -32,7 +32,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.meta import MetaConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "graph.krsync.test"
 BASE = f"https://{HOST}"
@@ -204,6 +205,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG: dict[str, Any] = {"page_id": PAGE, "base_url": BASE}
 
 KIT = Kit(
+    connector=MetaConnector,
     config=CONFIG,
     credentials={"access_token": TOKEN},
     query=Query("page.page_post_engagements"),

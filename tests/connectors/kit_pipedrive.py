@@ -34,7 +34,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.pipedrive import PipedriveConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 BASE = "https://krsync.pipedrive.test"
 HOST = httpx.URL(BASE).host
@@ -235,6 +236,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG = {"company_domain": "krsync", "base_url": BASE}
 
 KIT = Kit(
+    connector=PipedriveConnector,
     config=CONFIG,
     credentials={"api_token": API_TOKEN},
     query=Query("deals.count", params={"date_field": "add_time", "pipeline_id": 1}),

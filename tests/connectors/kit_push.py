@@ -6,9 +6,11 @@ window, for any query, gives no values.
 
 from __future__ import annotations
 
-from tests.connectors.kits import Kit, Query
+from connectors.push import PushConnector
+from connectors.testing import Kit, Query
 
 KIT = Kit(
+    connector=PushConnector,
     fetches=False,
     config={},
     credentials={"secret": "kit-push-secret-0123456789"},

@@ -15,7 +15,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.rest_json import RestJsonConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "stats.krsync.test"
 PATH = "/v1/daily"
@@ -66,6 +67,7 @@ CONFIG = {
 }
 
 KIT = Kit(
+    connector=RestJsonConnector,
     config=CONFIG,
     credentials={"token": TOKEN},
     query=Query("value", params={"records": "$.data", "date": "$.day", "value": "$.stats.signups"}),

@@ -39,7 +39,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.salesforce import SalesforceConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 INSTANCE = "https://krsync.my.salesforce.test"
 LOGIN = "https://login.salesforce.test"
@@ -298,6 +299,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG = {"instance_url": INSTANCE, "login_url": LOGIN}
 
 KIT = Kit(
+    connector=SalesforceConnector,
     config=CONFIG,
     credentials={
         "client_id": CLIENT_ID,

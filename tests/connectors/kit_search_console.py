@@ -12,6 +12,8 @@ from __future__ import annotations
 import respx
 
 from connectors.base import Window
+from connectors.search_console import SearchConsoleConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 from tests.connectors.google_fake import (
     SITE_URL,
     FakeGoogle,
@@ -19,7 +21,6 @@ from tests.connectors.google_fake import (
     service_account,
     year_of_search,
 )
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
 
 API_HOST = "searchconsole.krsync.test"
 TOKEN_HOST = "oauth2.krsync.test"
@@ -57,6 +58,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG = {"site_url": SITE_URL, "base_url": BASE_URL}
 
 KIT = Kit(
+    connector=SearchConsoleConnector,
     config=CONFIG,
     credentials={"service_account_info": service_account(TOKEN_URI)},
     query=Query("clicks", filters=[MOBILE]),

@@ -10,7 +10,8 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from tests.connectors.kits import Kit, Query
+from connectors.sql_source import SqlConnector
+from connectors.testing import Kit, Query
 
 
 def _database() -> Path:
@@ -35,6 +36,7 @@ NOTHING = (
 )
 
 KIT = Kit(
+    connector=SqlConnector,
     config={"url": URL, "statement_timeout_seconds": 10},
     credentials={},
     query=Query("value", params={"query": DAYS}),

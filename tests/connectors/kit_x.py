@@ -28,7 +28,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
+from connectors.x import XConnector
 
 HOST = "api.x.test"
 BASE_URL = f"https://{HOST}"
@@ -153,6 +154,7 @@ def _mock(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 CONFIG = {"user_id": USER_ID, "base_url": BASE_URL}
 
 KIT = Kit(
+    connector=XConnector,
     config=CONFIG,
     credentials={"bearer_token": BEARER},
     query=Query("followers_count", aggregation="last"),

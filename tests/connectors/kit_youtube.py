@@ -31,7 +31,8 @@ import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.kits import Expected, Kit, Mocked, Query, Scenario
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
+from connectors.youtube import YouTubeConnector
 
 HOST = "youtubeanalytics.test"
 BASE_URL = f"https://{HOST}"
@@ -184,6 +185,7 @@ CREDENTIALS = {
 CONFIG = {"channel_id": "MINE", "base_url": BASE_URL}
 
 KIT = Kit(
+    connector=YouTubeConnector,
     config=CONFIG,
     credentials=CREDENTIALS,
     query=Query("views", filters=[{"field": "country", "op": "eq", "value": "US"}]),

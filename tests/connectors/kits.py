@@ -1,73 +1,22 @@
-"""One kit per registered connector: what the contract suite needs to run it without a platform.
+"""The kits of the built-in connectors (and of Acme, the test connector), by connector key.
 
-A kit gives a valid config and credentials, one valid metric query, a config with a wrongly
-typed field, and (for HTTP connectors) ``mock``: a function that installs respx routes playing
-the platform in one of four scenarios:
-
-- ``data``: figures for any window asked, spread over 2+ pages for the contract's 10-day window
-  where the platform pages (``Mocked.paginates``);
-- ``bad_credentials``: the platform refuses the credentials (401 or its own equivalent);
-- ``rate_limited``: the first data call answers 429 with ``Retry-After: 1``, then as ``data``;
-- ``empty``: the platform answers, with no figures for any day.
-
-``mock`` returns a :class:`Mocked` saying which values a fetch of a window must give. Build the
-routes from the vendor's documented request and response shapes, and cite the page.
-
-A new connector needs a kit here, or the contract suite fails for it.
+A kit (:class:`connectors.testing.Kit`, documented there) is what the shipped contract suite
+needs to run a connector without its platform. Each connector's kit lives in its own
+``kit_<key>.py`` beside this file (a ``KIT``); Acme's and the demo's are here.
+``tests/connectors/test_contract.py`` hands them to the suite through its ``kit`` fixture, the
+way a plugin hands its own; an installed connector without a kit fails there.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Literal
 
 import httpx
 import respx
 
 from connectors.base import Window
-from tests.connectors.acme import ACME_URL
+from connectors.demo import DemoConnector
+from connectors.testing import Expected, Kit, Mocked, Query, Scenario
+from tests.connectors.acme import ACME_URL, AcmeConnector
 from tests.connectors.acme_fake import API_KEY, FakeAcme, day_of_month
-
-Scenario = Literal["data", "bad_credentials", "rate_limited", "empty"]
-#: Values a fetch must return, by (date, group label or None).
-Expected = dict[tuple[date, str | None], float]
-
-
-@dataclass(frozen=True)
-class Query:
-    metric: str
-    params: dict[str, Any] = field(default_factory=dict)
-    filters: list[dict[str, Any]] = field(default_factory=list)
-    aggregation: str = "sum"
-
-
-@dataclass(frozen=True)
-class Mocked:
-    expected: Callable[[Window], Expected]
-    #: Whether the platform answers the contract's 10-day window in two pages or more.
-    paginates: bool
-
-
-@dataclass(frozen=True)
-class Kit:
-    config: dict[str, Any]
-    credentials: dict[str, Any]
-    query: Query
-    #: ``config`` with one field of the wrong type.
-    wrong_type: dict[str, Any]
-    http: bool = True
-    mock: Callable[[respx.MockRouter, Scenario], Mocked] | None = None
-    #: Words the message of a bad-credentials error must contain: what to fix.
-    auth_hint: str = ""
-    #: Connectors without HTTP have no empty platform to mock: a query that has no figures.
-    empty_query: Query | None = None
-    #: False for connectors whose figures arrive by push: their fetch has nothing to return.
-    fetches: bool = True
-    #: Settings the connector reads from the environment (e.g. ``KRSYNC_FILES_DIR``).
-    env: dict[str, str] = field(default_factory=dict)
-
 
 # --- acme: tests/connectors/acme.py (the test platform, documented there) ----------------------
 
@@ -92,6 +41,7 @@ def _mock_acme(router: respx.MockRouter, scenario: Scenario) -> Mocked:
 
 
 ACME = Kit(
+    connector=AcmeConnector,
     config={"base_url": ACME_URL},
     credentials={"api_key": API_KEY},
     query=Query("signups", filters=[{"field": "channel", "op": "eq", "value": "Email"}]),
@@ -104,6 +54,7 @@ ACME = Kit(
 # --- demo: deterministic synthetic figures, no HTTP ----------------------------------------------
 
 DEMO = Kit(
+    connector=DemoConnector,
     config={"seed": 7},
     credentials={},
     query=Query("sessions", filters=[{"field": "channel", "op": "eq", "value": "Email"}]),

@@ -38,8 +38,8 @@ from connectors.base import (
     Window,
     excerpt,
 )
+from connectors.testing import leaked, split_masks
 from tests.connectors.engine_client import BareClient
-from tests.security.leaks import leaked, split_masks
 
 # --- a small connector to exercise the contract ---------------------------------------------
 

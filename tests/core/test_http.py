@@ -39,7 +39,7 @@ from app.core.http import (
 )
 from app.core.redact import MASK
 from connectors.base import ForeignOriginError, TokenRefreshError
-from tests.security.leaks import leaked, split_masks
+from connectors.testing import leaked, split_masks
 
 pytestmark = pytest.mark.anyio
 

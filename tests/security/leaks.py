@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -21,8 +20,8 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.engine import Engine
 
 from app.core.secrets import SecretBox, SecretKeyError
+from connectors.testing import PIECE
 
-PIECE = 8
 _LETTERS = "ghijkmnopqrstuvwxyzGHJKLMNPQRSTUVWXYZ"
 
 
@@ -30,26 +29,6 @@ def canary() -> str:
     """35 characters: four runs of eight letters joined by ``/``, ``+`` and ``=``."""
     runs = ["".join(secrets.choice(_LETTERS) for _ in range(PIECE)) for _ in range(4)]
     return f"{runs[0]}/{runs[1]}+{runs[2]}={runs[3]}"
-
-
-def leaked(text: str, *spellings: str) -> list[str]:
-    """The 8-character pieces of ``spellings`` found in ``text``, in order (none: no leak).
-
-    Masking a whole value is not enough of a test: a message that quotes all but the last few
-    characters of a token leaks the token.
-    """
-    found: list[str] = []
-    for spelling in spellings:
-        for start in range(max(1, len(spelling) - PIECE + 1)):
-            piece = spelling[start : start + PIECE]
-            if piece in text and piece not in found:
-                found.append(piece)
-    return found
-
-
-def split_masks(text: str) -> list[str]:
-    """Runs of ``*`` that are not a whole ``***`` mask: a mask the cut went through."""
-    return [run for run in re.findall(r"\*+", text) if len(run) % 3]
 
 
 class Canaries:

@@ -48,6 +48,7 @@ from app.main import app
 from app.push import service as push_service
 from conftest import ADMIN_KEY
 from connectors.registry import get_connector, load_connectors
+from connectors.testing import Query
 from factories import create, cycle, objective
 from tests.connectors import kit_hubspot as hubspot
 from tests.connectors import kit_meta as meta
@@ -70,7 +71,7 @@ from tests.connectors.kit_rest_json import TOKEN as REST_TOKEN
 from tests.connectors.kit_rest_json import _answer as rest_answer
 from tests.connectors.kit_x import FakeX
 from tests.connectors.kit_youtube import FakeYouTube
-from tests.connectors.kits import KITS, Query
+from tests.connectors.kits import KITS
 from tests.security.leaks import (
     Canaries,
     Finder,

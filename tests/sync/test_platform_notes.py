@@ -22,7 +22,7 @@ from app.models import DataSource
 from app.sync.engine import classify
 from connectors.base import CheckResult, FetchResult, MetricQuery, RetriableError, Window
 from connectors.demo import DemoConnector
-from tests.security.leaks import leaked, split_masks
+from connectors.testing import leaked, split_masks
 
 SECRET = "platform-notes-canary-0123456789"
 
