@@ -10,9 +10,9 @@ with 403 when that would take an admin's mappings along and the person is an edi
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -33,14 +33,18 @@ from app.web.forms import (
     render_form,
     submit,
 )
-from app.web.pages import PageUser, page_principal, refusal, render
+from app.web.pages import (
+    AdminPage,
+    EditorPage,
+    PageUser,
+    ViewerPage,
+    refusal,
+    render,
+)
 from app.web.retrospective import REVIEW_FORMATS
 
 router = APIRouter(include_in_schema=False)
 
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 _MAX_CYCLES = 200
 FIELDS = Placed(("name", "start_date", "end_date"))
 

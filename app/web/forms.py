@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -30,7 +30,14 @@ from app.auth.service import Principal
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.okr import service
 from app.okr.service import Holdings
-from app.web.pages import PageUser, field_errors, page_principal, path_id, refusal, render
+from app.web.pages import (
+    EditorPage,
+    PageUser,
+    field_errors,
+    path_id,
+    refusal,
+    render,
+)
 
 T = TypeVar("T")
 #: A box of a form as the browser posts it (blank when left out).
@@ -195,9 +202,6 @@ def found_or_404(
 
 
 # --- deleting a cycle, an objective or a key result ------------------------------------------
-
-
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -36,11 +36,10 @@ from app.web.forms import (
     submit,
 )
 from app.web.objectives import objective_or_404
-from app.web.pages import PageUser, page_principal
+from app.web.pages import EditorPage, PageUser
 
 router = APIRouter(include_in_schema=False)
 
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 
 TEXT_FIELDS = ("title", "owner", "unit", "kind", "direction", "aggregation", "group_rule")
 NUMBER_FIELDS = ("start_value", "target_value", "target_change_pct", "weight")

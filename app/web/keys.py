@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -18,11 +18,17 @@ from app.auth.deps import SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyRead
 from app.core.errors import NotFound
 from app.models import ApiKey
-from app.web.pages import PageUser, field_errors, page_principal, path_id, refusal, render
+from app.web.pages import (
+    AdminPage,
+    PageUser,
+    field_errors,
+    path_id,
+    refusal,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 ROLES = ("viewer", "editor", "admin")
 ROLE_HELP = {
     "viewer": "reads everything but data sources and keys",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -26,11 +26,10 @@ from app.models import Cycle, NotificationChannel, NotificationDelivery, Objecti
 from app.notify import service
 from app.notify.events import EVENT_TYPES
 from app.notify.schemas import URL_KINDS, ChannelCreate, ChannelRead, ChannelUpdate
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.pages import AdminPage, PageUser, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 
 KINDS = ("slack", "teams", "email", "webhook")
 KIND_HELP = {

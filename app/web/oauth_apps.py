@@ -8,9 +8,9 @@ write-only: left blank on a change, the stored one is kept (the API's PUT always
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -22,11 +22,10 @@ from app.models import OAuthApp
 from app.sources import oauth
 from app.sources.oauth_providers import PROVIDERS, Provider
 from app.sources.oauth_router import OAuthAppWrite
-from app.web.pages import PageUser, field_errors, page_principal, refusal, render
+from app.web.pages import AdminPage, PageUser, field_errors, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 FIELDS = ("client_id", "client_secret", "authorize_url", "token_url")
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -33,11 +33,10 @@ from app.web.forms import (
     submit,
 )
 from app.web.okrs import LEVEL_HELP, LEVELS
-from app.web.pages import PageUser, page_principal
+from app.web.pages import EditorPage, PageUser
 
 router = APIRouter(include_in_schema=False)
 
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 FIELDS = Placed(("title", "description", "level", "team", "owner", "parent_key_result_id"))
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
@@ -26,12 +26,18 @@ from app.models import Cycle, KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import ObjectiveCreate, Status
 from app.progress import ObjectiveProgress, Progress
-from app.web.pages import STATUS_LABELS, PageUser, field_errors, page_principal, refusal, render
+from app.web.pages import (
+    STATUS_LABELS,
+    EditorPage,
+    PageUser,
+    ViewerPage,
+    field_errors,
+    refusal,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 _MAX_CYCLES = 200
 #: Enough for any real cycle; the page is one cycle's objectives, never the whole history.
 _MAX_OBJECTIVES = 2000

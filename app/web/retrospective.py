@@ -9,9 +9,9 @@ beside the field it names.
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -29,12 +29,10 @@ from app.review.schemas import (
     RetrospectiveUpdate,
 )
 from app.web.forms import FormState, FormText, Placed, found_or_404, render_form, submit
-from app.web.pages import PageUser, page_principal, path_id, refusal
+from app.web.pages import EditorPage, PageUser, ViewerPage, path_id, refusal
 
 router = APIRouter(include_in_schema=False)
 
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 FIELDS = Placed(("format", "category", "text", "objective_id"))
 _ENTRIES_SHOWN = 2000
 REVIEW_FORMATS = (("xlsx", "Excel"), ("csv", "CSV"), ("md", "Markdown"), ("json", "JSON"))

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -34,14 +34,13 @@ from app.sources.schemas import (
     SyncRequest,
 )
 from app.web import schema_form
-from app.web.pages import PageUser, page_principal, refusal, render
+from app.web.pages import AdminPage, PageUser, refusal, render
 from app.web.schema_form import FormField
 from app.web.sources import render_source, source_row
 from connectors.registry import get_connector
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 
 CATEGORIES = {
     "analytics": "Analytics",

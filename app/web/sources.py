@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
 from app.sync import clock
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.pages import AdminPage, PageUser, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,7 +39,6 @@ HEALTH_LABELS = {
     "paused": "Paused",
 }
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 _MAX_SOURCES = 500
 _RUNS_SHOWN = 20
 
