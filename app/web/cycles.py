@@ -10,10 +10,11 @@ with 403 when that would take an admin's mappings along and the person is an edi
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
@@ -26,7 +27,6 @@ from app.web.forms import (
     DeleteTarget,
     Deletion,
     FormState,
-    FormText,
     Placed,
     delete_routes,
     found_or_404,
@@ -49,8 +49,23 @@ _MAX_CYCLES = 200
 FIELDS = Placed(("name", "start_date", "end_date"))
 
 
-def _values(name: str, start_date: str, end_date: str) -> dict[str, str]:
-    return {"name": name, "start_date": start_date.strip(), "end_date": end_date.strip()}
+class CycleFields(BaseModel):
+    """The form's boxes as the browser posts them (blank when left out)."""
+
+    name: str = ""
+    start_date: str = ""
+    end_date: str = ""
+
+    def typed(self) -> dict[str, str]:
+        """What the person typed, to parse and to show again; the dates without spaces."""
+        return {
+            "name": self.name,
+            "start_date": self.start_date.strip(),
+            "end_date": self.end_date.strip(),
+        }
+
+
+CycleForm = Annotated[CycleFields, Form()]
 
 
 def _cycles_page(
@@ -65,7 +80,7 @@ def _cycles_page(
         "is_admin": user.principal.role == "admin",
         "review_formats": REVIEW_FORMATS,
     }
-    form = form or FormState(_values("", "", ""))
+    form = form or FormState(CycleFields().typed())
     return render_form(request, user, "cycles/index.html", form, context)
 
 
@@ -84,12 +99,10 @@ def create_cycle(
     request: Request,
     session: SessionDep,
     user: EditorPage,
-    name: FormText = "",
-    start_date: FormText = "",
-    end_date: FormText = "",
+    posted: CycleForm,
 ) -> Response:
     """Create a cycle as `POST /api/v1/cycles` does."""
-    values = _values(name, start_date, end_date)
+    values = posted.typed()
 
     def write() -> str:
         body = CycleCreate.model_validate(values)
@@ -103,7 +116,11 @@ def _edit_page(
     request: Request, user: PageUser, cycle: Cycle, form: FormState | None = None
 ) -> Response:
     shown = form or FormState(
-        _values(cycle.name, cycle.start_date.isoformat(), cycle.end_date.isoformat())
+        {
+            "name": cycle.name,
+            "start_date": cycle.start_date.isoformat(),
+            "end_date": cycle.end_date.isoformat(),
+        }
     )
     return render_form(request, user, "cycles/edit.html", shown, {"cycle": cycle})
 
@@ -122,13 +139,11 @@ def edit_cycle(
     session: SessionDep,
     user: EditorPage,
     cycle_id: str,
-    name: FormText = "",
-    start_date: FormText = "",
-    end_date: FormText = "",
+    posted: CycleForm,
 ) -> Response:
     """Change a cycle as `PATCH /api/v1/cycles/{id}` does: only what changed is written."""
     cycle = _cycle(request, session, user, cycle_id)
-    values = _values(name, start_date, end_date)
+    values = posted.typed()
 
     def write() -> str:
         changes = CycleUpdate.model_validate(values).model_dump(exclude_unset=True)
@@ -171,9 +186,7 @@ def _close_page(
     session: Session,
     user: PageUser,
     cycle: Cycle,
-    *,
-    error: str = "",
-    status_code: int = 200,
+    refused: Conflict | None = None,
 ) -> Response:
     held = service.holdings(session, "cycle", cycle.id)
     context = {
@@ -181,9 +194,9 @@ def _close_page(
         "cycle": cycle,
         "held": held,
         "as_of": freeze.close_as_of(cycle),
-        "error": error,
+        "error": refused.message if refused else "",
     }
-    return render(request, "cycles/close.html", context, status_code)
+    return render(request, "cycles/close.html", context, refused.status_code if refused else 200)
 
 
 @router.get("/cycles/{cycle_id}/close")
@@ -203,9 +216,7 @@ def close_cycle(request: Request, session: SessionDep, user: EditorPage, cycle_i
     except Conflict as exc:
         session.rollback()
         cycle = _cycle(request, session, user, cycle_id)
-        return _close_page(
-            request, session, user, cycle, error=exc.message, status_code=exc.status_code
-        )
+        return _close_page(request, session, user, cycle, exc)
     return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
 
 

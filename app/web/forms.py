@@ -238,9 +238,7 @@ def _delete_page(
     user: PageUser,
     kind: Deletion,
     target: DeleteTarget,
-    *,
-    error: str = "",
-    status_code: int = 200,
+    refused: DomainError | None = None,
 ) -> Response:
     """Ask before deleting, saying what goes with it; an editor is told before trying that
     mappings go only with an admin (the API's 403)."""
@@ -255,9 +253,9 @@ def _delete_page(
         "needs_admin": held.mappings > 0 and user.principal.role != "admin",
         "action": target.action,
         "cancel": target.cancel,
-        "error": error,
+        "error": refused.message if refused else "",
     }
-    return render(request, "okrs/delete.html", context, status_code)
+    return render(request, "okrs/delete.html", context, refused.status_code if refused else 200)
 
 
 def _path_text(request: Request) -> str:
@@ -286,9 +284,7 @@ def delete_routes(router: APIRouter, path: str, kind: Deletion) -> None:
         except (Conflict, Forbidden) as exc:
             session.rollback()
             target = kind.load(request, session, user, _path_text(request))
-            return _delete_page(
-                request, session, user, kind, target, error=exc.message, status_code=exc.status_code
-            )
+            return _delete_page(request, session, user, kind, target, exc)
         except NotFound:
             session.rollback()
             raise refusal(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,7 +31,7 @@ from app.okr.schemas import (
 )
 from app.sources import service as sources_service
 from app.web import kr_chart
-from app.web.forms import Exact, FormState, FormText, submit
+from app.web.forms import Exact, FormState, submit
 from app.web.pages import (
     EditorPage,
     PageUser,
@@ -53,6 +54,26 @@ _SCORE_FIELDS = Exact(("final_score", "final_score_note"))
 
 def _today() -> date:
     return date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
+
+
+class CheckInFields(BaseModel):
+    """The check-in form's boxes as the browser posts them (blank when left out)."""
+
+    date: str = ""
+    value: str = ""
+    note: str = ""
+    confidence: str = ""
+
+
+class ScoreFields(BaseModel):
+    """The final score form's boxes as the browser posts them (blank when left out)."""
+
+    final_score: str = ""
+    final_score_note: str = ""
+
+
+CheckInForm = Annotated[CheckInFields, Form()]
+ScoreForm = Annotated[ScoreFields, Form()]
 
 
 def _check_in_body(values: dict[str, str]) -> dict[str, Any]:
@@ -190,14 +211,11 @@ def check_in(
     session: SessionDep,
     user: EditorPage,
     kr_id: str,
-    date: FormText = "",
-    value: FormText = "",
-    note: FormText = "",
-    confidence: FormText = "",
+    posted: CheckInForm,
 ) -> Response:
     """Check in as `POST /api/v1/key-results/{id}/check-ins` does."""
     kid = path_id(kr_id)
-    values = {"date": date, "value": value, "note": note, "confidence": confidence}
+    values = posted.model_dump()
 
     def write() -> str:
         body = CheckInCreate.model_validate(_check_in_body(values))
@@ -219,18 +237,16 @@ def final_score(
     session: SessionDep,
     user: EditorPage,
     kr_id: str,
-    final_score: FormText = "",
-    final_score_note: FormText = "",
+    posted: ScoreForm,
 ) -> Response:
     """Grade a closed key result as `PATCH /api/v1/key-results/{id}` with `final_score` and
     `final_score_note` does; an empty score box takes the grade away."""
     kid = path_id(kr_id)
-    values = {"final_score": final_score, "final_score_note": final_score_note}
+    values = posted.model_dump()
 
     def write() -> str:
-        body = KeyResultUpdate.model_validate(
-            {**values, "final_score": final_score.strip() or None}
-        )
+        score = posted.final_score.strip() or None
+        body = KeyResultUpdate.model_validate({**values, "final_score": score})
         if not kid:
             raise NotFound(f"key result {kr_id} not found")
         changes = body.model_dump(exclude_unset=True)
@@ -251,15 +267,12 @@ def edit_check_in(
     user: EditorPage,
     kr_id: str,
     check_in_id: str,
-    date: FormText = "",
-    value: FormText = "",
-    note: FormText = "",
-    confidence: FormText = "",
+    posted: CheckInForm,
 ) -> Response:
     """Correct a check-in as `PATCH .../check-ins/{id}` does; an empty value box takes the
     figure out and keeps the note and confidence."""
     kid, cid = path_id(kr_id), path_id(check_in_id)
-    values = {"date": date, "value": value, "note": note, "confidence": confidence}
+    values = posted.model_dump()
 
     def write() -> str:
         body = CheckInUpdate.model_validate(_check_in_body(values))

@@ -24,7 +24,6 @@ from app.web.forms import (
     DeleteTarget,
     Deletion,
     FormState,
-    FormText,
     Placed,
     blank_none,
     delete_routes,
@@ -32,7 +31,7 @@ from app.web.forms import (
     render_form,
     submit,
 )
-from app.web.okrs import LEVEL_HELP, LEVELS
+from app.web.okrs import LEVEL_HELP, LEVELS, ObjectiveForm
 from app.web.pages import EditorPage, PageUser
 
 router = APIRouter(include_in_schema=False)
@@ -134,25 +133,14 @@ def edit_objective(
     session: SessionDep,
     user: EditorPage,
     objective_id: str,
-    title: FormText = "",
-    description: FormText = "",
-    level: FormText = "",
-    team: FormText = "",
-    owner: FormText = "",
-    parent_key_result_id: FormText = "",
+    posted: ObjectiveForm,
 ) -> Response:
     """Change an objective as `PATCH /api/v1/objectives/{id}` does; an empty alignment
     makes it a top-level objective."""
     obj = objective_or_404(request, session, user, objective_id)
-    values = {
-        "title": title,
-        "description": description,
-        "level": level,
-        "team": team,
-        "owner": owner,
-        "parent_key_result_id": parent_key_result_id.strip(),
-    }
-    body = {**values, "parent_key_result_id": blank_none(parent_key_result_id)}
+    values = posted.model_dump(exclude={"cycle_id"})
+    values["parent_key_result_id"] = posted.parent_key_result_id.strip()
+    body = {**values, "parent_key_result_id": blank_none(posted.parent_key_result_id)}
 
     def write() -> str:
         changes = ObjectiveUpdate.model_validate(body).model_dump(exclude_unset=True)

@@ -9,10 +9,11 @@ beside the field it names.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
@@ -28,7 +29,7 @@ from app.review.schemas import (
     RetrospectiveCreate,
     RetrospectiveUpdate,
 )
-from app.web.forms import FormState, FormText, Placed, found_or_404, render_form, submit
+from app.web.forms import FormState, Placed, found_or_404, render_form, submit
 from app.web.pages import EditorPage, PageUser, ViewerPage, path_id, refusal
 
 router = APIRouter(include_in_schema=False)
@@ -38,8 +39,16 @@ _ENTRIES_SHOWN = 2000
 REVIEW_FORMATS = (("xlsx", "Excel"), ("csv", "CSV"), ("md", "Markdown"), ("json", "JSON"))
 
 
-def _values(format: str, category: str, text: str, objective_id: str) -> dict[str, str]:
-    return {"format": format, "category": category, "text": text, "objective_id": objective_id}
+class EntryFields(BaseModel):
+    """The form's boxes as the browser posts them (blank when left out)."""
+
+    format: str = ""
+    category: str = ""
+    text: str = ""
+    objective_id: str = ""
+
+
+EntryForm = Annotated[EntryFields, Form()]
 
 
 def _body(values: dict[str, str]) -> dict[str, Any]:
@@ -81,7 +90,7 @@ def _page(
         "edit_values": {edited[0]: edited[1].values} if edited else {},
     }
     form = form or FormState(
-        _values("start_stop_continue", "start", "", ""),
+        EntryFields(format="start_stop_continue", category="start").model_dump(),
         status_code=edited[1].status_code if edited else 200,
     )
     return render_form(request, user, "cycles/retrospective.html", form, context)
@@ -101,14 +110,11 @@ def add_entry(
     session: SessionDep,
     user: EditorPage,
     cycle_id: str,
-    format: FormText = "",
-    category: FormText = "",
-    text: FormText = "",
-    objective_id: FormText = "",
+    posted: EntryForm,
 ) -> Response:
     """Add an entry as `POST /api/v1/cycles/{id}/retrospective` does."""
     cycle = _cycle(request, session, user, cycle_id)
-    values = _values(format, category, text, objective_id)
+    values = posted.model_dump()
 
     def write() -> str:
         body = RetrospectiveCreate.model_validate(_body(values)).model_dump()
@@ -138,15 +144,12 @@ def edit_entry(
     user: EditorPage,
     cycle_id: str,
     entry_id: str,
-    format: FormText = "",
-    category: FormText = "",
-    text: FormText = "",
-    objective_id: FormText = "",
+    posted: EntryForm,
 ) -> Response:
     """Correct an entry as `PATCH /api/v1/cycles/{id}/retrospective/{entry_id}` does."""
     cycle = _cycle(request, session, user, cycle_id)
     eid = path_id(entry_id)
-    values = _values(format, category, text, objective_id)
+    values = posted.model_dump()
 
     def write() -> str:
         body = RetrospectiveUpdate.model_validate(_body(values)).model_dump()

@@ -426,16 +426,15 @@ def _delete_page(
     session: Session,
     user: PageUser,
     row: DataSource,
-    error: str | None = None,
-    status_code: int = 200,
+    refused: DomainError | None = None,
 ) -> Response:
     context = {
         "principal": user.principal,
         "source": DataSourceRead.model_validate(row),
         "impact": service.deletion_impact(session, row.id),
-        "error": error,
+        "error": refused.message if refused else None,
     }
-    return render(request, "sources/delete.html", context, status_code)
+    return render(request, "sources/delete.html", context, refused.status_code if refused else 200)
 
 
 @router.get("/sources/{source_id}/delete")
@@ -461,7 +460,7 @@ async def delete_source(
             service.delete_source(session, row.id, cascade, user.principal.name)
         except DomainError as exc:
             session.rollback()
-            return _delete_page(request, session, user, row, exc.message, exc.status_code)
+            return _delete_page(request, session, user, row, exc)
         return RedirectResponse("/sources", status_code=303)
 
     return await run_in_threadpool(delete)

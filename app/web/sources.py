@@ -11,6 +11,7 @@ and delete forms are in app.web.source_forms). The same service calls as
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -21,13 +22,13 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.core.cron import cron_trigger
-from app.core.errors import NotFound
 from app.models import DataSource, OAuthApp
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
 from app.sync import clock
-from app.web.pages import AdminPage, PageUser, path_id, refusal, render
+from app.web.forms import found_or_404
+from app.web.pages import AdminPage, PageUser, path_id, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -76,15 +77,9 @@ def sources_page(request: Request, session: SessionDep, user: AdminPage) -> Resp
 
 def source_row(request: Request, session: Session, user: PageUser, source_id: str) -> DataSource:
     """The source a page's path names, or the 404 page."""
-    sid = path_id(source_id)
-    try:
-        if not sid:
-            raise NotFound(f"data source {source_id} not found")
-        return service.get_source(session, sid)
-    except NotFound:
-        raise refusal(
-            request, 404, "No such data source", "It may have been deleted.", user.principal
-        ) from None
+    return found_or_404(
+        request, user, "data source", source_id, partial(service.get_source, session)
+    )
 
 
 def render_source(
