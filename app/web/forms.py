@@ -148,6 +148,15 @@ def render_form(
     return render(request, template, full, form.status_code)
 
 
+def shown_once(
+    request: Request, user: PageUser, template: str, secret: str, made: dict[str, Any]
+) -> Response:
+    """The page (201) that shows what was just created with its generated secret, this once:
+    an API key, a webhook channel's signing secret, a receiving source's token."""
+    context = {"principal": user.principal, "secret": secret, **made}
+    return render(request, template, context, 201)
+
+
 def submit(
     session: Session,
     refusals: Refusals,

@@ -19,7 +19,7 @@ from app.auth.deps import SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyRead
 from app.core.errors import NotFound
 from app.models import ApiKey
-from app.web.forms import FormState, found_or_404, render_form
+from app.web.forms import FormState, found_or_404, render_form, shown_once
 from app.web.pages import (
     AdminPage,
     PageUser,
@@ -88,8 +88,8 @@ def create_key(
     row, secret = service.create_api_key(
         session, name=body.name, role=body.role, actor=user.principal.name
     )
-    context = {"principal": user.principal, "key": ApiKeyRead.model_validate(row), "secret": secret}
-    return render(request, "keys/created.html", context, 201)
+    made = {"key": ApiKeyRead.model_validate(row)}
+    return shown_once(request, user, "keys/created.html", secret, made)
 
 
 @router.get("/keys/{key_id}/revoke")

@@ -27,7 +27,7 @@ from app.models import Cycle, NotificationChannel, NotificationDelivery, Objecti
 from app.notify import service
 from app.notify.events import EVENT_TYPES
 from app.notify.schemas import URL_KINDS, ChannelCreate, ChannelRead, ChannelUpdate
-from app.web.forms import FormState, found_or_404, render_form, submit
+from app.web.forms import FormState, found_or_404, render_form, shown_once, submit
 from app.web.pages import AdminPage, PageUser, path_id, render
 
 router = APIRouter(include_in_schema=False)
@@ -246,12 +246,8 @@ def _create(request: Request, session: Session, user: PageUser, values: dict[str
         channel, secret = service.create_channel(session, data, user.principal.name)
         if secret is None:
             return f"/notifications#channel-{channel.id}"
-        context = {
-            "principal": user.principal,
-            "channel": service.channel_read(channel),
-            "secret": secret,
-        }
-        return render(request, "notifications/created.html", context, 201)
+        made = {"channel": service.channel_read(channel)}
+        return shown_once(request, user, "notifications/created.html", secret, made)
 
     again = partial(_index, request, session, user)
     return submit(session, ChannelFields(), values, write, again)

@@ -11,7 +11,7 @@ one, and on edit a blank field keeps the stored value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -34,6 +34,7 @@ from app.sources.schemas import (
     SyncRequest,
 )
 from app.web import schema_form
+from app.web.forms import FormState, render_form, shown_once, submit
 from app.web.pages import AdminPage, PageUser, refusal, render
 from app.web.schema_form import FormField
 from app.web.sources import render_source, source_row
@@ -182,32 +183,26 @@ def _render_form(
     request: Request,
     user: PageUser,
     sf: SourceForm,
-    *,
-    values: dict[str, str],
-    errors: dict[str, str] | None = None,
+    form: FormState,
     source: DataSourceRead | None = None,
     secrets_set: dict[str, bool] | None = None,
-    status_code: int = 200,
 ) -> Response:
     # A secret never goes back into a page, whatever was typed into it.
-    shown = {k: v for k, v in values.items() if k not in sf.secret_names}
-    errors = errors or {}
+    shown = {k: v for k, v in form.values.items() if k not in sf.secret_names}
     known = schema_form.sections_of([*sf.config, *sf.credentials], "config", "credentials")
     known |= set(SOURCE_FIELDS)
-    unplaced = [msg for name, msg in errors.items() if name not in known]
+    unplaced = [msg for name, msg in form.errors.items() if name not in known]
     context: dict[str, Any] = {
-        "principal": user.principal,
         "card": sf.card,
         "config_fields": sf.config,
         "credential_fields": sf.credentials,
-        "values": shown,
-        "errors": errors,
         "unplaced": unplaced,
         "source": source,
         "secrets_set": secrets_set or {},
         "zones": _zone_names(),
     }
-    return render(request, "sources/form.html", context, status_code)
+    sent = FormState(shown, form.errors, form.status_code)
+    return render_form(request, user, "sources/form.html", sent, context)
 
 
 @lru_cache(maxsize=1)
@@ -256,7 +251,7 @@ def new_source_form(request: Request, user: AdminPage, connector_key: str) -> Re
     if card is None:
         return _unknown_connector(request, user, connector_key)
     sf = SourceForm.of(card)
-    return _render_form(request, user, sf, values=_new_values(sf))
+    return _render_form(request, user, sf, FormState(_new_values(sf)))
 
 
 def _create(
@@ -272,28 +267,19 @@ def _create(
         # Nothing typed: no credentials yet (a "Connect" button or an edit fills them later).
         "credentials": credentials or None,
     }
-    status_code = 422
-    if not errors:
-        try:
-            made = DataSourceCreate.model_validate(body)
-            row, generated = service.register_source(
-                session, made.model_dump(), user.principal.name
-            )
-        except ValidationError as exc:
-            errors = sf.validation_errors(exc)
-        except DomainError as exc:
-            session.rollback()
-            errors, status_code = sf.domain_errors(exc), exc.status_code
-        else:
-            if generated is not None:
-                context = {
-                    "principal": user.principal,
-                    "source": DataSourceRead.model_validate(row),
-                    "secret": generated,
-                }
-                return render(request, "sources/created.html", context, 201)
-            return RedirectResponse(f"/sources/{row.id}", status_code=303)
-    return _render_form(request, user, sf, values=form, errors=errors, status_code=status_code)
+    again = partial(_render_form, request, user, sf)
+    if errors:
+        return again(FormState(form, errors, 422))
+
+    def write() -> str | Response:
+        made = DataSourceCreate.model_validate(body)
+        row, generated = service.register_source(session, made.model_dump(), user.principal.name)
+        if generated is None:
+            return f"/sources/{row.id}"
+        shown = {"source": DataSourceRead.model_validate(row)}
+        return shown_once(request, user, "sources/created.html", generated, shown)
+
+    return submit(session, sf, form, write, again, own_status=True)
 
 
 @router.post("/sources/new/{connector_key}")
@@ -353,14 +339,8 @@ def edit_source_form(
         "enabled": "on" if row.enabled else "",
     }
     values.update(schema_form.form_values(sf.config, row.config))
-    return _render_form(
-        request,
-        user,
-        sf,
-        values=values,
-        source=DataSourceRead.model_validate(row),
-        secrets_set=_secrets_set(sf, row),
-    )
+    source = DataSourceRead.model_validate(row)
+    return _render_form(request, user, sf, FormState(values), source, _secrets_set(sf, row))
 
 
 def _update(
@@ -377,35 +357,27 @@ def _update(
     row, sf = found
     config, errors = schema_form.parse(sf.config, form, row.config)
     body: dict[str, Any] = {**_source_body(form), "config": config}
-    status_code = 422
-    try:
+
+    def again(sent: FormState) -> Response:
+        source = DataSourceRead.model_validate(row)
+        return _render_form(request, user, sf, sent, source, _secrets_set(sf, row))
+
+    def write() -> str | Response:
         if form.get("credentials_clear"):
             body["credentials"] = None
         elif sf.typed_credentials(form):
             # The API replaces credentials whole: what was typed, over what is stored.
             stored = service.stored_credentials(row)
             credentials, credential_errors = schema_form.parse(sf.credentials, form, stored)
-            errors |= credential_errors
+            errors.update(credential_errors)
             body["credentials"] = credentials
-        if not errors:
-            changes = DataSourceUpdate.model_validate(body).model_dump(exclude_unset=True)
-            service.update_source(session, background, row.id, changes, user.principal.name)
-            return RedirectResponse(f"/sources/{row.id}", status_code=303)
-    except ValidationError as exc:
-        errors = sf.validation_errors(exc)
-    except DomainError as exc:
-        session.rollback()
-        errors, status_code = sf.domain_errors(exc), exc.status_code
-    return _render_form(
-        request,
-        user,
-        sf,
-        values=form,
-        errors=errors,
-        source=DataSourceRead.model_validate(row),
-        secrets_set=_secrets_set(sf, row),
-        status_code=status_code,
-    )
+        if errors:
+            return again(FormState(form, errors, 422))
+        changes = DataSourceUpdate.model_validate(body).model_dump(exclude_unset=True)
+        service.update_source(session, background, row.id, changes, user.principal.name)
+        return f"/sources/{row.id}"
+
+    return submit(session, sf, form, write, again, own_status=True)
 
 
 @router.post("/sources/{source_id}/edit")
