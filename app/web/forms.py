@@ -108,16 +108,18 @@ class Placed:
 
 @dataclass(frozen=True)
 class Exact:
-    """A refusal beside the field it names when the form shows that field, else at the top."""
+    """A refusal beside the field it names when the form shows that field, else under
+    ``default`` (the top of the form, unless the form says otherwise)."""
 
     fields: Sequence[str]
+    default: str = FORM
 
     def validation_errors(self, exc: ValidationError) -> dict[str, str]:
-        return field_errors(exc, FORM, self.fields)
+        return field_errors(exc, self.default, self.fields)
 
     def domain_errors(self, exc: DomainError) -> dict[str, str]:
-        where = exc.field or FORM
-        return {where if where in self.fields else FORM: exc.message}
+        where = exc.field or self.default
+        return {where if where in self.fields else self.default: exc.message}
 
 
 class AsNamed:

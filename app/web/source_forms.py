@@ -34,7 +34,7 @@ from app.sources.schemas import (
     SyncRequest,
 )
 from app.web import schema_form
-from app.web.forms import FormState, render_form, shown_once, submit
+from app.web.forms import Exact, FormState, render_form, shown_once, submit
 from app.web.pages import AdminPage, PageUser, refusal, render
 from app.web.schema_form import FormField
 from app.web.sources import render_source, source_row
@@ -55,6 +55,8 @@ CATEGORIES = {
 SOURCE_FIELDS = ("name", "timezone", "schedule", "lookback_days", "enabled")
 _MAX_CONNECTORS = 1000
 _DEFAULT_LOOKBACK = 3
+#: The sync form's days; a refusal about neither shows above the form.
+_SYNC_FIELDS = Exact(("from", "to"), "sync")
 
 
 @dataclass(frozen=True)
@@ -463,30 +465,16 @@ async def sync_source(
 
     def start() -> Response:
         row = source_row(request, session, user, source_id)
-        try:
+
+        def write() -> str:
             body = SyncRequest.model_validate({k: v or None for k, v in values.items()})
             run = service.start_sync(session, background, row.id, body.window, user.principal.name)
-        except ValidationError as exc:
-            errors: dict[str, str] = {}
-            for err in exc.errors(include_url=False, include_input=False):
-                where = str(err["loc"][0]) if err["loc"] else "sync"
-                errors.setdefault(where if where in values else "sync", reason(err["msg"]))
-            status_code = 422
-        except DomainError as exc:
-            session.rollback()
-            where = exc.field if exc.field in values else "sync"
-            errors, status_code = {where: exc.message}, exc.status_code
-        else:
-            return RedirectResponse(f"/sources/{row.id}?started={run.id}#runs", status_code=303)
-        return render_source(
-            request,
-            session,
-            user,
-            row,
-            sync_errors=errors,
-            sync_values=values,
-            status_code=status_code,
-        )
+            return f"/sources/{row.id}?started={run.id}#runs"
+
+        def again(sync: FormState) -> Response:
+            return render_source(request, session, user, row, sync=sync)
+
+        return submit(session, _SYNC_FIELDS, values, write, again, own_status=True)
 
     return await run_in_threadpool(start)
 

@@ -27,7 +27,7 @@ from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
 from app.sync import clock
-from app.web.forms import found_or_404
+from app.web.forms import FormState, found_or_404
 from app.web.pages import AdminPage, PageUser, path_id, render
 
 router = APIRouter(include_in_schema=False)
@@ -89,10 +89,8 @@ def render_source(
     row: DataSource,
     *,
     check: CheckRead | None = None,
-    sync_errors: dict[str, str] | None = None,
-    sync_values: dict[str, str] | None = None,
+    sync: FormState | None = None,
     started: int | None = None,
-    status_code: int = 200,
 ) -> Response:
     """The source page, with what a "Test connection" or "Sync now" just answered, if any."""
     source = DataSourceRead.model_validate(row)
@@ -110,11 +108,11 @@ def render_source(
         is not None,
         "health_labels": HEALTH_LABELS,
         "check": check,
-        "sync_errors": sync_errors or {},
-        "sync_values": sync_values or {"from": "", "to": ""},
+        "sync_errors": sync.errors if sync else {},
+        "sync_values": sync.values if sync else {"from": "", "to": ""},
         "started": started,
     }
-    return render(request, "sources/show.html", context, status_code)
+    return render(request, "sources/show.html", context, sync.status_code if sync else 200)
 
 
 @router.get("/sources/{source_id}")
