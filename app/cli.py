@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar, cast
 
 import typer
 from rich import box
@@ -77,6 +77,20 @@ def _database_error(exc: Exception) -> NoReturn:
     if "no such table" in str(orig) or type(orig).__name__ == "UndefinedTable":
         fail(f"the database at {safe} has no krsync tables yet: run `krsync migrate` first")
     fail(f"can't reach the database at {safe}: {type(exc).__name__}. Is it running?")
+
+
+@contextmanager
+def _database() -> Iterator[Session]:
+    """A command's session; a database missing its tables or out of reach is one clear line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import session_scope
+
+    try:
+        with session_scope() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        _database_error(exc)
 
 
 def _table() -> Table:
@@ -303,6 +317,11 @@ def _day(value: str) -> date:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _day_option(flag: str, help: str) -> Any:
+    """A `--from`/`--to`/`--as-of` option: one calendar day, as the API's dates are written."""
+    return typer.Option(flag, parser=_day, metavar="YYYY-MM-DD", help=help)
+
+
 @cli.command()
 def sync(
     source: Annotated[
@@ -314,18 +333,8 @@ def sync(
             help="A data source's name; repeat for several (default: every enabled source)",
         ),
     ] = None,
-    from_: Annotated[
-        date | None,
-        typer.Option(
-            "--from", parser=_day, metavar="YYYY-MM-DD", help="First day to fetch (with --to)"
-        ),
-    ] = None,
-    to: Annotated[
-        date | None,
-        typer.Option(
-            "--to", parser=_day, metavar="YYYY-MM-DD", help="Last day to fetch (with --from)"
-        ),
-    ] = None,
+    from_: Annotated[date | None, _day_option("--from", "First day to fetch (with --to)")] = None,
+    to: Annotated[date | None, _day_option("--to", "Last day to fetch (with --from)")] = None,
     all_sources: Annotated[
         bool, typer.Option("--all", help="Every enabled source (what no --source means)")
     ] = False,
@@ -636,16 +645,8 @@ def audit(
     actor: Annotated[
         str | None, typer.Option(help="Who wrote it: key:<name>, bootstrap-admin, cli, demo")
     ] = None,
-    from_: Annotated[
-        date | None,
-        typer.Option(
-            "--from", parser=_day, metavar="YYYY-MM-DD", help="First day (UTC), inclusive"
-        ),
-    ] = None,
-    to: Annotated[
-        date | None,
-        typer.Option("--to", parser=_day, metavar="YYYY-MM-DD", help="Last day (UTC), inclusive"),
-    ] = None,
+    from_: Annotated[date | None, _day_option("--from", "First day (UTC), inclusive")] = None,
+    to: Annotated[date | None, _day_option("--to", "Last day (UTC), inclusive")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="How many of the newest to skip")] = 0,
     as_json: Annotated[
@@ -655,22 +656,17 @@ def audit(
     """Who changed what and when, newest first: the audit trail of `GET /api/v1/audit-events`."""
     import json
 
-    from sqlalchemy.exc import SQLAlchemyError
-
     from app.auth.schemas import AuditEventRead
     from app.auth.service import AUDIT_ENTITIES, AuditFilter, list_audit_events
-    from app.core.db import session_scope
     from app.core.errors import DomainError
 
     if entity is not None and entity not in AUDIT_ENTITIES:
         fail(f"unknown --entity {entity!r}: use one of {', '.join(AUDIT_ENTITIES)}", USAGE_ERROR)
     where = AuditFilter(entity, entity_id, actor, from_, to)  # type: ignore[arg-type]
     try:
-        with session_scope() as session:
+        with _database() as session:
             rows, total = list_audit_events(session, where, limit, offset)
             events = [AuditEventRead.model_validate(r) for r in rows]
-    except SQLAlchemyError as exc:
-        _database_error(exc)
     except DomainError as exc:
         fail(exc.message.replace("'to'", "--to").replace("'from'", "--from"), USAGE_ERROR)
     if as_json:
@@ -721,19 +717,12 @@ def review(
             help="Write the whole review to stdout as Markdown or CSV instead of the findings",
         ),
     ] = None,
-    as_of: Annotated[
-        date | None,
-        typer.Option(
-            "--as-of", parser=_day, metavar="YYYY-MM-DD", help="Figures as of this day (today)"
-        ),
-    ] = None,
+    as_of: Annotated[date | None, _day_option("--as-of", "Figures as of this day (today)")] = None,
 ) -> None:
     """The quality findings of a cycle's objectives, each saying what to change (or the whole
     review with --format): `GET /api/v1/cycles/{id}/review`."""
     from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.models import Cycle
     from app.review import export
     from app.review.service import cycle_review
@@ -741,20 +730,17 @@ def review(
     if format not in (None, "md", "csv"):
         fail(f"unknown --format {format!r}: use md or csv", USAGE_ERROR)
     day = as_of or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
-    try:
-        with session_scope() as session:
-            found = None
-            if cycle.isascii() and cycle.isdigit() and int(cycle) < 2**31:
-                found = session.get(Cycle, int(cycle))
-            if found is None:
-                found = session.scalar(select(Cycle).where(Cycle.name == cycle).limit(1))
-            if found is None:
-                names = session.scalars(select(Cycle.name).order_by(Cycle.start_date.desc()))
-                known = ", ".join(list(names)[:10]) or "none yet"
-                fail(f"no cycle {cycle!r} (cycles: {known})", USAGE_ERROR)
-            result = cycle_review(session, found.id, day)
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        found = None
+        if cycle.isascii() and cycle.isdigit() and int(cycle) < 2**31:
+            found = session.get(Cycle, int(cycle))
+        if found is None:
+            found = session.scalar(select(Cycle).where(Cycle.name == cycle).limit(1))
+        if found is None:
+            names = session.scalars(select(Cycle.name).order_by(Cycle.start_date.desc()))
+            known = ", ".join(list(names)[:10]) or "none yet"
+            fail(f"no cycle {cycle!r} (cycles: {known})", USAGE_ERROR)
+        result = cycle_review(session, found.id, day)
     if format == "md":
         sys.stdout.write(export.to_markdown(result))
         return
@@ -798,9 +784,7 @@ def sources_list() -> None:
     """List the data sources: schedule, health (with failed runs in a row), last run, last
     success, and why each unhealthy source is so."""
     from sqlalchemy import func, select
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.models import DataSource, SyncRun
     from app.sync import clock
     from app.sync.source_health import health_of, reason_of
@@ -810,16 +794,13 @@ def sources_list() -> None:
         .group_by(SyncRun.data_source_id)
         .subquery()
     )
-    try:
-        with session_scope() as session:
-            rows = session.execute(
-                select(DataSource, SyncRun)
-                .outerjoin(last, last.c.data_source_id == DataSource.id)
-                .outerjoin(SyncRun, SyncRun.id == last.c.run_id)
-                .order_by(DataSource.name)
-            ).all()
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        rows = session.execute(
+            select(DataSource, SyncRun)
+            .outerjoin(last, last.c.data_source_id == DataSource.id)
+            .outerjoin(SyncRun, SyncRun.id == last.c.run_id)
+            .order_by(DataSource.name)
+        ).all()
     if not rows:
         console.print("no data sources yet (create one with POST /api/v1/data-sources)")
         return
@@ -892,19 +873,14 @@ def sources_resume(
 ) -> None:
     """Resume a paused source: scheduled syncs take it again, its failures counted from zero."""
     from fastapi import BackgroundTasks
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.sources.service import resume_source
 
     background = BackgroundTasks()
-    try:
-        with session_scope() as session:
-            src = _source_by_id_or_name(session, source)
-            resumed, change = resume_source(session, background, src.id, actor="cli")
-            name = resumed.name
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        src = _source_by_id_or_name(session, source)
+        resumed, change = resume_source(session, background, src.id, actor="cli")
+        name = resumed.name
     if change.old == "paused":
         _stdout().print(f"[green]resumed[/] {name}: scheduled syncs take it again")
     else:
@@ -914,13 +890,22 @@ def sources_resume(
         task.func(*task.args, **task.kwargs)
 
 
+_Row = TypeVar("_Row")
+
+
+def _by_id(session: Session, model: type[_Row], text: str) -> _Row | None:
+    """The row whose id ``text`` is, when it is one; else the caller looks for it by name."""
+    if text.isascii() and text.isdigit() and int(text) < 2**31:
+        return session.get(model, int(text))
+    return None
+
+
 def _source_by_id_or_name(session: Session, id_or_name: str) -> DataSource:
     from app.models import DataSource
 
-    if id_or_name.isascii() and id_or_name.isdigit() and int(id_or_name) < 2**31:
-        by_id = session.get(DataSource, int(id_or_name))
-        if by_id is not None:
-            return by_id
+    by_id = _by_id(session, DataSource, id_or_name)
+    if by_id is not None:
+        return by_id
     return _source_named(session, id_or_name)
 
 
@@ -929,17 +914,12 @@ def sources_check(
     name: Annotated[str, typer.Argument(help="The data source's name")],
 ) -> None:
     """Prove a source's credentials and ids work with one cheap call; exit 1 if they don't."""
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.sources.service import check_source
 
-    try:
-        with session_scope() as session:
-            src = _source_named(session, name)
-            ok, message = check_source(session, src.id, actor="cli")
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        src = _source_named(session, name)
+        ok, message = check_source(session, src.id, actor="cli")
     if not ok:
         fail(f"{name}: {message}")
     _stdout().print(f"[green]ok[/] {name}: {message}")
@@ -1031,10 +1011,9 @@ def _channel_by_id_or_name(session: Session, id_or_name: str) -> NotificationCha
 
     from app.models import NotificationChannel
 
-    if id_or_name.isascii() and id_or_name.isdigit() and int(id_or_name) < 2**31:
-        by_id = session.get(NotificationChannel, int(id_or_name))
-        if by_id is not None:
-            return by_id
+    by_id = _by_id(session, NotificationChannel, id_or_name)
+    if by_id is not None:
+        return by_id
     named = session.scalar(
         select(NotificationChannel).where(NotificationChannel.name == id_or_name)
     )
@@ -1065,18 +1044,13 @@ def _refused(exc: Exception) -> NoReturn:
 @channels_cli.command("list")
 def channels_list() -> None:
     """List the channels: kind, events, scope, enabled, whether a URL is set (never the URL)."""
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.notify import service
     from app.notify.events import EVENT_TYPES, SCOPE_KEYS
 
-    try:
-        with session_scope() as session:
-            rows, _ = service.list_channels(session, 10_000, 0)
-            channels = [service.channel_read(r) for r in rows]
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        rows, _ = service.list_channels(session, 10_000, 0)
+        channels = [service.channel_read(r) for r in rows]
     if not channels:
         console.print("no notification channels yet (add one with `krsync channels add`)")
         return
@@ -1199,17 +1173,12 @@ def channels_test(
     channel: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="The channel's id or name")],
 ) -> None:
     """Send a test message to the channel now; exit 1 if it was not delivered."""
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.notify import service
 
-    try:
-        with session_scope() as session:
-            row = _channel_by_id_or_name(session, channel.strip())
-            outcome, message = service.send_test(session, row.id)
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        row = _channel_by_id_or_name(session, channel.strip())
+        outcome, message = service.send_test(session, row.id)
     if not outcome.ok:
         fail(message)
     _stdout().print(f"[green]ok[/] {message}")
@@ -1220,18 +1189,13 @@ def channels_remove(
     channel: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="The channel's id or name")],
 ) -> None:
     """Delete a channel and its deliveries, sent or still pending."""
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.notify import service
 
-    try:
-        with session_scope() as session:
-            row = _channel_by_id_or_name(session, channel.strip())
-            cid, cname = row.id, row.name
-            service.delete_channel(session, cid, actor="cli")
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        row = _channel_by_id_or_name(session, channel.strip())
+        cid, cname = row.id, row.name
+        service.delete_channel(session, cid, actor="cli")
     console.print(f"removed channel {cid} ({cname})", highlight=False)
 
 
@@ -1250,21 +1214,16 @@ def channels_deliveries(
 ) -> None:
     """The delivery log, newest first: event, channel, status, the receiver's answer, attempts,
     the next attempt and the last error (never a URL)."""
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.notify import service
 
     if status is not None and status not in ("pending", "delivered", "failed"):
         fail(f"unknown status {status!r}: use pending, delivered or failed", USAGE_ERROR)
-    try:
-        with session_scope() as session:
-            cid = _channel_by_id_or_name(session, channel.strip()).id if channel else None
-            items, total = service.list_deliveries(session, cid, status, limit, 0)
-            rows, _ = service.list_channels(session, 10_000, 0)
-            names = {r.id: r.name for r in rows}
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        cid = _channel_by_id_or_name(session, channel.strip()).id if channel else None
+        items, total = service.list_deliveries(session, cid, status, limit, 0)
+        rows, _ = service.list_channels(session, 10_000, 0)
+        names = {r.id: r.name for r in rows}
     if not items:
         console.print("no deliveries" + (" match" if channel or status else " yet"))
         return
@@ -1301,11 +1260,9 @@ def keys_create(
 ) -> None:
     """Create an API key and print its secret (shown this once)."""
     from pydantic import ValidationError
-    from sqlalchemy.exc import SQLAlchemyError
 
     from app.auth.schemas import ApiKeyCreate
     from app.auth.service import create_api_key
-    from app.core.db import session_scope
     from app.core.errors import reason
 
     if role not in ("viewer", "editor", "admin"):
@@ -1316,11 +1273,8 @@ def keys_create(
     except ValidationError as exc:
         err = exc.errors(include_input=False)[0]
         fail(f"{'.'.join(str(p) for p in err['loc'])}: {reason(err['msg'])}", USAGE_ERROR)
-    try:
-        with session_scope() as session:
-            _, secret = create_api_key(session, name=body.name, role=body.role, actor="cli")
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        _, secret = create_api_key(session, name=body.name, role=body.role, actor="cli")
     typer.echo(secret)
 
 
@@ -1328,16 +1282,11 @@ def keys_create(
 def keys_list() -> None:
     """List the API keys: name, role, when made, last used and revoked (never their secrets)."""
     from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import session_scope
     from app.models import ApiKey
 
-    try:
-        with session_scope() as session:
-            keys = list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        keys = list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
     if not keys:
         console.print("no API keys yet (create one with `krsync keys create NAME`)")
         return
@@ -1366,24 +1315,19 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The key's name, or its id")],
 ) -> None:
     """Revoke an API key; requests with it are refused from now on."""
-    from sqlalchemy.exc import SQLAlchemyError
 
     from app.auth.service import revoke_api_key
-    from app.core.db import session_scope
 
-    try:
-        with session_scope() as session:
-            row = _api_key_named(session, key.strip())
-            if row.revoked_at is not None:
-                console.print(
-                    f"key {row.id} ({row.name}) was already revoked on {_when(row.revoked_at)} UTC",
-                    highlight=False,
-                )
-                return
-            revoke_api_key(session, row.id, actor="cli")
-            console.print(f"revoked key {row.id} ({row.name})", highlight=False)
-    except SQLAlchemyError as exc:
-        _database_error(exc)
+    with _database() as session:
+        row = _api_key_named(session, key.strip())
+        if row.revoked_at is not None:
+            console.print(
+                f"key {row.id} ({row.name}) was already revoked on {_when(row.revoked_at)} UTC",
+                highlight=False,
+            )
+            return
+        revoke_api_key(session, row.id, actor="cli")
+        console.print(f"revoked key {row.id} ({row.name})", highlight=False)
 
 
 def _api_key_named(session: Session, name_or_id: str) -> ApiKey:
@@ -1392,10 +1336,9 @@ def _api_key_named(session: Session, name_or_id: str) -> ApiKey:
 
     from app.models import ApiKey
 
-    if name_or_id.isascii() and name_or_id.isdigit() and int(name_or_id) < 2**31:
-        by_id = session.get(ApiKey, int(name_or_id))
-        if by_id is not None:
-            return by_id
+    by_id = _by_id(session, ApiKey, name_or_id)
+    if by_id is not None:
+        return by_id
     named = list(session.scalars(select(ApiKey).where(ApiKey.name == name_or_id)))
     live = [k for k in named if k.revoked_at is None]
     if len(live) == 1 or (named and not live):

@@ -23,21 +23,27 @@ def get_secret_box() -> SecretBox | None:
     return _box(secret.get_secret_value())
 
 
+def encrypt_secret(values: dict[str, Any], what: str, field: str) -> str:
+    """``values`` sealed for storing; without a usable key they are refused (InvalidInput on
+    ``field``), never stored in clear."""
+    try:
+        box = get_secret_box()
+    except SecretKeyError as exc:
+        raise InvalidInput(f"KRSYNC_SECRET_KEY is unusable: {exc}", field=field) from exc
+    if box is None:
+        raise InvalidInput(
+            f"krsync refuses to store {what} without KRSYNC_SECRET_KEY: set it to one or "
+            "more comma-separated Fernet keys (generate one with `krsync keys generate-secret`)",
+            field=field,
+        )
+    return box.encrypt_json(values)
+
+
 def encrypt_credentials(credentials: dict[str, Any]) -> str | None:
     """Empty credentials need no key (the demo); anything else refuses to be stored in clear."""
     if not credentials:
         return None
-    try:
-        box = get_secret_box()
-    except SecretKeyError as exc:
-        raise InvalidInput(f"KRSYNC_SECRET_KEY is unusable: {exc}", field="credentials") from exc
-    if box is None:
-        raise InvalidInput(
-            "krsync refuses to store credentials without KRSYNC_SECRET_KEY: set it to one or "
-            "more comma-separated Fernet keys (generate one with `krsync keys generate-secret`)",
-            field="credentials",
-        )
-    return box.encrypt_json(credentials)
+    return encrypt_secret(credentials, "credentials", "credentials")
 
 
 def decrypt_credentials(token: str | None) -> dict[str, Any]:

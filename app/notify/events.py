@@ -114,11 +114,17 @@ def emit(
     )
     session.add(event)
     session.flush()
+    _queue(session, [(event.id, channel_id) for channel_id in wanted], now)
+    return event
+
+
+def _queue(session: Session, pairs: list[tuple[int, int]], now: datetime) -> None:
+    """One pending delivery per (event, channel), due now."""
     session.execute(
         insert(NotificationDelivery),
         [
             {
-                "event_id": event.id,
+                "event_id": event_id,
                 "channel_id": channel_id,
                 "status": "pending",
                 "attempts": 0,
@@ -126,10 +132,9 @@ def emit(
                 "attempt_log": [],
                 "created_at": now,
             }
-            for channel_id in wanted
+            for event_id, channel_id in pairs
         ],
     )
-    return event
 
 
 def emit_many(
@@ -179,22 +184,12 @@ def emit_many(
         insert(NotificationEvent).returning(NotificationEvent.id, sort_by_parameter_order=True),
         rows,
     ).all()
-    session.execute(
-        insert(NotificationDelivery),
-        [
-            {
-                "event_id": event_id,
-                "channel_id": channel_id,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "attempt_log": [],
-                "created_at": now,
-            }
-            for event_id, ids in zip(event_ids, wanted, strict=True)
-            for channel_id in ids
-        ],
-    )
+    pairs = [
+        (event_id, channel_id)
+        for event_id, ids in zip(event_ids, wanted, strict=True)
+        for channel_id in ids
+    ]
+    _queue(session, pairs, now)
     return len(rows)
 
 

@@ -22,7 +22,7 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.http import PrivateNetworkError, check_public_host
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
-from app.core.vault import get_secret_box
+from app.core.vault import encrypt_secret, get_secret_box
 from app.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from app.notify.dispatch import target_of
 from app.notify.events import TEST_EVENT, event_body, message_id
@@ -110,17 +110,7 @@ def _guard(url: str) -> None:
 
 
 def _encrypt(values: dict[str, str]) -> str:
-    try:
-        box = get_secret_box()
-    except SecretKeyError as exc:
-        raise InvalidInput(f"KRSYNC_SECRET_KEY is unusable: {exc}", field="config.url") from None
-    if box is None:
-        raise InvalidInput(
-            "krsync refuses to store a channel's URL without KRSYNC_SECRET_KEY: set it to one or "
-            "more comma-separated Fernet keys (generate one with `krsync keys generate-secret`)",
-            field="config.url",
-        )
-    return box.encrypt_json(values)
+    return encrypt_secret(values, "a channel's URL", "config.url")
 
 
 def _decrypt(channel: NotificationChannel) -> dict[str, Any]:

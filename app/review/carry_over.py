@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import BackgroundTasks
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.service import audit
+from app.auth.service import AuditEntity, audit
 from app.core.errors import InvalidInput
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation
 from app.okr import service as okr_service
@@ -131,23 +131,13 @@ def carry_over(
         if copy is None:
             values = {name: getattr(obj, name) for name in _OBJECTIVE_FIELDS}
             parent = kr_copies.get(obj.parent_key_result_id or 0)
-            copy = Objective(
-                **values, cycle_id=target.id, parent_key_result_id=parent, carried_from_id=obj.id
-            )
-            session.add(copy)
-            session.flush()
-            audit(
-                session,
-                actor,
-                "create",
-                "objective",
-                copy.id,
-                {
-                    **values,
-                    "cycle_id": target.id,
-                    "parent_key_result_id": parent,
-                    "carried_from_id": obj.id,
-                },
+            links = {
+                "cycle_id": target.id,
+                "parent_key_result_id": parent,
+                "carried_from_id": obj.id,
+            }
+            copy = _copied(
+                session, actor, "objective", Objective(**values, **links), {**values, **links}
             )
             existing_objectives[obj.id] = copy
             done.objectives.append((obj.id, copy.id, True))
@@ -158,16 +148,9 @@ def carry_over(
                 done.key_results.append((kr.id, existing_krs[kr.id].id, False))
                 continue
             values = {name: getattr(kr, name) for name in _KR_FIELDS}
-            kr_copy = KeyResult(**values, objective_id=copy.id, carried_from_id=kr.id)
-            session.add(kr_copy)
-            session.flush()
-            audit(
-                session,
-                actor,
-                "create",
-                "key_result",
-                kr_copy.id,
-                {**values, "objective_id": copy.id, "carried_from_id": kr.id},
+            links = {"objective_id": copy.id, "carried_from_id": kr.id}
+            kr_copy = _copied(
+                session, actor, "key_result", KeyResult(**values, **links), {**values, **links}
             )
             kr_copies[kr.id] = kr_copy.id
             existing_krs[kr.id] = kr_copy
@@ -195,6 +178,20 @@ def carry_over(
     return done
 
 
+_Copy = TypeVar("_Copy", Objective, KeyResult, Mapping)
+
+
+def _copied(
+    session: Session, actor: str, entity: AuditEntity, copy: _Copy, written: dict[str, Any]
+) -> _Copy:
+    """Store a carried copy, audited as the API audits a create: the fields it took over from
+    the original, then what ties it to the new cycle and to the original."""
+    session.add(copy)
+    session.flush()
+    audit(session, actor, "create", entity, copy.id, written)
+    return copy
+
+
 def _copy_mappings(
     session: Session,
     new_krs: list[tuple[KeyResult, KeyResult]],
@@ -210,19 +207,10 @@ def _copy_mappings(
     source_ids: list[int] = []
     for mapping in rows:
         values = {name: getattr(mapping, name) for name in _MAPPING_FIELDS}
-        copy = Mapping(
-            **values, key_result_id=copy_of[mapping.key_result_id], backfill_pending=True
-        )
-        session.add(copy)
-        session.flush()
-        audit(
-            session,
-            actor,
-            "create",
-            "mapping",
-            copy.id,
-            {**values, "key_result_id": copy.key_result_id, "carried_from_id": mapping.id},
-        )
+        kr_id = copy_of[mapping.key_result_id]
+        copy = Mapping(**values, key_result_id=kr_id, backfill_pending=True)
+        written = {**values, "key_result_id": kr_id, "carried_from_id": mapping.id}
+        _copied(session, actor, "mapping", copy, written)
         done.mappings.append((mapping.id, copy.id, True))
         if mapping.data_source_id not in source_ids:
             source_ids.append(mapping.data_source_id)

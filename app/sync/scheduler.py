@@ -27,7 +27,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -244,24 +244,19 @@ class Scheduler:
         few seconds."""
         self.apscheduler.start(paused=paused)
         self.refresh()
+        self._every(REFRESH_SECONDS, self.refresh, REFRESH_JOB, "refresh source schedules")
+        self._every(NOTIFY_SECONDS, dispatch_notifications, NOTIFY_JOB, "deliver notifications")
+
+    def _every(self, seconds: int, job: Callable[[], object], job_id: str, name: str) -> None:
+        """A housekeeping job: one run at a time, a missed one run once when it can."""
         self.apscheduler.add_job(
-            self.refresh,
-            IntervalTrigger(seconds=REFRESH_SECONDS),
-            id=REFRESH_JOB,
-            name="refresh source schedules",
+            job,
+            IntervalTrigger(seconds=seconds),
+            id=job_id,
+            name=name,
             coalesce=True,
             max_instances=1,
-            misfire_grace_time=REFRESH_SECONDS,
-            replace_existing=True,
-        )
-        self.apscheduler.add_job(
-            dispatch_notifications,
-            IntervalTrigger(seconds=NOTIFY_SECONDS),
-            id=NOTIFY_JOB,
-            name="deliver notifications",
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=NOTIFY_SECONDS,
+            misfire_grace_time=seconds,
             replace_existing=True,
         )
 

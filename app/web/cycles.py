@@ -9,66 +9,83 @@ with 403 when that would take an admin's mappings along and the person is an edi
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
-from app.core.errors import Conflict, DomainError, Forbidden, NotFound
+from app.core.errors import Conflict
 from app.models import Cycle
 from app.okr import freeze, service
 from app.okr.schemas import CycleCreate, CycleUpdate
-from app.web.forms import DeleteTarget, delete_page, domain_errors, validation_errors
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.forms import (
+    DeleteTarget,
+    Deletion,
+    FormState,
+    Placed,
+    delete_routes,
+    found_or_404,
+    render_form,
+    submit,
+)
+from app.web.pages import (
+    AdminPage,
+    EditorPage,
+    PageUser,
+    ViewerPage,
+    refusal,
+    render,
+)
 from app.web.retrospective import REVIEW_FORMATS
 
 router = APIRouter(include_in_schema=False)
 
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 _MAX_CYCLES = 200
-FIELDS = ("name", "start_date", "end_date")
+FIELDS = Placed(("name", "start_date", "end_date"))
 
 
-def _values(name: str, start_date: str, end_date: str) -> dict[str, str]:
-    return {"name": name, "start_date": start_date.strip(), "end_date": end_date.strip()}
+class CycleFields(BaseModel):
+    """The form's boxes as the browser posts them (blank when left out)."""
+
+    name: str = ""
+    start_date: str = ""
+    end_date: str = ""
+
+    def typed(self) -> dict[str, str]:
+        """What the person typed, to parse and to show again; the dates without spaces."""
+        return {
+            "name": self.name,
+            "start_date": self.start_date.strip(),
+            "end_date": self.end_date.strip(),
+        }
+
+
+CycleForm = Annotated[CycleFields, Form()]
 
 
 def _cycles_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    status_code: int = 200,
+    request: Request, session: Session, user: PageUser, form: FormState | None = None
 ) -> Response:
     cycles, total = service.list_cycles(session, _MAX_CYCLES, 0)
     context: dict[str, Any] = {
-        "principal": user.principal,
         "cycles": cycles,
         "total": total,
         "counts": service.cycle_objective_counts(session),
         "can_edit": ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"],
         "is_admin": user.principal.role == "admin",
-        "errors": errors or {},
-        "values": values or {"name": "", "start_date": "", "end_date": ""},
         "review_formats": REVIEW_FORMATS,
     }
-    return render(request, "cycles/index.html", context, status_code)
+    form = form or FormState(CycleFields().typed())
+    return render_form(request, user, "cycles/index.html", form, context)
 
 
 def _cycle(request: Request, session: Session, user: PageUser, cycle_id: str) -> Cycle:
-    cid = path_id(cycle_id)
-    cycle = session.get(Cycle, cid) if cid else None
-    if cycle is None:
-        raise refusal(request, 404, "No such cycle", "It may have been deleted.", user.principal)
-    return cycle
+    return found_or_404(request, user, "cycle", cycle_id, partial(session.get, Cycle))
 
 
 @router.get("/cycles")
@@ -82,41 +99,30 @@ def create_cycle(
     request: Request,
     session: SessionDep,
     user: EditorPage,
-    name: Annotated[str, Form()] = "",
-    start_date: Annotated[str, Form()] = "",
-    end_date: Annotated[str, Form()] = "",
+    posted: CycleForm,
 ) -> Response:
     """Create a cycle as `POST /api/v1/cycles` does."""
-    values = _values(name, start_date, end_date)
-    try:
+    values = posted.typed()
+
+    def write() -> str:
         body = CycleCreate.model_validate(values)
         cycle = service.create_cycle(session, body.model_dump(), user.principal.name)
-    except ValidationError as exc:
-        errors = validation_errors(exc, FIELDS)
-    except DomainError as exc:
-        session.rollback()
-        errors = domain_errors(exc, FIELDS)
-    else:
-        return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
-    return _cycles_page(request, session, user, errors=errors, values=values, status_code=422)
+        return f"/cycles#cycle-{cycle.id}"
+
+    return submit(session, FIELDS, values, write, partial(_cycles_page, request, session, user))
 
 
 def _edit_page(
-    request: Request,
-    user: PageUser,
-    cycle: Cycle,
-    *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    status_code: int = 200,
+    request: Request, user: PageUser, cycle: Cycle, form: FormState | None = None
 ) -> Response:
-    shown = values or {
-        "name": cycle.name,
-        "start_date": cycle.start_date.isoformat(),
-        "end_date": cycle.end_date.isoformat(),
-    }
-    context = {"principal": user.principal, "cycle": cycle, "errors": errors or {}, "values": shown}
-    return render(request, "cycles/edit.html", context, status_code)
+    shown = form or FormState(
+        {
+            "name": cycle.name,
+            "start_date": cycle.start_date.isoformat(),
+            "end_date": cycle.end_date.isoformat(),
+        }
+    )
+    return render_form(request, user, "cycles/edit.html", shown, {"cycle": cycle})
 
 
 @router.get("/cycles/{cycle_id}/edit")
@@ -133,89 +139,43 @@ def edit_cycle(
     session: SessionDep,
     user: EditorPage,
     cycle_id: str,
-    name: Annotated[str, Form()] = "",
-    start_date: Annotated[str, Form()] = "",
-    end_date: Annotated[str, Form()] = "",
+    posted: CycleForm,
 ) -> Response:
     """Change a cycle as `PATCH /api/v1/cycles/{id}` does: only what changed is written."""
     cycle = _cycle(request, session, user, cycle_id)
-    values = _values(name, start_date, end_date)
-    try:
-        body = CycleUpdate.model_validate(values)
-        service.update_cycle(
-            session, cycle.id, body.model_dump(exclude_unset=True), user.principal.name
-        )
-    except ValidationError as exc:
-        errors = validation_errors(exc, FIELDS)
-    except DomainError as exc:
-        session.rollback()
-        errors = domain_errors(exc, FIELDS)
-    else:
-        return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
+    values = posted.typed()
+
+    def write() -> str:
+        changes = CycleUpdate.model_validate(values).model_dump(exclude_unset=True)
+        service.update_cycle(session, cycle.id, changes, user.principal.name)
+        return f"/cycles#cycle-{cycle.id}"
+
+    def again(form: FormState) -> Response:
+        return _edit_page(request, user, _cycle(request, session, user, cycle_id), form)
+
+    return submit(session, FIELDS, values, write, again)
+
+
+def _delete_target(
+    request: Request, session: Session, user: PageUser, cycle_id: str
+) -> DeleteTarget:
     cycle = _cycle(request, session, user, cycle_id)
-    return _edit_page(request, user, cycle, errors=errors, values=values, status_code=422)
-
-
-def _delete_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    cycle: Cycle,
-    *,
-    error: str = "",
-    status_code: int = 200,
-) -> Response:
-    held = service.holdings(session, "cycle", cycle.id)
-    target = DeleteTarget(
+    return DeleteTarget(
+        cycle.id,
         "cycle",
         cycle.name,
         f"From {cycle.start_date} to {cycle.end_date}",
         f"/cycles/{cycle.id}/delete",
         "/cycles",
-    )
-    return delete_page(
-        request,
-        user,
-        target,
-        held,
-        needs_cascade=held.objectives > 0,
-        error=error,
-        status_code=status_code,
+        "/cycles",
     )
 
 
-@router.get("/cycles/{cycle_id}/delete")
-def delete_cycle_page(
-    request: Request, session: SessionDep, user: EditorPage, cycle_id: str
-) -> Response:
-    """Ask before deleting, saying what the cycle holds and what would go with it."""
-    return _delete_page(request, session, user, _cycle(request, session, user, cycle_id))
-
-
-@router.post("/cycles/{cycle_id}/delete")
-def delete_cycle(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    cycle_id: str,
-    cascade: Annotated[str, Form()] = "",
-) -> Response:
-    """Delete a cycle as `DELETE /api/v1/cycles/{id}` does (`cascade` as `?cascade=true`)."""
-    cycle = _cycle(request, session, user, cycle_id)
-    try:
-        service.delete_cycle(session, cycle.id, cascade == "true", user.principal)
-    except (Conflict, Forbidden) as exc:
-        session.rollback()
-        cycle = _cycle(request, session, user, cycle_id)
-        return _delete_page(
-            request, session, user, cycle, error=exc.message, status_code=exc.status_code
-        )
-    except NotFound:
-        session.rollback()
-        raise refusal(
-            request, 404, "No such cycle", "It may have been deleted.", user.principal
-        ) from None
-    return RedirectResponse("/cycles", status_code=303)
+delete_routes(
+    router,
+    "/cycles/{cycle_id}",
+    Deletion("cycle", _delete_target, lambda held: held.objectives > 0, service.delete_cycle),
+)
 
 
 # --- closing and reopening (SPEC section 8) ------------------------------------------------------
@@ -226,9 +186,7 @@ def _close_page(
     session: Session,
     user: PageUser,
     cycle: Cycle,
-    *,
-    error: str = "",
-    status_code: int = 200,
+    refused: Conflict | None = None,
 ) -> Response:
     held = service.holdings(session, "cycle", cycle.id)
     context = {
@@ -236,9 +194,9 @@ def _close_page(
         "cycle": cycle,
         "held": held,
         "as_of": freeze.close_as_of(cycle),
-        "error": error,
+        "error": refused.message if refused else "",
     }
-    return render(request, "cycles/close.html", context, status_code)
+    return render(request, "cycles/close.html", context, refused.status_code if refused else 200)
 
 
 @router.get("/cycles/{cycle_id}/close")
@@ -258,9 +216,7 @@ def close_cycle(request: Request, session: SessionDep, user: EditorPage, cycle_i
     except Conflict as exc:
         session.rollback()
         cycle = _cycle(request, session, user, cycle_id)
-        return _close_page(
-            request, session, user, cycle, error=exc.message, status_code=exc.status_code
-        )
+        return _close_page(request, session, user, cycle, exc)
     return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
 
 

@@ -1,25 +1,47 @@
-"""What the OKR forms share: a form's strings as the API's JSON, and each refusal beside a field.
+"""What the browser's forms share: a form's strings as the API's JSON, each refusal beside a
+field, one way through a submit, one renderer of a page with a form, and one delete page.
 
 The schemas and services word a refusal in the API's terms; some name no field in their error
 (a model validator, a definition the progress engine can't measure) but name it in their text
 ("a metric key result needs target_value or target_change_pct"). Such a message is shown beside
 the first field it names, so the person sees it where the fix is.
+
+A submit goes the same way on every page (:func:`submit`): the schema the API uses parses what
+was typed, the service the API calls writes it, and the person is sent on (303); a refusal
+rolls back and shows the same form again with what was typed (422, or the refusal's own 403 or
+409 where the page says so). Cycles, objectives and key results are deleted through one
+confirm page and one handler (:func:`delete_routes`), as the API deletes them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from app.core.errors import DomainError
+from app.auth.deps import SessionDep
+from app.auth.service import Principal
+from app.core.errors import Conflict, DomainError, Forbidden, NotFound
+from app.okr import service
 from app.okr.service import Holdings
-from app.web.pages import PageUser, field_errors, render
+from app.web.pages import (
+    EditorPage,
+    PageUser,
+    field_errors,
+    path_id,
+    refusal,
+    render,
+)
 
+T = TypeVar("T")
+#: A box of a form as the browser posts it (blank when left out).
+FormText = Annotated[str, Form()]
 #: Where a refusal that names no field of the form is shown: at the top of the form.
 FORM = "form"
 #: Words a message may use for a field instead of its name.
@@ -63,47 +85,223 @@ def placed(errors: dict[str, str], fields: Sequence[str]) -> dict[str, str]:
     return result
 
 
-def validation_errors(exc: ValidationError, fields: Sequence[str]) -> dict[str, str]:
-    return placed(field_errors(exc, FORM), fields)
+class Refusals(Protocol):
+    """Where a form shows what the schema or the service refused."""
+
+    def validation_errors(self, exc: ValidationError) -> dict[str, str]: ...
+
+    def domain_errors(self, exc: DomainError) -> dict[str, str]: ...
 
 
-def domain_errors(exc: DomainError, fields: Sequence[str]) -> dict[str, str]:
-    return placed({exc.field or FORM: exc.message}, fields)
+@dataclass(frozen=True)
+class Placed:
+    """A refusal beside the field it names, or beside the first field its message mentions."""
+
+    fields: Sequence[str]
+
+    def validation_errors(self, exc: ValidationError) -> dict[str, str]:
+        return placed(field_errors(exc, FORM), self.fields)
+
+    def domain_errors(self, exc: DomainError) -> dict[str, str]:
+        return placed({exc.field or FORM: exc.message}, self.fields)
+
+
+@dataclass(frozen=True)
+class Exact:
+    """A refusal beside the field it names when the form shows that field, else under
+    ``default`` (the top of the form, unless the form says otherwise)."""
+
+    fields: Sequence[str]
+    default: str = FORM
+
+    def validation_errors(self, exc: ValidationError) -> dict[str, str]:
+        return field_errors(exc, self.default, self.fields)
+
+    def domain_errors(self, exc: DomainError) -> dict[str, str]:
+        where = exc.field or self.default
+        return {where if where in self.fields else self.default: exc.message}
+
+
+class AsNamed:
+    """A refusal under the name the API gives it (the page shows what it knows)."""
+
+    def validation_errors(self, exc: ValidationError) -> dict[str, str]:
+        return field_errors(exc, FORM)
+
+    def domain_errors(self, exc: DomainError) -> dict[str, str]:
+        return {exc.field or FORM: exc.message}
+
+
+@dataclass(frozen=True)
+class FormState:
+    """A form as a page shows it: what is in its boxes, each refusal beside its field, and the
+    status the page answers with (422 when it comes back refused)."""
+
+    values: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)
+    status_code: int = 200
+
+
+def render_form(
+    request: Request, user: PageUser, template: str, form: FormState, context: dict[str, Any]
+) -> Response:
+    """The one renderer of a page with a form: who asks, the page's own context, the form."""
+    full = {"principal": user.principal, **context, "errors": form.errors, "values": form.values}
+    return render(request, template, full, form.status_code)
+
+
+def shown_once(
+    request: Request, user: PageUser, template: str, secret: str, made: dict[str, Any]
+) -> Response:
+    """The page (201) that shows what was just created with its generated secret, this once:
+    an API key, a webhook channel's signing secret, a receiving source's token."""
+    context = {"principal": user.principal, "secret": secret, **made}
+    return render(request, template, context, 201)
+
+
+def submit(
+    session: Session,
+    refusals: Refusals,
+    values: dict[str, Any],
+    write: Callable[[], str | Response],
+    again: Callable[[FormState], Response],
+    *,
+    catch: type[DomainError] = DomainError,
+    own_status: bool = False,
+    gone: Callable[[], Response] | None = None,
+) -> Response:
+    """Write as the API would and go where ``write`` says (303), or answer what it answers.
+
+    A refusal rolls the transaction back and shows the form ``again`` with what was typed:
+    422, or with ``own_status`` the refusal's own status (403, 409). With ``gone``, a row that
+    is not there (any more) gets that page; a domain error other than ``catch`` is the API's.
+    """
+    try:
+        done = write()
+    except ValidationError as exc:
+        form = FormState(values, refusals.validation_errors(exc), 422)
+    except DomainError as exc:
+        if gone is not None and isinstance(exc, NotFound):
+            return gone()
+        if not isinstance(exc, catch):
+            raise
+        session.rollback()
+        status = exc.status_code if own_status else 422
+        form = FormState(values, refusals.domain_errors(exc), status)
+    else:
+        return done if isinstance(done, Response) else RedirectResponse(done, status_code=303)
+    return again(form)
+
+
+def found_or_404(
+    request: Request,
+    user: PageUser,
+    what: str,
+    path_text: str,
+    get: Callable[[int], T | None],
+    message: str = "It may have been deleted.",
+) -> T:
+    """The row a page's path names, or the 404 page ("No such cycle")."""
+    row_id = path_id(path_text)
+    try:
+        row = get(row_id) if row_id else None
+    except NotFound:
+        row = None
+    if row is None:
+        raise refusal(request, 404, f"No such {what}", message, user.principal)
+    return row
+
+
+# --- deleting a cycle, an objective or a key result ------------------------------------------
 
 
 @dataclass(frozen=True)
 class DeleteTarget:
-    """What a delete page names: the thing, where it lives, and where its buttons go."""
+    """What a delete page names: the thing, where it lives, where its buttons go, and where
+    the person goes once it is deleted."""
 
+    row_id: int
     what: str
     name: str
     detail: str
     action: str
     cancel: str
+    done: str
 
 
-def delete_page(
+@dataclass(frozen=True)
+class Deletion:
+    """One kind of OKR row, deleted in the browser as the API deletes it."""
+
+    #: The entity `service.holdings` counts for it: ``cycle``, ``objective`` or ``key_result``.
+    entity: str
+    #: The row the path's one parameter names, as its delete page shows it (or the 404 page).
+    load: Callable[[Request, Session, PageUser, str], DeleteTarget]
+    #: Whether what it holds goes only with ``?cascade=true`` (the API's 409 without).
+    needs_cascade: Callable[[Holdings], bool]
+    #: The service call `DELETE /api/v1/...` makes.
+    delete: Callable[[Session, int, bool, Principal], None]
+
+
+def _delete_page(
     request: Request,
+    session: Session,
     user: PageUser,
+    kind: Deletion,
     target: DeleteTarget,
-    held: Holdings,
-    *,
-    needs_cascade: bool,
-    error: str = "",
-    status_code: int = 200,
+    refused: DomainError | None = None,
 ) -> Response:
     """Ask before deleting, saying what goes with it; an editor is told before trying that
     mappings go only with an admin (the API's 403)."""
+    held = service.holdings(session, kind.entity, target.row_id)
     context = {
         "principal": user.principal,
         "what": target.what,
         "name": target.name,
         "detail": target.detail,
         "held": held,
-        "needs_cascade": needs_cascade,
+        "needs_cascade": kind.needs_cascade(held),
         "needs_admin": held.mappings > 0 and user.principal.role != "admin",
         "action": target.action,
         "cancel": target.cancel,
-        "error": error,
+        "error": refused.message if refused else "",
     }
-    return render(request, "okrs/delete.html", context, status_code)
+    return render(request, "okrs/delete.html", context, refused.status_code if refused else 200)
+
+
+def _path_text(request: Request) -> str:
+    (text,) = request.path_params.values()
+    return str(text)
+
+
+def delete_routes(router: APIRouter, path: str, kind: Deletion) -> None:
+    """``GET path/delete`` asks, saying what the row holds and what would go with it;
+    ``POST path/delete`` deletes as the API does (the form's `cascade` as `?cascade=true`):
+    a 409 or 403 shows on the same page, with nothing deleted."""
+
+    def confirm(request: Request, session: SessionDep, user: EditorPage) -> Response:
+        target = kind.load(request, session, user, _path_text(request))
+        return _delete_page(request, session, user, kind, target)
+
+    def delete(
+        request: Request,
+        session: SessionDep,
+        user: EditorPage,
+        cascade: Annotated[str, Form()] = "",
+    ) -> Response:
+        target = kind.load(request, session, user, _path_text(request))
+        try:
+            kind.delete(session, target.row_id, cascade == "true", user.principal)
+        except (Conflict, Forbidden) as exc:
+            session.rollback()
+            target = kind.load(request, session, user, _path_text(request))
+            return _delete_page(request, session, user, kind, target, exc)
+        except NotFound:
+            session.rollback()
+            raise refusal(
+                request, 404, f"No such {target.what}", "It may have been deleted.", user.principal
+            ) from None
+        return RedirectResponse(target.done, status_code=303)
+
+    router.add_api_route(f"{path}/delete", confirm, methods=["GET"])
+    router.add_api_route(f"{path}/delete", delete, methods=["POST"])

@@ -9,37 +9,41 @@ person asks for them to go too, and 403 when an editor's delete would take an ad
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
-from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import KeyResultCreate, KeyResultUpdate
 from app.web.forms import (
     DeleteTarget,
+    Deletion,
+    FormState,
+    Placed,
     blank_none,
-    delete_page,
-    domain_errors,
+    delete_routes,
+    found_or_404,
     plain_number,
-    validation_errors,
+    render_form,
+    submit,
 )
 from app.web.objectives import objective_or_404
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.pages import EditorPage, PageUser
 
 router = APIRouter(include_in_schema=False)
 
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 
 TEXT_FIELDS = ("title", "owner", "unit", "kind", "direction", "aggregation", "group_rule")
 NUMBER_FIELDS = ("start_value", "target_value", "target_change_pct", "weight")
-FIELDS = ("objective_id", *TEXT_FIELDS, *NUMBER_FIELDS)
+FIELDS = Placed(("objective_id", *TEXT_FIELDS, *NUMBER_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -198,23 +202,46 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
     return body
 
 
+class KeyResultFields(BaseModel):
+    """The form's boxes as the browser posts them (blank when left out)."""
+
+    objective_id: str = ""
+    title: str = ""
+    owner: str = ""
+    unit: str = ""
+    kind: str = ""
+    direction: str = ""
+    aggregation: str = ""
+    group_rule: str = ""
+    start_value: str = ""
+    target_value: str = ""
+    target_change_pct: str = ""
+    weight: str = ""
+
+    def typed(self, objective_id: str) -> dict[str, str]:
+        """What the person typed, to parse and to show again; numbers without their spaces."""
+        values = {name: str(getattr(self, name)) for name in TEXT_FIELDS}
+        values.update({name: str(getattr(self, name)).strip() for name in NUMBER_FIELDS})
+        values["objective_id"] = objective_id
+        return values
+
+
+KeyResultForm = Annotated[KeyResultFields, Form()]
+
+
 def _form_page(
     request: Request,
     session: Session,
     user: PageUser,
     objective: Objective,
     kr: KeyResult | None,
-    *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    status_code: int = 200,
+    form: FormState | None = None,
 ) -> Response:
     # Without script the highlighted explanation can't follow the select: it says whose it is.
-    chosen_label = "as sent" if values is not None else "saved" if kr is not None else "default"
-    if values is None:
-        values = _values_of(kr) if kr is not None else _defaults(objective)
+    chosen_label = "as sent" if form is not None else "saved" if kr is not None else "default"
+    if form is None:
+        form = FormState(_values_of(kr) if kr is not None else _defaults(objective))
     context: dict[str, Any] = {
-        "principal": user.principal,
         "kr": kr,
         "objective": objective,
         "cycle": objective.cycle,
@@ -223,8 +250,6 @@ def _form_page(
         "aggregations": AGGREGATIONS,
         "directions": DIRECTIONS,
         "group_rules": GROUP_RULES,
-        "errors": errors or {},
-        "values": values,
         "chosen_label": chosen_label,
         "labels": LABELS,
         "action": (
@@ -238,17 +263,25 @@ def _form_page(
             else f"/okrs?cycle_id={objective.cycle_id}#objective-{objective.id}"
         ),
     }
-    return render(request, "key_results/form.html", context, status_code)
+    return render_form(request, user, "key_results/form.html", form, context)
 
 
 def _kr_or_404(request: Request, session: Session, user: PageUser, kr_id: str) -> KeyResult:
-    kid = path_id(kr_id)
-    kr = session.get(KeyResult, kid) if kid else None
-    if kr is None:
-        raise refusal(
-            request, 404, "No such key result", "It may have been deleted.", user.principal
-        )
-    return kr
+    return found_or_404(request, user, "key result", kr_id, partial(session.get, KeyResult))
+
+
+def _again(
+    request: Request, session: Session, user: PageUser, objective_id: str, kr_id: str | None
+) -> Callable[[FormState], Response]:
+    """The form once more, with the rows read again after the refused write's rollback."""
+
+    def again(form: FormState) -> Response:
+        kr = _kr_or_404(request, session, user, kr_id) if kr_id is not None else None
+        which = str(kr.objective_id) if kr is not None else objective_id
+        objective = objective_or_404(request, session, user, which)
+        return _form_page(request, session, user, objective, kr, form)
+
+    return again
 
 
 @router.get("/okrs/objectives/{objective_id}/key-results/new")
@@ -266,53 +299,23 @@ def create_key_result(
     session: SessionDep,
     user: EditorPage,
     objective_id: str,
-    title: Annotated[str, Form()] = "",
-    owner: Annotated[str, Form()] = "",
-    unit: Annotated[str, Form()] = "",
-    kind: Annotated[str, Form()] = "",
-    direction: Annotated[str, Form()] = "",
-    aggregation: Annotated[str, Form()] = "",
-    group_rule: Annotated[str, Form()] = "",
-    start_value: Annotated[str, Form()] = "",
-    target_value: Annotated[str, Form()] = "",
-    target_change_pct: Annotated[str, Form()] = "",
-    weight: Annotated[str, Form()] = "",
-    chosen_objective: Annotated[str, Form(alias="objective_id")] = "",
+    form: KeyResultForm,
 ) -> Response:
     """Create a key result as `POST /api/v1/key-results` does; a blank weight is the API's
     default of 1."""
     objective = objective_or_404(request, session, user, objective_id)
-    values = {
-        "objective_id": chosen_objective.strip() or str(objective.id),
-        "title": title,
-        "owner": owner,
-        "unit": unit,
-        "kind": kind,
-        "direction": direction,
-        "aggregation": aggregation,
-        "group_rule": group_rule,
-        "start_value": start_value.strip(),
-        "target_value": target_value.strip(),
-        "target_change_pct": target_change_pct.strip(),
-        "weight": weight.strip(),
-    }
+    values = form.typed(form.objective_id.strip() or str(objective.id))
     body = _body(values)
     if body["weight"] is None:
         del body["weight"]
-    try:
+
+    def write() -> str:
         made = KeyResultCreate.model_validate(body)
         kr = service.create_key_result(session, made.model_dump(), user.principal.name)
-    except ValidationError as exc:
-        errors = validation_errors(exc, FIELDS)
-    except DomainError as exc:
-        session.rollback()
-        errors = domain_errors(exc, FIELDS)
-    else:
-        return RedirectResponse(f"/key-results/{kr.id}", status_code=303)
-    objective = objective_or_404(request, session, user, objective_id)
-    return _form_page(
-        request, session, user, objective, None, errors=errors, values=values, status_code=422
-    )
+        return f"/key-results/{kr.id}"
+
+    again = _again(request, session, user, objective_id, None)
+    return submit(session, FIELDS, values, write, again)
 
 
 @router.get("/key-results/{kr_id}/edit")
@@ -331,115 +334,43 @@ def edit_key_result(
     session: SessionDep,
     user: EditorPage,
     kr_id: str,
-    title: Annotated[str, Form()] = "",
-    owner: Annotated[str, Form()] = "",
-    unit: Annotated[str, Form()] = "",
-    kind: Annotated[str, Form()] = "",
-    direction: Annotated[str, Form()] = "",
-    aggregation: Annotated[str, Form()] = "",
-    group_rule: Annotated[str, Form()] = "",
-    start_value: Annotated[str, Form()] = "",
-    target_value: Annotated[str, Form()] = "",
-    target_change_pct: Annotated[str, Form()] = "",
-    weight: Annotated[str, Form()] = "",
-    objective_id: Annotated[str, Form()] = "",
+    form: KeyResultForm,
 ) -> Response:
     """Change a key result as `PATCH /api/v1/key-results/{id}` does; an emptied start,
     target or relative target is taken out (null)."""
     kr = _kr_or_404(request, session, user, kr_id)
-    values = {
-        "objective_id": objective_id.strip(),
-        "title": title,
-        "owner": owner,
-        "unit": unit,
-        "kind": kind,
-        "direction": direction,
-        "aggregation": aggregation,
-        "group_rule": group_rule,
-        "start_value": start_value.strip(),
-        "target_value": target_value.strip(),
-        "target_change_pct": target_change_pct.strip(),
-        "weight": weight.strip(),
-    }
-    try:
+    values = form.typed(form.objective_id.strip())
+
+    def write() -> str:
         changes = KeyResultUpdate.model_validate(_body(values)).model_dump(exclude_unset=True)
         service.update_key_result(session, kr.id, changes, user.principal.name)
-    except ValidationError as exc:
-        errors = validation_errors(exc, FIELDS)
-    except DomainError as exc:
-        session.rollback()
-        errors = domain_errors(exc, FIELDS)
-    else:
-        return RedirectResponse(f"/key-results/{kr.id}", status_code=303)
+        return f"/key-results/{kr.id}"
+
+    return submit(session, FIELDS, values, write, _again(request, session, user, "", kr_id))
+
+
+def _delete_target(request: Request, session: Session, user: PageUser, kr_id: str) -> DeleteTarget:
     kr = _kr_or_404(request, session, user, kr_id)
-    objective = objective_or_404(request, session, user, str(kr.objective_id))
-    return _form_page(
-        request, session, user, objective, kr, errors=errors, values=values, status_code=422
-    )
-
-
-def _delete_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    kr: KeyResult,
-    *,
-    error: str = "",
-    status_code: int = 200,
-) -> Response:
-    held = service.holdings(session, "key_result", kr.id)
     objective = session.get(Objective, kr.objective_id)
     assert objective is not None  # the foreign keys cascade deletes
-    target = DeleteTarget(
+    return DeleteTarget(
+        kr.id,
         "key result",
         kr.title,
         f"in “{objective.title}”",
         f"/key-results/{kr.id}/delete",
         f"/key-results/{kr.id}",
-    )
-    return delete_page(
-        request,
-        user,
-        target,
-        held,
-        needs_cascade=held.check_ins > 0 or held.mappings > 0,
-        error=error,
-        status_code=status_code,
+        f"/okrs?cycle_id={objective.cycle_id}#objective-{objective.id}",
     )
 
 
-@router.get("/key-results/{kr_id}/delete")
-def delete_key_result_page(
-    request: Request, session: SessionDep, user: EditorPage, kr_id: str
-) -> Response:
-    """Ask before deleting, saying what the key result holds and what would go with it."""
-    return _delete_page(request, session, user, _kr_or_404(request, session, user, kr_id))
-
-
-@router.post("/key-results/{kr_id}/delete")
-def delete_key_result(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    kr_id: str,
-    cascade: Annotated[str, Form()] = "",
-) -> Response:
-    """Delete a key result as `DELETE /api/v1/key-results/{id}` does (`cascade` as the API's)."""
-    kr = _kr_or_404(request, session, user, kr_id)
-    objective = session.get(Objective, kr.objective_id)
-    assert objective is not None
-    back = f"/okrs?cycle_id={objective.cycle_id}#objective-{objective.id}"
-    try:
-        service.delete_key_result(session, kr.id, cascade == "true", user.principal)
-    except (Conflict, Forbidden) as exc:
-        session.rollback()
-        kr = _kr_or_404(request, session, user, kr_id)
-        return _delete_page(
-            request, session, user, kr, error=exc.message, status_code=exc.status_code
-        )
-    except NotFound:
-        session.rollback()
-        raise refusal(
-            request, 404, "No such key result", "It may have been deleted.", user.principal
-        ) from None
-    return RedirectResponse(back, status_code=303)
+delete_routes(
+    router,
+    "/key-results/{kr_id}",
+    Deletion(
+        "key_result",
+        _delete_target,
+        lambda held: held.check_ins > 0 or held.mappings > 0,
+        service.delete_key_result,
+    ),
+)

@@ -11,15 +11,15 @@ import functools
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
-from app.core.errors import DomainError, InvalidInput, NotFound
+from app.core.errors import InvalidInput, NotFound
 from app.models import Cycle, DataSource, Objective
 from app.okr import service
 from app.okr.schemas import (
@@ -31,33 +31,58 @@ from app.okr.schemas import (
 )
 from app.sources import service as sources_service
 from app.web import kr_chart
-from app.web.pages import PageUser, field_errors, num, page_principal, path_id, refusal, render
+from app.web.forms import Exact, FormState, submit
+from app.web.pages import (
+    EditorPage,
+    PageUser,
+    ViewerPage,
+    num,
+    path_id,
+    refusal,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 _CHECK_INS_SHOWN = 200
 _MAPPINGS_SHOWN = 50
 #: The latest points are listed; all of them are in the series CSV.
 _POINTS_SHOWN = 62
-#: Where a refusal that names no field of the form is shown.
-FORM = "form"
-_FIELDS = ("date", "value", "note", "confidence")
-_SCORE_FIELDS = ("final_score", "final_score_note")
+_FIELDS = Exact(("date", "value", "note", "confidence"))
+_SCORE_FIELDS = Exact(("final_score", "final_score_note"))
 
 
 def _today() -> date:
     return date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
 
 
-def _form(date_: str, value: str, note: str, confidence: str) -> dict[str, Any]:
+class CheckInFields(BaseModel):
+    """The check-in form's boxes as the browser posts them (blank when left out)."""
+
+    date: str = ""
+    value: str = ""
+    note: str = ""
+    confidence: str = ""
+
+
+class ScoreFields(BaseModel):
+    """The final score form's boxes as the browser posts them (blank when left out)."""
+
+    final_score: str = ""
+    final_score_note: str = ""
+
+
+CheckInForm = Annotated[CheckInFields, Form()]
+ScoreForm = Annotated[ScoreFields, Form()]
+
+
+def _check_in_body(values: dict[str, str]) -> dict[str, Any]:
     """A form's strings as the API's JSON would carry them: an empty box is no value."""
     return {
-        "date": date_.strip(),
-        "value": value.strip() or None,
-        "note": note,
-        "confidence": confidence.strip() or None,
+        "date": values["date"].strip(),
+        "value": values["value"].strip() or None,
+        "note": values["note"],
+        "confidence": values["confidence"].strip() or None,
     }
 
 
@@ -67,14 +92,12 @@ def _page(
     user: PageUser,
     kr_id: int,
     *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    edit_errors: dict[int, dict[str, str]] | None = None,
-    edit_values: dict[int, dict[str, str]] | None = None,
-    score_errors: dict[str, str] | None = None,
-    score_values: dict[str, str] | None = None,
-    status_code: int = 200,
+    form: FormState | None = None,
+    edited: tuple[int, FormState] | None = None,
+    score: FormState | None = None,
 ) -> Response:
+    """The page; a refused check-in in ``form``, a refused correction in ``edited``, a refused
+    grade in ``score``."""
     try:
         kr = service.get_key_result(session, kr_id) if kr_id else None
     except NotFound:
@@ -154,18 +177,24 @@ def _page(
         "is_admin": user.principal.role == "admin",
         "editor": editor,
         "mapped": bool(mappings),
-        "errors": errors or {},
-        "values": values or {"date": default_day, "value": "", "note": "", "confidence": ""},
-        "edit_errors": edit_errors or {},
-        "edit_values": edit_values or {},
-        "score_errors": score_errors or {},
-        "score_values": score_values
-        or {
+        "errors": form.errors if form else {},
+        "values": form.values
+        if form
+        else {"date": default_day, "value": "", "note": "", "confidence": ""},
+        "edit_errors": {edited[0]: edited[1].errors} if edited else {},
+        "edit_values": {edited[0]: edited[1].values} if edited else {},
+        "score_errors": score.errors if score else {},
+        "score_values": score.values
+        if score
+        else {
             "final_score": "" if kr.final_score is None else f"{kr.final_score:g}",
             "final_score_note": kr.final_score_note,
         },
     }
-    return render(request, "key_results/show.html", context, status_code)
+    refused = form or score or (edited[1] if edited else None)
+    return render(
+        request, "key_results/show.html", context, refused.status_code if refused else 200
+    )
 
 
 @router.get("/key-results/{kr_id}")
@@ -182,29 +211,24 @@ def check_in(
     session: SessionDep,
     user: EditorPage,
     kr_id: str,
-    date: Annotated[str, Form()] = "",
-    value: Annotated[str, Form()] = "",
-    note: Annotated[str, Form()] = "",
-    confidence: Annotated[str, Form()] = "",
+    posted: CheckInForm,
 ) -> Response:
     """Check in as `POST /api/v1/key-results/{id}/check-ins` does."""
     kid = path_id(kr_id)
-    values = {"date": date, "value": value, "note": note, "confidence": confidence}
-    try:
-        body = CheckInCreate.model_validate(_form(date, value, note, confidence))
+    values = posted.model_dump()
+
+    def write() -> str:
+        body = CheckInCreate.model_validate(_check_in_body(values))
         if not kid:
             raise NotFound(f"key result {kr_id} not found")
         service.add_check_in(session, kid, body.model_dump(), user.principal.name)
-    except ValidationError as exc:
-        errors = field_errors(exc, FORM, _FIELDS)
-    except NotFound:
-        return _page(request, session, user, 0)
-    except InvalidInput as exc:
-        session.rollback()
-        errors = {exc.field if exc.field in _FIELDS else FORM: exc.message}
-    else:
-        return RedirectResponse(f"/key-results/{kid}#check-ins", status_code=303)
-    return _page(request, session, user, kid, errors=errors, values=values, status_code=422)
+        return f"/key-results/{kid}#check-ins"
+
+    def again(form: FormState) -> Response:
+        return _page(request, session, user, kid, form=form)
+
+    gone = functools.partial(_page, request, session, user, 0)
+    return submit(session, _FIELDS, values, write, again, catch=InvalidInput, gone=gone)
 
 
 @router.post("/key-results/{kr_id}/final-score")
@@ -213,42 +237,27 @@ def final_score(
     session: SessionDep,
     user: EditorPage,
     kr_id: str,
-    final_score: Annotated[str, Form()] = "",
-    final_score_note: Annotated[str, Form()] = "",
+    posted: ScoreForm,
 ) -> Response:
     """Grade a closed key result as `PATCH /api/v1/key-results/{id}` with `final_score` and
     `final_score_note` does; an empty score box takes the grade away."""
     kid = path_id(kr_id)
-    values = {"final_score": final_score, "final_score_note": final_score_note}
-    try:
-        body = KeyResultUpdate.model_validate(
-            {"final_score": final_score.strip() or None, "final_score_note": final_score_note}
-        )
+    values = posted.model_dump()
+
+    def write() -> str:
+        score = posted.final_score.strip() or None
+        body = KeyResultUpdate.model_validate({**values, "final_score": score})
         if not kid:
             raise NotFound(f"key result {kr_id} not found")
-        service.update_key_result(
-            session, kid, body.model_dump(exclude_unset=True), user.principal.name
-        )
-    except ValidationError as exc:
-        errors = field_errors(exc, FORM, _SCORE_FIELDS)
-        status_code = 422
-    except NotFound:
-        return _page(request, session, user, 0)
-    except DomainError as exc:
-        session.rollback()
-        errors = {exc.field if exc.field in _SCORE_FIELDS else FORM: exc.message}
-        status_code = exc.status_code
-    else:
-        return RedirectResponse(f"/key-results/{kid}#final-score", status_code=303)
-    return _page(
-        request,
-        session,
-        user,
-        kid,
-        score_errors=errors,
-        score_values=values,
-        status_code=status_code,
-    )
+        changes = body.model_dump(exclude_unset=True)
+        service.update_key_result(session, kid, changes, user.principal.name)
+        return f"/key-results/{kid}#final-score"
+
+    def again(form: FormState) -> Response:
+        return _page(request, session, user, kid, score=form)
+
+    gone = functools.partial(_page, request, session, user, 0)
+    return submit(session, _SCORE_FIELDS, values, write, again, own_status=True, gone=gone)
 
 
 @router.post("/key-results/{kr_id}/check-ins/{check_in_id}")
@@ -258,38 +267,25 @@ def edit_check_in(
     user: EditorPage,
     kr_id: str,
     check_in_id: str,
-    date: Annotated[str, Form()] = "",
-    value: Annotated[str, Form()] = "",
-    note: Annotated[str, Form()] = "",
-    confidence: Annotated[str, Form()] = "",
+    posted: CheckInForm,
 ) -> Response:
     """Correct a check-in as `PATCH .../check-ins/{id}` does; an empty value box takes the
     figure out and keeps the note and confidence."""
     kid, cid = path_id(kr_id), path_id(check_in_id)
-    values = {"date": date, "value": value, "note": note, "confidence": confidence}
-    try:
-        body = CheckInUpdate.model_validate(_form(date, value, note, confidence))
+    values = posted.model_dump()
+
+    def write() -> str:
+        body = CheckInUpdate.model_validate(_check_in_body(values))
         if not (kid and cid):
             raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")
         service.update_check_in(session, kid, cid, body.model_dump(), user.principal.name)
-    except ValidationError as exc:
-        errors = field_errors(exc, FORM, _FIELDS)
-    except NotFound:
-        return _gone(request, session, user, kid)
-    except InvalidInput as exc:
-        session.rollback()
-        errors = {exc.field if exc.field in _FIELDS else FORM: exc.message}
-    else:
-        return RedirectResponse(f"/key-results/{kid}#check-in-{cid}", status_code=303)
-    return _page(
-        request,
-        session,
-        user,
-        kid,
-        edit_errors={cid: errors},
-        edit_values={cid: values},
-        status_code=422,
-    )
+        return f"/key-results/{kid}#check-in-{cid}"
+
+    def again(form: FormState) -> Response:
+        return _page(request, session, user, kid, edited=(cid, form))
+
+    gone = functools.partial(_gone, request, session, user, kid)
+    return submit(session, _FIELDS, values, write, again, catch=InvalidInput, gone=gone)
 
 
 @router.post("/key-results/{kr_id}/check-ins/{check_in_id}/delete")

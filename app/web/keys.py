@@ -6,11 +6,12 @@ API refuses is refused here with the same words, beside the field.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from app.auth import service
@@ -18,11 +19,17 @@ from app.auth.deps import SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyRead
 from app.core.errors import NotFound
 from app.models import ApiKey
-from app.web.pages import PageUser, field_errors, page_principal, path_id, refusal, render
+from app.web.forms import FormState, found_or_404, render_form, shown_once
+from app.web.pages import (
+    AdminPage,
+    PageUser,
+    field_errors,
+    refusal,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 ROLES = ("viewer", "editor", "admin")
 ROLE_HELP = {
     "viewer": "reads everything but data sources and keys",
@@ -30,33 +37,33 @@ ROLE_HELP = {
     "admin": "everything: sources, mappings, syncs and keys",
 }
 _MAX_KEYS = 500
+_GONE = "That API key does not exist."
+
+
+class KeyFields(BaseModel):
+    """The form's boxes as the browser posts them (blank when left out)."""
+
+    name: str = ""
+    role: str = ""
 
 
 def _keys_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    status_code: int = 200,
+    request: Request, session: Session, user: PageUser, form: FormState | None = None
 ) -> Response:
     rows, total = service.list_api_keys(session, _MAX_KEYS, 0)
     context: dict[str, Any] = {
-        "principal": user.principal,
         "keys": [ApiKeyRead.model_validate(r) for r in rows],
         "total": total,
         "roles": ROLES,
         "role_help": ROLE_HELP,
-        "errors": errors or {},
-        "values": values or {"name": "", "role": "viewer"},
     }
-    return render(request, "keys/index.html", context, status_code)
+    form = form or FormState(KeyFields(role="viewer").model_dump())
+    return render_form(request, user, "keys/index.html", form, context)
 
 
-def _key(session: Session, key_id: str) -> ApiKey | None:
-    kid = path_id(key_id)
-    return session.get(ApiKey, kid) if kid else None
+def _key(request: Request, session: Session, user: PageUser, key_id: str) -> ApiKey:
+    get = partial(session.get, ApiKey)
+    return found_or_404(request, user, "key", key_id, get, _GONE)
 
 
 @router.get("/keys")
@@ -70,36 +77,25 @@ def create_key(
     request: Request,
     session: SessionDep,
     user: AdminPage,
-    name: Annotated[str, Form()] = "",
-    role: Annotated[str, Form()] = "",
+    posted: Annotated[KeyFields, Form()],
 ) -> Response:
     """Create a key and show its secret this once."""
-    values = {"name": name, "role": role}
+    values = posted.model_dump()
     try:
         body = ApiKeyCreate.model_validate(values)
     except ValidationError as exc:
-        return _keys_page(
-            request, session, user, errors=field_errors(exc, "name"), values=values, status_code=422
-        )
+        return _keys_page(request, session, user, FormState(values, field_errors(exc, "name"), 422))
     row, secret = service.create_api_key(
         session, name=body.name, role=body.role, actor=user.principal.name
     )
-    context = {"principal": user.principal, "key": ApiKeyRead.model_validate(row), "secret": secret}
-    return render(request, "keys/created.html", context, 201)
-
-
-def _not_found(request: Request, user: PageUser) -> Response:
-    return refusal(
-        request, 404, "No such key", "That API key does not exist.", user.principal
-    ).response
+    made = {"key": ApiKeyRead.model_validate(row)}
+    return shown_once(request, user, "keys/created.html", secret, made)
 
 
 @router.get("/keys/{key_id}/revoke")
 def confirm_revoke(request: Request, session: SessionDep, user: AdminPage, key_id: str) -> Response:
     """Ask before revoking: every script and browser using the key stops at once."""
-    row = _key(session, key_id)
-    if row is None:
-        return _not_found(request, user)
+    row = _key(request, session, user, key_id)
     context = {"principal": user.principal, "key": ApiKeyRead.model_validate(row)}
     return render(request, "keys/revoke.html", context)
 
@@ -107,11 +103,9 @@ def confirm_revoke(request: Request, session: SessionDep, user: AdminPage, key_i
 @router.post("/keys/{key_id}/revoke")
 def revoke_key(request: Request, session: SessionDep, user: AdminPage, key_id: str) -> Response:
     """Revoke a key; its requests and its browser sessions are refused from now on."""
-    row = _key(session, key_id)
-    if row is None:
-        return _not_found(request, user)
+    row = _key(request, session, user, key_id)
     try:
         service.revoke_api_key(session, row.id, actor=user.principal.name)
     except NotFound:  # gone between the two reads
-        return _not_found(request, user)
+        raise refusal(request, 404, "No such key", _GONE, user.principal) from None
     return RedirectResponse("/keys", status_code=303)

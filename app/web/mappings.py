@@ -30,12 +30,11 @@ from app.sources.schemas import MAX_FILTERS, MappingCreate, MappingUpdate
 from app.sync.clock import today_in
 from app.sync.settle import first_provisional_day
 from app.web import kr_chart
-from app.web.pages import PageUser, num, page_principal, path_id, refusal, render
+from app.web.pages import AdminPage, PageUser, num, path_id, refusal, render
 from connectors.base import ANY_FIELD, FILTER_MEANINGS, FILTER_OPS, LIST_OPS
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 PREVIEW_DAYS = 28
 BLANK_ROWS = 3
 _MAX_SOURCES = 500

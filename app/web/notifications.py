@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -26,11 +27,11 @@ from app.models import Cycle, NotificationChannel, NotificationDelivery, Objecti
 from app.notify import service
 from app.notify.events import EVENT_TYPES
 from app.notify.schemas import URL_KINDS, ChannelCreate, ChannelRead, ChannelUpdate
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.forms import FormState, found_or_404, render_form, shown_once, submit
+from app.web.pages import AdminPage, PageUser, path_id, render
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 
 KINDS = ("slack", "teams", "email", "webhook")
 KIND_HELP = {
@@ -89,11 +90,30 @@ def _field(loc: tuple[Any, ...] | list[Any] | str | None) -> str:
     return parts[0] if parts[0] in FIELDS else FORM
 
 
-def _validation_errors(exc: ValidationError) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for err in exc.errors(include_input=False):
-        found.setdefault(_field(err.get("loc")), reason(str(err.get("msg"))))
-    return found
+class ChannelFields:
+    """A refusal beside the box it names: `config.url` is the URL box, `scope.team` the team's."""
+
+    def validation_errors(self, exc: ValidationError) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for err in exc.errors(include_input=False):
+            found.setdefault(_field(err.get("loc")), reason(str(err.get("msg"))))
+        return found
+
+    def domain_errors(self, exc: DomainError) -> dict[str, str]:
+        return {_field(exc.field): exc.message}
+
+
+@dataclass(frozen=True)
+class KindFields(ChannelFields):
+    """On a change, "config needs the channel's url or addresses" goes beside the one box
+    this kind of channel shows."""
+
+    kind: str
+
+    def domain_errors(self, exc: DomainError) -> dict[str, str]:
+        if exc.field == "config":
+            return {"url" if self.kind in URL_KINDS else "to": exc.message}
+        return super().domain_errors(exc)
 
 
 def _form_values(form: FormData) -> dict[str, Any]:
@@ -165,50 +185,35 @@ def _views(session: Session) -> list[ChannelView]:
     return views
 
 
-def _new_values() -> dict[str, Any]:
+def _new_form() -> FormState:
     blank = dict.fromkeys(("name", "url", "to", *SCOPE_FIELDS), "")
-    return {**blank, "kind": "slack", "events": list(EVENT_TYPES), "enabled": True}
+    return FormState({**blank, "kind": "slack", "events": list(EVENT_TYPES), "enabled": True})
 
 
 def _index(
     request: Request,
     session: Session,
     user: PageUser,
-    *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, Any] | None = None,
+    form: FormState | None = None,
     tested: SentTest | None = None,
-    status_code: int = 200,
 ) -> Response:
     context: dict[str, Any] = {
-        "principal": user.principal,
         "channels": _views(session),
-        "errors": errors or {},
-        "values": _shown(values) if values else _new_values(),
         "tested": tested,
         "url_kinds": URL_KINDS,
         "scope_keys": SCOPE_FIELDS,
         **_choices(session),
     }
-    return render(request, "notifications/index.html", context, status_code)
+    shown = FormState(_shown(form.values), form.errors, form.status_code) if form else None
+    return render_form(request, user, "notifications/index.html", shown or _new_form(), context)
 
 
 def _channel_or_404(
     request: Request, session: Session, user: PageUser, channel_id: str
 ) -> NotificationChannel:
-    cid = path_id(channel_id)
-    try:
-        if not cid:
-            raise NotFound(f"notification channel {channel_id} not found")
-        return service.get_channel(session, cid)
-    except NotFound:
-        raise refusal(
-            request,
-            404,
-            "No such channel",
-            "That notification channel does not exist (any more).",
-            user.principal,
-        ) from None
+    get = partial(service.get_channel, session)
+    gone = "That notification channel does not exist (any more)."
+    return found_or_404(request, user, "channel", channel_id, get, gone)
 
 
 @router.get("/notifications")
@@ -235,24 +240,17 @@ def _create(request: Request, session: Session, user: PageUser, values: dict[str
         "scope": _scope(values),
         "enabled": values["enabled"],
     }
-    try:
+
+    def write() -> str | Response:
         data = ChannelCreate.model_validate(body).model_dump()
         channel, secret = service.create_channel(session, data, user.principal.name)
-    except ValidationError as exc:
-        errors = _validation_errors(exc)
-    except DomainError as exc:
-        session.rollback()
-        errors = {_field(exc.field): exc.message}
-    else:
         if secret is None:
-            return RedirectResponse(f"/notifications#channel-{channel.id}", status_code=303)
-        context = {
-            "principal": user.principal,
-            "channel": service.channel_read(channel),
-            "secret": secret,
-        }
-        return render(request, "notifications/created.html", context, 201)
-    return _index(request, session, user, errors=errors, values=values, status_code=422)
+            return f"/notifications#channel-{channel.id}"
+        made = {"channel": service.channel_read(channel)}
+        return shown_once(request, user, "notifications/created.html", secret, made)
+
+    again = partial(_index, request, session, user)
+    return submit(session, ChannelFields(), values, write, again)
 
 
 def _edit_page(
@@ -260,19 +258,15 @@ def _edit_page(
     session: Session,
     user: PageUser,
     channel: NotificationChannel,
-    values: dict[str, Any],
-    errors: dict[str, str] | None = None,
-    status_code: int = 200,
+    form: FormState,
 ) -> Response:
     context: dict[str, Any] = {
-        "principal": user.principal,
         "channel": service.channel_read(channel),
-        "values": _shown(values),
-        "errors": errors or {},
         "url_kinds": URL_KINDS,
         **_choices(session),
     }
-    return render(request, "notifications/edit.html", context, status_code)
+    shown = FormState(_shown(form.values), form.errors, form.status_code)
+    return render_form(request, user, "notifications/edit.html", shown, context)
 
 
 @router.get("/notifications/deliveries")
@@ -326,7 +320,7 @@ def edit_channel_page(
         "enabled": channel.enabled,
         **{f: "" if scope.get(f) is None else str(scope[f]) for f in SCOPE_FIELDS},
     }
-    return _edit_page(request, session, user, channel, values)
+    return _edit_page(request, session, user, channel, FormState(values))
 
 
 @router.post("/notifications/{channel_id}/edit")
@@ -352,20 +346,17 @@ def _edit(
     config = _config(channel.kind, values, keep_url=True)
     if config is not None:
         body["config"] = config
-    try:
+
+    def write() -> str:
         changes = ChannelUpdate.model_validate(body).model_dump(exclude_unset=True)
         service.update_channel(session, channel.id, changes, user.principal.name)
-    except ValidationError as exc:
-        errors = _validation_errors(exc)
-    except DomainError as exc:
-        session.rollback()
-        # "config needs the channel's url or addresses": the one field this kind shows.
-        where = ("url" if channel.kind in URL_KINDS else "to") if exc.field == "config" else None
-        errors = {where or _field(exc.field): exc.message}
-    else:
-        return RedirectResponse(f"/notifications#channel-{channel.id}", status_code=303)
-    channel = _channel_or_404(request, session, user, channel_id)
-    return _edit_page(request, session, user, channel, values, errors, 422)
+        return f"/notifications#channel-{channel.id}"
+
+    def again(form: FormState) -> Response:
+        channel = _channel_or_404(request, session, user, channel_id)
+        return _edit_page(request, session, user, channel, form)
+
+    return submit(session, KindFields(channel.kind), values, write, again)
 
 
 @router.post("/notifications/{channel_id}/test")

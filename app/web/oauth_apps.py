@@ -8,9 +8,9 @@ write-only: left blank on a change, the stored one is kept (the API's PUT always
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -22,12 +22,14 @@ from app.models import OAuthApp
 from app.sources import oauth
 from app.sources.oauth_providers import PROVIDERS, Provider
 from app.sources.oauth_router import OAuthAppWrite
-from app.web.pages import PageUser, field_errors, page_principal, refusal, render
+from app.web.forms import Exact, FormState, render_form
+from app.web.pages import AdminPage, PageUser, refusal, render
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 FIELDS = ("client_id", "client_secret", "authorize_url", "token_url")
+#: A refusal that names no field of the form shows beside the client id.
+_REFUSALS = Exact(FIELDS, "client_id")
 
 
 def _redirect_uri() -> str | None:
@@ -41,23 +43,17 @@ def _page(
     request: Request,
     session: Session,
     user: PageUser,
-    *,
     editing: str | None = None,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    status_code: int = 200,
+    form: FormState | None = None,
 ) -> Response:
     apps = {a.provider: a for a in session.scalars(select(OAuthApp))}
     context: dict[str, Any] = {
-        "principal": user.principal,
         "providers": sorted(PROVIDERS.values(), key=lambda p: p.name),
         "apps": apps,
         "redirect_uri": _redirect_uri(),
         "editing": editing,
-        "errors": errors or {},
-        "values": values or {},
     }
-    return render(request, "oauth_apps/index.html", context, status_code)
+    return render_form(request, user, "oauth_apps/index.html", form or FormState({}), context)
 
 
 def _provider(request: Request, user: PageUser, key: str) -> Provider:
@@ -88,15 +84,7 @@ async def save_oauth_app(
     values["client_secret"] = ""  # write-only: never sent back, not even on a refusal
 
     def again(errors: dict[str, str], status_code: int) -> Response:
-        return _page(
-            request,
-            session,
-            user,
-            editing=p.key,
-            errors=errors,
-            values=values,
-            status_code=status_code,
-        )
+        return _page(request, session, user, p.key, FormState(values, errors, status_code))
 
     if body["client_secret"] is None and stored is not None:
         try:
@@ -106,11 +94,11 @@ async def save_oauth_app(
     try:
         data = OAuthAppWrite.model_validate(body).model_dump()
     except ValidationError as exc:
-        return again(field_errors(exc, "client_id", FIELDS), 422)
+        return again(_REFUSALS.validation_errors(exc), 422)
     try:
         oauth.put_app(session, p.key, data, user.principal.name)
     except DomainError as exc:
-        return again({exc.field if exc.field in FIELDS else "client_id": exc.message}, 422)
+        return again(_REFUSALS.domain_errors(exc), 422)
     return RedirectResponse(f"/oauth-apps#app-{p.key}", status_code=303)
 
 

@@ -9,26 +9,34 @@ itself or of the objectives aligned under it, which the service would refuse as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from functools import partial
+from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
-from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import ObjectiveUpdate
-from app.web.forms import DeleteTarget, blank_none, delete_page, domain_errors, validation_errors
-from app.web.okrs import LEVEL_HELP, LEVELS
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.forms import (
+    DeleteTarget,
+    Deletion,
+    FormState,
+    Placed,
+    blank_none,
+    delete_routes,
+    found_or_404,
+    render_form,
+    submit,
+)
+from app.web.okrs import LEVEL_HELP, LEVELS, ObjectiveForm
+from app.web.pages import EditorPage, PageUser
 
 router = APIRouter(include_in_schema=False)
 
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
-FIELDS = ("title", "description", "level", "team", "owner", "parent_key_result_id")
+FIELDS = Placed(("title", "description", "level", "team", "owner", "parent_key_result_id"))
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
 
@@ -41,15 +49,8 @@ class ParentChoice:
 def objective_or_404(
     request: Request, session: Session, user: PageUser, objective_id: str
 ) -> Objective:
-    oid = path_id(objective_id)
-    try:
-        if not oid:
-            raise NotFound(f"objective {objective_id} not found")
-        return service.get_objective(session, oid)
-    except NotFound:
-        raise refusal(
-            request, 404, "No such objective", "It may have been deleted.", user.principal
-        ) from None
+    get = partial(service.get_objective, session)
+    return found_or_404(request, user, "objective", objective_id, get)
 
 
 def _below(obj: Objective, everything: list[Objective]) -> set[int]:
@@ -94,31 +95,27 @@ def _edit_page(
     session: Session,
     user: PageUser,
     obj: Objective,
-    *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    status_code: int = 200,
+    form: FormState | None = None,
 ) -> Response:
-    shown = values or {
-        "title": obj.title,
-        "description": obj.description,
-        "level": obj.level,
-        "team": obj.team,
-        "owner": obj.owner,
-        "parent_key_result_id": str(obj.parent_key_result_id or ""),
-    }
+    form = form or FormState(
+        {
+            "title": obj.title,
+            "description": obj.description,
+            "level": obj.level,
+            "team": obj.team,
+            "owner": obj.owner,
+            "parent_key_result_id": str(obj.parent_key_result_id or ""),
+        }
+    )
     everything = service.cycle_objectives(session, obj.cycle_id)
     context: dict[str, Any] = {
-        "principal": user.principal,
         "objective": obj,
         "cycle": obj.cycle,
         "levels": LEVELS,
         "level_help": LEVEL_HELP,
-        "choices": parent_choices(obj, shown["level"], everything),
-        "errors": errors or {},
-        "values": shown,
+        "choices": parent_choices(obj, form.values["level"], everything),
     }
-    return render(request, "objectives/edit.html", context, status_code)
+    return render_form(request, user, "objectives/edit.html", form, context)
 
 
 @router.get("/okrs/objectives/{objective_id}/edit")
@@ -136,95 +133,46 @@ def edit_objective(
     session: SessionDep,
     user: EditorPage,
     objective_id: str,
-    title: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    level: Annotated[str, Form()] = "",
-    team: Annotated[str, Form()] = "",
-    owner: Annotated[str, Form()] = "",
-    parent_key_result_id: Annotated[str, Form()] = "",
+    posted: ObjectiveForm,
 ) -> Response:
     """Change an objective as `PATCH /api/v1/objectives/{id}` does; an empty alignment
     makes it a top-level objective."""
     obj = objective_or_404(request, session, user, objective_id)
-    values = {
-        "title": title,
-        "description": description,
-        "level": level,
-        "team": team,
-        "owner": owner,
-        "parent_key_result_id": parent_key_result_id.strip(),
-    }
-    body = {**values, "parent_key_result_id": blank_none(parent_key_result_id)}
-    try:
+    values = posted.model_dump(exclude={"cycle_id"})
+    values["parent_key_result_id"] = posted.parent_key_result_id.strip()
+    body = {**values, "parent_key_result_id": blank_none(posted.parent_key_result_id)}
+
+    def write() -> str:
         changes = ObjectiveUpdate.model_validate(body).model_dump(exclude_unset=True)
         service.update_objective(session, obj.id, changes, user.principal.name)
-    except ValidationError as exc:
-        errors = validation_errors(exc, FIELDS)
-    except DomainError as exc:
-        session.rollback()
-        errors = domain_errors(exc, FIELDS)
-    else:
-        return RedirectResponse(
-            f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}", status_code=303
-        )
+        return f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}"
+
+    def again(form: FormState) -> Response:
+        obj = objective_or_404(request, session, user, objective_id)
+        return _edit_page(request, session, user, obj, form)
+
+    return submit(session, FIELDS, values, write, again)
+
+
+def _delete_target(
+    request: Request, session: Session, user: PageUser, objective_id: str
+) -> DeleteTarget:
     obj = objective_or_404(request, session, user, objective_id)
-    return _edit_page(request, session, user, obj, errors=errors, values=values, status_code=422)
-
-
-def _delete_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    obj: Objective,
-    *,
-    error: str = "",
-    status_code: int = 200,
-) -> Response:
-    held = service.holdings(session, "objective", obj.id)
-    target = DeleteTarget(
+    return DeleteTarget(
+        obj.id,
         "objective",
         obj.title,
         f"{obj.level} objective in {obj.cycle.name}",
         f"/okrs/objectives/{obj.id}/delete",
         f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}",
-    )
-    return delete_page(
-        request,
-        user,
-        target,
-        held,
-        needs_cascade=held.key_results > 0,
-        error=error,
-        status_code=status_code,
+        f"/okrs?cycle_id={obj.cycle_id}",
     )
 
 
-@router.get("/okrs/objectives/{objective_id}/delete")
-def delete_objective_page(
-    request: Request, session: SessionDep, user: EditorPage, objective_id: str
-) -> Response:
-    """Ask before deleting, saying what the objective holds and what would go with it."""
-    obj = objective_or_404(request, session, user, objective_id)
-    return _delete_page(request, session, user, obj)
-
-
-@router.post("/okrs/objectives/{objective_id}/delete")
-def delete_objective(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    objective_id: str,
-    cascade: Annotated[str, Form()] = "",
-) -> Response:
-    """Delete an objective as `DELETE /api/v1/objectives/{id}` does (`cascade` as the API's)."""
-    obj = objective_or_404(request, session, user, objective_id)
-    cycle_id = obj.cycle_id
-    try:
-        service.delete_objective(session, obj.id, cascade == "true", user.principal)
-    except (Conflict, Forbidden) as exc:
-        session.rollback()
-        obj = objective_or_404(request, session, user, objective_id)
-        return _delete_page(
-            request, session, user, obj, error=exc.message, status_code=exc.status_code
-        )
-    return RedirectResponse(f"/okrs?cycle_id={cycle_id}", status_code=303)
+delete_routes(
+    router,
+    "/okrs/objectives/{objective_id}",
+    Deletion(
+        "objective", _delete_target, lambda held: held.key_results > 0, service.delete_objective
+    ),
+)

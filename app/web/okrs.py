@@ -13,25 +13,32 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
-from app.core.errors import DomainError, NotFound
+from app.core.errors import NotFound
 from app.core.schemas import MAX_ID, Short
 from app.models import Cycle, KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import ObjectiveCreate, Status
 from app.progress import ObjectiveProgress, Progress
-from app.web.pages import STATUS_LABELS, PageUser, field_errors, page_principal, refusal, render
+from app.web.forms import AsNamed, FormState, submit
+from app.web.pages import (
+    STATUS_LABELS,
+    EditorPage,
+    PageUser,
+    ViewerPage,
+    field_errors,
+    refusal,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
 _MAX_CYCLES = 200
 #: Enough for any real cycle; the page is one cycle's objectives, never the whole history.
 _MAX_OBJECTIVES = 2000
@@ -52,6 +59,21 @@ class OkrFilters(BaseModel):
     team: Short | None = None
     owner: Short | None = None
     status: Status | None = None
+
+
+class ObjectiveFields(BaseModel):
+    """The objective form's boxes as the browser posts them (blank when left out)."""
+
+    cycle_id: str = ""
+    title: str = ""
+    description: str = ""
+    level: str = ""
+    team: str = ""
+    owner: str = ""
+    parent_key_result_id: str = ""
+
+
+ObjectiveForm = Annotated[ObjectiveFields, Form()]
 
 
 @dataclass
@@ -120,10 +142,7 @@ def _okrs_page(
     session: Session,
     user: PageUser,
     params: dict[str, str],
-    *,
-    form_errors: dict[str, str] | None = None,
-    form_values: dict[str, str] | None = None,
-    status_code: int = 200,
+    form: FormState | None = None,
 ) -> Response:
     today = date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
     where, filter_errors = _parse_filters(params)
@@ -145,9 +164,10 @@ def _okrs_page(
         "levels": LEVELS,
         "level_help": LEVEL_HELP,
         "parent_choices": [],
-        "form_errors": form_errors or {},
-        "form_values": form_values or {"level": "team"},
+        "form_errors": form.errors if form else {},
+        "form_values": form.values if form else {"level": "team"},
     }
+    status_code = form.status_code if form else 200
     if filter_errors:
         status_code = 422
     if not cycles:
@@ -210,46 +230,19 @@ def create_objective(
     request: Request,
     session: SessionDep,
     user: EditorPage,
-    cycle_id: Annotated[str, Form()] = "",
-    title: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    level: Annotated[str, Form()] = "",
-    team: Annotated[str, Form()] = "",
-    owner: Annotated[str, Form()] = "",
-    parent_key_result_id: Annotated[str, Form()] = "",
+    posted: ObjectiveForm,
 ) -> Response:
     """Create an objective as `POST /api/v1/objectives` does; a refusal shows by its field."""
-    values = {
-        "cycle_id": cycle_id,
-        "title": title,
-        "description": description,
-        "level": level,
-        "team": team,
-        "owner": owner,
-        "parent_key_result_id": parent_key_result_id,
-    }
-    body: dict[str, Any] = {k: v for k, v in values.items() if k != "parent_key_result_id"}
-    body["parent_key_result_id"] = parent_key_result_id or None
-    params = {"cycle_id": cycle_id}
-    try:
+    values = posted.model_dump()
+    body = {**values, "parent_key_result_id": posted.parent_key_result_id or None}
+
+    def write() -> str:
         made = ObjectiveCreate.model_validate(body)
         obj = service.create_objective(session, made.model_dump(), user.principal.name)
-    except ValidationError as exc:
-        errors, status_code = field_errors(exc, "form"), 422
-    except DomainError as exc:
-        session.rollback()
-        errors = {exc.field or "form": exc.message}
-        status_code = exc.status_code
-    else:
-        return RedirectResponse(
-            f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}", status_code=303
-        )
-    return _okrs_page(
-        request,
-        session,
-        user,
-        params,
-        form_errors=errors,
-        form_values=values,
-        status_code=status_code,
-    )
+        return f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}"
+
+    def again(form: FormState) -> Response:
+        params = {"cycle_id": posted.cycle_id}
+        return _okrs_page(request, session, user, params, form)
+
+    return submit(session, AsNamed(), values, write, again, own_status=True)

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import jinja2
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -320,3 +320,9 @@ def page_principal(min_role: Role) -> Callable[..., Awaitable[PageUser]]:
         return user
 
     return guard
+
+
+#: A page route's signature says who may open it, as the API's `Viewer`, `Editor`, `Admin` do.
+ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
+EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
+AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]

@@ -8,16 +8,17 @@ beside the field it names.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
-from app.core.errors import DomainError, NotFound
+from app.core.errors import NotFound
 from app.models import Cycle
 from app.okr import service as okr_service
 from app.review import retrospective
@@ -28,38 +29,35 @@ from app.review.schemas import (
     RetrospectiveCreate,
     RetrospectiveUpdate,
 )
-from app.web.forms import domain_errors, validation_errors
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.forms import FormState, Placed, found_or_404, render_form, submit
+from app.web.pages import EditorPage, PageUser, ViewerPage, path_id, refusal
 
 router = APIRouter(include_in_schema=False)
 
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
-FIELDS = ("format", "category", "text", "objective_id")
+FIELDS = Placed(("format", "category", "text", "objective_id"))
 _ENTRIES_SHOWN = 2000
 REVIEW_FORMATS = (("xlsx", "Excel"), ("csv", "CSV"), ("md", "Markdown"), ("json", "JSON"))
 
 
-def _values(format: str, category: str, text: str, objective_id: str) -> dict[str, str]:
-    return {"format": format, "category": category, "text": text, "objective_id": objective_id}
+class EntryFields(BaseModel):
+    """The form's boxes as the browser posts them (blank when left out)."""
+
+    format: str = ""
+    category: str = ""
+    text: str = ""
+    objective_id: str = ""
+
+
+EntryForm = Annotated[EntryFields, Form()]
 
 
 def _body(values: dict[str, str]) -> dict[str, Any]:
     """A form's strings as the API's JSON: "whole cycle" is no objective."""
-    return {
-        "format": values["format"],
-        "category": values["category"],
-        "text": values["text"],
-        "objective_id": values["objective_id"].strip() or None,
-    }
+    return {**values, "objective_id": values["objective_id"].strip() or None}
 
 
 def _cycle(request: Request, session: Session, user: PageUser, cycle_id: str) -> Cycle:
-    cid = path_id(cycle_id)
-    cycle = session.get(Cycle, cid) if cid else None
-    if cycle is None:
-        raise refusal(request, 404, "No such cycle", "It may have been deleted.", user.principal)
-    return cycle
+    return found_or_404(request, user, "cycle", cycle_id, partial(session.get, Cycle))
 
 
 def _page(
@@ -67,13 +65,10 @@ def _page(
     session: Session,
     user: PageUser,
     cycle: Cycle,
-    *,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    edit_errors: dict[int, dict[str, str]] | None = None,
-    edit_values: dict[int, dict[str, str]] | None = None,
-    status_code: int = 200,
+    form: FormState | None = None,
+    edited: tuple[int, FormState] | None = None,
 ) -> Response:
+    """The board; a refused new entry in ``form``, a refused correction in ``edited``."""
     entries, total = retrospective.list_entries(session, cycle.id, limit=_ENTRIES_SHOWN)
     objectives = okr_service.cycle_objectives(session, cycle.id)
     board = {
@@ -81,7 +76,6 @@ def _page(
         for fmt, cats in CATEGORIES.items()
     }
     context: dict[str, Any] = {
-        "principal": user.principal,
         "cycle": cycle,
         "board": board,
         "total": total,
@@ -92,12 +86,14 @@ def _page(
         "categories": CATEGORIES,
         "review_formats": REVIEW_FORMATS,
         "can_edit": ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"],
-        "errors": errors or {},
-        "values": values or _values("start_stop_continue", "start", "", ""),
-        "edit_errors": edit_errors or {},
-        "edit_values": edit_values or {},
+        "edit_errors": {edited[0]: edited[1].errors} if edited else {},
+        "edit_values": {edited[0]: edited[1].values} if edited else {},
     }
-    return render(request, "cycles/retrospective.html", context, status_code)
+    form = form or FormState(
+        EntryFields(format="start_stop_continue", category="start").model_dump(),
+        status_code=edited[1].status_code if edited else 200,
+    )
+    return render_form(request, user, "cycles/retrospective.html", form, context)
 
 
 @router.get("/cycles/{cycle_id}/retrospective")
@@ -114,30 +110,21 @@ def add_entry(
     session: SessionDep,
     user: EditorPage,
     cycle_id: str,
-    format: Annotated[str, Form()] = "",
-    category: Annotated[str, Form()] = "",
-    text: Annotated[str, Form()] = "",
-    objective_id: Annotated[str, Form()] = "",
+    posted: EntryForm,
 ) -> Response:
     """Add an entry as `POST /api/v1/cycles/{id}/retrospective` does."""
     cycle = _cycle(request, session, user, cycle_id)
-    values = _values(format, category, text, objective_id)
-    try:
-        body = RetrospectiveCreate.model_validate(_body(values))
-        entry = retrospective.create_entry(
-            session, cycle.id, body.model_dump(), user.principal.name
-        )
-    except ValidationError as exc:
-        errors = validation_errors(exc, FIELDS)
-    except DomainError as exc:
-        session.rollback()
-        errors = domain_errors(exc, FIELDS)
-    else:
-        return RedirectResponse(
-            f"/cycles/{cycle.id}/retrospective#entry-{entry.id}", status_code=303
-        )
-    cycle = _cycle(request, session, user, cycle_id)
-    return _page(request, session, user, cycle, errors=errors, values=values, status_code=422)
+    values = posted.model_dump()
+
+    def write() -> str:
+        body = RetrospectiveCreate.model_validate(_body(values)).model_dump()
+        entry = retrospective.create_entry(session, cycle.id, body, user.principal.name)
+        return f"/cycles/{cycle.id}/retrospective#entry-{entry.id}"
+
+    def again(form: FormState) -> Response:
+        return _page(request, session, user, _cycle(request, session, user, cycle_id), form)
+
+    return submit(session, FIELDS, values, write, again)
 
 
 def _gone(request: Request, user: PageUser) -> Response:
@@ -157,39 +144,25 @@ def edit_entry(
     user: EditorPage,
     cycle_id: str,
     entry_id: str,
-    format: Annotated[str, Form()] = "",
-    category: Annotated[str, Form()] = "",
-    text: Annotated[str, Form()] = "",
-    objective_id: Annotated[str, Form()] = "",
+    posted: EntryForm,
 ) -> Response:
     """Correct an entry as `PATCH /api/v1/cycles/{id}/retrospective/{entry_id}` does."""
     cycle = _cycle(request, session, user, cycle_id)
     eid = path_id(entry_id)
-    values = _values(format, category, text, objective_id)
-    try:
-        body = RetrospectiveUpdate.model_validate(_body(values))
+    values = posted.model_dump()
+
+    def write() -> str:
+        body = RetrospectiveUpdate.model_validate(_body(values)).model_dump()
         if not eid:
             raise NotFound("no such entry")
-        retrospective.update_entry(session, cycle.id, eid, body.model_dump(), user.principal.name)
-    except ValidationError as exc:
-        errors = validation_errors(exc, FIELDS)
-    except NotFound:
-        return _gone(request, user)
-    except DomainError as exc:
-        session.rollback()
-        errors = domain_errors(exc, FIELDS)
-    else:
-        return RedirectResponse(f"/cycles/{cycle.id}/retrospective#entry-{eid}", status_code=303)
-    cycle = _cycle(request, session, user, cycle_id)
-    return _page(
-        request,
-        session,
-        user,
-        cycle,
-        edit_errors={eid: errors},
-        edit_values={eid: values},
-        status_code=422,
-    )
+        retrospective.update_entry(session, cycle.id, eid, body, user.principal.name)
+        return f"/cycles/{cycle.id}/retrospective#entry-{eid}"
+
+    def again(form: FormState) -> Response:
+        cycle = _cycle(request, session, user, cycle_id)
+        return _page(request, session, user, cycle, edited=(eid, form))
+
+    return submit(session, FIELDS, values, write, again, gone=partial(_gone, request, user))
 
 
 @router.post("/cycles/{cycle_id}/retrospective/{entry_id}/delete")

@@ -11,11 +11,11 @@ one, and on edit a blank field keeps the stored value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Annotated, Any
+from functools import lru_cache, partial
+from typing import Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -34,14 +34,14 @@ from app.sources.schemas import (
     SyncRequest,
 )
 from app.web import schema_form
-from app.web.pages import PageUser, page_principal, refusal, render
+from app.web.forms import Exact, FormState, render_form, shown_once, submit
+from app.web.pages import AdminPage, PageUser, refusal, render
 from app.web.schema_form import FormField
 from app.web.sources import render_source, source_row
 from connectors.registry import get_connector
 
 router = APIRouter(include_in_schema=False)
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 
 CATEGORIES = {
     "analytics": "Analytics",
@@ -55,6 +55,8 @@ CATEGORIES = {
 SOURCE_FIELDS = ("name", "timezone", "schedule", "lookback_days", "enabled")
 _MAX_CONNECTORS = 1000
 _DEFAULT_LOOKBACK = 3
+#: The sync form's days; a refusal about neither shows above the form.
+_SYNC_FIELDS = Exact(("from", "to"), "sync")
 
 
 @dataclass(frozen=True)
@@ -183,32 +185,26 @@ def _render_form(
     request: Request,
     user: PageUser,
     sf: SourceForm,
-    *,
-    values: dict[str, str],
-    errors: dict[str, str] | None = None,
+    form: FormState,
     source: DataSourceRead | None = None,
     secrets_set: dict[str, bool] | None = None,
-    status_code: int = 200,
 ) -> Response:
     # A secret never goes back into a page, whatever was typed into it.
-    shown = {k: v for k, v in values.items() if k not in sf.secret_names}
-    errors = errors or {}
+    shown = {k: v for k, v in form.values.items() if k not in sf.secret_names}
     known = schema_form.sections_of([*sf.config, *sf.credentials], "config", "credentials")
     known |= set(SOURCE_FIELDS)
-    unplaced = [msg for name, msg in errors.items() if name not in known]
+    unplaced = [msg for name, msg in form.errors.items() if name not in known]
     context: dict[str, Any] = {
-        "principal": user.principal,
         "card": sf.card,
         "config_fields": sf.config,
         "credential_fields": sf.credentials,
-        "values": shown,
-        "errors": errors,
         "unplaced": unplaced,
         "source": source,
         "secrets_set": secrets_set or {},
         "zones": _zone_names(),
     }
-    return render(request, "sources/form.html", context, status_code)
+    sent = FormState(shown, form.errors, form.status_code)
+    return render_form(request, user, "sources/form.html", sent, context)
 
 
 @lru_cache(maxsize=1)
@@ -257,7 +253,7 @@ def new_source_form(request: Request, user: AdminPage, connector_key: str) -> Re
     if card is None:
         return _unknown_connector(request, user, connector_key)
     sf = SourceForm.of(card)
-    return _render_form(request, user, sf, values=_new_values(sf))
+    return _render_form(request, user, sf, FormState(_new_values(sf)))
 
 
 def _create(
@@ -273,28 +269,19 @@ def _create(
         # Nothing typed: no credentials yet (a "Connect" button or an edit fills them later).
         "credentials": credentials or None,
     }
-    status_code = 422
-    if not errors:
-        try:
-            made = DataSourceCreate.model_validate(body)
-            row, generated = service.register_source(
-                session, made.model_dump(), user.principal.name
-            )
-        except ValidationError as exc:
-            errors = sf.validation_errors(exc)
-        except DomainError as exc:
-            session.rollback()
-            errors, status_code = sf.domain_errors(exc), exc.status_code
-        else:
-            if generated is not None:
-                context = {
-                    "principal": user.principal,
-                    "source": DataSourceRead.model_validate(row),
-                    "secret": generated,
-                }
-                return render(request, "sources/created.html", context, 201)
-            return RedirectResponse(f"/sources/{row.id}", status_code=303)
-    return _render_form(request, user, sf, values=form, errors=errors, status_code=status_code)
+    again = partial(_render_form, request, user, sf)
+    if errors:
+        return again(FormState(form, errors, 422))
+
+    def write() -> str | Response:
+        made = DataSourceCreate.model_validate(body)
+        row, generated = service.register_source(session, made.model_dump(), user.principal.name)
+        if generated is None:
+            return f"/sources/{row.id}"
+        shown = {"source": DataSourceRead.model_validate(row)}
+        return shown_once(request, user, "sources/created.html", generated, shown)
+
+    return submit(session, sf, form, write, again, own_status=True)
 
 
 @router.post("/sources/new/{connector_key}")
@@ -354,14 +341,8 @@ def edit_source_form(
         "enabled": "on" if row.enabled else "",
     }
     values.update(schema_form.form_values(sf.config, row.config))
-    return _render_form(
-        request,
-        user,
-        sf,
-        values=values,
-        source=DataSourceRead.model_validate(row),
-        secrets_set=_secrets_set(sf, row),
-    )
+    source = DataSourceRead.model_validate(row)
+    return _render_form(request, user, sf, FormState(values), source, _secrets_set(sf, row))
 
 
 def _update(
@@ -378,35 +359,27 @@ def _update(
     row, sf = found
     config, errors = schema_form.parse(sf.config, form, row.config)
     body: dict[str, Any] = {**_source_body(form), "config": config}
-    status_code = 422
-    try:
+
+    def again(sent: FormState) -> Response:
+        source = DataSourceRead.model_validate(row)
+        return _render_form(request, user, sf, sent, source, _secrets_set(sf, row))
+
+    def write() -> str | Response:
         if form.get("credentials_clear"):
             body["credentials"] = None
         elif sf.typed_credentials(form):
             # The API replaces credentials whole: what was typed, over what is stored.
             stored = service.stored_credentials(row)
             credentials, credential_errors = schema_form.parse(sf.credentials, form, stored)
-            errors |= credential_errors
+            errors.update(credential_errors)
             body["credentials"] = credentials
-        if not errors:
-            changes = DataSourceUpdate.model_validate(body).model_dump(exclude_unset=True)
-            service.update_source(session, background, row.id, changes, user.principal.name)
-            return RedirectResponse(f"/sources/{row.id}", status_code=303)
-    except ValidationError as exc:
-        errors = sf.validation_errors(exc)
-    except DomainError as exc:
-        session.rollback()
-        errors, status_code = sf.domain_errors(exc), exc.status_code
-    return _render_form(
-        request,
-        user,
-        sf,
-        values=form,
-        errors=errors,
-        source=DataSourceRead.model_validate(row),
-        secrets_set=_secrets_set(sf, row),
-        status_code=status_code,
-    )
+        if errors:
+            return again(FormState(form, errors, 422))
+        changes = DataSourceUpdate.model_validate(body).model_dump(exclude_unset=True)
+        service.update_source(session, background, row.id, changes, user.principal.name)
+        return f"/sources/{row.id}"
+
+    return submit(session, sf, form, write, again, own_status=True)
 
 
 @router.post("/sources/{source_id}/edit")
@@ -427,16 +400,15 @@ def _delete_page(
     session: Session,
     user: PageUser,
     row: DataSource,
-    error: str | None = None,
-    status_code: int = 200,
+    refused: DomainError | None = None,
 ) -> Response:
     context = {
         "principal": user.principal,
         "source": DataSourceRead.model_validate(row),
         "impact": service.deletion_impact(session, row.id),
-        "error": error,
+        "error": refused.message if refused else None,
     }
-    return render(request, "sources/delete.html", context, status_code)
+    return render(request, "sources/delete.html", context, refused.status_code if refused else 200)
 
 
 @router.get("/sources/{source_id}/delete")
@@ -462,7 +434,7 @@ async def delete_source(
             service.delete_source(session, row.id, cascade, user.principal.name)
         except DomainError as exc:
             session.rollback()
-            return _delete_page(request, session, user, row, exc.message, exc.status_code)
+            return _delete_page(request, session, user, row, exc)
         return RedirectResponse("/sources", status_code=303)
 
     return await run_in_threadpool(delete)
@@ -493,30 +465,16 @@ async def sync_source(
 
     def start() -> Response:
         row = source_row(request, session, user, source_id)
-        try:
+
+        def write() -> str:
             body = SyncRequest.model_validate({k: v or None for k, v in values.items()})
             run = service.start_sync(session, background, row.id, body.window, user.principal.name)
-        except ValidationError as exc:
-            errors: dict[str, str] = {}
-            for err in exc.errors(include_url=False, include_input=False):
-                where = str(err["loc"][0]) if err["loc"] else "sync"
-                errors.setdefault(where if where in values else "sync", reason(err["msg"]))
-            status_code = 422
-        except DomainError as exc:
-            session.rollback()
-            where = exc.field if exc.field in values else "sync"
-            errors, status_code = {where: exc.message}, exc.status_code
-        else:
-            return RedirectResponse(f"/sources/{row.id}?started={run.id}#runs", status_code=303)
-        return render_source(
-            request,
-            session,
-            user,
-            row,
-            sync_errors=errors,
-            sync_values=values,
-            status_code=status_code,
-        )
+            return f"/sources/{row.id}?started={run.id}#runs"
+
+        def again(sync: FormState) -> Response:
+            return render_source(request, session, user, row, sync=sync)
+
+        return submit(session, _SYNC_FIELDS, values, write, again, own_status=True)
 
     return await run_in_threadpool(start)
 

@@ -11,23 +11,24 @@ and delete forms are in app.web.source_forms). The same service calls as
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.deps import SessionDep
 from app.core.cron import cron_trigger
-from app.core.errors import NotFound
 from app.models import DataSource, OAuthApp
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
 from app.sync import clock
-from app.web.pages import PageUser, page_principal, path_id, refusal, render
+from app.web.forms import FormState, found_or_404
+from app.web.pages import AdminPage, PageUser, path_id, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,7 +40,6 @@ HEALTH_LABELS = {
     "paused": "Paused",
 }
 
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
 _MAX_SOURCES = 500
 _RUNS_SHOWN = 20
 
@@ -77,15 +77,9 @@ def sources_page(request: Request, session: SessionDep, user: AdminPage) -> Resp
 
 def source_row(request: Request, session: Session, user: PageUser, source_id: str) -> DataSource:
     """The source a page's path names, or the 404 page."""
-    sid = path_id(source_id)
-    try:
-        if not sid:
-            raise NotFound(f"data source {source_id} not found")
-        return service.get_source(session, sid)
-    except NotFound:
-        raise refusal(
-            request, 404, "No such data source", "It may have been deleted.", user.principal
-        ) from None
+    return found_or_404(
+        request, user, "data source", source_id, partial(service.get_source, session)
+    )
 
 
 def render_source(
@@ -95,10 +89,8 @@ def render_source(
     row: DataSource,
     *,
     check: CheckRead | None = None,
-    sync_errors: dict[str, str] | None = None,
-    sync_values: dict[str, str] | None = None,
+    sync: FormState | None = None,
     started: int | None = None,
-    status_code: int = 200,
 ) -> Response:
     """The source page, with what a "Test connection" or "Sync now" just answered, if any."""
     source = DataSourceRead.model_validate(row)
@@ -116,11 +108,11 @@ def render_source(
         is not None,
         "health_labels": HEALTH_LABELS,
         "check": check,
-        "sync_errors": sync_errors or {},
-        "sync_values": sync_values or {"from": "", "to": ""},
+        "sync_errors": sync.errors if sync else {},
+        "sync_values": sync.values if sync else {"from": "", "to": ""},
         "started": started,
     }
-    return render(request, "sources/show.html", context, status_code)
+    return render(request, "sources/show.html", context, sync.status_code if sync else 200)
 
 
 @router.get("/sources/{source_id}")
