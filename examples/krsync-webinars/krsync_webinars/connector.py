@@ -19,29 +19,32 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import (
     BaseUrl,
     CheckResult,
     Connector,
-    ConnectorAuthError,
-    ConnectorConfigError,
     DailyValue,
     FetchResult,
     HttpOptions,
     MetricQuery,
     MetricSpec,
-    RateLimited,
-    RetriableError,
     Window,
     json_body,
-    status_failure,
 )
+from connectors.errors import Classifier
+from connectors.paginate import CursorPaginator, Request, pages
 
-#: Pages one query may take: a cursor that never ends is the API's bug, not a long window.
-MAX_PAGES = 500
+#: What to do about a refused call; a status without a hint gets the toolkit's own message
+#: (a 429 a wait, a 5xx a retry, the platform's words quoted and masked).
+ERRORS = Classifier(
+    "the webinar platform",
+    {
+        401: "the API key was refused: create a new key in Settings",
+        403: "the API key lacks the `reports:read` scope: create a new key",
+    },
+)
 
 
 class WebinarConfig(BaseModel):
@@ -100,40 +103,20 @@ class WebinarConnector(Connector[WebinarConfig, WebinarCredentials]):
             }
             for flt in query.filters:
                 params[flt.field] = ",".join(str(v) for v in flt.values)
-            seen: set[str] = set()
-            while True:
-                body = await self._get("/v1/reports/daily", params)
+            paginator = CursorPaginator(cursor="next_cursor", param="cursor")
+            first = Request("GET", "/v1/reports/daily", params)
+            async for body in pages(paginator, first, self._send, warnings=result.warnings):
                 for row in body["days"]:
                     day = date.fromisoformat(row["date"])
                     if day in window:  # a padded answer must not write outside the window
                         result.values.append(DailyValue(query.id, day, float(row["count"])))
-                cursor = body.get("next_cursor")
-                if not cursor:
-                    break
-                if cursor in seen or len(seen) >= MAX_PAGES:
-                    raise RetriableError("the webinar platform's pages did not end")
-                seen.add(cursor)
-                params["cursor"] = cursor
         return result
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
-        response = await self.http.get(path, params=params)
+        return await self._send(Request("GET", path, params))
+
+    async def _send(self, request: Request) -> Any:
+        response = await self.http.get(request.url, params=request.params)
         if response.is_success:
             return json_body(response, self.name)
-        raise self._error(response)
-
-    def _error(self, response: httpx.Response) -> Exception:
-        """What to do about a failed answer: fix the key, fix the source, or wait."""
-        said, wait = status_failure(self.http, response)
-        status = response.status_code
-        if status == 401:
-            return ConnectorAuthError("the API key was refused: create a new key in Settings")
-        if status == 403:
-            return ConnectorAuthError(
-                "the API key lacks the `reports:read` scope: create a new key"
-            )
-        if status == 429:
-            return RateLimited(f"the webinar platform asks to slow down: {said}", wait)
-        if status >= 500:
-            return RetriableError(f"the webinar platform is having trouble: {said}")
-        return ConnectorConfigError(f"the webinar platform refused the request: {said}")
+        raise ERRORS(response, self.http.redact)
