@@ -12,37 +12,9 @@ only files inside ``KRSYNC_FILES_DIR``. The driver is blocking, so the database 
 worker thread.
 """
 
-from connectors.netguard import ALLOW_PRIVATE_ENV
-from connectors.sql_source.connector import (
-    CONNECT_TIMEOUT_SECONDS,
-    DEADLINE_MARGIN_SECONDS,
-    MAX_ROWS,
-    SqlConnector,
-)
-from connectors.sql_source.guards import WRITE_REFUSED, SqlGuards
-from connectors.sql_source.models import (
-    SqlConfig,
-    SqlCredentials,
-    SqlParams,
-    check_binds,
-    check_url,
-    normalize_url,
-)
-from connectors.sql_source.rows import parse_rows
-
-__all__ = [
-    "ALLOW_PRIVATE_ENV",
-    "CONNECT_TIMEOUT_SECONDS",
-    "DEADLINE_MARGIN_SECONDS",
-    "MAX_ROWS",
-    "WRITE_REFUSED",
-    "SqlConfig",
-    "SqlConnector",
-    "SqlCredentials",
-    "SqlGuards",
-    "SqlParams",
-    "check_binds",
-    "check_url",
-    "normalize_url",
-    "parse_rows",
-]
+from connectors.sql_source.connector import SqlConnector as SqlConnector
+from connectors.sql_source.guards import WRITE_REFUSED as WRITE_REFUSED
+from connectors.sql_source.models import SqlConfig as SqlConfig
+from connectors.sql_source.models import SqlCredentials as SqlCredentials
+from connectors.sql_source.models import SqlParams as SqlParams
+from connectors.sql_source.models import normalize_url as normalize_url

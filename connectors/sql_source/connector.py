@@ -1,4 +1,5 @@
-"""The ``sql`` connector: the hooks, and the database work of a read-only, rolled-back run.
+"""The ``sql`` connector: the hooks, the database work of a read-only, rolled-back run, and its
+rows made daily values.
 
 All database work happens here, in a worker thread, on an engine built and disposed per call.
 Every driver call has a deadline: libpq's connect timeout and PyMySQL's socket timeouts where the
@@ -10,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
@@ -27,14 +29,15 @@ from sqlalchemy.pool import NullPool
 
 from connectors.base import (
     CheckResult,
-    ConnectorAuthError,
     ConnectorConfigError,
+    DailyValue,
     FetchResult,
     MappingError,
     MetricQuery,
     MetricSpec,
     RetriableError,
     Window,
+    as_number,
 )
 from connectors.sql_source.guards import SqlGuards
 from connectors.sql_source.models import (
@@ -44,7 +47,6 @@ from connectors.sql_source.models import (
     check_binds,
     normalize_url,
 )
-from connectors.sql_source.rows import parse_rows
 
 CONNECT_TIMEOUT_SECONDS = 10
 #: How long a driver call may run past the statement timeout before krsync gives up on it: the
@@ -54,6 +56,11 @@ DEADLINE_MARGIN_SECONDS = 5
 MAPPING_CHECK_SECONDS = 8
 #: The most rows one query may return; a daily series over years is a few thousand.
 MAX_ROWS = 100_000
+#: What a query may do in SQLite: read tables, call functions, recurse. Not attach another file,
+#: change a pragma or write, whatever ``query_only`` and the read-only open already refuse.
+_SQLITE_READS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
 
 
 class _Deadline:
@@ -67,8 +74,7 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        #: Whether the limit passed and the connection was cut.
-        self.expired = False
+        self.expired = False  # the limit passed and the connection was cut
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._cut)
@@ -117,44 +123,45 @@ class SqlConnector(SqlGuards):
             description="The `value` column of your query, by its `date` (and `group`) column",
             unit="value",
             params_model=SqlParams,
-            additive=True,
-            history="daily",
         ),
     )
 
-    def __init__(
-        self,
-        config: SqlConfig,
-        credentials: SqlCredentials,
-        http: httpx.AsyncClient,
-        *,
-        timezone: str = "UTC",
-        today: date | None = None,
-    ) -> None:
-        super().__init__(config, credentials, http, timezone=timezone, today=today)
-        url = normalize_url(config.url)
-        password = credentials.password.get_secret_value() if credentials.password else None
-        self.url = url.set(password=password) if password else url
-        self._secret = password
-
-    # --- contract ----------------------------------------------------------------------------
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        password = self.credentials.password
+        self._secret = password.get_secret_value() if password else None
+        url = normalize_url(self.config.url)
+        self.url = url.set(password=self._secret) if self._secret else url
 
     async def check(self) -> CheckResult:
         def probe(conn: Connection, timeout: int) -> CheckResult:
             conn.execute(text("SELECT 1")).scalar()
             return CheckResult(
-                f"Connected to the {self._where()}",
-                details={"dialect": conn.dialect.name},
+                f"Connected to the {self._where()}", details={"dialect": conn.dialect.name}
             )
 
         return await asyncio.to_thread(self._with_connection, probe)
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
-        return await asyncio.to_thread(
-            self._with_connection,
-            lambda c, timeout: self._fetch(c, queries, window, timeout),
-            statements=len(queries),
-        )
+        def run(conn: Connection, timeout: int) -> FetchResult:
+            result = FetchResult()
+            for query in queries:
+                if query.metric != "value" or not isinstance(query.params, SqlParams):
+                    result.query_errors[query.id] = (
+                        f"the SQL connector has no metric `{query.metric}`"
+                    )
+                    continue
+                try:
+                    rows = self._run(conn, query.params.query, window, timeout)
+                except ConnectorConfigError as exc:  # this query's own fault: the others run
+                    result.query_errors[query.id] = exc.message
+                    continue
+                values, warnings = parse_rows(query.id, rows, window)
+                result.values.extend(values)
+                result.warnings.extend(warnings)
+            return result
+
+        return await asyncio.to_thread(self._with_connection, run, statements=len(queries))
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         """Run the query over one day, so a write or a syntax error is refused at mapping time.
@@ -164,14 +171,11 @@ class SqlConnector(SqlGuards):
         """
         if not isinstance(query.params, SqlParams):
             return
-        params = query.params
-        today = self.today
+        sql, today = query.params.query, self.today
 
         def run(conn: Connection, timeout: int) -> None:
             try:
-                self._run(conn, params.query, Window(today, today), timeout)
-            except (ConnectorAuthError, RetriableError):
-                raise
+                self._run(conn, sql, Window(today, today), timeout)
             except ConnectorConfigError as exc:
                 raise MappingError("params.query", exc.message) from None
 
@@ -180,32 +184,8 @@ class SqlConnector(SqlGuards):
 
     # --- database work (in a worker thread) ---------------------------------------------------
 
-    def _fetch(
-        self, conn: Connection, queries: Sequence[MetricQuery], window: Window, timeout: int
-    ) -> FetchResult:
-        result = FetchResult()
-        for query in queries:
-            if query.metric != "value" or not isinstance(query.params, SqlParams):
-                result.query_errors[query.id] = f"the SQL connector has no metric `{query.metric}`"
-                continue
-            try:
-                rows = self._run(conn, query.params.query, window, timeout)
-            except (ConnectorAuthError, RetriableError):
-                raise
-            except ConnectorConfigError as exc:
-                result.query_errors[query.id] = exc.message
-                continue
-            values, warnings = parse_rows(query.id, rows, window)
-            result.values.extend(values)
-            result.warnings.extend(warnings)
-        return result
-
     def _with_connection(
-        self,
-        work: Callable[[Connection, int], Any],
-        *,
-        timeout: int | None = None,
-        statements: int = 1,
+        self, work: Callable[[Connection, int], Any], *, timeout: int = 0, statements: int = 1
     ) -> Any:
         """``work`` on a fresh connection, all of it within one deadline: the connect, the
         session settings, then ``statements`` queries of ``timeout`` seconds each."""
@@ -251,46 +231,43 @@ class SqlConnector(SqlGuards):
         )
 
     def _engine(self, timeout: int, deadline: _Deadline) -> Engine:
-        backend = self.url.get_backend_name()
-        connect_args: dict[str, Any] = {}
-        if backend == "sqlite":
+        if self.url.get_backend_name() == "sqlite":
             engine = create_engine(
                 self._sqlite_url(), poolclass=NullPool, connect_args={"check_same_thread": False}
             )
-            event.listen(engine, "connect", _sqlite_read_only)
+            event.listen(
+                engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA query_only = ON")
+            )
             return engine
-        if backend == "postgresql":
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if self.url.get_backend_name() == "postgresql":
             # Session defaults from the first byte: even a statement that ended krsync's
             # read-only transaction would find the next one read-only too.
             connect_args["options"] = (
                 f"-c default_transaction_read_only=on -c statement_timeout={timeout * 1000}"
             )
         else:
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
             # PyMySQL waits forever on a silent server unless told otherwise, handshake included.
-            connect_args["read_timeout"] = timeout + DEADLINE_MARGIN_SECONDS
-            connect_args["write_timeout"] = timeout + DEADLINE_MARGIN_SECONDS
+            connect_args["read_timeout"] = connect_args["write_timeout"] = (
+                timeout + DEADLINE_MARGIN_SECONDS
+            )
             connect_args["init_command"] = "SET SESSION TRANSACTION READ ONLY"
         engine = create_engine(self.url, poolclass=NullPool, connect_args=connect_args)
-
-        @event.listens_for(engine, "do_connect")
-        def guard(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
-            self._guard_connect(cparams)
-
+        event.listen(engine, "do_connect", lambda _d, _r, _a, cparams: self._guard_connect(cparams))
         # First among the connect hooks, so SQLAlchemy's own first queries are covered too.
-        event.listen(engine, "connect", lambda dbapi, record: deadline.watch(dbapi), insert=True)
+        event.listen(engine, "connect", lambda dbapi, _: deadline.watch(dbapi), insert=True)
         return engine
 
     def _prepare_connection(self, conn: Connection, timeout: int) -> None:
         """Session-wide settings, before any transaction starts."""
+        if conn.dialect.name not in ("mysql", "mariadb"):
+            return
         try:
-            if conn.dialect.name in ("mysql", "mariadb"):
-                if getattr(conn.dialect, "is_mariadb", False):
-                    conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout)}")
-                else:
-                    conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout) * 1000}")
-                conn.commit()
+            if getattr(conn.dialect, "is_mariadb", False):
+                conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout)}")
+            else:
+                conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout) * 1000}")
+            conn.commit()
         except DBAPIError as exc:
             raise self._query_error(exc, timeout) from None
 
@@ -305,13 +282,8 @@ class SqlConnector(SqlGuards):
         """
         check_binds(sql)
         dialect = conn.dialect.name
-        # sqlite3's default date adapter is deprecated; SQLite compares ISO strings anyway.
-        bounds: dict[str, Any] = (
-            {"from": window.start.isoformat(), "to": window.end.isoformat()}
-            if dialect == "sqlite"
-            else {"from": window.start, "to": window.end}
-        )
         raw = conn.connection.dbapi_connection if dialect == "sqlite" else None
+        bounds: dict[str, Any] = {"from": window.start, "to": window.end}
         try:
             if dialect == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
@@ -323,9 +295,15 @@ class SqlConnector(SqlGuards):
                 conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
                 conn.exec_driver_sql("START TRANSACTION READ ONLY")
             if raw is not None:
+                # sqlite3's default date adapter is deprecated; SQLite compares ISO strings anyway.
+                bounds = {name: day.isoformat() for name, day in bounds.items()}
                 deadline = time.monotonic() + timeout
                 raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-                raw.set_authorizer(_reads_only)
+                raw.set_authorizer(
+                    lambda action, *_: (
+                        sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
+                    )
+                )
             result = conn.execute(text(sql), bounds)
             if not result.returns_rows:
                 raise ConnectorConfigError(
@@ -344,23 +322,45 @@ class SqlConnector(SqlGuards):
             if raw is not None:
                 raw.set_progress_handler(None, 0)
                 raw.set_authorizer(None)
-            try:
+            with contextlib.suppress(SQLAlchemyError):
                 conn.rollback()
-            except SQLAlchemyError:
-                pass
 
 
-#: What a query may do in SQLite: read tables, call functions, recurse. Not attach another file,
-#: change a pragma or write, whatever ``query_only`` and the read-only open already refuse.
-_SQLITE_READS = frozenset(
-    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
-)
+# --- rows, as drivers hand them (pure, so the row rules are tested without a database) -------
 
 
-def _reads_only(action: int, *_: str | None) -> int:
-    return sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
+def parse_rows(
+    query_id: str, rows: Sequence[tuple[Any, ...]], window: Window
+) -> tuple[list[DailyValue], list[str]]:
+    """Daily values from ``date, value[, group]`` rows; duplicates of a day and group are summed."""
+    totals: dict[tuple[date, str | None], float] = {}
+    warnings: list[str] = []
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            warnings.append(
+                f"row {number}: expected `date, value[, group]` columns, got {len(row)}"
+            )
+            continue
+        day = _as_date(row[0])
+        if day is None:
+            warnings.append(f"row {number}: {row[0]!r} is not a date; row skipped")
+            continue
+        if day not in window or row[1] is None:
+            continue
+        value = as_number(float(row[1]) if isinstance(row[1], Decimal) else row[1])
+        if value is None or not math.isfinite(value):
+            warnings.append(f"row {number}: value {row[1]!r} is not a number; row skipped")
+            continue
+        group = None if len(row) < 3 or row[2] is None else str(row[2])
+        totals[(day, group)] = totals.get((day, group), 0.0) + value
+    return [DailyValue(query_id, d, v, g) for (d, g), v in totals.items()], warnings
 
 
-def _sqlite_read_only(dbapi_connection: Any, record: Any) -> None:
-    """``query_only`` on, before any statement runs on the connection."""
-    dbapi_connection.execute("PRAGMA query_only = ON")
+def _as_date(raw: Any) -> date | None:
+    if isinstance(raw, date):
+        return raw.date() if isinstance(raw, datetime) else raw
+    if isinstance(raw, str):
+        for parse in (date.fromisoformat, lambda s: datetime.fromisoformat(s).date()):
+            with contextlib.suppress(ValueError):
+                return parse(raw.strip())
+    return None

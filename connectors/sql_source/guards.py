@@ -6,9 +6,8 @@ The private-network guard runs on the very arguments SQLAlchemy hands the driver
 hook pins what the environment could otherwise change (``PGHOSTADDR``, ``PGPASSWORD``). SQLite
 opens only files inside ``KRSYNC_FILES_DIR``, never krsync's own database.
 
-The dialects' error codes differ (PostgreSQL SQLSTATEs, MySQL/MariaDB numbers), so they sit in one
-table here beside the methods that read them. :class:`SqlGuards` is the connector's base so those
-methods keep their names and ``self``; the connector's ``__init__`` sets ``url`` and ``_secret``.
+:class:`SqlGuards` is the connector's base; the connector's ``__init__`` sets ``url`` and
+``_secret``.
 """
 
 from __future__ import annotations
@@ -33,28 +32,25 @@ OWN_DATABASE_ENVS = ("DATABASE_URL", "KRSYNC_DATABASE_URL")
 OWN_DATABASE_DEFAULT = "sqlite:///krsync.db"
 _MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
 
-# Error codes by dialect: (read-only violation, statement timeout, authentication, unknown db).
-_PG_READ_ONLY, _PG_TIMEOUT = {"25006"}, {"57014"}
-_PG_AUTH, _PG_UNKNOWN_DB = {"28P01", "28000"}, {"3D000"}
-_MY_READ_ONLY, _MY_TIMEOUT = {1792}, {1969, 3024}  # 1969: MariaDB, 3024: MySQL
-_MY_AUTH, _MY_UNKNOWN_DB = {1045, 1044, 1698}, {1049}
-_MY_LOST = {2006, 2013}  # server gone away, lost connection (PyMySQL's read_timeout among them)
+# Error codes, PostgreSQL SQLSTATEs (text) beside MySQL/MariaDB numbers.
+_READ_ONLY = {"25006", 1792}
+_TIMEOUT = {"57014", 1969, 3024}  # 1969: MariaDB, 3024: MySQL
+_AUTH = {"28P01", "28000", 1045, 1044, 1698}
+_UNKNOWN_DB = {"3D000", 1049}
+_LOST = {2006, 2013}  # server gone away, lost connection (PyMySQL's read_timeout among them)
 
 
 class SqlGuards(Connector[SqlConfig, SqlCredentials]):
     """The checks and messages of the SQL connector, apart from its database work."""
 
-    #: The database URL with its password, set by the connector's ``__init__``.
+    #: The database URL with its password.
     url: URL
     #: The password alone, masked out of every message.
     _secret: str | None
 
-    # --- where a connection may go -----------------------------------------------------------
-
     def _guard_connect(self, cparams: dict[str, Any]) -> None:
         """Check (and pin) the driver's own arguments right before it connects."""
-        backend = self.url.get_backend_name()
-        if backend == "postgresql":
+        if self.url.get_backend_name() == "postgresql":
             # Given explicitly, even empty, libpq no longer fills them from PGHOSTADDR or
             # PGPASSWORD: krsync's environment must not redirect a source or lend it a password.
             cparams.setdefault("hostaddr", "")
@@ -76,11 +72,12 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
     def _refuse_private(self, target: str, is_socket: bool, port: int | None) -> None:
         """``target`` is a host name or an IP address, or a Unix socket's path (empty: the
         driver's default socket)."""
+        opt_in = f"krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
         if is_socket:
             where = f"a Unix socket (`{target}`)" if target else "the local Unix socket (no host)"
             raise ConnectorConfigError(
                 f"the database is reached through {where}, a private address of this machine:"
-                f" krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
+                f" {opt_in}"
             )
         try:
             infos = socket.getaddrinfo(target, port, proto=socket.IPPROTO_TCP)
@@ -94,7 +91,7 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
             if reason is not None:
                 raise ConnectorConfigError(
                     f"the database host `{target}` resolves to a private address ({address},"
-                    f" {reason}): krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
+                    f" {reason}): {opt_in}"
                 )
 
     def _sqlite_url(self) -> URL:
@@ -103,14 +100,12 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
         The URI is built here from the real path, percent-encoded, so no part of the file's name
         can add URI parameters (``vfs``, ``mode``) of its own.
         """
-        path = file_in_files_dir(
-            sqlite_path(self.config.url), otherwise=" to read SQLite databases"
-        )
+        given = sqlite_path(self.config.url)
+        path = file_in_files_dir(given, otherwise=" to read SQLite databases")
         own = _own_database()
         if own is not None and (path == own or (own.exists() and os.path.samefile(path, own))):
             raise ConnectorConfigError(
-                f"`{sqlite_path(self.config.url)}` is krsync's own database: point the source at"
-                " your data instead"
+                f"`{given}` is krsync's own database: point the source at your data instead"
             )
         # Built afresh: SQLite takes no user or password, and one set by mistake would make the
         # URL invalid (``URL.set`` can't clear a field).
@@ -120,80 +115,64 @@ class SqlGuards(Connector[SqlConfig, SqlCredentials]):
             query={"mode": "ro", "uri": "true"},
         )
 
-    # --- messages and error classification -----------------------------------------------------
-
     def _mask(self, message: str) -> str:
-        if self._secret:
-            message = message.replace(self._secret, "***")
-        return message
+        return message.replace(self._secret, "***") if self._secret else message
 
     def _where(self) -> str:
         """The database named for a message: never the password."""
-        url = self.url
+        url, backend = self.url, self.url.get_backend_name()
         if not url.host:
-            return (
-                f"{url.get_backend_name()} database `{(url.database or '').removeprefix('file:')}`"
-            )
+            return f"{backend} database `{(url.database or '').removeprefix('file:')}`"
         port = f":{url.port}" if url.port else ""
         user = f"{url.username}@" if url.username else ""
-        return f"{url.get_backend_name()} database `{url.database or ''}` on {user}{url.host}{port}"
+        return f"{backend} database `{url.database or ''}` on {user}{url.host}{port}"
 
     def _connect_error(self, exc: DBAPIError) -> Exception:
-        code, text_ = _code(exc), self._mask(str(exc.orig)).strip()
-        lowered = text_.lower()
+        code, said = _code(exc), self._mask(str(exc.orig)).strip()
+        lowered = said.lower()
         if (
-            code in _PG_AUTH
-            or code in _MY_AUTH
+            code in _AUTH
             or "password authentication failed" in lowered
             or "access denied" in lowered
         ):
             return ConnectorAuthError(
                 f"the database refused the user or password for {self._where()}: check the"
-                f" user in `url` and the password in the credentials ({text_})"
+                f" user in `url` and the password in the credentials ({said})"
             )
-        if code in _PG_UNKNOWN_DB or code in _MY_UNKNOWN_DB:
-            return ConnectorConfigError(f"the database in {self._where()} does not exist ({text_})")
-        if code in _MY_LOST or "timeout expired" in lowered or "timed out" in lowered:
-            return RetriableError(f"the {self._where()} did not answer in time ({text_})")
-        return ConnectorConfigError(f"can't connect to {self._where()}: {text_}")
+        if code in _UNKNOWN_DB:
+            return ConnectorConfigError(f"the database in {self._where()} does not exist ({said})")
+        if code in _LOST or "timeout expired" in lowered or "timed out" in lowered:
+            return RetriableError(f"the {self._where()} did not answer in time ({said})")
+        return ConnectorConfigError(f"can't connect to {self._where()}: {said}")
 
     def _query_error(self, exc: DBAPIError, timeout: int) -> Exception:
-        code, text_ = _code(exc), self._mask(str(exc.orig)).strip()
-        lowered = text_.lower()
+        code, said = _code(exc), self._mask(str(exc.orig)).strip()
+        lowered = said.lower()
+        # SQLite's authorizer says "not authorized" to an attach, a pragma, a write.
+        read_only = ("readonly database", "read-only transaction", "read only transaction")
         if (
-            code in _PG_READ_ONLY
-            or code in _MY_READ_ONLY
-            or "readonly database" in lowered
-            or "read-only transaction" in lowered
-            or "read only transaction" in lowered
-            or lowered == "not authorized"  # SQLite's authorizer: an attach, a pragma, a write
+            code in _READ_ONLY
+            or lowered == "not authorized"
+            or any(t in lowered for t in read_only)
         ):
             return ConnectorConfigError(WRITE_REFUSED)
-        if (
-            code in _PG_TIMEOUT
-            or code in _MY_TIMEOUT
-            or lowered == "interrupted"
-            or "max_statement_time" in lowered
-            or "statement timeout" in lowered
-        ):
+        timed_out = ("max_statement_time", "statement timeout")
+        if code in _TIMEOUT or lowered == "interrupted" or any(t in lowered for t in timed_out):
             return RetriableError(
                 f"the query ran past the {timeout}s statement"
                 " timeout: make it faster (an index on the date column) or raise the timeout"
             )
         if exc.connection_invalidated:
-            return RetriableError(f"lost the connection to {self._where()}: {text_}")
-        return ConnectorConfigError(f"the query failed: {text_}")
+            return RetriableError(f"lost the connection to {self._where()}: {said}")
+        return ConnectorConfigError(f"the query failed: {said}")
 
 
 def _code(exc: DBAPIError) -> str | int | None:
-    orig = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate:
         return str(sqlstate)
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0]
-    return None
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _libpq_targets(cparams: dict[str, Any]) -> list[str]:
@@ -201,7 +180,7 @@ def _libpq_targets(cparams: dict[str, Any]) -> list[str]:
     empty entry is a Unix socket). Lists are comma-separated, as libpq splits them."""
     hosts = str(cparams.get("host") or "").split(",")
     addresses = str(cparams.get("hostaddr") or "").split(",")
-    if len(addresses) == 1 and not addresses[0]:
+    if addresses == [""]:
         return hosts
     if len(addresses) != len(hosts) and hosts != [""]:
         return [*hosts, *addresses]  # libpq refuses the mismatch; check every name anyway
@@ -217,5 +196,4 @@ def _own_database() -> Path | None:
         return None
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
-    database = url.database.removeprefix("file:").split("?", 1)[0]
-    return Path(database).expanduser().resolve()
+    return Path(url.database.removeprefix("file:").split("?", 1)[0]).expanduser().resolve()
