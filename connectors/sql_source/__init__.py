@@ -12,8 +12,8 @@ only files inside ``KRSYNC_FILES_DIR``. The driver is blocking, so the database 
 worker thread.
 """
 
+from connectors.sql_source.connector import WRITE_REFUSED as WRITE_REFUSED
 from connectors.sql_source.connector import SqlConnector as SqlConnector
-from connectors.sql_source.guards import WRITE_REFUSED as WRITE_REFUSED
 from connectors.sql_source.models import SqlConfig as SqlConfig
 from connectors.sql_source.models import SqlCredentials as SqlCredentials
 from connectors.sql_source.models import SqlParams as SqlParams
