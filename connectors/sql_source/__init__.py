@@ -8,8 +8,8 @@ at the end: a query that writes is refused by the database itself (PostgreSQL
 ``SET SESSION TRANSACTION READ ONLY`` and ``START TRANSACTION READ ONLY``, SQLite opened with
 ``mode=ro``, ``PRAGMA query_only`` and an authorizer that allows reads only), not by inspecting
 its text. The connection may reach a private address only when the admin allows it, and SQLite
-only files inside ``KRSYNC_FILES_DIR``. The driver is blocking, so the database work runs in a
-worker thread.
+only files inside ``KRSYNC_FILES_DIR``, never krsync's own database. The driver is blocking, so
+the database work runs in a worker thread.
 """
 
 from connectors.sql_source.connector import WRITE_REFUSED as WRITE_REFUSED

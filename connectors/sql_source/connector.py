@@ -7,8 +7,7 @@ client-side read timeout of its own.
 The private-network guard runs on the very arguments SQLAlchemy hands the driver (a
 ``do_connect`` hook), so every host the driver would use is checked: libpq's ``host`` and
 ``hostaddr`` lists, a Unix socket (a path, or no host at all), PyMySQL's ``unix_socket``. The same
-hook pins what the environment could otherwise change (``PGHOSTADDR``, ``PGPASSWORD``). SQLite
-opens only files inside ``KRSYNC_FILES_DIR``, never krsync's own database.
+hook pins what the environment could otherwise change (``PGHOSTADDR``, ``PGPASSWORD``).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import asyncio
 import contextlib
 import math
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -64,12 +64,18 @@ OWN_DATABASE_ENVS = ("DATABASE_URL", "KRSYNC_DATABASE_URL")
 OWN_DATABASE_DEFAULT = "sqlite:///krsync.db"
 _MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
 
-# Error codes, PostgreSQL SQLSTATEs (text) beside MySQL/MariaDB numbers.
-_READ_ONLY = {"25006", 1792}
-_TIMEOUT = {"57014", 1969, 3024}  # 1969: MariaDB, 3024: MySQL
-_AUTH = {"28P01", "28000", 1045, 1044, 1698}
-_UNKNOWN_DB = {"3D000", 1049}
-_LOST = {2006, 2013}  # server gone away, lost connection (PyMySQL's read_timeout among them)
+_Kind = tuple[set[str | int], str]
+#: What a driver error means, by its code (PostgreSQL SQLSTATE, MySQL/MariaDB number) or by its
+#: words, for the drivers (SQLite) and errors without one; SQLite's authorizer says "not
+#: authorized" to an attach, a pragma, a write.
+_AUTH: _Kind = {"28P01", "28000", 1045, 1044, 1698}, r"password authentication failed|access denied"
+_UNKNOWN_DB: _Kind = {"3D000", 1049}, r"(?!)"  # by its code only
+#: Server gone away, lost connection (PyMySQL's read_timeout among them).
+_LOST: _Kind = {2006, 2013}, r"timeout expired|timed out"
+_READ_ONLY: _Kind = {"25006", 1792}, r"readonly database|read[- ]only transaction|^not authorized$"
+#: 1969: MariaDB's, 3024: MySQL's.
+_TIMEOUT: _Kind = {"57014", 1969, 3024}, r"^interrupted$|max_statement_time|statement timeout"
+
 CONNECT_TIMEOUT_SECONDS = 10
 #: How long a driver call may run past the statement timeout before krsync gives up on it: the
 #: server's own timeout answers well inside it, so only a stalled server or network reaches it.
@@ -242,13 +248,11 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
 
     def _late(self, deadline: _Deadline) -> RetriableError | None:
         """The error to report once the deadline cut the connection, whatever the driver said."""
-        return (
-            None
-            if not deadline.expired
-            else RetriableError(
-                f"the {self._where()} did not answer within {deadline.seconds:g}s, so krsync"
-                " closed the connection: is the server overloaded or the network path down?"
-            )
+        if not deadline.expired:
+            return None
+        return RetriableError(
+            f"the {self._where()} did not answer within {deadline.seconds:g}s, so krsync"
+            " closed the connection: is the server overloaded or the network path down?"
         )
 
     def _engine(self, timeout: int, deadline: _Deadline) -> Engine:
@@ -428,36 +432,23 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         return f"{backend} database `{url.database or ''}` on {user}{url.host}{port}"
 
     def _connect_error(self, exc: DBAPIError) -> Exception:
-        code, said = _code(exc), self._mask(str(exc.orig)).strip()
-        lowered = said.lower()
-        if (
-            code in _AUTH
-            or "password authentication failed" in lowered
-            or "access denied" in lowered
-        ):
+        said = self._mask(str(exc.orig)).strip()
+        if _means(exc, said, _AUTH):
             return ConnectorAuthError(
                 f"the database refused the user or password for {self._where()}: check the"
                 f" user in `url` and the password in the credentials ({said})"
             )
-        if code in _UNKNOWN_DB:
+        if _means(exc, said, _UNKNOWN_DB):
             return ConnectorConfigError(f"the database in {self._where()} does not exist ({said})")
-        if code in _LOST or "timeout expired" in lowered or "timed out" in lowered:
+        if _means(exc, said, _LOST):
             return RetriableError(f"the {self._where()} did not answer in time ({said})")
         return ConnectorConfigError(f"can't connect to {self._where()}: {said}")
 
     def _query_error(self, exc: DBAPIError, timeout: int) -> Exception:
-        code, said = _code(exc), self._mask(str(exc.orig)).strip()
-        lowered = said.lower()
-        # SQLite's authorizer says "not authorized" to an attach, a pragma, a write.
-        read_only = ("readonly database", "read-only transaction", "read only transaction")
-        if (
-            code in _READ_ONLY
-            or lowered == "not authorized"
-            or any(t in lowered for t in read_only)
-        ):
+        said = self._mask(str(exc.orig)).strip()
+        if _means(exc, said, _READ_ONLY):
             return ConnectorConfigError(WRITE_REFUSED)
-        timed_out = ("max_statement_time", "statement timeout")
-        if code in _TIMEOUT or lowered == "interrupted" or any(t in lowered for t in timed_out):
+        if _means(exc, said, _TIMEOUT):
             return RetriableError(
                 f"the query ran past the {timeout}s statement"
                 " timeout: make it faster (an index on the date column) or raise the timeout"
@@ -467,12 +458,11 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         return ConnectorConfigError(f"the query failed: {said}")
 
 
-def _code(exc: DBAPIError) -> str | int | None:
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate:
-        return str(sqlstate)
-    args = getattr(exc.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
+def _means(exc: DBAPIError, said: str, kind: _Kind) -> bool:
+    codes, words = kind
+    sqlstate, args = getattr(exc.orig, "sqlstate", None), getattr(exc.orig, "args", ())
+    code = str(sqlstate) if sqlstate else args[0] if args and isinstance(args[0], int) else None
+    return code in codes or re.search(words, said.lower()) is not None
 
 
 def _libpq_targets(cparams: dict[str, Any]) -> list[str]:
