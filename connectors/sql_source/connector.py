@@ -213,8 +213,8 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
     def _with_connection(
         self, work: Callable[[Connection, int], Any], *, timeout: int = 0, statements: int = 1
     ) -> Any:
-        """``work`` on a fresh connection, all of it within one deadline: the connect, the
-        session settings, then ``statements`` queries of ``timeout`` seconds each."""
+        """``work`` on a fresh connection, within one deadline for the connect, the session
+        settings, then ``statements`` queries of ``timeout`` seconds each."""
         timeout = timeout or self.config.statement_timeout_seconds
         per_call = timeout + DEADLINE_MARGIN_SECONDS
         deadline = _Deadline(CONNECT_TIMEOUT_SECONDS + per_call * (statements + 1))
@@ -235,7 +235,8 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
                     raise ConnectorConfigError(f"can't connect: {self._mask(str(exc))}") from None
                 with conn:
                     try:
-                        self._prepare_connection(conn, timeout)
+                        if conn.dialect.name in ("mysql", "mariadb"):
+                            self._session_timeout(conn, timeout)
                         outcome = work(conn, timeout)
                     except (ConnectorConfigError, RetriableError) as exc:
                         raise self._late(deadline) or exc from None
@@ -283,10 +284,8 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         event.listen(engine, "connect", lambda dbapi, _: deadline.watch(dbapi), insert=True)
         return engine
 
-    def _prepare_connection(self, conn: Connection, timeout: int) -> None:
-        """Session-wide settings, before any transaction starts."""
-        if conn.dialect.name not in ("mysql", "mariadb"):
-            return
+    def _session_timeout(self, conn: Connection, timeout: int) -> None:
+        """MySQL's and MariaDB's, set before any transaction starts."""
         try:
             if getattr(conn.dialect, "is_mariadb", False):
                 conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout)}")
@@ -374,8 +373,8 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
             self._refuse_private(target, is_socket, port if isinstance(port, int) else None)
 
     def _refuse_private(self, target: str, is_socket: bool, port: int | None) -> None:
-        """``target`` is a host name or an IP address, or a Unix socket's path (empty: the
-        driver's default socket)."""
+        """Unless ``target`` (a host or IP, or a Unix socket's path; empty: the driver's default
+        socket) is public."""
         opt_in = f"krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
         if is_socket:
             where = f"a Unix socket (`{target}`)" if target else "the local Unix socket (no host)"
@@ -498,21 +497,19 @@ def parse_rows(
     """Daily values from ``date, value[, group]`` rows; duplicates of a day and group are summed."""
     totals: dict[tuple[date, str | None], float] = {}
     warnings: list[str] = []
-    for number, row in enumerate(rows, start=1):
+    for n, row in enumerate(rows, start=1):
         if len(row) < 2:
-            warnings.append(
-                f"row {number}: expected `date, value[, group]` columns, got {len(row)}"
-            )
+            warnings.append(f"row {n}: expected `date, value[, group]` columns, got {len(row)}")
             continue
         day = _as_date(row[0])
         if day is None:
-            warnings.append(f"row {number}: {row[0]!r} is not a date; row skipped")
+            warnings.append(f"row {n}: {row[0]!r} is not a date; row skipped")
             continue
         if day not in window or row[1] is None:
             continue
         value = as_number(float(row[1]) if isinstance(row[1], Decimal) else row[1])
         if value is None or not math.isfinite(value):
-            warnings.append(f"row {number}: value {row[1]!r} is not a number; row skipped")
+            warnings.append(f"row {n}: value {row[1]!r} is not a number; row skipped")
             continue
         group = None if len(row) < 3 or row[2] is None else str(row[2])
         totals[(day, group)] = totals.get((day, group), 0.0) + value
