@@ -1,5 +1,5 @@
-"""How a fetch's queries become as few GA4 reports as possible: grouping by filters and split,
-the filter expressions a report carries, and the pages still to ask for."""
+"""How a fetch's queries become as few GA4 reports as possible: grouped by filters and split, each
+with the filter expression it carries, read a page at a time."""
 
 from __future__ import annotations
 
@@ -9,23 +9,19 @@ from typing import Any
 
 from google.analytics.data_v1beta import types as ga
 
-from connectors.base import Filter, MetricQuery
+from connectors.base import LIST_OPS, Filter, MetricQuery
 
 MAX_METRICS_PER_REPORT = 10
 MAX_REPORTS_PER_BATCH = 5
-_EXACT = ga.Filter.StringFilter.MatchType.EXACT
-_CONTAINS = ga.Filter.StringFilter.MatchType.CONTAINS
+_MATCH = ga.Filter.StringFilter.MatchType
+
+FilterKey = tuple[tuple[str, str, tuple[str, ...]], ...]
 
 
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-FilterKey = tuple[tuple[str, str, tuple[str, ...]], ...]
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def filter_key(filters: Iterable[Filter]) -> FilterKey:
@@ -33,49 +29,40 @@ def filter_key(filters: Iterable[Filter]) -> FilterKey:
     return tuple(
         sorted(
             {
-                (
-                    f.field,
-                    f.op,
-                    tuple(sorted({_text(v) for v in f.values}))
-                    if f.op in ("in", "not_in")
-                    else (_text(f.value),),
-                )
+                (f.field, f.op, tuple(sorted({_text(v) for v in f.values})))
+                if f.op in LIST_OPS
+                else (f.field, f.op, (_text(f.value),))
                 for f in filters
             }
         )
     )
 
 
-def _expression(name: str, op: str, values: tuple[str, ...]) -> ga.FilterExpression:
-    if op in ("in", "not_in"):
-        flt = ga.Filter(
-            field_name=name,
-            in_list_filter=ga.Filter.InListFilter(values=list(values), case_sensitive=True),
-        )
-    else:
-        exact = op in ("eq", "neq")
-        flt = ga.Filter(
-            field_name=name,
-            string_filter=ga.Filter.StringFilter(
-                match_type=_EXACT if exact else _CONTAINS,
-                value=values[0],
-                # `eq` means the value as GA4 shows it; `contains` searches like GA4's UI does.
-                case_sensitive=exact,
-            ),
-        )
-    inner = ga.FilterExpression(filter=flt)
-    if op in ("neq", "not_in"):
-        return ga.FilterExpression(not_expression=inner)
-    return inner
-
-
 def dimension_filter(key: FilterKey) -> ga.FilterExpression | None:
     """The mapping's conditions, all required: one expression, or an ``andGroup`` of them."""
-    expressions = [_expression(name, op, values) for name, op, values in key]
-    if not expressions:
-        return None
-    if len(expressions) == 1:
-        return expressions[0]
+    expressions = []
+    for name, op, values in key:
+        if op in LIST_OPS:
+            in_list = ga.Filter.InListFilter(values=list(values), case_sensitive=True)
+            expression = ga.FilterExpression(
+                filter=ga.Filter(field_name=name, in_list_filter=in_list)
+            )
+        else:
+            exact = op in ("eq", "neq")
+            # `eq` means the value as GA4 shows it; `contains` searches like GA4's UI does.
+            string = ga.Filter.StringFilter(
+                match_type=_MATCH.EXACT if exact else _MATCH.CONTAINS,
+                value=values[0],
+                case_sensitive=exact,
+            )
+            expression = ga.FilterExpression(
+                filter=ga.Filter(field_name=name, string_filter=string)
+            )
+        if op in ("neq", "not_in"):
+            expression = ga.FilterExpression(not_expression=expression)
+        expressions.append(expression)
+    if len(expressions) < 2:
+        return expressions[0] if expressions else None
     return ga.FilterExpression(and_group=ga.FilterExpressionList(expressions=expressions))
 
 
