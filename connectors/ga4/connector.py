@@ -105,8 +105,8 @@ class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
         """One tiny report: proves credentials and property access, and tells the timezone."""
         request = ga.RunReportRequest(
             property=self._property,
-            date_ranges=[ga.DateRange(start_date="yesterday", end_date="today")],
-            metrics=[ga.Metric(name="sessions")],
+            date_ranges=[{"start_date": "yesterday", "end_date": "today"}],
+            metrics=[{"name": "sessions"}],
             limit=1,
             return_property_quota=True,
         )
@@ -197,26 +197,19 @@ class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
 
     def _request(self, page: Page, window: Window) -> ga.RunReportRequest:
         report = page.report
-        dims = ["date"] + ([report.split_by] if report.split_by else [])
-        request = ga.RunReportRequest(
-            date_ranges=[
-                ga.DateRange(start_date=window.start.isoformat(), end_date=window.end.isoformat())
-            ],
-            dimensions=[ga.Dimension(name=d) for d in dims],
-            metrics=[ga.Metric(name=m) for m in report.metrics],
+        dims = ["date", *([report.split_by] if report.split_by else [])]
+        return ga.RunReportRequest(
+            date_ranges=[{"start_date": str(window.start), "end_date": str(window.end)}],
+            dimensions=[{"name": d} for d in dims],
+            metrics=[{"name": m} for m in report.metrics],
+            dimension_filter=dimension_filter(report.filters),
             # A stable order is what makes `offset` paging safe.
-            order_bys=[
-                ga.OrderBy(dimension=ga.OrderBy.DimensionOrderBy(dimension_name=d)) for d in dims
-            ],
+            order_bys=[{"dimension": {"dimension_name": d}} for d in dims],
             limit=self.row_limit,
             offset=page.offset,
             keep_empty_rows=True,
             return_property_quota=True,
         )
-        expression = dimension_filter(report.filters)
-        if expression is not None:
-            request.dimension_filter = expression
-        return request
 
     def _read(
         self,

@@ -1,5 +1,5 @@
 """How a fetch's queries become as few GA4 reports as possible: grouped by filters and split, each
-with the filter expression it carries, read a page at a time."""
+with the filter expression it carries (as the Data API's JSON), read a page at a time."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from google.analytics.data_v1beta import types as ga
-
 from connectors.base import LIST_OPS, Filter, MetricQuery
 
 MAX_METRICS_PER_REPORT = 10
 MAX_REPORTS_PER_BATCH = 5
-_MATCH = ga.Filter.StringFilter.MatchType
 
 FilterKey = tuple[tuple[str, str, tuple[str, ...]], ...]
 
@@ -38,32 +35,30 @@ def filter_key(filters: Iterable[Filter]) -> FilterKey:
     )
 
 
-def dimension_filter(key: FilterKey) -> ga.FilterExpression | None:
-    """The mapping's conditions, all required: one expression, or an ``andGroup`` of them."""
-    expressions = []
+def dimension_filter(key: FilterKey) -> dict[str, Any] | None:
+    """The mapping's conditions, all required: one ``FilterExpression``, or an ``andGroup``."""
+    expressions: list[dict[str, Any]] = []
     for name, op, values in key:
-        if op in LIST_OPS:
-            in_list = ga.Filter.InListFilter(values=list(values), case_sensitive=True)
-            expression = ga.FilterExpression(
-                filter=ga.Filter(field_name=name, in_list_filter=in_list)
-            )
-        else:
-            exact = op in ("eq", "neq")
-            # `eq` means the value as GA4 shows it; `contains` searches like GA4's UI does.
-            string = ga.Filter.StringFilter(
-                match_type=_MATCH.EXACT if exact else _MATCH.CONTAINS,
-                value=values[0],
-                case_sensitive=exact,
-            )
-            expression = ga.FilterExpression(
-                filter=ga.Filter(field_name=name, string_filter=string)
-            )
-        if op in ("neq", "not_in"):
-            expression = ga.FilterExpression(not_expression=expression)
-        expressions.append(expression)
+        exact = op in ("eq", "neq")
+        # `eq` means the value as GA4 shows it; `contains` searches like GA4's UI does.
+        condition = (
+            {"in_list_filter": {"values": list(values), "case_sensitive": True}}
+            if op in LIST_OPS
+            else {
+                "string_filter": {
+                    "match_type": "EXACT" if exact else "CONTAINS",
+                    "value": values[0],
+                    "case_sensitive": exact,
+                }
+            }
+        )
+        expression = {"filter": {"field_name": name, **condition}}
+        expressions.append(
+            {"not_expression": expression} if op in ("neq", "not_in") else expression
+        )
     if len(expressions) < 2:
         return expressions[0] if expressions else None
-    return ga.FilterExpression(and_group=ga.FilterExpressionList(expressions=expressions))
+    return {"and_group": {"expressions": expressions}}
 
 
 @dataclass
