@@ -4,7 +4,8 @@ the official client and its errors come from :class:`~connectors.ga4.client.GA4C
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -13,6 +14,7 @@ from google.analytics.data_v1beta import types as ga
 from pydantic import BaseModel
 
 from connectors.base import (
+    LIST_OPS,
     Aggregation,
     CheckResult,
     Connector,
@@ -29,12 +31,82 @@ from connectors.base import (
 from connectors.ga4.client import GA4Client
 from connectors.ga4.errors import _BadRequest, _client_wait, _unknown
 from connectors.ga4.models import API_NAME, CATALOGUE, GA4_ROOT, GA4Config, _spec
-from connectors.ga4.planning import MAX_REPORTS_PER_BATCH, Page, dimension_filter, plan
 from connectors.ga4.quota import QuotaLog
 from connectors.google_auth import GoogleBridge, GoogleCredentials
 
-#: A fetch's values so far, by query, day and group.
-_Values = dict[tuple[str, date, str | None], float]
+MAX_METRICS_PER_REPORT = 10
+MAX_REPORTS_PER_BATCH = 5
+#: A report's conditions, the same in any order: (dimension, op, values) sorted.
+FilterKey = tuple[tuple[str, str, tuple[str, ...]], ...]
+#: A fetch's values so far, by day, query and group.
+_Values = dict[tuple[date, str, str | None], float]
+
+
+@dataclass
+class Report:
+    """One report request: queries sharing filters and split, their distinct metrics (<= 10)."""
+
+    filters: FilterKey
+    split_by: str | None
+    metrics: list[str]
+    queries: list[MetricQuery]
+
+    def label(self) -> str:
+        conditions = " and ".join(f"{n} {op} {'|'.join(v)}" for n, op, v in self.filters)
+        split = f" by {self.split_by}" if self.split_by else ""
+        return f"{', '.join(self.metrics)}{split}" + (f" where {conditions}" if conditions else "")
+
+
+@dataclass
+class Page:
+    report: Report
+    offset: int = 0
+
+
+def plan(queries: Sequence[MetricQuery]) -> list[Page]:
+    """First pages of reports in first-seen order; each (filters, split) group cut into runs of
+    10 metrics."""
+    groups: dict[tuple[FilterKey, str | None], list[MetricQuery]] = {}
+    for query in queries:
+        key: FilterKey = tuple(sorted({(f.field, f.op, _texts(f.values)) for f in query.filters}))
+        groups.setdefault((key, getattr(query.params, "split_by", None)), []).append(query)
+    pages: list[Page] = []
+    for (key, split), members in groups.items():
+        metrics = list(dict.fromkeys(q.metric for q in members))
+        for start in range(0, len(metrics), MAX_METRICS_PER_REPORT):
+            chunk = metrics[start : start + MAX_METRICS_PER_REPORT]
+            pages.append(Page(Report(key, split, chunk, [q for q in members if q.metric in chunk])))
+    return pages
+
+
+def _texts(values: Iterable[Any]) -> tuple[str, ...]:
+    """A filter's distinct values as text, sorted: ``1.0`` is ``1``, ``True`` is ``true``."""
+    return tuple(sorted({_text(v) for v in values}))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def dimension_filter(key: FilterKey) -> dict[str, Any] | None:
+    """The mapping's conditions, all required: one ``FilterExpression``, or an ``andGroup``."""
+    expressions: list[dict[str, Any]] = []
+    for name, op, values in key:
+        if op in LIST_OPS:
+            condition = {"in_list_filter": {"values": list(values), "case_sensitive": True}}
+        else:  # `eq` means the value as GA4 shows it; `contains` searches like GA4's UI does.
+            match, exact = ("EXACT", True) if op in ("eq", "neq") else ("CONTAINS", False)
+            condition = {
+                "string_filter": {"match_type": match, "value": values[0], "case_sensitive": exact}
+            }
+        expression = {"filter": {"field_name": name, **condition}}
+        negated = op in ("neq", "not_in")
+        expressions.append({"not_expression": expression} if negated else expression)
+    if len(expressions) < 2:
+        return expressions[0] if expressions else None
+    return {"and_group": {"expressions": expressions}}
 
 
 class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
@@ -163,7 +235,7 @@ class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result, quota, values = FetchResult(), QuotaLog(), _Values()
-        pending = [Page(report) for report in plan(queries)]
+        pending = plan(queries)
         calls, zones = 0, set[str]()
         while pending:
             batch, pending = pending[:MAX_REPORTS_PER_BATCH], pending[MAX_REPORTS_PER_BATCH:]
@@ -183,10 +255,7 @@ class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
                 pending += self._read(page, report, window, values, result)
                 zones.add(report.metadata.time_zone)
         result.values = [
-            DailyValue(query_id, day, value, group)
-            for (query_id, day, group), value in sorted(
-                values.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2] or "")
-            )
+            DailyValue(q, day, v, group) for (day, q, group), v in sorted(values.items())
         ]
         if mismatch := self._zone_mismatch(zones):
             # A notice too, on the source, where it stays until someone fixes the timezone.
@@ -242,7 +311,7 @@ class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
                     unreadable += 1
                     continue
                 for query_id in by_metric.get(name, ()):
-                    values[query_id, day, group] = number
+                    values[day, query_id, group] = number
         if unreadable:
             result.warnings.append(f"{unreadable} values of {report.label()} could not be read")
         meta, what = response.metadata, f"GA4 report {report.label()}"
@@ -277,4 +346,4 @@ class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
         for query in culprits:
             result.query_errors[query.id] = f"GA4 refused the report: {message}"
         # The others' reports are asked again from their first row.
-        return [Page(report) for report in plan([q for q in queries if q not in culprits])]
+        return plan([q for q in queries if q not in culprits])
