@@ -18,13 +18,11 @@ LOW_DAILY_TOKENS = 10_000  # 5 % of a standard property's 200,000 a day
 #: Google says exhausted hourly tokens "return in under an hour".
 HOURLY_QUOTA_WAIT = 3600.0
 _HOURLY = ("tokens_per_hour", "tokens_per_project_per_hour")
+#: The ``propertyQuota`` fields, in the order the details list them.
 _QUOTAS = (
-    "tokens_per_day",
-    *_HOURLY,
-    "concurrent_requests",
-    "server_errors_per_project_per_hour",
-    "potentially_thresholded_requests_per_hour",
-)
+    "tokens_per_day tokens_per_hour tokens_per_project_per_hour concurrent_requests"
+    " server_errors_per_project_per_hour potentially_thresholded_requests_per_hour"
+).split()
 
 
 class DailyQuotaExhausted(ConnectorError):
@@ -87,11 +85,9 @@ class QuotaLog:
         await asyncio.sleep(pause)
 
     def details(self) -> dict[str, Any]:
-        return {
-            **{
-                n: {"consumed": self.consumed.get(n, 0), "remaining": self.remaining.get(n)}
-                for n in _QUOTAS
-                if n in self.consumed or n in self.remaining
-            },
-            "slowed_down": self.slowed_down,
+        named = [n for n in _QUOTAS if n in self.consumed or n in self.remaining]
+        quotas = {
+            n: {"consumed": self.consumed.get(n, 0), "remaining": self.remaining.get(n)}
+            for n in named
         }
+        return quotas | {"slowed_down": self.slowed_down}
