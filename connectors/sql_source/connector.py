@@ -1,14 +1,11 @@
 """The ``sql`` connector's hooks and database work, on an engine built and disposed per call.
 
-Every driver call has a deadline: libpq's connect timeout and PyMySQL's socket timeouts where the
-driver has them, and :class:`_Deadline` over the whole connection for psycopg, which has no
-client-side read timeout of its own.
-
-The private-network guard runs on the very arguments SQLAlchemy hands the driver (a
-``do_connect`` hook), so every host the driver would use is checked: libpq's ``host`` and
-``hostaddr`` lists, a Unix socket (a path, or no host at all), PyMySQL's ``unix_socket``. The same
-hook pins what the environment could otherwise change (``PGHOSTADDR``, ``PGPASSWORD``).
-"""
+Every driver call has a deadline: libpq's connect timeout, PyMySQL's socket timeouts, and
+:class:`_Deadline` over the whole connection. The private-network guard runs on the very
+arguments SQLAlchemy hands the driver (a ``do_connect`` hook), so every host the driver would use
+is checked: libpq's ``host`` and ``hostaddr`` lists, a Unix socket (a path, or no host at all),
+PyMySQL's ``unix_socket``. The same hook pins what the environment could otherwise change
+(``PGHOSTADDR``, ``PGPASSWORD``)."""
 
 from __future__ import annotations
 
@@ -55,13 +52,9 @@ from connectors.sql_source.models import (
     SqlParams,
     check_binds,
     normalize_url,
-    sqlite_path,
 )
 
 WRITE_REFUSED = "the database refused a write: the query must only read"
-#: Where krsync's own database is configured (``app/core/settings.py``), and its default.
-OWN_DATABASE_ENVS = ("DATABASE_URL", "KRSYNC_DATABASE_URL")
-OWN_DATABASE_DEFAULT = "sqlite:///krsync.db"
 _MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
 
 _Kind = tuple[set[str | int], str]
@@ -403,7 +396,7 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         The URI is built here from the real path, percent-encoded, so no part of the file's name
         can add URI parameters (``vfs``, ``mode``) of its own.
         """
-        given = sqlite_path(self.config.url)
+        given = make_url(self.config.url.strip()).database or ""  # as the user wrote it
         path = file_in_files_dir(given, otherwise=" to read SQLite databases")
         own = _own_database()
         if own is not None and (path == own or (own.exists() and os.path.samefile(path, own))):
@@ -477,10 +470,11 @@ def _libpq_targets(cparams: dict[str, Any]) -> list[str]:
 
 
 def _own_database() -> Path | None:
-    """The SQLite file krsync itself runs on, resolved as krsync opens it (from its cwd)."""
-    configured = next((os.environ[name] for name in OWN_DATABASE_ENVS if os.environ.get(name)), "")
+    """The SQLite file krsync itself runs on, resolved as krsync opens it (from its cwd), where
+    ``app/core/settings.py`` reads it."""
+    configured = os.environ.get("DATABASE_URL") or os.environ.get("KRSYNC_DATABASE_URL") or ""
     try:
-        url = make_url(configured.strip() or OWN_DATABASE_DEFAULT)
+        url = make_url(configured.strip() or "sqlite:///krsync.db")
     except (ArgumentError, ValueError):
         return None
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):

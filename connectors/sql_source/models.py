@@ -187,8 +187,3 @@ def check_url(raw: str) -> URL:
             " krsync reads no local file for a connection"
         )
     return url
-
-
-def sqlite_path(raw: str) -> str:
-    """The file a ``sqlite:///`` URL names, as the user wrote it (relative to KRSYNC_FILES_DIR)."""
-    return make_url(raw.strip()).database or ""
