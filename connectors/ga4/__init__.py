@@ -23,56 +23,6 @@ Honesty: days are the property's reporting timezone (``metadata.timeZone``, whic
 returns); sampled, thresholded or "(other)"-rolled reports come back with warnings.
 """
 
-from connectors.ga4.connector import GA4Connector
-from connectors.ga4.models import (
-    API_NAME,
-    CATALOGUE,
-    GA4_OPS,
-    GA4_ROOT,
-    SCOPE,
-    GA4Config,
-    GA4Params,
-    is_additive,
-)
-from connectors.ga4.planning import (
-    MAX_METRICS_PER_REPORT,
-    MAX_REPORTS_PER_BATCH,
-    FilterKey,
-    Page,
-    Report,
-    dimension_filter,
-    filter_key,
-    plan,
-)
-from connectors.ga4.quota import (
-    HOURLY_QUOTA_WAIT,
-    LOW_DAILY_TOKENS,
-    LOW_HOURLY_TOKENS,
-    DailyQuotaExhausted,
-    QuotaLog,
-)
-
-__all__ = [
-    "API_NAME",
-    "CATALOGUE",
-    "GA4_OPS",
-    "GA4_ROOT",
-    "HOURLY_QUOTA_WAIT",
-    "LOW_DAILY_TOKENS",
-    "LOW_HOURLY_TOKENS",
-    "MAX_METRICS_PER_REPORT",
-    "MAX_REPORTS_PER_BATCH",
-    "SCOPE",
-    "DailyQuotaExhausted",
-    "FilterKey",
-    "GA4Config",
-    "GA4Connector",
-    "GA4Params",
-    "Page",
-    "QuotaLog",
-    "Report",
-    "dimension_filter",
-    "filter_key",
-    "is_additive",
-    "plan",
-]
+from connectors.ga4.connector import GA4Connector as GA4Connector
+from connectors.ga4.models import GA4Params as GA4Params
+from connectors.ga4.quota import DailyQuotaExhausted as DailyQuotaExhausted

@@ -1,11 +1,12 @@
-"""The GA4 connector itself: its declarations (catalogue, HTTP options, mapping checks) and the
-``check``, ``validate_mapping_online`` and ``fetch`` hooks the engine calls; the client and the
-report plumbing come from its mixins."""
+"""The GA4 connector: its declarations, its hooks, and each batch of reports asked for and read;
+the official client and its errors come from :class:`~connectors.ga4.client.GA4Client`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import date
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
@@ -13,6 +14,7 @@ from google.analytics.data_v1beta import types as ga
 from pydantic import BaseModel
 
 from connectors.base import (
+    LIST_OPS,
     Aggregation,
     CheckResult,
     Connector,
@@ -24,16 +26,90 @@ from connectors.base import (
     MetricQuery,
     MetricSpec,
     Window,
+    as_number,
 )
+from connectors.ga4.client import GA4Client
 from connectors.ga4.errors import _BadRequest, _client_wait, _unknown
 from connectors.ga4.models import API_NAME, CATALOGUE, GA4_ROOT, GA4Config, _spec
-from connectors.ga4.planning import MAX_REPORTS_PER_BATCH, Page, plan
 from connectors.ga4.quota import QuotaLog
-from connectors.ga4.reports import GA4Reports
 from connectors.google_auth import GoogleBridge, GoogleCredentials
 
+MAX_METRICS_PER_REPORT = 10
+MAX_REPORTS_PER_BATCH = 5
+#: A report's conditions, the same in any order: (dimension, op, values) sorted.
+FilterKey = tuple[tuple[str, str, tuple[str, ...]], ...]
+#: A fetch's values so far, by day, query and group.
+_Values = dict[tuple[date, str, str | None], float]
 
-class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
+
+@dataclass
+class Report:
+    """One report request: queries sharing filters and split, their distinct metrics (<= 10)."""
+
+    filters: FilterKey
+    split_by: str | None
+    metrics: list[str]
+    queries: list[MetricQuery]
+
+    def label(self) -> str:
+        conditions = " and ".join(f"{n} {op} {'|'.join(v)}" for n, op, v in self.filters)
+        split = f" by {self.split_by}" if self.split_by else ""
+        return f"{', '.join(self.metrics)}{split}" + (f" where {conditions}" if conditions else "")
+
+
+@dataclass
+class Page:
+    report: Report
+    offset: int = 0
+
+
+def plan(queries: Sequence[MetricQuery]) -> list[Page]:
+    """First pages of reports in first-seen order; each (filters, split) group cut into runs of
+    10 metrics."""
+    groups: dict[tuple[FilterKey, str | None], list[MetricQuery]] = {}
+    for query in queries:
+        key: FilterKey = tuple(sorted({(f.field, f.op, _texts(f.values)) for f in query.filters}))
+        groups.setdefault((key, getattr(query.params, "split_by", None)), []).append(query)
+    pages: list[Page] = []
+    for (key, split), members in groups.items():
+        metrics = list(dict.fromkeys(q.metric for q in members))
+        for start in range(0, len(metrics), MAX_METRICS_PER_REPORT):
+            chunk = metrics[start : start + MAX_METRICS_PER_REPORT]
+            pages.append(Page(Report(key, split, chunk, [q for q in members if q.metric in chunk])))
+    return pages
+
+
+def _texts(values: Iterable[Any]) -> tuple[str, ...]:
+    """A filter's distinct values as text, sorted: ``1.0`` is ``1``, ``True`` is ``true``."""
+    return tuple(sorted({_text(v) for v in values}))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def dimension_filter(key: FilterKey) -> dict[str, Any] | None:
+    """The mapping's conditions, all required: one ``FilterExpression``, or an ``andGroup``."""
+    expressions: list[dict[str, Any]] = []
+    for name, op, values in key:
+        if op in LIST_OPS:
+            condition = {"in_list_filter": {"values": list(values), "case_sensitive": True}}
+        else:  # `eq` means the value as GA4 shows it; `contains` searches like GA4's UI does.
+            match, exact = ("EXACT", True) if op in ("eq", "neq") else ("CONTAINS", False)
+            condition = {
+                "string_filter": {"match_type": match, "value": values[0], "case_sensitive": exact}
+            }
+        expression = {"filter": {"field_name": name, **condition}}
+        negated = op in ("neq", "not_in")
+        expressions.append({"not_expression": expression} if negated else expression)
+    if len(expressions) < 2:
+        return expressions[0] if expressions else None
+    return {"and_group": {"expressions": expressions}}
+
+
+class GA4Connector(GA4Client, Connector[GA4Config, GoogleCredentials]):
     """Any GA4 metric, per day, filtered on any dimension, batched into as few calls as possible."""
 
     key = "ga4"
@@ -68,9 +144,7 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
         known = super().metric_spec(name)
-        if known is not None:
-            return known
-        return _spec(name) if API_NAME.match(name) else None
+        return known or (_spec(name) if API_NAME.match(name) else None)
 
     @classmethod
     def validate_query(
@@ -87,24 +161,24 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
                 "`keyEvents:purchase`; the list: "
                 "developers.google.com/analytics/devguides/reporting/data/v1/api-schema)",
             )
-        validated = super().validate_query(metric, params, filters, aggregation)
-        for i, raw in enumerate(filters):
-            name = raw.field if isinstance(raw, Filter) else str(raw.get("field", ""))
-            if not API_NAME.match(name):
+        return super().validate_query(metric, params, filters, aggregation)
+
+    @classmethod
+    def check_filters(cls, filters: Sequence[Filter]) -> None:
+        for i, flt in enumerate(filters):
+            if not API_NAME.match(flt.field):
                 raise MappingError(
                     f"filters[{i}].field",
-                    f"`{name}` is not a GA4 dimension API name (e.g. `sessionDefaultChannelGroup`)",
+                    f"`{flt.field}` is not a GA4 dimension API name (e.g. "
+                    "`sessionDefaultChannelGroup`)",
                 )
-        return validated
-
-    # --- hooks -----------------------------------------------------------------------------------
 
     async def check(self) -> CheckResult:
         """One tiny report: proves credentials and property access, and tells the timezone."""
         request = ga.RunReportRequest(
             property=self._property,
-            date_ranges=[ga.DateRange(start_date="yesterday", end_date="today")],
-            metrics=[ga.Metric(name="sessions")],
+            date_ranges=[{"start_date": "yesterday", "end_date": "today"}],
+            metrics=[{"name": "sessions"}],
             limit=1,
             return_property_quota=True,
         )
@@ -112,13 +186,10 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
         quota = QuotaLog()
         quota.record([response])
         zone = response.metadata.time_zone or None
-        currency = response.metadata.currency_code or None
         # A UTC source takes the property's zone after this check (the engine's default); a
         # zone someone chose is kept, so that is the one worth a word.
-        mismatch = self._zone_mismatch({zone} if zone else set())
-        if self.timezone == "UTC":
-            mismatch = None
-        said = f"GA4 property {self.config.property_id} answered"
+        mismatch = None if self.timezone == "UTC" else self._zone_mismatch({zone or ""})
+        said = f"GA4 property {self._pid} answered"
         if zone:
             said += f"; {mismatch}" if mismatch else f"; it reports days in {zone}"
         return CheckResult(
@@ -126,9 +197,9 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
             timezone=zone,
             notices=[mismatch] if mismatch else [],
             details={
-                "property_id": self.config.property_id,
+                "property_id": self._pid,
                 "time_zone": zone,
-                "currency_code": currency,
+                "currency_code": response.metadata.currency_code or None,
                 "quota": quota.details(),
             },
         )
@@ -136,6 +207,7 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
     def _zone_mismatch(self, zones: set[str]) -> str | None:
         """What to do when the property's days are not the source's: the engine ends a window
         at the source's yesterday, which may be a day GA4's own calendar hasn't finished."""
+        zones = zones - {""}
         if not zones or self.timezone in zones:
             return None
         listed = ", ".join(sorted(zones))
@@ -149,61 +221,129 @@ class GA4Connector(GA4Reports, Connector[GA4Config, GoogleCredentials]):
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         """The property's own metrics and dimensions (custom ones too), from ``getMetadata``."""
         metadata = await self._property_metadata()
-        metrics = {m.api_name for m in metadata.metrics} | {
-            old for m in metadata.metrics for old in m.deprecated_api_names
-        }
-        dimensions = {d.api_name for d in metadata.dimensions} | {
-            old for d in metadata.dimensions for old in d.deprecated_api_names
-        }
+        metrics, dimensions = (
+            {n for item in items for n in (item.api_name, *item.deprecated_api_names)}
+            for items in (metadata.metrics, metadata.dimensions)
+        )
         if query.metric not in metrics:
             raise MappingError("metric", _unknown("metric", query.metric, metrics, self._pid))
-        for i, flt in enumerate(query.filters):
-            if flt.field not in dimensions:
-                raise MappingError(
-                    f"filters[{i}].field", _unknown("dimension", flt.field, dimensions, self._pid)
-                )
+        named = [(f"filters[{i}].field", f.field) for i, f in enumerate(query.filters)]
         split = getattr(query.params, "split_by", None)
-        if split is not None and split not in dimensions:
-            raise MappingError(
-                "params.split_by", _unknown("dimension", split, dimensions, self._pid)
-            )
+        for part, dimension in [*named, *([("params.split_by", split)] if split else [])]:
+            if dimension not in dimensions:
+                raise MappingError(part, _unknown("dimension", dimension, dimensions, self._pid))
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
-        result = FetchResult()
-        quota = QuotaLog()
-        pending = [Page(report) for report in plan(queries)]
-        values: dict[tuple[str, date, str | None], float] = {}
-        calls = 0
-        zones: set[str] = set()
+        result, quota, values = FetchResult(), QuotaLog(), _Values()
+        pending = plan(queries)
+        calls, zones = 0, set[str]()
         while pending:
             batch, pending = pending[:MAX_REPORTS_PER_BATCH], pending[MAX_REPORTS_PER_BATCH:]
             if calls:
-                await self._mind_the_quota(quota, result)
+                await quota.before_call(self._pid, result, self.quota_pause_seconds)
             calls += 1
+            request = ga.BatchRunReportsRequest(
+                property=self._property, requests=[self._request(p, window) for p in batch]
+            )
             try:
-                response = await self._call(
-                    self._ga().batch_run_reports, request=self._batch(batch, window)
-                )
+                response = await self._call(self._ga().batch_run_reports, request=request)
             except _BadRequest as bad:
                 pending = self._without_culprits(batch, bad.message, result) + pending
                 continue
             quota.record(response.reports)
             for page, report in zip(batch, response.reports, strict=False):
-                more = self._read(page, report, window, values, result)
-                if more is not None:
-                    pending.append(more)
+                pending += self._read(page, report, window, values, result)
                 zones.add(report.metadata.time_zone)
         result.values = [
-            DailyValue(query_id, day, value, group)
-            for (query_id, day, group), value in sorted(
-                values.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2] or "")
-            )
+            DailyValue(q, day, v, group) for (day, q, group), v in sorted(values.items())
         ]
-        zones.discard("")
-        mismatch = self._zone_mismatch(zones)
-        if mismatch:
+        if mismatch := self._zone_mismatch(zones):
+            # A notice too, on the source, where it stays until someone fixes the timezone.
             result.warnings.append(mismatch)
-            # Also on the source, where it stays until someone fixes the timezone.
             result.notices.append(mismatch)
         result.details = {"property_id": self._pid, "batch_calls": calls, "quota": quota.details()}
         return result
+
+    def _request(self, page: Page, window: Window) -> ga.RunReportRequest:
+        report = page.report
+        dims = ["date", *([report.split_by] if report.split_by else [])]
+        return ga.RunReportRequest(
+            date_ranges=[{"start_date": str(window.start), "end_date": str(window.end)}],
+            dimensions=[{"name": d} for d in dims],
+            metrics=[{"name": m} for m in report.metrics],
+            dimension_filter=dimension_filter(report.filters),
+            # A stable order is what makes `offset` paging safe.
+            order_bys=[{"dimension": {"dimension_name": d}} for d in dims],
+            limit=self.row_limit,
+            offset=page.offset,
+            keep_empty_rows=True,
+            return_property_quota=True,
+        )
+
+    def _read(
+        self,
+        page: Page,
+        response: ga.RunReportResponse,
+        window: Window,
+        values: _Values,
+        result: FetchResult,
+    ) -> list[Page]:
+        """Values of one report page into ``values``; the next page if rows remain."""
+        report = page.report
+        names = [h.name for h in response.metric_headers] or report.metrics
+        by_metric: dict[str, list[str]] = {}
+        for query in report.queries:
+            by_metric.setdefault(query.metric, []).append(query.id)
+        unreadable = 0
+        for row in response.rows:
+            dims = [d.value for d in row.dimension_values]
+            try:
+                day = datetime.strptime(dims[0], "%Y%m%d").date()  # noqa: DTZ007 - a day
+            except (ValueError, IndexError):
+                unreadable += 1
+                continue
+            if day not in window:
+                continue
+            group = (dims[1] if len(dims) > 1 else "") if report.split_by else None
+            for name, cell in zip(names, row.metric_values, strict=False):
+                number = as_number(cell.value)
+                if number is None:
+                    unreadable += 1
+                    continue
+                for query_id in by_metric.get(name, ()):
+                    values[day, query_id, group] = number
+        if unreadable:
+            result.warnings.append(f"{unreadable} values of {report.label()} could not be read")
+        meta, what = response.metadata, f"GA4 report {report.label()}"
+        caveats = []
+        for sampling in meta.sampling_metadatas:
+            read, space = int(sampling.samples_read_count), int(sampling.sampling_space_size)
+            share = f" ({read / space:.1%} of {space} events)" if space else ""
+            caveats.append(f"{what} is sampled{share}: its figures are estimates")
+        if meta.subject_to_thresholding:
+            caveats.append(
+                f"{what} is subject to thresholding: GA4 withholds rows with few users "
+                "(Google signals), so figures may be low"
+            )
+        if meta.data_loss_from_other_row:
+            caveats.append(f'{what} lost data to GA4\'s "(other)" row')
+        result.warnings += [c for c in dict.fromkeys(caveats) if c not in result.warnings]
+        seen = page.offset + len(response.rows)
+        return [Page(report, seen)] if response.rows and seen < response.row_count else []
+
+    def _without_culprits(
+        self, batch: Sequence[Page], message: str, result: FetchResult
+    ) -> list[Page]:
+        """A refused batch: fail the queries the message names, ask again for the others."""
+        queries = [q for page in batch for q in page.report.queries]
+
+        def named(query: MetricQuery) -> bool:
+            names = [query.metric, *(f.field for f in query.filters)]
+            split = getattr(query.params, "split_by", None)
+            return any(re.search(rf"\b{re.escape(n)}\b", message) for n in [*names, split] if n)
+
+        culprits = [q for q in queries if named(q)] or queries
+        for query in culprits:
+            result.query_errors[query.id] = f"GA4 refused the report: {message}"
+        # The others' reports are asked again from their first row.
+        return plan([q for q in queries if q not in culprits])

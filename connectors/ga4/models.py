@@ -8,13 +8,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.base import (
-    ADDITIVE_AGGREGATIONS,
-    LEVEL_AGGREGATIONS,
-    BaseUrl,
-    FilterOp,
-    MetricSpec,
-)
+from connectors.base import BaseUrl, FilterOp, MetricSpec
 
 GA4_ROOT = "https://analyticsdata.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
@@ -69,9 +63,7 @@ _FIRST_TIME = frozenset({"newUsers", "firstTimePurchasers"})
 def is_additive(metric: str) -> bool:
     """Distinct user counts and rates can't be summed over days; counts and amounts can."""
     base = metric.split(":", 1)[0]
-    if base in _FIRST_TIME:
-        return True
-    return not (_DISTINCT_USERS.search(base) or _LEVEL.search(base))
+    return base in _FIRST_TIME or not (_DISTINCT_USERS.search(base) or _LEVEL.search(base))
 
 
 def _unit(metric: str) -> str:
@@ -85,19 +77,15 @@ def _unit(metric: str) -> str:
     return "count"
 
 
-def _spec(
-    name: str, description: str | None = None, *, lower_is_better: bool = False
-) -> MetricSpec:
-    additive = is_additive(name)
+def _spec(name: str, description: str = "", *, lower_is_better: bool = False) -> MetricSpec:
+    """Its aggregations follow from ``additive`` (MetricSpec's default)."""
     return MetricSpec(
         name=name,
         description=description or f"GA4 metric `{name}`, per day",
         unit=_unit(name),
         params_model=GA4Params,
         filters={"*": GA4_OPS},
-        aggregations=ADDITIVE_AGGREGATIONS if additive else LEVEL_AGGREGATIONS,
-        history="daily",
-        additive=additive,
+        additive=is_additive(name),
         lower_is_better=lower_is_better,
     )
 

@@ -8,41 +8,13 @@ at the end: a query that writes is refused by the database itself (PostgreSQL
 ``SET SESSION TRANSACTION READ ONLY`` and ``START TRANSACTION READ ONLY``, SQLite opened with
 ``mode=ro``, ``PRAGMA query_only`` and an authorizer that allows reads only), not by inspecting
 its text. The connection may reach a private address only when the admin allows it, and SQLite
-only files inside ``KRSYNC_FILES_DIR``. The driver is blocking, so the database work runs in a
-worker thread.
+only files inside ``KRSYNC_FILES_DIR``, never krsync's own database. The driver is blocking, so
+the database work runs in a worker thread.
 """
 
-from connectors.netguard import ALLOW_PRIVATE_ENV
-from connectors.sql_source.connector import (
-    CONNECT_TIMEOUT_SECONDS,
-    DEADLINE_MARGIN_SECONDS,
-    MAX_ROWS,
-    SqlConnector,
-)
-from connectors.sql_source.guards import WRITE_REFUSED, SqlGuards
-from connectors.sql_source.models import (
-    SqlConfig,
-    SqlCredentials,
-    SqlParams,
-    check_binds,
-    check_url,
-    normalize_url,
-)
-from connectors.sql_source.rows import parse_rows
-
-__all__ = [
-    "ALLOW_PRIVATE_ENV",
-    "CONNECT_TIMEOUT_SECONDS",
-    "DEADLINE_MARGIN_SECONDS",
-    "MAX_ROWS",
-    "WRITE_REFUSED",
-    "SqlConfig",
-    "SqlConnector",
-    "SqlCredentials",
-    "SqlGuards",
-    "SqlParams",
-    "check_binds",
-    "check_url",
-    "normalize_url",
-    "parse_rows",
-]
+from connectors.sql_source.connector import WRITE_REFUSED as WRITE_REFUSED
+from connectors.sql_source.connector import SqlConnector as SqlConnector
+from connectors.sql_source.models import SqlConfig as SqlConfig
+from connectors.sql_source.models import SqlCredentials as SqlCredentials
+from connectors.sql_source.models import SqlParams as SqlParams
+from connectors.sql_source.models import normalize_url as normalize_url

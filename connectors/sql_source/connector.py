@@ -1,42 +1,51 @@
-"""The ``sql`` connector: the hooks, and the database work of a read-only, rolled-back run.
+"""The ``sql`` connector's hooks and database work, on an engine built and disposed per call.
 
-All database work happens here, in a worker thread, on an engine built and disposed per call.
-Every driver call has a deadline: libpq's connect timeout and PyMySQL's socket timeouts where the
-driver has them, and :class:`_Deadline` over the whole connection for psycopg, which has no
-client-side read timeout of its own.
-"""
+Every driver call has a deadline: libpq's connect timeout, PyMySQL's socket timeouts, and
+:class:`_Deadline` over the whole connection. The private-network guard runs on the very
+arguments SQLAlchemy hands the driver (a ``do_connect`` hook), so every host the driver would use
+is checked: libpq's ``host`` and ``hostaddr`` lists, a Unix socket (a path, or no host at all),
+PyMySQL's ``unix_socket``. The same hook pins what the environment could otherwise change
+(``PGHOSTADDR``, ``PGPASSWORD``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
+import re
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from connectors.base import (
     CheckResult,
+    Connector,
     ConnectorAuthError,
     ConnectorConfigError,
+    DailyValue,
     FetchResult,
-    HttpClient,
     MappingError,
     MetricQuery,
     MetricSpec,
     RetriableError,
     Window,
+    as_number,
 )
-from connectors.sql_source.guards import SqlGuards
+from connectors.files import file_in_files_dir
+from connectors.netguard import ALLOW_PRIVATE_ENV, non_public_reason, private_networks_allowed
 from connectors.sql_source.models import (
     SqlConfig,
     SqlCredentials,
@@ -44,7 +53,21 @@ from connectors.sql_source.models import (
     check_binds,
     normalize_url,
 )
-from connectors.sql_source.rows import parse_rows
+
+WRITE_REFUSED = "the database refused a write: the query must only read"
+_MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
+
+_Kind = tuple[set[str | int], str]
+#: What a driver error means, by its code (PostgreSQL SQLSTATE, MySQL/MariaDB number) or by its
+#: words, for the drivers (SQLite) and errors without one; SQLite's authorizer says "not
+#: authorized" to an attach, a pragma, a write.
+_AUTH: _Kind = {"28P01", "28000", 1045, 1044, 1698}, r"password authentication failed|access denied"
+_UNKNOWN_DB: _Kind = {"3D000", 1049}, r"(?!)"  # by its code only
+#: Server gone away, lost connection (PyMySQL's read_timeout among them).
+_LOST: _Kind = {2006, 2013}, r"timeout expired|timed out"
+_READ_ONLY: _Kind = {"25006", 1792}, r"readonly database|read[- ]only transaction|^not authorized$"
+#: 1969: MariaDB's, 3024: MySQL's.
+_TIMEOUT: _Kind = {"57014", 1969, 3024}, r"^interrupted$|max_statement_time|statement timeout"
 
 CONNECT_TIMEOUT_SECONDS = 10
 #: How long a driver call may run past the statement timeout before krsync gives up on it: the
@@ -54,6 +77,11 @@ DEADLINE_MARGIN_SECONDS = 5
 MAPPING_CHECK_SECONDS = 8
 #: The most rows one query may return; a daily series over years is a few thousand.
 MAX_ROWS = 100_000
+#: What a query may do in SQLite: read tables, call functions, recurse. Not attach another file,
+#: change a pragma or write, whatever ``query_only`` and the read-only open already refuse.
+_SQLITE_READS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
 
 
 class _Deadline:
@@ -67,8 +95,7 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        #: Whether the limit passed and the connection was cut.
-        self.expired = False
+        self.expired = False  # the limit passed and the connection was cut
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._cut)
@@ -103,7 +130,7 @@ class _Deadline:
                     self._socket.shutdown(socket.SHUT_RDWR)
 
 
-class SqlConnector(SqlGuards):
+class SqlConnector(Connector[SqlConfig, SqlCredentials]):
     """Figures computed by the customer's own SQL, run read-only against their database."""
 
     key = "sql"
@@ -117,44 +144,45 @@ class SqlConnector(SqlGuards):
             description="The `value` column of your query, by its `date` (and `group`) column",
             unit="value",
             params_model=SqlParams,
-            additive=True,
-            history="daily",
         ),
     )
 
-    def __init__(
-        self,
-        config: SqlConfig,
-        credentials: SqlCredentials,
-        http: HttpClient,
-        *,
-        timezone: str = "UTC",
-        today: date | None = None,
-    ) -> None:
-        super().__init__(config, credentials, http, timezone=timezone, today=today)
-        url = normalize_url(config.url)
-        password = credentials.password.get_secret_value() if credentials.password else None
-        self.url = url.set(password=password) if password else url
-        self._secret = password
-
-    # --- contract ----------------------------------------------------------------------------
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        password = self.credentials.password
+        self._secret = password.get_secret_value() if password else None
+        url = normalize_url(self.config.url)
+        self.url = url.set(password=self._secret) if self._secret else url
 
     async def check(self) -> CheckResult:
         def probe(conn: Connection, timeout: int) -> CheckResult:
             conn.execute(text("SELECT 1")).scalar()
             return CheckResult(
-                f"Connected to the {self._where()}",
-                details={"dialect": conn.dialect.name},
+                f"Connected to the {self._where()}", details={"dialect": conn.dialect.name}
             )
 
         return await asyncio.to_thread(self._with_connection, probe)
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
-        return await asyncio.to_thread(
-            self._with_connection,
-            lambda c, timeout: self._fetch(c, queries, window, timeout),
-            statements=len(queries),
-        )
+        def run(conn: Connection, timeout: int) -> FetchResult:
+            result = FetchResult()
+            for query in queries:
+                if query.metric != "value" or not isinstance(query.params, SqlParams):
+                    result.query_errors[query.id] = (
+                        f"the SQL connector has no metric `{query.metric}`"
+                    )
+                    continue
+                try:
+                    rows = self._run(conn, query.params.query, window, timeout)
+                except ConnectorConfigError as exc:  # this query's own fault: the others run
+                    result.query_errors[query.id] = exc.message
+                    continue
+                values, warnings = parse_rows(query.id, rows, window)
+                result.values.extend(values)
+                result.warnings.extend(warnings)
+            return result
+
+        return await asyncio.to_thread(self._with_connection, run, statements=len(queries))
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         """Run the query over one day, so a write or a syntax error is refused at mapping time.
@@ -164,51 +192,22 @@ class SqlConnector(SqlGuards):
         """
         if not isinstance(query.params, SqlParams):
             return
-        params = query.params
-        today = self.today
+        sql, today = query.params.query, self.today
 
         def run(conn: Connection, timeout: int) -> None:
             try:
-                self._run(conn, params.query, Window(today, today), timeout)
-            except (ConnectorAuthError, RetriableError):
-                raise
+                self._run(conn, sql, Window(today, today), timeout)
             except ConnectorConfigError as exc:
                 raise MappingError("params.query", exc.message) from None
 
         timeout = min(self.config.statement_timeout_seconds, MAPPING_CHECK_SECONDS)
         await asyncio.to_thread(self._with_connection, run, timeout=timeout)
 
-    # --- database work (in a worker thread) ---------------------------------------------------
-
-    def _fetch(
-        self, conn: Connection, queries: Sequence[MetricQuery], window: Window, timeout: int
-    ) -> FetchResult:
-        result = FetchResult()
-        for query in queries:
-            if query.metric != "value" or not isinstance(query.params, SqlParams):
-                result.query_errors[query.id] = f"the SQL connector has no metric `{query.metric}`"
-                continue
-            try:
-                rows = self._run(conn, query.params.query, window, timeout)
-            except (ConnectorAuthError, RetriableError):
-                raise
-            except ConnectorConfigError as exc:
-                result.query_errors[query.id] = exc.message
-                continue
-            values, warnings = parse_rows(query.id, rows, window)
-            result.values.extend(values)
-            result.warnings.extend(warnings)
-        return result
-
     def _with_connection(
-        self,
-        work: Callable[[Connection, int], Any],
-        *,
-        timeout: int | None = None,
-        statements: int = 1,
+        self, work: Callable[[Connection, int], Any], *, timeout: int = 0, statements: int = 1
     ) -> Any:
-        """``work`` on a fresh connection, all of it within one deadline: the connect, the
-        session settings, then ``statements`` queries of ``timeout`` seconds each."""
+        """``work`` on a fresh connection, within one deadline for the connect, the session
+        settings, then ``statements`` queries of ``timeout`` seconds each."""
         timeout = timeout or self.config.statement_timeout_seconds
         per_call = timeout + DEADLINE_MARGIN_SECONDS
         deadline = _Deadline(CONNECT_TIMEOUT_SECONDS + per_call * (statements + 1))
@@ -229,15 +228,15 @@ class SqlConnector(SqlGuards):
                     raise ConnectorConfigError(f"can't connect: {self._mask(str(exc))}") from None
                 with conn:
                     try:
-                        self._prepare_connection(conn, timeout)
+                        if conn.dialect.name in ("mysql", "mariadb"):
+                            self._session_timeout(conn, timeout)
                         outcome = work(conn, timeout)
                     except (ConnectorConfigError, RetriableError) as exc:
                         raise self._late(deadline) or exc from None
-                    # A cut connection may also surface as one query's error in a fetch.
-                    late = self._late(deadline)
-                    if late is not None:
-                        raise late
-                    return outcome
+                # A cut connection may also surface as one query's error in a fetch.
+                if late := self._late(deadline):
+                    raise late
+                return outcome
         finally:
             engine.dispose()
 
@@ -251,46 +250,41 @@ class SqlConnector(SqlGuards):
         )
 
     def _engine(self, timeout: int, deadline: _Deadline) -> Engine:
-        backend = self.url.get_backend_name()
-        connect_args: dict[str, Any] = {}
-        if backend == "sqlite":
+        if self.url.get_backend_name() == "sqlite":
             engine = create_engine(
                 self._sqlite_url(), poolclass=NullPool, connect_args={"check_same_thread": False}
             )
-            event.listen(engine, "connect", _sqlite_read_only)
+            event.listen(
+                engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA query_only = ON")
+            )
             return engine
-        if backend == "postgresql":
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if self.url.get_backend_name() == "postgresql":
             # Session defaults from the first byte: even a statement that ended krsync's
             # read-only transaction would find the next one read-only too.
             connect_args["options"] = (
                 f"-c default_transaction_read_only=on -c statement_timeout={timeout * 1000}"
             )
         else:
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
             # PyMySQL waits forever on a silent server unless told otherwise, handshake included.
-            connect_args["read_timeout"] = timeout + DEADLINE_MARGIN_SECONDS
-            connect_args["write_timeout"] = timeout + DEADLINE_MARGIN_SECONDS
+            connect_args["read_timeout"] = connect_args["write_timeout"] = (
+                timeout + DEADLINE_MARGIN_SECONDS
+            )
             connect_args["init_command"] = "SET SESSION TRANSACTION READ ONLY"
         engine = create_engine(self.url, poolclass=NullPool, connect_args=connect_args)
-
-        @event.listens_for(engine, "do_connect")
-        def guard(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
-            self._guard_connect(cparams)
-
+        event.listen(engine, "do_connect", lambda _d, _r, _a, cparams: self._guard_connect(cparams))
         # First among the connect hooks, so SQLAlchemy's own first queries are covered too.
-        event.listen(engine, "connect", lambda dbapi, record: deadline.watch(dbapi), insert=True)
+        event.listen(engine, "connect", lambda dbapi, _: deadline.watch(dbapi), insert=True)
         return engine
 
-    def _prepare_connection(self, conn: Connection, timeout: int) -> None:
-        """Session-wide settings, before any transaction starts."""
+    def _session_timeout(self, conn: Connection, timeout: int) -> None:
+        """MySQL's and MariaDB's, set before any transaction starts."""
         try:
-            if conn.dialect.name in ("mysql", "mariadb"):
-                if getattr(conn.dialect, "is_mariadb", False):
-                    conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout)}")
-                else:
-                    conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout) * 1000}")
-                conn.commit()
+            if getattr(conn.dialect, "is_mariadb", False):
+                conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout)}")
+            else:
+                conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout) * 1000}")
+            conn.commit()
         except DBAPIError as exc:
             raise self._query_error(exc, timeout) from None
 
@@ -305,13 +299,8 @@ class SqlConnector(SqlGuards):
         """
         check_binds(sql)
         dialect = conn.dialect.name
-        # sqlite3's default date adapter is deprecated; SQLite compares ISO strings anyway.
-        bounds: dict[str, Any] = (
-            {"from": window.start.isoformat(), "to": window.end.isoformat()}
-            if dialect == "sqlite"
-            else {"from": window.start, "to": window.end}
-        )
         raw = conn.connection.dbapi_connection if dialect == "sqlite" else None
+        bounds: dict[str, Any] = {"from": window.start, "to": window.end}
         try:
             if dialect == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
@@ -323,9 +312,15 @@ class SqlConnector(SqlGuards):
                 conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
                 conn.exec_driver_sql("START TRANSACTION READ ONLY")
             if raw is not None:
+                # sqlite3's default date adapter is deprecated; SQLite compares ISO strings anyway.
+                bounds = {name: day.isoformat() for name, day in bounds.items()}
                 deadline = time.monotonic() + timeout
                 raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-                raw.set_authorizer(_reads_only)
+                raw.set_authorizer(
+                    lambda action, *_: (
+                        sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
+                    )
+                )
             result = conn.execute(text(sql), bounds)
             if not result.returns_rows:
                 raise ConnectorConfigError(
@@ -344,23 +339,182 @@ class SqlConnector(SqlGuards):
             if raw is not None:
                 raw.set_progress_handler(None, 0)
                 raw.set_authorizer(None)
-            try:
+            with contextlib.suppress(SQLAlchemyError):
                 conn.rollback()
-            except SQLAlchemyError:
-                pass
+
+    # --- where a connection may go, and what a driver error means -------------------------
+
+    def _guard_connect(self, cparams: dict[str, Any]) -> None:
+        """Check (and pin) the driver's own arguments right before it connects."""
+        if self.url.get_backend_name() == "postgresql":
+            # Given explicitly, even empty, libpq no longer fills them from PGHOSTADDR or
+            # PGPASSWORD: krsync's environment must not redirect a source or lend it a password.
+            cparams.setdefault("hostaddr", "")
+            cparams.setdefault("password", "")
+            targets = [(t, not t or t.startswith(("/", "@"))) for t in _libpq_targets(cparams)]
+        else:
+            # A client flag from the URL must not turn on several statements per call.
+            cparams["client_flag"] = int(cparams.get("client_flag", 0)) & ~_MULTI_STATEMENTS
+            socket_path = str(cparams.get("unix_socket") or "")
+            # PyMySQL takes the socket over the host, and "localhost" for no host at all.
+            host = str(cparams.get("host") or "localhost")
+            targets = [(socket_path, True) if socket_path else (host, False)]
+        if private_networks_allowed():
+            return
+        port = cparams.get("port")
+        for target, is_socket in targets:
+            self._refuse_private(target, is_socket, port if isinstance(port, int) else None)
+
+    def _refuse_private(self, target: str, is_socket: bool, port: int | None) -> None:
+        """Unless ``target`` (a host or IP, or a Unix socket's path; empty: the driver's default
+        socket) is public."""
+        opt_in = f"krsync only reaches one when {ALLOW_PRIVATE_ENV}=true"
+        if is_socket:
+            where = f"a Unix socket (`{target}`)" if target else "the local Unix socket (no host)"
+            raise ConnectorConfigError(
+                f"the database is reached through {where}, a private address of this machine:"
+                f" {opt_in}"
+            )
+        try:
+            infos = socket.getaddrinfo(target, port, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError) as exc:
+            raise ConnectorConfigError(
+                f"can't resolve the database host `{target}`: {exc}"
+            ) from None
+        for info in infos:
+            address = str(info[4][0])
+            reason = non_public_reason(address)
+            if reason is not None:
+                raise ConnectorConfigError(
+                    f"the database host `{target}` resolves to a private address ({address},"
+                    f" {reason}): {opt_in}"
+                )
+
+    def _sqlite_url(self) -> URL:
+        """The SQLite file, inside KRSYNC_FILES_DIR and not krsync's own, opened read-only.
+
+        The URI is built here from the real path, percent-encoded, so no part of the file's name
+        can add URI parameters (``vfs``, ``mode``) of its own.
+        """
+        given = make_url(self.config.url.strip()).database or ""  # as the user wrote it
+        path = file_in_files_dir(given, otherwise=" to read SQLite databases")
+        own = _own_database()
+        if own is not None and (path == own or (own.exists() and os.path.samefile(path, own))):
+            raise ConnectorConfigError(
+                f"`{given}` is krsync's own database: point the source at your data instead"
+            )
+        # Built afresh: SQLite takes no user or password, and one set by mistake would make the
+        # URL invalid (``URL.set`` can't clear a field).
+        return URL.create(
+            self.url.drivername,
+            database=f"file:{quote(str(path), safe='/')}",
+            query={"mode": "ro", "uri": "true"},
+        )
+
+    def _mask(self, message: str) -> str:
+        return message.replace(self._secret, "***") if self._secret else message
+
+    def _where(self) -> str:
+        """The database named for a message: never the password."""
+        url, backend = self.url, self.url.get_backend_name()
+        if not url.host:
+            return f"{backend} database `{(url.database or '').removeprefix('file:')}`"
+        port = f":{url.port}" if url.port else ""
+        user = f"{url.username}@" if url.username else ""
+        return f"{backend} database `{url.database or ''}` on {user}{url.host}{port}"
+
+    def _connect_error(self, exc: DBAPIError) -> Exception:
+        said = self._mask(str(exc.orig)).strip()
+        if _means(exc, said, _AUTH):
+            return ConnectorAuthError(
+                f"the database refused the user or password for {self._where()}: check the"
+                f" user in `url` and the password in the credentials ({said})"
+            )
+        if _means(exc, said, _UNKNOWN_DB):
+            return ConnectorConfigError(f"the database in {self._where()} does not exist ({said})")
+        if _means(exc, said, _LOST):
+            return RetriableError(f"the {self._where()} did not answer in time ({said})")
+        return ConnectorConfigError(f"can't connect to {self._where()}: {said}")
+
+    def _query_error(self, exc: DBAPIError, timeout: int) -> Exception:
+        said = self._mask(str(exc.orig)).strip()
+        if _means(exc, said, _READ_ONLY):
+            return ConnectorConfigError(WRITE_REFUSED)
+        if _means(exc, said, _TIMEOUT):
+            return RetriableError(
+                f"the query ran past the {timeout}s statement"
+                " timeout: make it faster (an index on the date column) or raise the timeout"
+            )
+        if exc.connection_invalidated:
+            return RetriableError(f"lost the connection to {self._where()}: {said}")
+        return ConnectorConfigError(f"the query failed: {said}")
 
 
-#: What a query may do in SQLite: read tables, call functions, recurse. Not attach another file,
-#: change a pragma or write, whatever ``query_only`` and the read-only open already refuse.
-_SQLITE_READS = frozenset(
-    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
-)
+def _means(exc: DBAPIError, said: str, kind: _Kind) -> bool:
+    codes, words = kind
+    sqlstate, args = getattr(exc.orig, "sqlstate", None), getattr(exc.orig, "args", ())
+    code = str(sqlstate) if sqlstate else args[0] if args and isinstance(args[0], int) else None
+    return code in codes or re.search(words, said.lower()) is not None
 
 
-def _reads_only(action: int, *_: str | None) -> int:
-    return sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
+def _libpq_targets(cparams: dict[str, Any]) -> list[str]:
+    """Where libpq connects: each host's ``hostaddr`` when given, else the host (a path or an
+    empty entry is a Unix socket). Lists are comma-separated, as libpq splits them."""
+    hosts = str(cparams.get("host") or "").split(",")
+    addresses = str(cparams.get("hostaddr") or "").split(",")
+    if addresses == [""]:
+        return hosts
+    if len(addresses) != len(hosts) and hosts != [""]:
+        return [*hosts, *addresses]  # libpq refuses the mismatch; check every name anyway
+    return [address or (hosts[i] if i < len(hosts) else "") for i, address in enumerate(addresses)]
 
 
-def _sqlite_read_only(dbapi_connection: Any, record: Any) -> None:
-    """``query_only`` on, before any statement runs on the connection."""
-    dbapi_connection.execute("PRAGMA query_only = ON")
+def _own_database() -> Path | None:
+    """The SQLite file krsync itself runs on, resolved as krsync opens it (from its cwd), where
+    ``app/core/settings.py`` reads it."""
+    configured = os.environ.get("DATABASE_URL") or os.environ.get("KRSYNC_DATABASE_URL") or ""
+    try:
+        url = make_url(configured.strip() or "sqlite:///krsync.db")
+    except (ArgumentError, ValueError):
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database.removeprefix("file:").split("?", 1)[0]).expanduser().resolve()
+
+
+# --- rows, as drivers hand them (pure, so the row rules are tested without a database) -------
+
+
+def parse_rows(
+    query_id: str, rows: Sequence[tuple[Any, ...]], window: Window
+) -> tuple[list[DailyValue], list[str]]:
+    """Daily values from ``date, value[, group]`` rows; duplicates of a day and group are summed."""
+    totals: dict[tuple[date, str | None], float] = {}
+    warnings: list[str] = []
+    for n, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            warnings.append(f"row {n}: expected `date, value[, group]` columns, got {len(row)}")
+            continue
+        day = _as_date(row[0])
+        if day is None:
+            warnings.append(f"row {n}: {row[0]!r} is not a date; row skipped")
+            continue
+        if day not in window or row[1] is None:
+            continue
+        value = as_number(float(row[1]) if isinstance(row[1], Decimal) else row[1])
+        if value is None or not math.isfinite(value):
+            warnings.append(f"row {n}: value {row[1]!r} is not a number; row skipped")
+            continue
+        group = None if len(row) < 3 or row[2] is None else str(row[2])
+        totals[(day, group)] = totals.get((day, group), 0.0) + value
+    return [DailyValue(query_id, d, v, g) for (d, g), v in totals.items()], warnings
+
+
+def _as_date(raw: Any) -> date | None:
+    if isinstance(raw, date):
+        return raw.date() if isinstance(raw, datetime) else raw
+    if isinstance(raw, str):
+        for parse in (date.fromisoformat, lambda s: datetime.fromisoformat(s).date()):
+            with contextlib.suppress(ValueError):
+                return parse(raw.strip())
+    return None

@@ -1,10 +1,9 @@
 """What an SQL source is told: a password-free URL, a timeout, and a query bound to the window.
 
-``normalize_url`` is here because the URL is part of the config: it picks the drivers krsync
-ships and makes SQLite read-only before any connection is opened. ``check_url`` is what the config
-accepts: only the drivers whose timeouts and read-only settings krsync sets, and of the URL's
-query parameters only those that can't point the driver somewhere else (a service file, a socket,
-a file to read, a statement to run at connect); the hosts themselves are checked when connecting.
+``check_url`` is what the config accepts: only the drivers whose timeouts and read-only settings
+krsync sets, and of the URL's query parameters only those that can't point the driver somewhere
+else (a service file, a socket, a file to read, a statement to run at connect); the hosts
+themselves are checked when connecting.
 """
 
 from __future__ import annotations
@@ -18,13 +17,12 @@ from connectors.base import ConnectorConfigError
 
 #: The bind parameters a query must use (and the only ones it may).
 WINDOW_BINDS = ("from", "to")
-_PASSWORDS = frozenset({"password", "passwd"})
-#: The drivers krsync ships and sets deadlines and read-only sessions for.
+#: The drivers krsync ships and sets deadlines and read-only sessions for, by URL scheme.
 DRIVERS = {
+    "postgres": "postgresql+psycopg",
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
-    "sqlite": "sqlite",
 }
 #: URL query parameters a user may set, by backend (hosts and sockets are checked at connect).
 #: Left out on purpose: libpq's ``service``, ``servicefile``, ``passfile``, ``options`` and its
@@ -33,25 +31,13 @@ DRIVERS = {
 #: timeouts (krsync sets them); any password.
 ALLOWED_QUERY = {
     "postgresql": frozenset(
-        {
-            "host",
-            "hostaddr",
-            "port",
-            "sslmode",
-            "sslrootcert",
-            "sslnegotiation",
-            "sslsni",
-            "channel_binding",
-            "gssencmode",
-            "require_auth",
-            "target_session_attrs",
-            "load_balance_hosts",
-            "application_name",
-            "client_encoding",
-        }
+        (
+            "host hostaddr port sslmode sslrootcert sslnegotiation sslsni channel_binding"
+            " gssencmode require_auth target_session_attrs load_balance_hosts application_name"
+            " client_encoding"
+        ).split()
     ),
     "mysql": frozenset({"charset", "unix_socket", "ssl_check_hostname"}),
-    "sqlite": frozenset(),
 }
 
 
@@ -134,94 +120,70 @@ def check_binds(query: str) -> None:
 
 
 def normalize_url(raw: str) -> URL:
-    """A URL naming the driver krsync ships: postgres:// and mysql:// get psycopg and PyMySQL."""
+    """A URL naming the driver krsync ships (postgres:// and mysql:// get psycopg and PyMySQL),
+    a SQLite file opened read-only through SQLite's URI syntax."""
     scheme, sep, rest = raw.strip().partition("://")
     if not sep:
         raise ConnectorConfigError(
             "`url` is not a database URL: use e.g. postgresql://user@host/db or sqlite:///path"
         )
-    drivers = {
-        "postgres": "postgresql+psycopg",
-        "postgresql": "postgresql+psycopg",
-        "mysql": "mysql+pymysql",
-        "mariadb": "mariadb+pymysql",
-    }
-    scheme = drivers.get(scheme.lower(), scheme)
     try:
-        url = make_url(f"{scheme}://{rest}")
+        url = make_url(f"{DRIVERS.get(scheme.lower(), scheme)}://{rest}")
     except (ArgumentError, ValueError):
         # Neither message is quoted: a malformed URL may still hold a password.
         raise ConnectorConfigError(
             "`url` is not a valid SQLAlchemy URL: use scheme://user@host:port/database, a port"
             " as a number, and several hosts as ?host=a&host=b"
         ) from None
-    if url.password or any(key in _PASSWORDS for key in url.query):
+    if url.password or any(key in ("password", "passwd") for key in url.query):
         raise ConnectorConfigError(
             "`url` must not contain a password: remove it and put it in the credentials"
         )
-    if url.get_backend_name() == "sqlite":
-        url = _sqlite_read_only(url)
-    return url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return url
+    read_only = {**url.query, "mode": "ro", "uri": "true"}
+    if database.startswith("file:"):
+        return url.set(query=read_only)
+    return url.set(database=f"file:{database}", query=read_only)
 
 
 def check_url(raw: str) -> URL:
     """The URL as :func:`normalize_url` makes it, refused unless krsync can vouch for it."""
     url = normalize_url(raw)
     backend = url.get_backend_name()
-    family = "mysql" if backend == "mariadb" else backend
-    if DRIVERS.get(backend) != url.drivername and not (
-        backend == "sqlite" and url.drivername == "sqlite+pysqlite"
-    ):
+    shipped = ("sqlite", "sqlite+pysqlite") if backend == "sqlite" else (DRIVERS.get(backend),)
+    if url.drivername not in shipped:
         raise ConnectorConfigError(
             f"`{url.drivername}` URLs are not supported: use postgresql://, mysql://,"
             " mariadb:// or sqlite:/// (krsync sets the timeouts and the read-only session of"
             " the drivers it ships)"
         )
-    if family == "sqlite":
-        _check_sqlite(raw)
+    if backend == "sqlite":
+        given = make_url(raw.strip())
+        database = given.database or ""
+        if given.query:
+            raise ConnectorConfigError(
+                "a SQLite `url` takes no query parameters: krsync opens the file read-only itself"
+            )
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ConnectorConfigError(
+                "a SQLite `url` names a database file in KRSYNC_FILES_DIR, e.g. sqlite:///shop.db:"
+                " not an in-memory database or a file: URI"
+            )
         return url
-    unknown = sorted(set(url.query) - ALLOWED_QUERY[family])
+    allowed_keys = ALLOWED_QUERY["mysql" if backend == "mariadb" else backend]
+    unknown = sorted(set(url.query) - allowed_keys)
     if unknown:
-        allowed = ", ".join(f"`{key}`" for key in sorted(ALLOWED_QUERY[family]))
+        allowed = ", ".join(f"`{key}`" for key in sorted(allowed_keys))
         raise ConnectorConfigError(
             f"`url` can't set {', '.join(f'`{key}`' for key in unknown)}: krsync sets the"
             " connection's timeouts and read-only session itself and reads no local file,"
             f" service or option file for it (accepted: {allowed})"
         )
-    root_certs = url.query.get("sslrootcert")
-    if root_certs is not None and root_certs != "system":
+    if url.query.get("sslrootcert") not in (None, "system"):
         raise ConnectorConfigError(
             "`sslrootcert` may only be `system` (the system's certificate authorities):"
             " krsync reads no local file for a connection"
         )
     return url
-
-
-def sqlite_path(raw: str) -> str:
-    """The file a ``sqlite:///`` URL names, as the user wrote it (relative to KRSYNC_FILES_DIR)."""
-    return make_url(raw.strip()).database or ""
-
-
-def _check_sqlite(raw: str) -> None:
-    url = make_url(raw.strip())
-    database = url.database or ""
-    if url.query:
-        raise ConnectorConfigError(
-            "a SQLite `url` takes no query parameters: krsync opens the file read-only itself"
-        )
-    if database in ("", ":memory:") or database.startswith("file:"):
-        raise ConnectorConfigError(
-            "a SQLite `url` names a database file in KRSYNC_FILES_DIR, e.g. sqlite:///shop.db:"
-            " not an in-memory database or a file: URI"
-        )
-
-
-def _sqlite_read_only(url: URL) -> URL:
-    """A file database opened read-only through SQLite's URI syntax."""
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        query = dict(url.query)
-        if database.startswith("file:"):
-            query.update(mode="ro", uri="true")
-        return url.set(query=query)
-    return url.set(database=f"file:{database}", query={**url.query, "mode": "ro", "uri": "true"})
