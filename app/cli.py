@@ -479,7 +479,8 @@ def _execute_with_progress(runs: Sequence[tuple[int, str]]) -> dict[int, float]:
     )
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.sync.engine import classify, execute_run_async
+    from app.sync.engine import execute_run_async
+    from app.sync.errors import classify
 
     seconds: dict[int, float] = {}
     progress = Progress(

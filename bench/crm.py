@@ -57,7 +57,7 @@ os.environ["KRSYNC_ALLOW_PRIVATE_NETWORKS"] = "true"  # the platform listens on 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # nothing leaves this machine
 
 from app.core.http import build_client  # noqa: E402
-from app.sync.engine import client_arguments  # noqa: E402
+from app.sync.connect import client_arguments  # noqa: E402
 from bench.common import BenchError  # noqa: E402
 from bench.hubspotapi import make_deals, quarter_end, won_by_day  # noqa: E402
 from connectors.base import Filter, MetricQuery, Window  # noqa: E402

@@ -26,7 +26,7 @@ from app.models import DataSource, OAuthApp
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
-from app.sync import clock
+from app.sync import clock, history
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
@@ -102,7 +102,7 @@ def render_source(
 ) -> Response:
     """The source page, with what a "Test connection" or "Sync now" just answered, if any."""
     source = DataSourceRead.model_validate(row)
-    runs, total_runs = service.list_runs(session, row.id, None, _RUNS_SHOWN, 0)
+    runs, total_runs = history.list_runs(session, row.id, None, _RUNS_SHOWN, 0)
     provider = provider_for_connector(source.connector)
     context: dict[str, Any] = {
         "principal": user.principal,

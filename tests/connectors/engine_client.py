@@ -1,6 +1,6 @@
 """A connector on an HTTP client built the way the engine builds it, for connector tests.
 
-``app/sync/engine.py`` (``_client``) builds a source's client from the connector's
+``app/sync/connect.py`` (``_client``) builds a source's client from the connector's
 ``http_options()``: base URL, headers, rate limit, concurrency, OAuth2 and the platform's own
 wait header, with the source's decrypted credential values as the secrets to mask. Tests that
 call a connector directly go through :func:`connected` so they exercise that same client; a
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from app.core.http import KrsyncClient, build_client
 from app.core.settings import get_settings
-from app.sync.engine import client_arguments
+from app.sync.connect import client_arguments
 from connectors.base import Connector, DailyValue, FetchResult
 from tests.connectors.acme import configure_engine
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app.core.http import KrsyncClient, build_client
 from app.core.settings import get_settings
-from app.sync.engine import client_arguments
+from app.sync.connect import client_arguments
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
