@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.redact import redact
 from app.models import DataSource
-from app.sync.clock import today_in
-from app.sync.connect import _client, _connector_parts, _token_saver
+from app.sync.connect import connector_for, open_connector
 from app.sync.errors import SourceConfigError, classify
 from connectors.base import (
     CheckResult,
@@ -35,12 +34,8 @@ def check_source(session: Session, source: DataSource) -> tuple[bool, str]:
 
 
 async def _check(source: DataSource) -> CheckResult:
-    cls, config, raw, creds = _connector_parts(source)
-    saver = _token_saver(source.id, cls, raw)
-    async with _client(source.name, cls, config, creds, raw, saver) as http:
-        return await cls(
-            config, creds, http, timezone=source.timezone, today=today_in(source.timezone)
-        ).check()
+    async with open_connector(source) as connector:
+        return await connector.check()
 
 
 #: How long a mapping's online check may hold up the request that creates it.
@@ -56,18 +51,14 @@ def check_mapping_online(source: DataSource, query: MetricQuery) -> None:
     say what is wrong.
     """
     try:
-        cls, config, raw, creds = _connector_parts(source)
+        built = connector_for(source)
     except SourceConfigError:
         return
-    if cls.validate_mapping_online is Connector.validate_mapping_online:
+    if built.cls.validate_mapping_online is Connector.validate_mapping_online:
         return  # nothing to ask: skip building a client
 
     async def run() -> None:
-        saver = _token_saver(source.id, cls, raw)
-        async with _client(source.name, cls, config, creds, raw, saver) as http:
-            connector = cls(
-                config, creds, http, timezone=source.timezone, today=today_in(source.timezone)
-            )
+        async with open_connector(built) as connector:
             await asyncio.wait_for(connector.validate_mapping_online(query), ONLINE_CHECK_SECONDS)
 
     try:

@@ -18,8 +18,8 @@ from app.core.redact import redact
 from app.core.values import storable
 from app.models import DataSource, KeyResult, Mapping
 from app.sync.clock import today_in
-from app.sync.connect import _client, _connector_parts, _token_saver
-from app.sync.engine import RATE_LIMIT_BUDGET, _fetch_once
+from app.sync.connect import connector_for, open_connector
+from app.sync.engine import RATE_LIMIT_BUDGET, fetch_within_budget, windows_of
 from app.sync.errors import SourceConfigError, UpstreamError, classify
 from app.sync.plan import build_query
 from connectors.base import (
@@ -47,26 +47,23 @@ def preview_values(
     """What `preview_mapping` fetches, for a saved mapping or one not saved yet (the mapping
     builder's draft, never added to a session): only its fields are read."""
     try:
-        cls, config, raw, creds = _connector_parts(source)
+        built = connector_for(source)
     except SourceConfigError as exc:
         raise InvalidInput(classify(exc)) from exc
     try:
-        query, spec = build_query(cls, mapping, aggregation)
+        query, spec = build_query(built.cls, mapping, aggregation)
     except ConnectorConfigError as exc:
         raise InvalidInput(classify(exc)) from exc
     today = today_in(source.timezone)
     window = Window(today, today) if spec.history == "snapshot" else Window(start, end)
 
-    saver = _token_saver(source.id, cls, raw)
     deadline = time.monotonic() + RATE_LIMIT_BUDGET
 
     async def run() -> FetchResult:
-        async with _client(source.name, cls, config, creds, raw, saver) as http:
-            connector = cls(config, creds, http, timezone=source.timezone, today=today)
-            parts = window.split(cls.max_window_days) if cls.max_window_days else [window]
+        async with open_connector(built, today=today) as connector:
             out = FetchResult()
-            for part in parts:
-                result = await _fetch_once(connector, [query], part, deadline)
+            for part in windows_of(built.cls, window):
+                result = await fetch_within_budget(connector, [query], part, deadline)
                 out.values += result.values
                 out.query_errors.update(result.query_errors)
             return out

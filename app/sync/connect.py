@@ -1,38 +1,55 @@
 """Building a connector for a source: its class, validated config and credentials, its client.
 
-Runs, checks, previews and connector tests all build it this way, so a connector sees the same
-HTTP client (rate limits, OAuth refresh, redaction) wherever it is called from.
+Runs, checks, previews and connector tests all build it with :func:`open_connector`, so a
+connector sees the same HTTP client (rate limits, OAuth refresh, redaction) wherever it is called
+from, and a source's stored config and credentials are validated once, by :func:`connector_for`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from app.core.db import get_sessionmaker
 from app.core.errors import reason
-from app.core.http import (
-    OAuth2Settings,
-    build_client,
-)
+from app.core.http import HttpStats, KrsyncClient, OAuth2Settings, build_client
 from app.core.redact import register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource
+from app.sync.clock import today_in
 from app.sync.errors import SourceConfigError
-from connectors.base import (
-    Connector,
-)
+from connectors.base import Connector
 from connectors.registry import UnknownConnectorError, get_connector
 
+TokenSaver = Callable[[dict[str, Any]], Awaitable[None]]
 
-def _connector_parts(
-    source: DataSource,
-) -> tuple[type[Connector[Any, Any]], BaseModel, dict[str, Any], BaseModel]:
+
+@dataclass
+class SourceConnector:
+    """A source's connector class with its config and credentials validated: no session needed,
+    so a run reads it in its first transaction and builds the client outside any."""
+
+    cls: type[Connector[Any, Any]]
+    config: BaseModel
+    credentials: BaseModel
+    #: The decrypted values: the client's secrets to mask, and what a refreshed token merges into.
+    raw: dict[str, Any]
+    name: str
+    timezone: str = "UTC"
+    #: Where a refreshed token is stored; None for a connector built without a stored source.
+    source_id: int | None = None
+
+
+def connector_for(source: DataSource) -> SourceConnector:
+    """The stored source's connector, or a `SourceConfigError` saying what no longer fits."""
     try:
         cls = get_connector(source.connector)
     except UnknownConnectorError as exc:
@@ -50,7 +67,34 @@ def _connector_parts(
         credentials = cls.credentials_model.model_validate(raw)
     except ValidationError as exc:
         raise SourceConfigError(f"the source's credentials are incomplete: {_fields(exc)}") from exc
-    return cls, config, raw, credentials
+    return SourceConnector(
+        cls=cls,
+        config=config,
+        credentials=credentials,
+        raw=raw,
+        name=source.name,
+        timezone=source.timezone,
+        source_id=source.id,
+    )
+
+
+def connector_from(
+    cls: type[Connector[Any, Any]],
+    config: Mapping[str, Any] | BaseModel,
+    credentials: Mapping[str, Any],
+    *,
+    name: str,
+    timezone: str = "UTC",
+) -> SourceConnector:
+    """A connector from plain values (tests, benchmarks), validated by its own models."""
+    return SourceConnector(
+        cls=cls,
+        config=cls.config_model.model_validate(config),
+        credentials=cls.credentials_model.model_validate(credentials),
+        raw=dict(credentials),
+        name=name,
+        timezone=timezone,
+    )
 
 
 def _fields(exc: ValidationError) -> str:
@@ -76,13 +120,14 @@ def _oauth(cls: type[Connector[Any, Any]], config: BaseModel, creds: BaseModel) 
     return options, oauth
 
 
-def _token_saver(
-    source_id: int, cls: type[Connector[Any, Any]], raw: dict[str, Any]
-) -> Callable[[dict[str, Any]], Awaitable[None]]:
+def _token_saver(built: SourceConnector) -> TokenSaver | None:
     """Store every refreshed token at once: a rotated refresh token is the only one that works."""
+    source_id, raw = built.source_id, built.raw
+    if source_id is None:
+        return None
 
     async def store(token: dict[str, Any]) -> None:
-        merged = cls.merge_token(raw, token)
+        merged = built.cls.merge_token(raw, token)
         raw.clear()
         raw.update(merged)
         register_secrets(secrets_in(merged))
@@ -91,22 +136,12 @@ def _token_saver(
     return store
 
 
-def client_arguments(
-    source_name: str,
-    cls: type[Connector[Any, Any]],
-    config: BaseModel,
-    credentials: BaseModel,
-    raw: dict[str, Any],
-    on_token: Callable[[dict[str, Any]], Awaitable[None]] | None,
-) -> dict[str, Any]:
-    """What `build_client` gets for a source: its connector's `HttpOptions`, OAuth included.
-
-    Public so connector tests build their clients exactly as a sync does.
-    """
-    options, oauth = _oauth(cls, config, credentials)
+def client_arguments(built: SourceConnector, on_token: TokenSaver | None) -> dict[str, Any]:
+    """What `build_client` gets for a source: its connector's `HttpOptions`, OAuth included."""
+    options, oauth = _oauth(built.cls, built.config, built.credentials)
     return {
-        "source_name": source_name,
-        "secrets": secrets_in(raw),
+        "source_name": built.name,
+        "secrets": secrets_in(built.raw),
         "base_url": options.base_url,
         "rate_per_second": options.rate_per_second,
         "max_concurrency": options.max_concurrency,
@@ -120,15 +155,37 @@ def client_arguments(
     }
 
 
-def _client(
-    source_name: str,
-    cls: type[Connector[Any, Any]],
-    config: BaseModel,
-    credentials: BaseModel,
-    raw: dict[str, Any],
-    on_token: Callable[[dict[str, Any]], Awaitable[None]] | None,
-) -> Any:
-    return build_client(**client_arguments(source_name, cls, config, credentials, raw, on_token))
+@asynccontextmanager
+async def open_connector(
+    source: DataSource | SourceConnector,
+    *,
+    today: date | None = None,
+    on_token: TokenSaver | None = None,
+    **client_overrides: Any,
+) -> AsyncIterator[Connector[Any, Any]]:
+    """The source's connector on its own client, closed when the block ends.
+
+    ``today`` defaults to the source's today by the engine's clock. A refreshed token goes to
+    ``on_token``, or else is stored encrypted on the source. ``client_overrides`` replace the
+    matching `build_client` arguments (tests: a mock transport, a local server).
+    """
+    built = source if isinstance(source, SourceConnector) else connector_for(source)
+    arguments = client_arguments(built, on_token or _token_saver(built))
+    arguments.update(client_overrides)
+    async with build_client(**arguments) as http:
+        yield built.cls(
+            built.config,
+            built.credentials,
+            http,
+            timezone=built.timezone,
+            today=today if today is not None else today_in(built.timezone),
+        )
+
+
+def http_stats(connector: Connector[Any, Any]) -> HttpStats:
+    """What the connector's client has sent so far (an `open_connector` client counts)."""
+    http = connector.http
+    return http.stats if isinstance(http, KrsyncClient) else HttpStats()
 
 
 def _store_credentials(source_id: int, credentials: dict[str, Any]) -> None:

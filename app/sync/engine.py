@@ -19,7 +19,6 @@ from datetime import date
 from typing import Any, cast
 
 import stamina
-from pydantic import BaseModel
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -34,7 +33,7 @@ from app.core.settings import get_settings
 from app.core.values import BOUND_TEXT, storable
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun, months
 from app.sync.clock import today_in, utcnow
-from app.sync.connect import _client, _connector_parts, _token_saver
+from app.sync.connect import SourceConnector, connector_for, http_stats, open_connector
 from app.sync.errors import classify, is_auth_failure
 from app.sync.locks import LOCK_WAIT_SECONDS, QUEUED_TOO_LONG, SourceLock
 from app.sync.orphans import INTERRUPTED
@@ -69,10 +68,8 @@ class Prepared:
     run_id: int
     source_id: int
     source_name: str
-    timezone: str
-    connector_cls: type[Connector[Any, Any]]
-    config: BaseModel
-    credentials: dict[str, Any]
+    #: Validated once, in the first transaction; the client is built from it outside any.
+    connector: SourceConnector
     plan: Plan
     today: date
     warnings: list[str] = field(default_factory=list)
@@ -173,7 +170,7 @@ async def execute_run_async(run_id: int) -> None:
                 seconds=time.monotonic() - started,
                 stats=prepared.stats if prepared is not None else None,
                 auth_error=message if is_auth_failure(exc) else None,
-                credentials=prepared.credentials if prepared is not None else None,
+                credentials=prepared.connector.raw if prepared is not None else None,
             )
 
 
@@ -251,7 +248,7 @@ def _prepare(run_id: int) -> Prepared | None:
             metrics.record_sync(source.connector, "failed", None)
         run.started_at = run.prepared_at = utcnow()
         run.owner = str(this_process())  # whoever created it, the process preparing it runs it
-        cls, config, raw, _ = _connector_parts(source)
+        built = connector_for(source)
         today = today_in(source.timezone)
         requested = (
             (run.window_from, run.window_to)
@@ -259,7 +256,7 @@ def _prepare(run_id: int) -> Prepared | None:
             else None
         )
         plan = plan_run(
-            cls, source, _load_rows(session, source.id), today=today, requested=requested
+            built.cls, source, _load_rows(session, source.id), today=today, requested=requested
         )
         if plan.daily_window is not None and plan.daily:
             run.window_from, run.window_to = plan.daily_window.start, plan.daily_window.end
@@ -269,17 +266,19 @@ def _prepare(run_id: int) -> Prepared | None:
             run_id=run.id,
             source_id=source.id,
             source_name=source.name,
-            timezone=source.timezone,
-            connector_cls=cls,
-            config=config,
-            credentials=raw,
+            connector=built,
             plan=plan,
             today=today,
             warnings=list(plan.warnings),
         )
 
 
-async def _fetch_once(
+def windows_of(cls: type[Connector[Any, Any]], window: Window) -> list[Window]:
+    """The window in the pieces the platform answers in one call."""
+    return window.split(cls.max_window_days) if cls.max_window_days else [window]
+
+
+async def fetch_within_budget(
     connector: Connector[Any, Any],
     queries: Sequence[MetricQuery],
     window: Window,
@@ -309,29 +308,19 @@ async def _fetch(p: Prepared) -> Fetched:
     fetched = Fetched()
     if p.plan.empty:
         return fetched
-    cls = p.connector_cls
-    creds_model = cls.credentials_model.model_validate(p.credentials)
-
-    store_token = _token_saver(p.source_id, cls, p.credentials)
+    cls = p.connector.cls
     deadline = time.monotonic() + RATE_LIMIT_BUDGET
-    async with _client(
-        p.source_name, cls, p.config, creds_model, p.credentials, store_token
-    ) as http:
-        p.stats = http.stats
-        connector = cls(p.config, creds_model, http, timezone=p.timezone, today=p.today)
+    async with open_connector(p.connector, today=p.today) as connector:
+        p.stats = http_stats(connector)
         batches: list[tuple[Sequence[MetricQuery], Window, date | None]] = []
         if p.plan.daily and p.plan.daily_window is not None:
-            windows = (
-                p.plan.daily_window.split(cls.max_window_days)
-                if cls.max_window_days
-                else [p.plan.daily_window]
-            )
+            windows = windows_of(cls, p.plan.daily_window)
             batches += [(p.plan.daily, w, None) for w in windows]
         if p.plan.snapshot:
             # A snapshot is the figure now; it is recorded on the source's today.
             batches.append((p.plan.snapshot, Window(p.today, p.today), p.today))
         for queries, window, redate in batches:
-            result = await _fetch_once(connector, queries, window, deadline)
+            result = await fetch_within_budget(connector, queries, window, deadline)
             fetched.fetch_calls += 1
             fetched.values += [(v, redate) for v in result.values]
             fetched.warnings += result.warnings
@@ -344,7 +333,7 @@ async def _fetch(p: Prepared) -> Fetched:
                 # nothing. Any figure in the window shows the answer was real.
                 answered = {v.query_id for v in result.values}
                 fetched.complete.append((window, set(result.complete) & answered))
-        fetched.stats = http.stats
+        fetched.stats = http_stats(connector)
     return fetched
 
 
@@ -445,7 +434,7 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
                 status="partial" if partial else "succeeded",
                 at=run.finished_at,
                 warned=bool(warnings),
-                credentials=p.credentials,
+                credentials=p.connector.raw,
             ),
             now=run.finished_at,
             pause_after=get_settings().pause_after_failures,

@@ -1,6 +1,6 @@
 """A connector on an HTTP client built the way the engine builds it, for connector tests.
 
-``app/sync/connect.py`` (``_client``) builds a source's client from the connector's
+``app/sync/connect.py`` (``open_connector``) builds a source's client from the connector's
 ``http_options()``: base URL, headers, rate limit, concurrency, OAuth2 and the platform's own
 wait header, with the source's decrypted credential values as the secrets to mask. Tests that
 call a connector directly go through :func:`connected` so they exercise that same client; a
@@ -23,9 +23,9 @@ import respx
 import stamina
 from pydantic import BaseModel
 
-from app.core.http import KrsyncClient, build_client
+from app.core.http import KrsyncClient
 from app.core.settings import get_settings
-from app.sync.connect import client_arguments
+from app.sync.connect import connector_from, open_connector
 from connectors.base import Connector, DailyValue, FetchResult
 from tests.connectors.acme import configure_engine
 
@@ -77,14 +77,12 @@ async def connected(
     gets every ``HttpOptions`` field, OAuth2 included (``on_token`` then receives refreshed
     tokens, as the engine's token saver does), and ``secrets_in(credentials)``.
     """
-    cfg = cls.config_model.model_validate(config)
-    creds = cls.credentials_model.model_validate(credentials)
-    arguments = client_arguments(
-        source_name or f"{cls.key}-test", cls, cfg, creds, dict(credentials), on_token
+    built = connector_from(
+        cls, config, credentials, name=source_name or f"{cls.key}-test", timezone=timezone
     )
-    arguments.update(client_overrides)
-    async with build_client(**arguments) as http:
-        yield cls(cfg, creds, http, timezone=timezone, today=today), http
+    async with open_connector(built, today=today, on_token=on_token, **client_overrides) as c:
+        assert isinstance(c.http, KrsyncClient)
+        yield c, c.http
 
 
 def by_query(values: Iterable[DailyValue] | FetchResult) -> dict[str, dict[date, float]]:
