@@ -13,8 +13,9 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import Admin, Editor, SessionDep, Viewer
+from app.auth.deps import Admin, Editor, Viewer
 from app.core import fastread
+from app.core.db import SessionDep
 from app.core.schemas import (
     ERROR_RESPONSES,
     IdPath,

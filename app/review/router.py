@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
-from app.auth.deps import Editor, SessionDep, Viewer
+from app.auth.deps import Editor, Viewer
+from app.core.db import SessionDep
 from app.core.schemas import (
     ERROR_RESPONSES,
     IdPath,

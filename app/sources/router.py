@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
-from app.auth.deps import Admin, SessionDep, Viewer
+from app.auth.deps import Admin, Viewer
+from app.core.db import SessionDep
 from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, KnownQueryOnly, Limit, Offset, Page
 from app.models import DataSource
 from app.sources import service

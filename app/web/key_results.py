@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core.db import SessionDep
 from app.core.errors import DomainError, InvalidInput, NotFound
 from app.models import Cycle, DataSource, Objective
 from app.okr import service

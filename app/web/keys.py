@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.auth import service
-from app.auth.deps import SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyRead
+from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.models import ApiKey
 from app.web.pages import PageUser, field_errors, page_principal, path_id, refusal, render

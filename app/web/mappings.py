@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from app.auth.deps import SessionDep
+from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound, reason
 from app.models import DataSource, KeyResult, Mapping
 from app.okr import service as okr_service

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
+from app.core.db import SessionDep
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import KeyResult, Objective
 from app.okr import service

@@ -18,8 +18,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound
 from app.core.schemas import MAX_ID, Short
 from app.models import Cycle, KeyResult, Objective

@@ -15,8 +15,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound
 from app.models import Cycle
 from app.okr import service as okr_service

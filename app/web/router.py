@@ -18,8 +18,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.schemas import iso_date
 from app.core.settings import get_settings

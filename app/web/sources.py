@@ -19,8 +19,8 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.core.cron import cron_trigger
+from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.models import DataSource, OAuthApp
 from app.sources import service
