@@ -208,10 +208,10 @@ def demo(
     from sqlalchemy.exc import SQLAlchemyError
 
     from app import demo as workspace_of
+    from app.core.clock import today_in
     from app.core.db import reset_engine, session_scope
     from app.core.errors import DomainError
     from app.core.migrate import upgrade
-    from app.sync.clock import today_in
 
     if serve_after:
         # Before seeding and backfilling: a busy port found only then wastes the minute they take.
@@ -438,7 +438,7 @@ def _unknown_source(session: Session, unknown: Sequence[str]) -> NoReturn:
 
 def _check_window(sources: Sequence[DataSource], window: tuple[date, date]) -> None:
     """The same rule as the API's: a platform has no figures for days that haven't come yet."""
-    from app.sync.clock import today_in
+    from app.core.clock import today_in
 
     for src in sources:
         try:
@@ -734,6 +734,7 @@ def review(
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
+    from app.core import clock
     from app.core.db import session_scope
     from app.models import Cycle
     from app.review import export
@@ -741,7 +742,7 @@ def review(
 
     if format not in (None, "md", "csv"):
         fail(f"unknown --format {format!r}: use md or csv", USAGE_ERROR)
-    day = as_of or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+    day = as_of or clock.today()
     try:
         with session_scope() as session:
             found = None
@@ -801,9 +802,9 @@ def sources_list() -> None:
     from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
+    from app.core import clock
     from app.core.db import session_scope
     from app.models import DataSource, SyncRun
-    from app.sync import clock
     from app.sync.source_health import health_of, reason_of
 
     last = (

@@ -19,10 +19,10 @@ from app.auth.service import (
     hash_key,
 )
 from app.core import fastread
+from app.core.clock import utcnow
 from app.core.db import SessionDep, get_sessionmaker
 from app.core.errors import Forbidden, Unauthorized
 from app.core.settings import get_settings
-from app.models.base import utcnow
 from app.web import session as web_session
 from app.web.session import BrowserSession
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import Admin, Editor, Viewer
-from app.core import fastread
+from app.core import clock, fastread
 from app.core.db import SessionDep
 from app.core.schemas import (
     ERROR_RESPONSES,
@@ -64,7 +64,7 @@ Cascade = Annotated[bool, Query(description="Also delete everything the object h
 
 
 def _as_of(value: date | None) -> date:
-    return value or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+    return value or clock.today()
 
 
 def _cached(session: Session, key: tuple[object, ...], build: Callable[[], BaseModel]) -> Response:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, selectinload, with_expression
 
 from app.auth.service import ROLE_RANK, Principal, audit
+from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.values import readable
@@ -28,7 +29,6 @@ from app.models import (
 )
 from app.okr.progress_service import ProgressCalculator, definition, provisional_days
 from app.progress import ObjectiveProgress, Progress, validate_definition
-from app.sync import clock
 
 MAX_SERIES_DAYS = 3700
 

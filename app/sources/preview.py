@@ -8,6 +8,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
+from app.core.clock import today_in
 from app.core.errors import InvalidInput
 from app.core.http import (
     HttpLayerError,
@@ -17,7 +18,6 @@ from app.core.http import (
 from app.core.redact import redact
 from app.core.values import storable
 from app.models import DataSource, KeyResult, Mapping
-from app.sync.clock import today_in
 from app.sync.connect import connector_for, open_connector
 from app.sync.engine import RATE_LIMIT_BUDGET, fetch_within_budget, windows_of
 from app.sync.errors import SourceConfigError, UpstreamError, classify

@@ -19,14 +19,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
+from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
+from app.core.clock import today_in
 from app.core.errors import Conflict, InvalidInput, NotFound, reason
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun, months
-from app.sync import clock
-from app.sync.clock import today_in
 from app.sync.source_health import (
     CredentialsStored,
     HealthChange,

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from app.core.clock import today_in
 from app.core.db import get_sessionmaker
 from app.core.errors import reason
 from app.core.http import HttpStats, KrsyncClient, OAuth2Settings, build_client
@@ -24,7 +25,6 @@ from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource
-from app.sync.clock import today_in
 from app.sync.errors import SourceConfigError
 from connectors.base import Connector
 from connectors.registry import UnknownConnectorError, get_connector

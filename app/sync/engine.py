@@ -23,6 +23,7 @@ from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core import metrics
+from app.core.clock import today_in, utcnow
 from app.core.db import get_engine, get_sessionmaker
 from app.core.http import (
     HttpStats,
@@ -32,7 +33,6 @@ from app.core.redact import redact, redact_json
 from app.core.settings import get_settings
 from app.core.values import BOUND_TEXT, storable
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun, months
-from app.sync.clock import today_in, utcnow
 from app.sync.connect import SourceConnector, connector_for, http_stats, open_connector
 from app.sync.errors import classify, is_auth_failure
 from app.sync.locks import LOCK_WAIT_SECONDS, QUEUED_TOO_LONG, SourceLock

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import ROLE_RANK
+from app.core import clock
 from app.core.db import SessionDep
 from app.core.errors import DomainError, InvalidInput, NotFound
 from app.models import Cycle, DataSource, Objective
@@ -48,7 +49,7 @@ _SCORE_FIELDS = ("final_score", "final_score_note")
 
 
 def _today() -> date:
-    return date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
+    return clock.today()
 
 
 def _form(date_: str, value: str, note: str, confidence: str) -> dict[str, Any]:

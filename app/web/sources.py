@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core import clock
 from app.core.cron import cron_trigger
 from app.core.db import SessionDep
 from app.core.errors import NotFound
@@ -26,7 +27,7 @@ from app.models import DataSource, OAuthApp
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
-from app.sync import clock, history
+from app.sync import history
 from app.web.pages import PageUser, page_principal, path_id, refusal, render
 
 router = APIRouter(include_in_schema=False)
