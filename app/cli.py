@@ -799,27 +799,16 @@ def review(
 def sources_list() -> None:
     """List the data sources: schedule, health (with failed runs in a row), last run, last
     success, and why each unhealthy source is so."""
-    from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.core import clock
     from app.core.db import session_scope
-    from app.models import DataSource, SyncRun
+    from app.sync import history
     from app.sync.source_health import health_of, reason_of
 
-    last = (
-        select(SyncRun.data_source_id, func.max(SyncRun.id).label("run_id"))
-        .group_by(SyncRun.data_source_id)
-        .subquery()
-    )
     try:
         with session_scope() as session:
-            rows = session.execute(
-                select(DataSource, SyncRun)
-                .outerjoin(last, last.c.data_source_id == DataSource.id)
-                .outerjoin(SyncRun, SyncRun.id == last.c.run_id)
-                .order_by(DataSource.name)
-            ).all()
+            rows = history.sources_with_last_run(session)
     except SQLAlchemyError as exc:
         _database_error(exc)
     if not rows:
