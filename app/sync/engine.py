@@ -5,6 +5,11 @@ A run is created (`create_run`, status `running`) by whoever asks for it, then e
 asked without holding any transaction open, and a second transaction writes every figure and
 the run's outcome together. A crash between them leaves the last good values untouched; the run
 is marked `failed` when a server next starts (`app.sync.orphans`) or by the next run of the source.
+
+This module is the run's lifecycle only: the connector and its client come from
+`app.sync.connect.open_connector`, what a failure says from `app.sync.errors`, the runs' history
+from `app.sync.history`; checks and previews, which fetch without a run, are `app.sources.check`
+and `app.sources.preview`.
 """
 
 from __future__ import annotations
