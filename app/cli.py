@@ -222,10 +222,10 @@ def demo(
     from sqlalchemy.exc import SQLAlchemyError
 
     from app import demo as workspace_of
+    from app.core.clock import today_in
     from app.core.db import reset_engine, session_scope
     from app.core.errors import DomainError
     from app.core.migrate import upgrade
-    from app.sync.clock import today_in
 
     if serve_after:
         # Before seeding and backfilling: a busy port found only then wastes the minute they take.
@@ -447,7 +447,7 @@ def _unknown_source(session: Session, unknown: Sequence[str]) -> NoReturn:
 
 def _check_window(sources: Sequence[DataSource], window: tuple[date, date]) -> None:
     """The same rule as the API's: a platform has no figures for days that haven't come yet."""
-    from app.sync.clock import today_in
+    from app.core.clock import today_in
 
     for src in sources:
         try:
@@ -488,7 +488,8 @@ def _execute_with_progress(runs: Sequence[tuple[int, str]]) -> dict[int, float]:
     )
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.sync.engine import classify, execute_run_async
+    from app.sync.engine import execute_run_async
+    from app.sync.errors import classify
 
     seconds: dict[int, float] = {}
     progress = Progress(
@@ -723,13 +724,14 @@ def review(
     review with --format): `GET /api/v1/cycles/{id}/review`."""
     from sqlalchemy import select
 
+    from app.core import clock
     from app.models import Cycle
     from app.review import export
     from app.review.service import cycle_review
 
     if format not in (None, "md", "csv"):
         fail(f"unknown --format {format!r}: use md or csv", USAGE_ERROR)
-    day = as_of or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+    day = as_of or clock.today()
     with _database() as session:
         found = None
         if cycle.isascii() and cycle.isdigit() and int(cycle) < 2**31:
@@ -783,24 +785,12 @@ def review(
 def sources_list() -> None:
     """List the data sources: schedule, health (with failed runs in a row), last run, last
     success, and why each unhealthy source is so."""
-    from sqlalchemy import func, select
-
-    from app.models import DataSource, SyncRun
-    from app.sync import clock
+    from app.core import clock
+    from app.sync import history
     from app.sync.source_health import health_of, reason_of
 
-    last = (
-        select(SyncRun.data_source_id, func.max(SyncRun.id).label("run_id"))
-        .group_by(SyncRun.data_source_id)
-        .subquery()
-    )
     with _database() as session:
-        rows = session.execute(
-            select(DataSource, SyncRun)
-            .outerjoin(last, last.c.data_source_id == DataSource.id)
-            .outerjoin(SyncRun, SyncRun.id == last.c.run_id)
-            .order_by(DataSource.name)
-        ).all()
+        rows = history.sources_with_last_run(session)
     if not rows:
         console.print("no data sources yet (create one with POST /api/v1/data-sources)")
         return

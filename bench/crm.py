@@ -56,8 +56,7 @@ if str(ROOT) not in sys.path:
 os.environ["KRSYNC_ALLOW_PRIVATE_NETWORKS"] = "true"  # the platform listens on 127.0.0.1
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # nothing leaves this machine
 
-from app.core.http import build_client  # noqa: E402
-from app.sync.engine import client_arguments  # noqa: E402
+from app.sync.connect import connector_from, open_connector  # noqa: E402
 from bench.common import BenchError  # noqa: E402
 from bench.hubspotapi import make_deals, quarter_end, won_by_day  # noqa: E402
 from connectors.base import Filter, MetricQuery, Window  # noqa: E402
@@ -110,16 +109,12 @@ def reset(url: str) -> None:
 
 async def krsync_fetch(url: str) -> dict[date, int]:
     cls = HubSpotConnector
-    raw = {"access_token": TOKEN}
-    config = cls.config_model.model_validate({"base_url": url})
-    credentials = cls.credentials_model.model_validate(raw)
+    built = connector_from(cls, {"base_url": url}, {"access_token": TOKEN}, name="bench-crm")
     won = (Filter(field="dealstage", op="eq", value="closedwon"),)
     params = cls.validate_query("deals.count", {"date_property": "closedate"}, won, "sum")
     query = MetricQuery("won", "deals.count", params, won)
     last = quarter_end(QUARTER)
-    arguments = client_arguments("bench-crm", cls, config, credentials, raw, None)
-    async with build_client(**arguments) as http:
-        connector = cls(config, credentials, http, timezone="UTC", today=last + timedelta(days=1))
+    async with open_connector(built, today=last + timedelta(days=1)) as connector:
         result = await connector.fetch([query], Window(QUARTER, last))
     if result.query_errors or result.warnings:
         raise BenchError(f"krsync's fetch reported {result.query_errors or result.warnings}")

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KRSYNC_SECRET_KEY", Fernet.generate_key().decode())
     os.environ["KRSYNC_TIMEZONE"] = "UTC"
 
+    from app.core import clock
     from app.core.db import get_sessionmaker, reset_engine
     from app.core.migrate import upgrade
     from app.core.settings import normalize_database_url
@@ -64,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     from app.models import KeyResultEventState, NotificationChannel, NotificationEvent
     from app.notify.evaluate import evaluate_all
     from app.notify.events import EVENT_TYPES
-    from app.sync import clock
 
     url = normalize_database_url(args.database_url)
     if not url.startswith("postgresql"):

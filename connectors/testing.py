@@ -35,7 +35,7 @@ values) is tested in krsync's own suite, through the same kits.
 **Why it imports** ``app``: a connector never builds its HTTP client, the engine hands it one
 that retries 429s as ``Retry-After`` says, masks secrets and keeps credentials on their origin.
 The suite runs each connector on that very client (``app.core.http``, built by the engine's
-``client_arguments``), because a stand-in would let pass what the real client breaks. krsync is
+``open_connector``), because a stand-in would let pass what the real client breaks. krsync is
 installed wherever a plugin is tested, so the import is lazy (importing this module needs only
 ``connectors``) and happens in :func:`connect` and the fixtures. Install the ``testing`` extra
 (``pip install 'krsync[testing]'``) for pytest, respx and jsonschema-rs.
@@ -171,17 +171,15 @@ async def connect(
     tokens, as the engine's token saver does). ``client_overrides`` replace the matching
     ``build_client`` arguments (no throttle, a mock transport).
     """
-    from app.core.http import build_client  # lazily: see the module's docstring
-    from app.sync.engine import client_arguments
+    from app.core.http import KrsyncClient  # lazily: see the module's docstring
+    from app.sync.connect import connector_from, open_connector
 
-    cfg = cls.config_model.model_validate(config)
-    creds = cls.credentials_model.model_validate(credentials)
-    arguments = client_arguments(
-        source_name or f"{cls.key}-test", cls, cfg, creds, dict(credentials), on_token
+    built = connector_from(
+        cls, config, credentials, name=source_name or f"{cls.key}-test", timezone=timezone
     )
-    arguments.update(client_overrides)
-    async with build_client(**arguments) as http:
-        yield cls(cfg, creds, http, timezone=timezone, today=today), http
+    async with open_connector(built, today=today, on_token=on_token, **client_overrides) as c:
+        assert isinstance(c.http, KrsyncClient)
+        yield c, c.http
 
 
 def secrets_of(kit: Kit) -> list[str]:

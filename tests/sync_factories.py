@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.core import clock
 from app.core.db import session_scope
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observation, SyncRun
-from app.sync import clock
 from app.sync.engine import sync_now
 
 

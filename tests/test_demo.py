@@ -26,11 +26,11 @@ from sync_factories import freeze_today
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
+from app.core import clock
 from app.core.db import reset_engine, session_scope
 from app.core.settings import get_settings
 from app.demo import ADMIN_KEY_FILE, SECRET_KEY_FILE, quarter
 from app.models import CheckIn, Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun
-from app.sync import clock
 
 TODAY = date(2026, 8, 16)
 DEMO_SOURCES = {"demo-web", "demo-crm", "demo-social", "demo-email"}

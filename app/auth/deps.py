@@ -19,15 +19,12 @@ from app.auth.service import (
     hash_key,
 )
 from app.core import fastread
-from app.core.db import get_sessionmaker, request_session
+from app.core.clock import utcnow
+from app.core.db import SessionDep, get_sessionmaker
 from app.core.errors import Forbidden, Unauthorized
 from app.core.settings import get_settings
-from app.models.base import utcnow
 from app.web import session as web_session
 from app.web.session import BrowserSession
-
-# "function" scope commits before the response is sent: a 201 means the write is stored.
-SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key, or KRSYNC_ADMIN_KEY")
 

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, status
 from pydantic import Field
 
 from app.auth import service
-from app.auth.deps import Admin, SessionDep
+from app.auth.deps import Admin
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, AuditEventRead
+from app.core.db import SessionDep
 from app.core.schemas import (
     ERROR_RESPONSES,
     IdPath,

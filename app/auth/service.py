@@ -12,9 +12,9 @@ from typing import Any, Literal, get_args
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.clock import utcnow
 from app.core.errors import InvalidInput, NotFound
 from app.models import ApiKey, AuditEvent
-from app.models.base import utcnow
 
 Role = Literal["viewer", "editor", "admin"]
 #: What the audit trail records writes to; typed, so a new kind of write must be named here

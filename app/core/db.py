@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -82,6 +83,10 @@ async def request_session() -> AsyncIterator[Session]:
         await _finish(session, commit=False)
         raise
     await _finish(session, commit=True)
+
+
+# "function" scope commits before the response is sent: a 201 means the write is stored.
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 
 async def _finish(session: Session, *, commit: bool) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, TimestampMixin, utcnow
+from app.core.clock import utcnow
+from app.models.base import Base, TimestampMixin
 
 
 class ApiKey(TimestampMixin, Base):

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, TimestampMixin, utcnow
+from app.core.clock import utcnow
+from app.models.base import Base, TimestampMixin
 
 
 class NotificationChannel(TimestampMixin, Base):

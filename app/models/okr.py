@@ -18,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
-from app.models.base import Base, TimestampMixin, utcnow
+from app.core.clock import utcnow
+from app.models.base import Base, TimestampMixin
 
 
 class Cycle(TimestampMixin, Base):

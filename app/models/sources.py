@@ -18,8 +18,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.clock import utcnow
 from app.core.process import this_process
-from app.models.base import Base, TimestampMixin, utcnow
+from app.models.base import Base, TimestampMixin
 
 
 class DataSource(TimestampMixin, Base):

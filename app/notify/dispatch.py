@@ -36,13 +36,13 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
+from app.core import clock
 from app.core.db import get_sessionmaker
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
 from app.core.vault import get_secret_box
 from app.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from app.notify.send import Outcome, Sender, Target
-from app.sync import clock
 
 log = logging.getLogger("krsync.notify")
 

@@ -51,6 +51,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from app.core import clock
 from app.core.db import get_sessionmaker
 from app.core.settings import get_settings
 from app.models import (
@@ -67,7 +68,6 @@ from app.models import (
 from app.notify.events import EventType, emit, emit_many
 from app.okr.progress_service import ProgressCalculator, definition
 from app.progress import Progress, validate_definition
-from app.sync import clock
 from app.sync.source_health import HealthChange, health_of, reason_of
 
 log = logging.getLogger("krsync.events")

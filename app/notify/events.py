@@ -18,8 +18,8 @@ from typing import Any, Literal, get_args
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from app.core import clock
 from app.models import NotificationChannel, NotificationDelivery, NotificationEvent
-from app.sync import clock
 
 EventType = Literal[
     "key_result.status_changed",

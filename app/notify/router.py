@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.auth.deps import Admin, SessionDep
+from app.auth.deps import Admin
+from app.core.db import SessionDep
 from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, KnownQueryOnly, Limit, Offset, Page
 from app.notify import service
 from app.notify.schemas import (

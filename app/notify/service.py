@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
+from app.core import clock
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.http import PrivateNetworkError, check_public_host
 from app.core.secrets import SecretKeyError
@@ -28,7 +29,6 @@ from app.notify.dispatch import target_of
 from app.notify.events import TEST_EVENT, event_body, message_id
 from app.notify.schemas import URL_KINDS, ChannelRead, DeliveryRead
 from app.notify.send import Outcome, Sender
-from app.sync import clock
 
 #: Standard Webhooks: a secret of 24 to 64 random bytes, base64, prefixed `whsec_`.
 _SECRET_BYTES = 32

@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.core import fastread
+from app.models.revision import current as current_revision
 
 #: Staleness is a matter of the clock, not of writes: no entry outlives this.
 TTL_SECONDS = 60.0
@@ -39,3 +46,25 @@ def put(key: Hashable, body: bytes) -> None:
 def clear() -> None:
     with _lock:
         _entries.clear()
+
+
+def _cached(session: Session, key: tuple[object, ...], build: Callable[[], BaseModel]) -> bytes:
+    """Progress reads are answered from the cache until a write bumps the revision."""
+    full_key = (session.get_bind().engine.url, current_revision(session), *key)
+    body = get(full_key)
+    if body is None:
+        body = build().model_dump_json(by_alias=True).encode()
+        put(full_key, body)
+    return body
+
+
+async def read(session: Session, key: tuple[object, ...], build: Callable[[], BaseModel]) -> bytes:
+    """A hit is answered on the event loop (one SELECT of the revision, no worker thread);
+    a miss, or a database the fast read doesn't serve, computes in the thread pool."""
+    url = session.get_bind().engine.url
+    revision = await fastread.progress_revision(url)
+    if revision is not None:
+        body = get((url, revision, *key))
+        if body is not None:
+            return body
+    return await run_in_threadpool(_cached, session, key, build)

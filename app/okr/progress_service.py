@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, array_agg
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
+from app.core import clock
 from app.core.cron import cron_trigger
 from app.core.values import readable
 from app.models import (
@@ -63,7 +64,6 @@ from app.progress import (
     weighted_progress,
     window,
 )
-from app.sync import clock
 from app.sync.settle import first_provisional_day, settle_days
 
 

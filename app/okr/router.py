@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import Admin, Editor, SessionDep, Viewer
-from app.core import fastread
+from app.auth.deps import Admin, Editor, Viewer
+from app.core import clock
+from app.core.db import SessionDep
 from app.core.schemas import (
     ERROR_RESPONSES,
     IdPath,
@@ -26,10 +23,7 @@ from app.core.schemas import (
     Page,
     Short,
 )
-from app.models import KeyResult, Objective
-from app.models.revision import current as current_revision
-from app.okr import cache, freeze, service
-from app.okr.progress_service import span
+from app.okr import freeze, service
 from app.okr.schemas import (
     CheckInCreate,
     CheckInRead,
@@ -43,15 +37,12 @@ from app.okr.schemas import (
     KeyResultUpdate,
     Level,
     ObjectiveCreate,
-    ObjectiveProgressRead,
     ObjectiveRead,
     ObjectiveUpdate,
-    ProgressRead,
     SeriesPoint,
     SeriesRead,
     Status,
 )
-from app.progress import ObjectiveProgress, Progress, expected_progress
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -63,74 +54,11 @@ Cascade = Annotated[bool, Query(description="Also delete everything the object h
 
 
 def _as_of(value: date | None) -> date:
-    return value or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+    return value or clock.today()
 
 
-def _cached(session: Session, key: tuple[object, ...], build: Callable[[], BaseModel]) -> Response:
-    """Progress reads are answered from the cache until a write bumps the revision."""
-    full_key = (session.get_bind().engine.url, current_revision(session), *key)
-    body = cache.get(full_key)
-    if body is None:
-        body = build().model_dump_json(by_alias=True).encode()
-        cache.put(full_key, body)
+def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
-
-
-async def _cached_read(
-    session: Session, key: tuple[object, ...], build: Callable[[], BaseModel]
-) -> Response:
-    """A hit is answered on the event loop (one SELECT of the revision, no worker thread);
-    a miss, or a database the fast read doesn't serve, computes in the thread pool."""
-    url = session.get_bind().engine.url
-    revision = await fastread.progress_revision(url)
-    if revision is not None:
-        body = cache.get((url, revision, *key))
-        if body is not None:
-            return Response(content=body, media_type="application/json")
-    return await run_in_threadpool(_cached, session, key, build)
-
-
-def _kr_read(
-    kr: KeyResult, progress: Progress | None, carried_to: list[int] | None = None
-) -> KeyResultRead:
-    read = KeyResultRead.model_validate(kr)
-    if progress is not None:
-        # From the dataclass's attributes: `dataclasses.asdict` deep-copies every field first.
-        read.progress = ProgressRead.model_validate(progress, from_attributes=True)
-    read.carried_to_ids = carried_to or []
-    return read
-
-
-def _krs_read(
-    session: Session, krs: list[KeyResult], progress: dict[int, Progress]
-) -> list[KeyResultRead]:
-    _, carried = service.carried_links(session, [], [kr.id for kr in krs])
-    return [_kr_read(kr, progress.get(kr.id), carried.get(kr.id)) for kr in krs]
-
-
-def _objective_read(
-    obj: Objective,
-    obj_progress: dict[int, ObjectiveProgress],
-    kr_progress: dict[int, Progress],
-) -> ObjectiveRead:
-    read = ObjectiveRead.model_validate(obj, from_attributes=True)
-    if obj.id in obj_progress:
-        read.progress = ObjectiveProgressRead.model_validate(
-            obj_progress[obj.id], from_attributes=True
-        )
-    read.carried_to_ids = service.carried_to_ids(obj)
-    read.key_results = [
-        _kr_read(kr, kr_progress.get(kr.id), service.carried_to_ids(kr)) for kr in obj.key_results
-    ]
-    return read
-
-
-def _objectives_read(
-    session: Session, objectives: list[Objective], as_of: date
-) -> list[ObjectiveRead]:
-    """Objectives loaded by the service's objective query, which reads their carry-over links."""
-    obj_p, kr_p = service.objectives_progress(session, objectives, as_of)
-    return [_objective_read(o, obj_p, kr_p) for o in objectives]
 
 
 # --- cycles -----------------------------------------------------------------------------------
@@ -197,7 +125,7 @@ def create_objective(
 ) -> ObjectiveRead:
     """Create an objective, optionally aligned to a parent key result."""
     obj = service.create_objective(session, body.model_dump(), who.name)
-    return _objectives_read(session, [obj], _as_of(as_of))[0]
+    return service.objective_reads(session, [obj], _as_of(as_of))[0]
 
 
 @router.get("/objectives", tags=["objectives"], dependencies=[KnownQueryOnly])
@@ -215,7 +143,7 @@ def list_objectives(
     """List objectives with their key results and progress; filters combine with AND."""
     where = service.ObjectiveFilter(cycle_id=cycle_id, team=team, owner=owner, level=level)
     rows, total = service.list_objectives(session, where, limit, offset)
-    return Page(items=_objectives_read(session, rows, _as_of(as_of)), total=total)
+    return Page(items=service.objective_reads(session, rows, _as_of(as_of)), total=total)
 
 
 @router.get("/objectives/{objective_id}", tags=["objectives"], response_model=ObjectiveRead)
@@ -223,13 +151,7 @@ async def get_objective(
     objective_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
 ) -> Response:
     """Read an objective with its progress and its key results."""
-    day = _as_of(as_of)
-
-    def build() -> ObjectiveRead:
-        obj = service.get_objective(session, objective_id)
-        return _objectives_read(session, [obj], day)[0]
-
-    return await _cached_read(session, ("objective", objective_id, day), build)
+    return _json(await service.objective_json(session, objective_id, _as_of(as_of)))
 
 
 @router.patch("/objectives/{objective_id}", tags=["objectives"])
@@ -244,7 +166,7 @@ def update_objective(
     obj = service.update_objective(
         session, objective_id, body.model_dump(exclude_unset=True), who.name
     )
-    return _objectives_read(session, [obj], _as_of(as_of))[0]
+    return service.objective_reads(session, [obj], _as_of(as_of))[0]
 
 
 @router.delete(
@@ -267,7 +189,7 @@ def create_key_result(
     """Create a key result."""
     kr = service.create_key_result(session, body.model_dump(), who.name)
     progress = service.key_results_progress(session, [kr], _as_of(as_of))
-    return _krs_read(session, [kr], progress)[0]
+    return service.key_result_reads(session, [kr], progress)[0]
 
 
 @router.get("/key-results", tags=["key results"], dependencies=[KnownQueryOnly])
@@ -286,7 +208,7 @@ def list_key_results(
     """List key results with their progress; filters combine with AND."""
     where = service.KeyResultFilter(objective_id=objective_id, owner=owner, status=status)
     rows, progress, total = service.list_key_results(session, where, _as_of(as_of), limit, offset)
-    return Page(items=_krs_read(session, rows, progress), total=total)
+    return Page(items=service.key_result_reads(session, rows, progress), total=total)
 
 
 @router.get("/key-results/{kr_id}", tags=["key results"], response_model=KeyResultRead)
@@ -294,14 +216,7 @@ async def get_key_result(
     kr_id: IdPath, session: SessionDep, who: Viewer, as_of: AsOf = None
 ) -> Response:
     """Read a key result with its progress block."""
-    day = _as_of(as_of)
-
-    def build() -> KeyResultRead:
-        kr = service.get_key_result(session, kr_id)
-        progress = service.key_results_progress(session, [kr], day)
-        return _krs_read(session, [kr], progress)[0]
-
-    return await _cached_read(session, ("key_result", kr_id, day), build)
+    return _json(await service.key_result_json(session, kr_id, _as_of(as_of)))
 
 
 @router.patch("/key-results/{kr_id}", tags=["key results"])
@@ -311,7 +226,7 @@ def update_key_result(
     """Change a key result's definition."""
     kr = service.update_key_result(session, kr_id, body.model_dump(exclude_unset=True), who.name)
     progress = service.key_results_progress(session, [kr], _as_of(as_of))
-    return _krs_read(session, [kr], progress)[0]
+    return service.key_result_reads(session, [kr], progress)[0]
 
 
 @router.delete("/key-results/{kr_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["key results"])
@@ -423,26 +338,4 @@ async def get_dashboard(
     session: SessionDep, who: Viewer, cycle_id: IdQuery = None, as_of: AsOf = None
 ) -> Response:
     """Every objective of a cycle (default: the current one) with key results and progress."""
-    day = _as_of(as_of)
-
-    def build() -> DashboardRead:
-        # Which cycle is "current" on `day` moves only with cycle writes, which bump the
-        # revision: keying by what was asked (cycle_id or None) is as exact as by the cycle.
-        cycle = service.resolve_cycle(session, cycle_id, day)
-        objectives = service.cycle_objectives(session, cycle.id)
-        reads = _objectives_read(session, objectives, day)
-        frozen = cycle.closed_at is not None
-        # A closed cycle's pace is the one its figures were frozen on, not `day`'s.
-        frozen_on = next(
-            (o.progress.as_of for o in reads if o.progress is not None and o.progress.frozen),
-            None,
-        )
-        return DashboardRead(
-            as_of=day,
-            cycle=CycleRead.model_validate(cycle),
-            expected_progress=expected_progress(span(cycle), frozen_on or day),
-            frozen=frozen,
-            objectives=reads,
-        )
-
-    return await _cached_read(session, ("dashboard", cycle_id, day), build)
+    return _json(await service.dashboard_json(session, cycle_id, _as_of(as_of)))

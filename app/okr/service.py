@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, selectinload, with_expression
 
 from app.auth.service import ROLE_RANK, Principal, audit
+from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.values import readable
@@ -26,9 +27,17 @@ from app.models import (
     Observation,
     months,
 )
-from app.okr.progress_service import ProgressCalculator, definition, provisional_days
-from app.progress import ObjectiveProgress, Progress, validate_definition
-from app.sync import clock
+from app.okr import cache
+from app.okr.progress_service import ProgressCalculator, definition, provisional_days, span
+from app.okr.schemas import (
+    CycleRead,
+    DashboardRead,
+    KeyResultRead,
+    ObjectiveProgressRead,
+    ObjectiveRead,
+    ProgressRead,
+)
+from app.progress import ObjectiveProgress, Progress, expected_progress, validate_definition
 
 MAX_SERIES_DAYS = 3700
 
@@ -808,3 +817,91 @@ def series(
 def _utc(moment: datetime) -> datetime:
     """`recorded_at` as an aware UTC datetime (a bare column read hands SQLite's back naive)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# --- reads: progress as the API answers it, cached until a write ----------------------------------
+
+
+def _kr_read(
+    kr: KeyResult, progress: Progress | None, carried_to: list[int] | None = None
+) -> KeyResultRead:
+    read = KeyResultRead.model_validate(kr)
+    if progress is not None:
+        # From the dataclass's attributes: `dataclasses.asdict` deep-copies every field first.
+        read.progress = ProgressRead.model_validate(progress, from_attributes=True)
+    read.carried_to_ids = carried_to or []
+    return read
+
+
+def key_result_reads(
+    session: Session, krs: list[KeyResult], progress: dict[int, Progress]
+) -> list[KeyResultRead]:
+    _, carried = carried_links(session, [], [kr.id for kr in krs])
+    return [_kr_read(kr, progress.get(kr.id), carried.get(kr.id)) for kr in krs]
+
+
+def _objective_read(
+    obj: Objective,
+    obj_progress: dict[int, ObjectiveProgress],
+    kr_progress: dict[int, Progress],
+) -> ObjectiveRead:
+    read = ObjectiveRead.model_validate(obj, from_attributes=True)
+    if obj.id in obj_progress:
+        read.progress = ObjectiveProgressRead.model_validate(
+            obj_progress[obj.id], from_attributes=True
+        )
+    read.carried_to_ids = carried_to_ids(obj)
+    read.key_results = [
+        _kr_read(kr, kr_progress.get(kr.id), carried_to_ids(kr)) for kr in obj.key_results
+    ]
+    return read
+
+
+def objective_reads(
+    session: Session, objectives: list[Objective], as_of: date
+) -> list[ObjectiveRead]:
+    """Objectives loaded by the service's objective query, which reads their carry-over links."""
+    obj_p, kr_p = objectives_progress(session, objectives, as_of)
+    return [_objective_read(o, obj_p, kr_p) for o in objectives]
+
+
+def dashboard(session: Session, cycle_id: int | None, day: date) -> DashboardRead:
+    """Every objective of a cycle (default: the current one on `day`) with progress."""
+    cycle = resolve_cycle(session, cycle_id, day)
+    objectives = cycle_objectives(session, cycle.id)
+    reads = objective_reads(session, objectives, day)
+    # A closed cycle's pace is the one its figures were frozen on, not `day`'s.
+    frozen_on = next(
+        (o.progress.as_of for o in reads if o.progress is not None and o.progress.frozen),
+        None,
+    )
+    return DashboardRead(
+        as_of=day,
+        cycle=CycleRead.model_validate(cycle),
+        expected_progress=expected_progress(span(cycle), frozen_on or day),
+        frozen=cycle.closed_at is not None,
+        objectives=reads,
+    )
+
+
+async def dashboard_json(session: Session, cycle_id: int | None, day: date) -> bytes:
+    # Which cycle is "current" on `day` moves only with cycle writes, which bump the
+    # revision: keying by what was asked (cycle_id or None) is as exact as by the cycle.
+    return await cache.read(
+        session, ("dashboard", cycle_id, day), lambda: dashboard(session, cycle_id, day)
+    )
+
+
+async def objective_json(session: Session, objective_id: int, day: date) -> bytes:
+    def build() -> ObjectiveRead:
+        return objective_reads(session, [get_objective(session, objective_id)], day)[0]
+
+    return await cache.read(session, ("objective", objective_id, day), build)
+
+
+async def key_result_json(session: Session, kr_id: int, day: date) -> bytes:
+    def build() -> KeyResultRead:
+        kr = get_key_result(session, kr_id)
+        return key_result_reads(session, [kr], key_results_progress(session, [kr], day))[0]
+
+    return await cache.read(session, ("key_result", kr_id, day), build)

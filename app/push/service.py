@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core import clock
 from app.core.db import session_scope
 from app.core.errors import Conflict, DomainError, InvalidInput, Unauthorized
 from app.core.schemas import iso_date
@@ -34,7 +35,6 @@ from app.core.secrets import SecretKeyError
 from app.core.values import value_problem
 from app.core.vault import decrypt_credentials
 from app.models import DataSource, Mapping, PushSignature, SyncRun
-from app.sync import clock
 from app.sync.store import Row, upsert
 from connectors.push import METRIC_NAME
 

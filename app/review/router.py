@@ -8,7 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
-from app.auth.deps import Editor, SessionDep, Viewer
+from app.auth.deps import Editor, Viewer
+from app.core import clock
+from app.core.db import SessionDep
 from app.core.schemas import (
     ERROR_RESPONSES,
     IdPath,
@@ -51,7 +53,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _as_of(value: date | None) -> date:
-    return value or date.today()  # noqa: DTZ011 - "today" is the server's calendar day
+    return value or clock.today()
 
 
 def review_filename(cycle_id: int, name: str, fmt: str) -> str:

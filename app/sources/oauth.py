@@ -29,6 +29,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
+from app.core import clock
 from app.core.errors import InvalidInput, NotFound
 from app.core.http import (
     HttpLayerError,
@@ -49,7 +50,6 @@ from app.sources.oauth_providers import (
     Provider,
     mailchimp_metadata_url,
 )
-from app.sync import clock
 from app.sync.source_health import CredentialsStored, record
 from connectors.base import ForeignOriginError
 from connectors.registry import UnknownConnectorError, get_connector

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.auth.deps import Admin, SessionDep
+from app.auth.deps import Admin
+from app.core.db import SessionDep
 from app.core.schemas import ERROR_RESPONSES, StrictModel
 from app.core.settings import get_settings
 from app.models import OAuthApp

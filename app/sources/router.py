@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
-from app.auth.deps import Admin, SessionDep, Viewer
+from app.auth.deps import Admin, Viewer
+from app.core.db import SessionDep
 from app.core.schemas import ERROR_RESPONSES, IdPath, IdQuery, KnownQueryOnly, Limit, Offset, Page
 from app.models import DataSource
 from app.sources import service
@@ -27,6 +28,7 @@ from app.sources.schemas import (
     SyncRequest,
     SyncRunRead,
 )
+from app.sync import history
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -230,11 +232,11 @@ def list_sync_runs(
     offset: Offset = 0,
 ) -> Page[SyncRunRead]:
     """Sync-run history, newest first."""
-    rows, total = service.list_runs(session, data_source_id, status, limit, offset)
+    rows, total = history.list_runs(session, data_source_id, status, limit, offset)
     return Page(items=[SyncRunRead.model_validate(r) for r in rows], total=total)
 
 
 @router.get("/sync-runs/{run_id}", tags=["sync runs"])
 def get_sync_run(run_id: IdPath, session: SessionDep, who: Viewer) -> SyncRunRead:
     """Read one sync run: its window, outcome, counts, warnings and (redacted) error."""
-    return SyncRunRead.model_validate(service.get_run(session, run_id))
+    return SyncRunRead.model_validate(history.get_run(session, run_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -17,9 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from app.core import clock
 from app.core.cron import cron_trigger
 from app.core.schemas import MAX_ID, IsoDate, Name, Number, Short, StrictModel
-from app.sync import clock
 from app.sync.source_health import Health, health_of, reason_of
 
 Role = Literal["value", "numerator", "denominator"]
@@ -85,7 +85,7 @@ def _cron(value: str) -> str:
         raise ValueError(
             f"not a 5-field cron expression (minute hour day month weekday): {exc}"
         ) from exc
-    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+    if trigger.get_next_fire_time(None, clock.utcnow()) is None:
         raise ValueError("this cron expression never fires (no such day)")
     return value
 

@@ -1,7 +1,8 @@
-"""Connectors, data sources, mappings and sync runs: the rules behind the routes.
+"""Connectors, data sources and mappings: the rules behind the routes.
 
-The sync engine (``app.sync.engine``) is imported inside the functions that need it: it pulls in
-the HTTP layer and every connector dependency, which listing or editing a source never needs.
+The sync engine (``app.sync.engine``), and the checks and previews built on it, are imported
+inside the functions that need them: they pull in the HTTP layer and every connector dependency,
+which listing or editing a source never needs.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
+from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
+from app.core.clock import today_in
 from app.core.errors import Conflict, InvalidInput, NotFound, reason
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import CheckIn, DataSource, KeyResult, Mapping, Observation, SyncRun, months
-from app.sync import clock
-from app.sync.clock import today_in
 from app.sync.source_health import (
     CredentialsStored,
     HealthChange,
@@ -343,7 +344,7 @@ def delete_source(session: Session, source_id: int, cascade: bool, actor: str) -
 
 def check_source(session: Session, source_id: int, actor: str) -> tuple[bool, str]:
     """The connector's cheap call; it may adopt the platform's own reporting timezone."""
-    from app.sync.engine import check_source as engine_check
+    from app.sources.check import check_source as engine_check
 
     source = get_source(session, source_id)
     before = source.timezone
@@ -514,7 +515,7 @@ def _fit_query(
             f"installed (installed: {', '.join(exc.known) or 'none'})",
             field="data_source_id",
         ) from exc
-    from app.sync.engine import check_mapping_online
+    from app.sources.check import check_mapping_online
 
     aggregation = cast(Aggregation, kr.aggregation)
     try:
@@ -652,7 +653,7 @@ def delete_mapping(session: Session, mapping_id: int, actor: str) -> None:
 def preview_mapping(
     session: Session, mapping_id: int, start: date, end: date
 ) -> list[tuple[date, str, str, float]]:
-    from app.sync.engine import preview_mapping as engine_preview
+    from app.sources.preview import preview_mapping as engine_preview
 
     return engine_preview(session, get_mapping(session, mapping_id), start, end)
 
@@ -667,7 +668,7 @@ def preview_draft_mapping(
     fetches a saved one. The draft is never added to the session: nothing is written. Whether
     its (role, group) slot is free and whether check-ins hold values is left to the save.
     """
-    from app.sync.engine import preview_values
+    from app.sources.preview import preview_values
 
     kr: KeyResult = _ref(session, KeyResult, data["key_result_id"], "key result", "key_result_id")
     source: DataSource = _ref(
@@ -728,36 +729,3 @@ def check_mappings_fit(session: Session, kr: KeyResult) -> None:
                 "change or delete the mapping first",
                 field="kind" if kr.kind == "rollup" else "aggregation",
             ) from exc
-
-
-# --- sync runs --------------------------------------------------------------------------------
-
-
-def list_runs(
-    session: Session,
-    data_source_id: int | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[SyncRun], int]:
-    where = []
-    if data_source_id is not None:
-        where.append(SyncRun.data_source_id == data_source_id)
-    if status is not None:
-        where.append(SyncRun.status == status)
-    total = _count(session, SyncRun, *where)
-    rows = session.scalars(
-        select(SyncRun)
-        .where(*where)
-        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
-
-
-def get_run(session: Session, run_id: int) -> SyncRun:
-    run = session.get(SyncRun, run_id)
-    if run is None:
-        raise NotFound(f"sync run {run_id} not found")
-    return run

@@ -5,6 +5,11 @@ A run is created (`create_run`, status `running`) by whoever asks for it, then e
 asked without holding any transaction open, and a second transaction writes every figure and
 the run's outcome together. A crash between them leaves the last good values untouched; the run
 is marked `failed` when a server next starts (`app.sync.orphans`) or by the next run of the source.
+
+This module is the run's lifecycle only: the connector and its client come from
+`app.sync.connect.open_connector`, what a failure says from `app.sync.errors`, the runs' history
+from `app.sync.history`; checks and previews, which fetch without a run, are `app.sources.check`
+and `app.sources.preview`.
 """
 
 from __future__ import annotations
@@ -13,59 +18,44 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
 import stamina
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core import metrics
+from app.core.clock import today_in, utcnow
 from app.core.db import get_engine, get_sessionmaker
-from app.core.errors import DomainError, InvalidInput, reason
 from app.core.http import (
-    HttpLayerError,
     HttpStats,
-    OAuth2Settings,
-    OAuthRefreshError,
-    PrivateNetworkError,
-    build_client,
 )
 from app.core.process import this_process
-from app.core.redact import redact, redact_json, register_secrets, secrets_in
-from app.core.secrets import SecretKeyError
+from app.core.redact import redact, redact_json
 from app.core.settings import get_settings
 from app.core.values import BOUND_TEXT, storable
-from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun, months
-from app.sync.clock import today_in, utcnow
+from app.sync.connect import SourceConnector, connector_for, http_stats, open_connector
+from app.sync.errors import classify, is_auth_failure
 from app.sync.locks import LOCK_WAIT_SECONDS, QUEUED_TOO_LONG, SourceLock
 from app.sync.orphans import INTERRUPTED
-from app.sync.plan import Plan, build_query, plan_run
+from app.sync.plan import Plan, plan_run
 from app.sync.source_health import RunFinished, record
 from app.sync.store import Row, clear_window, replace_history, upsert
 from connectors.base import (
-    CheckResult,
     Connector,
-    ConnectorAuthError,
-    ConnectorConfigError,
-    ConnectorError,
     DailyValue,
     FetchResult,
-    MappingError,
     MetricQuery,
     RateLimited,
-    RetriableError,
-    TokenRefreshError,
     Window,
-    excerpt,
 )
-from connectors.registry import UnknownConnectorError, get_connector
 
 log = logging.getLogger("krsync.sync")
+
 
 #: How long a run may spend waiting out rate limits before it gives up until the next run.
 RATE_LIMIT_BUDGET = 900.0
@@ -78,26 +68,13 @@ LOCK_POLL_SECONDS = 0.5
 MAX_PARALLEL_RUNS = 16
 
 
-class UpstreamError(DomainError):
-    """The platform failed us (down, rate limited): not the caller's fault, so a 502."""
-
-    status_code = 502
-    code = "upstream_error"
-
-
-class SourceConfigError(Exception):
-    """The source can't be used as stored (unknown connector, bad config, lost key)."""
-
-
 @dataclass
 class Prepared:
     run_id: int
     source_id: int
     source_name: str
-    timezone: str
-    connector_cls: type[Connector[Any, Any]]
-    config: BaseModel
-    credentials: dict[str, Any]
+    #: Validated once, in the first transaction; the client is built from it outside any.
+    connector: SourceConnector
     plan: Plan
     today: date
     warnings: list[str] = field(default_factory=list)
@@ -116,142 +93,6 @@ class Fetched:
     complete: list[tuple[Window, set[str]]] = field(default_factory=list)
     stats: HttpStats = field(default_factory=HttpStats)
     fetch_calls: int = 0
-
-
-# --- building a connector -----------------------------------------------------------------------
-
-
-def _connector_parts(
-    source: DataSource,
-) -> tuple[type[Connector[Any, Any]], BaseModel, dict[str, Any], BaseModel]:
-    try:
-        cls = get_connector(source.connector)
-    except UnknownConnectorError as exc:
-        raise SourceConfigError(str(exc.args[0]) if exc.args else str(exc)) from exc
-    try:
-        config = cls.config_model.model_validate(source.config)
-    except ValidationError as exc:
-        raise SourceConfigError(f"the source's config no longer validates: {_fields(exc)}") from exc
-    try:
-        raw = decrypt_credentials(source.credentials_encrypted)
-    except SecretKeyError as exc:
-        raise SourceConfigError(str(exc)) from exc
-    register_secrets(secrets_in(raw))
-    try:
-        credentials = cls.credentials_model.model_validate(raw)
-    except ValidationError as exc:
-        raise SourceConfigError(f"the source's credentials are incomplete: {_fields(exc)}") from exc
-    return cls, config, raw, credentials
-
-
-def _fields(exc: ValidationError) -> str:
-    """Field names and reasons only: the input may be a secret."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {reason(e['msg'])}" for e in exc.errors()
-    )
-
-
-def _oauth(cls: type[Connector[Any, Any]], config: BaseModel, creds: BaseModel) -> Any:
-    options = cls.http_options(config, creds)
-    oauth = None
-    if options.oauth is not None:
-        o = options.oauth
-        oauth = OAuth2Settings(
-            token_endpoint=o.token_endpoint,
-            client_id=o.client_id,
-            client_secret=o.client_secret,
-            token=o.token,
-            auth_method=o.auth_method,
-            scope=o.scope,
-        )
-    return options, oauth
-
-
-def _token_saver(
-    source_id: int, cls: type[Connector[Any, Any]], raw: dict[str, Any]
-) -> Callable[[dict[str, Any]], Awaitable[None]]:
-    """Store every refreshed token at once: a rotated refresh token is the only one that works."""
-
-    async def store(token: dict[str, Any]) -> None:
-        merged = cls.merge_token(raw, token)
-        raw.clear()
-        raw.update(merged)
-        register_secrets(secrets_in(merged))
-        await asyncio.to_thread(_store_credentials, source_id, dict(merged))
-
-    return store
-
-
-def client_arguments(
-    source_name: str,
-    cls: type[Connector[Any, Any]],
-    config: BaseModel,
-    credentials: BaseModel,
-    raw: dict[str, Any],
-    on_token: Callable[[dict[str, Any]], Awaitable[None]] | None,
-) -> dict[str, Any]:
-    """What `build_client` gets for a source: its connector's `HttpOptions`, OAuth included.
-
-    Public so connector tests build their clients exactly as a sync does.
-    """
-    options, oauth = _oauth(cls, config, credentials)
-    return {
-        "source_name": source_name,
-        "secrets": secrets_in(raw),
-        "base_url": options.base_url,
-        "rate_per_second": options.rate_per_second,
-        "max_concurrency": options.max_concurrency,
-        "allow_private": get_settings().allow_private_networks,
-        "oauth": oauth,
-        "on_token_update": on_token if oauth is not None else None,
-        "headers": options.headers,
-        "retry_after": options.retry_after,
-        "pace": options.pace,
-        "max_hold": options.max_hold,
-        "credential_origins": options.credential_origins,
-        "other_origins": options.other_origins,
-    }
-
-
-def _client(
-    source_name: str,
-    cls: type[Connector[Any, Any]],
-    config: BaseModel,
-    credentials: BaseModel,
-    raw: dict[str, Any],
-    on_token: Callable[[dict[str, Any]], Awaitable[None]] | None,
-) -> Any:
-    return build_client(**client_arguments(source_name, cls, config, credentials, raw, on_token))
-
-
-def classify(exc: BaseException) -> str:
-    """One line a person can act on, with every known secret masked."""
-    if isinstance(exc, OAuthRefreshError) and exc.transient:
-        text = f"temporary failure: {_message(exc)} (the next run tries again)"
-    elif isinstance(exc, ConnectorAuthError | OAuthRefreshError):
-        text = f"authentication failed: {_message(exc)} (fix the source's credentials)"
-    elif isinstance(exc, RateLimited):
-        text = f"rate limited: {_message(exc)} (the next run tries again)"
-    elif isinstance(exc, ConnectorConfigError | SourceConfigError | PrivateNetworkError):
-        text = f"configuration error: {_message(exc)} (fix the source; not retried)"
-    elif isinstance(exc, RetriableError | HttpLayerError):
-        text = f"temporary failure: {_message(exc)} (the next run tries again)"
-    elif isinstance(exc, ConnectorError):
-        text = f"connector error: {_message(exc)}"
-    else:
-        text = f"internal error: {type(exc).__name__}: {exc}"
-    return excerpt(text, redact, 2000)
-
-
-def is_auth_failure(exc: BaseException) -> bool:
-    """The platform refused the credentials (or their refresh): a person must reconnect."""
-    if isinstance(exc, TokenRefreshError) and exc.transient:
-        return False  # the token endpoint was down: the next run may get through as it is
-    return isinstance(exc, ConnectorAuthError)
-
-
-def _message(exc: BaseException) -> str:
-    return str(getattr(exc, "message", None) or exc)
 
 
 # --- creating and executing runs -----------------------------------------------------------------
@@ -334,7 +175,7 @@ async def execute_run_async(run_id: int) -> None:
                 seconds=time.monotonic() - started,
                 stats=prepared.stats if prepared is not None else None,
                 auth_error=message if is_auth_failure(exc) else None,
-                credentials=prepared.credentials if prepared is not None else None,
+                credentials=prepared.connector.raw if prepared is not None else None,
             )
 
 
@@ -412,7 +253,7 @@ def _prepare(run_id: int) -> Prepared | None:
             metrics.record_sync(source.connector, "failed", None)
         run.started_at = run.prepared_at = utcnow()
         run.owner = str(this_process())  # whoever created it, the process preparing it runs it
-        cls, config, raw, _ = _connector_parts(source)
+        built = connector_for(source)
         today = today_in(source.timezone)
         requested = (
             (run.window_from, run.window_to)
@@ -420,7 +261,7 @@ def _prepare(run_id: int) -> Prepared | None:
             else None
         )
         plan = plan_run(
-            cls, source, _load_rows(session, source.id), today=today, requested=requested
+            built.cls, source, _load_rows(session, source.id), today=today, requested=requested
         )
         if plan.daily_window is not None and plan.daily:
             run.window_from, run.window_to = plan.daily_window.start, plan.daily_window.end
@@ -430,17 +271,19 @@ def _prepare(run_id: int) -> Prepared | None:
             run_id=run.id,
             source_id=source.id,
             source_name=source.name,
-            timezone=source.timezone,
-            connector_cls=cls,
-            config=config,
-            credentials=raw,
+            connector=built,
             plan=plan,
             today=today,
             warnings=list(plan.warnings),
         )
 
 
-async def _fetch_once(
+def windows_of(cls: type[Connector[Any, Any]], window: Window) -> list[Window]:
+    """The window in the pieces the platform answers in one call."""
+    return window.split(cls.max_window_days) if cls.max_window_days else [window]
+
+
+async def fetch_within_budget(
     connector: Connector[Any, Any],
     queries: Sequence[MetricQuery],
     window: Window,
@@ -470,29 +313,19 @@ async def _fetch(p: Prepared) -> Fetched:
     fetched = Fetched()
     if p.plan.empty:
         return fetched
-    cls = p.connector_cls
-    creds_model = cls.credentials_model.model_validate(p.credentials)
-
-    store_token = _token_saver(p.source_id, cls, p.credentials)
+    cls = p.connector.cls
     deadline = time.monotonic() + RATE_LIMIT_BUDGET
-    async with _client(
-        p.source_name, cls, p.config, creds_model, p.credentials, store_token
-    ) as http:
-        p.stats = http.stats
-        connector = cls(p.config, creds_model, http, timezone=p.timezone, today=p.today)
+    async with open_connector(p.connector, today=p.today) as connector:
+        p.stats = http_stats(connector)
         batches: list[tuple[Sequence[MetricQuery], Window, date | None]] = []
         if p.plan.daily and p.plan.daily_window is not None:
-            windows = (
-                p.plan.daily_window.split(cls.max_window_days)
-                if cls.max_window_days
-                else [p.plan.daily_window]
-            )
+            windows = windows_of(cls, p.plan.daily_window)
             batches += [(p.plan.daily, w, None) for w in windows]
         if p.plan.snapshot:
             # A snapshot is the figure now; it is recorded on the source's today.
             batches.append((p.plan.snapshot, Window(p.today, p.today), p.today))
         for queries, window, redate in batches:
-            result = await _fetch_once(connector, queries, window, deadline)
+            result = await fetch_within_budget(connector, queries, window, deadline)
             fetched.fetch_calls += 1
             fetched.values += [(v, redate) for v in result.values]
             fetched.warnings += result.warnings
@@ -505,15 +338,8 @@ async def _fetch(p: Prepared) -> Fetched:
                 # nothing. Any figure in the window shows the answer was real.
                 answered = {v.query_id for v in result.values}
                 fetched.complete.append((window, set(result.complete) & answered))
-        fetched.stats = http.stats
+        fetched.stats = http_stats(connector)
     return fetched
-
-
-def _store_credentials(source_id: int, credentials: dict[str, Any]) -> None:
-    with get_sessionmaker()() as session, session.begin():
-        source = session.get(DataSource, source_id)
-        if source is not None:
-            source.credentials_encrypted = encrypt_credentials(credentials)
 
 
 def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
@@ -613,7 +439,7 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
                 status="partial" if partial else "succeeded",
                 at=run.finished_at,
                 warned=bool(warnings),
-                credentials=p.credentials,
+                credentials=p.connector.raw,
             ),
             now=run.finished_at,
             pause_after=get_settings().pause_after_failures,
@@ -703,132 +529,3 @@ def sync_now(
     session.commit()
     execute_run(run.id)
     return run.id
-
-
-# --- check and preview ------------------------------------------------------------------------
-
-
-def check_source(session: Session, source: DataSource) -> tuple[bool, str]:
-    """The connector's cheap call; adopts the platform's reporting timezone when it says one."""
-    try:
-        result = asyncio.run(_check(source))
-    except Exception as exc:
-        return False, classify(exc)
-    if result.timezone and source.timezone == "UTC" and result.timezone != "UTC":
-        source.timezone = result.timezone
-    source.state = {**(source.state or {}), "notices": [redact(n) for n in result.notices]}
-    return True, redact(result.message)
-
-
-async def _check(source: DataSource) -> CheckResult:
-    cls, config, raw, creds = _connector_parts(source)
-    saver = _token_saver(source.id, cls, raw)
-    async with _client(source.name, cls, config, creds, raw, saver) as http:
-        return await cls(
-            config, creds, http, timezone=source.timezone, today=today_in(source.timezone)
-        ).check()
-
-
-#: How long a mapping's online check may hold up the request that creates it.
-ONLINE_CHECK_SECONDS = 10.0
-
-
-def check_mapping_online(source: DataSource, query: MetricQuery) -> None:
-    """The platform's own metadata says whether the metric and fields exist (SPEC section 4).
-
-    Only a ``MappingError`` refuses the mapping. A source that can't be reached right now
-    (down, slow, bad credentials, rate limited) leaves the check to the offline catalogue:
-    the admin may be wiring mappings before the credentials work, and the first sync will
-    say what is wrong.
-    """
-    try:
-        cls, config, raw, creds = _connector_parts(source)
-    except SourceConfigError:
-        return
-    if cls.validate_mapping_online is Connector.validate_mapping_online:
-        return  # nothing to ask: skip building a client
-
-    async def run() -> None:
-        saver = _token_saver(source.id, cls, raw)
-        async with _client(source.name, cls, config, creds, raw, saver) as http:
-            connector = cls(
-                config, creds, http, timezone=source.timezone, today=today_in(source.timezone)
-            )
-            await asyncio.wait_for(connector.validate_mapping_online(query), ONLINE_CHECK_SECONDS)
-
-    try:
-        asyncio.run(run())
-    except MappingError:
-        raise
-    except Exception as exc:
-        log.info(
-            "mapping checked offline only: %s",
-            classify(exc),
-            extra={"source_id": source.id, "source": source.name},
-        )
-
-
-def preview_mapping(
-    session: Session, mapping: Mapping, start: date, end: date
-) -> list[tuple[date, str, str, float]]:
-    """The daily values the source would give, written nowhere."""
-    source = session.get(DataSource, mapping.data_source_id)
-    kr = session.get(KeyResult, mapping.key_result_id)
-    assert source is not None
-    assert kr is not None
-    return preview_values(source, kr.aggregation, mapping, start, end)
-
-
-def preview_values(
-    source: DataSource, aggregation: str, mapping: Mapping, start: date, end: date
-) -> list[tuple[date, str, str, float]]:
-    """What `preview_mapping` fetches, for a saved mapping or one not saved yet (the mapping
-    builder's draft, never added to a session): only its fields are read."""
-    try:
-        cls, config, raw, creds = _connector_parts(source)
-    except SourceConfigError as exc:
-        raise InvalidInput(classify(exc)) from exc
-    try:
-        query, spec = build_query(cls, mapping, aggregation)
-    except ConnectorConfigError as exc:
-        raise InvalidInput(classify(exc)) from exc
-    today = today_in(source.timezone)
-    window = Window(today, today) if spec.history == "snapshot" else Window(start, end)
-
-    saver = _token_saver(source.id, cls, raw)
-    deadline = time.monotonic() + RATE_LIMIT_BUDGET
-
-    async def run() -> FetchResult:
-        async with _client(source.name, cls, config, creds, raw, saver) as http:
-            connector = cls(config, creds, http, timezone=source.timezone, today=today)
-            parts = window.split(cls.max_window_days) if cls.max_window_days else [window]
-            out = FetchResult()
-            for part in parts:
-                result = await _fetch_once(connector, [query], part, deadline)
-                out.values += result.values
-                out.query_errors.update(result.query_errors)
-            return out
-
-    try:
-        result = asyncio.run(run())
-    except OAuthRefreshError as exc:
-        error = UpstreamError if exc.transient else InvalidInput
-        raise error(classify(exc)) from exc
-    except (ConnectorConfigError, SourceConfigError, PrivateNetworkError) as exc:
-        raise InvalidInput(classify(exc)) from exc
-    except (ConnectorError, HttpLayerError) as exc:
-        raise UpstreamError(classify(exc)) from exc
-    if result.query_errors:
-        raise InvalidInput(redact("; ".join(result.query_errors.values())))
-    redate = today if spec.history == "snapshot" else None
-    values = [
-        (
-            redate or v.date,
-            mapping.group if v.group is None else v.group,
-            mapping.role,
-            float(v.value) * mapping.scale,
-        )
-        for v in result.values
-        if storable(v.value) and storable(v.value * mapping.scale)
-    ]
-    return sorted(values)

@@ -23,11 +23,10 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core import metrics
+from app.core import clock, metrics
 from app.core.db import get_engine, get_sessionmaker
 from app.core.process import ProcessId, is_alive
 from app.models import DataSource, SyncRun
-from app.sync import clock
 from app.sync.locks import QUEUED_TOO_LONG, advisory_lock
 
 log = logging.getLogger("krsync.sync")

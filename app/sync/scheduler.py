@@ -39,11 +39,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from app.core import clock
 from app.core.cron import cron_trigger, previous_fire_time
 from app.core.db import get_engine, get_sessionmaker
 from app.core.settings import get_settings
 from app.models import DataSource
-from app.sync import clock
 from app.sync.locks import NAMESPACE, SCHEDULER_LOCK, advisory_lock
 from app.sync.orphans import fail_orphaned_runs_at_start
 

@@ -21,9 +21,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.core import clock
 from app.core.db import get_sessionmaker
 from app.models import DataSource
-from app.sync import clock
 
 log = logging.getLogger("krsync.health")
 

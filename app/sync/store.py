@@ -13,8 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.core.clock import utcnow
 from app.models import Observation, months
-from app.sync.clock import utcnow
 
 
 @dataclass(frozen=True)

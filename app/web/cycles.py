@@ -17,8 +17,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core.db import SessionDep
 from app.core.errors import Conflict
 from app.models import Cycle
 from app.okr import freeze, service

@@ -25,8 +25,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.auth.service import Principal
+from app.core.db import SessionDep
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.okr import service
 from app.okr.service import Holdings

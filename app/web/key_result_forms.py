@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
+from app.core.db import SessionDep
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import KeyResultCreate, KeyResultUpdate

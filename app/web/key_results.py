@@ -17,8 +17,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core import clock
+from app.core.db import SessionDep
 from app.core.errors import InvalidInput, NotFound
 from app.models import Cycle, DataSource, Objective
 from app.okr import service
@@ -53,7 +54,7 @@ _SCORE_FIELDS = Exact(("final_score", "final_score_note"))
 
 
 def _today() -> date:
-    return date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
+    return clock.today()
 
 
 class CheckInFields(BaseModel):

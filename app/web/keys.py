@@ -15,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from app.auth import service
-from app.auth.deps import SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyRead
+from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.models import ApiKey
 from app.web.forms import FormState, found_or_404, render_form, shown_once

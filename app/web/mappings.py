@@ -21,13 +21,13 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from app.auth.deps import SessionDep
+from app.core.clock import today_in
+from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound, reason
 from app.models import DataSource, KeyResult, Mapping
 from app.okr import service as okr_service
 from app.sources import service
 from app.sources.schemas import MAX_FILTERS, MappingCreate, MappingUpdate
-from app.sync.clock import today_in
 from app.sync.settle import first_provisional_day
 from app.web import kr_chart
 from app.web.pages import AdminPage, PageUser, num, path_id, refusal, render

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from app.auth.deps import SessionDep
+from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound, reason
 from app.models import Cycle, NotificationChannel, NotificationDelivery, Objective
 from app.notify import service

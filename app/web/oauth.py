@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.auth.deps import SessionDep
 from app.auth.service import Principal
+from app.core.db import SessionDep
 from app.sources import oauth
 from app.web.pages import PageUser, page_user, path_id, render
 

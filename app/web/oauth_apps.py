@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
+from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound
 from app.models import OAuthApp
 from app.sources import oauth

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
+from app.core.db import SessionDep
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import ObjectiveUpdate

@@ -10,7 +10,6 @@ goes through the same schema and service as `POST /api/v1/objectives`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -18,8 +17,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core import clock
+from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.schemas import MAX_ID, Short
 from app.models import Cycle, KeyResult, Objective
@@ -144,7 +144,7 @@ def _okrs_page(
     params: dict[str, str],
     form: FormState | None = None,
 ) -> Response:
-    today = date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
+    today = clock.today()
     where, filter_errors = _parse_filters(params)
     cycles, _ = service.list_cycles(session, _MAX_CYCLES, 0)
     can_edit = ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"]

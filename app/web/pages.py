@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK, Principal, Role, authenticate
+from app.core.db import SessionDep
 from app.core.errors import reason
 from app.core.schemas import MAX_ID
 from app.core.settings import get_settings

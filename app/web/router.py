@@ -18,8 +18,9 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import SessionDep
 from app.auth.service import ROLE_RANK
+from app.core import clock
+from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.schemas import iso_date
 from app.core.settings import get_settings
@@ -29,7 +30,6 @@ from app.okr.progress_service import span
 from app.progress import ObjectiveProgress, Progress, expected_progress, window
 from app.review import service as review_service
 from app.review.findings import Finding
-from app.sync import clock
 from app.web import service as web_service
 from app.web import session as web_session
 from app.web.pages import (
@@ -93,7 +93,7 @@ def _login_form(
 
 def _parse_filters(cycle_id: str | None, as_of: str | None) -> tuple[int | None, date, str | None]:
     """Bad query values become a message on the page, not a JSON error."""
-    today = date.today()  # noqa: DTZ011 - "today" is the server's calendar day, as in the API
+    today = clock.today()
     problems = []
     cid: int | None = None
     if cycle_id:

@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.values import readable
-from app.models import DataSource, KeyResult, Mapping, Observation, SyncRun
+from app.models import DataSource, KeyResult, Mapping, Observation
 from app.okr.progress_service import schedule_interval
+from app.sync import history
 from app.sync.source_health import Health, health_of, reason_of
 
 SPARK_WIDTH = 120
@@ -174,21 +175,7 @@ def sources(session: Session, now: datetime) -> list[SourceView]:
     rows = session.scalars(select(DataSource).order_by(DataSource.name, DataSource.id)).all()
     if not rows:
         return []
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=SyncRun.data_source_id,
-            order_by=(SyncRun.started_at.desc(), SyncRun.id.desc()),
-        )
-        .label("rank")
-    )
-    ranked = select(SyncRun.id, rank).subquery()
-    runs = session.scalars(
-        select(SyncRun)
-        .join(ranked, ranked.c.id == SyncRun.id)
-        .where(ranked.c.rank <= RUNS_PER_SOURCE)
-        .order_by(SyncRun.data_source_id, SyncRun.started_at.desc(), SyncRun.id.desc())
-    ).all()
+    runs = history.latest_runs(session, RUNS_PER_SOURCE)
     by_source: dict[int, list[RunView]] = defaultdict(list)
     for run in runs:
         by_source[run.data_source_id].append(

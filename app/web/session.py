@@ -24,9 +24,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.service import ROLE_RANK, Principal, Role, hash_key
+from app.core.clock import utcnow
 from app.core.settings import get_settings
 from app.models import ApiKey, WebSession
-from app.models.base import utcnow
 
 COOKIE = "krsync_session"
 IDLE_TIMEOUT = timedelta(hours=12)

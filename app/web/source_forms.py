@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import SessionDep
+from app.core.db import SessionDep
 from app.core.errors import DomainError, InvalidInput, reason
 from app.models import DataSource
 from app.sources import service

@@ -20,13 +20,14 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.deps import SessionDep
+from app.core import clock
 from app.core.cron import cron_trigger
+from app.core.db import SessionDep
 from app.models import DataSource, OAuthApp
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
-from app.sync import clock
+from app.sync import history
 from app.web.forms import FormState, found_or_404
 from app.web.pages import AdminPage, PageUser, path_id, render
 
@@ -94,7 +95,7 @@ def render_source(
 ) -> Response:
     """The source page, with what a "Test connection" or "Sync now" just answered, if any."""
     source = DataSourceRead.model_validate(row)
-    runs, total_runs = service.list_runs(session, row.id, None, _RUNS_SHOWN, 0)
+    runs, total_runs = history.list_runs(session, row.id, None, _RUNS_SHOWN, 0)
     provider = provider_for_connector(source.connector)
     context: dict[str, Any] = {
         "principal": user.principal,

@@ -1,6 +1,6 @@
 """A connector on an HTTP client built the way the engine builds it, for connector tests.
 
-``app/sync/engine.py`` (``_client``) builds a source's client from the connector's
+``app/sync/connect.py`` (``open_connector``) builds a source's client from the connector's
 ``http_options()``: base URL, headers, rate limit, concurrency, OAuth2 and the platform's own
 wait header, with the source's decrypted credential values as the secrets to mask. Tests that
 call a connector directly go through :func:`connected` (``connectors.testing.connect``, which

@@ -13,7 +13,8 @@ import httpx
 import pytest
 import respx
 
-from app.core.http import KrsyncClient, build_client
+from app.core.http import KrsyncClient
+from app.sync.connect import connector_from, open_connector
 from connectors import registry
 from connectors.base import (
     ConnectorAuthError,
@@ -54,17 +55,14 @@ def no_network(request: httpx.Request) -> httpx.Response:
 
 @asynccontextmanager
 async def connector(config: dict[str, Any], *, http: bool = False) -> AsyncIterator[CsvConnector]:
-    async with build_client(
-        source_name="csv-test",
+    async with open_connector(
+        connector_from(CsvConnector, config, {}, name="csv-test"),
         allow_private=True,  # respx answers; no name is resolved
         transport=None if http else httpx.MockTransport(no_network),
-    ) as client:
-        assert isinstance(client, KrsyncClient)
-        yield CsvConnector(
-            CsvConnector.config_model.model_validate(config),
-            CsvConnector.credentials_model(),
-            client,
-        )
+    ) as c:
+        assert isinstance(c, CsvConnector)
+        assert isinstance(c.http, KrsyncClient)
+        yield c
 
 
 def query(

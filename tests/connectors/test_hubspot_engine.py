@@ -17,7 +17,8 @@ from sync_factories import freeze_today, make_kr, make_mapping, make_source, obs
 from app.core.db import session_scope
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource
-from app.sync.engine import check_source, sync_now
+from app.sources.check import check_source
+from app.sync.engine import sync_now
 
 # kits.py imports every kit_*.py: loaded first, it finds this one's KIT defined.
 from tests.connectors import (

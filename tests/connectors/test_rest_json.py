@@ -16,9 +16,9 @@ import pytest
 import respx
 from pydantic import ValidationError
 
-from app.core.http import KrsyncClient, build_client
+from app.core.http import KrsyncClient
 from app.core.settings import get_settings
-from app.sync.engine import client_arguments
+from app.sync.connect import connector_from, open_connector
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
@@ -49,15 +49,12 @@ async def connector(
     *,
     allow_private: bool = False,
 ) -> AsyncIterator[RestJsonConnector]:
-    cfg = RestJsonConnector.config_model.model_validate(config)
-    creds = RestJsonConnector.credentials_model.model_validate(credentials or {})
     # As the engine builds it: the credentials are its secrets, its options bound where they go.
-    arguments = client_arguments(
-        "rest-json-test", RestJsonConnector, cfg, creds, credentials or {}, None
-    )
-    async with build_client(**{**arguments, "allow_private": allow_private}) as client:
-        assert isinstance(client, KrsyncClient)
-        yield RestJsonConnector(cfg, creds, client)
+    built = connector_from(RestJsonConnector, config, credentials or {}, name="rest-json-test")
+    async with open_connector(built, allow_private=allow_private) as c:
+        assert isinstance(c, RestJsonConnector)
+        assert isinstance(c.http, KrsyncClient)
+        yield c
 
 
 def query(qid: str = "1", **params: str) -> MetricQuery:

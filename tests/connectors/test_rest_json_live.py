@@ -23,10 +23,11 @@ from cryptography.fernet import Fernet
 from sync_factories import freeze_today, make_kr, make_mapping, make_source, observations, runs
 
 from app.core.db import session_scope
-from app.core.http import KrsyncClient, build_client
+from app.core.http import KrsyncClient
 from app.core.settings import get_settings
 from app.core.vault import encrypt_credentials
 from app.models import DataSource
+from app.sync.connect import connector_from, open_connector
 from app.sync.engine import sync_now
 from connectors.base import MetricQuery, Window
 from connectors.rest_json import RestJsonConnector, RestJsonParams
@@ -183,19 +184,15 @@ PARAMS = {"records": "$.data", "date": "$.day", "value": "$.stats.sessions"}
 
 @pytest.mark.parametrize("style", sorted(PAGINATION))
 def test_each_pagination_style_reads_every_page_of_a_live_server(live: Live, style: str) -> None:
-    cfg = RestJsonConnector.config_model.model_validate(config_for(live, style))
-    creds = RestJsonConnector.credentials_model.model_validate({})
+    built = connector_from(RestJsonConnector, config_for(live, style), {}, name="t")
     query = MetricQuery(
         "1", "value", RestJsonParams.model_validate({**PARAMS, "group": "$.channel"})
     )
 
     async def run() -> Any:
-        options = RestJsonConnector.http_options(cfg, creds)
-        async with build_client(
-            source_name="t", allow_private=True, headers=options.headers
-        ) as client:
-            assert isinstance(client, KrsyncClient)
-            return await RestJsonConnector(cfg, creds, client).fetch([query], WINDOW)
+        async with open_connector(built, allow_private=True) as connector:
+            assert isinstance(connector.http, KrsyncClient)
+            return await connector.fetch([query], WINDOW)
 
     result = anyio.run(run)
 

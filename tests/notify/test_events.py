@@ -23,6 +23,7 @@ from sync_factories import make_mapping, make_source, sync_source
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.core import clock
 from app.core.db import session_scope
 from app.core.settings import get_settings
 from app.models import (
@@ -33,7 +34,6 @@ from app.models import (
     NotificationEvent,
 )
 from app.notify.evaluate import FLAP_WINDOW, evaluate_all
-from app.sync import clock
 from connectors.base import ConnectorAuthError
 from connectors.demo import DemoConnector
 from tests.sync.test_source_health import _demo_source, _platform
@@ -44,7 +44,7 @@ BLACKHOLE = "http://127.0.0.1:9/hook"  # deliveries stay pending: these tests re
 
 
 class Now:
-    """The clock every part of krsync reads (`app.sync.clock.utcnow`), moved by the test."""
+    """The clock every part of krsync reads (`app.core.clock.utcnow`), moved by the test."""
 
     def __init__(self, at: datetime) -> None:
         self.at = at

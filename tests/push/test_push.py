@@ -16,12 +16,12 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.core.clock import utcnow
 from app.core.db import session_scope
 from app.core.errors import Conflict
 from app.core.settings import get_settings
 from app.models import Mapping, PushSignature
 from app.push import service as push_service
-from app.sync.clock import utcnow
 from connectors import registry
 from connectors.push import PushConnector
 from tests.factories import every_read

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from app.core import clock
 from app.core.settings import get_settings
 from app.models import AuditEvent, Mapping, Observation
 from connectors import registry
@@ -30,7 +31,7 @@ from factories import (
 )
 
 CANARY = "canary-s3cr3t-9f2e"
-TODAY = date.today()  # noqa: DTZ011 - the API counts days in the source's timezone, UTC here
+TODAY = clock.today()
 
 
 class TokenCredentials(BaseModel):

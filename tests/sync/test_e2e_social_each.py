@@ -41,8 +41,8 @@ import respx
 import stamina
 from fastapi.testclient import TestClient
 
+from app.core import clock
 from app.core.settings import get_settings
-from app.sync import clock
 
 # kits.py imports every kit_*.py: loaded first, it finds each kit's KIT defined.
 from tests.connectors import kits  # noqa: F401

@@ -32,8 +32,10 @@ from app.core.db import get_engine, session_scope
 from app.core.settings import get_settings
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource, Mapping
+from app.sources.check import check_source
+from app.sources.preview import preview_mapping
 from app.sync import engine as sync_engine
-from app.sync.engine import check_source, create_run, execute_runs, preview_mapping, sync_now
+from app.sync.engine import create_run, execute_runs, sync_now
 from tests.connectors.acme import ACME_URL, API_KEY_REFUSED, NOT_JSON, configure_engine
 from tests.connectors.acme_fake import (
     API_KEY,

@@ -22,10 +22,10 @@ from sqlalchemy import select, update
 from sync_factories import make_kr, make_mapping, make_source, runs
 
 from app.core import metrics, process
+from app.core.clock import utcnow
 from app.core.db import get_engine, reset_engine, session_scope
 from app.core.process import ProcessId, is_alive, this_process
 from app.models import SyncRun
-from app.sync.clock import utcnow
 from app.sync.locks import advisory_lock
 from app.sync.orphans import INTERRUPTED, fail_orphaned_runs
 

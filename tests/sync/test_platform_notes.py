@@ -19,7 +19,7 @@ from sync_factories import freeze_today, make_kr, make_mapping, make_source, obs
 from app.core.db import session_scope
 from app.core.redact import register_secrets
 from app.models import DataSource
-from app.sync.engine import classify
+from app.sync.errors import classify
 from connectors.base import CheckResult, FetchResult, MetricQuery, RetriableError, Window
 from connectors.demo import DemoConnector
 from connectors.testing import leaked, split_masks

@@ -28,7 +28,9 @@ from app.core.errors import DomainError
 from app.core.settings import get_settings
 from app.core.vault import decrypt_credentials, encrypt_credentials
 from app.models import DataSource, Mapping, SyncRun
-from app.sync.engine import check_source, preview_mapping, sync_now
+from app.sources.check import check_source
+from app.sources.preview import preview_mapping
+from app.sync.engine import sync_now
 from connectors.base import ConnectorConfigError
 from tests.connectors.acme import ACME_URL, configure_engine
 from tests.connectors.acme_fake import CLIENT_ID, FakeAcme, day_of_month

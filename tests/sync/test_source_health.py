@@ -366,7 +366,7 @@ def test_a_refresh_token_that_ends_within_7_days_needs_reauth(
     assert (later["health"], later["health_reason"]) == ("healthy", None)
     # Nothing runs in between: the days pass, and the read says so.
     monkeypatch.setattr(
-        "app.sync.clock.utcnow", lambda: datetime.now(UTC) + timedelta(days=30) - REAUTH_WITHIN
+        "app.core.clock.utcnow", lambda: datetime.now(UTC) + timedelta(days=30) - REAUTH_WITHIN
     )
     assert _read(client, later["id"])["health"] == "needs_reauth"
 

@@ -46,10 +46,10 @@ from sqlalchemy import create_engine, text
 from web.browser_session import sign_in
 from web.oauth_platform import Platform, running
 
+from app.core import clock
 from app.core.secrets import SecretBox
 from app.core.settings import get_settings
 from app.main import app
-from app.sync import clock
 from conftest import ADMIN_KEY
 from factories import api_key_headers, create
 

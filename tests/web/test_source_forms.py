@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from web.browser_session import csrf_token, sign_in
 
+from app.core import clock
 from app.core.db import session_scope
 from app.core.settings import get_settings
 from app.models import DataSource
@@ -527,7 +528,7 @@ def test_sync_now_refuses_a_bad_window_beside_its_field(
 ) -> None:
     browser, token = admin
     sid = data_source(client)["id"]
-    late = (date.today() + timedelta(days=30)).isoformat()  # noqa: DTZ011 - UTC source
+    late = (clock.today() + timedelta(days=30)).isoformat()
     for window, where, words in (
         ({"from": "2026-07-10", "to": ""}, None, "give both `from` and `to`"),
         ({"from": "2026-07-10", "to": "2026-07-01"}, None, "`to` must be on or after `from`"),

@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from web.browser_session import sign_in
 
+from app.core import clock
 from app.core.db import session_scope
 from app.models import DataSource
-from app.sync import clock
 from conftest import ADMIN_KEY
 from factories import create
 

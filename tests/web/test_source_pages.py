@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from web.browser_session import sign_in
 
+from app.core import clock
 from app.core.db import session_scope
 from app.models import OAuthApp, SyncRun
-from app.sync import clock
 from app.web.sources import next_runs
 from conftest import ADMIN_KEY
 from factories import api_key_headers, create

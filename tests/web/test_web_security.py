@@ -18,10 +18,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from web.browser_session import sign_in
 
+from app.core.clock import utcnow
 from app.core.db import get_engine
 from app.core.settings import Settings, get_settings
 from app.models import ApiKey, WebSession
-from app.models.base import utcnow
 from app.web.session import COOKIE, IDLE_TIMEOUT
 from conftest import ADMIN_KEY
 from factories import create

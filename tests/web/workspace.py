@@ -7,11 +7,12 @@ so the TestClient tests and the browser test read the same figures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from app.core import clock
 from factories import check_in, cycle, data_source, key_result, mapping, objective
 
 INJECTION = "<script>alert(1)</script><b>x</b>"
@@ -145,7 +146,7 @@ class Tree:
 def seed_tree(client: httpx.Client) -> Tree:
     """An alignment tree for the OKRs page, in a cycle around today: the company objective,
     Social's aligned to its key result, Sam's aligned to Social's (done), and Email's alone."""
-    today = date.today()  # noqa: DTZ011 - the page reads progress as of the server's today
+    today = clock.today()
     c = cycle(
         client,
         start_date=(today - timedelta(days=30)).isoformat(),
