@@ -32,7 +32,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
 
 @lru_cache

@@ -75,7 +75,7 @@ RATE_LIMIT_FALLBACK_WAIT = 30.0
 TRIGGERS = ("schedule", "manual", "backfill", "cli")
 LOCK_POLL_SECONDS = 0.5
 #: Runs executing at once in one process; each holds a pooled connection for its lock.
-MAX_PARALLEL_RUNS = 16
+MAX_PARALLEL_RUNS = 24
 
 
 class UpstreamError(DomainError):
