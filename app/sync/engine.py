@@ -74,7 +74,8 @@ RATE_LIMIT_ATTEMPTS = 5
 RATE_LIMIT_FALLBACK_WAIT = 30.0
 TRIGGERS = ("schedule", "manual", "backfill", "cli")
 LOCK_POLL_SECONDS = 0.5
-#: Runs executing at once in one process; each holds a pooled connection for its lock.
+#: Runs executing at once in one process; each holds a pooled connection for its lock (the
+#: pool is sized for it). Fewer than a nightly's sources, and the last ones wait for the first.
 MAX_PARALLEL_RUNS = 24
 #: Runs of one `execute_runs` reading their plans at once. Every step before the fetch is a trip
 #: through the thread pool; with all runs at each step together, the first request waits for
