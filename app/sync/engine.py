@@ -320,10 +320,11 @@ async def execute_run_async(run_id: int, on_prepared: Callable[[], None] | None 
     """``on_prepared`` is called once the run has its plan (or waits for its source's lock),
     before it asks the platform."""
     started = time.monotonic()
-    source_id = await asyncio.to_thread(_source_of, run_id)
-    if source_id is None:
+    found = await asyncio.to_thread(_source_of, run_id)
+    if found is None:
         return
-    async with _source_lock(run_id, source_id, on_prepared) as taken:
+    source_id, trigger = found
+    async with _source_lock(source_id, trigger, on_prepared) as taken:
         if not taken:
             await asyncio.to_thread(
                 _finish_failed,
@@ -360,7 +361,7 @@ async def execute_run_async(run_id: int, on_prepared: Callable[[], None] | None 
 
 @contextlib.asynccontextmanager
 async def _source_lock(
-    run_id: int, source_id: int, on_wait: Callable[[], None] | None = None
+    source_id: int, trigger: str, on_wait: Callable[[], None] | None = None
 ) -> AsyncIterator[bool]:
     """A scheduled run skips a busy source; one someone asked for waits its turn.
 
@@ -368,7 +369,6 @@ async def _source_lock(
     mapping that asked for it would stay unfilled until the next scheduled run. ``on_wait``
     is called before each wait (a waiting run gives up its turn to prepare).
     """
-    trigger = await asyncio.to_thread(_trigger_of, run_id)
     deadline = time.monotonic() + (0 if trigger == "schedule" else LOCK_WAIT_SECONDS)
     while True:
         lock = SourceLock(get_engine(), source_id)
@@ -385,15 +385,14 @@ async def _source_lock(
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
-def _trigger_of(run_id: int) -> str:
-    with get_sessionmaker()() as session:
-        return session.scalar(select(SyncRun.trigger).where(SyncRun.id == run_id)) or "schedule"
-
-
-def _source_of(run_id: int) -> int | None:
+def _source_of(run_id: int) -> tuple[int, str] | None:
+    """The run's source and trigger, in one read: every trip through the thread pool waits
+    behind the other runs' steps."""
     with get_sessionmaker()() as session:
         run = session.get(SyncRun, run_id)
-        return None if run is None or run.status != "running" else run.data_source_id
+        if run is None or run.status != "running":
+            return None
+        return run.data_source_id, run.trigger or "schedule"
 
 
 def _load_rows(session: Session, source_id: int) -> list[tuple[Mapping, KeyResult, Cycle]]:
