@@ -33,7 +33,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    # 50 at most: a sync run holds a lock connection and a work connection, and the engine
+    # runs up to 24 at once (`app.sync.engine.MAX_PARALLEL_RUNS`, a nightly's sources together).
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
 
 @lru_cache

@@ -291,6 +291,18 @@ class RetryTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # Buffer the body so every attempt can send it again (streamed bodies are single-use).
         await request.aread()
+        # The first attempt goes out without stamina: setting up a retry context costs more CPU
+        # than the rest of this stack, and almost every request succeeds at once. A first
+        # attempt that fails is replayed as stamina's own first attempt, so its hooks, backoff
+        # and attempt count are what they would have been.
+        try:
+            return await self._attempt(request, 1)
+        except _RetryableStatus as exc:
+            first_failure: Exception = exc
+        except Exception as exc:
+            if not _is_retryable_transport_error(exc):
+                raise
+            first_failure = exc
         attempts = 0
         try:
             async for attempt in stamina.retry_context(
@@ -303,20 +315,26 @@ class RetryTransport(httpx.AsyncBaseTransport):
             ):
                 with attempt:
                     attempts = attempt.num
-                    request.extensions[ATTEMPTS_EXTENSION] = attempts  # for error messages
-                    if attempts > 1:
-                        self._stats.retries += 1
-                    response = await self._inner.handle_async_request(request)
-                    if response.status_code not in RETRY_STATUSES:
-                        return _tagged(response, attempts)
-                    response = await _buffered(response, request)
-                    delay = self._retry_after(response)
-                    if delay is not None and delay > self._max_retry_after:
-                        return _tagged(response, attempts)
-                    raise _RetryableStatus(response, delay)
+                    if attempts == 1:
+                        raise first_failure
+                    return await self._attempt(request, attempts)
         except _RetryableStatus as exhausted:
             return _tagged(exhausted.response, attempts)
         raise AssertionError("unreachable: stamina either returns or re-raises")
+
+    async def _attempt(self, request: httpx.Request, attempts: int) -> httpx.Response:
+        """One attempt; a retryable status is raised as :class:`_RetryableStatus`."""
+        request.extensions[ATTEMPTS_EXTENSION] = attempts  # for error messages
+        if attempts > 1:
+            self._stats.retries += 1
+        response = await self._inner.handle_async_request(request)
+        if response.status_code not in RETRY_STATUSES:
+            return _tagged(response, attempts)
+        response = await _buffered(response, request)
+        delay = self._retry_after(response)
+        if delay is not None and delay > self._max_retry_after:
+            return _tagged(response, attempts)
+        raise _RetryableStatus(response, delay)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

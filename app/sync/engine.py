@@ -64,8 +64,13 @@ RATE_LIMIT_ATTEMPTS = 5
 RATE_LIMIT_FALLBACK_WAIT = 30.0
 TRIGGERS = ("schedule", "manual", "backfill", "cli")
 LOCK_POLL_SECONDS = 0.5
-#: Runs executing at once in one process; each holds a pooled connection for its lock.
-MAX_PARALLEL_RUNS = 16
+#: Runs executing at once in one process; each holds a pooled connection for its lock (the
+#: pool is sized for it). Fewer than a nightly's sources, and the last ones wait for the first.
+MAX_PARALLEL_RUNS = 24
+#: Runs of one `execute_runs` reading their plans at once. Every step before the fetch is a trip
+#: through the thread pool; with all runs at each step together, the first request waits for
+#: every run's plan. Two at a time, the first sources fetch while the others read theirs.
+PREPARING_AT_ONCE = 2
 
 
 @dataclass
@@ -133,20 +138,36 @@ async def execute_runs(run_ids: Sequence[int]) -> None:
     (below the pool's size); the rest start as those finish.
     """
     gate = asyncio.Semaphore(MAX_PARALLEL_RUNS)
+    preparing = asyncio.Semaphore(PREPARING_AT_ONCE)
 
     async def one(run_id: int) -> None:
         async with gate:
-            await execute_run_async(run_id)
+            await preparing.acquire()
+            left = False
+
+            def prepared() -> None:
+                nonlocal left
+                if not left:
+                    left = True
+                    preparing.release()
+
+            try:
+                await execute_run_async(run_id, on_prepared=prepared)
+            finally:
+                prepared()
 
     await asyncio.gather(*(one(r) for r in run_ids), return_exceptions=True)
 
 
-async def execute_run_async(run_id: int) -> None:
+async def execute_run_async(run_id: int, on_prepared: Callable[[], None] | None = None) -> None:
+    """``on_prepared`` is called once the run has its plan (or waits for its source's lock),
+    before it asks the platform."""
     started = time.monotonic()
-    source_id = await asyncio.to_thread(_source_of, run_id)
-    if source_id is None:
+    found = await asyncio.to_thread(_source_of, run_id)
+    if found is None:
         return
-    async with _source_lock(run_id, source_id) as taken:
+    source_id, trigger = found
+    async with _source_lock(source_id, trigger, on_prepared) as taken:
         if not taken:
             await asyncio.to_thread(
                 _finish_failed,
@@ -158,6 +179,8 @@ async def execute_run_async(run_id: int) -> None:
         prepared: Prepared | None = None
         try:
             prepared = await asyncio.to_thread(_prepare, run_id)
+            if on_prepared is not None:
+                on_prepared()
             if prepared is None:
                 return
             fetched = await _fetch(prepared)
@@ -180,13 +203,15 @@ async def execute_run_async(run_id: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _source_lock(run_id: int, source_id: int) -> AsyncIterator[bool]:
+async def _source_lock(
+    source_id: int, trigger: str, on_wait: Callable[[], None] | None = None
+) -> AsyncIterator[bool]:
     """A scheduled run skips a busy source; one someone asked for waits its turn.
 
     A backfill queued right after another run started would otherwise be skipped, and the
-    mapping that asked for it would stay unfilled until the next scheduled run.
+    mapping that asked for it would stay unfilled until the next scheduled run. ``on_wait``
+    is called before each wait (a waiting run gives up its turn to prepare).
     """
-    trigger = await asyncio.to_thread(_trigger_of, run_id)
     deadline = time.monotonic() + (0 if trigger == "schedule" else LOCK_WAIT_SECONDS)
     while True:
         lock = SourceLock(get_engine(), source_id)
@@ -198,18 +223,19 @@ async def _source_lock(run_id: int, source_id: int) -> AsyncIterator[bool]:
             finally:
                 await asyncio.to_thread(lock.release)
             return
+        if on_wait is not None:
+            on_wait()
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
-def _trigger_of(run_id: int) -> str:
-    with get_sessionmaker()() as session:
-        return session.scalar(select(SyncRun.trigger).where(SyncRun.id == run_id)) or "schedule"
-
-
-def _source_of(run_id: int) -> int | None:
+def _source_of(run_id: int) -> tuple[int, str] | None:
+    """The run's source and trigger, in one read: every trip through the thread pool waits
+    behind the other runs' steps."""
     with get_sessionmaker()() as session:
         run = session.get(SyncRun, run_id)
-        return None if run is None or run.status != "running" else run.data_source_id
+        if run is None or run.status != "running":
+            return None
+        return run.data_source_id, run.trigger or "schedule"
 
 
 def _load_rows(session: Session, source_id: int) -> list[tuple[Mapping, KeyResult, Cycle]]:

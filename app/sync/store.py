@@ -80,11 +80,11 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
         spans[r.key_result_id] = (min(lo, r.date), max(hi, r.date))
     for kr_id, (lo, hi) in spans.items():
         months.mark(session, [kr_id], lo, hi)
-    session.execute(
-        _upsert_statement(session.get_bind().dialect.name),
-        values,
-        execution_options=months.MARKED,
-    )
+    # On the session's connection, in its transaction, but not through the ORM's bulk insert:
+    # that one walks every row's attributes in Python before the driver sees them. The months
+    # are marked above, which is all the ORM hook (`months.MARKED`) would check.
+    connection = session.connection()
+    connection.execute(_upsert_statement(connection.dialect.name), values)
     return len(values)
 
 
