@@ -61,6 +61,17 @@ def http_root(value: object) -> str | None:
     return value.strip().rstrip("/")
 
 
+def _http_address(value: str, info: ValidationInfo) -> str:
+    value = value.strip()
+    if not re.match(r"(?i)^https?://[^/\s]+", value):
+        raise ValueError(f"`{info.field_name}` must be an http:// or https:// address")
+    return value
+
+
+#: An http(s) address a source reads from, stripped of the blanks a paste brings along.
+HttpAddress = Annotated[str, AfterValidator(_http_address)]
+
+
 def has_password(url: str) -> bool:
     """Whether ``url`` carries a password, which a config, stored and shown in clear, must not."""
     try:
