@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 import jsonpath
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from connectors.base import origin_of
 from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
@@ -28,18 +28,20 @@ def _check_path(value: str) -> str:
     return value
 
 
+#: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
+JsonPath = Annotated[str, AfterValidator(_check_path)]
+
+
 # --- config --------------------------------------------------------------------------------------
 
 
 class CursorPagination(Strict):
     type: Literal["cursor"]
     cursor_param: str = Field(min_length=1, description="The query (or body) field of the cursor.")
-    next_cursor_path: str = Field(description="JSONPath of the next cursor in the body.")
+    next_cursor_path: JsonPath = Field(description="JSONPath of the next cursor in the body.")
     cursor_in: Literal["query", "body"] = Field(
         "query", description="Where the cursor goes: the query string or the JSON body."
     )
-
-    _path = field_validator("next_cursor_path")(_check_path)
 
 
 class PagePagination(Strict):
@@ -150,14 +152,10 @@ class RestJsonCredentials(Strict):
 
 
 class RestJsonParams(Params):
-    records: str = Field("$", description="JSONPath of the list of records in the body.")
-    date: str = Field(description="JSONPath of a record's date, e.g. `$.day`.")
-    value: str = Field(description="JSONPath of a record's figure, e.g. `$.stats.signups`.")
-    group: str | None = Field(None, description="JSONPath of a record's group label.")
+    records: JsonPath = Field("$", description="JSONPath of the list of records in the body.")
+    date: JsonPath = Field(description="JSONPath of a record's date, e.g. `$.day`.")
+    value: JsonPath = Field(description="JSONPath of a record's figure, e.g. `$.stats.signups`.")
+    group: JsonPath | None = Field(None, description="JSONPath of a record's group label.")
     date_format: StrptimeFormat | None = Field(
         None, description="A strptime format; ISO dates otherwise."
-    )
-
-    _paths = field_validator("records", "date", "value", "group")(
-        lambda v: v if v is None else _check_path(v)
     )

@@ -12,7 +12,7 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from connectors.base import ANY_FIELD, FILTER_OPS, BaseUrl, MetricSpec
 from connectors.models import OAuthClient, Params, Strict, http_root, matching, root_field
@@ -69,7 +69,8 @@ def _check_identifier(value: str) -> str:
 
 # --- config, credentials, params -----------------------------------------------------------------
 
-
+_Url = Annotated[str, AfterValidator(_check_url)]
+_ApiName = Annotated[str, AfterValidator(_check_identifier)]
 _Version = Annotated[
     str,
     matching(
@@ -81,7 +82,7 @@ _Version = Annotated[
 
 
 class SalesforceConfig(Strict):
-    instance_url: str | None = Field(
+    instance_url: _Url | None = Field(
         None,
         description="The org's address, e.g. https://acme.my.salesforce.com (its My Domain URL). "
         "Optional: the token endpoint names it, and krsync keeps and uses the address it gives.",
@@ -89,18 +90,13 @@ class SalesforceConfig(Strict):
     api_version: _Version = Field(
         DEFAULT_VERSION, description="The REST API version in every path, e.g. v60.0."
     )
-    login_url: str = Field(
+    login_url: _Url = Field(
         DEFAULT_LOGIN_URL,
         description="Where tokens are refreshed: https://test.salesforce.com for a sandbox.",
     )
-    base_url: BaseUrl | None = root_field("`instance_url` as the root of API calls", unset=True)
-
-    _login = field_validator("login_url")(_check_url)
-
-    @field_validator("base_url", "instance_url")
-    @classmethod
-    def _optional_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value)
+    base_url: Annotated[BaseUrl, AfterValidator(_check_url)] | None = root_field(
+        "`instance_url` as the root of API calls", unset=True
+    )
 
 
 class SalesforceCredentials(OAuthClient):
@@ -117,7 +113,7 @@ class SalesforceCredentials(OAuthClient):
 
 
 class SalesforceCountParams(Params):
-    date_field: str = Field(
+    date_field: _ApiName = Field(
         "CreatedDate",
         description="The date or datetime field that dates a record, e.g. `CloseDate`.",
     )
@@ -127,13 +123,9 @@ class SalesforceCountParams(Params):
         "describe when not given.",
     )
 
-    _date_field = field_validator("date_field")(_check_identifier)
-
 
 class SalesforceSumParams(SalesforceCountParams):
-    field: str = Field(description="The numeric field summed per day, e.g. `Amount`.")
-
-    _field = field_validator("field")(_check_identifier)
+    field: _ApiName = Field(description="The numeric field summed per day, e.g. `Amount`.")
 
 
 def _spec(sobject: str, kind: str) -> MetricSpec:
