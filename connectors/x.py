@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import (
     BaseUrl,
@@ -36,13 +36,13 @@ from connectors.base import (
     Hold,
     HttpOptions,
     MetricQuery,
-    MetricSpec,
     RateLimited,
     RetriableError,
     Window,
     excerpt,
 )
 from connectors.errors import Classifier, Refusal
+from connectors.models import Strict, catalogue, root_field
 
 ROOT = "https://api.x.com"
 METRICS = {
@@ -57,19 +57,15 @@ _NOT_FOUND = "resource-not-found"
 MAX_RESET_WAIT = 60.0
 
 
-class XConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class XConfig(Strict):
     user_id: str = Field(
         pattern=r"^\d{1,20}$",
         description="The account's numeric user id (not its @handle), e.g. 2244994945.",
     )
-    base_url: BaseUrl | None = Field(None, description=f"Replaces {ROOT} (a proxy, a test server).")
+    base_url: BaseUrl | None = root_field(ROOT, unset=True)
 
 
-class XCredentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class XCredentials(Strict):
     bearer_token: str = Field(
         min_length=1, description="The app's Bearer Token (developer portal > Keys and tokens)."
     )
@@ -171,15 +167,8 @@ class XConnector(Connector[XConfig, XCredentials]):
     credentials_model = XCredentials
     #: API v2 (``/2/users/{id}``); X dates no sunset for it.
     api_version = "v2"
-    metrics = tuple(
-        MetricSpec(
-            name=name,
-            description=f"{text}, now (recorded on the sync's day)",
-            unit=unit,
-            history="snapshot",
-            additive=False,
-        )
-        for name, (text, unit) in METRICS.items()
+    metrics = catalogue(
+        METRICS, describe="{}, now (recorded on the sync's day)", history="snapshot", additive=False
     )
 
     @classmethod

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import (
     BaseUrl,
@@ -36,7 +36,6 @@ from connectors.base import (
     HttpOptions,
     MappingError,
     MetricQuery,
-    MetricSpec,
     OAuthSpec,
     RateLimited,
     RetriableError,
@@ -46,6 +45,7 @@ from connectors.base import (
     stored_token,
 )
 from connectors.errors import Classifier, Hint
+from connectors.models import OAuthCredentials, Strict, catalogue, root_field
 
 ROOT = "https://youtubeanalytics.googleapis.com"
 REPORTS = "/v2/reports"
@@ -78,27 +78,21 @@ REAUTHORIZE = (
 )
 
 
-class YouTubeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class YouTubeConfig(Strict):
     channel_id: str = Field(
         "MINE",
         pattern=r"^(MINE|UC[A-Za-z0-9_-]{22})$",
         description="MINE (the authorized account's channel) or a channel id, UC… (24 chars).",
     )
-    base_url: BaseUrl | None = Field(None, description=f"Replaces {ROOT} (a proxy, a test server).")
+    base_url: BaseUrl | None = root_field(ROOT, unset=True)
 
 
-class YouTubeCredentials(BaseModel):
+class YouTubeCredentials(OAuthCredentials):
     """An OAuth2 client and the channel's refresh token; the access token is kept refreshed."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    client_id: str = Field(min_length=1)
-    client_secret: str = Field(min_length=1)
+    client_id: str = Field(min_length=1, description="The OAuth client's id (Google Cloud).")
+    client_secret: str = Field(min_length=1, description="The OAuth client's secret.")
     refresh_token: str = Field(min_length=1, description=f"Granted with the {SCOPE} scope.")
-    access_token: str | None = None
-    expires_at: float | None = None
     token_uri: str = Field(TOKEN_URI, description="Google's token endpoint.")
 
 
@@ -173,10 +167,7 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
     category = "social"
     config_model = YouTubeConfig
     credentials_model = YouTubeCredentials
-    metrics = tuple(
-        MetricSpec(name=name, description=text, unit=unit, filters=_FILTERS)
-        for name, (text, unit) in METRICS.items()
-    )
+    metrics = catalogue(METRICS, filters=_FILTERS)
     #: YouTube fills in and restates the last two or three days.
     recommended_lookback_days = 3
     #: YouTube Analytics API v2 (``/v2/reports``); Google dates no sunset.

@@ -6,17 +6,15 @@ can be read on their own.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
 
 
-class CsvConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str | None = Field(
+class CsvConfig(Strict):
+    url: HttpAddress | None = Field(
         None,
         description="An http(s) URL of the CSV, e.g. a Google Sheet's 'publish to web' CSV link.",
     )
@@ -30,29 +28,20 @@ class CsvConfig(BaseModel):
     decimal: Literal[",", "."] | None = Field(
         None, description="The decimal mark; `,` when the delimiter is `;`, else `.`, when unset."
     )
-    date_format: str | None = Field(
+    date_format: StrptimeFormat | None = Field(
         None,
         description="A strptime format such as `%d/%m/%Y`, tried before the built-in formats.",
     )
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"(?i)^https?://[^/\s]+", value.strip()):
-            raise ValueError("`url` must be an http:// or https:// address")
+    def _public(cls, value: str | None) -> str | None:
         # The config is stored and shown in clear, and a CSV source holds no credentials.
-        if value is not None and _has_password(value):
+        if value is not None and has_password(value):
             raise ValueError(
                 "`url` must not contain a password: a CSV source reads public links only and "
                 "takes no credentials"
             )
-        return value.strip() if value is not None else None
-
-    @field_validator("date_format")
-    @classmethod
-    def _strptime_format(cls, value: str | None) -> str | None:
-        if value is not None and "%" not in value:
-            raise ValueError("`date_format` is a strptime format, e.g. `%d/%m/%Y`")
         return value
 
     @model_validator(mode="after")
@@ -62,22 +51,11 @@ class CsvConfig(BaseModel):
         return self
 
 
-def _has_password(url: str) -> bool:
-    try:
-        return urlsplit(url.strip()).password is not None
-    except ValueError:  # an unparseable address (a stray bracket): no password in it
-        return False
-
-
-class CsvCredentials(BaseModel):
+class CsvCredentials(Strict):
     """A CSV source needs no secret (a URL must be public); stray fields are refused."""
 
-    model_config = ConfigDict(extra="forbid")
 
-
-class CsvParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class CsvParams(Params):
     date_column: str = Field("date", min_length=1, description="The column holding the day.")
     value_column: str = Field("value", min_length=1, description="The column holding the figure.")
     group_column: str | None = Field(

@@ -6,19 +6,12 @@ without importing each other.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, model_validator
 
 from connectors.base import ANY_FIELD, FILTER_OPS, BaseUrl, MetricSpec
+from connectors.models import Entry, OAuthCredentials, Params, Strict, catalogue, root_field
 
 HUBSPOT_URL = "https://api.hubapi.com"
 OBJECTS = ("contacts", "companies", "deals", "tickets")
@@ -29,33 +22,16 @@ PropertyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]*
 # --- config, credentials, params -----------------------------------------------------------------
 
 
-class HubSpotConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: BaseUrl = Field(
-        HUBSPOT_URL, description="The API root; a proxy or a local test server replaces it."
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"(?i)^https?://[^/\s]+", value.strip()):
-            raise ValueError("`base_url` must be an http:// or https:// address")
-        return value.strip().rstrip("/")
+class HubSpotConfig(Strict):
+    base_url: BaseUrl = root_field(HUBSPOT_URL)
 
 
-class HubSpotCredentials(BaseModel):
+class HubSpotCredentials(OAuthCredentials):
     """A private app's access token, or an OAuth app's client with its refresh token."""
-
-    model_config = ConfigDict(extra="forbid")
 
     access_token: str | None = Field(
         None, description="A private app's token (pat-...), or the OAuth access token in use."
     )
-    client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
-    expires_at: float | None = Field(None, description="When the OAuth access token expires.")
 
     @model_validator(mode="after")
     def _one_way_in(self) -> HubSpotCredentials:
@@ -74,9 +50,7 @@ class HubSpotCredentials(BaseModel):
         return bool(self.refresh_token)
 
 
-class CountParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class CountParams(Params):
     date_property: PropertyName = Field(
         "createdate",
         description="The date or datetime property that dates a record: `createdate` for new "
@@ -89,25 +63,10 @@ class SumParams(CountParams):
 
 
 def _metrics() -> tuple[MetricSpec, ...]:
-    anything = {ANY_FIELD: frozenset(FILTER_OPS)}
-    specs: list[MetricSpec] = []
+    table: dict[str, Entry] = {}
     for obj in OBJECTS:
-        specs.append(
-            MetricSpec(
-                name=f"{obj}.count",
-                description=f"HubSpot {obj} whose `date_property` falls on the day",
-                unit=obj,
-                params_model=CountParams,
-                filters=anything,
-            )
-        )
-        specs.append(
-            MetricSpec(
-                name=f"{obj}.sum",
-                description=f"The sum of a number `property` of the {obj} dated that day",
-                unit="value",
-                params_model=SumParams,
-                filters=anything,
-            )
-        )
-    return tuple(specs)
+        count = f"HubSpot {obj} whose `date_property` falls on the day"
+        table[f"{obj}.count"] = (count, obj, {"params_model": CountParams})
+        total = f"The sum of a number `property` of the {obj} dated that day"
+        table[f"{obj}.sum"] = (total, "value", {"params_model": SumParams})
+    return catalogue(table, filters={ANY_FIELD: frozenset(FILTER_OPS)})

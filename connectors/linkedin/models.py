@@ -4,12 +4,13 @@ field of each statistics endpoint's answer every metric reads."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, timedelta
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
 
 from connectors.base import BaseUrl, MetricSpec
+from connectors.models import Epoch, OAuthCredentials, Strict, matching, numeric_id, root_field
 
 API_ROOT = "https://api.linkedin.com/rest"
 TOKEN_ENDPOINT = "https://www.linkedin.com/oauth/v2/accessToken"
@@ -38,38 +39,23 @@ SHARE_FIELDS = {
 }
 
 
-class LinkedInConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Month = Annotated[
+    str,
+    matching(
+        _VERSION, f"`api_version` is a LinkedIn-Version month as YYYYMM, e.g. {DEFAULT_VERSION}"
+    ),
+]
 
-    organization_id: str = Field(
+
+class LinkedInConfig(Strict):
+    organization_id: Annotated[str, numeric_id("urn:li:organization:", example="2414183")] = Field(
         description="The organization's numeric id (the digits of `urn:li:organization:<id>`)."
     )
-    api_version: str = Field(
+    api_version: _Month = Field(
         DEFAULT_VERSION,
         description="The `LinkedIn-Version` header (YYYYMM); a version is sunset after a year.",
     )
-    base_url: BaseUrl = Field(API_ROOT, description="The API root; a proxy or a local test server.")
-
-    @field_validator("api_version")
-    @classmethod
-    def _month(cls, value: str) -> str:
-        value = value.strip()
-        if not _VERSION.fullmatch(value):
-            raise ValueError(
-                f"`api_version` is a LinkedIn-Version month as YYYYMM, e.g. {DEFAULT_VERSION}"
-            )
-        return value
-
-    @field_validator("organization_id", mode="before")
-    @classmethod
-    def _digits(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str):
-            value = value.strip().removeprefix("urn:li:organization:")
-            if not value.isdigit():
-                raise ValueError("`organization_id` is the organization's numeric id, e.g. 2414183")
-        return value
+    base_url: BaseUrl = root_field(API_ROOT)
 
 
 def version_sunset(version: str) -> date | None:
@@ -85,42 +71,13 @@ def version_sunset(version: str) -> date | None:
     return date(year + 1, month, 1)
 
 
-class LinkedInCredentials(BaseModel):
+class LinkedInCredentials(OAuthCredentials):
     """A member's access token; with a refresh token, the app's client id and secret too."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: str = Field(min_length=1)
-    refresh_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    expires_at: float | None = Field(
-        None, description="When the access token expires: Unix seconds or an ISO date."
-    )
-    refresh_token_expires_at: float | None = Field(
+    access_token: str = Field(min_length=1, description="The member's OAuth access token.")
+    refresh_token_expires_at: Epoch | None = Field(
         None, description="When the refresh token expires (kept after each refresh)."
     )
-
-    @field_validator("expires_at", "refresh_token_expires_at", mode="before")
-    @classmethod
-    def _epoch(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return float(value)
-        except ValueError:
-            pass
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError("give Unix seconds or an ISO date such as 2026-12-31") from None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-    @model_validator(mode="after")
-    def _refresh_needs_client(self) -> LinkedInCredentials:
-        if self.refresh_token and not (self.client_id and self.client_secret):
-            raise ValueError("a `refresh_token` needs the app's `client_id` and `client_secret`")
-        return self
 
 
 def _spec(name: str, description: str, *, additive: bool = True, **kw: Any) -> MetricSpec:

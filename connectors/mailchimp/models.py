@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from connectors.base import BaseUrl, ConnectorConfigError, FilterOp, MetricSpec
+from connectors.models import Strict, root_field
 
 ROOT = "https://{dc}.api.mailchimp.com/3.0"
 #: Mailchimp's largest ``count``.
@@ -23,9 +24,7 @@ _TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contai
 _SET_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in"})
 
 
-class MailchimpConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MailchimpConfig(Strict):
     list_id: str = Field(
         min_length=1,
         pattern=r"^[A-Za-z0-9]+$",
@@ -36,9 +35,7 @@ class MailchimpConfig(BaseModel):
         pattern=_DATA_CENTER,
         description="The data centre (`us21`) of an OAuth access token; an API key names its own.",
     )
-    base_url: BaseUrl | None = Field(
-        None, description="Replaces https://{dc}.api.mailchimp.com/3.0 (a proxy, a test server)."
-    )
+    base_url: BaseUrl | None = root_field(ROOT, unset=True)
     page_size: int = Field(
         MAX_COUNT,
         ge=1,
@@ -47,10 +44,8 @@ class MailchimpConfig(BaseModel):
     )
 
 
-class MailchimpCredentials(BaseModel):
+class MailchimpCredentials(Strict):
     """An API key (Basic auth), or an OAuth access token (Bearer) and its data centre."""
-
-    model_config = ConfigDict(extra="forbid")
 
     api_key: str | None = Field(
         None, description="An API key (Profile > Extras > API keys), e.g. `0123…cdef-us21`."

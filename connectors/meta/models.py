@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
 from connectors.base import BaseUrl, MetricSpec
+from connectors.models import Strict, matching, numeric_id, root_field
 
 GRAPH_ROOT = "https://graph.facebook.com"
 DEFAULT_VERSION = "v25.0"
@@ -96,42 +97,27 @@ PERMISSIONS: dict[Scope, str] = {
 }
 
 
-class MetaConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_GraphVersion = Annotated[
+    str, matching(_VERSION, f"`api_version` is a Graph API version such as {DEFAULT_VERSION}")
+]
+_Id = Annotated[str, Field(pattern=r"^\d+$"), numeric_id(example="104170188340582")]
 
-    page_id: str = Field(pattern=r"^\d+$", description="The Facebook Page's numeric id.")
-    instagram_user_id: str | None = Field(
+
+class MetaConfig(Strict):
+    page_id: _Id = Field(description="The Facebook Page's numeric id.")
+    instagram_user_id: _Id | None = Field(
         None,
-        pattern=r"^\d+$",
         description="The Instagram professional account's id (the Page's "
         "`instagram_business_account`), for `instagram.*` metrics.",
     )
-    api_version: str = Field(
+    api_version: _GraphVersion = Field(
         DEFAULT_VERSION,
         description="The Graph API version in the path, e.g. v25.0 (each lives about two years).",
     )
-    base_url: BaseUrl = Field(
-        GRAPH_ROOT, description="The API root; a proxy or a local test server."
-    )
-
-    @field_validator("api_version")
-    @classmethod
-    def _graph_version(cls, value: str) -> str:
-        value = value.strip()
-        if not _VERSION.fullmatch(value):
-            raise ValueError(f"`api_version` is a Graph API version such as {DEFAULT_VERSION}")
-        return value
-
-    @field_validator("page_id", "instagram_user_id", mode="before")
-    @classmethod
-    def _id_as_text(cls, value: Any) -> Any:
-        # Ids copied from Graph API Explorer often arrive as JSON numbers.
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    base_url: BaseUrl = root_field(GRAPH_ROOT)
 
 
-class MetaCredentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MetaCredentials(Strict):
     access_token: str = Field(
         min_length=1,
         description="A Page access token (or a system user token) with read_insights, "

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 import jsonpath
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from connectors.base import origin_of
+from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
 from connectors.paginate import compile_path
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
@@ -28,25 +28,23 @@ def _check_path(value: str) -> str:
     return value
 
 
+#: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
+JsonPath = Annotated[str, AfterValidator(_check_path)]
+
+
 # --- config --------------------------------------------------------------------------------------
 
 
-class CursorPagination(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CursorPagination(Strict):
     type: Literal["cursor"]
     cursor_param: str = Field(min_length=1, description="The query (or body) field of the cursor.")
-    next_cursor_path: str = Field(description="JSONPath of the next cursor in the body.")
+    next_cursor_path: JsonPath = Field(description="JSONPath of the next cursor in the body.")
     cursor_in: Literal["query", "body"] = Field(
         "query", description="Where the cursor goes: the query string or the JSON body."
     )
 
-    _path = field_validator("next_cursor_path")(_check_path)
 
-
-class PagePagination(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PagePagination(Strict):
     type: Literal["page"]
     page_param: str = Field("page", min_length=1)
     size_param: str | None = Field("per_page", description="Omitted from the request when null.")
@@ -54,18 +52,14 @@ class PagePagination(BaseModel):
     first_page: int = Field(1, ge=0)
 
 
-class OffsetPagination(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OffsetPagination(Strict):
     type: Literal["offset"]
     offset_param: str = Field("offset", min_length=1)
     limit_param: str = Field("limit", min_length=1)
     limit: int = Field(100, ge=1, le=10_000)
 
 
-class LinkHeaderPagination(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LinkHeaderPagination(Strict):
     type: Literal["link_header"]
 
 
@@ -82,17 +76,8 @@ _CREDENTIAL_HEADER = re.compile(
 )
 
 
-def _has_password(url: str) -> bool:
-    try:
-        return urlsplit(url).password is not None
-    except ValueError:  # an address urlsplit can't read has no password it could find
-        return False
-
-
-class RestJsonConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
+class RestJsonConfig(Strict):
+    url: HttpAddress = Field(
         description="The endpoint, e.g. https://api.example.com/stats?since={from}&until={to}."
     )
     method: Literal["GET", "POST"] = "GET"
@@ -114,10 +99,7 @@ class RestJsonConfig(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        value = value.strip()
-        if not re.match(r"(?i)^https?://[^/\s]+", value):
-            raise ValueError("`url` must be an http:// or https:// address")
+    def _one_origin(cls, value: str) -> str:
         # The origin is where the credentials may go: it must be one, whatever the window.
         if re.match(r"^[^:]+://[^/?#]*[{}]", value):
             raise ValueError("`{from}` and `{to}` go in the path or query of `url`, not its host")
@@ -125,7 +107,7 @@ class RestJsonConfig(BaseModel):
             origin_of(value)
         except (httpx.InvalidURL, UnicodeError):
             raise ValueError("`url` is not a valid address") from None
-        if _has_password(value):
+        if has_password(value):
             raise ValueError(
                 "`url` must not contain a password (the config is stored and shown in clear):"
                 " put `username` and `password` in the credentials"
@@ -151,10 +133,8 @@ class RestJsonConfig(BaseModel):
         return self
 
 
-class RestJsonCredentials(BaseModel):
+class RestJsonCredentials(Strict):
     """One way in, or none for a public endpoint."""
-
-    model_config = ConfigDict(extra="forbid")
 
     token: str | None = Field(None, description="Sent as `Authorization: Bearer <token>`.")
     username: str | None = None
@@ -171,22 +151,11 @@ class RestJsonCredentials(BaseModel):
         return self
 
 
-class RestJsonParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    records: str = Field("$", description="JSONPath of the list of records in the body.")
-    date: str = Field(description="JSONPath of a record's date, e.g. `$.day`.")
-    value: str = Field(description="JSONPath of a record's figure, e.g. `$.stats.signups`.")
-    group: str | None = Field(None, description="JSONPath of a record's group label.")
-    date_format: str | None = Field(None, description="A strptime format; ISO dates otherwise.")
-
-    _paths = field_validator("records", "date", "value", "group")(
-        lambda v: v if v is None else _check_path(v)
+class RestJsonParams(Params):
+    records: JsonPath = Field("$", description="JSONPath of the list of records in the body.")
+    date: JsonPath = Field(description="JSONPath of a record's date, e.g. `$.day`.")
+    value: JsonPath = Field(description="JSONPath of a record's figure, e.g. `$.stats.signups`.")
+    group: JsonPath | None = Field(None, description="JSONPath of a record's group label.")
+    date_format: StrptimeFormat | None = Field(
+        None, description="A strptime format; ISO dates otherwise."
     )
-
-    @field_validator("date_format")
-    @classmethod
-    def _strptime_format(cls, value: str | None) -> str | None:
-        if value is not None and "%" not in value:
-            raise ValueError("`date_format` is a strptime format, e.g. `%d/%m/%Y`")
-        return value

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import re
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field
 
 from connectors.base import ANY_FIELD, FILTER_OPS, BaseUrl, MetricSpec
+from connectors.models import OAuthClient, Params, Strict, http_root, matching, root_field
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 DEFAULT_VERSION = "v60.0"
@@ -35,21 +36,17 @@ _IDENT = r"[A-Za-z](?:[A-Za-z0-9_]{0,78}[A-Za-z0-9])?"
 IDENTIFIER = re.compile(_IDENT)
 FIELD_PATH = re.compile(rf"{_IDENT}(?:\.{_IDENT}){{0,4}}")
 METRIC = re.compile(rf"({_IDENT})\.(count|sum)")
-_URL = re.compile(r"(?i)^https?://[^/\s?#]+(?:/[^\s?#]*)?$")
 
 
 def _check_url(value: str) -> str:
-    value = value.strip().rstrip("/")
-    if not _URL.match(value):
+    root = http_root(value)
+    if root is None:
         raise ValueError("give an http:// or https:// address, e.g. https://acme.my.salesforce.com")
-    return value
+    return root
 
 
-def _address(value: object) -> str | None:
-    """An http(s) root as Salesforce's token answer gives one, or None for anything else."""
-    if not isinstance(value, str) or not _URL.match(value.strip()):
-        return None
-    return value.strip().rstrip("/")
+#: An http(s) root as Salesforce's token answer gives one, or None for anything else.
+_address = http_root
 
 
 def version_retired(version: str) -> date | None:
@@ -72,54 +69,42 @@ def _check_identifier(value: str) -> str:
 
 # --- config, credentials, params -----------------------------------------------------------------
 
+_Url = Annotated[str, AfterValidator(_check_url)]
+_ApiName = Annotated[str, AfterValidator(_check_identifier)]
+_Version = Annotated[
+    str,
+    matching(
+        _VERSION,
+        f"`api_version` is a Salesforce API version such as {DEFAULT_VERSION} "
+        "(`v`, the release number, `.0`)",
+    ),
+]
 
-class SalesforceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-    instance_url: str | None = Field(
+class SalesforceConfig(Strict):
+    instance_url: _Url | None = Field(
         None,
         description="The org's address, e.g. https://acme.my.salesforce.com (its My Domain URL). "
         "Optional: the token endpoint names it, and krsync keeps and uses the address it gives.",
     )
-    api_version: str = Field(
+    api_version: _Version = Field(
         DEFAULT_VERSION, description="The REST API version in every path, e.g. v60.0."
     )
-    login_url: str = Field(
+    login_url: _Url = Field(
         DEFAULT_LOGIN_URL,
         description="Where tokens are refreshed: https://test.salesforce.com for a sandbox.",
     )
-    base_url: BaseUrl | None = Field(
-        None, description="Replaces `instance_url` as the root of API calls (a proxy, a test host)."
+    base_url: Annotated[BaseUrl, AfterValidator(_check_url)] | None = root_field(
+        "`instance_url` as the root of API calls", unset=True
     )
 
-    _login = field_validator("login_url")(_check_url)
 
-    @field_validator("api_version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        value = value.strip()
-        if not _VERSION.fullmatch(value):
-            raise ValueError(
-                f"`api_version` is a Salesforce API version such as {DEFAULT_VERSION} "
-                "(`v`, the release number, `.0`)"
-            )
-        return value
-
-    @field_validator("base_url", "instance_url")
-    @classmethod
-    def _optional_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value)
-
-
-class SalesforceCredentials(BaseModel):
+class SalesforceCredentials(OAuthClient):
     """A connected app and a refresh token; krsync stores the access token it gets back."""
-
-    model_config = ConfigDict(extra="forbid")
 
     client_id: str = Field(min_length=1, description="The connected app's consumer key.")
     client_secret: str = Field(min_length=1, description="The connected app's consumer secret.")
     refresh_token: str = Field(min_length=1, description="From the web-server OAuth flow.")
-    access_token: str | None = Field(None, description="Kept by krsync after each refresh.")
     instance_url: str | None = Field(
         None,
         description="The org's address as the token endpoint last reported it; API calls go "
@@ -127,10 +112,8 @@ class SalesforceCredentials(BaseModel):
     )
 
 
-class SalesforceCountParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    date_field: str = Field(
+class SalesforceCountParams(Params):
+    date_field: _ApiName = Field(
         "CreatedDate",
         description="The date or datetime field that dates a record, e.g. `CloseDate`.",
     )
@@ -140,13 +123,9 @@ class SalesforceCountParams(BaseModel):
         "describe when not given.",
     )
 
-    _date_field = field_validator("date_field")(_check_identifier)
-
 
 class SalesforceSumParams(SalesforceCountParams):
-    field: str = Field(description="The numeric field summed per day, e.g. `Amount`.")
-
-    _field = field_validator("field")(_check_identifier)
+    field: _ApiName = Field(description="The numeric field summed per day, e.g. `Amount`.")
 
 
 def _spec(sobject: str, kind: str) -> MetricSpec:

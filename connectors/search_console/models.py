@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from connectors.base import BaseUrl, FilterOp, MetricSpec
+from connectors.models import Params, Strict, catalogue, root_field
 
 SC_ROOT = "https://www.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/webmasters.readonly"
@@ -29,16 +30,12 @@ FILTERS: dict[str, frozenset[FilterOp]] = {
 }
 
 
-class SearchConsoleConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SearchConsoleConfig(Strict):
     site_url: str = Field(
         description="The property as Search Console names it: `https://www.example.com/` "
         "(URL prefix) or `sc-domain:example.com` (domain)."
     )
-    base_url: BaseUrl | None = Field(
-        None, description=f"Replaces {SC_ROOT} (a proxy, a test server)."
-    )
+    base_url: BaseUrl | None = root_field(SC_ROOT, unset=True)
 
     @field_validator("site_url")
     @classmethod
@@ -55,39 +52,24 @@ class SearchConsoleConfig(BaseModel):
         return value if re.match(r"(?i)^https?://[^/]+/", value) else value + "/"
 
 
-class SearchConsoleParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SearchConsoleParams(Params):
     search_type: SearchType = Field(
         "web", description="Which Google results: web, image, video, news, discover, googleNews."
     )
 
 
-def _metric(
-    name: str, description: str, unit: str, additive: bool, *, lower_is_better: bool = False
-) -> MetricSpec:
-    return MetricSpec(
-        name=name,
-        description=description,
-        unit=unit,
-        params_model=SearchConsoleParams,
-        filters=FILTERS,
-        history="daily",
-        additive=additive,
-        lower_is_better=lower_is_better,
-    )
-
-
-CATALOGUE: tuple[MetricSpec, ...] = (
-    _metric("clicks", "Clicks from Google Search results to the site", "clicks", True),
-    _metric("impressions", "Times a link to the site appeared in results", "impressions", True),
-    _metric("ctr", "Clicks / impressions of the day (0-1)", "ratio", False),
-    # 1 is the top of the page: an "average position at most 8" key result is `at_most`.
-    _metric(
-        "position",
-        "Average top position of the site in results (1 is the top: lower is better)",
-        "position",
-        False,
-        lower_is_better=True,
-    ),
+CATALOGUE: tuple[MetricSpec, ...] = catalogue(
+    {
+        "clicks": ("Clicks from Google Search results to the site", "clicks"),
+        "impressions": ("Times a link to the site appeared in results", "impressions"),
+        "ctr": ("Clicks / impressions of the day (0-1)", "ratio", {"additive": False}),
+        # 1 is the top of the page: an "average position at most 8" key result is `at_most`.
+        "position": (
+            "Average top position of the site in results (1 is the top: lower is better)",
+            "position",
+            {"additive": False, "lower_is_better": True},
+        ),
+    },
+    params_model=SearchConsoleParams,
+    filters=FILTERS,
 )
