@@ -332,6 +332,14 @@ class Hold:
     reason: str
 
 
+def limit_headers(response: httpx.Response, prefix: str) -> dict[str, int]:
+    """A platform's rate-limit headers (``{prefix}limit``, ``-remaining``, ``-reset``) that are
+    there, kept on the run so an admin sees how close the source runs to its quota."""
+    names = ("limit", "remaining", "reset")
+    found = {name: as_number(response.headers.get(f"{prefix}{name}")) for name in names}
+    return {name: int(value) for name, value in found.items() if value is not None}
+
+
 #: Reads a platform's usage headers off one answer: the :class:`Hold` they ask for, or None.
 #: It sees every answer of the source (each attempt and redirect hop, errors included) and
 #: must be cheap and pure: the engine's client applies it, not the connector.
