@@ -8,12 +8,12 @@ every connector buckets days, sorts values and reports unreadable records alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.base import DailyValue, MetricQuery, Window
+from connectors.base import DailyValue, FilterOp, MetricQuery, Window
 
 #: The group label of a record whose group is empty.
 BLANK_GROUP = "(blank)"
@@ -55,6 +55,18 @@ def zone_name(raw: Any) -> str | None:
         return str(ZoneInfo(raw).key) if isinstance(raw, str) and raw else None
     except (ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def passes(text: str, op: FilterOp, values: Collection[str], *, fold: bool = False) -> bool:
+    """A record's text against a filter a connector applies itself: ``eq``/``in`` match one of
+    ``values``, ``neq``/``not_in`` none, ``contains`` holds one (ignoring case when ``fold``)."""
+    if op in ("eq", "in"):
+        return text in values
+    if op in ("neq", "not_in"):
+        return text not in values
+    if fold:
+        return any(v.casefold() in text.casefold() for v in values)
+    return any(v in text for v in values)
 
 
 class Sums:

@@ -28,7 +28,7 @@ from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
 from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
 from connectors.errors import Classifier
 from connectors.files import file_in_files_dir
-from connectors.series import BLANK_GROUP, Sums, listed
+from connectors.series import BLANK_GROUP, Sums, listed, passes
 
 #: The largest file read, local or downloaded (bytes).
 MAX_BYTES = 200 * 1024 * 1024
@@ -195,12 +195,9 @@ class _Condition:
     values: frozenset[str]
 
     def passes(self, cells: list[str]) -> bool:
-        cell = cells[self.index].strip() if self.index < len(cells) else ""
-        if self.op in ("eq", "in"):
-            return cell in self.values
-        if self.op in ("neq", "not_in"):
-            return cell not in self.values
-        return any(v in cell for v in self.values)  # contains
+        return passes(
+            cells[self.index].strip() if self.index < len(cells) else "", self.op, self.values
+        )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from connectors.mailchimp.models import (
     api_root,
 )
 from connectors.paginate import OffsetPaginator, Request, pages
-from connectors.series import Sums, daily, iso_day, local_day, midnight, snapshot, zone_name
+from connectors.series import Sums, daily, iso_day, local_day, midnight, passes, snapshot, zone_name
 
 #: Audience metric -> its field in a list-activity day.
 ACTIVITY_FIELDS = {
@@ -340,20 +340,5 @@ def _dig(record: Any, path: tuple[str, ...]) -> Any:
 
 def _matches(report: dict[str, Any], filters: Sequence[Filter]) -> bool:
     """Filters on report text; ``contains`` ignores case, the rest compare exactly."""
-    for flt in filters:
-        raw = report.get(_FILTER_KEYS[flt.field])
-        text = "" if raw is None else str(raw)
-        wanted = [str(v) for v in flt.values]
-        if flt.op == "eq":
-            ok = text == wanted[0]
-        elif flt.op == "neq":
-            ok = text != wanted[0]
-        elif flt.op == "in":
-            ok = text in wanted
-        elif flt.op == "not_in":
-            ok = text not in wanted
-        else:
-            ok = wanted[0].casefold() in text.casefold()
-        if not ok:
-            return False
-    return True
+    texts = {f: "" if report.get(k) is None else str(report[k]) for f, k in _FILTER_KEYS.items()}
+    return all(passes(texts[f.field], f.op, list(map(str, f.values)), fold=True) for f in filters)
