@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.base import DailyValue, FilterOp, MetricQuery, Window
+from connectors.base import DailyValue, FilterOp, MetricQuery, RetriableError, Window
 
 #: The group label of a record whose group is empty.
 BLANK_GROUP = "(blank)"
@@ -55,6 +55,15 @@ def zone_name(raw: Any) -> str | None:
         return str(ZoneInfo(raw).key) if isinstance(raw, str) and raw else None
     except (ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def rows_of(body: Any, key: str, what: str) -> list[Any]:
+    """The records an answer holds under ``key``. An answer without that list (an error page,
+    a changed API) is retried rather than read as a day without figures."""
+    found = body.get(key) if isinstance(body, Mapping) else None
+    if not isinstance(found, list):
+        raise RetriableError(f"{what} answered without a `{key}` list")
+    return found
 
 
 def passes(text: str, op: FilterOp, values: Collection[str], *, fold: bool = False) -> bool:

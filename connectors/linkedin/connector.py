@@ -35,7 +35,7 @@ from connectors.linkedin.models import (
     _spec,
     version_sunset,
 )
-from connectors.series import daily, midnight, snapshot
+from connectors.series import daily, midnight, rows_of, snapshot
 
 
 def _ms(day: date) -> int:
@@ -210,11 +210,8 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
         body: Any, read: str, fields: dict[str, str], warnings: list[str]
     ) -> dict[str, dict[date, float]]:
         """Each metric's figure a day, from the elements' ``read`` statistics."""
-        elements = body.get("elements") if isinstance(body, dict) else None
-        if not isinstance(elements, list):
-            raise RetriableError("LinkedIn answered without an `elements` list")
         series: dict[str, dict[date, float]] = {}
-        for element in elements:
+        for element in rows_of(body, "elements", "LinkedIn"):
             element = element if isinstance(element, dict) else {}
             start, stats = (element.get("timeRange") or {}).get("start"), element.get(read)
             if not isinstance(start, int) or not isinstance(stats, dict):

@@ -16,7 +16,6 @@ from connectors.base import (
     HttpOptions,
     MetricQuery,
     MetricSpec,
-    RetriableError,
     Window,
     as_number,
     basic_auth,
@@ -31,7 +30,17 @@ from connectors.mailchimp.models import (
     api_root,
 )
 from connectors.paginate import OffsetPaginator, Request, pages
-from connectors.series import Sums, daily, iso_day, local_day, midnight, passes, snapshot, zone_name
+from connectors.series import (
+    Sums,
+    daily,
+    iso_day,
+    local_day,
+    midnight,
+    passes,
+    rows_of,
+    snapshot,
+    zone_name,
+)
 
 #: Audience metric -> its field in a list-activity day.
 ACTIVITY_FIELDS = {
@@ -303,24 +312,17 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         warnings: list[str],
     ) -> AsyncIterator[list[Any]]:
         """Each page's ``key`` list; past :data:`MAX_PAGES` pages a warning, and no more."""
-        what = "list activity" if key == "activity" else key
-
-        def rows(body: dict[str, Any]) -> list[Any]:
-            found = body.get(key)
-            if not isinstance(found, list):
-                raise RetriableError(f"Mailchimp's {what} answered without its `{key}` list")
-            return found
-
+        what = f"Mailchimp's {'list activity' if key == 'activity' else key}"
         async for body in pages(
             paginator,
             Request("GET", path, params),
             lambda r: self._get(r.url, r.params),
-            count=lambda body: len(rows(body)),
+            count=lambda body: len(rows_of(body, key, what)),
             max_pages=MAX_PAGES,
-            what=f"Mailchimp's {what}",
+            what=what,
             warnings=warnings,
         ):
-            yield rows(body)
+            yield rows_of(body, key, what)
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         hints = {

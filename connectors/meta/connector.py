@@ -18,7 +18,6 @@ from connectors.base import (
     MappingError,
     MetricQuery,
     MetricSpec,
-    RetriableError,
     Window,
 )
 from connectors.meta.graph import MetaGraphBase, _InvalidMetric, _pace
@@ -40,7 +39,7 @@ from connectors.meta.models import (
     _surface_spec,
 )
 from connectors.paginate import Follow, NextUrlPaginator, Request, pages
-from connectors.series import daily
+from connectors.series import daily, rows_of
 
 
 class MetaConnector(MetaGraphBase):
@@ -236,10 +235,7 @@ class MetaConnector(MetaGraphBase):
             max_pages=MAX_PAGES,
             what="Meta's insights",
         ):
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
-                raise RetriableError("Meta answered insights without a `data` list")
-            for item in data:
+            for item in rows_of(body, "data", "Meta's insights"):
                 if not isinstance(item, dict) or item.get("period", "day") != "day":
                     continue
                 days = series.setdefault(str(item.get("name")), {})

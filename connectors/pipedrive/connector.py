@@ -33,7 +33,7 @@ from connectors.base import (
     Window,
     limit_headers,
 )
-from connectors.errors import Classifier, Hint
+from connectors.errors import Classifier, Hint, Hints
 from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
 from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _periods, _read
 from connectors.series import group_queries, zone_name
@@ -41,19 +41,11 @@ from connectors.series import group_queries, zone_name
 TOKEN_ENDPOINT = "https://oauth.pipedrive.com/oauth/token"
 #: The longest burst-limit pause honoured in a run (Pipedrive's window is 2 seconds).
 MAX_PAUSE = 10.0
-API_TOKEN_REFUSED = (
-    "Pipedrive refused the API token: copy `api_token` again from Personal preferences > API in "
-    "the company at `company_domain` (each company has its own token, and a regenerated one "
-    "replaces the old)"
-)
-OAUTH_REFUSED = (
-    "Pipedrive refused the OAuth access token (even after a refresh, where a `refresh_token` is "
-    "stored): reconnect the app to get new tokens"
-)
-REFRESH_REFUSED = (
-    "Pipedrive refused to refresh the OAuth token: the `refresh_token` is revoked or expired, or "
-    "`client_id`/`client_secret` belong to another app; reconnect the app"
-)
+#: A refused OAuth access token (the API token's refusal is the table's 401).
+_OAUTH_REFUSED: Hints = {
+    401: "Pipedrive refused the OAuth access token (even after a refresh, where a `refresh_token` "
+    "is stored): reconnect the app to get new tokens"
+}
 
 
 class TimelineRejected(ConnectorConfigError):
@@ -85,7 +77,9 @@ def _wait(response: httpx.Response) -> float | None:
 _ERRORS = Classifier(
     "Pipedrive",
     {
-        401: API_TOKEN_REFUSED,
+        401: "Pipedrive refused the API token: copy `api_token` again from Personal preferences > "
+        "API in the company at `company_domain` (each company has its own token, and a "
+        "regenerated one replaces the old)",
         429: "Pipedrive's rate limit is reached: {said}",
         402: "Pipedrive refused the call (402 Payment Required: {said}): the company's "
         "subscription has lapsed or its plan lacks API access",
@@ -222,9 +216,12 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         except TokenRefreshError as exc:
             if exc.transient:
                 raise RetriableError("Pipedrive's OAuth server is unavailable") from None
-            raise ConnectorAuthError(REFRESH_REFUSED) from None
+            raise ConnectorAuthError(
+                "Pipedrive refused to refresh the OAuth token: the `refresh_token` is revoked or "
+                "expired, or `client_id`/`client_secret` belong to another app; reconnect the app"
+            ) from None
         self._limits |= limit_headers(response, "x-ratelimit-")
-        hints = None if self.credentials.api_token is not None else {401: OAUTH_REFUSED}
+        hints = None if self.credentials.api_token is not None else _OAUTH_REFUSED
         return _ERRORS.json(response, self.http.redact, hints=hints, path=response.request.url.path)
 
     def _limit_details(self) -> dict[str, Any]:

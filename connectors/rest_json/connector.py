@@ -102,8 +102,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         )
 
     async def check(self) -> CheckResult:
-        today = self.today
-        body = await self._send(self._request(Window(today, today)))
+        body = await self._send(self._request(Window(self.today, self.today)))
         kind = type(body).__name__ if not isinstance(body, dict) else "object"
         keys = sorted(body)[:20] if isinstance(body, dict) else []
         return CheckResult(
@@ -114,8 +113,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         params = query.params
         assert isinstance(params, RestJsonParams)
-        today = self.today
-        body = await self._send(self._request(Window(today, today)))
+        body = await self._send(self._request(Window(self.today, self.today)))
         records = find_records(body, params.records)
         if not records:
             if not compile_path(params.records).findall(body):
@@ -127,15 +125,18 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        fetched: dict[str, list[Any]] = {}
-        for query in queries:
-            request = self._request(window)
-            pages = fetched.get(request.key())
-            if pages is None:
-                pages = fetched[request.key()] = await self._pages(
-                    request, self._counter(queries), result.warnings
-                )
-            self._extract(query, pages, window, result)
+        if queries:  # every query asks the same request: its pages are read once
+            paginator = make_paginator(self.config.pagination)
+            walk = pages(
+                paginator,
+                self._request(window),
+                self._exchange,
+                count=self._counter(queries),
+                warnings=result.warnings,
+            )
+            bodies = [body async for body in walk]
+            for query in queries:
+                self._extract(query, bodies, window, result)
         return result
 
     @staticmethod
@@ -182,13 +183,6 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     def _counter(queries: Sequence[MetricQuery]) -> Callable[[Any], int]:
         paths = {q.params.records for q in queries if isinstance(q.params, RestJsonParams)} or {"$"}
         return lambda body: max(len(find_records(body, p)) for p in paths)
-
-    async def _pages(
-        self, first: Request, count: Callable[[Any], int], warnings: list[str]
-    ) -> list[Any]:
-        paginator = make_paginator(self.config.pagination)
-        walk = pages(paginator, first, self._exchange, count=count, warnings=warnings)
-        return [body async for body in walk]
 
     async def _send(self, request: Request) -> Any:
         return (await self._exchange(request)).body
