@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from connectors import series
 from connectors.base import (
     ConnectorAuthError,
     DailyValue,
@@ -20,19 +21,6 @@ from connectors.base import (
     limit_headers,
 )
 from connectors.errors import Classifier
-from connectors.series import (
-    Sums,
-    daily,
-    group_queries,
-    iso_day,
-    listed,
-    local_day,
-    midnight,
-    passes,
-    rows_of,
-    snapshot,
-    zone_name,
-)
 
 PARIS = ZoneInfo("Europe/Paris")
 WINDOW = Window(date(2026, 7, 1), date(2026, 7, 3))
@@ -43,19 +31,19 @@ def _query(qid: str, metric: str = "m") -> MetricQuery:
 
 
 def test_days_are_read_in_the_zone_asked() -> None:
-    assert iso_day("2026-07-01 00:00:00") == date(2026, 7, 1)
-    assert iso_day("yesterday") is None
+    assert series.iso_day("2026-07-01 00:00:00") == date(2026, 7, 1)
+    assert series.iso_day("yesterday") is None
     # 23:30 UTC on 30 June is already 1 July in Paris; an instant without offset is UTC.
-    assert local_day("2026-06-30T23:30:00+00:00", PARIS) == date(2026, 7, 1)
-    assert local_day("2026-06-30T23:30:00", PARIS) == date(2026, 7, 1)
-    assert local_day("", PARIS) is None
-    assert midnight(date(2026, 7, 1), PARIS).isoformat() == "2026-07-01T00:00:00+02:00"
-    assert zone_name("Europe/Paris") == "Europe/Paris"
-    assert zone_name("Mars/Olympus") is None
+    assert series.local_day("2026-06-30T23:30:00+00:00", PARIS) == date(2026, 7, 1)
+    assert series.local_day("2026-06-30T23:30:00", PARIS) == date(2026, 7, 1)
+    assert series.local_day("", PARIS) is None
+    assert series.midnight(date(2026, 7, 1), PARIS).isoformat() == "2026-07-01T00:00:00+02:00"
+    assert series.zone_name("Europe/Paris") == "Europe/Paris"
+    assert series.zone_name("Mars/Olympus") is None
 
 
 def test_sums_are_per_day_and_group_in_order() -> None:
-    sums = Sums()
+    sums = series.Sums()
     sums.add(date(2026, 7, 2), 1.0, "b")
     sums.add(date(2026, 7, 1), 2.0)
     sums.add(date(2026, 7, 2), 3.0, "a")
@@ -69,8 +57,8 @@ def test_sums_are_per_day_and_group_in_order() -> None:
 
 def test_daily_keeps_the_window_and_snapshot_dates_on_its_end() -> None:
     days = {date(2026, 7, 4): 1.0, date(2026, 7, 2): 2.0}
-    assert daily("q", days, WINDOW) == [DailyValue("q", date(2026, 7, 2), 2.0)]
-    assert snapshot([_query("a"), _query("b")], 7.0, WINDOW) == [
+    assert series.daily("q", days, WINDOW) == [DailyValue("q", date(2026, 7, 2), 2.0)]
+    assert series.snapshot([_query("a"), _query("b")], 7.0, WINDOW) == [
         DailyValue("a", WINDOW.end, 7.0),
         DailyValue("b", WINDOW.end, 7.0),
     ]
@@ -78,7 +66,7 @@ def test_daily_keeps_the_window_and_snapshot_dates_on_its_end() -> None:
 
 def test_queries_group_and_fail_together() -> None:
     queries = [_query("a", "x"), _query("b", "y"), _query("c", "x")]
-    groups = group_queries(queries, lambda q: q.metric)
+    groups = series.group_queries(queries, lambda q: q.metric)
     assert [[q.id for q in g] for g in groups.values()] == [["a", "c"], ["b"]]
     result = FetchResult()
     result.fail(groups["x"], "refused")
@@ -87,10 +75,10 @@ def test_queries_group_and_fail_together() -> None:
 
 def test_bad_records_past_the_first_twenty_are_counted() -> None:
     bad = [f"record {i}: no date" for i in range(23)]
-    warnings = listed(bad, "records")
+    warnings = series.listed(bad, "records")
     assert warnings[:20] == bad[:20]
     assert warnings[20:] == ["and 3 more records that can't be read"]
-    assert listed(bad[:2], "rows") == bad[:2]
+    assert series.listed(bad[:2], "rows") == bad[:2]
 
 
 @pytest.mark.parametrize(
@@ -104,13 +92,13 @@ def test_bad_records_past_the_first_twenty_are_counted() -> None:
     ],
 )
 def test_text_filters(op: str, values: list[str], fold: bool, expected: bool) -> None:
-    assert passes("Spring", op, values, fold=fold) is expected  # type: ignore[arg-type]
+    assert series.passes("Spring", op, values, fold=fold) is expected  # type: ignore[arg-type]
 
 
 def test_an_answer_without_its_records_is_retried() -> None:
-    assert rows_of({"data": [1]}, "data", "Example") == [1]
+    assert series.rows_of({"data": [1]}, "data", "Example") == [1]
     with pytest.raises(RetriableError, match="without a `data` list"):
-        rows_of({"data": None}, "data", "Example")
+        series.rows_of({"data": None}, "data", "Example")
 
 
 def _answer(status: int, **kwargs: object) -> httpx.Response:
