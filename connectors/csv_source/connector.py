@@ -62,8 +62,6 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
             unit="value",
             params_model=CsvParams,
             filters={"*": _TEXT_OPS},
-            history="daily",
-            additive=True,
         ),
     )
 

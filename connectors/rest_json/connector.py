@@ -81,8 +81,6 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
             description="A field of the endpoint's records, summed over the records of each day",
             unit="value",
             params_model=RestJsonParams,
-            history="daily",
-            additive=True,
         ),
     )
 
