@@ -7,9 +7,10 @@ Everything the sync engine and the API need to know about a platform is declared
 
 from __future__ import annotations
 
+import base64
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -267,6 +268,10 @@ class FetchResult:
     #: Leave out queries of platforms that omit days for other reasons (not processed yet).
     complete: set[str] = field(default_factory=set)
 
+    def fail(self, queries: Iterable[MetricQuery], message: str) -> None:
+        """Queries that failed on their own, for one reason (a request they shared refused)."""
+        self.query_errors |= dict.fromkeys((q.id for q in queries), message)
+
 
 @dataclass(frozen=True)
 class OAuthSpec:
@@ -278,6 +283,19 @@ class OAuthSpec:
     token: dict[str, Any]
     auth_method: str = "client_secret_post"
     scope: str | None = None
+
+    @classmethod
+    def of(cls, credentials: Any, token_endpoint: str, **kwargs: Any) -> OAuthSpec:
+        """The spec of credentials stored the usual way: ``client_id``, ``client_secret``,
+        ``refresh_token``, and ``access_token`` with ``expires_at`` where there is one."""
+        c = credentials
+        token = stored_token(c.refresh_token, c.access_token, getattr(c, "expires_at", None))
+        return cls(token_endpoint, c.client_id or "", c.client_secret or "", token, **kwargs)
+
+
+def basic_auth(username: str, password: str) -> str:
+    """An ``Authorization`` value for HTTP Basic (RFC 7617)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def stored_token(
@@ -312,6 +330,14 @@ class Hold:
 
     seconds: float
     reason: str
+
+
+def limit_headers(response: httpx.Response, prefix: str) -> dict[str, int]:
+    """A platform's rate-limit headers (``{prefix}limit``, ``-remaining``, ``-reset``) that are
+    there, kept on the run so an admin sees how close the source runs to its quota."""
+    names = ("limit", "remaining", "reset")
+    found = {name: as_number(response.headers.get(f"{prefix}{name}")) for name in names}
+    return {name: int(value) for name, value in found.items() if value is not None}
 
 
 #: Reads a platform's usage headers off one answer: the :class:`Hold` they ask for, or None.

@@ -20,10 +20,12 @@ import httpx
 from connectors.base import (
     ConnectorAuthError,
     ConnectorConfigError,
+    HttpClient,
     Mask,
     RateLimited,
     RetriableError,
     excerpt,
+    json_body,
     retry_after,
 )
 
@@ -178,6 +180,24 @@ class Classifier:
             fields=fields,
         )
         return self.classify(refusal, hints)
+
+    def json(
+        self, response: httpx.Response, mask: Mask | None, *, obj: bool = False, **kwargs: Any
+    ) -> Any:
+        """A success's JSON (an object, when ``obj``: anything else is retried), else the error
+        ``__call__`` makes of the failure raised, with ``kwargs`` as it takes them."""
+        if not response.is_success:
+            raise self(response, mask, **kwargs)
+        body = json_body(response, self.platform)
+        if obj and not isinstance(body, dict):
+            raise RetriableError(f"{self.platform} answered with JSON that isn't an object")
+        return body
+
+    async def get(
+        self, http: HttpClient, url: str, params: Any = None, *, obj: bool = False, **kwargs: Any
+    ) -> Any:
+        """One GET on the engine's client, answered as :meth:`json` answers."""
+        return self.json(await http.get(url, params=params), http.redact, obj=obj, **kwargs)
 
     def classify(self, refusal: Refusal, hints: Hints | None = None) -> Exception:
         """The first hint that answers, by vendor code, then status, then kind; else the kind's

@@ -37,9 +37,9 @@ from connectors.base import (
     HttpOptions,
     MetricQuery,
     RateLimited,
-    RetriableError,
     Window,
     excerpt,
+    limit_headers,
 )
 from connectors.errors import Classifier, Refusal
 from connectors.models import Strict, catalogue, root_field
@@ -119,15 +119,10 @@ def _pace(response: httpx.Response) -> Hold | None:
 
 
 def _limits(response: httpx.Response) -> dict[str, Any]:
-    """The rate-limit headers, kept on the run so an admin sees how close the app runs."""
-    limits: dict[str, Any] = {}
-    for name in ("limit", "remaining"):
-        raw = response.headers.get(f"x-rate-limit-{name}")
-        if raw is not None and raw.isdigit():
-            limits[name] = int(raw)
-    reset = response.headers.get("x-rate-limit-reset")
-    if reset is not None and reset.isdigit():
-        limits["reset"] = datetime.fromtimestamp(int(reset), UTC).isoformat()
+    """The rate-limit headers, for the run; the reset (epoch seconds) as an instant."""
+    limits: dict[str, Any] = limit_headers(response, "x-rate-limit-")
+    if "reset" in limits:
+        limits["reset"] = datetime.fromtimestamp(limits["reset"], UTC).isoformat()
     return limits
 
 
@@ -218,14 +213,7 @@ class XConnector(Connector[XConfig, XCredentials]):
     async def _user(self) -> tuple[dict[str, Any], dict[str, Any]]:
         path = f"/2/users/{self.config.user_id}"
         response = await self.http.get(path, params={"user.fields": "public_metrics"})
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not response.is_success:
-            raise _ERRORS(response, self.http.redact, config=self.config)
-        if not isinstance(body, dict):
-            raise RetriableError(f"X answered {response.status_code} without a JSON object")
+        body = _ERRORS.json(response, self.http.redact, obj=True, config=self.config)
         user = body.get("data")
         if isinstance(user, dict):
             return user, _limits(response)

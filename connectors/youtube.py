@@ -41,8 +41,6 @@ from connectors.base import (
     RetriableError,
     TokenRefreshError,
     Window,
-    json_body,
-    stored_token,
 )
 from connectors.errors import Classifier, Hint
 from connectors.models import OAuthCredentials, Strict, catalogue, root_field
@@ -176,17 +174,9 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
 
     @classmethod
     def http_options(cls, config: YouTubeConfig, credentials: YouTubeCredentials) -> HttpOptions:
-        token = stored_token(
-            credentials.refresh_token, credentials.access_token, credentials.expires_at
-        )
         return HttpOptions(
             base_url=(config.base_url or ROOT).rstrip("/"),
-            oauth=OAuthSpec(
-                token_endpoint=credentials.token_uri,
-                client_id=credentials.client_id,
-                client_secret=credentials.client_secret,
-                token=token,
-            ),
+            oauth=OAuthSpec.of(credentials, credentials.token_uri),
         )
 
     @classmethod
@@ -237,8 +227,7 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
             try:
                 body = await self._report(params)
             except _GroupRefused as exc:
-                for query in members:
-                    result.query_errors[query.id] = exc.message
+                result.fail(members, exc.message)
                 continue
             self._read(body, members, window, result)
         return result
@@ -285,9 +274,6 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
                 f"Google refused to refresh the access token ({getattr(exc, 'message', exc)}): "
                 f"the refresh token is revoked, expired or for another client_id; {REAUTHORIZE}"
             ) from None
-        if not response.is_success:
-            raise _ERRORS(response, self.http.redact, config=self.config)
-        body = json_body(response, "YouTube")
-        if not isinstance(body, dict):
-            raise RetriableError("YouTube answered with JSON that isn't an object")
-        return body
+        return _ERRORS.json(  # type: ignore[no-any-return]
+            response, self.http.redact, obj=True, config=self.config
+        )

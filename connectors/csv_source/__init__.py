@@ -24,34 +24,7 @@ Reading is forgiving about the shapes real exports come in, and strict about wha
 Rows that pass the mapping's filters (on any column's text) are summed per (day, group).
 """
 
-from connectors.csv_source.connector import BLANK_GROUP, MAX_BYTES, CsvConnector
-from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
-from connectors.csv_source.queries import MAX_LISTED_BAD_ROWS
-from connectors.csv_source.reading import (
-    DELIMITERS,
-    DateReader,
-    Table,
-    decode,
-    detect_delimiter,
-    parse_number,
-    parse_table,
-)
-from connectors.files import FILES_DIR_ENV
+from connectors.csv_source.connector import CsvConnector
+from connectors.csv_source.reading import parse_number
 
-__all__ = [
-    "BLANK_GROUP",
-    "DELIMITERS",
-    "FILES_DIR_ENV",
-    "MAX_BYTES",
-    "MAX_LISTED_BAD_ROWS",
-    "CsvConfig",
-    "CsvConnector",
-    "CsvCredentials",
-    "CsvParams",
-    "DateReader",
-    "Table",
-    "decode",
-    "detect_delimiter",
-    "parse_number",
-    "parse_table",
-]
+__all__ = ["CsvConnector", "parse_number"]

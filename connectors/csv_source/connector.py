@@ -1,20 +1,21 @@
-"""The ``csv`` connector: the hooks, the per-day sums, and getting the bytes from a file or URL.
+"""The ``csv`` connector: the hooks, a mapping planned against the file's columns, the per-day
+sums, and getting the bytes from a file or URL.
 
-Everything that touches the file system or ``self.http`` lives here; reading and planning are
-imported.
+A plan fails per query (a column the file lacks), so one bad mapping doesn't stop the others.
+Everything that touches the file system or ``self.http`` lives here; reading is imported.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from connectors.base import (
     CheckResult,
     Connector,
     ConnectorConfigError,
-    DailyValue,
     FetchResult,
     FilterOp,
     MappingError,
@@ -24,15 +25,13 @@ from connectors.base import (
     status_failure,
 )
 from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
-from connectors.csv_source.queries import _bad_rows_warnings, _ColumnError, _Plan, _plan
 from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
 from connectors.errors import Classifier
 from connectors.files import file_in_files_dir
+from connectors.series import BLANK_GROUP, Sums, listed, passes
 
 #: The largest file read, local or downloaded (bytes).
 MAX_BYTES = 200 * 1024 * 1024
-#: The group label of a row whose group cell is empty.
-BLANK_GROUP = "(blank)"
 
 _TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
 
@@ -46,9 +45,6 @@ _ERRORS = Classifier(
         "config": "{platform} refused the request: {said}",
     },
 )
-
-
-# --- the connector -------------------------------------------------------------------------------
 
 
 class CsvConnector(Connector[CsvConfig, CsvCredentials]):
@@ -66,8 +62,6 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
             unit="value",
             params_model=CsvParams,
             filters={"*": _TEXT_OPS},
-            history="daily",
-            additive=True,
         ),
     )
 
@@ -80,11 +74,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         )
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
-        table = await self._load()
-        try:
-            _plan(query, table)
-        except _ColumnError as exc:
-            raise MappingError(exc.part, exc.message) from None
+        _plan(query, await self._load())
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         table = await self._load()
@@ -96,7 +86,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         for query in queries:
             try:
                 plans.append(_plan(query, table))
-            except _ColumnError as exc:
+            except MappingError as exc:
                 result.query_errors[query.id] = exc.message
         if queries and not plans:
             raise ConnectorConfigError(next(iter(result.query_errors.values())))
@@ -117,7 +107,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
             dates: dict[str, date | str] = {}
             needed = max(plan.date_index, plan.value_index, plan.group_index or 0)
             value_column = table.header[plan.value_index]
-            sums: dict[tuple[date, str | None], float] = {}
+            sums = Sums()
             for line, cells in table.rows:
                 if len(cells) == 1 and cells[0].startswith("\0"):
                     bad[line] = f"unreadable: {cells[0][1:]}"
@@ -146,14 +136,9 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
                 group = None
                 if plan.group_index is not None:
                     group = cells[plan.group_index].strip() or BLANK_GROUP
-                sums[day, group] = sums.get((day, group), 0.0) + value
-            result.values += [
-                DailyValue(plan.query.id, day, float(total), group)
-                for (day, group), total in sorted(
-                    sums.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
-                )
-            ]
-        result.warnings += _bad_rows_warnings(bad)
+                sums.add(day, value, group)
+            result.values += sums.values(plan.query.id)
+        result.warnings += listed([f"line {n}: {bad[n]}" for n in sorted(bad)], "rows")
         return result
 
     # --- getting the bytes -----------------------------------------------------------------------
@@ -191,3 +176,61 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         if len(response.content) > MAX_BYTES:
             raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")
         return response.content
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class _Condition:
+    index: int
+    op: FilterOp
+    values: frozenset[str]
+
+    def passes(self, cells: list[str]) -> bool:
+        return passes(
+            cells[self.index].strip() if self.index < len(cells) else "", self.op, self.values
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    query: MetricQuery
+    date_index: int
+    value_index: int
+    group_index: int | None
+    conditions: tuple[_Condition, ...]
+
+
+def _plan(query: MetricQuery, table: Table) -> _Plan:
+    """The columns a query reads, found by name; a missing one is a ``MappingError``."""
+    params = query.params
+    assert isinstance(params, CsvParams)
+
+    def index(part: str, name: str) -> int:
+        found = table.column(name)
+        if found is None:
+            raise MappingError(part, table.missing("column", name))
+        return found
+
+    conditions = tuple(
+        _Condition(
+            index(f"filters[{i}].field", flt.field),
+            flt.op,
+            frozenset(_text(v).strip() for v in flt.values),
+        )
+        for i, flt in enumerate(query.filters)
+    )
+    group = params.group_column
+    return _Plan(
+        query,
+        index("params.date_column", params.date_column),
+        index("params.value_column", params.value_column),
+        None if group is None else index("params.group_column", group),
+        conditions,
+    )

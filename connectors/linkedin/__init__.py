@@ -24,29 +24,5 @@ afterwards says to re-authorize.
 """
 
 from connectors.linkedin.connector import LinkedInConnector
-from connectors.linkedin.models import (
-    ADMIN_HINT,
-    API_ROOT,
-    DEFAULT_VERSION,
-    EDGE_TYPE,
-    FOLLOWER_FIELDS,
-    REAUTHORIZE_WITHIN,
-    SHARE_FIELDS,
-    TOKEN_ENDPOINT,
-    LinkedInConfig,
-    LinkedInCredentials,
-)
 
-__all__ = [
-    "ADMIN_HINT",
-    "API_ROOT",
-    "DEFAULT_VERSION",
-    "EDGE_TYPE",
-    "FOLLOWER_FIELDS",
-    "REAUTHORIZE_WITHIN",
-    "SHARE_FIELDS",
-    "TOKEN_ENDPOINT",
-    "LinkedInConfig",
-    "LinkedInConnector",
-    "LinkedInCredentials",
-]
+__all__ = ["LinkedInConnector"]

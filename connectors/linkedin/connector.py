@@ -1,5 +1,5 @@
-"""The LinkedIn connector: the catalogue, token handling (refresh or re-authorize), the ``check``
-and ``fetch`` hooks, the Rest.li query strings they send, and LinkedIn's errors and notices."""
+"""The LinkedIn connector: token handling (refresh or re-authorize), the Rest.li query strings
+``check`` and ``fetch`` send, and LinkedIn's errors and notices."""
 
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
-    DailyValue,
     FetchResult,
     HttpOptions,
     MetricQuery,
     OAuthSpec,
     RetriableError,
     Window,
-    json_body,
-    stored_token,
 )
 from connectors.errors import Classifier, Refusal
 from connectors.linkedin.models import (
@@ -38,7 +35,11 @@ from connectors.linkedin.models import (
     _spec,
     version_sunset,
 )
-from connectors.linkedin.timing import _ms, _seconds_to_midnight_utc
+from connectors.series import daily, midnight, rows_of, snapshot
+
+
+def _ms(day: date) -> int:
+    return int(midnight(day).timestamp() * 1000)
 
 
 def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
@@ -54,7 +55,8 @@ def _until_reset(response: httpx.Response) -> float:
     if header.isdigit():
         return float(header)
     # LinkedIn's limits are daily and send no Retry-After: they reset at midnight UTC.
-    return _seconds_to_midnight_utc(datetime.now(UTC))
+    now = datetime.now(UTC)
+    return max(1.0, (midnight(now.date() + timedelta(days=1)) - now).total_seconds())
 
 
 _ERRORS = Classifier(
@@ -116,23 +118,13 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
     @classmethod
     def http_options(cls, config: LinkedInConfig, credentials: LinkedInCredentials) -> HttpOptions:
         headers = {"LinkedIn-Version": config.api_version, "X-Restli-Protocol-Version": "2.0.0"}
-        base = config.base_url.rstrip("/")
-        if not credentials.refresh_token:
+        oauth = None
+        if credentials.refresh_token:
+            oauth = OAuthSpec.of(credentials, TOKEN_ENDPOINT)
+        else:
             headers["Authorization"] = f"Bearer {credentials.access_token}"
-            return HttpOptions(base_url=base, headers=headers, max_concurrency=2)
-        token = stored_token(
-            credentials.refresh_token, credentials.access_token, credentials.expires_at
-        )
         return HttpOptions(
-            base_url=base,
-            headers=headers,
-            max_concurrency=2,
-            oauth=OAuthSpec(
-                token_endpoint=TOKEN_ENDPOINT,
-                client_id=credentials.client_id or "",
-                client_secret=credentials.client_secret or "",
-                token=token,
-            ),
+            base_url=config.base_url.rstrip("/"), headers=headers, max_concurrency=2, oauth=oauth
         )
 
     @classmethod
@@ -173,17 +165,16 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
             if span is None or not wanted & set(fields):
                 continue
             body = await self._get(self._stats_path(endpoint, span.start, span.end))
-            result.values += self._daily(body, read, fields, queries, span, result.warnings)
+            series = self._daily(body, read, fields, result.warnings)
+            for q in queries:
+                result.values += daily(q.id, series.get(q.metric, {}), span)
         if "followers.total" in wanted:
             size = await self._get(f"/networkSizes/{self._urn()}", params={"edgeType": EDGE_TYPE})
             count = size.get("firstDegreeSize") if isinstance(size, dict) else None
             if not isinstance(count, int | float) or isinstance(count, bool):
                 raise RetriableError("LinkedIn's networkSizes answered without `firstDegreeSize`")
-            result.values += [
-                DailyValue(q.id, window.end, float(count))
-                for q in queries
-                if q.metric == "followers.total"
-            ]
+            total = [q for q in queries if q.metric == "followers.total"]
+            result.values += snapshot(total, float(count), window)
         return result
 
     # --- requests --------------------------------------------------------------------------------
@@ -204,69 +195,53 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
 
     def _available(self, window: Window, warnings: list[str]) -> Window | None:
         """The part of the window LinkedIn still has: statistics go back 12 months only."""
-        today = self.today
-        earliest = today - timedelta(days=364)
+        earliest = self.today - timedelta(days=364)
+        kept = "LinkedIn keeps statistics for 12 months"
         if window.end < earliest:
-            warnings.append(
-                f"LinkedIn keeps statistics for 12 months: {window.start}..{window.end} is older, "
-                "nothing was asked"
-            )
+            warnings.append(f"{kept}: {window.start}..{window.end} is older, nothing was asked")
             return None
         if window.start < earliest:
-            warnings.append(
-                f"LinkedIn keeps statistics for 12 months: days before {earliest} can't be read"
-            )
+            warnings.append(f"{kept}: days before {earliest} can't be read")
             return Window(earliest, window.end)
         return window
 
     @staticmethod
     def _daily(
-        body: Any,
-        read: str,
-        fields: dict[str, str],
-        queries: Sequence[MetricQuery],
-        window: Window,
-        warnings: list[str],
-    ) -> list[DailyValue]:
-        elements = body.get("elements") if isinstance(body, dict) else None
-        if not isinstance(elements, list):
-            raise RetriableError("LinkedIn answered without an `elements` list")
-        values: list[DailyValue] = []
-        for element in elements:
-            start = (
-                (element.get("timeRange") or {}).get("start") if isinstance(element, dict) else None
-            )
-            stats = element.get(read) if isinstance(element, dict) else None
+        body: Any, read: str, fields: dict[str, str], warnings: list[str]
+    ) -> dict[str, dict[date, float]]:
+        """Each metric's figure a day, from the elements' ``read`` statistics."""
+        series: dict[str, dict[date, float]] = {}
+        for element in rows_of(body, "elements", "LinkedIn"):
+            element = element if isinstance(element, dict) else {}
+            start, stats = (element.get("timeRange") or {}).get("start"), element.get(read)
             if not isinstance(start, int) or not isinstance(stats, dict):
                 warnings.append(f"LinkedIn sent an element without `timeRange.start` or `{read}`")
                 continue
             day = datetime.fromtimestamp(start / 1000, UTC).date()
-            if day not in window:
-                continue
-            for query in queries:
-                field = fields.get(query.metric)
-                raw = stats.get(field) if field else None
+            for metric, field in fields.items():
+                raw = stats.get(field)
                 if isinstance(raw, int | float) and not isinstance(raw, bool):
-                    values.append(DailyValue(query.id, day, float(raw)))
-        return values
+                    series.setdefault(metric, {})[day] = float(raw)
+        return series
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
-        response = await self.http.get(path, params=params)
-        if not response.is_success:
-            raise self._error(response)
-        return json_body(response, "LinkedIn")
-
-    # --- errors and notices ----------------------------------------------------------------------
-
-    def _error(self, response: httpx.Response) -> Exception:
         def expired(refusal: Refusal) -> Exception:
             return ConnectorAuthError(self._expired_message(refusal.said))
 
         org, config = self.config.organization_id, self.config
-        return _ERRORS(response, self.http.redact, hints={401: expired}, org=org, config=config)
+        return await _ERRORS.get(
+            self.http, path, params, hints={401: expired}, org=org, config=config
+        )
+
+    # --- errors and notices ----------------------------------------------------------------------
+
+    def _reauthorize(self) -> str:
+        return (
+            "re-authorize krsync (a member with the ADMINISTRATOR role on organization "
+            f"{self.config.organization_id} signs in again)"
+        )
 
     def _expired_message(self, detail: str) -> str:
-        org = self.config.organization_id
         expiry = self.credentials.expires_at
         when = (
             f" (it expired on {datetime.fromtimestamp(expiry, UTC):%Y-%m-%d})"
@@ -274,8 +249,7 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
             else ""
         )
         return (
-            f"LinkedIn refused the access token{when}: re-authorize krsync (a member with the "
-            f"ADMINISTRATOR role on organization {org} signs in again) and store the new "
+            f"LinkedIn refused the access token{when}: {self._reauthorize()} and store the new "
             f"`access_token`; LinkedIn said: {detail}"
         )
 
@@ -289,13 +263,8 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
         )
         if expiry is None:
             return []
-        now = datetime.now(UTC)
-        when = datetime.fromtimestamp(expiry, UTC)
-        org = self.config.organization_id
-        action = (
-            f"re-authorize krsync (a member with the ADMINISTRATOR role on organization {org} "
-            "signs in again) and store the new credentials"
-        )
+        now, when = datetime.now(UTC), datetime.fromtimestamp(expiry, UTC)
+        action = f"{self._reauthorize()} and store the new credentials"
         if when <= now:
             return [f"The LinkedIn {what} expired on {when:%Y-%m-%d}: {action}"]
         if when - now <= REAUTHORIZE_WITHIN:

@@ -25,35 +25,6 @@ can together go past it, and Mailchimp's 429 then slows them like any rate limit
 """
 
 from connectors.mailchimp.connector import MailchimpConnector
-from connectors.mailchimp.models import (
-    MAX_CONNECTIONS,
-    MAX_COUNT,
-    MAX_PAGES,
-    ROOT,
-    MailchimpConfig,
-    MailchimpCredentials,
-    api_root,
-)
-from connectors.mailchimp.records import (
-    ACTIVITY_FIELDS,
-    ACTIVITY_TRIM,
-    CAMPAIGN_FIELDS,
-    MEMBERS,
-    REPORT_FIELDS,
-)
+from connectors.mailchimp.models import MAX_CONNECTIONS, MailchimpConfig, MailchimpCredentials
 
-__all__ = [
-    "ACTIVITY_FIELDS",
-    "ACTIVITY_TRIM",
-    "CAMPAIGN_FIELDS",
-    "MAX_CONNECTIONS",
-    "MAX_COUNT",
-    "MAX_PAGES",
-    "MEMBERS",
-    "REPORT_FIELDS",
-    "ROOT",
-    "MailchimpConfig",
-    "MailchimpConnector",
-    "MailchimpCredentials",
-    "api_root",
-]
+__all__ = ["MAX_CONNECTIONS", "MailchimpConfig", "MailchimpConnector", "MailchimpCredentials"]

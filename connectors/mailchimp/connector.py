@@ -1,29 +1,24 @@
 """The Mailchimp connector: the catalogue, authentication headers, the ``check`` and ``fetch``
-hooks, the paged list-activity and reports endpoints, and Mailchimp's problem documents read
-into errors."""
+hooks, the paged list-activity and reports endpoints with the fields each metric reads of them,
+and Mailchimp's problem documents read into errors."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import httpx
 
 from connectors.base import (
     CheckResult,
     Connector,
-    DailyValue,
     FetchResult,
+    Filter,
     HttpOptions,
     MetricQuery,
     MetricSpec,
-    RetriableError,
     Window,
     as_number,
-    json_body,
+    basic_auth,
 )
 from connectors.errors import Classifier, Hints
 from connectors.mailchimp.models import (
@@ -34,17 +29,50 @@ from connectors.mailchimp.models import (
     _metric,
     api_root,
 )
-from connectors.mailchimp.records import (
-    ACTIVITY_FIELDS,
-    ACTIVITY_TRIM,
-    CAMPAIGN_FIELDS,
-    MEMBERS,
-    REPORT_FIELDS,
-    _day,
-    _dig,
-    _matches,
-)
 from connectors.paginate import OffsetPaginator, Request, pages
+from connectors.series import (
+    Sums,
+    daily,
+    iso_day,
+    local_day,
+    midnight,
+    passes,
+    rows_of,
+    snapshot,
+    zone_name,
+)
+
+#: Audience metric -> its field in a list-activity day.
+ACTIVITY_FIELDS = {
+    "audience.subscribed": "subs",
+    "audience.unsubscribed": "unsubs",
+    "audience.emails_sent": "emails_sent",
+    "audience.unique_opens": "unique_opens",
+    "audience.clicks": "recipient_clicks",
+}
+#: Campaign metric -> its path in a campaign report. In the report's ``clicks`` object
+#: ``unique_clicks`` is "the total number of unique clicks for links across a campaign" and
+#: ``unique_subscriber_clicks`` "the total number of subscribers who clicked on a campaign"
+#: (https://mailchimp.com/developer/marketing/api/reports/).
+CAMPAIGN_FIELDS = {
+    "campaigns.emails_sent": ("emails_sent",),
+    "campaigns.unique_opens": ("opens", "unique_opens"),
+    "campaigns.unique_clicks": ("clicks", "unique_clicks"),
+    "campaigns.unique_subscriber_clicks": ("clicks", "unique_subscriber_clicks"),
+}
+MEMBERS = "audience.members"
+#: ``fields`` trims each answer to what the metrics read.
+ACTIVITY_TRIM = ",".join(
+    ["total_items", *(f"activity.{f}" for f in ("day", *ACTIVITY_FIELDS.values()))]
+)
+REPORT_FIELDS = ",".join(
+    [
+        "total_items",
+        *(f"reports.{f}" for f in ("id", "list_id", "campaign_title", "type", "send_time")),
+        *(f"reports.{'.'.join(path)}" for path in CAMPAIGN_FIELDS.values()),
+    ]
+)
+_FILTER_KEYS = {"campaign_title": "campaign_title", "campaign_type": "type"}
 
 _ERRORS = Classifier(
     "Mailchimp",
@@ -128,11 +156,11 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     def http_options(
         cls, config: MailchimpConfig, credentials: MailchimpCredentials
     ) -> HttpOptions:
-        if credentials.api_key is not None:
-            pair = f"krsync:{credentials.api_key}".encode()
-            authorization = "Basic " + base64.b64encode(pair).decode()
-        else:
-            authorization = f"Bearer {credentials.access_token}"
+        authorization = (
+            basic_auth("krsync", credentials.api_key)
+            if credentials.api_key is not None
+            else f"Bearer {credentials.access_token}"
+        )
         return HttpOptions(
             base_url=api_root(config, credentials),
             # Per source: sources sharing an account share Mailchimp's 10 but not this cap.
@@ -146,16 +174,11 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             f"lists/{self.config.list_id}", {"fields": "id,name,stats.member_count"}
         )
         members = as_number(_dig(audience, ("stats", "member_count")))
-        zone = account.get("account_timezone")
-        try:
-            timezone = str(ZoneInfo(zone)) if isinstance(zone, str) and zone else None
-        except (ZoneInfoNotFoundError, ValueError):
-            timezone = None
         size = f" has {members:,.0f} members" if members is not None else ""
         return CheckResult(
             f"Connected to Mailchimp account {account.get('account_name', '?')}: audience "
             f"{audience.get('name', self.config.list_id)}{size}",
-            timezone=timezone,
+            timezone=zone_name(account.get("account_timezone")),
             details={"list_id": self.config.list_id, "member_count": members},
         )
 
@@ -168,19 +191,19 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             days = await self._activity(window, result.warnings)
             for query in activity:
                 field = ACTIVITY_FIELDS[query.metric]
-                for day, row in sorted(days.items()):
-                    value = as_number(row.get(field))
-                    if value is not None:
-                        result.values.append(DailyValue(query.id, day, value))
+                figures = {day: as_number(row.get(field)) for day, row in days.items()}
+                result.values += daily(
+                    query.id, {d: v for d, v in figures.items() if v is not None}
+                )
         if campaigns:
             reports = await self._reports(window, result)
             for query in campaigns:
-                sums: dict[date, float] = {}
+                sums = Sums()
                 for day, report in reports:
                     value = as_number(_dig(report, CAMPAIGN_FIELDS[query.metric]))
                     if value is not None and _matches(report, query.filters):
-                        sums[day] = sums.get(day, 0.0) + value
-                result.values += [DailyValue(query.id, d, v) for d, v in sorted(sums.items())]
+                        sums.add(day, value)
+                result.values += sums.values(query.id)
         if members:
             audience = await self._get(
                 f"lists/{self.config.list_id}", {"fields": "stats.member_count"}
@@ -189,8 +212,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             if count is None:
                 result.warnings.append("Mailchimp's audience answered without stats.member_count")
             else:
-                # A snapshot is the figure now; the engine dates it on the source's today.
-                result.values += [DailyValue(q.id, window.end, count) for q in members]
+                result.values += snapshot(members, count, window)
         return result
 
     # --- endpoints -------------------------------------------------------------------------------
@@ -206,7 +228,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         async for rows in self._paged(paginator, path, params, "activity", warnings):
             days: list[date] = []
             for row in rows:
-                day = _day(row.get("day")) if isinstance(row, dict) else None
+                day = iso_day(row.get("day")) if isinstance(row, dict) else None
                 if day is None:
                     unreadable += 1
                     continue
@@ -230,7 +252,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         """Why the activity starts after the window: a young audience has no older days, an old
         one has outlived Mailchimp's 180 days; only the second is history gone missing."""
         audience = await self._get(f"lists/{self.config.list_id}", {"fields": "date_created"})
-        created = self._local_day(audience.get("date_created"))
+        created = local_day(audience.get("date_created"), self.zone)
         if created is not None and created > window.start:
             return (
                 f"Mailchimp audience `{self.config.list_id}` was created on {created}: it has "
@@ -248,10 +270,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         self, window: Window, result: FetchResult
     ) -> list[tuple[date, dict[str, Any]]]:
         """Reports of campaigns sent to the audience in the window, with their send day."""
-        since = datetime.combine(window.start, time.min, tzinfo=self.zone).astimezone(UTC)
-        before = datetime.combine(
-            window.end + timedelta(days=1), time.min, tzinfo=self.zone
-        ).astimezone(UTC)
+        since = midnight(window.start, self.zone).astimezone(UTC)
+        before = midnight(window.end + timedelta(days=1), self.zone).astimezone(UTC)
         reports: list[tuple[date, dict[str, Any]]] = []
         read = 0
         params = {
@@ -264,7 +284,9 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         ):
             read += len(page)
             for report in page:
-                day = self._local_day(report.get("send_time") if isinstance(report, dict) else None)
+                day = local_day(
+                    report.get("send_time") if isinstance(report, dict) else None, self.zone
+                )
                 if day is None or day not in window:
                     continue
                 list_id = report.get("list_id")
@@ -273,18 +295,6 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
                 reports.append((day, report))
         result.details["campaigns"] = {"read": read, "sent_to_audience": len(reports)}
         return reports
-
-    def _local_day(self, raw: Any) -> date | None:
-        """A Mailchimp instant (``send_time``, ``date_created``) as a day of the source's zone."""
-        if not isinstance(raw, str) or not raw:
-            return None
-        try:
-            moment = datetime.fromisoformat(raw)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)  # Mailchimp's times are UTC
-        return moment.astimezone(self.zone).date()
 
     # --- HTTP ------------------------------------------------------------------------------------
 
@@ -302,37 +312,35 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         warnings: list[str],
     ) -> AsyncIterator[list[Any]]:
         """Each page's ``key`` list; past :data:`MAX_PAGES` pages a warning, and no more."""
-        what = "list activity" if key == "activity" else key
-
-        def rows(body: dict[str, Any]) -> list[Any]:
-            found = body.get(key)
-            if not isinstance(found, list):
-                raise RetriableError(f"Mailchimp's {what} answered without its `{key}` list")
-            return found
-
+        what = f"Mailchimp's {'list activity' if key == 'activity' else key}"
         async for body in pages(
             paginator,
             Request("GET", path, params),
             lambda r: self._get(r.url, r.params),
-            count=lambda body: len(rows(body)),
+            count=lambda body: len(rows_of(body, key, what)),
             max_pages=MAX_PAGES,
-            what=f"Mailchimp's {what}",
+            what=what,
             warnings=warnings,
         ):
-            yield rows(body)
+            yield rows_of(body, key, what)
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        response = await self.http.get(path, params=params)
-        if not response.is_success:
-            raise self._error(response, path)
-        body = json_body(response, "Mailchimp")
-        if not isinstance(body, dict):
-            raise RetriableError("Mailchimp answered with JSON that isn't an object")
-        return body
-
-    def _error(self, response: httpx.Response, path: str) -> Exception:
         hints = {
             **({} if self.credentials.api_key is not None else _OAUTH_REFUSED),
             **(_NO_AUDIENCE if path.startswith("lists/") else {}),
         }
-        return _ERRORS(response, self.http.redact, hints=hints, config=self.config)
+        return await _ERRORS.get(  # type: ignore[no-any-return]
+            self.http, path, params, obj=True, hints=hints, config=self.config
+        )
+
+
+def _dig(record: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        record = record.get(part) if isinstance(record, dict) else None
+    return record
+
+
+def _matches(report: dict[str, Any], filters: Sequence[Filter]) -> bool:
+    """Filters on report text; ``contains`` ignores case, the rest compare exactly."""
+    texts = {f: "" if report.get(k) is None else str(report[k]) for f, k in _FILTER_KEYS.items()}
+    return all(passes(texts[f.field], f.op, list(map(str, f.values)), fold=True) for f in filters)

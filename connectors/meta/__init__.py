@@ -21,47 +21,6 @@ Code 190 is a dead token, 10 and 200-299 a missing permission.
 """
 
 from connectors.meta.connector import MetaConnector
-from connectors.meta.graph import MetaGraphBase
-from connectors.meta.insights import MetaInsightsBase
-from connectors.meta.models import (
-    DEFAULT_VERSION,
-    GRAPH_ROOT,
-    INSTAGRAM_WINDOW_DAYS,
-    INVALID_METRIC,
-    MAX_PAGES,
-    NO_SUCH_OBJECT_SUBCODE,
-    PACIFIC,
-    PAGE_WINDOW_DAYS,
-    PERMISSIONS,
-    RATE_LIMIT_CODES,
-    USAGE_PAUSE_SECONDS,
-    USAGE_SLOWDOWN,
-    MetaConfig,
-    MetaCredentials,
-    Scope,
-    Series,
-    Surface,
-)
+from connectors.meta.models import PAGE_WINDOW_DAYS
 
-__all__ = [
-    "DEFAULT_VERSION",
-    "GRAPH_ROOT",
-    "INSTAGRAM_WINDOW_DAYS",
-    "INVALID_METRIC",
-    "MAX_PAGES",
-    "NO_SUCH_OBJECT_SUBCODE",
-    "PACIFIC",
-    "PAGE_WINDOW_DAYS",
-    "PERMISSIONS",
-    "RATE_LIMIT_CODES",
-    "USAGE_PAUSE_SECONDS",
-    "USAGE_SLOWDOWN",
-    "MetaConfig",
-    "MetaConnector",
-    "MetaCredentials",
-    "MetaGraphBase",
-    "MetaInsightsBase",
-    "Scope",
-    "Series",
-    "Surface",
-]
+__all__ = ["PAGE_WINDOW_DAYS", "MetaConnector"]

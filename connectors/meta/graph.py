@@ -1,7 +1,7 @@
 """Graph API calls: one GET, Meta's usage headers read after it, and its error codes classified.
 
 The connector's base class, so the usage seen (``_usage``, for the run) and the redacted,
-classified errors are in one place; the insights and the hooks call ``_get`` and ``_details``.
+classified errors are in one place; the connector calls ``_get`` and ``_details``.
 What the usage headers ask of the next calls is :func:`_pace`'s, applied by the engine's client.
 """
 
@@ -19,7 +19,6 @@ from connectors.base import (
     Hold,
     RateLimited,
     RetriableError,
-    json_body,
 )
 from connectors.errors import Classifier, Hint, Refusal
 from connectors.meta.models import (
@@ -145,8 +144,6 @@ class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
         super().__init__(*args, **kwargs)
         self._usage: dict[str, float] = {}
 
-    # --- HTTP ------------------------------------------------------------------------------------
-
     async def _get(self, path: str, params: dict[str, str], *, surface: Scope) -> Any:
         response = await self.http.get(path, params=params)
         share, regain = _usage(response) or (None, None)
@@ -154,20 +151,13 @@ class MetaGraphBase(Connector[MetaConfig, MetaCredentials]):
             self._usage["usage_percent"] = max(share, self._usage.get("usage_percent", 0.0))
         if regain:
             self._usage["regain_access_minutes"] = regain
-        if not response.is_success:
-            raise self._error(response, surface, regain)
-        return json_body(response, "Meta")
-
-    def _details(self) -> dict[str, Any]:
-        return {"api_version": self.config.api_version, **self._usage}
-
-    def _error(
-        self, response: httpx.Response, surface: Scope, regain: float | None = None
-    ) -> Exception:
-        return _ERRORS(
+        return _ERRORS.json(
             response,
             self.http.redact,
             wait=regain * 60 if regain else None,
             permissions=PERMISSIONS[surface],
             ids=_IDS.get(surface, "`page_id` or `instagram_user_id`"),
         )
+
+    def _details(self) -> dict[str, Any]:
+        return {"api_version": self.config.api_version, **self._usage}

@@ -20,27 +20,7 @@ seconds (the engine's client applies the connector's reader), and a 429 is retri
 engine's client, then surfaces as ``RateLimited``.
 """
 
-from connectors.pipedrive.connector import MAX_PAUSE, TOKEN_ENDPOINT, PipedriveConnector
-from connectors.pipedrive.errors import (
-    API_TOKEN_REFUSED,
-    OAUTH_REFUSED,
-    REFRESH_REFUSED,
-    TimelineRejected,
-)
-from connectors.pipedrive.models import DealsParams, PipedriveConfig, PipedriveCredentials
-from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE
+from connectors.pipedrive.connector import PipedriveConnector
+from connectors.pipedrive.timeline import MAX_DAYS
 
-__all__ = [
-    "API_TOKEN_REFUSED",
-    "MAX_DAYS",
-    "MAX_PAUSE",
-    "OAUTH_REFUSED",
-    "REFRESH_REFUSED",
-    "TIMELINE",
-    "TOKEN_ENDPOINT",
-    "DealsParams",
-    "PipedriveConfig",
-    "PipedriveConnector",
-    "PipedriveCredentials",
-    "TimelineRejected",
-]
+__all__ = ["MAX_DAYS", "PipedriveConnector"]

@@ -1,15 +1,16 @@
 """The Pipedrive connector: checks the company, fetches one timeline call per window and
-shared (date field, filter, pipeline), and reads the burst-limit headers its client paces by.
+shared (date field, filter, pipeline), reads the burst-limit headers its client paces by, and
+makes krsync's errors of Pipedrive's answers.
 
-The periods are read by :mod:`connectors.pipedrive.timeline`, the errors classified by
-:mod:`connectors.pipedrive.errors`.
+Pipedrive says little in an error (``error``, ``error_info``, a status); what each status means
+for a run (the token, the plan, a permission, one bad filter) is decided here. The periods are
+read by :mod:`connectors.pipedrive.timeline`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
+    ConnectorConfigError,
     FetchResult,
     Filter,
     Hold,
@@ -29,16 +31,25 @@ from connectors.base import (
     RetriableError,
     TokenRefreshError,
     Window,
-    json_body,
-    stored_token,
+    limit_headers,
 )
-from connectors.pipedrive.errors import REFRESH_REFUSED, TimelineRejected, _error
+from connectors.errors import Classifier, Hint, Hints
 from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
 from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _periods, _read
+from connectors.series import group_queries, zone_name
 
 TOKEN_ENDPOINT = "https://oauth.pipedrive.com/oauth/token"
 #: The longest burst-limit pause honoured in a run (Pipedrive's window is 2 seconds).
 MAX_PAUSE = 10.0
+#: A refused OAuth access token (the API token's refusal is the table's 401).
+_OAUTH_REFUSED: Hints = {
+    401: "Pipedrive refused the OAuth access token (even after a refresh, where a `refresh_token` "
+    "is stored): reconnect the app to get new tokens"
+}
+
+
+class TimelineRejected(ConnectorConfigError):
+    """Pipedrive refused one timeline request (an unknown filter or pipeline)."""
 
 
 def _pace(response: httpx.Response) -> Hold | None:
@@ -50,6 +61,40 @@ def _pace(response: httpx.Response) -> Hold | None:
     reset = _number(response.headers.get("x-ratelimit-reset"))
     seconds = min(2.0 if reset is None else reset, MAX_PAUSE)
     return Hold(seconds, "Pipedrive's burst window is spent (x-ratelimit-remaining: 0)")
+
+
+def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
+    if not isinstance(body, dict):
+        return (), ""
+    return (), " ".join(str(body.get(k) or "") for k in ("error", "error_info")).strip()
+
+
+def _wait(response: httpx.Response) -> float | None:
+    wait = _number(response.headers.get("Retry-After"))
+    return wait if wait is not None else _number(response.headers.get("x-ratelimit-reset"))
+
+
+_ERRORS = Classifier(
+    "Pipedrive",
+    {
+        401: "Pipedrive refused the API token: copy `api_token` again from Personal preferences > "
+        "API in the company at `company_domain` (each company has its own token, and a "
+        "regenerated one replaces the old)",
+        429: "Pipedrive's rate limit is reached: {said}",
+        402: "Pipedrive refused the call (402 Payment Required: {said}): the company's "
+        "subscription has lapsed or its plan lacks API access",
+        403: "Pipedrive refused access (403: {said}): the user needs permission to see deals "
+        "(and the filter or pipeline given); an OAuth app needs the `deals:read` scope",
+        (404, 410): "Pipedrive has nothing at {path} ({said}): check `company_domain`",
+        "config": Hint(
+            "Pipedrive refused the deals timeline ({status}: {said}): check `filter_id` and "
+            "`pipeline_id`",
+            TimelineRejected,
+        ),
+    },
+    read=_words,
+    wait=_wait,
+)
 
 
 class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
@@ -82,22 +127,10 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         if credentials.api_token is not None:
             return HttpOptions(**options, headers={"x-api-token": credentials.api_token})
         if credentials.refresh_token is None:
-            return HttpOptions(
-                **options, headers={"Authorization": f"Bearer {credentials.access_token}"}
-            )
-        token = stored_token(
-            credentials.refresh_token, credentials.access_token, credentials.expires_at
-        )
-        return HttpOptions(
-            **options,
-            oauth=OAuthSpec(
-                token_endpoint=TOKEN_ENDPOINT,
-                client_id=credentials.client_id or "",
-                client_secret=credentials.client_secret or "",
-                token=token,
-                auth_method="client_secret_basic",
-            ),
-        )
+            bearer = {"Authorization": f"Bearer {credentials.access_token}"}
+            return HttpOptions(**options, headers=bearer)
+        oauth = OAuthSpec.of(credentials, TOKEN_ENDPOINT, auth_method="client_secret_basic")
+        return HttpOptions(**options, oauth=oauth)
 
     @classmethod
     def validate_query(
@@ -130,15 +163,10 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
                 f"the credentials belong to the company `{domain}`, not `{wanted}`: "
                 "check `company_domain`"
             )
-        zone = me.get("timezone_name")
-        try:
-            timezone = str(ZoneInfo(zone).key) if isinstance(zone, str) and zone else None
-        except (ZoneInfoNotFoundError, ValueError):
-            timezone = None
         return CheckResult(
             f"Connected to Pipedrive company {me.get('company_name') or domain or '?'} as "
             f"{me.get('name') or 'the API user'}; values in {me.get('default_currency') or '?'}",
-            timezone=timezone,
+            timezone=zone_name(me.get("timezone_name")),
             details={
                 "company_id": me.get("company_id"),
                 "default_currency": me.get("default_currency"),
@@ -149,15 +177,11 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        groups: dict[tuple[str, int | None, int | None], list[MetricQuery]] = {}
-        for query in queries:
-            params = query.params
-            assert isinstance(params, DealsParams)
-            key = (params.date_field, params.filter_id, params.pipeline_id)
-            groups.setdefault(key, []).append(query)
+        groups = group_queries(queries, _timeline_key)
         currencies: set[str] = set()
         for (field_key, filter_id, pipeline_id), group in groups.items():
             for part in window.split(MAX_DAYS):
+                narrow = {"filter_id": filter_id, "pipeline_id": pipeline_id}
                 request = {
                     "start_date": part.start.isoformat(),
                     "interval": "day",
@@ -165,15 +189,12 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
                     "field_key": field_key,
                     "exclude_deals": "1",
                     "totals_convert_currency": "default_currency",
+                    **{k: str(v) for k, v in narrow.items() if v is not None},
                 }
-                if filter_id is not None:
-                    request["filter_id"] = str(filter_id)
-                if pipeline_id is not None:
-                    request["pipeline_id"] = str(pipeline_id)
                 try:
                     body = await self._get(TIMELINE, request)
                 except TimelineRejected as exc:
-                    result.query_errors |= {q.id: exc.message for q in group}
+                    result.fail(group, exc.message)
                     break
                 for period in _periods(body, self.http.redact):
                     _read(period, group, part, result, currencies)
@@ -195,22 +216,20 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         except TokenRefreshError as exc:
             if exc.transient:
                 raise RetriableError("Pipedrive's OAuth server is unavailable") from None
-            raise ConnectorAuthError(REFRESH_REFUSED) from None
-        self._note_limits(response)
-        if not response.is_success:
-            raise _error(
-                response,
-                uses_api_token=self.credentials.api_token is not None,
-                mask=self.http.redact,
-            )
-        return json_body(response, "Pipedrive")
-
-    def _note_limits(self, response: httpx.Response) -> None:
-        for name in ("limit", "remaining", "reset"):
-            value = _number(response.headers.get(f"x-ratelimit-{name}"))
-            if value is not None:
-                self._limits[name] = int(value)
+            raise ConnectorAuthError(
+                "Pipedrive refused to refresh the OAuth token: the `refresh_token` is revoked or "
+                "expired, or `client_id`/`client_secret` belong to another app; reconnect the app"
+            ) from None
+        self._limits |= limit_headers(response, "x-ratelimit-")
+        hints = None if self.credentials.api_token is not None else _OAUTH_REFUSED
+        return _ERRORS.json(response, self.http.redact, hints=hints, path=response.request.url.path)
 
     def _limit_details(self) -> dict[str, Any]:
         keep = {k: v for k, v in self._limits.items() if k in ("limit", "remaining")}
         return {"ratelimit": keep} if keep else {}
+
+
+def _timeline_key(query: MetricQuery) -> tuple[str, int | None, int | None]:
+    params = query.params
+    assert isinstance(params, DealsParams)
+    return params.date_field, params.filter_id, params.pipeline_id

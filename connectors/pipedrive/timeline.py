@@ -1,13 +1,10 @@
-"""Pipedrive's deals timeline read back into daily values: which totals a status reads, and
-how a period's counts and (converted or single-currency) values become figures.
-
-Kept apart from the HTTP code: this is where a change in the timeline's answer would show.
-"""
+"""Pipedrive's deals timeline read back into daily values: which totals a status reads, and how
+a period's counts and (converted or single-currency) values become figures (where a change in
+the timeline's answer would show)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from typing import Any
 
 from connectors.base import (
@@ -21,6 +18,7 @@ from connectors.base import (
     excerpt,
 )
 from connectors.pipedrive.models import DealsParams
+from connectors.series import iso_day
 
 TIMELINE = "/api/v1/deals/timeline"
 #: Pipedrive documents no cap on ``amount``; a quarter a call keeps a cycle's backfill to one.
@@ -89,9 +87,8 @@ def _read(
     if not isinstance(period, dict):
         return
     raw = str(period.get("period_start") or "")
-    try:
-        day = date.fromisoformat(raw[:10])  # "2026-07-01 00:00:00"
-    except ValueError:
+    day = iso_day(raw)  # "2026-07-01 00:00:00"
+    if day is None:
         result.warnings.append(f"Pipedrive sent a period starting `{raw[:40]}`: skipped")
         return
     if day not in window:

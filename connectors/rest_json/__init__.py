@@ -21,41 +21,6 @@ applied to them. A record whose date or value can't be read is reported by index
 """
 
 from connectors.rest_json.connector import RestJsonConnector
-from connectors.rest_json.models import (
-    DEFAULT_AUTH_HEADER,
-    CursorPagination,
-    LinkHeaderPagination,
-    OffsetPagination,
-    PagePagination,
-    Pagination,
-    QueryValue,
-    RestJsonConfig,
-    RestJsonCredentials,
-    RestJsonParams,
-)
-from connectors.rest_json.records import (
-    BLANK_GROUP,
-    MAX_LISTED_BAD_RECORDS,
-    extract,
-    find_records,
-    parse_day,
-)
+from connectors.rest_json.models import RestJsonParams
 
-__all__ = [
-    "BLANK_GROUP",
-    "DEFAULT_AUTH_HEADER",
-    "MAX_LISTED_BAD_RECORDS",
-    "CursorPagination",
-    "LinkHeaderPagination",
-    "OffsetPagination",
-    "PagePagination",
-    "Pagination",
-    "QueryValue",
-    "RestJsonConfig",
-    "RestJsonConnector",
-    "RestJsonCredentials",
-    "RestJsonParams",
-    "extract",
-    "find_records",
-    "parse_day",
-]
+__all__ = ["RestJsonConnector", "RestJsonParams"]

@@ -1,13 +1,11 @@
-"""The ``rest_json`` connector: auth headers, the hooks, and how an HTTP answer is classified.
-
-It puts the models, the shared paginators and record reading together; everything that touches
-``self.http`` lives here.
-"""
+"""The ``rest_json`` connector: auth headers, the hooks, how an HTTP answer is classified, and
+the records read off the pages (found by JSONPath, their days and figures summed per group)."""
 
 from __future__ import annotations
 
-import base64
+import re
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -24,6 +22,8 @@ from connectors.base import (
     MetricSpec,
     RetriableError,
     Window,
+    as_number,
+    basic_auth,
     excerpt,
     origin_of,
     status_failure,
@@ -53,7 +53,7 @@ from connectors.rest_json.models import (
     RestJsonCredentials,
     RestJsonParams,
 )
-from connectors.rest_json.records import extract, find_records
+from connectors.series import BLANK_GROUP, Sums, iso_day, listed
 
 _EXCERPT = 200
 _ERRORS = Classifier(
@@ -65,9 +65,6 @@ _ERRORS = Classifier(
         "retriable": "{platform} is having trouble: {said}",
     },
 )
-
-
-# --- the connector -------------------------------------------------------------------------------
 
 
 class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
@@ -84,8 +81,6 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
             description="A field of the endpoint's records, summed over the records of each day",
             unit="value",
             params_model=RestJsonParams,
-            history="daily",
-            additive=True,
         ),
     )
 
@@ -95,8 +90,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         if credentials.token is not None:
             headers["Authorization"] = f"Bearer {credentials.token}"
         elif credentials.username is not None:
-            pair = f"{credentials.username}:{credentials.password or ''}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            headers["Authorization"] = basic_auth(credentials.username, credentials.password or "")
         elif credentials.header_value is not None:
             headers[config.auth_header or DEFAULT_AUTH_HEADER] = credentials.header_value
         return HttpOptions(
@@ -106,8 +100,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         )
 
     async def check(self) -> CheckResult:
-        today = self.today
-        body = await self._send(self._request(Window(today, today)))
+        body = await self._send(self._request(Window(self.today, self.today)))
         kind = type(body).__name__ if not isinstance(body, dict) else "object"
         keys = sorted(body)[:20] if isinstance(body, dict) else []
         return CheckResult(
@@ -118,8 +111,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         params = query.params
         assert isinstance(params, RestJsonParams)
-        today = self.today
-        body = await self._send(self._request(Window(today, today)))
+        body = await self._send(self._request(Window(self.today, self.today)))
         records = find_records(body, params.records)
         if not records:
             if not compile_path(params.records).findall(body):
@@ -131,18 +123,48 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        fetched: dict[str, list[Any]] = {}
-        for query in queries:
-            request = self._request(window)
-            pages = fetched.get(request.key())
-            if pages is None:
-                pages = fetched[request.key()] = await self._pages(
-                    request, self._counter(queries), result.warnings
-                )
-            values, warnings = extract(query, pages, window)
-            result.values += values
-            result.warnings += warnings
+        if queries:  # every query asks the same request: its pages are read once
+            paginator = make_paginator(self.config.pagination)
+            walk = pages(
+                paginator,
+                self._request(window),
+                self._exchange,
+                count=self._counter(queries),
+                warnings=result.warnings,
+            )
+            bodies = [body async for body in walk]
+            for query in queries:
+                self._extract(query, bodies, window, result)
         return result
+
+    @staticmethod
+    def _extract(query: MetricQuery, pages: list[Any], window: Window, result: FetchResult) -> None:
+        """A query's records in the pages, summed per (day, group)."""
+        params = query.params
+        assert isinstance(params, RestJsonParams)
+        sums = Sums()
+        bad: list[str] = []
+        records = [r for body in pages for r in find_records(body, params.records)]
+        for at, record in enumerate(records):
+            day = parse_day(_first(params.date, record), params.date_format)
+            if isinstance(day, str):
+                bad.append(f"record {at}: {day}")
+                continue
+            if day not in window:
+                continue
+            raw = _first(params.value, record)
+            value = as_number(raw)
+            if value is None:
+                what = "no value" if raw is None else f"`{str(raw)[:40]}` is not a number"
+                bad.append(f"record {at}: {what} at `{params.value}`")
+                continue
+            group = None
+            if params.group is not None:
+                label = _first(params.group, record)
+                group = BLANK_GROUP if label is None or label == "" else str(label)
+            sums.add(day, value, group)
+        result.values += sums.values(query.id)
+        result.warnings += listed(bad, "records")
 
     # --- HTTP ------------------------------------------------------------------------------------
 
@@ -159,13 +181,6 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     def _counter(queries: Sequence[MetricQuery]) -> Callable[[Any], int]:
         paths = {q.params.records for q in queries if isinstance(q.params, RestJsonParams)} or {"$"}
         return lambda body: max(len(find_records(body, p)) for p in paths)
-
-    async def _pages(
-        self, first: Request, count: Callable[[Any], int], warnings: list[str]
-    ) -> list[Any]:
-        paginator = make_paginator(self.config.pagination)
-        walk = pages(paginator, first, self._exchange, count=count, warnings=warnings)
-        return [body async for body in walk]
 
     async def _send(self, request: Request) -> Any:
         return (await self._exchange(request)).body
@@ -247,3 +262,33 @@ def _substitute(value: Any, window: Window) -> Any:
 
 def _text(value: QueryValue) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def find_records(body: Any, path: str) -> list[Any]:
+    """The records at ``path``: the one list it names, or every node it matches."""
+    found = compile_path(path).findall(body)
+    if len(found) == 1 and isinstance(found[0], list):
+        return list(found[0])
+    return list(found)
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_day(raw: Any, date_format: str | None) -> date | str:
+    """The day, or the reason it isn't one."""
+    if raw is None:
+        return "no date"
+    text = str(raw).strip()
+    if date_format is not None:
+        try:
+            return datetime.strptime(text, date_format).date()  # noqa: DTZ007 - a day
+        except ValueError:
+            return f"`{text[:40]}` does not match `{date_format}`"
+    day = iso_day(text) if _ISO_DAY.match(text) else None
+    return day if day is not None else f"`{text[:40]}` is not an ISO date: set `date_format`"
+
+
+def _first(path: str, record: Any) -> Any:
+    found = compile_path(path).findall(record)
+    return found[0] if found else None

@@ -17,31 +17,6 @@ Search Console dates are Pacific Time whatever the site's audience, so ``check()
 """
 
 from connectors.search_console.connector import SearchConsoleConnector
-from connectors.search_console.filters import dimension_filters
-from connectors.search_console.models import (
-    CATALOGUE,
-    DEVICES,
-    FILTERS,
-    MAX_ROW_LIMIT,
-    PACIFIC,
-    SC_ROOT,
-    SCOPE,
-    SearchConsoleConfig,
-    SearchConsoleParams,
-    SearchType,
-)
+from connectors.search_console.models import PACIFIC, SearchConsoleConfig
 
-__all__ = [
-    "CATALOGUE",
-    "DEVICES",
-    "FILTERS",
-    "MAX_ROW_LIMIT",
-    "PACIFIC",
-    "SCOPE",
-    "SC_ROOT",
-    "SearchConsoleConfig",
-    "SearchConsoleConnector",
-    "SearchConsoleParams",
-    "SearchType",
-    "dimension_filters",
-]
+__all__ = ["PACIFIC", "SearchConsoleConfig", "SearchConsoleConnector"]

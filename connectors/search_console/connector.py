@@ -1,5 +1,6 @@
-"""The Search Console connector: its query checks, the ``check`` and ``fetch`` hooks, the paged
-``searchAnalytics.query`` calls signed with google-auth's token, and the errors they meet."""
+"""The Search Console connector: its query checks, the mapping's filters in Search Console's
+terms, the paged ``searchAnalytics.query`` calls signed with google-auth's token, and the errors
+they meet."""
 
 from __future__ import annotations
 
@@ -10,21 +11,18 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import google.auth.exceptions
-import httpx
 
 from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
     ConnectorConfigError,
-    DailyValue,
     FetchResult,
     Filter,
     HttpOptions,
     MappingError,
     MetricQuery,
     Window,
-    json_body,
 )
 from connectors.errors import Classifier, Hint
 from connectors.google_auth import (
@@ -36,7 +34,6 @@ from connectors.google_auth import (
     refresh_error,
 )
 from connectors.paginate import OffsetPaginator, Request, pages
-from connectors.search_console.filters import dimension_filters
 from connectors.search_console.models import (
     CATALOGUE,
     DEVICES,
@@ -46,6 +43,7 @@ from connectors.search_console.models import (
     SCOPE,
     SearchConsoleConfig,
 )
+from connectors.series import daily, group_queries, iso_day
 
 #: ``permissionLevel`` of an account that may not read the property's data. The Search Console
 #: API v1 definition spells it SITE_UNVERIFIED_USER (WmxSite in its discovery document), the
@@ -85,19 +83,17 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     @classmethod
     def check_filters(cls, filters: Sequence[Filter]) -> None:
         for i, flt in enumerate(filters):
-            for value in flt.values:
-                text = str(value)
+            for text in map(str, flt.values):
+                wrong = None
                 if flt.field == "device" and text.upper() not in DEVICES:
-                    raise MappingError(
-                        f"filters[{i}].value",
-                        f"`{text}` is not a Search Console device: use DESKTOP, MOBILE or TABLET",
-                    )
+                    wrong = "a Search Console device: use DESKTOP, MOBILE or TABLET"
                 if flt.field == "country" and not re.fullmatch(r"[A-Za-z]{3}", text):
-                    raise MappingError(
-                        f"filters[{i}].value",
-                        f"`{text}` is not a country code: Search Console uses ISO 3166-1 "
-                        "alpha-3 codes, e.g. `fra`, `usa`",
+                    wrong = (
+                        "a country code: Search Console uses ISO 3166-1 alpha-3 codes, "
+                        "e.g. `fra`, `usa`"
                     )
+                if wrong:
+                    raise MappingError(f"filters[{i}].value", f"`{text}` is not {wrong}")
 
     # --- hooks -----------------------------------------------------------------------------------
 
@@ -120,32 +116,27 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        groups: dict[tuple[str, str], list[MetricQuery]] = {}
-        for query in queries:
-            search_type = str(getattr(query.params, "search_type", "web"))
-            filters = dimension_filters(query.filters)
-            key = (search_type, repr(filters))
-            groups.setdefault(key, []).append(query)
         requests = 0
         aggregations: set[str] = set()
+        groups = group_queries(
+            queries,
+            lambda q: (str(getattr(q.params, "search_type", "web")), repr(_filters(q.filters))),
+        )
         for (search_type, _), members in groups.items():
-            filters = dimension_filters(members[0].filters)
             try:
-                days, calls, aggregation = await self._days(window, search_type, filters)
+                days, calls, aggregation = await self._days(
+                    window, search_type, _filters(members[0].filters)
+                )
             except _BadRequest as bad:
-                for query in members:
-                    result.query_errors[query.id] = f"Search Console refused the query: {bad}"
+                result.fail(members, f"Search Console refused the query: {bad}")
                 requests += 1
                 continue
             requests += calls
-            if aggregation:
-                aggregations.add(aggregation)
-            for query in members:
-                result.values += [
-                    DailyValue(query.id, day, figures[query.metric], None)
-                    for day, figures in sorted(days.items())
-                    if query.metric in figures
-                ]
+            aggregations |= {aggregation} - {""}
+            for q in members:
+                result.values += daily(
+                    q.id, {day: row[q.metric] for day, row in days.items() if q.metric in row}
+                )
         result.details = {
             "site_url": self.config.site_url,
             "requests": requests,
@@ -177,8 +168,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         if filters:
             body["dimensionFilterGroups"] = [{"groupType": "and", "filters": filters}]
         days: dict[date, dict[str, float]] = {}
-        calls = 0
-        aggregation = ""
+        calls, aggregation = 0, ""
         paginator = OffsetPaginator(
             offset_param="startRow", limit_param=None, limit=self.row_limit, into="body"
         )
@@ -192,11 +182,9 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
             calls += 1
             aggregation = str(page.get("responseAggregationType", "")) if page else aggregation
             for row in _rows(page):
-                try:
-                    day = date.fromisoformat(str(row["keys"][0]))
-                except (KeyError, IndexError, ValueError):
-                    continue
-                if day in window:
+                keys = row.get("keys") if isinstance(row, Mapping) else None
+                day = iso_day(keys[0]) if isinstance(keys, list) and keys else None
+                if day is not None and day in window:
                     days[day] = {
                         m: float(row[m])
                         for m in ("clicks", "impressions", "ctr", "position")
@@ -227,18 +215,12 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
 
     async def _send(self, method: str, url: str, body: Any = None) -> Any:
         """One call; a 401 gets one fresh token (tokens die before they expire), then fails."""
-        response: httpx.Response | None = None
         for renew in (False, True):
             headers = await self._headers(renew=renew)
-            response = await self.http.request(
-                method, url, headers=headers, json=body if method == "POST" else None
-            )
+            response = await self.http.request(method, url, headers=headers, json=body)
             if response.status_code != 401:
                 break
-        assert response is not None
-        if response.is_success:
-            return json_body(response, "Search Console")
-        raise _ERRORS(response, self.http.redact, config=self.config)
+        return _ERRORS.json(response, self.http.redact, config=self.config)
 
 
 class _BadRequest(ConnectorConfigError):
@@ -266,3 +248,24 @@ _ERRORS = Classifier(
     },
     read=google_words,
 )
+
+
+_OPERATORS = {"eq": "equals", "neq": "notEquals", "contains": "contains"}
+#: RE2 metacharacters; escaping only these keeps the expression valid RE2.
+_RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
+
+
+def _filters(filters: Sequence[Filter]) -> list[dict[str, str]]:
+    """One ``and`` group's filters; ``in`` and ``not_in`` become anchored RE2 alternations.
+    Countries are lower-case ISO 3166-1 alpha-3 in Search Console, devices upper-case."""
+    out: list[dict[str, str]] = []
+    for flt in sorted(filters, key=lambda f: (f.field, f.op, str(f.value))):
+        case = {"country": str.lower, "device": str.upper}.get(flt.field, str)
+        values = [case(str(v)) for v in flt.values]
+        if flt.op in ("in", "not_in"):
+            operator = "includingRegex" if flt.op == "in" else "excludingRegex"
+            expression = "^(" + "|".join(_RE2_SPECIAL.sub(r"\\\1", v) for v in values) + ")$"
+        else:
+            operator, expression = _OPERATORS[flt.op], values[0]
+        out.append({"dimension": flt.field, "operator": operator, "expression": expression})
+    return out
