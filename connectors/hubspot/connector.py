@@ -23,9 +23,8 @@ answers a ``total`` and pages of records (200 at most a page, 10,000 at most a q
 
 Searches are limited to 4 a second per source, HubSpot's own limit for search;
 ``X-HubSpot-RateLimit-*`` headers that say nothing is left hold every call of the source, those
-already queued included, for the interval (the engine's client applies the connector's reader).
-A 429 of the ``DAILY`` policy fails the run at once, since retrying can only burn more of the
-next day's quota; any other 429 is a :class:`RateLimited` the engine waits out.
+already queued included, for the interval. A 429 of the ``DAILY`` policy fails the run at once,
+since retrying can only burn more of the next day's quota; any other 429 is waited out.
 """
 
 from __future__ import annotations
@@ -286,17 +285,14 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             dict.fromkeys([search.date_property, *summed, *sorted(set(currencies.values()))])
         )
         before = self._searches
-        first = await self._search(search, lo, hi, PAGE_LIMIT, properties)
+        first = await self._search(search, search.body(lo, hi, PAGE_LIMIT, properties))
         plan: dict[str, Any] = {"plan": "paged", "total": first.total}
         # One day's count is the total already read; more days cost a search each.
         daily_calls = 0 if window.num_days == 1 else window.num_days
         if not summed and first.after is not None and daily_calls <= paging_calls(first.total):
             plan["plan"] = "per_day"
-            counts = (
-                [(window.start, first.total)]
-                if daily_calls == 0
-                else await self._per_day(search, window, zone)
-            )
+            one_day = [(window.start, first.total)]
+            counts = await self._per_day(search, window, zone) if daily_calls else one_day
             values = [DailyValue(q.id, day, float(n)) for q in members for day, n in counts if n]
         else:
             records = await self._page_all(search, lo, hi, properties, first, warnings)
@@ -339,8 +335,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         self, search: Search, window: Window, zone: tzinfo
     ) -> list[tuple[date, int]]:
         async def one(day: date) -> tuple[date, int]:
-            page = await self._search(search, *_bounds(day, day, zone), 1, [search.date_property])
-            return day, page.total
+            body = search.body(*_bounds(day, day, zone), 1, [search.date_property])
+            return day, (await self._search(search, body)).total
 
         tasks = [asyncio.ensure_future(one(day)) for day in window.days()]
         try:
@@ -360,7 +356,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         first: Page | None,
         warnings: list[str],
     ) -> list[dict[str, Any]]:
-        page = first or await self._search(search, lo, hi, PAGE_LIMIT, properties)
+        body = search.body(lo, hi, PAGE_LIMIT, properties)
+        page = first or await self._search(search, body)
         if page.total > RESULT_CAP and hi > lo:
             mid = (lo + hi) // 2
             return [
@@ -368,15 +365,13 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 *await self._page_all(search, mid + 1, hi, properties, None, warnings),
             ]
         paginator = CursorPaginator(cursor=lambda p: p.after, param="after", into="body")
-        request = Request(
-            "POST", _SEARCH.format(search.object), body=search.body(lo, hi, PAGE_LIMIT, properties)
-        )
+        request = Request("POST", _SEARCH.format(search.object), body=body)
         records: list[dict[str, Any]] = []
         capped = False
         async for got in pages(
             paginator,
             request,
-            lambda r: self._ask(search.object, r.body),
+            lambda r: self._search(search, r.body),
             count=lambda p: len(p.results),
             first=page,
             what=f"HubSpot's search of {search.object}",
@@ -391,14 +386,10 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             )
         return records
 
-    async def _search(
-        self, search: Search, lo: int, hi: int, limit: int, properties: Sequence[str]
-    ) -> Page:
-        return await self._ask(search.object, search.body(lo, hi, limit, properties))
-
-    async def _ask(self, obj: str, body: dict[str, Any]) -> Page:
+    async def _search(self, search: Search, body: dict[str, Any]) -> Page:
         self._searches += 1
-        return Page.of(await self._call("POST", _SEARCH.format(obj), payload=body, obj=obj))
+        path = _SEARCH.format(search.object)
+        return Page.of(await self._call("POST", path, payload=body, obj=search.object))
 
     async def _call(
         self,
@@ -424,10 +415,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
 
 def _text(value: Any) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        return str(value).lower()
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _filter(flt: Filter) -> dict[str, Any]:
