@@ -3,28 +3,24 @@
 HubSpot has no aggregate endpoint for CRM records: ``POST /crm/v3/objects/{object}/search``
 answers a ``total`` and pages of records (200 at most a page, 10,000 at most a query). So:
 
-- every mapping becomes one filter group, its filters next to a ``BETWEEN`` on the date
-  property, whose bounds are the instants (epoch milliseconds) at which the window's first day
-  starts and its last day ends in the source's timezone; records are put back into days in that
-  timezone. A ``date`` (not ``datetime``) property is stored at midnight UTC, so its bounds and
-  days are UTC ones;
+- a mapping is one filter group: its filters and a ``BETWEEN`` on the date property from the
+  start of the window's first day to the end of its last in the source's timezone (UTC for a
+  ``date`` property, which HubSpot stores at midnight UTC); records are dated in that timezone;
 - mappings asking the same object, date property and filters share their searches;
-- a ``.count`` first asks the window's first page (limit 200, the date property alone), which
-  gives its ``total``; then it either pages through the rest, or asks one search per day and
-  reads each ``total`` (limit 1), whichever takes fewer calls. A ``.sum`` has to page, asking
-  only the date property and the summed ones;
+- a ``.count`` reads the window's first page, whose ``total`` says whether paging through the
+  rest or one search a day (limit 1, its ``total``) takes fewer calls; a ``.sum`` pages;
 - a window holding more than the 10,000 records a search can page through is split in two, and
   again, until each part fits;
 - a deal's ``amount`` is in the deal's own currency (``deal_currency_code``), so a sum of it
-  also asks that property and, when the records summed are in more than one currency, warns on
-  the run: ``amount_in_home_currency`` (Amount in company currency, calculated by HubSpot with
-  the account's exchange rates) is the property to sum for one figure in one currency
+  also asks that property and warns when the records summed are in more than one currency:
+  ``amount_in_home_currency`` (Amount in company currency, calculated by HubSpot with the
+  account's exchange rates) is the one figure in one currency
   (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
 
-Searches are limited to 4 a second per source, HubSpot's own limit for search;
-``X-HubSpot-RateLimit-*`` headers that say nothing is left hold every call of the source, those
-already queued included, for the interval. A 429 of the ``DAILY`` policy fails the run at once,
-since retrying can only burn more of the next day's quota; any other 429 is waited out.
+Searches are limited to 4 a second per source, HubSpot's own limit for search, and
+``X-HubSpot-RateLimit-*`` headers that say nothing is left hold every call of the source. A 429
+of the ``DAILY`` policy fails the run at once, since retrying can only burn more of the next
+day's quota; any other 429 is waited out.
 """
 
 from __future__ import annotations
@@ -34,7 +30,7 @@ import difflib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,12 +93,8 @@ _KNOWN_DATETIMES = frozenset(
     {"createdate", "closedate", "hs_createdate", "lastmodifieddate", "hs_lastmodifieddate"}
 )
 _OPERATORS = {op: op.upper() for op in FILTER_OPS} | {"contains": "CONTAINS_TOKEN"}
-_READ_SCOPES = {
-    "contacts": "crm.objects.contacts.read",
-    "companies": "crm.objects.companies.read",
-    "deals": "crm.objects.deals.read",
-    "tickets": "tickets",
-}
+_READ_SCOPES = {o: f"crm.objects.{o}.read" for o in ("contacts", "companies", "deals")}
+_READ_SCOPES["tickets"] = "tickets"
 _LIMIT_HEADERS = {
     "max": "X-HubSpot-RateLimit-Max",
     "remaining": "X-HubSpot-RateLimit-Remaining",
@@ -154,27 +146,20 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
 
     @classmethod
     def http_options(cls, config: HubSpotConfig, credentials: HubSpotCredentials) -> HttpOptions:
-        base = config.base_url.rstrip("/")
-        options = HttpOptions(
+        base, creds = config.base_url.rstrip("/"), credentials
+        oauth = None
+        if creds.uses_oauth:
+            token = stored_token(creds.refresh_token, creds.access_token, creds.expires_at)
+            client = (creds.client_id or "", creds.client_secret or "")
+            oauth = OAuthSpec(f"{base}/oauth/v1/token", *client, token=token)
+        return HttpOptions(
             base_url=base,
             rate_per_second=SEARCHES_PER_SECOND,
             max_concurrency=4,
+            headers={} if oauth else {"Authorization": f"Bearer {creds.access_token}"},
+            oauth=oauth,
             retry_after=_client_wait,
             pace=_pace,
-        )
-        if not credentials.uses_oauth:
-            return replace(options, headers={"Authorization": f"Bearer {credentials.access_token}"})
-        token = stored_token(
-            credentials.refresh_token, credentials.access_token, credentials.expires_at
-        )
-        return replace(
-            options,
-            oauth=OAuthSpec(
-                token_endpoint=f"{base}/oauth/v1/token",
-                client_id=credentials.client_id or "",
-                client_secret=credentials.client_secret or "",
-                token=token,
-            ),
         )
 
     @classmethod
@@ -190,7 +175,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     async def check(self) -> CheckResult:
         body = await self._call("GET", "/account-info/v3/details")
         info = body if isinstance(body, dict) else {}
-        portal, zone = info.get("portalId"), info.get("timeZone")
+        portal, zone, currency = (info.get(k) for k in ("portalId", "timeZone", "companyCurrency"))
         try:
             timezone = str(ZoneInfo(str(zone))) if zone else None
         except (ZoneInfoNotFoundError, ValueError):
@@ -198,11 +183,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         return CheckResult(
             f"Connected to HubSpot account {portal}" + (f" ({timezone})" if timezone else ""),
             timezone=timezone,
-            details={
-                "portal_id": portal,
-                "time_zone": zone,
-                "currency": info.get("companyCurrency"),
-            },
+            details={"portal_id": portal, "time_zone": zone, "currency": currency},
         )
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
@@ -281,9 +262,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         lo, hi = _bounds(window.start, window.end, zone)
         summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
         currencies = currency_properties(search.object, summed)
-        properties = list(
-            dict.fromkeys([search.date_property, *summed, *sorted(set(currencies.values()))])
-        )
+        codes = sorted(set(currencies.values()))
+        properties = list(dict.fromkeys([search.date_property, *summed, *codes]))
         before = self._searches
         first = await self._search(search, search.body(lo, hi, PAGE_LIMIT, properties))
         plan: dict[str, Any] = {"plan": "paged", "total": first.total}
@@ -308,12 +288,12 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         kind = self._types.get((obj, name))
         if kind is None:
             try:
+                unknown = f"HubSpot {obj} have no property `{name}`: set `date_property` to one of "
                 body = await self._call(
                     "GET",
                     f"/crm/v3/properties/{obj}/{name}",
                     obj=obj,
-                    not_found=f"HubSpot {obj} have no property `{name}`: set `date_property` "
-                    "to one of theirs, such as `createdate`",
+                    hints={404: Hint(unknown + "theirs, such as `createdate`", SearchRefused)},
                 )
             except MissingScope:
                 warnings.append(
@@ -398,15 +378,13 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         *,
         payload: Any = None,
         obj: str | None = None,
-        not_found: str | None = None,
+        hints: Hints | None = None,
     ) -> Any:
         response = await self.http.request(method, path, json=payload)
         self._limits.update(_limits(response))
-        if response.status_code == 404 and not_found is not None:
-            raise SearchRefused(not_found)
         if not response.is_success:
-            oauth = _OAUTH_REFUSED if self.credentials.uses_oauth else None
-            raise _ERRORS(response, self.http.redact, hints=oauth, obj=obj)
+            oauth = _OAUTH_REFUSED if self.credentials.uses_oauth else {}
+            raise _ERRORS(response, self.http.redact, hints={**oauth, **(hints or {})}, obj=obj)
         return json_body(response, "HubSpot")
 
 
@@ -627,14 +605,11 @@ def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
 def _forbidden(refusal: Refusal) -> Exception:
     body = refusal.body if isinstance(refusal.body, dict) else {}
     obj = refusal.fields.get("obj")
-    scopes: list[str] = []
-    for error in body.get("errors") or []:
-        context = error.get("context") if isinstance(error, dict) else None
-        for key in ("requiredGranularScopes", "requiredScopes"):
-            found = context.get(key) if isinstance(context, dict) else None
-            scopes += [str(s) for s in found or [] if str(s) not in scopes]
-    if not scopes and obj in _READ_SCOPES:
-        scopes = [_READ_SCOPES[obj]]
+    contexts = [e.get("context") for e in body.get("errors") or [] if isinstance(e, dict)]
+    keys = ("requiredGranularScopes", "requiredScopes")
+    found = [s for c in contexts if isinstance(c, dict) for k in keys for s in c.get(k) or []]
+    scopes = list(dict.fromkeys(map(str, found)))
+    scopes = scopes or ([_READ_SCOPES[obj]] if obj in _READ_SCOPES else [])
     if body.get("category") != "MISSING_SCOPES" and not scopes:
         return ConnectorAuthError(
             f"HubSpot refused access ({refusal.said}): check the token's scopes"
