@@ -211,11 +211,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         assert isinstance(params, CountParams)
         kind = kind_of("params.date_property", params.date_property)
         if kind not in ("date", "datetime"):
-            raise MappingError(
-                "params.date_property",
-                f"`{params.date_property}` is a {kind} property, not a date: use a date or "
-                "datetime property such as `createdate` or `closedate`",
-            )
+            raise MappingError("params.date_property", _not_a_date(obj, params.date_property, kind))
         if isinstance(params, SumParams):
             kind = kind_of("params.property", params.property)
             if kind != "number":
@@ -305,10 +301,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 str(body.get("type", "")) if isinstance(body, dict) else ""
             )
         if kind and kind not in ("date", "datetime"):
-            raise SearchRefused(
-                f"`{name}` is a {kind} property of HubSpot {obj}, not a date: set "
-                "`date_property` to a date or datetime property such as `createdate`"
-            )
+            raise SearchRefused(_not_a_date(obj, name, kind))
         return UTC if kind == "date" else self.zone
 
     async def _per_day(
@@ -318,14 +311,12 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             body = search.body(*_bounds(day, day, zone), 1, [search.date_property])
             return day, (await self._search(search, body)).total
 
-        tasks = [asyncio.ensure_future(one(day)) for day in window.days()]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        try:  # the first failure cancels the other days' searches
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(day)) for day in window.days()]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
 
     async def _page_all(
         self,
@@ -389,6 +380,13 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
 
 
 # --- searches ------------------------------------------------------------------------------------
+
+
+def _not_a_date(obj: str, name: str, kind: str) -> str:
+    return (
+        f"`{name}` is a {kind} property of HubSpot {obj}, not a date: set `date_property` to a "
+        "date or datetime property such as `createdate` or `closedate`"
+    )
 
 
 def _text(value: Any) -> str:
