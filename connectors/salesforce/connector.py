@@ -119,21 +119,6 @@ _ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F]} | {
 }
 _LIKE_ESCAPES = _ESCAPES | {ord("%"): "\\%", ord("_"): "\\_"}
 
-SESSION_REFUSED = (
-    "Salesforce refused the session even after refreshing it (INVALID_SESSION_ID): reconnect the "
-    "source and store a new `refresh_token`; the connected app needs the `api` and "
-    "`refresh_token` OAuth scopes"
-)
-REFRESH_REFUSED = (
-    "Salesforce refused to refresh the access token: the `refresh_token` is revoked or expired, "
-    "or `client_id`/`client_secret` don't belong to the connected app that issued it; reconnect "
-    "the source to get a new `refresh_token`"
-)
-API_DISABLED = (
-    "Salesforce refused API access ({code}): the integration user's profile or a permission set "
-    "needs the `API Enabled` permission, and the org's edition must include API access"
-)
-
 
 class ObjectRefused(ConnectorAuthError):
     """The user can't see an object or field: this query fails, the others go on."""
@@ -153,10 +138,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     credentials_model = SalesforceCredentials
     #: Examples for the catalogue; ``metric_spec`` accepts any object's ``.count`` and ``.sum``.
     metrics = (
-        _spec("Lead", "count"),
-        _spec("Contact", "count"),
-        _spec("Account", "count"),
-        _spec("Opportunity", "count"),
+        *(_spec(o, "count") for o in ("Lead", "Contact", "Account", "Opportunity")),
         _spec("Opportunity", "sum"),
         _spec("Campaign", "count"),
     )
@@ -403,7 +385,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 raise RetriableError(
                     "Salesforce's token endpoint is unavailable: the next run tries again"
                 ) from None
-            raise ConnectorAuthError(REFRESH_REFUSED) from None
+            raise ConnectorAuthError(
+                "Salesforce refused to refresh the access token: the `refresh_token` is revoked "
+                "or expired, or `client_id`/`client_secret` don't belong to the connected app "
+                "that issued it; reconnect the source to get a new `refresh_token`"
+            ) from None
         usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
         if usage:
             self._usage = (int(usage.group(1)), int(usage.group(2)))
@@ -423,14 +409,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return {"api_usage": {"used": self._usage[0], "limit": self._usage[1]}}
 
     async def _root(self) -> str:
-        """Where the org's REST API lives, for the next call.
-
-        The token answer's ``instance_url`` is that address (an instance refresh or a My Domain
-        change moves it), so the one given in this run, else the one given before and stored
-        with the credentials, comes ahead of the configured one; ``base_url`` (a proxy, a test
-        host) overrides them all. A refresh that is due (always, with no address known: see
-        :meth:`http_options`) is made before the address is chosen, so its answer counts.
-        """
+        """Where the org's REST API lives, for the next call (see the module's docstring; an
+        instance refresh or a My Domain change moves it). A refresh that is due (always, with
+        no address known) is made before the address is chosen, so its answer counts."""
         if self.config.base_url:
             return self.config.base_url
         token = getattr(self.http, "token", None)
@@ -540,16 +521,17 @@ class Statement:
         day = f"DAY_ONLY(convertTimezone({self.date_field}))" if self.datetime else self.date_field
         select = [f"{day} d"] + (["COUNT(Id) n"] if count else [])
         select += [f"SUM({field}) s{i}" for i, field in enumerate(sums)]
+        name = self.date_field
         if self.datetime:
             # UTC bounds a day wider on each side hold every local day of the window in any
             # time zone (UTC-12 to UTC+14); the days outside it are dropped from the answer.
             low = f"{(window.start - timedelta(days=1)).isoformat()}T00:00:00Z"
             high = f"{(window.end + timedelta(days=2)).isoformat()}T00:00:00Z"
-            bounds = [f"{self.date_field} >= {low}", f"{self.date_field} < {high}"]
+            bounds = [f"{name} >= {low}", f"{name} < {high}"]
         else:
             bounds = [
-                f"{self.date_field} >= {window.start.isoformat()}",
-                f"{self.date_field} <= {window.end.isoformat()}",
+                f"{name} >= {window.start.isoformat()}",
+                f"{name} <= {window.end.isoformat()}",
             ]
         where = " AND ".join(bounds + [f"({c})" for c in self.conditions])
         return f"SELECT {', '.join(select)} FROM {self.sobject} WHERE {where} GROUP BY {day}"
@@ -631,9 +613,16 @@ _NO_OBJECT = Hint(
 _ERRORS = Classifier(
     "Salesforce",
     {
-        401: SESSION_REFUSED,
+        401: "Salesforce refused the session even after refreshing it (INVALID_SESSION_ID): "
+        "reconnect the source and store a new `refresh_token`; the connected app needs the `api` "
+        "and `refresh_token` OAuth scopes",
         ("REQUEST_LIMIT_EXCEEDED", 429): _limit,
-        ("API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"): Hint(API_DISABLED, ConnectorAuthError),
+        ("API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"): Hint(
+            "Salesforce refused API access ({code}): the integration user's profile or a "
+            "permission set needs the `API Enabled` permission, and the org's edition must "
+            "include API access",
+            ConnectorAuthError,
+        ),
         "INVALID_TYPE": _NO_OBJECT,
         ("INSUFFICIENT_ACCESS", 403): Hint(
             "Salesforce refused access ({said}): give the integration user Read access to the "
