@@ -10,11 +10,8 @@ statement, so ``COUNT(Id)`` and every ``SUM(field)`` asked of them come back in 
       GROUP BY DAY_ONLY(convertTimezone(CreatedDate))
 
 ``convertTimezone()`` makes a datetime field's day the API user's day (SOQL returns datetimes in
-UTC otherwise); a date field (``CloseDate``) is grouped as it is. Whether the field is a date or
-a datetime comes from the ``date_type`` param, the audit fields every object has, or the
-object's ``describe``. A grouped answer can't be paged and holds at most 2,000 rows (more is
-refused with ``EXCEEDED_ID_LIMIT``), so a statement spans at most as many days as fit: one row a
-day, and for a datetime field the padding days its UTC bounds add.
+UTC otherwise); a date field (``CloseDate``) is grouped as it is. A grouped answer can't be paged
+and holds at most 2,000 rows, one a day: a longer window is asked in parts.
 
 Currency: in a multi-currency org a currency field such as ``Amount`` holds each record's value
 in that record's ``CurrencyIsoCode``, but an aggregate of it in a query with ``GROUP BY`` (every
@@ -29,13 +26,10 @@ No mapping text reaches SOQL raw: object and field names must be API-name identi
 values are quoted with SOQL's escapes, numbers and booleans are rendered from Python values and
 ISO dates only when they match a strict pattern.
 
-OAuth2's refresh-token grant at ``{login_url}/services/oauth2/token`` runs in the engine's client,
-which refreshes on an expired session (401 ``INVALID_SESSION_ID``) and repeats the call once;
-:meth:`SalesforceConnector.merge_token` keeps the new access token, the org's ``instance_url``
-and a rotated refresh token. The token answer's ``instance_url`` is where the org's REST API
-lives, so calls go there (the one from this run's refresh, else the stored one) ahead of the
-configured ``instance_url``, which a source may leave out: its first call then refreshes.
-``Sforce-Limit-Info`` (the org's daily API usage) is recorded on the run.
+The engine's client refreshes the OAuth token (on an expired session too: 401
+``INVALID_SESSION_ID``). The token answer's ``instance_url`` is where the org's REST API lives,
+so calls go there (this run's refresh's, else the stored one) ahead of the configured
+``instance_url``, which a source may leave out: its first call then refreshes.
 """
 
 from __future__ import annotations
@@ -212,14 +206,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     @classmethod
     def check_filters(cls, filters: Sequence[Filter]) -> None:
         for i, flt in enumerate(filters):
-            if not FIELD_PATH.fullmatch(flt.field):
-                raise MappingError(
-                    f"filters[{i}].field",
-                    f"`{flt.field[:60]}` is not a Salesforce field name: use an API name such "
-                    "as `LeadSource` or a parent's field such as `Account.Industry`",
-                )
-            if any(isinstance(v, float) and not abs(v) < float("inf") for v in flt.values):
-                raise MappingError(f"filters[{i}].value", "a filter value must be finite")
+            try:
+                soql_condition(flt)
+            except ValueError as exc:
+                part = "value" if FIELD_PATH.fullmatch(flt.field) else "field"
+                raise MappingError(f"filters[{i}].{part}", str(exc)) from None
 
     async def check(self) -> CheckResult:
         info = await self._get_json("/services/oauth2/userinfo")
@@ -418,8 +409,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         ensure = getattr(self.http, "ensure_active_token", None)
         if token is not None and ensure is not None:
             await ensure(token)  # a no-op for a live token; the request would do it otherwise
-        root = self._reported() or _address(self.credentials.instance_url)
-        root = root or self.config.instance_url
+        root = self._known() or self.config.instance_url
         if root is None:
             raise ConnectorConfigError(
                 "Salesforce's token answer named no `instance_url`: set `instance_url` to the "
@@ -427,15 +417,15 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             )
         return root
 
-    def _reported(self) -> str | None:
-        """The ``instance_url`` of the token refreshed in this run, if there was one."""
+    def _known(self) -> str | None:
+        """The ``instance_url`` of the token refreshed in this run, else of the stored one."""
         token = getattr(self.http, "token", None)
-        return _address(token.get("instance_url")) if isinstance(token, Mapping) else None
+        reported = _address(token.get("instance_url")) if isinstance(token, Mapping) else None
+        return reported or _address(self.credentials.instance_url)
 
     def _notices(self) -> list[str]:
         """The org moved: calls follow it already, but the configured address is stale."""
-        reported = self._reported() or _address(self.credentials.instance_url)
-        configured = self.config.instance_url
+        reported, configured = self._known(), self.config.instance_url
         if self.config.base_url or reported is None or configured is None:
             return []
         if httpx.URL(reported).host.lower() == httpx.URL(configured).host.lower():
@@ -494,7 +484,10 @@ def soql_literal(value: str | float | int | bool) -> str:
 def soql_condition(flt: Filter) -> str:
     """One WHERE condition; the field was checked as an API name when the mapping was saved."""
     if not FIELD_PATH.fullmatch(flt.field):
-        raise ValueError(f"`{flt.field[:60]}` is not a Salesforce field name")
+        raise ValueError(
+            f"`{flt.field[:60]}` is not a Salesforce field name: use an API name such as "
+            "`LeadSource` or a parent's field such as `Account.Industry`"
+        )
     if flt.op in ("in", "not_in"):
         values = ", ".join(soql_literal(v) for v in flt.values)
         return f"{flt.field} {'IN' if flt.op == 'in' else 'NOT IN'} ({values})"
@@ -546,18 +539,14 @@ def _values(
 ) -> list[DailyValue]:
     alias = {field: f"s{i}" for i, field in enumerate(sums)}
     values: list[DailyValue] = []
-    for record in records:
-        if not isinstance(record, dict):
-            continue
+    for record in (r for r in records if isinstance(r, dict)):
         raw = record.get("d")
         try:
             day = date.fromisoformat(str(raw)[:10])
         except ValueError:
             warnings.append(f"Salesforce sent a row dated `{str(raw)[:40]}`: skipped")
             continue
-        if day not in window:
-            continue
-        for query in group:
+        for query in group if day in window else ():
             params = query.params
             key = alias[params.field] if isinstance(params, SalesforceSumParams) else "n"
             cell = record.get(key)
