@@ -1,24 +1,20 @@
 """Daily counts and sums of HubSpot CRM records, through CRM v3 search.
 
 HubSpot has no aggregate endpoint for CRM records: ``POST /crm/v3/objects/{object}/search``
-answers a ``total`` and pages of records (200 at most a page, 10,000 at most a query). So:
+answers a ``total`` and pages of records (200 at most a page, 10,000 at most a query). So a
+mapping is one filter group: its filters and a ``BETWEEN`` on the date property over the
+window's days in the source's timezone (in UTC for a ``date`` property, which HubSpot stores at
+midnight UTC). Mappings with the same object, date property and filters share their searches; a
+``.count`` pages or reads each day's ``total``, whichever takes fewer calls; a ``.sum`` pages;
+a window holding more than 10,000 records is split in two, and again, until each part fits.
 
-- a mapping is one filter group: its filters and a ``BETWEEN`` on the date property from the
-  start of the window's first day to the end of its last in the source's timezone (UTC for a
-  ``date`` property, which HubSpot stores at midnight UTC); records are dated in that timezone;
-- mappings asking the same object, date property and filters share their searches;
-- a ``.count`` reads the window's first page, whose ``total`` says whether paging through the
-  rest or one search a day (limit 1, its ``total``) takes fewer calls; a ``.sum`` pages;
-- a window holding more than the 10,000 records a search can page through is split in two, and
-  again, until each part fits;
-- a deal's ``amount`` is in the deal's own currency (``deal_currency_code``), so a sum of it
-  also asks that property and warns when the records summed are in more than one currency:
-  ``amount_in_home_currency`` (Amount in company currency, calculated by HubSpot with the
-  account's exchange rates) is the one figure in one currency
-  (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
+A deal's ``amount`` is in the deal's own currency (``deal_currency_code``): a sum of it over
+several currencies warns that ``amount_in_home_currency`` (Amount in company currency, converted
+by HubSpot with the account's exchange rates) is the one figure in one currency
+(https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
 
 Searches are limited to 4 a second per source, HubSpot's own limit for search, and
-``X-HubSpot-RateLimit-*`` headers that say nothing is left hold every call of the source. A 429
+``X-HubSpot-RateLimit-*`` headers saying nothing is left hold every call of the source. A 429
 of the ``DAILY`` policy fails the run at once, since retrying can only burn more of the next
 day's quota; any other 429 is waited out.
 """
@@ -31,7 +27,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -257,9 +253,12 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         zone = await self._bucket_zone(search.object, search.date_property, warnings)
         lo, hi = _bounds(window.start, window.end, zone)
         summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
-        currencies = currency_properties(search.object, summed)
-        codes = sorted(set(currencies.values()))
-        properties = list(dict.fromkeys([search.date_property, *summed, *codes]))
+        # Summed property -> the one naming its currency, where one sum can mix currencies: only
+        # a deal's `amount` (what a user sums first), so other searches stay as lean as before.
+        currencies = (
+            {"amount": CURRENCY_CODE} if "amount" in summed and search.object == "deals" else {}
+        )
+        properties = list(dict.fromkeys([search.date_property, *summed, *currencies.values()]))
         before = self._searches
         first = await self._search(search, search.body(lo, hi, PAGE_LIMIT, properties))
         plan: dict[str, Any] = {"plan": "paged", "total": first.total}
@@ -458,22 +457,10 @@ def paging_calls(total: int) -> int:
     return max(calls, 0)
 
 
-def currency_properties(obj: str, summed: Sequence[str]) -> dict[str, str]:
-    """Summed property -> the property naming its currency, where one sum can mix currencies.
-
-    Only a deal's ``amount`` does: it is what a user sums first, and adding EUR to USD gives a
-    figure in no currency at all. Asked only then, so other searches stay as lean as before.
-    """
-    return {"amount": CURRENCY_CODE} if obj == "deals" and "amount" in summed else {}
-
-
 def _bounds(first: date, last: date, zone: tzinfo) -> tuple[int, int]:
     """The epoch milliseconds from the start of ``first`` to the end of ``last`` in ``zone``."""
-
-    def start(day: date) -> int:
-        return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
-
-    return start(first), start(last + timedelta(days=1)) - 1
+    start, end = (datetime.combine(d, time(), zone) for d in (first, last + timedelta(days=1)))
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000) - 1
 
 
 def _day_of(raw: Any, zone: tzinfo) -> date | None:
@@ -501,7 +488,7 @@ def tally(
     window: Window,
     zone: tzinfo,
     warnings: list[str],
-    currencies: Mapping[str, str] | None = None,
+    currencies: Mapping[str, str],
 ) -> list[DailyValue]:
     """Count the records of each day, and sum each summed property over them.
 
@@ -532,7 +519,7 @@ def tally(
                 )
                 continue
             sums[name, day] = sums.get((name, day), 0.0) + number
-            code = str(props.get((currencies or {}).get(name, "")) or "").strip()
+            code = str(props.get(currencies.get(name, "")) or "").strip()
             if code:  # blank: the account's only currency, or not asked
                 codes.setdefault(name, set()).add(code.upper())
     for reason in sorted(set(bad))[:20]:
