@@ -378,9 +378,6 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         return json_body(response, "HubSpot")
 
 
-# --- searches ------------------------------------------------------------------------------------
-
-
 def _not_a_date(obj: str, name: str, kind: str) -> str:
     return (
         f"`{name}` is a {kind} property of HubSpot {obj}, not a date: set `date_property` to a "
@@ -538,9 +535,6 @@ def tally(
             value = float(counts[day]) if summing is None else sums.get((summing, day), 0.0)
             values.append(DailyValue(query.id, day, value))
     return values
-
-
-# --- errors and rate limits ----------------------------------------------------------------------
 
 
 def _limits(response: httpx.Response) -> dict[str, int]:

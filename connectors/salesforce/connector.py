@@ -227,11 +227,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             f"Connected to Salesforce as {who}"
             + (f"; days are counted in {timezone}, the user's time zone" if timezone else ""),
             timezone=timezone,
-            details={
-                "organization_id": info.get("organization_id"),
-                "user_id": info.get("user_id"),
-                **self._usage_details(),
-            },
+            details={k: info.get(k) for k in ("organization_id", "user_id")}
+            | self._usage_details(),
             notices=self._notices(),
         )
 
@@ -332,12 +329,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return Statement(sobject, params.date_field, kind == "datetime", conditions)
 
     async def _query(self, soql: str, sobject: str) -> list[Any]:
-        """The rows of one grouped query, which Salesforce answers whole or refuses.
-
-        A GROUP BY answer can't be paged, so one that says it has more (``done: false``, a
-        ``nextRecordsUrl``) is not what Salesforce documents: it is not followed anywhere, and
-        rather than store part of the window the fetch fails and the next run asks again.
-        """
+        """The rows of one grouped query, which Salesforce answers whole or refuses: one that
+        says it has more (``done: false``, a ``nextRecordsUrl``) is not what Salesforce documents,
+        so it is not followed, and the fetch fails rather than store part of the window."""
         body = await self._get_json(f"{self._data}/query", {"q": soql}, sobject=sobject)
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list):
@@ -459,9 +453,6 @@ def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]])
     )
 
 
-# --- SOQL ----------------------------------------------------------------------------------------
-
-
 def soql_string(value: str, *, like: bool = False) -> str:
     """A quoted SOQL string literal: every quote, backslash and control character escaped."""
     return "'" + value.translate(_LIKE_ESCAPES if like else _ESCAPES) + "'"
@@ -469,7 +460,7 @@ def soql_string(value: str, *, like: bool = False) -> str:
 
 def soql_literal(value: str | float | int | bool) -> str:
     if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
+        return str(value).upper()
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -557,9 +548,6 @@ def _values(
                 continue
             values.append(DailyValue(query.id, day, value))
     return values
-
-
-# --- errors --------------------------------------------------------------------------------------
 
 
 def _error_body(response: httpx.Response, body: Any) -> tuple[list[str], str]:
