@@ -154,7 +154,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             max_concurrency=4,
             headers={} if oauth else {"Authorization": f"Bearer {creds.access_token}"},
             oauth=oauth,
-            retry_after=_client_wait,
+            retry_after=_wait,
             pace=_pace,
         )
 
@@ -555,23 +555,19 @@ def _pace(response: httpx.Response) -> Hold | None:
     return Hold(min(pause, MAX_HEADER_WAIT), "HubSpot says no call is left in its rate window")
 
 
-def _client_wait(response: httpx.Response) -> float | None:
-    """What the engine's client waits before retrying: never, for the ``DAILY`` policy (each
-    retry would only burn tomorrow's quota); otherwise HubSpot's own interval."""
-    if response.status_code != 429:
-        return retry_after(response)
-    body = json_or_none(response)
-    policy = str(body.get("policyName") or "") if isinstance(body, dict) else ""
-    return math.inf if "DAILY" in policy.upper() else _retry_after(response)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` when sent, else the rate-limit interval, else a rolling window's length."""
+def _wait(response: httpx.Response) -> float | None:
+    """What to wait before retrying: never, for a 429 of the ``DAILY`` policy (each retry would
+    only burn tomorrow's quota); for another 429, ``Retry-After`` when sent, else the rate-limit
+    interval, else a rolling window's length."""
     asked = retry_after(response)
-    if asked is not None:
+    if response.status_code != 429:
         return asked
+    body = json_or_none(response)
+    if isinstance(body, dict) and "DAILY" in str(body.get("policyName") or "").upper():
+        return math.inf
     interval = response.headers.get(_LIMIT_HEADERS["interval_ms"], "").strip()
-    return int(interval) / 1000 if interval.isdigit() else ROLLING_WAIT
+    fallback = int(interval) / 1000 if interval.isdigit() else ROLLING_WAIT
+    return asked if asked is not None else fallback
 
 
 def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
@@ -630,7 +626,7 @@ _ERRORS = Classifier(
         "config": "HubSpot refused the request ({said})",
     },
     read=_words,
-    wait=_retry_after,
+    wait=_wait,
 )
 _OAUTH_REFUSED: Hints = {
     401: "HubSpot refused the OAuth access token even after a refresh ({said}): reconnect the "
