@@ -122,10 +122,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     recommended_lookback_days = 7
     #: CRM v3, the version in every path; HubSpot has set no end of support for it.
     api_version = "v3"
-    #: ``contains`` is sent as CONTAINS_TOKEN, which HubSpot documents as "contains a token",
-    #: with ``*`` as its wildcard (https://developers.hubspot.com/docs/api/crm/search): a word
-    #: of the value, where every other platform matches a substring. No wildcards are added, so
-    #: a mapping's filter means what HubSpot says it does; the catalogue tells how to ask for part.
+    #: ``contains`` is sent as CONTAINS_TOKEN, "contains a token" with ``*`` as its wildcard
+    #: (https://developers.hubspot.com/docs/api/crm/search); no wildcards are added.
     filter_meanings: ClassVar[Mapping[FilterOp, str]] = {
         "contains": "contains the value as a whole word (HubSpot's CONTAINS_TOKEN): `renewal` "
         'matches "ACME renewal 2026", not "Renewals"; `*` stands for any characters within '
@@ -230,8 +228,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             try:
                 values, plan = await self._fetch_group(search, members, window, result.warnings)
             except (MissingScope, SearchRefused) as exc:
-                if isinstance(exc, MissingScope):
-                    lost.append(exc)
+                lost += [exc] if isinstance(exc, MissingScope) else []
                 result.query_errors |= {query.id: exc.message for query in members}
                 continue
             result.values += values
@@ -248,8 +245,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     async def _fetch_group(
         self, search: Search, members: list[MetricQuery], window: Window, warnings: list[str]
     ) -> tuple[list[DailyValue], dict[str, Any]]:
-        """The group's values, and how they were read (kept on the run: ``plan``, ``total``,
-        ``calls``)."""
+        """The group's values, and how they were read (kept on the run)."""
         zone = await self._bucket_zone(search.object, search.date_property, warnings)
         lo, hi = _bounds(window.start, window.end, zone)
         summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
@@ -296,9 +292,8 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                     "days are bounded as for a datetime property"
                 )
                 return self.zone
-            kind = self._types[obj, name] = (
-                str(body.get("type", "")) if isinstance(body, dict) else ""
-            )
+            kind = str(body.get("type", "")) if isinstance(body, dict) else ""
+            self._types[obj, name] = kind
         if kind and kind not in ("date", "datetime"):
             raise SearchRefused(_not_a_date(obj, name, kind))
         return UTC if kind == "date" else self.zone
@@ -473,9 +468,7 @@ def _day_of(raw: Any, zone: tzinfo) -> date | None:
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError, OSError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone).date()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone).date()
 
 
 def tally(
@@ -487,11 +480,8 @@ def tally(
     warnings: list[str],
     currencies: Mapping[str, str],
 ) -> list[DailyValue]:
-    """Count the records of each day, and sum each summed property over them.
-
-    ``currencies`` maps a summed property to the one naming each record's currency: a sum
-    over records in more than one currency is kept, with a warning saying what to sum instead.
-    """
+    """Count the records of each day, and sum each summed property over them; a sum over
+    records in more than one of its ``currencies`` is kept, with a warning saying what to sum."""
     counts: dict[date, int] = {}
     sums: dict[tuple[str, date], float] = {}
     bad: list[str] = []
