@@ -442,15 +442,12 @@ def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]])
     kind = None if field is None else field.get("type")
     if kind in ("date", "datetime"):
         return str(kind)
-    dates = [str(f.get("name")) for f in fields.values() if f.get("type") in ("date", "datetime")]
-    raise QueryRejected(
-        (
-            f"{sobject} has no field `{name}` this user can see"
-            if field is None
-            else f"`{name}` on {sobject} is a {kind}, not a date"
-        )
-        + (f"; its date fields: {', '.join(sorted(dates)[:15])}" if dates else "")
+    dates = sorted(
+        str(f.get("name")) for f in fields.values() if f.get("type") in ("date", "datetime")
     )
+    what = f"`{name}` on {sobject} is a {kind}, not a date"
+    what = f"{sobject} has no field `{name}` this user can see" if field is None else what
+    raise QueryRejected(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
 
 
 def soql_string(value: str, *, like: bool = False) -> str:
