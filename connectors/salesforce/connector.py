@@ -158,16 +158,12 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         root = config.base_url or _address(credentials.instance_url) or config.instance_url
         # With no address known, the first call refreshes: the token answer says where the org is.
         token = stored_token(credentials.refresh_token, credentials.access_token if root else None)
+        endpoint = f"{config.login_url}/services/oauth2/token"
         return HttpOptions(
             base_url=root or "",
             # Salesforce caps concurrent long-running requests per org, not a rate.
             max_concurrency=4,
-            oauth=OAuthSpec(
-                token_endpoint=f"{config.login_url}/services/oauth2/token",
-                client_id=credentials.client_id,
-                client_secret=credentials.client_secret,
-                token=token,
-            ),
+            oauth=OAuthSpec(endpoint, credentials.client_id, credentials.client_secret, token),
         )
 
     @classmethod
@@ -175,9 +171,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         """Salesforce answers with no expiry but with the org's ``instance_url``: kept, it is
         where the next runs send their calls."""
         kept = ("access_token", "refresh_token", "instance_url")
-        return credentials | {
-            k: token[k] for k in kept if isinstance(token.get(k), str) and token[k]
-        }
+        return credentials | {k: v for k in kept if isinstance(v := token.get(k), str) and v}
 
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
@@ -375,8 +369,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 "or expired, or `client_id`/`client_secret` don't belong to the connected app "
                 "that issued it; reconnect the source to get a new `refresh_token`"
             ) from None
-        usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
-        if usage:
+        if usage := _USAGE.search(response.headers.get("Sforce-Limit-Info", "")):
             self._usage = (int(usage.group(1)), int(usage.group(2)))
         if not response.is_success:
             raise _ERRORS(
