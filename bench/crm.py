@@ -60,7 +60,7 @@ from app.sync.connect import connector_from, open_connector  # noqa: E402
 from bench.common import BenchError  # noqa: E402
 from bench.hubspotapi import make_deals, quarter_end, won_by_day  # noqa: E402
 from connectors.base import Filter, MetricQuery, Window  # noqa: E402
-from connectors.hubspot import HubSpotConnector  # noqa: E402
+from connectors.hubspot.connector import HubSpotConnector  # noqa: E402
 
 QUARTER = date(2026, 7, 1)
 TOKEN = "pat-na1-bench-crm"

@@ -1,15 +1,44 @@
-"""The Salesforce connector: checks the org, validates mappings against ``describe``, fetches
-one SOQL aggregate per shared statement, and keeps the org's API usage and address current.
+"""Salesforce: daily record counts and sums from SOQL aggregate queries over the REST API.
 
-The statements and their rows come from :mod:`connectors.salesforce.soql`, the error rules from
-:mod:`connectors.salesforce.errors`; what is left here is the calls and the hooks.
+A metric is ``<SObject>.count`` or ``<SObject>.sum`` for any object API name (``Lead``,
+``Opportunity``, ``Campaign__c``). Queries on the same object, date field and filters share one
+statement, so ``COUNT(Id)`` and every ``SUM(field)`` asked of them come back in one call::
+
+    GET {instance_url}/services/data/{api_version}/query?q=
+      SELECT DAY_ONLY(convertTimezone(CreatedDate)) d, COUNT(Id) n, SUM(Amount) s0
+      FROM Opportunity WHERE CreatedDate >= ... AND CreatedDate < ... AND (StageName = 'Won')
+      GROUP BY DAY_ONLY(convertTimezone(CreatedDate))
+
+``convertTimezone()`` makes a datetime field's day the API user's day (SOQL returns datetimes in
+UTC otherwise); a date field (``CloseDate``) is grouped as it is. A grouped answer can't be paged
+and holds at most 2,000 rows, one a day: a longer window is asked in parts.
+
+Currency: in a multi-currency org a currency field such as ``Amount`` holds each record's value
+in that record's ``CurrencyIsoCode``, but an aggregate of it in a query with ``GROUP BY`` (every
+statement here has one) comes back in the org's corporate currency, and ``convertCurrency()``
+can't be applied to an aggregate (the ``convertCurrency()`` page, formerly "Querying Currency
+Fields in Multicurrency Orgs":
+https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_querying_currency_fields.htm).
+So ``SUM(Amount)`` is sent bare and its value stored as it comes: one figure a day in the
+corporate currency, whatever the deals' own currencies, with no conversion of krsync's own.
+
+No mapping text reaches SOQL raw: object and field names must be API-name identifiers, string
+values are quoted with SOQL's escapes, numbers and booleans are rendered from Python values and
+ISO dates only when they match a strict pattern.
+
+The engine's client refreshes the OAuth token (on an expired session too: 401
+``INVALID_SESSION_ID``). The token answer's ``instance_url`` is where the org's REST API lives,
+so calls go there (this run's refresh's, else the stored one) ahead of the configured
+``instance_url``, which a source may leave out: its first call then refreshes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +51,7 @@ from connectors.base import (
     Connector,
     ConnectorAuthError,
     ConnectorConfigError,
+    DailyValue,
     FetchResult,
     Filter,
     HttpOptions,
@@ -29,18 +59,15 @@ from connectors.base import (
     MetricQuery,
     MetricSpec,
     OAuthSpec,
+    RateLimited,
     RetriableError,
     TokenRefreshError,
     Window,
+    as_number,
     json_body,
     stored_token,
 )
-from connectors.salesforce.errors import (
-    REFRESH_REFUSED,
-    ObjectRefused,
-    QueryRejected,
-    _error,
-)
+from connectors.errors import Classifier, Hint, Refusal
 from connectors.salesforce.models import (
     DEFAULT_VERSION,
     FIELD_PATH,
@@ -54,25 +81,45 @@ from connectors.salesforce.models import (
     _spec,
     version_retired,
 )
-from connectors.salesforce.soql import (
-    DATETIME_PADDING_DAYS,
-    GROUP_LIMIT,
-    Statement,
-    _values,
-    soql_condition,
-)
 
+#: Rows a grouped (aggregate) query may answer. Such an answer can't be paged ("queries that
+#: include a GROUP BY clause can't use the query locator to get more results",
+#: https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_group_by_considerations.htm);
+#: past 2,000 rows Salesforce refuses it with EXCEEDED_ID_LIMIT.
+GROUP_LIMIT = 2000
+#: Local days a datetime statement may group beyond its window: its UTC bounds reach a day
+#: before and after it, and a user's zone (UTC-12 to UTC+14) moves each a day further.
+DATETIME_PADDING_DAYS = 4
 #: Audit fields every object has, always datetimes: no describe needed to group by them.
 AUDIT_DATETIMES = frozenset({"createddate", "lastmodifieddate", "systemmodstamp"})
 NUMERIC_TYPES = frozenset({"double", "currency", "int", "long", "percent"})
 #: A daily API usage past this share of the org's limit is worth a warning on the run.
 USAGE_WARNING = 0.9
+#: REQUEST_LIMIT_EXCEEDED for the org's 24-hour request total: no point waiting within a run.
+DAILY_LIMIT_RETRY_AFTER = 3600.0
 
 #: The org's daily usage in ``Sforce-Limit-Info: api-usage=25/5000; per-app-api-usage=17/250
 #: (appName=...)``: the ``api-usage`` item, not the tail of ``per-app-api-usage`` (a connected
 #: app's own quota), whichever comes first
 #: (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm).
 _USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})")
+_COMPARE = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+#: SOQL's escapes for a quoted string: control characters without one of their own as ``\uXXXX``;
+#: in a LIKE pattern ``%`` and ``_`` too.
+_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F]} | {
+    ord(c): "\\" + e for c, e in zip("\\'\"\n\r\t\b\f", "\\'\"nrtbf", strict=True)
+}
+_LIKE_ESCAPES = _ESCAPES | {ord("%"): "\\%", ord("_"): "\\_"}
+
+
+class ObjectRefused(ConnectorAuthError):
+    """The user can't see an object or field: this query fails, the others go on."""
+
+
+class QueryRejected(ConnectorConfigError):
+    """Salesforce refused one statement (a field that isn't there, a bad filter value)."""
 
 
 class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
@@ -85,10 +132,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     credentials_model = SalesforceCredentials
     #: Examples for the catalogue; ``metric_spec`` accepts any object's ``.count`` and ``.sum``.
     metrics = (
-        _spec("Lead", "count"),
-        _spec("Contact", "count"),
-        _spec("Account", "count"),
-        _spec("Opportunity", "count"),
+        *(_spec(o, "count") for o in ("Lead", "Contact", "Account", "Opportunity")),
         _spec("Opportunity", "sum"),
         _spec("Campaign", "count"),
     )
@@ -114,28 +158,20 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         root = config.base_url or _address(credentials.instance_url) or config.instance_url
         # With no address known, the first call refreshes: the token answer says where the org is.
         token = stored_token(credentials.refresh_token, credentials.access_token if root else None)
+        endpoint = f"{config.login_url}/services/oauth2/token"
         return HttpOptions(
             base_url=root or "",
             # Salesforce caps concurrent long-running requests per org, not a rate.
             max_concurrency=4,
-            oauth=OAuthSpec(
-                token_endpoint=f"{config.login_url}/services/oauth2/token",
-                client_id=credentials.client_id,
-                client_secret=credentials.client_secret,
-                token=token,
-            ),
+            oauth=OAuthSpec(endpoint, credentials.client_id, credentials.client_secret, token),
         )
 
     @classmethod
     def merge_token(cls, credentials: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
         """Salesforce answers with no expiry but with the org's ``instance_url``: kept, it is
         where the next runs send their calls."""
-        merged = dict(credentials)
-        for key in ("access_token", "refresh_token", "instance_url"):
-            value = token.get(key)
-            if isinstance(value, str) and value:
-                merged[key] = value
-        return merged
+        kept = ("access_token", "refresh_token", "instance_url")
+        return credentials | {k: v for k in kept if isinstance(v := token.get(k), str) and v}
 
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
@@ -164,17 +200,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     @classmethod
     def check_filters(cls, filters: Sequence[Filter]) -> None:
         for i, flt in enumerate(filters):
-            if not FIELD_PATH.fullmatch(flt.field):
-                raise MappingError(
-                    f"filters[{i}].field",
-                    f"`{flt.field[:60]}` is not a Salesforce field name: use an API name such "
-                    "as `LeadSource` or a parent's field such as `Account.Industry`",
-                )
-            for value in flt.values:
-                if isinstance(value, float) and not abs(value) < float("inf"):
-                    raise MappingError(f"filters[{i}].value", "a filter value must be finite")
-
-    # --- hooks -----------------------------------------------------------------------------------
+            try:
+                soql_condition(flt)
+            except ValueError as exc:
+                part = "value" if FIELD_PATH.fullmatch(flt.field) else "field"
+                raise MappingError(f"filters[{i}].{part}", str(exc)) from None
 
     async def check(self) -> CheckResult:
         info = await self._get_json("/services/oauth2/userinfo")
@@ -191,11 +221,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             f"Connected to Salesforce as {who}"
             + (f"; days are counted in {timezone}, the user's time zone" if timezone else ""),
             timezone=timezone,
-            details={
-                "organization_id": info.get("organization_id"),
-                "user_id": info.get("user_id"),
-                **self._usage_details(),
-            },
+            details={k: info.get(k) for k in ("organization_id", "user_id")}
+            | self._usage_details(),
             notices=self._notices(),
         )
 
@@ -204,11 +231,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         statements: dict[Statement, list[MetricQuery]] = {}
         for query in queries:
             try:
-                statement = await self._statement(query)
+                statements.setdefault(await self._statement(query), []).append(query)
             except (ObjectRefused, QueryRejected) as exc:
                 result.query_errors[query.id] = exc.message
-                continue
-            statements.setdefault(statement, []).append(query)
         for statement, group in statements.items():
             sums = sorted(
                 {q.params.field for q in group if isinstance(q.params, SalesforceSumParams)}
@@ -218,8 +243,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             try:
                 # A grouped answer can't be paged: each query spans few enough days for one.
                 for part in window.split(statement.max_days):
-                    soql = statement.soql(part, count, sums)
-                    records = await self._query(soql, statement.sobject)
+                    records = await self._query(
+                        statement.soql(part, count, sums), statement.sobject
+                    )
                     values += _values(group, sums, records, part, result.warnings)
             except (ObjectRefused, QueryRejected) as exc:
                 result.query_errors |= {q.id: exc.message for q in group}
@@ -238,27 +264,21 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return result
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
-        match = METRIC.fullmatch(query.metric)
-        if match is None:
+        sobject, params = _sobject(query), query.params
+        if sobject is None or not isinstance(params, SalesforceCountParams):
             raise MappingError("metric", f"`{query.metric}` is not a Salesforce metric")
-        sobject = match.group(1)
         try:
             fields = await self._fields(sobject)
         except ObjectRefused as exc:
             raise MappingError("metric", exc.message) from None
-        params = query.params
-        assert isinstance(params, SalesforceCountParams)
-        date_field = fields.get(params.date_field.lower())
-        if date_field is None or date_field.get("type") not in ("date", "datetime"):
-            what = "has no field" if date_field is None else "has no date field"
-            raise MappingError(
-                "params.date_field",
-                f"{sobject} {what} `{params.date_field}`{self._date_fields(fields)}",
-            )
-        if params.date_type is not None and params.date_type != date_field.get("type"):
+        try:
+            kind = _date_kind(sobject, params.date_field, fields)
+        except QueryRejected as exc:
+            raise MappingError("params.date_field", exc.message) from None
+        if params.date_type is not None and params.date_type != kind:
             raise MappingError(
                 "params.date_type",
-                f"`{params.date_field}` is a {date_field.get('type')}, not a {params.date_type}",
+                f"`{params.date_field}` is a {kind}, not a {params.date_type}",
             )
         if isinstance(params, SalesforceSumParams):
             summed = fields.get(params.field.lower())
@@ -271,9 +291,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             if summed.get("aggregatable") is False:
                 raise MappingError("params.field", f"Salesforce can't sum `{params.field}`")
         relations = {
-            str(f.get("relationshipName")).lower()
-            for f in fields.values()
-            if f.get("relationshipName")
+            str(f["relationshipName"]).lower() for f in fields.values() if f.get("relationshipName")
         }
         for i, flt in enumerate(query.filters):
             head = flt.field.split(".")[0].lower()
@@ -285,49 +303,29 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                     "(check the API name and its field-level security)",
                 )
 
-    # --- statements and values -------------------------------------------------------------------
-
     @property
     def _data(self) -> str:
         return f"/services/data/{self.config.api_version}"
 
     async def _statement(self, query: MetricQuery) -> Statement:
-        match = METRIC.fullmatch(query.metric)
-        params = query.params
-        if match is None or not isinstance(params, SalesforceCountParams):
+        sobject, params = _sobject(query), query.params
+        if sobject is None or not isinstance(params, SalesforceCountParams):
             raise QueryRejected(f"`{query.metric}` is not a Salesforce metric")
-        sobject = match.group(1)
         try:
             conditions = tuple(sorted({soql_condition(f) for f in query.filters}))
         except ValueError as exc:
             raise QueryRejected(f"{query.metric}: {exc}") from None
-        if params.date_type is not None:
-            is_datetime = params.date_type == "datetime"
-        elif params.date_field.lower() in AUDIT_DATETIMES:
-            is_datetime = True
-        else:
-            fields = await self._fields(sobject)
-            field = fields.get(params.date_field.lower())
-            kind = None if field is None else field.get("type")
-            if kind not in ("date", "datetime"):
-                what = (
-                    f"{sobject} has no field `{params.date_field}` this user can see"
-                    if field is None
-                    else f"`{params.date_field}` on {sobject} is a {kind}, not a date"
-                )
-                raise QueryRejected(what + self._date_fields(fields))
-            is_datetime = kind == "datetime"
-        return Statement(sobject, params.date_field, is_datetime, conditions)
-
-    # --- HTTP ------------------------------------------------------------------------------------
+        kind: str | None = params.date_type
+        if kind is None and params.date_field.lower() in AUDIT_DATETIMES:
+            kind = "datetime"
+        elif kind is None:
+            kind = _date_kind(sobject, params.date_field, await self._fields(sobject))
+        return Statement(sobject, params.date_field, kind == "datetime", conditions)
 
     async def _query(self, soql: str, sobject: str) -> list[Any]:
-        """The rows of one grouped query, which Salesforce answers whole or refuses.
-
-        A GROUP BY answer can't be paged, so one that says it has more (``done: false``, a
-        ``nextRecordsUrl``) is not what Salesforce documents: it is not followed anywhere, and
-        rather than store part of the window the fetch fails and the next run asks again.
-        """
+        """The rows of one grouped query, which Salesforce answers whole or refuses: one that
+        says it has more (``done: false``, a ``nextRecordsUrl``) is not what Salesforce documents,
+        so it is not followed, and the fetch fails rather than store part of the window."""
         body = await self._get_json(f"{self._data}/query", {"q": soql}, sobject=sobject)
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list):
@@ -341,24 +339,15 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
 
     async def _fields(self, sobject: str) -> dict[str, dict[str, Any]]:
         """The object's fields by lower-cased name (SOQL names are case-insensitive)."""
-        described = self._describes.get(sobject)
-        if described is None:
-            body = await self._get_json(
-                f"{self._data}/sobjects/{sobject}/describe", sobject=sobject, describing=True
-            )
+        if sobject not in self._describes:
+            path = f"{self._data}/sobjects/{sobject}/describe"
+            body = await self._get_json(path, sobject=sobject, describing=True)
             fields = body.get("fields") if isinstance(body, dict) else None
             if not isinstance(fields, list):
                 raise RetriableError(f"Salesforce described {sobject} without its fields")
             described = {str(f.get("name", "")).lower(): f for f in fields if isinstance(f, dict)}
             self._describes[sobject] = described
-        return described
-
-    @staticmethod
-    def _date_fields(fields: Mapping[str, Mapping[str, Any]]) -> str:
-        names = sorted(
-            str(f.get("name")) for f in fields.values() if f.get("type") in ("date", "datetime")
-        )
-        return f"; its date fields: {', '.join(names[:15])}" if names else ""
+        return self._describes[sobject]
 
     async def _get_json(
         self,
@@ -375,17 +364,20 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                 raise RetriableError(
                     "Salesforce's token endpoint is unavailable: the next run tries again"
                 ) from None
-            raise ConnectorAuthError(REFRESH_REFUSED) from None
-        usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
-        if usage:
+            raise ConnectorAuthError(
+                "Salesforce refused to refresh the access token: the `refresh_token` is revoked "
+                "or expired, or `client_id`/`client_secret` don't belong to the connected app "
+                "that issued it; reconnect the source to get a new `refresh_token`"
+            ) from None
+        if usage := _USAGE.search(response.headers.get("Sforce-Limit-Info", "")):
             self._usage = (int(usage.group(1)), int(usage.group(2)))
         if not response.is_success:
-            raise _error(
+            raise _ERRORS(
                 response,
-                sobject,
-                describing,
+                self.http.redact,
+                hints={404: _NO_OBJECT} if describing else None,
+                name=f"`{sobject}`" if sobject else "the object queried",
                 api_version=self.config.api_version,
-                mask=self.http.redact,
             )
         return json_body(response, "Salesforce")
 
@@ -395,22 +387,16 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return {"api_usage": {"used": self._usage[0], "limit": self._usage[1]}}
 
     async def _root(self) -> str:
-        """Where the org's REST API lives, for the next call.
-
-        The token answer's ``instance_url`` is that address (an instance refresh or a My Domain
-        change moves it), so the one given in this run, else the one given before and stored
-        with the credentials, comes ahead of the configured one; ``base_url`` (a proxy, a test
-        host) overrides them all. A refresh that is due (always, with no address known: see
-        :meth:`http_options`) is made before the address is chosen, so its answer counts.
-        """
+        """Where the org's REST API lives, for the next call (see the module's docstring; an
+        instance refresh or a My Domain change moves it). A refresh that is due (always, with
+        no address known) is made before the address is chosen, so its answer counts."""
         if self.config.base_url:
             return self.config.base_url
         token = getattr(self.http, "token", None)
         ensure = getattr(self.http, "ensure_active_token", None)
         if token is not None and ensure is not None:
             await ensure(token)  # a no-op for a live token; the request would do it otherwise
-        root = self._reported() or _address(self.credentials.instance_url)
-        root = root or self.config.instance_url
+        root = self._known() or self.config.instance_url
         if root is None:
             raise ConnectorConfigError(
                 "Salesforce's token answer named no `instance_url`: set `instance_url` to the "
@@ -418,15 +404,15 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             )
         return root
 
-    def _reported(self) -> str | None:
-        """The ``instance_url`` of the token refreshed in this run, if there was one."""
+    def _known(self) -> str | None:
+        """The ``instance_url`` of the token refreshed in this run, else of the stored one."""
         token = getattr(self.http, "token", None)
-        return _address(token.get("instance_url")) if isinstance(token, Mapping) else None
+        reported = _address(token.get("instance_url")) if isinstance(token, Mapping) else None
+        return reported or _address(self.credentials.instance_url)
 
     def _notices(self) -> list[str]:
         """The org moved: calls follow it already, but the configured address is stale."""
-        reported = self._reported() or _address(self.credentials.instance_url)
-        configured = self.config.instance_url
+        reported, configured = self._known(), self.config.instance_url
         if self.config.base_url or reported is None or configured is None:
             return []
         if httpx.URL(reported).host.lower() == httpx.URL(configured).host.lower():
@@ -435,3 +421,191 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             f"Salesforce serves this org at {reported}, where krsync sends its calls: set "
             "`instance_url` to it"
         ]
+
+
+def _sobject(query: MetricQuery) -> str | None:
+    match = METRIC.fullmatch(query.metric)
+    return None if match is None else match.group(1)
+
+
+def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]]) -> str:
+    """``date`` or ``datetime``, as the object's describe says ``name`` is; else why it can't
+    date the object's records, as a ``QueryRejected`` naming the object's date fields."""
+    field = fields.get(name.lower())
+    kind = None if field is None else field.get("type")
+    if kind in ("date", "datetime"):
+        return str(kind)
+    dates = sorted(
+        str(f.get("name")) for f in fields.values() if f.get("type") in ("date", "datetime")
+    )
+    what = f"`{name}` on {sobject} is a {kind}, not a date"
+    what = f"{sobject} has no field `{name}` this user can see" if field is None else what
+    raise QueryRejected(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
+
+
+def soql_string(value: str, *, like: bool = False) -> str:
+    """A quoted SOQL string literal: every quote, backslash and control character escaped."""
+    return "'" + value.translate(_LIKE_ESCAPES if like else _ESCAPES) + "'"
+
+
+def soql_literal(value: str | float | int | bool) -> str:
+    if isinstance(value, bool):
+        return str(value).upper()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("a filter value must be a finite number")
+        return format(Decimal(repr(value)), "f")
+    if ISO_DATE.fullmatch(value) or ISO_DATETIME.fullmatch(value):
+        return value  # SOQL date literals are unquoted; the patterns admit nothing else
+    return soql_string(value)
+
+
+def soql_condition(flt: Filter) -> str:
+    """One WHERE condition; the field was checked as an API name when the mapping was saved."""
+    if not FIELD_PATH.fullmatch(flt.field):
+        raise ValueError(
+            f"`{flt.field[:60]}` is not a Salesforce field name: use an API name such as "
+            "`LeadSource` or a parent's field such as `Account.Industry`"
+        )
+    if flt.op in ("in", "not_in"):
+        values = ", ".join(soql_literal(v) for v in flt.values)
+        return f"{flt.field} {'IN' if flt.op == 'in' else 'NOT IN'} ({values})"
+    if flt.op == "contains":
+        return f"{flt.field} LIKE '%{soql_string(str(flt.values[0]), like=True)[1:-1]}%'"
+    return f"{flt.field} {_COMPARE[flt.op]} {soql_literal(flt.values[0])}"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What queries may share: one SELECT per object, date field and set of conditions."""
+
+    sobject: str
+    date_field: str
+    datetime: bool
+    conditions: tuple[str, ...]
+
+    @property
+    def max_days(self) -> int:
+        """Days one query may span with its groups (one a day) within :data:`GROUP_LIMIT`."""
+        return GROUP_LIMIT - (DATETIME_PADDING_DAYS if self.datetime else 0)
+
+    def soql(self, window: Window, count: bool, sums: Sequence[str]) -> str:
+        day = f"DAY_ONLY(convertTimezone({self.date_field}))" if self.datetime else self.date_field
+        select = [f"{day} d"] + (["COUNT(Id) n"] if count else [])
+        select += [f"SUM({field}) s{i}" for i, field in enumerate(sums)]
+        name = self.date_field
+        if self.datetime:
+            # UTC bounds a day wider on each side hold every local day of the window in any
+            # time zone (UTC-12 to UTC+14); the days outside it are dropped from the answer.
+            low = f"{(window.start - timedelta(days=1)).isoformat()}T00:00:00Z"
+            high = f"{(window.end + timedelta(days=2)).isoformat()}T00:00:00Z"
+            bounds = [f"{name} >= {low}", f"{name} < {high}"]
+        else:
+            bounds = [
+                f"{name} >= {window.start.isoformat()}",
+                f"{name} <= {window.end.isoformat()}",
+            ]
+        where = " AND ".join(bounds + [f"({c})" for c in self.conditions])
+        return f"SELECT {', '.join(select)} FROM {self.sobject} WHERE {where} GROUP BY {day}"
+
+
+def _values(
+    group: Sequence[MetricQuery],
+    sums: Sequence[str],
+    records: Sequence[Any],
+    window: Window,
+    warnings: list[str],
+) -> list[DailyValue]:
+    alias = {field: f"s{i}" for i, field in enumerate(sums)}
+    values: list[DailyValue] = []
+    for record in (r for r in records if isinstance(r, dict)):
+        raw = record.get("d")
+        try:
+            day = date.fromisoformat(str(raw)[:10])
+        except ValueError:
+            warnings.append(f"Salesforce sent a row dated `{str(raw)[:40]}`: skipped")
+            continue
+        for query in group if day in window else ():
+            params = query.params
+            key = alias[params.field] if isinstance(params, SalesforceSumParams) else "n"
+            cell = record.get(key)
+            # SUM over records whose field is blank is null: those records add nothing.
+            value = 0.0 if cell is None and key != "n" else as_number(cell)
+            if value is None:
+                warnings.append(f"{query.metric} on {day}: `{str(cell)[:40]}` is not a number")
+                continue
+            values.append(DailyValue(query.id, day, value))
+    return values
+
+
+def _error_body(response: httpx.Response, body: Any) -> tuple[list[str], str]:
+    """Salesforce's ``[{"message", "errorCode"}]`` (OAuth errors use ``error``): the code, and
+    its family where the family decides (``INSUFFICIENT_ACCESS_*``)."""
+    if body is None:
+        return [], response.text
+    first = body[0] if isinstance(body, list) and body else body
+    if not isinstance(first, dict):
+        return [], ""
+    code = first.get("errorCode") or first.get("error") or ""
+    code = code if isinstance(code, str) else ""  # an object is no code (another API's envelope)
+    detail = str(first.get("message") or first.get("error_description") or "")
+    family = ["INSUFFICIENT_ACCESS"] if code.startswith("INSUFFICIENT_ACCESS") else []
+    return [code, *family], f"{code}: {detail}" if code else detail
+
+
+def _limit(refusal: Refusal) -> Exception:
+    daily = "TotalRequests" in refusal.said
+    wait = refusal.retry_after or (DAILY_LIMIT_RETRY_AFTER if daily else None)
+    what = "the org's daily API request limit" if daily else "a Salesforce request limit"
+    return RateLimited(f"Salesforce refused the call: {what} is reached ({refusal.said})", wait)
+
+
+def _too_many_groups(refusal: Refusal) -> Exception | None:
+    if "queryMore" not in refusal.said:
+        return None
+    return QueryRejected(
+        "Salesforce refused the query: a grouped (aggregate) answer can't be paged and "
+        f"holds at most 2,000 groups, one a day here ({refusal.said}); sync a shorter window"
+    )
+
+
+_NO_OBJECT = Hint(
+    "Salesforce has no object {name} this user can see ({said}): check the API name (custom "
+    "objects end in `__c`) and give the integration user Read access to the object in its "
+    "profile or a permission set",
+    ObjectRefused,
+)
+_ERRORS = Classifier(
+    "Salesforce",
+    {
+        401: "Salesforce refused the session even after refreshing it (INVALID_SESSION_ID): "
+        "reconnect the source and store a new `refresh_token`; the connected app needs the `api` "
+        "and `refresh_token` OAuth scopes",
+        ("REQUEST_LIMIT_EXCEEDED", 429): _limit,
+        ("API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"): Hint(
+            "Salesforce refused API access ({code}): the integration user's profile or a "
+            "permission set needs the `API Enabled` permission, and the org's edition must "
+            "include API access",
+            ConnectorAuthError,
+        ),
+        "INVALID_TYPE": _NO_OBJECT,
+        ("INSUFFICIENT_ACCESS", 403): Hint(
+            "Salesforce refused access ({said}): give the integration user Read access to the "
+            "object and its fields (profile or permission set) and `View All` or sharing rules "
+            "for the records to count",
+            ObjectRefused,
+        ),
+        404: "Salesforce has nothing at this address ({said}): check `instance_url` and that "
+        "the org serves `api_version` {api_version}",
+        "EXCEEDED_ID_LIMIT": _too_many_groups,
+        "INVALID_FIELD": Hint(
+            "Salesforce refused a field ({said}): check the API names in `date_field`, `field` "
+            "and the filters, and the integration user's field-level security",
+            QueryRejected,
+        ),
+        "config": Hint("Salesforce refused the query ({status} {said})", QueryRejected),
+    },
+    read=_error_body,
+)

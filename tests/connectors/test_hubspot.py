@@ -29,17 +29,14 @@ from connectors.base import (
     RetriableError,
     Window,
 )
-from connectors.hubspot import (
+from connectors.hubspot.connector import (
     HOME_AMOUNT,
     PAGE_LIMIT,
     RESULT_CAP,
-    CountParams,
-    HubSpotConfig,
     HubSpotConnector,
-    HubSpotCredentials,
-    SumParams,
     paging_calls,
 )
+from connectors.hubspot.models import CountParams, HubSpotConfig, HubSpotCredentials, SumParams
 
 # kits.py imports every kit_*.py: loaded first, it finds this one's KIT defined.
 from tests.connectors import (

@@ -31,12 +31,8 @@ from connectors.base import (
     RetriableError,
     Window,
 )
-from connectors.salesforce import (
-    SalesforceConnector,
-    SalesforceCountParams,
-    SalesforceSumParams,
-    soql_condition,
-)
+from connectors.salesforce.connector import SalesforceConnector, soql_condition
+from connectors.salesforce.models import SalesforceCountParams, SalesforceSumParams
 from factories import cycle, data_source, key_result, objective
 from tests.connectors import (
     engine_client,

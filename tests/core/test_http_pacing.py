@@ -21,7 +21,7 @@ import respx
 
 from app.core.http import KrsyncClient, PacingClock, build_client
 from connectors.base import Pacer, RateLimited
-from connectors.hubspot.errors import _pace as hubspot_pace
+from connectors.hubspot.connector import _pace as hubspot_pace
 from connectors.meta.graph import _pace as meta_pace
 from connectors.pipedrive.connector import _pace as pipedrive_pace
 from connectors.x import _pace as x_pace
