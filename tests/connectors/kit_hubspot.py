@@ -43,7 +43,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.hubspot import HubSpotConnector
+from connectors.hubspot.connector import HubSpotConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "api.hubspot.krsync.test"

@@ -39,7 +39,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.salesforce import SalesforceConnector
+from connectors.salesforce.connector import SalesforceConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 INSTANCE = "https://krsync.my.salesforce.test"
