@@ -222,10 +222,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             except (ObjectRefused, QueryRejected) as exc:
                 result.query_errors[query.id] = exc.message
         for statement, group in statements.items():
-            sums = sorted(
-                {q.params.field for q in group if isinstance(q.params, SalesforceSumParams)}
-            )
-            count = any(not isinstance(q.params, SalesforceSumParams) for q in group)
+            summed = [q.params.field for q in group if isinstance(q.params, SalesforceSumParams)]
+            sums, count = sorted(set(summed)), len(summed) < len(group)
             values = []
             try:
                 # A grouped answer can't be paged: each query spans few enough days for one.
@@ -326,19 +324,14 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         """The object's fields by lower-cased name (SOQL names are case-insensitive)."""
         if sobject not in self._describes:
             path = f"{self._data}/sobjects/{sobject}/describe"
-            body = await self._get_json(path, sobject=sobject, describing=True)
+            body = await self._get_json(path, sobject=sobject)
             fields = rows_of(body, "fields", f"Salesforce's describe of {sobject}")
             described = {str(f.get("name", "")).lower(): f for f in fields if isinstance(f, dict)}
             self._describes[sobject] = described
         return self._describes[sobject]
 
     async def _get_json(
-        self,
-        url: str,
-        params: dict[str, str] | None = None,
-        *,
-        sobject: str | None = None,
-        describing: bool = False,
+        self, url: str, params: dict[str, str] | None = None, sobject: str | None = None
     ) -> Any:
         try:
             response = await self.http.get(f"{await self._root()}{url}", params=params)
@@ -357,7 +350,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return _ERRORS.json(
             response,
             self.http.redact,
-            hints={404: _NO_OBJECT} if describing else None,
+            # A describe's 404 is an object the user can't see; elsewhere, a wrong address.
+            hints={404: _NO_OBJECT} if url.endswith("/describe") else None,
             name=f"`{sobject}`" if sobject else "the object queried",
             api_version=self.config.api_version,
         )
