@@ -27,9 +27,8 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
@@ -53,9 +52,7 @@ from connectors.base import (
     RetriableError,
     Window,
     as_number,
-    json_body,
     retry_after,
-    stored_token,
 )
 from connectors.errors import Classifier, Hint, Hints, Refusal, json_or_none
 from connectors.hubspot.models import (
@@ -66,6 +63,7 @@ from connectors.hubspot.models import (
     _metrics,
 )
 from connectors.paginate import CursorPaginator, Request, pages
+from connectors.series import group_queries, iso_day, local_day, midnight, rows_of, zone_name
 
 SEARCHES_PER_SECOND = 4.0
 #: Longest wait the rate-limit headers may impose between two calls.
@@ -141,11 +139,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     @classmethod
     def http_options(cls, config: HubSpotConfig, credentials: HubSpotCredentials) -> HttpOptions:
         base, creds = config.base_url.rstrip("/"), credentials
-        oauth = None
-        if creds.uses_oauth:
-            token = stored_token(creds.refresh_token, creds.access_token, creds.expires_at)
-            client = (creds.client_id or "", creds.client_secret or "")
-            oauth = OAuthSpec(f"{base}/oauth/v1/token", *client, token=token)
+        oauth = OAuthSpec.of(creds, f"{base}/oauth/v1/token") if creds.uses_oauth else None
         return HttpOptions(
             base_url=base,
             rate_per_second=SEARCHES_PER_SECOND,
@@ -170,10 +164,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         body = await self._call("GET", "/account-info/v3/details")
         info = body if isinstance(body, dict) else {}
         portal, zone, currency = (info.get(k) for k in ("portalId", "timeZone", "companyCurrency"))
-        try:
-            timezone = str(ZoneInfo(str(zone))) if zone else None
-        except (ZoneInfoNotFoundError, ValueError):
-            timezone = None
+        timezone = zone_name(zone)
         return CheckResult(
             f"Connected to HubSpot account {portal}" + (f" ({timezone})" if timezone else ""),
             timezone=timezone,
@@ -219,9 +210,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        groups: dict[Search, list[MetricQuery]] = {}
-        for query in queries:
-            groups.setdefault(Search.of(query), []).append(query)
+        groups = group_queries(queries, Search.of)
         plans: dict[str, dict[str, Any]] = {}
         lost: list[MissingScope] = []
         for search, members in groups.items():
@@ -229,7 +218,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                 values, plan = await self._fetch_group(search, members, window, result.warnings)
             except (MissingScope, SearchRefused) as exc:
                 lost += [exc] if isinstance(exc, MissingScope) else []
-                result.query_errors |= {query.id: exc.message for query in members}
+                result.fail(members, exc.message)
                 continue
             result.values += values
             # Every record of the window was counted: a day without one has none any more.
@@ -367,10 +356,9 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     ) -> Any:
         response = await self.http.request(method, path, json=payload)
         self._limits.update(_limits(response))
-        if not response.is_success:
-            oauth = _OAUTH_REFUSED if self.credentials.uses_oauth else {}
-            raise _ERRORS(response, self.http.redact, hints={**oauth, **(hints or {})}, obj=obj)
-        return json_body(response, "HubSpot")
+        oauth = _OAUTH_REFUSED if self.credentials.uses_oauth else {}
+        hints = {**oauth, **(hints or {})}
+        return _ERRORS.json(response, self.http.redact, hints=hints, object=obj)
 
 
 def _not_a_date(obj: str, name: str, kind: str) -> str:
@@ -426,13 +414,12 @@ class Page:
 
     @classmethod
     def of(cls, body: Any) -> Page:
-        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-            raise RetriableError("HubSpot's search answered without a `results` list")
+        results = rows_of(body, "results", "HubSpot's search")
         total = body.get("total")
         after = (body.get("paging") or {}).get("next", {}).get("after")
         return cls(
             total=int(total) if isinstance(total, int | str) and str(total).isdigit() else 0,
-            results=[r for r in body["results"] if isinstance(r, dict)],
+            results=[r for r in results if isinstance(r, dict)],
             after=str(after) if after not in (None, "") else None,
         )
 
@@ -451,7 +438,7 @@ def paging_calls(total: int) -> int:
 
 def _bounds(first: date, last: date, zone: tzinfo) -> tuple[int, int]:
     """The epoch milliseconds from the start of ``first`` to the end of ``last`` in ``zone``."""
-    start, end = (datetime.combine(d, time(), zone) for d in (first, last + timedelta(days=1)))
+    start, end = (midnight(d, zone) for d in (first, last + timedelta(days=1)))
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000) - 1
 
 
@@ -463,12 +450,9 @@ def _day_of(raw: Any, zone: tzinfo) -> date | None:
     try:
         if text.isdigit():
             return datetime.fromtimestamp(int(text) / 1000, UTC).astimezone(zone).date()
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        moment = datetime.fromisoformat(text)
+        return iso_day(text) if len(text) == 10 else local_day(text, zone)
     except (ValueError, OverflowError, OSError):
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone).date()
 
 
 def tally(
@@ -569,7 +553,7 @@ def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
 
 def _forbidden(refusal: Refusal) -> Exception:
     body = refusal.body if isinstance(refusal.body, dict) else {}
-    obj = refusal.fields.get("obj")
+    obj = refusal.fields.get("object")
     contexts = [e.get("context") for e in body.get("errors") or [] if isinstance(e, dict)]
     keys = ("requiredGranularScopes", "requiredScopes")
     found = [s for c in contexts if isinstance(c, dict) for k in keys for s in c.get(k) or []]

@@ -1,8 +1,5 @@
-"""What a HubSpot source and its mappings are: config, credentials, params and the catalogue.
-
-Apart from the HTTP code, so the search planning and the connector read the same models
-without importing each other.
-"""
+"""What a HubSpot source and its mappings are: config, credentials, params and the catalogue;
+the searches that read them are in :mod:`connectors.hubspot.connector`."""
 
 from __future__ import annotations
 

@@ -19,8 +19,3 @@ limits; ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` are read after every a
 ``estimated_time_to_regain_access``, by the engine's client) rather than get the app blocked.
 Code 190 is a dead token, 10 and 200-299 a missing permission.
 """
-
-from connectors.meta.connector import MetaConnector
-from connectors.meta.models import PAGE_WINDOW_DAYS
-
-__all__ = ["PAGE_WINDOW_DAYS", "MetaConnector"]

@@ -37,10 +37,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import BaseModel
@@ -57,17 +56,15 @@ from connectors.base import (
     HttpOptions,
     MappingError,
     MetricQuery,
-    MetricSpec,
     OAuthSpec,
     RateLimited,
     RetriableError,
     TokenRefreshError,
     Window,
     as_number,
-    json_body,
-    stored_token,
 )
 from connectors.errors import Classifier, Hint, Refusal
+from connectors.models import http_root
 from connectors.salesforce.models import (
     DEFAULT_VERSION,
     FIELD_PATH,
@@ -76,11 +73,11 @@ from connectors.salesforce.models import (
     SalesforceCountParams,
     SalesforceCredentials,
     SalesforceSumParams,
-    _address,
     _metric_spec,
     _spec,
     version_retired,
 )
+from connectors.series import iso_day, rows_of, zone_name
 
 #: Rows a grouped (aggregate) query may answer. Such an answer can't be paged ("queries that
 #: include a GROUP BY clause can't use the query locator to get more results",
@@ -155,15 +152,14 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     def http_options(
         cls, config: SalesforceConfig, credentials: SalesforceCredentials
     ) -> HttpOptions:
-        root = config.base_url or _address(credentials.instance_url) or config.instance_url
+        root = config.base_url or http_root(credentials.instance_url) or config.instance_url
         # With no address known, the first call refreshes: the token answer says where the org is.
-        token = stored_token(credentials.refresh_token, credentials.access_token if root else None)
-        endpoint = f"{config.login_url}/services/oauth2/token"
+        stored = credentials if root else credentials.model_copy(update={"access_token": None})
         return HttpOptions(
             base_url=root or "",
             # Salesforce caps concurrent long-running requests per org, not a rate.
             max_concurrency=4,
-            oauth=OAuthSpec(endpoint, credentials.client_id, credentials.client_secret, token),
+            oauth=OAuthSpec.of(stored, f"{config.login_url}/services/oauth2/token"),
         )
 
     @classmethod
@@ -173,13 +169,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         kept = ("access_token", "refresh_token", "instance_url")
         return credentials | {k: v for k in kept if isinstance(v := token.get(k), str) and v}
 
-    @classmethod
-    def metric_spec(cls, name: str) -> MetricSpec | None:
-        return _metric_spec(name)
-
-    @classmethod
-    def sunset_of(cls, version: str) -> date | None:
-        return version_retired(version)
+    metric_spec = staticmethod(_metric_spec)
+    sunset_of = staticmethod(version_retired)
 
     @classmethod
     def validate_query(
@@ -211,11 +202,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         # The versioned root proves `api_version` is served and the REST API is open to the user.
         await self._get_json(f"{self._data}/")
         info = info if isinstance(info, dict) else {}
-        zone = info.get("zoneinfo")
-        try:
-            timezone = str(ZoneInfo(zone).key) if isinstance(zone, str) and zone else None
-        except (ZoneInfoNotFoundError, ValueError):
-            timezone = None
+        timezone = zone_name(info.get("zoneinfo"))
         who = info.get("preferred_username") or info.get("name") or "the API user"
         return CheckResult(
             f"Connected to Salesforce as {who}"
@@ -235,10 +222,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             except (ObjectRefused, QueryRejected) as exc:
                 result.query_errors[query.id] = exc.message
         for statement, group in statements.items():
-            sums = sorted(
-                {q.params.field for q in group if isinstance(q.params, SalesforceSumParams)}
-            )
-            count = any(not isinstance(q.params, SalesforceSumParams) for q in group)
+            summed = [q.params.field for q in group if isinstance(q.params, SalesforceSumParams)]
+            sums, count = sorted(set(summed)), len(summed) < len(group)
             values = []
             try:
                 # A grouped answer can't be paged: each query spans few enough days for one.
@@ -248,7 +233,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
                     )
                     values += _values(group, sums, records, part, result.warnings)
             except (ObjectRefused, QueryRejected) as exc:
-                result.query_errors |= {q.id: exc.message for q in group}
+                result.fail(group, exc.message)
                 continue
             result.values += values
             # The aggregate covers every record of the window: a day absent has none any more.
@@ -327,9 +312,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         says it has more (``done: false``, a ``nextRecordsUrl``) is not what Salesforce documents,
         so it is not followed, and the fetch fails rather than store part of the window."""
         body = await self._get_json(f"{self._data}/query", {"q": soql}, sobject=sobject)
-        records = body.get("records") if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            raise RetriableError("Salesforce answered the query without `records`")
+        records = rows_of(body, "records", "Salesforce's query")
         if body.get("done", True) is not True or body.get("nextRecordsUrl"):
             raise RetriableError(
                 "Salesforce answered a grouped query in parts (`done: false`, a "
@@ -341,21 +324,14 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         """The object's fields by lower-cased name (SOQL names are case-insensitive)."""
         if sobject not in self._describes:
             path = f"{self._data}/sobjects/{sobject}/describe"
-            body = await self._get_json(path, sobject=sobject, describing=True)
-            fields = body.get("fields") if isinstance(body, dict) else None
-            if not isinstance(fields, list):
-                raise RetriableError(f"Salesforce described {sobject} without its fields")
+            body = await self._get_json(path, sobject=sobject)
+            fields = rows_of(body, "fields", f"Salesforce's describe of {sobject}")
             described = {str(f.get("name", "")).lower(): f for f in fields if isinstance(f, dict)}
             self._describes[sobject] = described
         return self._describes[sobject]
 
     async def _get_json(
-        self,
-        url: str,
-        params: dict[str, str] | None = None,
-        *,
-        sobject: str | None = None,
-        describing: bool = False,
+        self, url: str, params: dict[str, str] | None = None, sobject: str | None = None
     ) -> Any:
         try:
             response = await self.http.get(f"{await self._root()}{url}", params=params)
@@ -371,15 +347,14 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             ) from None
         if usage := _USAGE.search(response.headers.get("Sforce-Limit-Info", "")):
             self._usage = (int(usage.group(1)), int(usage.group(2)))
-        if not response.is_success:
-            raise _ERRORS(
-                response,
-                self.http.redact,
-                hints={404: _NO_OBJECT} if describing else None,
-                name=f"`{sobject}`" if sobject else "the object queried",
-                api_version=self.config.api_version,
-            )
-        return json_body(response, "Salesforce")
+        return _ERRORS.json(
+            response,
+            self.http.redact,
+            # A describe's 404 is an object the user can't see; elsewhere, a wrong address.
+            hints={404: _NO_OBJECT} if url.endswith("/describe") else None,
+            name=f"`{sobject}`" if sobject else "the object queried",
+            api_version=self.config.api_version,
+        )
 
     def _usage_details(self) -> dict[str, Any]:
         if self._usage is None:
@@ -407,8 +382,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     def _known(self) -> str | None:
         """The ``instance_url`` of the token refreshed in this run, else of the stored one."""
         token = getattr(self.http, "token", None)
-        reported = _address(token.get("instance_url")) if isinstance(token, Mapping) else None
-        return reported or _address(self.credentials.instance_url)
+        reported = http_root(token.get("instance_url")) if isinstance(token, Mapping) else None
+        return reported or http_root(self.credentials.instance_url)
 
     def _notices(self) -> list[str]:
         """The org moved: calls follow it already, but the configured address is stale."""
@@ -499,14 +474,11 @@ class Statement:
         if self.datetime:
             # UTC bounds a day wider on each side hold every local day of the window in any
             # time zone (UTC-12 to UTC+14); the days outside it are dropped from the answer.
-            low = f"{(window.start - timedelta(days=1)).isoformat()}T00:00:00Z"
-            high = f"{(window.end + timedelta(days=2)).isoformat()}T00:00:00Z"
+            low = f"{window.start - timedelta(days=1)}T00:00:00Z"
+            high = f"{window.end + timedelta(days=2)}T00:00:00Z"
             bounds = [f"{name} >= {low}", f"{name} < {high}"]
         else:
-            bounds = [
-                f"{name} >= {window.start.isoformat()}",
-                f"{name} <= {window.end.isoformat()}",
-            ]
+            bounds = [f"{name} >= {window.start}", f"{name} <= {window.end}"]
         where = " AND ".join(bounds + [f"({c})" for c in self.conditions])
         return f"SELECT {', '.join(select)} FROM {self.sobject} WHERE {where} GROUP BY {day}"
 
@@ -521,10 +493,8 @@ def _values(
     alias = {field: f"s{i}" for i, field in enumerate(sums)}
     values: list[DailyValue] = []
     for record in (r for r in records if isinstance(r, dict)):
-        raw = record.get("d")
-        try:
-            day = date.fromisoformat(str(raw)[:10])
-        except ValueError:
+        day = iso_day(raw := record.get("d"))
+        if day is None:
             warnings.append(f"Salesforce sent a row dated `{str(raw)[:40]}`: skipped")
             continue
         for query in group if day in window else ():

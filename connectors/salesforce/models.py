@@ -45,10 +45,6 @@ def _check_url(value: str) -> str:
     return root
 
 
-#: An http(s) root as Salesforce's token answer gives one, or None for anything else.
-_address = http_root
-
-
 def version_retired(version: str) -> date | None:
     """The day Salesforce retires ``version`` (see :data:`RETIREMENTS`), None when unannounced."""
     match = _VERSION.fullmatch(version)

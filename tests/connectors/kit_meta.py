@@ -32,7 +32,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.meta import MetaConnector
+from connectors.meta.connector import MetaConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "graph.krsync.test"

@@ -27,7 +27,7 @@ from connectors.base import (
     RateLimited,
     Window,
 )
-from connectors.meta import MetaConnector
+from connectors.meta.connector import MetaConnector
 from tests.connectors import (
     engine_client,
     kits,  # noqa: F401  (loads every kit first: they import kits)

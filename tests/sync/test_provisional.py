@@ -18,7 +18,7 @@ from sync_factories import freeze_today, make_kr, make_mapping, make_source, run
 from app.models import Cycle, DataSource, KeyResult, Mapping
 from app.sync.plan import incremental_window, plan_run
 from connectors.demo import DemoConnector
-from connectors.meta import MetaConnector
+from connectors.meta.connector import MetaConnector
 
 TODAY = date(2026, 8, 16)
 

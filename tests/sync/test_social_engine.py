@@ -18,7 +18,7 @@ from sync_factories import freeze_today, make_kr, make_mapping, make_source, obs
 
 from app.core.vault import encrypt_credentials
 from connectors.base import Window
-from connectors.meta import PAGE_WINDOW_DAYS
+from connectors.meta.models import PAGE_WINDOW_DAYS
 
 # kits.py imports every kit_*.py: loaded first, it finds each kit's KIT defined.
 from tests.connectors import (
