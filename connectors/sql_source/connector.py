@@ -1,11 +1,23 @@
-"""The ``sql`` connector's hooks and database work, on an engine built and disposed per call.
+"""Daily figures from a read-only SQL query on any database SQLAlchemy can reach.
+
+The query returns ``date, value[, group]`` rows and is bound to the window with ``:from`` and
+``:to`` (real bind parameters, so exactly one statement runs). It always runs in a read-only
+transaction of a read-only session with a statement timeout, and the transaction is rolled back
+at the end: a query that writes is refused by the database itself (PostgreSQL
+``default_transaction_read_only`` and ``SET TRANSACTION READ ONLY``, MySQL/MariaDB
+``SET SESSION TRANSACTION READ ONLY`` and ``START TRANSACTION READ ONLY``, SQLite opened with
+``mode=ro``, ``PRAGMA query_only`` and an authorizer that allows reads only), not by inspecting
+its text. The connection may reach a private address only when the admin allows it, and SQLite
+only files inside ``KRSYNC_FILES_DIR``, never krsync's own database. The driver is blocking, so
+the database work runs in a worker thread, on an engine built and disposed per call.
 
 Every driver call has a deadline: libpq's connect timeout, PyMySQL's socket timeouts, and
 :class:`_Deadline` over the whole connection. The private-network guard runs on the very
 arguments SQLAlchemy hands the driver (a ``do_connect`` hook), so every host the driver would use
 is checked: libpq's ``host`` and ``hostaddr`` lists, a Unix socket (a path, or no host at all),
 PyMySQL's ``unix_socket``. The same hook pins what the environment could otherwise change
-(``PGHOSTADDR``, ``PGPASSWORD``)."""
+(``PGHOSTADDR``, ``PGPASSWORD``).
+"""
 
 from __future__ import annotations
 
@@ -22,9 +34,10 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
+from pydantic import AfterValidator, ConfigDict, Field, SecretStr
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
@@ -45,14 +58,8 @@ from connectors.base import (
     as_number,
 )
 from connectors.files import file_in_files_dir
+from connectors.models import Params, Strict
 from connectors.netguard import ALLOW_PRIVATE_ENV, non_public_reason, private_networks_allowed
-from connectors.sql_source.models import (
-    SqlConfig,
-    SqlCredentials,
-    SqlParams,
-    check_binds,
-    normalize_url,
-)
 
 WRITE_REFUSED = "the database refused a write: the query must only read"
 _MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
@@ -82,6 +89,168 @@ MAX_ROWS = 100_000
 _SQLITE_READS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 )
+#: The bind parameters a query must use (and the only ones it may).
+WINDOW_BINDS = ("from", "to")
+#: The drivers krsync ships and sets deadlines and read-only sessions for, by URL scheme.
+DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+#: URL query parameters a user may set, by backend (hosts and sockets are checked at connect).
+#: Left out on purpose: libpq's ``service``, ``servicefile``, ``passfile``, ``options`` and its
+#: ``ssl*`` file paths; PyMySQL's ``init_command``, ``local_infile`` (a server could ask for any
+#: local file), ``client_flag``, ``read_default_file``, a ``host`` beside the URL's; the drivers'
+#: timeouts (krsync sets them); any password.
+ALLOWED_QUERY = {
+    "postgresql": frozenset(
+        (
+            "host hostaddr port sslmode sslrootcert sslnegotiation sslsni channel_binding"
+            " gssencmode require_auth target_session_attrs load_balance_hosts application_name"
+            " client_encoding"
+        ).split()
+    ),
+    "mysql": frozenset({"charset", "unix_socket", "ssl_check_hostname"}),
+}
+
+
+def check_binds(query: str) -> None:
+    """The query binds ``:from`` and ``:to``, as SQLAlchemy itself parses it, and nothing else.
+
+    Asking SQLAlchemy rather than matching text matters: an escaped ``\\:from`` or a
+    ``:from::date`` cast binds nothing, and a query without parameters reaches psycopg as a simple
+    query, which runs several statements (``COMMIT`` among them) in one call.
+    """
+    try:
+        names = set(text(query).compile().params)
+    except SQLAlchemyError as exc:
+        raise ConnectorConfigError(f"the query can't be read: {exc}") from None
+    missing = [f":{name}" for name in WINDOW_BINDS if name not in names]
+    if missing:
+        raise ConnectorConfigError(
+            f"the query must use {' and '.join(missing)} to limit rows to the window, e.g."
+            " WHERE day BETWEEN :from AND :to (write CAST(:from AS date), not :from::date)"
+        )
+    extra = sorted(names - set(WINDOW_BINDS))
+    if extra:
+        raise ConnectorConfigError(
+            f"the query may bind only :from and :to, not {', '.join(f':{n}' for n in extra)}"
+            " (write \\: for a colon that is not a parameter)"
+        )
+
+
+def normalize_url(raw: str) -> URL:
+    """A URL naming the driver krsync ships (postgres:// and mysql:// get psycopg and PyMySQL),
+    a SQLite file opened read-only through SQLite's URI syntax."""
+    scheme, sep, rest = raw.strip().partition("://")
+    if not sep:
+        raise ConnectorConfigError(
+            "`url` is not a database URL: use e.g. postgresql://user@host/db or sqlite:///path"
+        )
+    try:
+        url = make_url(f"{DRIVERS.get(scheme.lower(), scheme)}://{rest}")
+    except (ArgumentError, ValueError):
+        # Neither message is quoted: a malformed URL may still hold a password.
+        raise ConnectorConfigError(
+            "`url` is not a valid SQLAlchemy URL: use scheme://user@host:port/database, a port"
+            " as a number, and several hosts as ?host=a&host=b"
+        ) from None
+    if url.password or any(key in ("password", "passwd") for key in url.query):
+        raise ConnectorConfigError(
+            "`url` must not contain a password: remove it and put it in the credentials"
+        )
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return url
+    read_only = {**url.query, "mode": "ro", "uri": "true"}
+    if database.startswith("file:"):
+        return url.set(query=read_only)
+    return url.set(database=f"file:{database}", query=read_only)
+
+
+def check_url(raw: str) -> URL:
+    """The URL as :func:`normalize_url` makes it, refused unless krsync can vouch for it: only
+    the drivers whose timeouts and read-only settings krsync sets, and of the query parameters
+    only those that can't point the driver somewhere else (a service file, a socket, a file to
+    read, a statement to run at connect); the hosts themselves are checked when connecting."""
+    url = normalize_url(raw)
+    backend = url.get_backend_name()
+    shipped = ("sqlite", "sqlite+pysqlite") if backend == "sqlite" else (DRIVERS.get(backend),)
+    if url.drivername not in shipped:
+        raise ConnectorConfigError(
+            f"`{url.drivername}` URLs are not supported: use postgresql://, mysql://,"
+            " mariadb:// or sqlite:/// (krsync sets the timeouts and the read-only session of"
+            " the drivers it ships)"
+        )
+    if backend == "sqlite":
+        given = make_url(raw.strip())
+        database = given.database or ""
+        if given.query:
+            raise ConnectorConfigError(
+                "a SQLite `url` takes no query parameters: krsync opens the file read-only itself"
+            )
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ConnectorConfigError(
+                "a SQLite `url` names a database file in KRSYNC_FILES_DIR, e.g. sqlite:///shop.db:"
+                " not an in-memory database or a file: URI"
+            )
+        return url
+    allowed_keys = ALLOWED_QUERY["mysql" if backend == "mariadb" else backend]
+    unknown = sorted(set(url.query) - allowed_keys)
+    if unknown:
+        allowed = ", ".join(f"`{key}`" for key in sorted(allowed_keys))
+        raise ConnectorConfigError(
+            f"`url` can't set {', '.join(f'`{key}`' for key in unknown)}: krsync sets the"
+            " connection's timeouts and read-only session itself and reads no local file,"
+            f" service or option file for it (accepted: {allowed})"
+        )
+    if url.query.get("sslrootcert") not in (None, "system"):
+        raise ConnectorConfigError(
+            "`sslrootcert` may only be `system` (the system's certificate authorities):"
+            " krsync reads no local file for a connection"
+        )
+    return url
+
+
+def _refused_as_invalid(check: Callable[[str], object]) -> AfterValidator:
+    """A check above as a field's: its refusal is the field's error."""
+
+    def run(value: str) -> str:
+        try:
+            check(value)
+        except ConnectorConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    return AfterValidator(run)
+
+
+class SqlConfig(Strict):
+    model_config = ConfigDict(hide_input_in_errors=True)  # a refused URL may hold a password
+
+    url: Annotated[str, _refused_as_invalid(check_url)] = Field(
+        min_length=1,
+        description="An SQLAlchemy URL without the password, e.g. "
+        "postgresql://reader@db.example.com/shop, mysql://reader@db/shop or sqlite:///shop.db (a "
+        "file in KRSYNC_FILES_DIR). Use a read-only database user; the password goes in the "
+        "credentials.",
+    )
+    statement_timeout_seconds: int = Field(
+        30, ge=1, le=3600, description="A query running longer than this is cancelled."
+    )
+
+
+class SqlCredentials(Strict):
+    password: SecretStr | None = Field(None, description="The database user's password.")
+
+
+class SqlParams(Params):
+    query: Annotated[str, _refused_as_invalid(check_binds)] = Field(
+        min_length=1,
+        description="A SELECT returning `date, value[, group]` rows, one per day (and group), "
+        "limited to the window with the :from and :to bind parameters (inclusive dates).",
+    )
 
 
 class _Deadline:
@@ -177,9 +346,7 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
                 except ConnectorConfigError as exc:  # this query's own fault: the others run
                     result.query_errors[query.id] = exc.message
                     continue
-                values, warnings = parse_rows(query.id, rows, window)
-                result.values.extend(values)
-                result.warnings.extend(warnings)
+                parse_rows(query.id, rows, window, result)
             return result
 
         return await asyncio.to_thread(self._with_connection, run, statements=len(queries))
@@ -482,15 +649,15 @@ def _own_database() -> Path | None:
     return Path(url.database.removeprefix("file:").split("?", 1)[0]).expanduser().resolve()
 
 
-# --- rows, as drivers hand them (pure, so the row rules are tested without a database) -------
+# --- rows, as drivers hand them (no database here: the row rules are tested without one) -----
 
 
 def parse_rows(
-    query_id: str, rows: Sequence[tuple[Any, ...]], window: Window
-) -> tuple[list[DailyValue], list[str]]:
-    """Daily values from ``date, value[, group]`` rows; duplicates of a day and group are summed."""
+    query_id: str, rows: Sequence[tuple[Any, ...]], window: Window, result: FetchResult
+) -> None:
+    """``date, value[, group]`` rows into ``result``: daily values (duplicates summed), warnings."""
     totals: dict[tuple[date, str | None], float] = {}
-    warnings: list[str] = []
+    warnings = result.warnings
     for n, row in enumerate(rows, start=1):
         if len(row) < 2:
             warnings.append(f"row {n}: expected `date, value[, group]` columns, got {len(row)}")
@@ -507,7 +674,7 @@ def parse_rows(
             continue
         group = None if len(row) < 3 or row[2] is None else str(row[2])
         totals[(day, group)] = totals.get((day, group), 0.0) + value
-    return [DailyValue(query_id, d, v, g) for (d, g), v in totals.items()], warnings
+    result.values += [DailyValue(query_id, d, v, g) for (d, g), v in totals.items()]
 
 
 def _as_date(raw: Any) -> date | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import respx
 
 from connectors.base import Window
-from connectors.ga4 import GA4Connector
+from connectors.ga4.connector import GA4Connector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 from tests.connectors.google_fake import (
     GA4_CONCURRENT,

@@ -10,7 +10,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from connectors.sql_source import SqlConnector
+from connectors.sql_source.connector import SqlConnector
 from connectors.testing import Kit, Query
 
 

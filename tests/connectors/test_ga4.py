@@ -31,7 +31,7 @@ from connectors.base import (
     RetriableError,
     Window,
 )
-from connectors.ga4 import DailyQuotaExhausted, GA4Connector, GA4Params
+from connectors.ga4.connector import DailyQuotaExhausted, GA4Connector, GA4Params
 from connectors.google_auth import GoogleCredentials
 from tests.connectors import engine_client
 from tests.connectors.google_fake import (

@@ -34,7 +34,8 @@ from connectors.base import (
     Window,
 )
 from connectors.registry import get_connector
-from connectors.sql_source import (
+from connectors.sql_source import connector as sql_connector
+from connectors.sql_source.connector import (
     WRITE_REFUSED,
     SqlConfig,
     SqlConnector,
@@ -42,7 +43,6 @@ from connectors.sql_source import (
     SqlParams,
     normalize_url,
 )
-from connectors.sql_source import connector as sql_connector
 from tests.connectors.engine_client import BareClient
 from tests.connectors.kits import KITS
 
