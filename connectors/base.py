@@ -628,6 +628,10 @@ class Connector(ABC, Generic[ConfigT, CredT]):
                 merged[key] = token[key]
         return merged
 
+    #: An open-ended catalogue (any object's count, any GA4 metric) has no list to offer for a
+    #: name it refuses: it says the naming rule instead ("Salesforce metric: name an object...").
+    metric_naming: ClassVar[str | None] = None
+
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
         """Catalogue lookup; open-ended connectors override it to accept a naming pattern."""
@@ -654,6 +658,8 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     ) -> BaseModel:
         """Check a mapping offline and return its validated params, or raise ``MappingError``."""
         spec = cls.metric_spec(metric)
+        if spec is None and cls.metric_naming:
+            raise MappingError("metric", f"`{metric[:80]}` is not a {cls.metric_naming}")
         if spec is None:
             known = _names([m.name for m in cls.metrics])
             raise MappingError("metric", f"{cls.name} has no metric `{metric}`; available: {known}")

@@ -29,7 +29,7 @@ import asyncio
 import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -47,11 +47,10 @@ from google.analytics.data_v1beta.services.beta_analytics_data.transports.rest i
 )
 from google.api_core import exceptions as gexc
 from google.auth.transport.requests import AuthorizedSession
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from connectors.base import (
     LIST_OPS,
-    Aggregation,
     BaseUrl,
     CheckResult,
     Connector,
@@ -487,27 +486,15 @@ class GA4Connector(Connector[GA4Config, GoogleCredentials]):
         )
         return _ERRORS.classify(refusal)
 
+    metric_naming = (
+        "GA4 metric API name (e.g. `sessions`, `keyEvents:purchase`; the list: "
+        "developers.google.com/analytics/devguides/reporting/data/v1/api-schema)"
+    )
+
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
         known = super().metric_spec(name)
         return known or (_spec(name) if API_NAME.match(name) else None)
-
-    @classmethod
-    def validate_query(
-        cls,
-        metric: str,
-        params: Mapping[str, Any] | None,
-        filters: Sequence[Filter | Mapping[str, Any]],
-        aggregation: Aggregation | None,
-    ) -> BaseModel:
-        if not API_NAME.match(metric):
-            raise MappingError(
-                "metric",
-                f"`{metric}` is not a GA4 metric API name (e.g. `sessions`, "
-                "`keyEvents:purchase`; the list: "
-                "developers.google.com/analytics/devguides/reporting/data/v1/api-schema)",
-            )
-        return super().validate_query(metric, params, filters, aggregation)
 
     @classmethod
     def check_filters(cls, filters: Sequence[Filter]) -> None:

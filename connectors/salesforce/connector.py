@@ -42,10 +42,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from pydantic import BaseModel
 
 from connectors.base import (
-    Aggregation,
     CheckResult,
     Connector,
     ConnectorAuthError,
@@ -170,23 +168,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return credentials | {k: v for k in kept if isinstance(v := token.get(k), str) and v}
 
     metric_spec = staticmethod(_metric_spec)
+    metric_naming = (
+        "Salesforce metric: name an object's API name and `.count` or `.sum`, e.g. "
+        "`Lead.count`, `Opportunity.sum`, `Campaign__c.count`"
+    )
     sunset_of = staticmethod(version_retired)
-
-    @classmethod
-    def validate_query(
-        cls,
-        metric: str,
-        params: Mapping[str, Any] | None,
-        filters: Sequence[Filter | Mapping[str, Any]],
-        aggregation: Aggregation | None,
-    ) -> BaseModel:
-        if _metric_spec(metric) is None:
-            raise MappingError(
-                "metric",
-                f"`{metric[:80]}` is not a Salesforce metric: name an object's API name and "
-                "`.count` or `.sum`, e.g. `Lead.count`, `Opportunity.sum`, `Campaign__c.count`",
-            )
-        return super().validate_query(metric, params, filters, aggregation)
 
     @classmethod
     def check_filters(cls, filters: Sequence[Filter]) -> None:
