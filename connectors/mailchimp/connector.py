@@ -194,9 +194,9 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     config_model = MailchimpConfig
     credentials_model = MailchimpCredentials
     metrics = (
-        *catalogue({m: entry[1:] for m, entry in ACTIVITY.items()}),
         *catalogue(
-            {
+            {m: entry[1:] for m, entry in ACTIVITY.items()}
+            | {
                 MEMBERS: (
                     "Subscribed contacts in the audience now (recorded on the sync's day)",
                     "contacts",
@@ -294,9 +294,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         found: dict[date, dict[str, Any]] = {}
         oldest: date | None = None
         unreadable = 0
-        paginator = self._paginator()
         path = f"lists/{self.config.list_id}/activity"
-        async for rows in self._paged(paginator, path, {"fields": ACTIVITY_TRIM}, warnings):
+        async for rows, more in self._paged(path, {"fields": ACTIVITY_TRIM}, warnings):
             days: list[date] = []
             for row in rows:
                 day = iso_day(row.get("day")) if isinstance(row, dict) else None
@@ -308,13 +307,13 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
                     found[day] = row
             if days:
                 oldest = min(days) if oldest is None else min(oldest, *days)
-            if paginator.has_next and days and days[0] >= days[-1] and days[-1] < window.start:
+            if more and days and days[0] >= days[-1] and days[-1] < window.start:
                 break  # newest first, and this page already reaches before the window
         if unreadable:
             warnings.append(
                 f"{unreadable} day(s) of Mailchimp's list activity had no readable `day`"
             )
-        if not paginator.has_next and oldest is not None and oldest > window.start:
+        if not more and oldest is not None and oldest > window.start:
             warnings.append(await self._history_starts(window, oldest))
         return found
 
@@ -345,34 +344,29 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         )
         params = {"since_send_time": since, "before_send_time": before, "fields": REPORT_FIELDS}
         reports: list[tuple[date, dict[str, Any]]] = []
-        read = 0
-        async for page in self._paged(self._paginator(), "reports", params, result.warnings):
+        read, audience = 0, self.config.list_id
+        async for page, _ in self._paged("reports", params, result.warnings):
             read += len(page)
             for report in page:
-                day = local_day(
-                    report.get("send_time") if isinstance(report, dict) else None, self.zone
-                )
-                if day is None or day not in window:
-                    continue
-                list_id = report.get("list_id")
-                if list_id and list_id != self.config.list_id:
-                    continue  # a campaign to another audience of the account
-                reports.append((day, report))
+                sent = report.get("send_time") if isinstance(report, dict) else None
+                day = local_day(sent, self.zone)
+                # A campaign to another audience of the account doesn't count.
+                if day and day in window and (report.get("list_id") or audience) == audience:
+                    reports.append((day, report))
         result.details["campaigns"] = {"read": read, "sent_to_audience": len(reports)}
         return reports
 
-    def _paginator(self) -> OffsetPaginator:
-        """Mailchimp's ``count``/``offset`` paging, to ``total_items`` where it is sent."""
-        size = self.config.page_size
-        return OffsetPaginator(limit_param="count", limit=size, total="$.total_items")
-
     async def _paged(
-        self, paginator: OffsetPaginator, path: str, params: dict[str, str], warnings: list[str]
-    ) -> AsyncIterator[list[Any]]:
-        """Each page's list (``activity``, ``reports``: the path's last part); past
+        self, path: str, params: dict[str, str], warnings: list[str]
+    ) -> AsyncIterator[tuple[list[Any], bool]]:
+        """Each page's list (``activity``, ``reports``: the path's last part) and whether another
+        page follows: ``count``/``offset`` paging to ``total_items`` where it is sent, and past
         :data:`MAX_PAGES` pages a warning, and no more."""
         key = path.rsplit("/", 1)[-1]
         what = f"Mailchimp's {'list activity' if key == 'activity' else key}"
+        paginator = OffsetPaginator(
+            limit_param="count", limit=self.config.page_size, total="$.total_items"
+        )
         async for body in pages(
             paginator,
             Request("GET", path, params),
@@ -382,7 +376,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             what=what,
             warnings=warnings,
         ):
-            yield rows_of(body, key, what)
+            yield rows_of(body, key, what), paginator.has_next
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         hints = {
