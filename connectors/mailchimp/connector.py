@@ -1,11 +1,9 @@
-"""Audience and campaign figures from Mailchimp's Marketing API 3.0.
+"""Audience and campaign figures from Mailchimp's Marketing API 3.0, each endpoint asked once a
+fetch however many mappings need it:
 
-Each endpoint is asked once per fetch, however many mappings need it:
-
-- ``GET /lists/{list_id}/activity``: the audience's daily aggregates (``subs``, ``unsubs``,
-  ``emails_sent``, ``unique_opens``, ``recipient_clicks``) for up to the previous 180 days,
-  paged with ``count``/``offset`` and trimmed with ``fields``. Mailchimp lists the newest day
-  first, so paging stops at the first page that reaches before the window. Days Mailchimp no
+- ``GET /lists/{list_id}/activity``: the audience's daily aggregates for up to the previous 180
+  days, paged with ``count``/``offset`` and trimmed with ``fields``. Mailchimp lists the newest
+  day first, so paging stops at the first page that reaches before the window. Days Mailchimp no
   longer keeps are not invented: a warning says from which day the figures start, or, for an
   audience created after the window's start (its ``date_created``), that it has no older days.
 - ``GET /lists/{list_id}``: ``stats.member_count``, the audience's size now (a snapshot), and
@@ -209,12 +207,11 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             filters={"campaign_title": _TEXT_OPS, "campaign_type": _TEXT_OPS - {"contains"}},
         ),
     )
-    #: Opens and clicks keep coming in for days after a campaign is sent.
+    #: A campaign's opens and clicks keep arriving for about a week after its send day.
     recommended_lookback_days = 7
+    settle_days = 7
     #: Marketing API 3.0, the root every path hangs from; Mailchimp dates no sunset.
     api_version = "3.0"
-    #: A campaign's opens and clicks keep arriving for about a week after its send day.
-    settle_days = 7
 
     @classmethod
     def http_options(
@@ -222,25 +219,22 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     ) -> HttpOptions:
         """The root every path hangs from is ``base_url``, else the key's or the token's data
         centre; the key signs in with Basic auth, the token as a Bearer."""
-        suffix = _DC_SUFFIX.search(credentials.api_key or "")
+        key = credentials.api_key
+        suffix = _DC_SUFFIX.search(key or "")
         dc = suffix.group(1) if suffix else credentials.data_center or config.data_center
-        if credentials.api_key is not None:
-            authorization = basic_auth("krsync", credentials.api_key)
-            missing = (
+        if not config.base_url and dc is None:
+            raise ConnectorConfigError(
                 "the Mailchimp API key doesn't end in its data centre (`-us21`): copy the whole "
                 "key from Profile > Extras > API keys, or set `data_center`"
-            )
-        else:
-            authorization = f"Bearer {credentials.access_token}"
-            missing = (
-                "an OAuth access token needs its `data_center` (the `dc` the OAuth metadata "
+                if key is not None
+                else "an OAuth access token needs its `data_center` (the `dc` the OAuth metadata "
                 "endpoint gave, e.g. `us21`)"
             )
-        if not config.base_url and dc is None:
-            raise ConnectorConfigError(missing)
+        authorization = (
+            basic_auth("krsync", key) if key is not None else f"Bearer {credentials.access_token}"
+        )
         return HttpOptions(
             base_url=(config.base_url or ROOT.format(dc=dc)).rstrip("/"),
-            # Per source: sources sharing an account share Mailchimp's 10 but not this cap.
             max_concurrency=MAX_CONNECTIONS,
             headers={"Authorization": authorization, "Accept": "application/json"},
         )
@@ -292,29 +286,25 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     async def _activity(self, window: Window, warnings: list[str]) -> dict[date, dict[str, Any]]:
         """The window's days of list activity, by day."""
         found: dict[date, dict[str, Any]] = {}
-        oldest: date | None = None
+        seen: list[date] = []
         unreadable = 0
         path = f"lists/{self.config.list_id}/activity"
         async for rows, more in self._paged(path, {"fields": ACTIVITY_TRIM}, warnings):
-            days: list[date] = []
-            for row in rows:
-                day = iso_day(row.get("day")) if isinstance(row, dict) else None
-                if day is None:
-                    unreadable += 1
-                    continue
-                days.append(day)
-                if day in window:
-                    found[day] = row
-            if days:
-                oldest = min(days) if oldest is None else min(oldest, *days)
+            dated = [
+                (iso_day(row.get("day")) if isinstance(row, dict) else None, row) for row in rows
+            ]
+            days = [day for day, _ in dated if day is not None]
+            unreadable += len(rows) - len(days)
+            found |= {day: row for day, row in dated if day is not None and day in window}
+            seen += days
             if more and days and days[0] >= days[-1] and days[-1] < window.start:
                 break  # newest first, and this page already reaches before the window
         if unreadable:
             warnings.append(
                 f"{unreadable} day(s) of Mailchimp's list activity had no readable `day`"
             )
-        if not more and oldest is not None and oldest > window.start:
-            warnings.append(await self._history_starts(window, oldest))
+        if not more and seen and min(seen) > window.start:
+            warnings.append(await self._history_starts(window, min(seen)))
         return found
 
     async def _history_starts(self, window: Window, oldest: date) -> str:
