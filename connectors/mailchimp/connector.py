@@ -45,7 +45,7 @@ from connectors.base import (
     as_number,
     basic_auth,
 )
-from connectors.errors import Classifier, Hints
+from connectors.errors import Classifier, Key
 from connectors.models import Strict, catalogue, root_field
 from connectors.paginate import OffsetPaginator, Request, pages
 from connectors.series import (
@@ -133,14 +133,6 @@ _ERRORS = Classifier(
         "{said}",
     },
 )
-_OAUTH_REFUSED: Hints = {
-    401: "Mailchimp refused the OAuth access token ({said}): reconnect Mailchimp and store the "
-    "new `access_token` with its `data_center`"
-}
-_NO_AUDIENCE: Hints = {
-    404: "Mailchimp has no audience `{config.list_id}` in this account ({said}): check "
-    "`list_id` (Audience > Settings > Audience name and defaults)"
-}
 
 
 class MailchimpConfig(Strict):
@@ -217,8 +209,6 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     def http_options(
         cls, config: MailchimpConfig, credentials: MailchimpCredentials
     ) -> HttpOptions:
-        """The root every path hangs from is ``base_url``, else the key's or the token's data
-        centre; the key signs in with Basic auth, the token as a Bearer."""
         key = credentials.api_key
         suffix = _DC_SUFFIX.search(key or "")
         dc = suffix.group(1) if suffix else credentials.data_center or config.data_center
@@ -369,10 +359,17 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             yield rows_of(body, key, what), paginator.has_next
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        hints = {
-            **({} if self.credentials.api_key is not None else _OAUTH_REFUSED),
-            **(_NO_AUDIENCE if path.startswith("lists/") else {}),
-        }
+        hints: dict[Key, str] = {}
+        if self.credentials.api_key is None:
+            hints[401] = (
+                "Mailchimp refused the OAuth access token ({said}): reconnect Mailchimp and store "
+                "the new `access_token` with its `data_center`"
+            )
+        if path.startswith("lists/"):
+            hints[404] = (
+                "Mailchimp has no audience `{config.list_id}` in this account ({said}): check "
+                "`list_id` (Audience > Settings > Audience name and defaults)"
+            )
         return await _ERRORS.get(  # type: ignore[no-any-return]
             self.http, path, params, obj=True, hints=hints, config=self.config
         )
