@@ -1,24 +1,41 @@
-"""The Search Console connector: its query checks, the mapping's filters in Search Console's
-terms, the paged ``searchAnalytics.query`` calls signed with google-auth's token, and the errors
-they meet."""
+"""Google Search Console: daily clicks, impressions, CTR and position (``searchAnalytics.query``).
+
+``POST {base}/webmasters/v3/sites/{siteUrl}/searchAnalytics/query`` (the path documented at
+developers.google.com/webmaster-tools/v1/searchanalytics/query) with the ``date`` dimension,
+``dataState: "final"`` and the mapping's filters as one ``and`` group. Every row carries all four
+metrics, so the mappings of a fetch that share filters and search type share one request. Rows
+come sorted by clicks, not by date, so paging (``startRow``) goes on until a page comes back
+shorter than ``rowLimit``.
+
+google-auth obtains the access token from the credentials (a service account's signed JWT, or an
+OAuth refresh token); that token call, like the API calls, goes over the engine's client (through
+:class:`~connectors.google_auth.GoogleBridge`), so it is counted, guarded against private
+addresses, retried and redacted like the rest, and tests see it where they see the API.
+
+Search Console dates are Pacific Time whatever the site's audience, so ``check()`` reports
+``America/Los_Angeles``; final data lags two to three days, hence a lookback of four.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import google.auth.exceptions
+from pydantic import Field, field_validator
 
 from connectors.base import (
+    BaseUrl,
     CheckResult,
     Connector,
     ConnectorAuthError,
     ConnectorConfigError,
     FetchResult,
     Filter,
+    FilterOp,
     HttpOptions,
     MappingError,
     MetricQuery,
@@ -33,22 +50,75 @@ from connectors.google_auth import (
     google_words,
     refresh_error,
 )
+from connectors.models import Params, Strict, catalogue, root_field
 from connectors.paginate import OffsetPaginator, Request, pages
-from connectors.search_console.models import (
-    CATALOGUE,
-    DEVICES,
-    MAX_ROW_LIMIT,
-    PACIFIC,
-    SC_ROOT,
-    SCOPE,
-    SearchConsoleConfig,
-)
 from connectors.series import daily, group_queries, iso_day
 
+SC_ROOT = "https://www.googleapis.com"
+SCOPE = "https://www.googleapis.com/auth/webmasters.readonly"
+#: "Dates are in PT" (searchanalytics/query, startDate): the day boundaries of every figure.
+PACIFIC = "America/Los_Angeles"
+METRICS = ("clicks", "impressions", "ctr", "position")
+DEVICES = frozenset({"DESKTOP", "MOBILE", "TABLET"})
 #: ``permissionLevel`` of an account that may not read the property's data. The Search Console
 #: API v1 definition spells it SITE_UNVERIFIED_USER (WmxSite in its discovery document), the
 #: Webmasters v3 reference siteUnverifiedUser; which one an answer uses is Google's choice.
 UNVERIFIED = frozenset({"SITE_UNVERIFIED_USER", "siteUnverifiedUser"})
+_TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "contains", "in", "not_in"})
+_CODE_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in"})
+_OPERATORS = {"eq": "equals", "neq": "notEquals", "contains": "contains"}
+#: RE2 metacharacters; escaping only these keeps the expression valid RE2.
+_RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
+
+
+class SearchConsoleConfig(Strict):
+    site_url: str = Field(
+        description="The property as Search Console names it: `https://www.example.com/` "
+        "(URL prefix) or `sc-domain:example.com` (domain)."
+    )
+    base_url: BaseUrl | None = root_field(SC_ROOT, unset=True)
+
+    @field_validator("site_url")
+    @classmethod
+    def _property(cls, value: str) -> str:
+        value = value.strip()
+        if re.match(r"^sc-domain:[^\s/]+$", value):
+            return value
+        if not re.match(r"(?i)^https?://[^/\s]+", value):
+            raise ValueError(
+                "`site_url` is `https://www.example.com/` (URL prefix) or "
+                "`sc-domain:example.com` (domain property)"
+            )
+        # A URL-prefix property always ends with a slash; without it Search Console says 403.
+        return value if re.match(r"(?i)^https?://[^/]+/", value) else value + "/"
+
+
+class SearchConsoleParams(Params):
+    search_type: Literal["web", "image", "video", "news", "discover", "googleNews"] = Field(
+        "web", description="Which Google results: web, image, video, news, discover, googleNews."
+    )
+
+
+class _BadRequest(ConnectorConfigError):
+    """A 400 for one filter set: its mappings fail, the others go on."""
+
+
+_ERRORS = Classifier(
+    "Search Console",
+    {
+        **google_hints("Search Console", "Search Console"),
+        403: "the credentials have no access to Search Console property {config.site_url} "
+        "({said}): add the service account's `client_email` (or the authorizing user) under "
+        "Settings > Users and permissions, and check `site_url` (`sc-domain:` for a domain "
+        "property)",
+        404: "Search Console has no property {config.site_url}: check `site_url`",
+        429: "Search Console asks to slow down ({said})",
+        400: Hint("{said}", _BadRequest),
+        "retriable": "Search Console is having trouble ({status} {said})",
+        "config": "Search Console refused the request ({status} {said})",
+    },
+    read=google_words,
+)
 
 
 class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
@@ -59,19 +129,41 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     category = "analytics"
     config_model = SearchConsoleConfig
     credentials_model = GoogleCredentials
-    metrics = CATALOGUE
+    metrics = catalogue(
+        {
+            "clicks": ("Clicks from Google Search results to the site", "clicks"),
+            "impressions": ("Times a link to the site appeared in results", "impressions"),
+            "ctr": ("Clicks / impressions of the day (0-1)", "ratio", {"additive": False}),
+            # 1 is the top of the page: an "average position at most 8" key result is `at_most`.
+            "position": (
+                "Average top position of the site in results (1 is the top: lower is better)",
+                "position",
+                {"additive": False, "lower_is_better": True},
+            ),
+        },
+        params_model=SearchConsoleParams,
+        filters={
+            "query": _TEXT_OPS,
+            "page": _TEXT_OPS,
+            "country": _CODE_OPS,
+            "device": _CODE_OPS,
+            "searchAppearance": _CODE_OPS,
+        },
+    )
     recommended_lookback_days = 4
     #: The Search Console API v1 (its paths keep ``/webmasters/v3/``); Google dates no sunset.
     api_version = "v1"
     #: Search Console's final figures come 2 to 3 days late and the last days still move.
     settle_days = 3
     #: Rows a page asks for; the API's maximum (tests lower it to exercise paging).
-    row_limit: ClassVar[int] = MAX_ROW_LIMIT
+    row_limit: ClassVar[int] = 25_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bridge = GoogleBridge(self.http)
         self._google = build_credentials(self.credentials, SCOPE)
+        base = self.config.base_url or SC_ROOT
+        self._site = f"{base}/webmasters/v3/sites/{quote(self.config.site_url, safe='')}"
 
     @classmethod
     def http_options(
@@ -95,11 +187,9 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
                 if wrong:
                     raise MappingError(f"filters[{i}].value", f"`{text}` is not {wrong}")
 
-    # --- hooks -----------------------------------------------------------------------------------
-
     async def check(self) -> CheckResult:
         """``sites.get``: the credentials work and may read this property."""
-        body = await self._send("GET", self._site_url())
+        body = await self._send("GET", self._site)
         level = str(body.get("permissionLevel", "")) if isinstance(body, Mapping) else ""
         if level in UNVERIFIED:
             raise ConnectorAuthError(
@@ -144,17 +234,10 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         }
         return result
 
-    # --- requests --------------------------------------------------------------------------------
-
-    def _site_url(self) -> str:
-        base = self.config.base_url or SC_ROOT
-        return f"{base}/webmasters/v3/sites/{quote(self.config.site_url, safe='')}"
-
     async def _days(
         self, window: Window, search_type: str, filters: list[dict[str, str]]
     ) -> tuple[dict[date, dict[str, float]], int, str]:
         """Every row of the window, page after page, until a short page."""
-        url = f"{self._site_url()}/searchAnalytics/query"
         body: dict[str, Any] = {
             "startDate": window.start.isoformat(),
             "endDate": window.end.isoformat(),
@@ -174,7 +257,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         )
         async for page in pages(
             paginator,
-            Request("POST", url, body=body),
+            Request("POST", f"{self._site}/searchAnalytics/query", body=body),
             lambda r: self._send(r.method, r.url, r.body),
             count=lambda page: len(_rows(page)),
             what="Search Console's",
@@ -185,11 +268,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
                 keys = row.get("keys") if isinstance(row, Mapping) else None
                 day = iso_day(keys[0]) if isinstance(keys, list) and keys else None
                 if day is not None and day in window:
-                    days[day] = {
-                        m: float(row[m])
-                        for m in ("clicks", "impressions", "ctr", "position")
-                        if m in row
-                    }
+                    days[day] = {m: float(row[m]) for m in METRICS if m in row}
         return days, calls, aggregation
 
     async def _headers(self, *, renew: bool = False) -> dict[str, str]:
@@ -201,9 +280,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
             if renew:
                 credentials.refresh(request)  # type: ignore[no-untyped-call]
             headers: dict[str, str] = {}
-            credentials.before_request(  # type: ignore[no-untyped-call]
-                request, "POST", self._site_url(), headers
-            )
+            credentials.before_request(request, "POST", self._site, headers)  # type: ignore[no-untyped-call]
             return headers
 
         try:
@@ -223,36 +300,9 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
         return _ERRORS.json(response, self.http.redact, config=self.config)
 
 
-class _BadRequest(ConnectorConfigError):
-    """A 400 for one filter set: its mappings fail, the others go on."""
-
-
 def _rows(page: Any) -> list[Any]:
     rows = page.get("rows", []) if isinstance(page, Mapping) else []
     return rows if isinstance(rows, list) else []
-
-
-_ERRORS = Classifier(
-    "Search Console",
-    {
-        **google_hints("Search Console", "Search Console"),
-        403: "the credentials have no access to Search Console property {config.site_url} "
-        "({said}): add the service account's `client_email` (or the authorizing user) under "
-        "Settings > Users and permissions, and check `site_url` (`sc-domain:` for a domain "
-        "property)",
-        404: "Search Console has no property {config.site_url}: check `site_url`",
-        429: "Search Console asks to slow down ({said})",
-        400: Hint("{said}", _BadRequest),
-        "retriable": "Search Console is having trouble ({status} {said})",
-        "config": "Search Console refused the request ({status} {said})",
-    },
-    read=google_words,
-)
-
-
-_OPERATORS = {"eq": "equals", "neq": "notEquals", "contains": "contains"}
-#: RE2 metacharacters; escaping only these keeps the expression valid RE2.
-_RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 
 
 def _filters(filters: Sequence[Filter]) -> list[dict[str, str]]:

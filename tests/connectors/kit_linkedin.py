@@ -31,7 +31,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.linkedin import LinkedInConnector
+from connectors.linkedin.connector import LinkedInConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "linkedin.krsync.test"

@@ -34,7 +34,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.mailchimp import MailchimpConnector
+from connectors.mailchimp.connector import MailchimpConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "us21.api.mailchimp.test"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import respx
 
 from connectors.base import Window
-from connectors.search_console import SearchConsoleConnector
+from connectors.search_console.connector import SearchConsoleConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 from tests.connectors.google_fake import (
     SITE_URL,

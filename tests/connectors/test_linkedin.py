@@ -30,7 +30,7 @@ from connectors.base import (
     RateLimited,
     Window,
 )
-from connectors.linkedin import LinkedInConnector
+from connectors.linkedin.connector import LinkedInConnector
 from tests.connectors import (
     engine_client,
     kits,  # noqa: F401  (loads every kit first: they import kits)

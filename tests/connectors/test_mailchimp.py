@@ -29,7 +29,7 @@ from connectors.base import (
     RetriableError,
     Window,
 )
-from connectors.mailchimp import (
+from connectors.mailchimp.connector import (
     MAX_CONNECTIONS,
     MailchimpConfig,
     MailchimpConnector,

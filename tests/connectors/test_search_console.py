@@ -30,7 +30,7 @@ from connectors.base import (
     RateLimited,
     Window,
 )
-from connectors.search_console import (
+from connectors.search_console.connector import (
     PACIFIC,
     SearchConsoleConfig,
     SearchConsoleConnector,
