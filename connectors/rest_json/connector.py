@@ -3,24 +3,19 @@
 The request is ``config.method`` ``config.url`` with ``config.query`` and (for POST)
 ``config.body``; ``{from}`` and ``{to}`` in the URL, the query values and the body's string values
 become the window's ISO dates. Authentication is a bearer ``token``, ``username`` + ``password``
-(basic) or ``header_value`` sent in the header named by ``config.auth_header``; all of it rides
-on the engine's client, which retries, rate-limits, redacts and refuses private addresses (on
-every redirect hop too). The credentials go to the origin of ``config.url`` only: a redirect or
-a ``Link`` to another origin is refused, or followed without them when
-``config.follow_other_origins`` says so (the engine's client checks every hop).
+(basic) or ``header_value`` in the header ``config.auth_header``, all on the engine's client,
+which retries, rate-limits, redacts and refuses private addresses on every redirect hop. The
+credentials go to the origin of ``config.url`` only: a redirect or a ``Link`` to another origin
+is refused, or followed without them when ``config.follow_other_origins`` says so.
 
 Pages are followed with the shared paginators of :mod:`connectors.paginate` (dlt's
-``update_request`` / ``update_state``): cursor, page number, offset or the ``Link: rel="next"``
-header. Paging stops on an empty page, a missing cursor or next link, or a page shorter than the
-size asked; a cursor or link seen twice, or more than :data:`connectors.paginate.MAX_PAGES` pages,
-stops it too, with a warning.
-
-Every query of a fetch asks the same request, so the pages are fetched once and each query's
-params (JSONPaths: ``records`` from the body, ``date``, ``value`` and ``group`` from a record) are
-applied to them. A record whose date or value can't be read is reported by index in the warnings.
-
-Pydantic checks every JSONPath when a source or mapping is saved, with the compiler that paging
-and record reading use.
+``update_request`` / ``update_state``): cursor, page number, offset or ``Link: rel="next"``.
+Paging stops on an empty page, a missing cursor or next link, or a page shorter than the size
+asked; a cursor or link seen twice, or more than :data:`connectors.paginate.MAX_PAGES` pages,
+stops it too, with a warning. Every query of a fetch asks the same request, so the pages are
+fetched once and each query's JSONPaths (``records`` in the body; ``date``, ``value`` and
+``group`` in a record, all compiled when a mapping is saved) are applied to them. A record whose
+date or value can't be read is reported by index in the warnings.
 """
 
 from __future__ import annotations
@@ -48,11 +43,9 @@ from connectors.base import (
     Window,
     as_number,
     basic_auth,
+    excerpt,
     origin_of,
     status_failure,
-)
-from connectors.base import (
-    excerpt as text_excerpt,
 )
 from connectors.errors import Classifier
 from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
@@ -83,9 +76,6 @@ def _check_path(value: str) -> str:
 
 #: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
 JsonPath = Annotated[str, AfterValidator(_check_path)]
-
-
-# --- config --------------------------------------------------------------------------------------
 
 
 class CursorPagination(Strict):
@@ -274,7 +264,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         )
 
     async def check(self) -> CheckResult:
-        body = (await self._exchange(self._request(Window(self.today, self.today)))).body
+        body = await self._today()
         kind = type(body).__name__ if not isinstance(body, dict) else "object"
         keys = sorted(body)[:20] if isinstance(body, dict) else []
         return CheckResult(
@@ -285,7 +275,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         params = query.params
         assert isinstance(params, RestJsonParams)
-        body = (await self._exchange(self._request(Window(self.today, self.today)))).body
+        body = await self._today()
         records = find_records(body, params.records)
         if not records:
             if not compile_path(params.records).findall(body):
@@ -340,7 +330,8 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         result.values += sums.values(query.id)
         result.warnings += listed(bad, "records")
 
-    # --- HTTP ------------------------------------------------------------------------------------
+    async def _today(self) -> Any:
+        return (await self._exchange(self._request(Window(self.today, self.today)))).body
 
     def _request(self, window: Window) -> Request:
         c = self.config
@@ -379,26 +370,24 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     def _not_json(self, response: httpx.Response) -> Exception:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
         try:
-            excerpt = text_excerpt(response.text, self.http.redact, _EXCERPT) or "an empty body"
+            began = excerpt(response.text, self.http.redact, _EXCERPT) or "an empty body"
         except (UnicodeDecodeError, LookupError):
-            excerpt = "(undecodable bytes)"
-        head = excerpt.lstrip().lower()
+            began = "(undecodable bytes)"
+        head = began.lstrip().lower()
         if "html" in kind or head.startswith(("<!doctype html", "<html")):
             return ConnectorConfigError(
                 f"the URL answered {response.status_code} with a web page ({kind}), not JSON: "
-                f"check `url`; it began: {excerpt}"
+                f"check `url`; it began: {began}"
             )
         return RetriableError(
             f"the API answered {response.status_code} with something that isn't JSON "
-            f"({kind}): {excerpt}"
+            f"({kind}): {began}"
         )
 
 
 def _substitute(value: Any, window: Window) -> Any:
     if isinstance(value, str):
-        return value.replace("{from}", window.start.isoformat()).replace(
-            "{to}", window.end.isoformat()
-        )
+        return value.replace("{from}", str(window.start)).replace("{to}", str(window.end))
     if isinstance(value, dict):
         return {k: _substitute(v, window) for k, v in value.items()}
     if isinstance(value, list):
@@ -413,9 +402,7 @@ def _text(value: QueryValue) -> str:
 def find_records(body: Any, path: str) -> list[Any]:
     """The records at ``path``: the one list it names, or every node it matches."""
     found = compile_path(path).findall(body)
-    if len(found) == 1 and isinstance(found[0], list):
-        return list(found[0])
-    return list(found)
+    return list(found[0] if len(found) == 1 and isinstance(found[0], list) else found)
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
