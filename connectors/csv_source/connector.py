@@ -21,12 +21,9 @@ Reading is forgiving about the shapes real exports come in, and strict about wha
   that can't be read (a bad date, a value that isn't a number, too few fields) is reported in
   the run's warnings as ``line N: reason`` and the rest of the file is kept.
 
-Rows that pass the mapping's filters (on any column's text) are summed per (day, group).
-
-Everything that touches the file system or ``self.http`` is the connector's; reading bytes and
-text is pure functions, so every guess above can be tested on a string. A mapping is planned
-against the file's columns and fails per query (a column the file lacks), so one bad mapping
-doesn't stop the others.
+Rows that pass the mapping's filters (on any column's text) are summed per (day, group). A
+mapping naming a column the file lacks fails alone. Reading bytes and text is pure functions, so
+every guess above can be tested on a string.
 """
 
 from __future__ import annotations
@@ -52,9 +49,8 @@ from connectors.base import (
     MetricQuery,
     MetricSpec,
     Window,
-    status_failure,
 )
-from connectors.errors import Classifier
+from connectors.errors import Classifier, raise_failure
 from connectors.files import file_in_files_dir
 from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
 from connectors.series import BLANK_GROUP, Sums, listed, passes
@@ -113,9 +109,6 @@ class CsvParams(Params):
 DELIMITERS = ",;\t"
 
 
-# --- reading -------------------------------------------------------------------------------------
-
-
 @dataclass
 class Table:
     """A CSV file read into its header and its non-blank rows, with their line numbers."""
@@ -127,17 +120,11 @@ class Table:
 
     def column(self, name: str) -> int | None:
         """The index of a column: its exact name, else the one name matching without case."""
-        try:
-            return self.header.index(name.strip())
-        except ValueError:
-            folded = [
-                i for i, h in enumerate(self.header) if h.casefold() == name.strip().casefold()
-            ]
-            return folded[0] if len(folded) == 1 else None
-
-    def missing(self, what: str, name: str) -> str:
-        found = ", ".join(f"`{h}`" for h in self.header if h) or "none"
-        return f"the file has no {what} `{name}`; its columns are: {found}"
+        name = name.strip()
+        if name in self.header:
+            return self.header.index(name)
+        folded = [i for i, h in enumerate(self.header) if h.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else None
 
 
 def decode(data: bytes) -> tuple[str, list[str]]:
@@ -172,7 +159,6 @@ def parse_table(text: str, delimiter: str | None) -> Table:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
-    warnings: list[str] = []
     while True:
         try:
             cells = next(reader)
@@ -191,7 +177,7 @@ def parse_table(text: str, delimiter: str | None) -> Table:
             rows.append((reader.line_num, cells))
     if header is None:
         raise ConnectorConfigError("the file is empty: it has no header line")
-    return Table(header, rows, delim, warnings)
+    return Table(header, rows, delim)
 
 
 _NUMBER = {
@@ -333,7 +319,6 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         readers: dict[int, DateReader] = {}
         bad: dict[int, str] = {}
         decimal = self.config.decimal or ("," if table.delimiter == ";" else ".")
-        width = len(table.header)
         for plan in plans:
             reader = readers.get(plan.date_index)
             if reader is None:
@@ -345,16 +330,15 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
                     result.warnings.append(reader.warning)
             dates: dict[str, date | str] = {}
             needed = max(plan.date_index, plan.value_index, plan.group_index or 0)
-            value_column = table.header[plan.value_index]
             sums = Sums()
             for line, cells in table.rows:
                 if len(cells) == 1 and cells[0].startswith("\0"):
                     bad[line] = f"unreadable: {cells[0][1:]}"
                     continue
                 if needed >= len(cells):
-                    bad[line] = f"{len(cells)} fields where the header has {width}"
+                    bad[line] = f"{len(cells)} fields where the header has {len(table.header)}"
                     continue
-                if not all(c.passes(cells) for c in plan.conditions):
+                if not plan.keeps(cells):
                     continue
                 raw_value = cells[plan.value_index].strip()
                 raw_date = cells[plan.date_index].strip()
@@ -370,7 +354,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
                     continue
                 value = parse_number(raw_value, decimal)
                 if value is None:
-                    bad[line] = f"`{value_column}` is not a number: `{raw_value}`"
+                    bad[line] = f"`{table.header[plan.value_index]}` is not a number: `{raw_value}`"
                     continue
                 group = None
                 if plan.group_index is not None:
@@ -379,8 +363,6 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
             result.values += sums.values(plan.query.id)
         result.warnings += listed([f"line {n}: {bad[n]}" for n in sorted(bad)], "rows")
         return result
-
-    # --- getting the bytes -----------------------------------------------------------------------
 
     async def _load(self) -> Table:
         if self.config.url is not None:
@@ -409,9 +391,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
 
     async def _download(self, url: str) -> bytes:
         response = await self.http.get(url)
-        if not response.is_success:
-            said, wait = status_failure(self.http, response)
-            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
+        raise_failure(_ERRORS, self.http, response)
         if len(response.content) > MAX_BYTES:
             raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")
         return response.content
@@ -426,24 +406,20 @@ def _text(value: object) -> str:
 
 
 @dataclass(frozen=True)
-class _Condition:
-    index: int
-    op: FilterOp
-    values: frozenset[str]
-
-    def passes(self, cells: list[str]) -> bool:
-        return passes(
-            cells[self.index].strip() if self.index < len(cells) else "", self.op, self.values
-        )
-
-
-@dataclass(frozen=True)
 class _Plan:
+    """The columns a query reads, and its filters as (column, op, texts)."""
+
     query: MetricQuery
     date_index: int
     value_index: int
     group_index: int | None
-    conditions: tuple[_Condition, ...]
+    conditions: tuple[tuple[int, FilterOp, frozenset[str]], ...]
+
+    def keeps(self, cells: list[str]) -> bool:
+        return all(
+            passes(cells[i].strip() if i < len(cells) else "", op, values)
+            for i, op, values in self.conditions
+        )
 
 
 def _plan(query: MetricQuery, table: Table) -> _Plan:
@@ -454,16 +430,13 @@ def _plan(query: MetricQuery, table: Table) -> _Plan:
     def index(part: str, name: str) -> int:
         found = table.column(name)
         if found is None:
-            raise MappingError(part, table.missing("column", name))
+            columns = ", ".join(f"`{h}`" for h in table.header if h) or "none"
+            raise MappingError(part, f"the file has no column `{name}`; its columns are: {columns}")
         return found
 
     conditions = tuple(
-        _Condition(
-            index(f"filters[{i}].field", flt.field),
-            flt.op,
-            frozenset(_text(v).strip() for v in flt.values),
-        )
-        for i, flt in enumerate(query.filters)
+        (index(f"filters[{i}].field", f.field), f.op, frozenset(_text(v).strip() for v in f.values))
+        for i, f in enumerate(query.filters)
     )
     group = params.group_column
     return _Plan(

@@ -45,9 +45,8 @@ from connectors.base import (
     basic_auth,
     excerpt,
     origin_of,
-    status_failure,
 )
-from connectors.errors import Classifier
+from connectors.errors import Classifier, raise_failure
 from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
 from connectors.paginate import (
     CursorPaginator,
@@ -359,9 +358,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
                 "`follow_other_origins` to true to follow it there without the credentials",
                 exc.origin,
             ) from None
-        if not response.is_success:
-            said, wait = status_failure(self.http, response)
-            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
+        raise_failure(_ERRORS, self.http, response)
         try:
             return Reply(response.json(), response)
         except ValueError:
