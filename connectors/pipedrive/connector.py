@@ -55,6 +55,12 @@ from connectors.series import group_queries, iso_day, zone_name
 
 TIMELINE = "/api/v1/deals/timeline"
 TOKEN_ENDPOINT = "https://oauth.pipedrive.com/oauth/token"
+#: A day a period, the deals themselves left out, values also converted to the company's currency.
+_TIMELINE_ASKS = {
+    "interval": "day",
+    "exclude_deals": "1",
+    "totals_convert_currency": "default_currency",
+}
 #: Pipedrive documents no cap on ``amount``; a quarter a call keeps a cycle's backfill to one.
 MAX_DAYS = 92
 #: The longest burst-limit pause honoured in a run (Pipedrive's window is 2 seconds).
@@ -250,9 +256,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         me = body.get("data") if isinstance(body, dict) else None
         if not isinstance(me, dict):
             raise RetriableError("Pipedrive's /users/me answered without `data`")
-        notices = []
-        domain = me.get("company_domain")
-        wanted = self.config.company_domain
+        notices, domain, wanted = [], me.get("company_domain"), self.config.company_domain
         if wanted and isinstance(domain, str) and domain and domain.lower() != wanted.lower():
             notices.append(
                 f"the credentials belong to the company `{domain}`, not `{wanted}`: "
@@ -272,22 +276,12 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        groups = group_queries(queries, _timeline_key)
         currencies: set[str] = set()
-        for (field_key, filter_id, pipeline_id), group in groups.items():
+        for asked, group in group_queries(queries, _timeline_key).items():
             for part in window.split(MAX_DAYS):
-                narrow = {"filter_id": filter_id, "pipeline_id": pipeline_id}
-                request = {
-                    "start_date": part.start.isoformat(),
-                    "interval": "day",
-                    "amount": str(part.num_days),
-                    "field_key": field_key,
-                    "exclude_deals": "1",
-                    "totals_convert_currency": "default_currency",
-                    **{k: str(v) for k, v in narrow.items() if v is not None},
-                }
+                days = {"start_date": part.start.isoformat(), "amount": str(part.num_days)}
                 try:
-                    body = await self._get(TIMELINE, request)
+                    body = await self._get(TIMELINE, {**_TIMELINE_ASKS, **dict(asked), **days})
                 except TimelineRejected as exc:
                     result.fail(group, exc.message)
                     break
@@ -322,10 +316,12 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         return {"ratelimit": keep} if keep else {}
 
 
-def _timeline_key(query: MetricQuery) -> tuple[str, int | None, int | None]:
-    params = query.params
-    assert isinstance(params, DealsParams)
-    return params.date_field, params.filter_id, params.pipeline_id
+def _timeline_key(query: MetricQuery) -> tuple[tuple[str, str], ...]:
+    """What a timeline call asks besides its days: queries asking the same share the call."""
+    p = query.params
+    assert isinstance(p, DealsParams)
+    narrow = {"field_key": p.date_field, "filter_id": p.filter_id, "pipeline_id": p.pipeline_id}
+    return tuple((k, str(v)) for k, v in narrow.items() if v is not None)
 
 
 def _kind(value: Any) -> str:
@@ -353,15 +349,13 @@ def _periods(body: Any, mask: Mask | None) -> list[dict[str, Any]]:
     if body.get("success") is False:
         said = excerpt(str(body.get("error") or ""), mask)
         raise RetriableError(f"Pipedrive's deals timeline answered success: false ({said})")
-    if "data" not in body:
-        what = "without `data`"
-    else:
-        data = body["data"]
-        if data is None and body.get("success") is True:
-            return []
-        if isinstance(data, list) and data and all(isinstance(p, dict) for p in data):
-            return data
-        what = f"with `data` as {'an empty list' if data == [] else _kind(data)}"
+    data = body.get("data")
+    if data is None and "data" in body and body.get("success") is True:
+        return []
+    if isinstance(data, list) and data and all(isinstance(p, dict) for p in data):
+        return data
+    shown = "an empty list" if data == [] else _kind(data)
+    what = f"with `data` as {shown}" if "data" in body else "without `data`"
     raise RetriableError(
         f"Pipedrive's deals timeline answered {what}, not the list of periods asked for: "
         "nothing was written, the next run asks again"
