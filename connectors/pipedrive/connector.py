@@ -1,20 +1,17 @@
 """Pipedrive: deals per day and their value, from the deals timeline.
 
-One ``GET /api/v1/deals/timeline`` (``interval=day``, ``amount`` days, ``exclude_deals=1``)
-answers a window with a period a day: ``totals`` (counts, values by deal currency) and, with
-``totals_convert_currency=default_currency``, ``totals_converted`` (values in the company's
-currency). Queries sharing the date field (``field_key``), ``filter_id`` and ``pipeline_id``
-share the call; ``status`` picks the totals read (all, ``open_*`` or ``won_*``: the timeline
-holds open and won deals, never lost). The answer covers every day asked, so the fetch is
-complete: a day whose only deal was lost or deleted loses its stored figure. The timeline takes
-no field filters: a mapping narrows deals by a saved filter (``filter_id``) or a pipeline.
+One ``GET /api/v1/deals/timeline`` answers a window, a period a day, with ``totals`` (counts,
+values by deal currency) and ``totals_converted`` (values in the company's currency). Queries
+sharing the date field (``field_key``), ``filter_id`` and ``pipeline_id`` share the call;
+``status`` picks the totals read (all, ``open_*`` or ``won_*``: the timeline holds open and won
+deals, never lost). The answer covers every day asked, so the fetch is complete: a day whose only
+deal was lost or deleted loses its stored figure. The timeline takes no field filters: a mapping
+narrows deals by a saved filter (``filter_id``) or a pipeline.
 
-Authentication is the ``x-api-token`` header (Pipedrive's recommended way for an API token) or an
-OAuth bearer token, refreshed at :data:`TOKEN_ENDPOINT` by the engine when a refresh token is
-stored. Burst limits are per 2-second window: at ``x-ratelimit-remaining: 0`` every call of the
-source, queued ones included, waits ``x-ratelimit-reset`` seconds (:func:`_pace`, applied by the
-engine's client); a 429 is retried by that client, then surfaces as ``RateLimited``. Pipedrive
-says little in an error (``error``, ``error_info``, a status): what each status means for a run
+The ``x-api-token`` header is Pipedrive's recommended way for an API token; an OAuth token is
+refreshed by the engine. A burst window (2 seconds) spent holds every call of the source, queued
+ones included (:func:`_pace`); a 429 is retried by the engine's client, then ``RateLimited``.
+Pipedrive says little in an error (``error``, ``error_info``): what each status means for a run
 (the token, the plan, a permission, one bad filter) is decided here.
 """
 

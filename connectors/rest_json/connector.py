@@ -1,21 +1,15 @@
 """Daily figures from any JSON endpoint: records found by JSONPath, summed per (day, group).
 
-The request is ``config.method`` ``config.url`` with ``config.query`` and (for POST)
-``config.body``; ``{from}`` and ``{to}`` in the URL, the query values and the body's string values
-become the window's ISO dates. Authentication is a bearer ``token``, ``username`` + ``password``
-(basic) or ``header_value`` in the header ``config.auth_header``, all on the engine's client,
-which retries, rate-limits, redacts and refuses private addresses on every redirect hop. The
-credentials go to the origin of ``config.url`` only: a redirect or a ``Link`` to another origin
-is refused, or followed without them when ``config.follow_other_origins`` says so.
-
-Pages are followed with the shared paginators of :mod:`connectors.paginate` (dlt's
-``update_request`` / ``update_state``): cursor, page number, offset or ``Link: rel="next"``.
-Paging stops on an empty page, a missing cursor or next link, or a page shorter than the size
-asked; a cursor or link seen twice, or more than :data:`connectors.paginate.MAX_PAGES` pages,
-stops it too, with a warning. Every query of a fetch asks the same request, so the pages are
-fetched once and each query's JSONPaths (``records`` in the body; ``date``, ``value`` and
-``group`` in a record, all compiled when a mapping is saved) are applied to them. A record whose
-date or value can't be read is reported by index in the warnings.
+``{from}`` and ``{to}`` in the URL, the query values and the body's strings become the window's
+ISO dates. The credentials (bearer, basic or a named header) ride on the engine's client, which
+retries, rate-limits, redacts and refuses private addresses on every redirect hop, and go to the
+origin of ``config.url`` only: a redirect or ``Link`` elsewhere is refused, or followed without
+them when ``follow_other_origins`` says so. Pages are walked by :mod:`connectors.paginate`'s
+paginators (cursor, page, offset, ``Link: rel="next"``; dlt's ``update_request`` /
+``update_state``), which stop, with a warning, on a cursor or link seen twice or too many pages.
+Every query asks the same request, so the pages are fetched once and each query's JSONPaths
+(compiled when it is saved) read them; a record whose date or value can't be read is reported
+by index in the warnings.
 """
 
 from __future__ import annotations
