@@ -316,18 +316,17 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         if queries and not plans:
             raise ConnectorConfigError(next(iter(result.query_errors.values())))
 
-        readers: dict[int, DateReader] = {}
+        readers = {  # one a date column, in the order the plans name them
+            i: DateReader(
+                {c[i].strip() for _, c in table.rows if i < len(c)}, self.config.date_format
+            )
+            for i in dict.fromkeys(p.date_index for p in plans)
+        }
+        result.warnings += [r.warning for r in readers.values() if r.warning]
         bad: dict[int, str] = {}
         decimal = self.config.decimal or ("," if table.delimiter == ";" else ".")
         for plan in plans:
-            reader = readers.get(plan.date_index)
-            if reader is None:
-                seen = {
-                    c[plan.date_index].strip() for _, c in table.rows if plan.date_index < len(c)
-                }
-                reader = readers[plan.date_index] = DateReader(seen, self.config.date_format)
-                if reader.warning:
-                    result.warnings.append(reader.warning)
+            reader = readers[plan.date_index]
             dates: dict[str, date | str] = {}
             needed = max(plan.date_index, plan.value_index, plan.group_index or 0)
             sums = Sums()
@@ -356,10 +355,8 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
                 if value is None:
                     bad[line] = f"`{table.header[plan.value_index]}` is not a number: `{raw_value}`"
                     continue
-                group = None
-                if plan.group_index is not None:
-                    group = cells[plan.group_index].strip() or BLANK_GROUP
-                sums.add(day, value, group)
+                g = plan.group_index
+                sums.add(day, value, None if g is None else cells[g].strip() or BLANK_GROUP)
             result.values += sums.values(plan.query.id)
         result.warnings += listed([f"line {n}: {bad[n]}" for n in sorted(bad)], "rows")
         return result
