@@ -27,6 +27,7 @@ from connectors.base import (
     excerpt,
     json_body,
     retry_after,
+    status_failure,
 )
 
 Kind = Literal["auth", "permission", "config", "rate_limited", "retriable"]
@@ -235,3 +236,12 @@ def _by_key(hints: Hints) -> dict[Key, Rule]:
     for keys, rule in hints.items():
         table.update(dict.fromkeys(keys if isinstance(keys, tuple) else (keys,), rule))
     return table
+
+
+# csv and rest_json: a failed answer worded as the engine's client words it, with its wait.
+def raise_failure(classifier: Classifier, http: HttpClient, response: httpx.Response) -> None:
+    """Nothing for a success; else the classifier's error for the failure, its ``said`` and wait
+    the client's (:func:`~connectors.base.status_failure`)."""
+    if not response.is_success:
+        said, wait = status_failure(http, response)
+        raise classifier(response, http.redact, said=said, wait=wait) from None

@@ -1,16 +1,43 @@
-"""The ``csv`` connector: the hooks, a mapping planned against the file's columns, the per-day
-sums, and getting the bytes from a file or URL.
+"""Daily figures from a CSV file: a local file inside ``KRSYNC_FILES_DIR``, or a URL.
 
-A plan fails per query (a column the file lacks), so one bad mapping doesn't stop the others.
-Everything that touches the file system or ``self.http`` lives here; reading is imported.
+A "publish to web" Google Sheet CSV link (``…/pub?output=csv``) works as it is, as does any
+other public CSV URL; it is fetched through the engine's HTTP client like every other call.
+
+Reading is forgiving about the shapes real exports come in, and strict about what it guesses:
+
+- **Encoding**: UTF-8 with or without a BOM, UTF-16 with a BOM (Excel's "Unicode text"); any
+  other bytes are read as Windows-1252, with a warning.
+- **Delimiter**: ``config.delimiter``, else sniffed among ``,``, ``;`` and tab.
+- **Decimal mark**: ``config.decimal``, else ``,`` when the delimiter is ``;`` and ``.`` otherwise.
+  Thousands separators are tolerated where they are unambiguous (``1.234,5`` with a decimal comma,
+  ``1,234.5`` with a decimal point), as are spaces, no-break spaces and ``'`` between digits.
+- **Dates**, tried in this order: ``config.date_format`` (a ``strptime`` format) when given;
+  ISO ``YYYY-MM-DD`` (also with ``/`` or ``.``, and with a time after it); ``DD.MM.YYYY`` and
+  ``DD-MM-YYYY``; ``DD/MM/YYYY``, or ``MM/DD/YYYY`` only when the file proves it (a second part
+  above 12 and no first part above 12). A file whose slash dates are all ambiguous is read
+  day-first, with a warning saying how to get month-first.
+- **Rows**: blank lines and rows with only empty cells are skipped, as are rows with an empty
+  value (a sheet's formula rows not filled yet). Rows dated outside the window are ignored. A row
+  that can't be read (a bad date, a value that isn't a number, too few fields) is reported in
+  the run's warnings as ``line N: reason`` and the rest of the file is kept.
+
+Rows that pass the mapping's filters (on any column's text) are summed per (day, group). A
+mapping naming a column the file lacks fails alone. Reading bytes and text is pure functions, so
+every guess above can be tested on a string.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from connectors.base import (
     CheckResult,
@@ -22,13 +49,211 @@ from connectors.base import (
     MetricQuery,
     MetricSpec,
     Window,
-    status_failure,
 )
-from connectors.csv_source.models import CsvConfig, CsvCredentials, CsvParams
-from connectors.csv_source.reading import DateReader, Table, decode, parse_number, parse_table
-from connectors.errors import Classifier
+from connectors.errors import Classifier, raise_failure
 from connectors.files import file_in_files_dir
+from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
 from connectors.series import BLANK_GROUP, Sums, listed, passes
+
+
+class CsvConfig(Strict):
+    url: HttpAddress | None = Field(
+        None,
+        description="An http(s) URL of the CSV, e.g. a Google Sheet's 'publish to web' CSV link.",
+    )
+    path: str | None = Field(
+        None,
+        description="A file inside KRSYNC_FILES_DIR (relative to it, or absolute inside it).",
+    )
+    delimiter: Literal[",", ";", "\t", "|"] | None = Field(
+        None, description="The field separator; sniffed among `,`, `;` and tab when unset."
+    )
+    decimal: Literal[",", "."] | None = Field(
+        None, description="The decimal mark; `,` when the delimiter is `;`, else `.`, when unset."
+    )
+    date_format: StrptimeFormat | None = Field(
+        None,
+        description="A strptime format such as `%d/%m/%Y`, tried before the built-in formats.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        # The config is stored and shown in clear, and a CSV source holds no credentials.
+        if value is not None and has_password(value):
+            raise ValueError(
+                "`url` must not contain a password: a CSV source reads public links only and "
+                "takes no credentials"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CsvConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give either `url` or `path`")
+        return self
+
+
+class CsvCredentials(Strict):
+    """A CSV source needs no secret (a URL must be public); stray fields are refused."""
+
+
+class CsvParams(Params):
+    date_column: str = Field("date", min_length=1, description="The column holding the day.")
+    value_column: str = Field("value", min_length=1, description="The column holding the figure.")
+    group_column: str | None = Field(
+        None, min_length=1, description="A column whose text splits the figure into groups."
+    )
+
+
+DELIMITERS = ",;\t"
+
+
+@dataclass
+class Table:
+    """A CSV file read into its header and its non-blank rows, with their line numbers."""
+
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+    delimiter: str
+    warnings: list[str] = field(default_factory=list)
+
+    def column(self, name: str) -> int | None:
+        """The index of a column: its exact name, else the one name matching without case."""
+        name = name.strip()
+        if name in self.header:
+            return self.header.index(name)
+        folded = [i for i, h in enumerate(self.header) if h.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else None
+
+
+def decode(data: bytes) -> tuple[str, list[str]]:
+    """The text of a file and what was guessed about its encoding."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), []
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), [
+            "the file is not UTF-8: it was read as Windows-1252; export it as UTF-8 if "
+            "letters look wrong"
+        ]
+
+
+def detect_delimiter(text: str) -> str:
+    lines = [line for line in text[:65536].splitlines() if line.strip()][:20]
+    header = lines[0] if lines else ""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    try:
+        sniffed = csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        sniffed = ""
+    if sniffed and (counts.get(sniffed, 0) or not any(counts.values())):
+        return sniffed
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def parse_table(text: str, delimiter: str | None) -> Table:
+    delim = delimiter or detect_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if header is None:
+                raise ConnectorConfigError(f"the CSV header can't be read: {exc}") from None
+            rows.append((reader.line_num, [f"\0{exc}"]))
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+        else:
+            rows.append((reader.line_num, cells))
+    if header is None:
+        raise ConnectorConfigError("the file is empty: it has no header line")
+    return Table(header, rows, delim)
+
+
+_NUMBER = {
+    ".": re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"),
+    ",": re.compile(r"[+-]?(?:\d+(?:,\d*)?|,\d+)(?:[eE][+-]?\d+)?"),
+}
+_GROUPED = {
+    ".": re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"),
+    ",": re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"),
+}
+_DIGIT_GAP = re.compile(r"(?<=\d)[ \u00a0\u202f'](?=\d)")
+
+
+def parse_number(text: str, decimal: str) -> float | None:
+    """A figure written with ``decimal`` as its decimal mark, or None when it isn't one."""
+    s = text.strip()
+    if _NUMBER[decimal].fullmatch(s) is None:
+        s = _DIGIT_GAP.sub("", s)
+        if _NUMBER[decimal].fullmatch(s) is None:
+            if _GROUPED[decimal].fullmatch(s) is None:
+                return None
+            s = s.replace("." if decimal == "," else ",", "")
+    return float(s.replace(",", ".") if decimal == "," else s)
+
+
+_DATE = re.compile(r"(\d{1,4})([-/.])(\d{1,2})\2(\d{1,4})(?:[ T].*)?")
+
+
+class DateReader:
+    """Parses one date column, deciding once for the whole file how slash dates are ordered."""
+
+    def __init__(self, values: set[str], date_format: str | None) -> None:
+        self.date_format = date_format
+        self.month_first = False
+        self.warning: str | None = None
+        day_first_proof = month_first_proof = ambiguous = False
+        for value in values:
+            m = _DATE.fullmatch(value)
+            if m is None or m[2] != "/" or len(m[1]) == 4:
+                continue
+            first, second = int(m[1]), int(m[3])
+            day_first_proof |= first > 12
+            month_first_proof |= second > 12
+            ambiguous |= first <= 12 and second <= 12 and first != second
+        if date_format is None and month_first_proof and not day_first_proof:
+            self.month_first = True
+        elif date_format is None and ambiguous and not day_first_proof:
+            self.warning = (
+                "dates such as 03/04/2026 were read day first (3 April); set `date_format` to "
+                "`%m/%d/%Y` if they are month first"
+            )
+
+    def parse(self, value: str) -> date | str:
+        """The date, or the reason it isn't one."""
+        if self.date_format is not None:
+            try:
+                return datetime.strptime(value, self.date_format).date()  # noqa: DTZ007 - a day
+            except ValueError:
+                pass
+        m = _DATE.fullmatch(value)
+        if m is None:
+            return f"`{value}` is not a date" if value else "no date"
+        a, sep, b, c = m[1], m[2], m[3], m[4]
+        if len(a) == 4:
+            year, month, day = int(a), int(b), int(c)
+        elif len(c) == 4:
+            year, month, day = int(c), int(b), int(a)
+            if sep == "/" and self.month_first:
+                month, day = day, month
+        else:
+            return f"`{value}` is not a date: use a four-digit year"
+        try:
+            return date(year, month, day)
+        except ValueError:
+            return f"`{value}` is not a date"
+
 
 #: The largest file read, local or downloaded (bytes).
 MAX_BYTES = 200 * 1024 * 1024
@@ -91,31 +316,28 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         if queries and not plans:
             raise ConnectorConfigError(next(iter(result.query_errors.values())))
 
-        readers: dict[int, DateReader] = {}
+        readers = {  # one a date column, in the order the plans name them
+            i: DateReader(
+                {c[i].strip() for _, c in table.rows if i < len(c)}, self.config.date_format
+            )
+            for i in dict.fromkeys(p.date_index for p in plans)
+        }
+        result.warnings += [r.warning for r in readers.values() if r.warning]
         bad: dict[int, str] = {}
         decimal = self.config.decimal or ("," if table.delimiter == ";" else ".")
-        width = len(table.header)
         for plan in plans:
-            reader = readers.get(plan.date_index)
-            if reader is None:
-                seen = {
-                    c[plan.date_index].strip() for _, c in table.rows if plan.date_index < len(c)
-                }
-                reader = readers[plan.date_index] = DateReader(seen, self.config.date_format)
-                if reader.warning:
-                    result.warnings.append(reader.warning)
+            reader = readers[plan.date_index]
             dates: dict[str, date | str] = {}
             needed = max(plan.date_index, plan.value_index, plan.group_index or 0)
-            value_column = table.header[plan.value_index]
             sums = Sums()
             for line, cells in table.rows:
                 if len(cells) == 1 and cells[0].startswith("\0"):
                     bad[line] = f"unreadable: {cells[0][1:]}"
                     continue
                 if needed >= len(cells):
-                    bad[line] = f"{len(cells)} fields where the header has {width}"
+                    bad[line] = f"{len(cells)} fields where the header has {len(table.header)}"
                     continue
-                if not all(c.passes(cells) for c in plan.conditions):
+                if not plan.keeps(cells):
                     continue
                 raw_value = cells[plan.value_index].strip()
                 raw_date = cells[plan.date_index].strip()
@@ -131,17 +353,13 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
                     continue
                 value = parse_number(raw_value, decimal)
                 if value is None:
-                    bad[line] = f"`{value_column}` is not a number: `{raw_value}`"
+                    bad[line] = f"`{table.header[plan.value_index]}` is not a number: `{raw_value}`"
                     continue
-                group = None
-                if plan.group_index is not None:
-                    group = cells[plan.group_index].strip() or BLANK_GROUP
-                sums.add(day, value, group)
+                g = plan.group_index
+                sums.add(day, value, None if g is None else cells[g].strip() or BLANK_GROUP)
             result.values += sums.values(plan.query.id)
         result.warnings += listed([f"line {n}: {bad[n]}" for n in sorted(bad)], "rows")
         return result
-
-    # --- getting the bytes -----------------------------------------------------------------------
 
     async def _load(self) -> Table:
         if self.config.url is not None:
@@ -170,9 +388,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
 
     async def _download(self, url: str) -> bytes:
         response = await self.http.get(url)
-        if not response.is_success:
-            said, wait = status_failure(self.http, response)
-            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
+        raise_failure(_ERRORS, self.http, response)
         if len(response.content) > MAX_BYTES:
             raise ConnectorConfigError(f"the file is larger than {MAX_BYTES >> 20} MB")
         return response.content
@@ -187,24 +403,20 @@ def _text(value: object) -> str:
 
 
 @dataclass(frozen=True)
-class _Condition:
-    index: int
-    op: FilterOp
-    values: frozenset[str]
-
-    def passes(self, cells: list[str]) -> bool:
-        return passes(
-            cells[self.index].strip() if self.index < len(cells) else "", self.op, self.values
-        )
-
-
-@dataclass(frozen=True)
 class _Plan:
+    """The columns a query reads, and its filters as (column, op, texts)."""
+
     query: MetricQuery
     date_index: int
     value_index: int
     group_index: int | None
-    conditions: tuple[_Condition, ...]
+    conditions: tuple[tuple[int, FilterOp, frozenset[str]], ...]
+
+    def keeps(self, cells: list[str]) -> bool:
+        return all(
+            passes(cells[i].strip() if i < len(cells) else "", op, values)
+            for i, op, values in self.conditions
+        )
 
 
 def _plan(query: MetricQuery, table: Table) -> _Plan:
@@ -215,16 +427,13 @@ def _plan(query: MetricQuery, table: Table) -> _Plan:
     def index(part: str, name: str) -> int:
         found = table.column(name)
         if found is None:
-            raise MappingError(part, table.missing("column", name))
+            columns = ", ".join(f"`{h}`" for h in table.header if h) or "none"
+            raise MappingError(part, f"the file has no column `{name}`; its columns are: {columns}")
         return found
 
     conditions = tuple(
-        _Condition(
-            index(f"filters[{i}].field", flt.field),
-            flt.op,
-            frozenset(_text(v).strip() for v in flt.values),
-        )
-        for i, flt in enumerate(query.filters)
+        (index(f"filters[{i}].field", f.field), f.op, frozenset(_text(v).strip() for v in f.values))
+        for i, f in enumerate(query.filters)
     )
     group = params.group_column
     return _Plan(

@@ -1,46 +1,73 @@
-"""The Pipedrive connector: checks the company, fetches one timeline call per window and
-shared (date field, filter, pipeline), reads the burst-limit headers its client paces by, and
-makes krsync's errors of Pipedrive's answers.
+"""Pipedrive: deals per day and their value, from the deals timeline.
 
-Pipedrive says little in an error (``error``, ``error_info``, a status); what each status means
-for a run (the token, the plan, a permission, one bad filter) is decided here. The periods are
-read by :mod:`connectors.pipedrive.timeline`.
+One ``GET /api/v1/deals/timeline`` answers a window, a period a day, with ``totals`` (counts,
+values by deal currency) and ``totals_converted`` (values in the company's currency). Queries
+sharing the date field (``field_key``), ``filter_id`` and ``pipeline_id`` share the call;
+``status`` picks the totals read (all, ``open_*`` or ``won_*``: the timeline holds open and won
+deals, never lost). The answer covers every day asked, so the fetch is complete: a day whose only
+deal was lost or deleted loses its stored figure. The timeline takes no field filters: a mapping
+narrows deals by a saved filter (``filter_id``) or a pipeline.
+
+The ``x-api-token`` header is Pipedrive's recommended way for an API token; an OAuth token is
+refreshed by the engine. A burst window (2 seconds) spent holds every call of the source, queued
+ones included (:func:`_pace`); a 429 is retried by the engine's client, then ``RateLimited``.
+Pipedrive says little in an error (``error``, ``error_info``): what each status means for a run
+(the token, the plan, a permission, one bad filter) is decided here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from connectors.base import (
     Aggregation,
+    BaseUrl,
     CheckResult,
     Connector,
     ConnectorAuthError,
     ConnectorConfigError,
+    DailyValue,
     FetchResult,
     Filter,
     Hold,
     HttpOptions,
     MappingError,
+    Mask,
     MetricQuery,
     OAuthSpec,
     RetriableError,
     TokenRefreshError,
     Window,
+    as_number,
+    excerpt,
     limit_headers,
 )
 from connectors.errors import Classifier, Hint, Hints
-from connectors.pipedrive.models import _METRICS, DealsParams, PipedriveConfig, PipedriveCredentials
-from connectors.pipedrive.timeline import MAX_DAYS, TIMELINE, _number, _periods, _read
-from connectors.series import group_queries, zone_name
+from connectors.models import OAuthCredentials, Params, Strict, catalogue, http_root, root_field
+from connectors.series import group_queries, iso_day, zone_name
 
+TIMELINE = "/api/v1/deals/timeline"
 TOKEN_ENDPOINT = "https://oauth.pipedrive.com/oauth/token"
+#: A day a period, the deals themselves left out, values also converted to the company's currency.
+_TIMELINE_ASKS = {
+    "interval": "day",
+    "exclude_deals": "1",
+    "totals_convert_currency": "default_currency",
+}
+#: Pipedrive documents no cap on ``amount``; a quarter a call keeps a cycle's backfill to one.
+MAX_DAYS = 92
 #: The longest burst-limit pause honoured in a run (Pipedrive's window is 2 seconds).
 MAX_PAUSE = 10.0
+#: status -> (count key in ``totals``, values-by-currency key in ``totals``, converted key).
+_TOTALS = {
+    None: ("count", "values", "value"),
+    "open": ("open_count", "open_values", "open_value"),
+    "won": ("won_count", "won_values", "won_value"),
+}
 #: A refused OAuth access token (the API token's refusal is the table's 401).
 _OAUTH_REFUSED: Hints = {
     401: "Pipedrive refused the OAuth access token (even after a refresh, where a `refresh_token` "
@@ -48,8 +75,82 @@ _OAUTH_REFUSED: Hints = {
 }
 
 
+class PipedriveConfig(Strict):
+    company_domain: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$",
+        description="The company's subdomain: `acme` for https://acme.pipedrive.com.",
+    )
+    base_url: BaseUrl | None = root_field("https://{company_domain}.pipedrive.com", unset=True)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and http_root(value) is None:
+            raise ValueError("`base_url` must be an http:// or https:// address, with no query")
+        return value
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> PipedriveConfig:
+        if self.company_domain is None and self.base_url is None:
+            raise ValueError("give `company_domain` (acme for https://acme.pipedrive.com)")
+        return self
+
+    @property
+    def root(self) -> str:
+        return self.base_url or f"https://{self.company_domain}.pipedrive.com"
+
+
+class _ApiToken(Strict):
+    """A base of its own so that ``api_token``, the usual way in, comes first in the form."""
+
+    api_token: str | None = Field(None, description="Personal preferences > API in Pipedrive.")
+
+
+class PipedriveCredentials(OAuthCredentials, _ApiToken):
+    """A personal API token, or an OAuth app's tokens."""
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> PipedriveCredentials:
+        oauth = self.access_token is not None or self.refresh_token is not None
+        if (self.api_token is None) == (not oauth):
+            raise ValueError("give `api_token`, or OAuth's `access_token` / `refresh_token`")
+        return self
+
+
+class DealsParams(Params):
+    date_field: Literal["add_time", "won_time", "close_time"] = Field(
+        "add_time", description="The date that puts a deal on a day (the timeline's `field_key`)."
+    )
+    status: Literal["open", "won"] | None = Field(
+        None, description="Only open or only won deals; both when unset (lost deals never count)."
+    )
+    filter_id: int | None = Field(None, ge=1, description="A saved Pipedrive deal filter.")
+    pipeline_id: int | None = Field(None, ge=1, description="Only deals in this pipeline.")
+
+
+METRICS = catalogue(
+    {
+        "deals.count": (
+            "Open and won deals per day of `date_field` (one `status` with that param)",
+            "deals",
+        ),
+        "deals.value": (
+            "The value of those deals per day, converted into the company's currency",
+            "currency",
+        ),
+    },
+    params_model=DealsParams,
+)
+
+
 class TimelineRejected(ConnectorConfigError):
     """Pipedrive refused one timeline request (an unknown filter or pipeline)."""
+
+
+def _number(raw: Any) -> float | None:
+    """Pipedrive may group thousands with commas in a string figure ("12,500")."""
+    return as_number(raw.replace(",", "") if isinstance(raw, str) else raw)
 
 
 def _pace(response: httpx.Response) -> Hold | None:
@@ -64,9 +165,8 @@ def _pace(response: httpx.Response) -> Hold | None:
 
 
 def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
-    if not isinstance(body, dict):
-        return (), ""
-    return (), " ".join(str(body.get(k) or "") for k in ("error", "error_info")).strip()
+    keys = ("error", "error_info") if isinstance(body, dict) else ()
+    return (), " ".join(str(body.get(k) or "") for k in keys).strip()
 
 
 def _wait(response: httpx.Response) -> float | None:
@@ -105,7 +205,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     category = "crm"
     config_model = PipedriveConfig
     credentials_model = PipedriveCredentials
-    metrics = _METRICS
+    metrics = METRICS
     #: Deals are won, re-dated and re-valued days after they were first read.
     recommended_lookback_days = 7
     #: API v1 (``/api/v1/deals/timeline``); Pipedrive has dated no sunset for it.
@@ -148,16 +248,12 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             )
         return super().validate_query(metric, params, filters, aggregation)
 
-    # --- hooks -----------------------------------------------------------------------------------
-
     async def check(self) -> CheckResult:
         body = await self._get("/api/v1/users/me", {})
         me = body.get("data") if isinstance(body, dict) else None
         if not isinstance(me, dict):
             raise RetriableError("Pipedrive's /users/me answered without `data`")
-        notices = []
-        domain = me.get("company_domain")
-        wanted = self.config.company_domain
+        notices, domain, wanted = [], me.get("company_domain"), self.config.company_domain
         if wanted and isinstance(domain, str) and domain and domain.lower() != wanted.lower():
             notices.append(
                 f"the credentials belong to the company `{domain}`, not `{wanted}`: "
@@ -177,22 +273,12 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        groups = group_queries(queries, _timeline_key)
         currencies: set[str] = set()
-        for (field_key, filter_id, pipeline_id), group in groups.items():
+        for asked, group in group_queries(queries, _timeline_key).items():
             for part in window.split(MAX_DAYS):
-                narrow = {"filter_id": filter_id, "pipeline_id": pipeline_id}
-                request = {
-                    "start_date": part.start.isoformat(),
-                    "interval": "day",
-                    "amount": str(part.num_days),
-                    "field_key": field_key,
-                    "exclude_deals": "1",
-                    "totals_convert_currency": "default_currency",
-                    **{k: str(v) for k, v in narrow.items() if v is not None},
-                }
+                days = {"start_date": part.start.isoformat(), "amount": str(part.num_days)}
                 try:
-                    body = await self._get(TIMELINE, request)
+                    body = await self._get(TIMELINE, {**_TIMELINE_ASKS, **dict(asked), **days})
                 except TimelineRejected as exc:
                     result.fail(group, exc.message)
                     break
@@ -207,8 +293,6 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             result.details["currency"] = listed[0] if len(listed) == 1 else listed
         result.details |= self._limit_details()
         return result
-
-    # --- HTTP ------------------------------------------------------------------------------------
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
         try:
@@ -229,7 +313,100 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         return {"ratelimit": keep} if keep else {}
 
 
-def _timeline_key(query: MetricQuery) -> tuple[str, int | None, int | None]:
-    params = query.params
-    assert isinstance(params, DealsParams)
-    return params.date_field, params.filter_id, params.pipeline_id
+def _timeline_key(query: MetricQuery) -> tuple[tuple[str, str], ...]:
+    """What a timeline call asks besides its days: queries asking the same share the call."""
+    p = query.params
+    assert isinstance(p, DealsParams)
+    narrow = {"field_key": p.date_field, "filter_id": p.filter_id, "pipeline_id": p.pipeline_id}
+    return tuple((k, str(v)) for k, v in narrow.items() if v is not None)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list of something else"
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _periods(body: Any, mask: Mask | None) -> list[dict[str, Any]]:
+    """The timeline's periods, or an error naming what came back instead.
+
+    The timeline groups deals "into N groups" for the N intervals asked
+    (https://developers.pipedrive.com/docs/api/v1/Deals#getDealsTimeline): ``data`` is a list of
+    periods, an empty day among them with its zero totals, so never an empty list.
+    ``success: true`` with ``data: null`` is Pipedrive's documented empty answer ("data: null,
+    //object in other cases", https://pipedrive.readme.io/docs/core-api-concepts-responses): no
+    deal in any period. Anything else (an object, an empty list or one of something other than
+    periods, no ``data``, ``success: false``) is not an answer to read: reading it as no deals
+    would write zeros over the window's days.
+    """
+    if not isinstance(body, dict):
+        raise RetriableError(f"Pipedrive's deals timeline answered {_kind(body)}, not an object")
+    if body.get("success") is False:
+        said = excerpt(str(body.get("error") or ""), mask)
+        raise RetriableError(f"Pipedrive's deals timeline answered success: false ({said})")
+    data = body.get("data")
+    if data is None and "data" in body and body.get("success") is True:
+        return []
+    if isinstance(data, list) and data and all(isinstance(p, dict) for p in data):
+        return data
+    shown = "an empty list" if data == [] else _kind(data)
+    what = f"with `data` as {shown}" if "data" in body else "without `data`"
+    raise RetriableError(
+        f"Pipedrive's deals timeline answered {what}, not the list of periods asked for: "
+        "nothing was written, the next run asks again"
+    )
+
+
+def _read(
+    period: dict[str, Any],
+    group: Sequence[MetricQuery],
+    window: Window,
+    result: FetchResult,
+    currencies: set[str],
+) -> None:
+    """One period's counts and (converted or single-currency) values as the group's figures."""
+    raw = str(period.get("period_start") or "")
+    day = iso_day(raw)  # "2026-07-01 00:00:00"
+    if day is None:
+        result.warnings.append(f"Pipedrive sent a period starting `{raw[:40]}`: skipped")
+        return
+    if day not in window:
+        return
+    raw_totals, raw_converted = period.get("totals"), period.get("totals_converted")
+    totals: dict[str, Any] = raw_totals if isinstance(raw_totals, dict) else {}
+    converted: dict[str, Any] = raw_converted if isinstance(raw_converted, dict) else {}
+    if isinstance(converted.get("currency"), str):
+        currencies.add(converted["currency"])
+    for query in group:
+        params = query.params
+        assert isinstance(params, DealsParams)
+        count_key, values_key, converted_key = _TOTALS[params.status]
+        count = _number(totals.get(count_key))
+        if not count:  # a day without deals: nothing to record
+            continue
+        if query.metric == "deals.count":
+            result.values.append(DailyValue(query.id, day, count))
+            continue
+        value = _number(converted.get(converted_key))
+        if value is None:
+            value = _single_currency(totals.get(values_key), currencies)
+        if value is None:
+            result.query_errors[query.id] = (
+                f"Pipedrive sent {day}'s deal values in several currencies without a "
+                "converted total: the company's currency rates may be missing"
+            )
+            continue
+        result.values.append(DailyValue(query.id, day, value))
+
+
+def _single_currency(values: Any, currencies: set[str]) -> float | None:
+    """Values by deal currency, when only one is there: an empty ``[]`` is a day of no value."""
+    if not values:
+        return 0.0
+    if isinstance(values, dict) and len(values) == 1:
+        [(currency, amount)] = values.items()
+        currencies.add(str(currency))
+        return _number(amount)
+    return None

@@ -1,14 +1,27 @@
-"""The ``rest_json`` connector: auth headers, the hooks, how an HTTP answer is classified, and
-the records read off the pages (found by JSONPath, their days and figures summed per group)."""
+"""Daily figures from any JSON endpoint: records found by JSONPath, summed per (day, group).
+
+``{from}`` and ``{to}`` in the URL, the query values and the body's strings become the window's
+ISO dates. The credentials (bearer, basic or a named header) ride on the engine's client, which
+retries, rate-limits, redacts and refuses private addresses on every redirect hop, and go to the
+origin of ``config.url`` only: a redirect or ``Link`` elsewhere is refused, or followed without
+them when ``follow_other_origins`` says so. Pages are walked by :mod:`connectors.paginate`'s
+paginators (cursor, page, offset, ``Link: rel="next"``; dlt's ``update_request`` /
+``update_state``), which stop, with a warning, on a cursor or link seen twice or too many pages.
+Every query asks the same request, so the pages are fetched once and each query's JSONPaths
+(compiled when it is saved) read them; a record whose date or value can't be read is reported
+by index in the warnings.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
+import jsonpath
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from connectors.base import (
     CheckResult,
@@ -26,9 +39,9 @@ from connectors.base import (
     basic_auth,
     excerpt,
     origin_of,
-    status_failure,
 )
-from connectors.errors import Classifier
+from connectors.errors import Classifier, raise_failure
+from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
 from connectors.paginate import (
     CursorPaginator,
     LinkHeaderPaginator,
@@ -41,19 +54,163 @@ from connectors.paginate import (
     compile_path,
     pages,
 )
-from connectors.rest_json.models import (
-    DEFAULT_AUTH_HEADER,
-    CursorPagination,
-    LinkHeaderPagination,
-    OffsetPagination,
-    PagePagination,
-    Pagination,
-    QueryValue,
-    RestJsonConfig,
-    RestJsonCredentials,
-    RestJsonParams,
-)
 from connectors.series import BLANK_GROUP, Sums, iso_day, listed
+
+DEFAULT_AUTH_HEADER = "X-API-Key"
+
+
+def _check_path(value: str) -> str:
+    try:
+        compile_path(value)
+    except jsonpath.JSONPathError as exc:
+        raise ValueError(f"`{value}` is not a JSONPath: {str(exc).splitlines()[0]}") from None
+    return value
+
+
+#: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
+JsonPath = Annotated[str, AfterValidator(_check_path)]
+
+
+class CursorPagination(Strict):
+    type: Literal["cursor"]
+    cursor_param: str = Field(min_length=1, description="The query (or body) field of the cursor.")
+    next_cursor_path: JsonPath = Field(description="JSONPath of the next cursor in the body.")
+    cursor_in: Literal["query", "body"] = Field(
+        "query", description="Where the cursor goes: the query string or the JSON body."
+    )
+
+    def paginator(self) -> Paginator:
+        return CursorPaginator(
+            cursor=self.next_cursor_path, param=self.cursor_param, into=self.cursor_in
+        )
+
+
+class PagePagination(Strict):
+    type: Literal["page"]
+    page_param: str = Field("page", min_length=1)
+    size_param: str | None = Field("per_page", description="Omitted from the request when null.")
+    size: int = Field(100, ge=1, le=10_000)
+    first_page: int = Field(1, ge=0)
+
+    def paginator(self) -> Paginator:
+        kept = self.model_dump(include={"size", "size_param", "first_page"})
+        return PageNumberPaginator(param=self.page_param, **kept)
+
+
+class OffsetPagination(Strict):
+    type: Literal["offset"]
+    offset_param: str = Field("offset", min_length=1)
+    limit_param: str = Field("limit", min_length=1)
+    limit: int = Field(100, ge=1, le=10_000)
+
+    def paginator(self) -> Paginator:
+        return OffsetPaginator(**self.model_dump(exclude={"type"}))
+
+
+class LinkHeaderPagination(Strict):
+    type: Literal["link_header"]
+
+    def paginator(self) -> Paginator:
+        return LinkHeaderPaginator()
+
+
+Pagination = Annotated[
+    CursorPagination | PagePagination | OffsetPagination | LinkHeaderPagination,
+    Field(discriminator="type"),
+]
+QueryValue = str | int | float | bool
+
+
+#: Header names whose values are credentials: they belong in the encrypted credentials.
+_CREDENTIAL_HEADER = re.compile(
+    r"(?i)^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret|passw|session"
+)
+
+
+class RestJsonConfig(Strict):
+    url: HttpAddress = Field(
+        description="The endpoint, e.g. https://api.example.com/stats?since={from}&until={to}."
+    )
+    method: Literal["GET", "POST"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, QueryValue] = Field(
+        default_factory=dict, description="Query parameters; `{from}`/`{to}` are substituted."
+    )
+    body: Any = Field(None, description="A JSON body for POST; `{from}`/`{to}` substituted.")
+    pagination: Pagination | None = None
+    auth_header: str | None = Field(
+        None, description=f"The header `header_value` is sent in ({DEFAULT_AUTH_HEADER} if unset)."
+    )
+    follow_other_origins: bool = Field(
+        False,
+        description="The credentials go to the scheme, host and port of `url` only. A redirect "
+        "or `Link` next page to another origin fails the run unless this is true; then it is "
+        "followed without the credentials.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _one_origin(cls, value: str) -> str:
+        # The origin is where the credentials may go: it must be one, whatever the window.
+        if re.match(r"^[^:]+://[^/?#]*[{}]", value):
+            raise ValueError("`{from}` and `{to}` go in the path or query of `url`, not its host")
+        try:
+            origin_of(value)
+        except (httpx.InvalidURL, UnicodeError):
+            raise ValueError("`url` is not a valid address") from None
+        if has_password(value):
+            raise ValueError(
+                "`url` must not contain a password (the config is stored and shown in clear):"
+                " put `username` and `password` in the credentials"
+            )
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credential_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if _CREDENTIAL_HEADER.search(name):
+                raise ValueError(
+                    f"the header `{name}` carries a credential, and the config is stored and"
+                    " shown in clear: put a bearer token in the credentials as `token`, or the"
+                    " value in `header_value` with `auth_header` naming the header"
+                )
+        return headers
+
+    @model_validator(mode="after")
+    def _body_needs_post(self) -> RestJsonConfig:
+        if self.body is not None and self.method != "POST":
+            raise ValueError("a `body` is sent only with `method` POST")
+        return self
+
+
+class RestJsonCredentials(Strict):
+    """One way in, or none for a public endpoint."""
+
+    token: str | None = Field(None, description="Sent as `Authorization: Bearer <token>`.")
+    username: str | None = None
+    password: str | None = None
+    header_value: str | None = Field(None, description="Sent in the `auth_header` header.")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> RestJsonCredentials:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("basic authentication needs both `username` and `password`")
+        ways = [self.token is not None, self.username is not None, self.header_value is not None]
+        if sum(ways) > 1:
+            raise ValueError("give one of `token`, `username`+`password` or `header_value`")
+        return self
+
+
+class RestJsonParams(Params):
+    records: JsonPath = Field("$", description="JSONPath of the list of records in the body.")
+    date: JsonPath = Field(description="JSONPath of a record's date, e.g. `$.day`.")
+    value: JsonPath = Field(description="JSONPath of a record's figure, e.g. `$.stats.signups`.")
+    group: JsonPath | None = Field(None, description="JSONPath of a record's group label.")
+    date_format: StrptimeFormat | None = Field(
+        None, description="A strptime format; ISO dates otherwise."
+    )
+
 
 _EXCERPT = 200
 _ERRORS = Classifier(
@@ -100,7 +257,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         )
 
     async def check(self) -> CheckResult:
-        body = await self._send(self._request(Window(self.today, self.today)))
+        body = await self._today()
         kind = type(body).__name__ if not isinstance(body, dict) else "object"
         keys = sorted(body)[:20] if isinstance(body, dict) else []
         return CheckResult(
@@ -111,7 +268,7 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     async def validate_mapping_online(self, query: MetricQuery) -> None:
         params = query.params
         assert isinstance(params, RestJsonParams)
-        body = await self._send(self._request(Window(self.today, self.today)))
+        body = await self._today()
         records = find_records(body, params.records)
         if not records:
             if not compile_path(params.records).findall(body):
@@ -124,9 +281,9 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
         if queries:  # every query asks the same request: its pages are read once
-            paginator = make_paginator(self.config.pagination)
+            spec = self.config.pagination
             walk = pages(
-                paginator,
+                spec.paginator() if spec else SinglePage(),
                 self._request(window),
                 self._exchange,
                 count=self._counter(queries),
@@ -166,7 +323,8 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         result.values += sums.values(query.id)
         result.warnings += listed(bad, "records")
 
-    # --- HTTP ------------------------------------------------------------------------------------
+    async def _today(self) -> Any:
+        return (await self._exchange(self._request(Window(self.today, self.today)))).body
 
     def _request(self, window: Window) -> Request:
         c = self.config
@@ -182,9 +340,6 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         paths = {q.params.records for q in queries if isinstance(q.params, RestJsonParams)} or {"$"}
         return lambda body: max(len(find_records(body, p)) for p in paths)
 
-    async def _send(self, request: Request) -> Any:
-        return (await self._exchange(request)).body
-
     async def _exchange(self, request: Request) -> Reply:
         kwargs: dict[str, Any] = {"params": request.params or None}
         if request.method == "POST" and request.body is not None:
@@ -197,62 +352,33 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
                 "`follow_other_origins` to true to follow it there without the credentials",
                 exc.origin,
             ) from None
-        if not response.is_success:
-            said, wait = status_failure(self.http, response)
-            raise _ERRORS(response, self.http.redact, said=said, wait=wait) from None
+        raise_failure(_ERRORS, self.http, response)
         try:
             return Reply(response.json(), response)
         except ValueError:
             raise self._not_json(response) from None
 
-    def _excerpt(self, response: httpx.Response) -> str:
-        try:
-            return excerpt(response.text, self.http.redact, _EXCERPT)
-        except (UnicodeDecodeError, LookupError):
-            return "(undecodable bytes)"
-
     def _not_json(self, response: httpx.Response) -> Exception:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
-        excerpt = self._excerpt(response) or "an empty body"
-        head = excerpt.lstrip().lower()
+        try:
+            began = excerpt(response.text, self.http.redact, _EXCERPT) or "an empty body"
+        except (UnicodeDecodeError, LookupError):
+            began = "(undecodable bytes)"
+        head = began.lstrip().lower()
         if "html" in kind or head.startswith(("<!doctype html", "<html")):
             return ConnectorConfigError(
                 f"the URL answered {response.status_code} with a web page ({kind}), not JSON: "
-                f"check `url`; it began: {excerpt}"
+                f"check `url`; it began: {began}"
             )
         return RetriableError(
             f"the API answered {response.status_code} with something that isn't JSON "
-            f"({kind}): {excerpt}"
+            f"({kind}): {began}"
         )
-
-
-def make_paginator(spec: Pagination | None) -> Paginator:
-    """The shared paginator a source's ``pagination`` config describes."""
-    if isinstance(spec, CursorPagination):
-        return CursorPaginator(
-            cursor=spec.next_cursor_path, param=spec.cursor_param, into=spec.cursor_in
-        )
-    if isinstance(spec, PagePagination):
-        return PageNumberPaginator(
-            param=spec.page_param,
-            size=spec.size,
-            size_param=spec.size_param,
-            first_page=spec.first_page,
-        )
-    if isinstance(spec, OffsetPagination):
-        return OffsetPaginator(
-            offset_param=spec.offset_param, limit_param=spec.limit_param, limit=spec.limit
-        )
-    if isinstance(spec, LinkHeaderPagination):
-        return LinkHeaderPaginator()
-    return SinglePage()
 
 
 def _substitute(value: Any, window: Window) -> Any:
     if isinstance(value, str):
-        return value.replace("{from}", window.start.isoformat()).replace(
-            "{to}", window.end.isoformat()
-        )
+        return value.replace("{from}", str(window.start)).replace("{to}", str(window.end))
     if isinstance(value, dict):
         return {k: _substitute(v, window) for k, v in value.items()}
     if isinstance(value, list):
@@ -267,9 +393,7 @@ def _text(value: QueryValue) -> str:
 def find_records(body: Any, path: str) -> list[Any]:
     """The records at ``path``: the one list it names, or every node it matches."""
     found = compile_path(path).findall(body)
-    if len(found) == 1 and isinstance(found[0], list):
-        return list(found[0])
-    return list(found)
+    return list(found[0] if len(found) == 1 and isinstance(found[0], list) else found)
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")

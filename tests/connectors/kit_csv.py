@@ -15,7 +15,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.csv_source import CsvConnector
+from connectors.csv_source.connector import CsvConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 CSV_HOST = "sheets.krsync.test"

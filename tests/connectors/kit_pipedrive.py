@@ -34,7 +34,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.pipedrive import PipedriveConnector
+from connectors.pipedrive.connector import PipedriveConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 BASE = "https://krsync.pipedrive.test"

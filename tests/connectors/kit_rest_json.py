@@ -15,7 +15,7 @@ import httpx
 import respx
 
 from connectors.base import Window
-from connectors.rest_json import RestJsonConnector
+from connectors.rest_json.connector import RestJsonConnector
 from connectors.testing import Expected, Kit, Mocked, Query, Scenario
 
 HOST = "stats.krsync.test"

@@ -18,7 +18,7 @@ from connectors.base import (
     RateLimited,
     RetriableError,
 )
-from connectors.errors import Classifier, Hint, Refusal, kind_of, read_error
+from connectors.errors import Classifier, Hint, Refusal, kind_of, raise_failure, read_error
 
 SECRET = "sk_live_0123456789abcdef"
 
@@ -181,3 +181,24 @@ def test_a_refusal_built_by_hand_is_classified_the_same_way() -> None:
     reads status and words from the exception and classifies them like an answer."""
     raised = VENDOR.classify(Refusal(status=410, said="gone"))
     assert str(raised) == "Vendor has nothing at that address: check `base_url`"
+
+
+class _Client:
+    """The engine's client as ``raise_failure`` reads it: its own words for a failure, and the
+    wait it parsed from ``Retry-After`` (RFC 6585 section 4)."""
+
+    redact = staticmethod(_mask)
+
+    def raise_for_status(self, response: httpx.Response) -> None:
+        error = Exception()
+        error.message = f"GET {response.request.url.path} answered {response.status_code}"  # type: ignore[attr-defined]
+        error.retry_after = 7.0  # type: ignore[attr-defined]
+        raise error
+
+
+def test_raise_failure_passes_a_success_and_words_a_failure_as_the_client_does() -> None:
+    raise_failure(PLAIN, _Client(), _answer(200, {"ok": True}))  # type: ignore[arg-type]
+    with pytest.raises(RateLimited) as limited:
+        raise_failure(PLAIN, _Client(), _answer(429))  # type: ignore[arg-type]
+    assert limited.value.retry_after == 7.0
+    assert "GET /v1/things answered 429" in limited.value.message

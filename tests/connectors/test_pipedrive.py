@@ -28,7 +28,7 @@ from connectors.base import (
     RateLimited,
     Window,
 )
-from connectors.pipedrive import MAX_DAYS, PipedriveConnector
+from connectors.pipedrive.connector import MAX_DAYS, PipedriveConnector
 from factories import cycle, data_source, key_result, objective
 from tests.connectors import (
     engine_client,

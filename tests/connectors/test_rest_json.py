@@ -26,7 +26,7 @@ from connectors.base import (
     RetriableError,
     Window,
 )
-from connectors.rest_json import RestJsonConnector, RestJsonParams
+from connectors.rest_json.connector import RestJsonConnector, RestJsonParams
 from tests.connectors.acme import configure_engine
 
 pytestmark = pytest.mark.anyio

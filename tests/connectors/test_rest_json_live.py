@@ -30,7 +30,7 @@ from app.models import DataSource
 from app.sync.connect import connector_from, open_connector
 from app.sync.engine import sync_now
 from connectors.base import MetricQuery, Window
-from connectors.rest_json import RestJsonConnector, RestJsonParams
+from connectors.rest_json.connector import RestJsonConnector, RestJsonParams
 
 WINDOW = Window(date(2026, 7, 1), date(2026, 7, 10))
 TODAY = date(2026, 7, 11)
