@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import InvalidInput, found
 from app.models import ApiKey, AuditEvent
 
 Role = Literal["viewer", "editor", "admin"]
@@ -65,9 +65,7 @@ def list_api_keys(session: Session, limit: int, offset: int) -> tuple[list[ApiKe
 
 
 def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
-    row = session.get(ApiKey, key_id)
-    if row is None:
-        raise NotFound(f"API key {key_id} not found")
+    row = found(session.get(ApiKey, key_id), f"API key {key_id}")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     audit(session, actor, "revoke", "api_key", key_id, {})

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.core.errors import found
 from app.core.settings import get_settings
+
+R = TypeVar("R")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -116,3 +119,16 @@ def _end(session: Session, *, commit: bool) -> None:
 def session_scope() -> Iterator[Session]:
     """The same transaction rule for work that is not a request (CLI, scheduler, sync)."""
     yield from get_session()
+
+
+def child_or_404(
+    session: Session, model: type[R], ident: int, parent: tuple[str, int], what: str
+) -> R:
+    """A row by id, counted as missing unless it belongs to the parent the URL names.
+
+    `parent` is the row's foreign-key attribute and the id it must hold: a row of another
+    parent is as much "not found" as no row, so that ids can't be probed across parents.
+    """
+    row = session.get(model, ident)
+    attr, parent_id = parent
+    return found(row if row is not None and getattr(row, attr) == parent_id else None, what)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core import clock
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput, found
 from app.core.http import PrivateNetworkError, check_public_host
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
@@ -63,10 +63,7 @@ def channel_read(channel: NotificationChannel) -> ChannelRead:
 
 
 def get_channel(session: Session, channel_id: int) -> NotificationChannel:
-    channel = session.get(NotificationChannel, channel_id)
-    if channel is None:
-        raise NotFound(f"notification channel {channel_id} not found")
-    return channel
+    return found(session.get(NotificationChannel, channel_id), f"notification channel {channel_id}")
 
 
 def list_channels(

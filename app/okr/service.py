@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, aliased, selectinload, with_expression
 from app.auth.service import ROLE_RANK, Principal, audit
 from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
-from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.core.db import child_or_404
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound, found
 from app.core.values import readable
 from app.models import (
     CheckIn,
@@ -46,10 +47,7 @@ MAX_SERIES_DAYS = 3700
 
 
 def get_cycle(session: Session, cycle_id: int) -> Cycle:
-    cycle = session.get(Cycle, cycle_id)
-    if cycle is None:
-        raise NotFound(f"cycle {cycle_id} not found")
-    return cycle
+    return found(session.get(Cycle, cycle_id), f"cycle {cycle_id}")
 
 
 def create_cycle(session: Session, data: dict[str, Any], actor: str) -> Cycle:
@@ -162,10 +160,8 @@ def _objective_query() -> Any:
 
 
 def get_objective(session: Session, objective_id: int) -> Objective:
-    obj = session.scalar(_objective_query().where(Objective.id == objective_id))
-    if obj is None:
-        raise NotFound(f"objective {objective_id} not found")
-    return obj  # type: ignore[no-any-return]
+    obj: Objective | None = session.scalar(_objective_query().where(Objective.id == objective_id))
+    return found(obj, f"objective {objective_id}")
 
 
 def _check_cycle_ref(session: Session, cycle_id: int) -> None:
@@ -274,10 +270,7 @@ def delete_objective(session: Session, objective_id: int, cascade: bool, who: Pr
 
 
 def get_key_result(session: Session, kr_id: int) -> KeyResult:
-    kr = session.get(KeyResult, kr_id)
-    if kr is None:
-        raise NotFound(f"key result {kr_id} not found")
-    return kr
+    return found(session.get(KeyResult, kr_id), f"key result {kr_id}")
 
 
 def _validate_kr(kr: KeyResult) -> None:
@@ -678,10 +671,8 @@ def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str)
 
 def get_check_in(session: Session, kr_id: int, check_in_id: int) -> CheckIn:
     get_key_result(session, kr_id)
-    check_in = session.get(CheckIn, check_in_id)
-    if check_in is None or check_in.key_result_id != kr_id:
-        raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")
-    return check_in
+    what = f"check-in {check_in_id} of key result {kr_id}"
+    return child_or_404(session, CheckIn, check_in_id, ("key_result_id", kr_id), what)
 
 
 def update_check_in(

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core.changes import apply_changes, require_not_null
-from app.core.errors import InvalidInput, NotFound
+from app.core.db import child_or_404
+from app.core.errors import InvalidInput
 from app.models import Objective, RetrospectiveEntry
 from app.okr.service import get_cycle
 from app.review.schemas import CATEGORIES, CATEGORY_LABELS, FORMAT_LABELS
@@ -42,10 +43,8 @@ def _objective_of_cycle(session: Session, cycle_id: int, objective_id: int) -> N
 
 def get_entry(session: Session, cycle_id: int, entry_id: int) -> RetrospectiveEntry:
     get_cycle(session, cycle_id)
-    entry = session.get(RetrospectiveEntry, entry_id)
-    if entry is None or entry.cycle_id != cycle_id:
-        raise NotFound(f"retrospective entry {entry_id} of cycle {cycle_id} not found")
-    return entry
+    what = f"retrospective entry {entry_id} of cycle {cycle_id}"
+    return child_or_404(session, RetrospectiveEntry, entry_id, ("cycle_id", cycle_id), what)
 
 
 def create_entry(

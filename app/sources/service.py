@@ -22,7 +22,7 @@ from app.auth.service import audit
 from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.clock import today_in
-from app.core.errors import Conflict, InvalidInput, NotFound, reason
+from app.core.errors import Conflict, InvalidInput, found, reason
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.vault import decrypt_credentials, encrypt_credentials
@@ -139,10 +139,7 @@ def _encrypt(cls: ConnectorClass, credentials: dict[str, Any]) -> str | None:
 
 
 def get_source(session: Session, source_id: int) -> DataSource:
-    source = session.get(DataSource, source_id)
-    if source is None:
-        raise NotFound(f"data source {source_id} not found")
-    return source
+    return found(session.get(DataSource, source_id), f"data source {source_id}")
 
 
 def source_notices(source: DataSource) -> list[str]:
@@ -469,10 +466,7 @@ def schedule_backfill(
 
 
 def get_mapping(session: Session, mapping_id: int) -> Mapping:
-    mapping = session.get(Mapping, mapping_id)
-    if mapping is None:
-        raise NotFound(f"mapping {mapping_id} not found")
-    return mapping
+    return found(session.get(Mapping, mapping_id), f"mapping {mapping_id}")
 
 
 def _ref(session: Session, model: Any, ref_id: int, what: str, field: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound
+from app.core.errors import found
 from app.models import DataSource, SyncRun
 
 
@@ -33,10 +33,7 @@ def list_runs(
 
 
 def get_run(session: Session, run_id: int) -> SyncRun:
-    run = session.get(SyncRun, run_id)
-    if run is None:
-        raise NotFound(f"sync run {run_id} not found")
-    return run
+    return found(session.get(SyncRun, run_id), f"sync run {run_id}")
 
 
 def latest_runs(session: Session, per_source: int) -> list[SyncRun]:
