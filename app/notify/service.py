@@ -14,11 +14,12 @@ import secrets
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core import clock
+from app.core.db import count, equal_to, paged
 from app.core.errors import Conflict, InvalidInput, found
 from app.core.http import PrivateNetworkError, check_public_host
 from app.core.secrets import SecretKeyError
@@ -69,11 +70,8 @@ def get_channel(session: Session, channel_id: int) -> NotificationChannel:
 def list_channels(
     session: Session, limit: int, offset: int
 ) -> tuple[list[NotificationChannel], int]:
-    total = session.scalar(select(func.count()).select_from(NotificationChannel)) or 0
-    rows = session.scalars(
-        select(NotificationChannel).order_by(NotificationChannel.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    query = select(NotificationChannel)
+    return paged(session, query, [], NotificationChannel.id, limit=limit, offset=offset)
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -280,14 +278,10 @@ def list_deliveries(
     limit: int,
     offset: int,
 ) -> tuple[list[DeliveryRead], int]:
-    where = []
-    if channel_id is not None:
-        where.append(NotificationDelivery.channel_id == channel_id)
-    if status is not None:
-        where.append(NotificationDelivery.status == status)
-    total = (
-        session.scalar(select(func.count()).select_from(NotificationDelivery).where(*where)) or 0
+    where = equal_to(
+        (NotificationDelivery.channel_id, channel_id), (NotificationDelivery.status, status)
     )
+    total = count(session, NotificationDelivery, *where)
     rows = session.execute(
         select(NotificationDelivery, NotificationEvent.type, NotificationEvent.message_id)
         .join(NotificationEvent, NotificationEvent.id == NotificationDelivery.event_id)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core.changes import apply_changes, require_not_null
-from app.core.db import child_or_404
+from app.core.db import child_or_404, equal_to, paged
 from app.core.errors import InvalidInput
 from app.models import Objective, RetrospectiveEntry
 from app.okr.service import get_cycle
@@ -70,18 +70,12 @@ def list_entries(
 ) -> tuple[list[RetrospectiveEntry], int]:
     """Entries in the order a board shows them: format, category, then as they were written."""
     get_cycle(session, cycle_id)
-    where = [RetrospectiveEntry.cycle_id == cycle_id]
-    if objective_id is not None:
-        where.append(RetrospectiveEntry.objective_id == objective_id)
-    total = session.scalar(select(func.count()).select_from(RetrospectiveEntry).where(*where)) or 0
-    rows = session.scalars(
-        select(RetrospectiveEntry)
-        .where(*where)
-        .order_by(RetrospectiveEntry.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    where = [
+        RetrospectiveEntry.cycle_id == cycle_id,
+        *equal_to((RetrospectiveEntry.objective_id, objective_id)),
+    ]
+    query = select(RetrospectiveEntry)
+    return paged(session, query, where, RetrospectiveEntry.id, limit=limit, offset=offset)
 
 
 def board_order(entries: list[RetrospectiveEntry]) -> list[RetrospectiveEntry]:

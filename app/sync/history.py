@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.db import equal_to, paged
 from app.core.errors import found
 from app.models import DataSource, SyncRun
 
@@ -16,20 +17,9 @@ def list_runs(
     limit: int,
     offset: int,
 ) -> tuple[list[SyncRun], int]:
-    where = []
-    if data_source_id is not None:
-        where.append(SyncRun.data_source_id == data_source_id)
-    if status is not None:
-        where.append(SyncRun.status == status)
-    total = session.scalar(select(func.count()).select_from(SyncRun).where(*where)) or 0
-    rows = session.scalars(
-        select(SyncRun)
-        .where(*where)
-        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    where = equal_to((SyncRun.data_source_id, data_source_id), (SyncRun.status, status))
+    newest = (SyncRun.started_at.desc(), SyncRun.id.desc())
+    return paged(session, select(SyncRun), where, *newest, limit=limit, offset=offset)
 
 
 def get_run(session: Session, run_id: int) -> SyncRun:
