@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core import clock
+from app.core.changes import same_named
 from app.core.db import count, equal_to, paged
 from app.core.errors import Conflict, InvalidInput, found
 from app.core.http import PrivateNetworkError, check_public_host
@@ -292,19 +293,14 @@ def list_deliveries(
     ).all()
     items = [
         DeliveryRead(
-            id=d.id,
-            event_id=d.event_id,
+            **same_named(
+                d,
+                "id event_id channel_id status attempts response_status last_attempt_at"
+                " delivered_at last_error created_at",
+            ),
             event_type=type_,
             webhook_id=msg_id,
-            channel_id=d.channel_id,
-            status=d.status,
-            attempts=d.attempts,
-            response_status=d.response_status,
             next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
-            last_attempt_at=d.last_attempt_at,
-            delivered_at=d.delivered_at,
-            last_error=d.last_error,
-            created_at=d.created_at,
             attempt_log=d.attempt_log or [],
         )
         for d, type_, msg_id in rows
