@@ -510,14 +510,14 @@ def _with_progress(
     as_of: date,
     expected: float,
     *,
-    current: float | None,
-    start: float | None,
-    target: float | None,
-    forecast: float | None,
-    forecast_progress: float | None,
+    current: float | None = None,
+    start: float | None = None,
+    target: float | None = None,
+    forecast: float | None = None,
+    forecast_progress: float | None = None,
     last_date: date | None,
     stale: bool,
-    groups: tuple[GroupProgress, ...],
+    groups: tuple[GroupProgress, ...] = (),
 ) -> Progress:
     progress = _clamp(raw)
     return Progress(
@@ -616,20 +616,8 @@ def _compute(
     if kr.kind == "rollup":
         if rollup_progress is None:
             return _no_progress("no_data", as_of, expected, last_date=last_date, stale=stale)
-        return _with_progress(
-            rollup_progress,
-            _pace_status(_clamp(rollup_progress), expected),
-            as_of,
-            expected,
-            current=None,
-            start=None,
-            target=None,
-            forecast=None,
-            forecast_progress=None,
-            last_date=last_date,
-            stale=stale,
-            groups=(),
-        )
+        raw, status = rollup_progress, _pace_status(_clamp(rollup_progress), expected)
+        return _with_progress(raw, status, as_of, expected, last_date=last_date, stale=stale)
     if kr.kind == "milestone":
         return _milestone(kr, cycle, as_of, expected, series, last_date, stale)
     return _metric(
@@ -685,8 +673,6 @@ def _milestone(
         current=current,
         start=kr.start_value,
         target=threshold,
-        forecast=None,
-        forecast_progress=None,
         last_date=last_date,
         stale=stale,
         groups=tuple(GroupProgress(s.group, s.value, s.raw) for s in scored),
