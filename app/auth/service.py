@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, get_args
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import InvalidInput, NotFound
+from app.core.db import paged
+from app.core.errors import InvalidInput, found
 from app.models import ApiKey, AuditEvent
 
 Role = Literal["viewer", "editor", "admin"]
@@ -59,15 +60,11 @@ def create_api_key(session: Session, *, name: str, role: Role, actor: str) -> tu
 
 
 def list_api_keys(session: Session, limit: int, offset: int) -> tuple[list[ApiKey], int]:
-    total = session.scalar(select(func.count()).select_from(ApiKey)) or 0
-    rows = session.scalars(select(ApiKey).order_by(ApiKey.id).limit(limit).offset(offset)).all()
-    return list(rows), total
+    return paged(session, select(ApiKey), [], ApiKey.id, limit=limit, offset=offset)
 
 
 def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
-    row = session.get(ApiKey, key_id)
-    if row is None:
-        raise NotFound(f"API key {key_id} not found")
+    row = found(session.get(ApiKey, key_id), f"API key {key_id}")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     audit(session, actor, "revoke", "api_key", key_id, {})
@@ -139,12 +136,5 @@ def list_audit_events(
         conditions.append(AuditEvent.at >= _midnight(where.start))
     if where.end is not None:
         conditions.append(AuditEvent.at < _midnight(where.end + timedelta(days=1)))
-    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
-    rows = session.scalars(
-        select(AuditEvent)
-        .where(*conditions)
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    newest = (AuditEvent.at.desc(), AuditEvent.id.desc())
+    return paged(session, select(AuditEvent), conditions, *newest, limit=limit, offset=offset)

@@ -17,6 +17,15 @@ def jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: plain(v) for k, v in values.items()}
 
 
+def same_named(source: object, names: str) -> dict[str, Any]:
+    """`source`'s attributes named in `names` (space-separated), under the same names.
+
+    For views built from a row: what is copied as it is reads as one list, and only what a
+    view computes or renames stands out beside it.
+    """
+    return {name: getattr(source, name) for name in names.split()}
+
+
 def apply_changes(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
     """Set the fields and return `{field: [old, new]}` of what really changed, for the audit."""
     diff: dict[str, Any] = {}

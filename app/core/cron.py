@@ -28,15 +28,11 @@ def cron_trigger(schedule: str, timezone: str) -> Any:
     minute, hour, day, month, weekday = fields
     weekdays = _weekdays(weekday)
 
+    # What the one trigger or both halves of the OR have alike: all but the two day fields.
+    alike = {"minute": minute, "hour": hour, "month": month, "timezone": timezone}
+
     def cron(day: str, day_of_week: str) -> CronTrigger:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=day_of_week,
-            timezone=timezone,
-        )
+        return CronTrigger(day=day, day_of_week=day_of_week, **alike)
 
     if day != "*" and weekdays != "*":
         return OrTrigger([cron(day, "*"), cron("*", weekdays)])

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, Select, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.core.errors import found
 from app.core.settings import get_settings
+
+R = TypeVar("R")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -116,3 +119,43 @@ def _end(session: Session, *, commit: bool) -> None:
 def session_scope() -> Iterator[Session]:
     """The same transaction rule for work that is not a request (CLI, scheduler, sync)."""
     yield from get_session()
+
+
+def child_or_404(
+    session: Session, model: type[R], ident: int, parent: tuple[str, int], what: str
+) -> R:
+    """A row by id, counted as missing unless it belongs to the parent the URL names.
+
+    `parent` is the row's foreign-key attribute and the id it must hold: a row of another
+    parent is as much "not found" as no row, so that ids can't be probed across parents.
+    """
+    row = session.get(model, ident)
+    attr, parent_id = parent
+    return found(row if row is not None and getattr(row, attr) == parent_id else None, what)
+
+
+def equal_to(*filters: tuple[Any, object]) -> list[ColumnElement[bool]]:
+    """`column == value` for each filter a caller gave; a filter left out (None) matches all."""
+    return [column == value for column, value in filters if value is not None]
+
+
+def count(session: Session, model: Any, *where: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def paged(
+    session: Session,
+    query: Select[R],
+    where: Sequence[Any],
+    *order_by: Any,
+    limit: int,
+    offset: int,
+) -> tuple[list[R], int]:
+    """One page of a list endpoint and how many rows match in all (the page's `total`).
+
+    The count is of the query's entity under the same conditions, so a page and its total
+    can never disagree about what matched.
+    """
+    total = count(session, query.column_descriptions[0]["entity"], *where)
+    page = session.scalars(query.where(*where).order_by(*order_by).limit(limit).offset(offset))
+    return list(page.all()), total

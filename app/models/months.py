@@ -30,6 +30,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Select,
+    Subquery,
     and_,
     cast,
     delete,
@@ -153,6 +154,30 @@ def rebuild(conn: Connection) -> None:
         conn.execute(stmt)
 
 
+def daily_sums(condition: Any, *extra: Any) -> Subquery:
+    """One row a key result, group, role and day: the day's scaled values added up (`v`).
+
+    The months written here and the raw days a progress read adds to them must sum a day the
+    same way, or a window's total would depend on which side of a month edge it was read from.
+    """
+    o = Observation
+    return (
+        select(
+            o.key_result_id.label("kr"),
+            o.group.label("g"),
+            o.role.label("r"),
+            o.date.label("d"),
+            *extra,
+            func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
+        )
+        .select_from(o)
+        .outerjoin(Mapping, Mapping.id == o.mapping_id)
+        .where(condition, readable(o.value))
+        .group_by(o.key_result_id, o.group, o.role, o.date)
+        .subquery("daily")
+    )
+
+
 def statements(dialect: str, spans: list[tuple[Span, list[int]]] | None) -> list[Any]:
     """Delete the marked months, then insert them again from their observations."""
 
@@ -172,21 +197,7 @@ def statements(dialect: str, spans: list[tuple[Span, list[int]]] | None) -> list
 
     o = Observation
     month = _month_of(dialect, o.date)
-    daily = (
-        select(
-            o.key_result_id.label("kr"),
-            o.group.label("g"),
-            o.role.label("r"),
-            o.date.label("d"),
-            month.label("m"),
-            func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
-        )
-        .select_from(o)
-        .outerjoin(Mapping, Mapping.id == o.mapping_id)
-        .where(where(o.key_result_id, o.date), readable(o.value))
-        .group_by(o.key_result_id, o.group, o.role, o.date)
-        .subquery("daily")
-    )
+    daily = daily_sums(where(o.key_result_id, o.date), month.label("m"))
     ranked = select(
         daily,
         (cast(extract("day", daily.c.d), Integer) - 1).label("x"),

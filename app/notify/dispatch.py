@@ -37,6 +37,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from app.core import clock
+from app.core.changes import same_named
 from app.core.db import get_sessionmaker
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
@@ -325,12 +326,8 @@ def _target(
 def _job(row: Any) -> Job:
     target, problem = _target(row.channel_id, row.name, row.kind, row.config, row.secrets_encrypted)
     return Job(
+        **same_named(row, "channel_id attempts created_at message_id body"),
         delivery_id=row.id,
-        channel_id=row.channel_id,
-        attempts=row.attempts,
-        created_at=row.created_at,
-        message_id=row.message_id,
-        body=row.body,
         attempt_log=list(row.attempt_log or []),
         target=target,
         problem=problem,

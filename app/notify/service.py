@@ -14,12 +14,14 @@ import secrets
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core import clock
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.changes import same_named
+from app.core.db import count, equal_to, paged
+from app.core.errors import Conflict, InvalidInput, found
 from app.core.http import PrivateNetworkError, check_public_host
 from app.core.secrets import SecretKeyError
 from app.core.settings import get_settings
@@ -63,20 +65,14 @@ def channel_read(channel: NotificationChannel) -> ChannelRead:
 
 
 def get_channel(session: Session, channel_id: int) -> NotificationChannel:
-    channel = session.get(NotificationChannel, channel_id)
-    if channel is None:
-        raise NotFound(f"notification channel {channel_id} not found")
-    return channel
+    return found(session.get(NotificationChannel, channel_id), f"notification channel {channel_id}")
 
 
 def list_channels(
     session: Session, limit: int, offset: int
 ) -> tuple[list[NotificationChannel], int]:
-    total = session.scalar(select(func.count()).select_from(NotificationChannel)) or 0
-    rows = session.scalars(
-        select(NotificationChannel).order_by(NotificationChannel.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    query = select(NotificationChannel)
+    return paged(session, query, [], NotificationChannel.id, limit=limit, offset=offset)
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -283,14 +279,10 @@ def list_deliveries(
     limit: int,
     offset: int,
 ) -> tuple[list[DeliveryRead], int]:
-    where = []
-    if channel_id is not None:
-        where.append(NotificationDelivery.channel_id == channel_id)
-    if status is not None:
-        where.append(NotificationDelivery.status == status)
-    total = (
-        session.scalar(select(func.count()).select_from(NotificationDelivery).where(*where)) or 0
+    where = equal_to(
+        (NotificationDelivery.channel_id, channel_id), (NotificationDelivery.status, status)
     )
+    total = count(session, NotificationDelivery, *where)
     rows = session.execute(
         select(NotificationDelivery, NotificationEvent.type, NotificationEvent.message_id)
         .join(NotificationEvent, NotificationEvent.id == NotificationDelivery.event_id)
@@ -301,19 +293,14 @@ def list_deliveries(
     ).all()
     items = [
         DeliveryRead(
-            id=d.id,
-            event_id=d.event_id,
+            **same_named(
+                d,
+                "id event_id channel_id status attempts response_status last_attempt_at"
+                " delivered_at last_error created_at",
+            ),
             event_type=type_,
             webhook_id=msg_id,
-            channel_id=d.channel_id,
-            status=d.status,
-            attempts=d.attempts,
-            response_status=d.response_status,
             next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
-            last_attempt_at=d.last_attempt_at,
-            delivered_at=d.delivered_at,
-            last_error=d.last_error,
-            created_at=d.created_at,
             attempt_log=d.attempt_log or [],
         )
         for d, type_, msg_id in rows

@@ -46,7 +46,7 @@ from app.models import (
     Observation,
     SeriesMonth,
 )
-from app.models.months import month_end, month_start
+from app.models.months import daily_sums, month_end, month_start
 from app.models.months import refresh as refresh_months
 from app.okr.freeze import frozen_key_result, frozen_objective
 from app.progress import (
@@ -207,20 +207,7 @@ def _load_stats(
             ).where(or_(*month_parts))
         )
     if day_parts:
-        daily = (
-            select(
-                o.key_result_id.label("kr"),
-                o.group.label("g"),
-                o.role.label("r"),
-                o.date.label("d"),
-                func.sum(o.value * func.coalesce(Mapping.scale, 1.0)).label("v"),
-            )
-            .select_from(o)
-            .outerjoin(Mapping, Mapping.id == o.mapping_id)
-            .where(or_(*day_parts), readable(o.value))
-            .group_by(o.key_result_id, o.group, o.role, o.date)
-            .subquery("daily")
-        )
+        daily = daily_sums(or_(*day_parts))
         x = _day_number(session, daily.c.d, cycle.start)
         v = daily.c.v
         parts.append(

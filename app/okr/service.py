@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, aliased, selectinload, with_expression
 from app.auth.service import ROLE_RANK, Principal, audit
 from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
-from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.core.db import child_or_404, equal_to, paged
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound, found
 from app.core.values import readable
 from app.models import (
     CheckIn,
@@ -46,10 +47,7 @@ MAX_SERIES_DAYS = 3700
 
 
 def get_cycle(session: Session, cycle_id: int) -> Cycle:
-    cycle = session.get(Cycle, cycle_id)
-    if cycle is None:
-        raise NotFound(f"cycle {cycle_id} not found")
-    return cycle
+    return found(session.get(Cycle, cycle_id), f"cycle {cycle_id}")
 
 
 def create_cycle(session: Session, data: dict[str, Any], actor: str) -> Cycle:
@@ -61,11 +59,8 @@ def create_cycle(session: Session, data: dict[str, Any], actor: str) -> Cycle:
 
 
 def list_cycles(session: Session, limit: int, offset: int) -> tuple[list[Cycle], int]:
-    total = session.scalar(select(func.count()).select_from(Cycle)) or 0
-    rows = session.scalars(
-        select(Cycle).order_by(Cycle.start_date.desc(), Cycle.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    latest = (Cycle.start_date.desc(), Cycle.id)
+    return paged(session, select(Cycle), [], *latest, limit=limit, offset=offset)
 
 
 def update_cycle(session: Session, cycle_id: int, changes: dict[str, Any], actor: str) -> Cycle:
@@ -162,10 +157,8 @@ def _objective_query() -> Any:
 
 
 def get_objective(session: Session, objective_id: int) -> Objective:
-    obj = session.scalar(_objective_query().where(Objective.id == objective_id))
-    if obj is None:
-        raise NotFound(f"objective {objective_id} not found")
-    return obj  # type: ignore[no-any-return]
+    obj: Objective | None = session.scalar(_objective_query().where(Objective.id == objective_id))
+    return found(obj, f"objective {objective_id}")
 
 
 def _check_cycle_ref(session: Session, cycle_id: int) -> None:
@@ -217,21 +210,13 @@ class ObjectiveFilter:
 def list_objectives(
     session: Session, where: ObjectiveFilter, limit: int, offset: int
 ) -> tuple[list[Objective], int]:
-    conditions = [
-        column == value
-        for column, value in (
-            (Objective.cycle_id, where.cycle_id),
-            (Objective.team, where.team),
-            (Objective.owner, where.owner),
-            (Objective.level, where.level),
-        )
-        if value is not None
-    ]
-    total = session.scalar(select(func.count()).select_from(Objective).where(*conditions)) or 0
-    rows = session.scalars(
-        _objective_query().where(*conditions).order_by(Objective.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    conditions = equal_to(
+        (Objective.cycle_id, where.cycle_id),
+        (Objective.team, where.team),
+        (Objective.owner, where.owner),
+        (Objective.level, where.level),
+    )
+    return paged(session, _objective_query(), conditions, Objective.id, limit=limit, offset=offset)
 
 
 def update_objective(
@@ -274,10 +259,7 @@ def delete_objective(session: Session, objective_id: int, cascade: bool, who: Pr
 
 
 def get_key_result(session: Session, kr_id: int) -> KeyResult:
-    kr = session.get(KeyResult, kr_id)
-    if kr is None:
-        raise NotFound(f"key result {kr_id} not found")
-    return kr
+    return found(session.get(KeyResult, kr_id), f"key result {kr_id}")
 
 
 def _validate_kr(kr: KeyResult) -> None:
@@ -309,14 +291,9 @@ def list_key_results(
     session: Session, where: KeyResultFilter, as_of: date, limit: int, offset: int
 ) -> tuple[list[KeyResult], dict[int, Progress], int]:
     """The page, the progress of its key results on `as_of`, and how many matched in all."""
-    conditions = [
-        column == value
-        for column, value in (
-            (KeyResult.objective_id, where.objective_id),
-            (KeyResult.owner, where.owner),
-        )
-        if value is not None
-    ]
+    conditions = equal_to(
+        (KeyResult.objective_id, where.objective_id), (KeyResult.owner, where.owner)
+    )
     query = select(KeyResult).where(*conditions).order_by(KeyResult.id)
     if where.status is None:
         total = session.scalar(select(func.count()).select_from(KeyResult).where(*conditions))
@@ -678,10 +655,8 @@ def add_check_in(session: Session, kr_id: int, data: dict[str, Any], actor: str)
 
 def get_check_in(session: Session, kr_id: int, check_in_id: int) -> CheckIn:
     get_key_result(session, kr_id)
-    check_in = session.get(CheckIn, check_in_id)
-    if check_in is None or check_in.key_result_id != kr_id:
-        raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")
-    return check_in
+    what = f"check-in {check_in_id} of key result {kr_id}"
+    return child_or_404(session, CheckIn, check_in_id, ("key_result_id", kr_id), what)
 
 
 def update_check_in(
@@ -744,16 +719,9 @@ def list_check_ins(
     session: Session, kr_id: int, limit: int, offset: int
 ) -> tuple[list[CheckIn], int]:
     get_key_result(session, kr_id)
-    where = CheckIn.key_result_id == kr_id
-    total = session.scalar(select(func.count()).select_from(CheckIn).where(where)) or 0
-    rows = session.scalars(
-        select(CheckIn)
-        .where(where)
-        .order_by(CheckIn.date.desc(), CheckIn.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    where = [CheckIn.key_result_id == kr_id]
+    newest = (CheckIn.date.desc(), CheckIn.id.desc())
+    return paged(session, select(CheckIn), where, *newest, limit=limit, offset=offset)
 
 
 def cycle_of_key_result(session: Session, kr_id: int) -> Cycle:

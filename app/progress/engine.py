@@ -474,52 +474,23 @@ class _Scored:
     raw: float | None
 
 
-def _no_progress(
+def _progress(
+    raw: float | None,
     status: Status,
     as_of: date,
     expected: float,
     *,
     current: float | None = None,
-    bounds: _Bounds | None = None,
+    start: float | None = None,
+    target: float | None = None,
     forecast: float | None = None,
+    forecast_progress: float | None = None,
     last_date: date | None,
     stale: bool,
     groups: tuple[GroupProgress, ...] = (),
 ) -> Progress:
-    return Progress(
-        as_of=as_of,
-        current_value=_reportable(current),
-        start_value=None if bounds is None else _reportable(bounds.start),
-        target_value=None if bounds is None else _reportable(bounds.target),
-        progress=None,
-        attainment=None,
-        expected_progress=expected,
-        score=None,
-        status=status,
-        forecast_value=_reportable(forecast),
-        forecast_progress=None,
-        last_observation_date=last_date,
-        stale=stale,
-        groups=_reportable_groups(groups),
-    )
-
-
-def _with_progress(
-    raw: float,
-    status: Status,
-    as_of: date,
-    expected: float,
-    *,
-    current: float | None,
-    start: float | None,
-    target: float | None,
-    forecast: float | None,
-    forecast_progress: float | None,
-    last_date: date | None,
-    stale: bool,
-    groups: tuple[GroupProgress, ...],
-) -> Progress:
-    progress = _clamp(raw)
+    """Every outcome as one Progress; with no `raw` (no data, no baseline) nothing is scored."""
+    progress = None if raw is None else _clamp(raw)
     return Progress(
         as_of=as_of,
         current_value=_reportable(current),
@@ -528,7 +499,7 @@ def _with_progress(
         progress=progress,
         attainment=_reportable(raw),
         expected_progress=expected,
-        score=_round_score(progress),
+        score=None if progress is None else _round_score(progress),
         status=status,
         forecast_value=_reportable(forecast),
         forecast_progress=_reportable(forecast_progress),
@@ -536,6 +507,10 @@ def _with_progress(
         stale=stale,
         groups=_reportable_groups(groups),
     )
+
+
+def _ends(bounds: _Bounds | None) -> tuple[float | None, float | None]:
+    return (None, None) if bounds is None else (bounds.start, bounds.target)
 
 
 def _reportable_groups(groups: tuple[GroupProgress, ...]) -> tuple[GroupProgress, ...]:
@@ -615,21 +590,9 @@ def _compute(
 
     if kr.kind == "rollup":
         if rollup_progress is None:
-            return _no_progress("no_data", as_of, expected, last_date=last_date, stale=stale)
-        return _with_progress(
-            rollup_progress,
-            _pace_status(_clamp(rollup_progress), expected),
-            as_of,
-            expected,
-            current=None,
-            start=None,
-            target=None,
-            forecast=None,
-            forecast_progress=None,
-            last_date=last_date,
-            stale=stale,
-            groups=(),
-        )
+            return _progress(None, "no_data", as_of, expected, last_date=last_date, stale=stale)
+        raw, status = rollup_progress, _pace_status(_clamp(rollup_progress), expected)
+        return _progress(raw, status, as_of, expected, last_date=last_date, stale=stale)
     if kr.kind == "milestone":
         return _milestone(kr, cycle, as_of, expected, series, last_date, stale)
     return _metric(
@@ -677,7 +640,7 @@ def _milestone(
         status: Status = "done"
     else:
         status = "on_track" if as_of <= cycle.end else "off_track"
-    return _with_progress(
+    return _progress(
         raw,
         status,
         as_of,
@@ -685,8 +648,6 @@ def _milestone(
         current=current,
         start=kr.start_value,
         target=threshold,
-        forecast=None,
-        forecast_progress=None,
         last_date=last_date,
         stale=stale,
         groups=tuple(GroupProgress(s.group, s.value, s.raw) for s in scored),
@@ -738,39 +699,44 @@ def _metric(
         for s in scored
     }
 
+    def no_data(bounds: _Bounds | None) -> Progress:
+        start, target = _ends(bounds)
+        return _progress(
+            None,
+            "no_data",
+            as_of,
+            expected,
+            start=start,
+            target=target,
+            last_date=last_date,
+            stale=stale,
+            groups=groups,
+        )
+
     if kr.group_rule == "each":
         if all(s.value is None for s in scored):
-            return _no_progress(
-                "no_data",
-                as_of,
-                expected,
-                bounds=static,
-                last_date=last_date,
-                stale=stale,
-                groups=groups,
-            )
+            return no_data(static)
         weakest = _weakest(scored)
         forecast_value, forecast_progress = _weakest_forecast(kr, scored, forecasts)
         if weakest is None or weakest.raw is None or weakest.bounds is None:
-            return _no_progress(
-                "no_baseline", as_of, expected, last_date=last_date, stale=stale, groups=groups
+            return _progress(
+                None,
+                "no_baseline",
+                as_of,
+                expected,
+                last_date=last_date,
+                stale=stale,
+                groups=groups,
             )
         current, bounds, raw = weakest.value, weakest.bounds, weakest.raw
     else:
         combined = _combined_value(series, agg)
         if combined is None:
-            return _no_progress(
-                "no_data",
-                as_of,
-                expected,
-                bounds=combined_bounds,
-                last_date=last_date,
-                stale=stale,
-                groups=groups,
-            )
+            return no_data(combined_bounds)
         forecast_value = _combined_forecast(kr, combined, scored, forecasts, cycle, elapsed)
         if combined_bounds is None:
-            return _no_progress(
+            return _progress(
+                None,
                 "no_baseline",
                 as_of,
                 expected,
@@ -790,7 +756,7 @@ def _metric(
         status = _threshold_status(raw, forecast_progress, cycle, as_of)
     else:
         status = _pace_status(_clamp(raw), expected)
-    return _with_progress(
+    return _progress(
         raw,
         status,
         as_of,

@@ -55,21 +55,14 @@ _NO_SECRET = secrets.token_bytes(32)
 _REMEMBER = timedelta(seconds=2 * MAX_SKEW_SECONDS)
 
 
-class PayloadTooLarge(DomainError):
-    status_code = 413
-    code = "too_large"
+class PayloadTooLarge(DomainError, status_code=413, code="too_large"): ...
 
 
-class Unavailable(DomainError):
-    status_code = 503
-    code = "unavailable"
+class Unavailable(DomainError, status_code=503, code="unavailable"): ...
 
 
-class Unreadable(DomainError):
+class Unreadable(DomainError, status_code=400, code="bad_request"):
     """A body JSON can't even be read into values (nested too deep): 400, as on other routes."""
-
-    status_code = 400
-    code = "bad_request"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
+from app.core.changes import same_named
 from app.models import Cycle, KeyResult, Objective
 from app.okr import service as okr_service
 from app.okr.progress_service import span
@@ -63,15 +64,11 @@ class CycleFigures:
 
 def _kr(kr: KeyResult, p: Progress) -> KeyResultFigures:
     return KeyResultFigures(
-        current_value=p.current_value,
-        start_value=p.start_value,
-        target_value=p.target_value,
-        progress=p.progress,
-        score=p.score,
-        status=p.status,
-        stale=p.stale,
-        last_observation_date=p.last_observation_date,
-        frozen=p.frozen,
+        **same_named(
+            p,
+            "current_value start_value target_value progress score status stale"
+            " last_observation_date frozen",
+        ),
         final_score=getattr(kr, "final_score", None),
         final_score_note=getattr(kr, "final_score_note", None),
     )

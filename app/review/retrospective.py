@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core.changes import apply_changes, require_not_null
-from app.core.errors import InvalidInput, NotFound
+from app.core.db import child_or_404, equal_to, paged
+from app.core.errors import InvalidInput
 from app.models import Objective, RetrospectiveEntry
 from app.okr.service import get_cycle
 from app.review.schemas import CATEGORIES, CATEGORY_LABELS, FORMAT_LABELS
@@ -42,10 +43,8 @@ def _objective_of_cycle(session: Session, cycle_id: int, objective_id: int) -> N
 
 def get_entry(session: Session, cycle_id: int, entry_id: int) -> RetrospectiveEntry:
     get_cycle(session, cycle_id)
-    entry = session.get(RetrospectiveEntry, entry_id)
-    if entry is None or entry.cycle_id != cycle_id:
-        raise NotFound(f"retrospective entry {entry_id} of cycle {cycle_id} not found")
-    return entry
+    what = f"retrospective entry {entry_id} of cycle {cycle_id}"
+    return child_or_404(session, RetrospectiveEntry, entry_id, ("cycle_id", cycle_id), what)
 
 
 def create_entry(
@@ -71,18 +70,12 @@ def list_entries(
 ) -> tuple[list[RetrospectiveEntry], int]:
     """Entries in the order a board shows them: format, category, then as they were written."""
     get_cycle(session, cycle_id)
-    where = [RetrospectiveEntry.cycle_id == cycle_id]
-    if objective_id is not None:
-        where.append(RetrospectiveEntry.objective_id == objective_id)
-    total = session.scalar(select(func.count()).select_from(RetrospectiveEntry).where(*where)) or 0
-    rows = session.scalars(
-        select(RetrospectiveEntry)
-        .where(*where)
-        .order_by(RetrospectiveEntry.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    where = [
+        RetrospectiveEntry.cycle_id == cycle_id,
+        *equal_to((RetrospectiveEntry.objective_id, objective_id)),
+    ]
+    query = select(RetrospectiveEntry)
+    return paged(session, query, where, RetrospectiveEntry.id, limit=limit, offset=offset)
 
 
 def board_order(entries: list[RetrospectiveEntry]) -> list[RetrospectiveEntry]:

@@ -15,6 +15,7 @@ from statistics import fmean
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.changes import same_named
 from app.models import CheckIn, Cycle, KeyResult, Objective
 from app.okr import service as okr_service
 from app.okr.schemas import CycleRead
@@ -128,14 +129,8 @@ def cycle_review(session: Session, cycle_id: int, as_of: date) -> CycleReviewRea
             kf = figures.key_result.get(kr.id)
             krs.append(
                 ReviewKeyResult(
-                    id=kr.id,
-                    title=kr.title,
-                    owner=kr.owner,
+                    **same_named(kr, "id title owner unit kind direction weight carried_from_id"),
                     team=obj.team,
-                    unit=kr.unit,
-                    kind=kr.kind,
-                    direction=kr.direction,
-                    weight=kr.weight,
                     current_value=kf.current_value if kf else None,
                     start_value=kf.start_value if kf else kr.start_value,
                     target_value=kf.target_value if kf else kr.target_value,
@@ -146,7 +141,6 @@ def cycle_review(session: Session, cycle_id: int, as_of: date) -> CycleReviewRea
                     last_observation_date=kf.last_observation_date if kf else None,
                     measured_by=_measured_by(kr, review.mapped, review.checked),
                     frozen=kf.frozen if kf else False,
-                    carried_from_id=kr.carried_from_id,
                     carried_to_ids=okr_service.carried_to_ids(kr),
                     final_score=kf.final_score if kf else None,
                     final_score_note=kf.final_score_note if kf else None,
@@ -154,13 +148,7 @@ def cycle_review(session: Session, cycle_id: int, as_of: date) -> CycleReviewRea
             )
         read_objectives.append(
             ReviewObjective(
-                id=obj.id,
-                title=obj.title,
-                description=obj.description,
-                level=obj.level,
-                team=obj.team,
-                owner=obj.owner,
-                parent_key_result_id=obj.parent_key_result_id,
+                **same_named(obj, "id title description level team owner parent_key_result_id"),
                 progress=of.progress if of else None,
                 score=of.score if of else None,
                 status=of.status if of else "no_data",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.auth.deps import Admin
+from app.core.changes import same_named
 from app.core.db import SessionDep
 from app.core.schemas import ERROR_RESPONSES, StrictModel
 from app.core.settings import get_settings
@@ -82,17 +83,12 @@ def _read(app: OAuthApp) -> OAuthAppRead:
     p = PROVIDERS[app.provider]
     public = get_settings().public_url
     return OAuthAppRead(
-        provider=app.provider,
-        client_id=app.client_id,
+        **same_named(app, "provider client_id authorize_url token_url created_at updated_at"),
         client_secret_set=bool(app.client_secret_encrypted),
-        authorize_url=app.authorize_url,
-        token_url=app.token_url,
         default_authorize_url=p.authorize_url,
         default_token_url=p.token_url,
         redirect_uri=public.strip().rstrip("/") + oauth.CALLBACK_PATH if public else None,
         connectors=list(p.connectors),
-        created_at=app.created_at,
-        updated_at=app.updated_at,
     )
 
 

@@ -15,14 +15,15 @@ from typing import Any, cast
 
 from fastapi import BackgroundTasks
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.service import audit
 from app.core import clock
 from app.core.changes import apply_changes, jsonable, require_not_null
 from app.core.clock import today_in
-from app.core.errors import Conflict, InvalidInput, NotFound, reason
+from app.core.db import count, equal_to, paged
+from app.core.errors import Conflict, InvalidInput, found, reason
 from app.core.redact import Redactor, register_secrets, secrets_in
 from app.core.secrets import SecretKeyError
 from app.core.vault import decrypt_credentials, encrypt_credentials
@@ -56,10 +57,6 @@ log = logging.getLogger("krsync.sources")
 MAPPING_FIELDS = ("data_source_id", "metric", "params", "filters", "role", "group", "scale")
 #: Source fields whose change moves every figure (another account, other calendar days).
 REFETCH_FIELDS = frozenset({"config", "timezone"})
-
-
-def _count(session: Session, model: Any, *where: Any) -> int:
-    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
 # --- connectors -------------------------------------------------------------------------------
@@ -139,10 +136,7 @@ def _encrypt(cls: ConnectorClass, credentials: dict[str, Any]) -> str | None:
 
 
 def get_source(session: Session, source_id: int) -> DataSource:
-    source = session.get(DataSource, source_id)
-    if source is None:
-        raise NotFound(f"data source {source_id} not found")
-    return source
+    return found(session.get(DataSource, source_id), f"data source {source_id}")
 
 
 def source_notices(source: DataSource) -> list[str]:
@@ -251,18 +245,14 @@ def deletion_impact(session: Session, source_id: int) -> dict[str, int]:
     of_source = Mapping.data_source_id == source_id
     mapped = select(Mapping.id).where(of_source)
     return {
-        "mappings": _count(session, Mapping, of_source),
-        "observations": _count(session, Observation, Observation.mapping_id.in_(mapped)),
-        "sync_runs": _count(session, SyncRun, SyncRun.data_source_id == source_id),
+        "mappings": count(session, Mapping, of_source),
+        "observations": count(session, Observation, Observation.mapping_id.in_(mapped)),
+        "sync_runs": count(session, SyncRun, SyncRun.data_source_id == source_id),
     }
 
 
 def list_sources(session: Session, limit: int, offset: int) -> tuple[list[DataSource], int]:
-    total = _count(session, DataSource)
-    rows = session.scalars(
-        select(DataSource).order_by(DataSource.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    return paged(session, select(DataSource), [], DataSource.id, limit=limit, offset=offset)
 
 
 def update_source(
@@ -306,7 +296,7 @@ def update_source(
     session.flush()
     audit(session, actor, "update", "data_source", source.id, diff)
     of_source = Mapping.data_source_id == source.id
-    if REFETCH_FIELDS & diff.keys() and _count(session, Mapping, of_source):
+    if REFETCH_FIELDS & diff.keys() and count(session, Mapping, of_source):
         session.execute(
             update(Mapping).where(of_source).values(backfill_pending=True),
             execution_options=months.MARKED,  # no figure moves
@@ -314,14 +304,14 @@ def update_source(
         schedule_backfill(session, background, source)
     elif "enabled" in diff and source.enabled:
         # Mappings created or changed while the source was off have waited for this.
-        if _count(session, Mapping, of_source, Mapping.backfill_pending.is_(True)):
+        if count(session, Mapping, of_source, Mapping.backfill_pending.is_(True)):
             schedule_backfill(session, background, source)
     return source
 
 
 def delete_source(session: Session, source_id: int, cascade: bool, actor: str) -> None:
     get_source(session, source_id)
-    mappings = _count(session, Mapping, Mapping.data_source_id == source_id)
+    mappings = count(session, Mapping, Mapping.data_source_id == source_id)
     if mappings and not cascade:
         raise Conflict(
             f"data source {source_id} still feeds {mappings} mapping(s); delete them first, or "
@@ -389,7 +379,7 @@ def resume_source(
             "health": [change.old, change.new],
         },
     )
-    pending = _count(
+    pending = count(
         session,
         Mapping,
         Mapping.data_source_id == source.id,
@@ -469,10 +459,7 @@ def schedule_backfill(
 
 
 def get_mapping(session: Session, mapping_id: int) -> Mapping:
-    mapping = session.get(Mapping, mapping_id)
-    if mapping is None:
-        raise NotFound(f"mapping {mapping_id} not found")
-    return mapping
+    return found(session.get(Mapping, mapping_id), f"mapping {mapping_id}")
 
 
 def _ref(session: Session, model: Any, ref_id: int, what: str, field: str) -> Any:
@@ -594,16 +581,10 @@ def list_mappings(
     limit: int,
     offset: int,
 ) -> tuple[list[Mapping], int]:
-    where = []
-    if key_result_id is not None:
-        where.append(Mapping.key_result_id == key_result_id)
-    if data_source_id is not None:
-        where.append(Mapping.data_source_id == data_source_id)
-    total = _count(session, Mapping, *where)
-    rows = session.scalars(
-        select(Mapping).where(*where).order_by(Mapping.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    where = equal_to(
+        (Mapping.key_result_id, key_result_id), (Mapping.data_source_id, data_source_id)
+    )
+    return paged(session, select(Mapping), where, Mapping.id, limit=limit, offset=offset)
 
 
 def update_mapping(
@@ -642,7 +623,7 @@ def update_mapping(
 
 def delete_mapping(session: Session, mapping_id: int, actor: str) -> None:
     mapping = get_mapping(session, mapping_id)
-    observations = _count(session, Observation, Observation.mapping_id == mapping.id)
+    observations = count(session, Observation, Observation.mapping_id == mapping.id)
     months.mark(session, [mapping.key_result_id])  # its observations go with it
     session.execute(
         delete(Mapping).where(Mapping.id == mapping_id), execution_options=months.MARKED
@@ -682,7 +663,7 @@ def preview_draft_mapping(
 
 def mapping_observations(session: Session, mapping_id: int) -> int:
     """How many daily values a mapping wrote: what deleting it takes away."""
-    return _count(session, Observation, Observation.mapping_id == mapping_id)
+    return count(session, Observation, Observation.mapping_id == mapping_id)
 
 
 def describe_connector(key: str) -> tuple[dict[str, Any], bool] | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from app.core.changes import same_named
 from app.core.clock import today_in
 from app.core.db import get_sessionmaker
 from app.core.errors import reason
@@ -109,14 +110,8 @@ def _oauth(cls: type[Connector[Any, Any]], config: BaseModel, creds: BaseModel) 
     oauth = None
     if options.oauth is not None:
         o = options.oauth
-        oauth = OAuth2Settings(
-            token_endpoint=o.token_endpoint,
-            client_id=o.client_id,
-            client_secret=o.client_secret,
-            token=o.token,
-            auth_method=o.auth_method,
-            scope=o.scope,
-        )
+        names = "token_endpoint client_id client_secret token auth_method scope"
+        oauth = OAuth2Settings(**same_named(o, names))
     return options, oauth
 
 

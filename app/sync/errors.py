@@ -20,11 +20,8 @@ from connectors.base import (
 )
 
 
-class UpstreamError(DomainError):
+class UpstreamError(DomainError, status_code=502, code="upstream_error"):
     """The platform failed us (down, rate limited): not the caller's fault, so a 502."""
-
-    status_code = 502
-    code = "upstream_error"
 
 
 class SourceConfigError(Exception):

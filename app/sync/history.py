@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound
+from app.core.db import equal_to, paged
+from app.core.errors import found
 from app.models import DataSource, SyncRun
 
 
@@ -16,27 +17,13 @@ def list_runs(
     limit: int,
     offset: int,
 ) -> tuple[list[SyncRun], int]:
-    where = []
-    if data_source_id is not None:
-        where.append(SyncRun.data_source_id == data_source_id)
-    if status is not None:
-        where.append(SyncRun.status == status)
-    total = session.scalar(select(func.count()).select_from(SyncRun).where(*where)) or 0
-    rows = session.scalars(
-        select(SyncRun)
-        .where(*where)
-        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    where = equal_to((SyncRun.data_source_id, data_source_id), (SyncRun.status, status))
+    newest = (SyncRun.started_at.desc(), SyncRun.id.desc())
+    return paged(session, select(SyncRun), where, *newest, limit=limit, offset=offset)
 
 
 def get_run(session: Session, run_id: int) -> SyncRun:
-    run = session.get(SyncRun, run_id)
-    if run is None:
-        raise NotFound(f"sync run {run_id} not found")
-    return run
+    return found(session.get(SyncRun, run_id), f"sync run {run_id}")
 
 
 def latest_runs(session: Session, per_source: int) -> list[SyncRun]:

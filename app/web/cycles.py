@@ -9,6 +9,7 @@ with 403 when that would take an admin's mappings along and the person is an edi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -207,26 +208,39 @@ def close_cycle_page(
     return _close_page(request, session, user, _cycle(request, session, user, cycle_id))
 
 
+def _freeze_step(
+    request: Request,
+    session: Session,
+    user: PageUser,
+    cycle_id: str,
+    step: Callable[[Session, int, str], object],
+    refused: Callable[[Conflict], Response],
+) -> Response:
+    """Close or reopen as the API does: its rule decides, and a refusal rolls the write back."""
+    cycle = _cycle(request, session, user, cycle_id)
+    try:
+        step(session, cycle.id, user.principal.name)
+    except Conflict as exc:
+        session.rollback()
+        return refused(exc)
+    return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
+
+
 @router.post("/cycles/{cycle_id}/close")
 def close_cycle(request: Request, session: SessionDep, user: EditorPage, cycle_id: str) -> Response:
     """Close a cycle as `POST /api/v1/cycles/{id}/close` does (409 when already closed)."""
-    cycle = _cycle(request, session, user, cycle_id)
-    try:
-        freeze.close_cycle(session, cycle.id, user.principal.name)
-    except Conflict as exc:
-        session.rollback()
-        cycle = _cycle(request, session, user, cycle_id)
-        return _close_page(request, session, user, cycle, exc)
-    return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
+
+    def refused(exc: Conflict) -> Response:
+        return _close_page(request, session, user, _cycle(request, session, user, cycle_id), exc)
+
+    return _freeze_step(request, session, user, cycle_id, freeze.close_cycle, refused)
 
 
 @router.post("/cycles/{cycle_id}/reopen")
 def reopen_cycle(request: Request, session: SessionDep, user: AdminPage, cycle_id: str) -> Response:
     """Reopen a cycle as `POST /api/v1/cycles/{id}/reopen` does (409 when it is open)."""
-    cycle = _cycle(request, session, user, cycle_id)
-    try:
-        freeze.reopen_cycle(session, cycle.id, user.principal.name)
-    except Conflict as exc:
-        session.rollback()
+
+    def refused(exc: Conflict) -> Response:
         raise refusal(request, 409, "The cycle is open", exc.message, user.principal) from None
-    return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
+
+    return _freeze_step(request, session, user, cycle_id, freeze.reopen_cycle, refused)

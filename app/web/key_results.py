@@ -8,8 +8,9 @@ reads as the API words it, beside the field it names.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -206,6 +207,19 @@ def key_result_page(
     return _page(request, session, user, path_id(kr_id))
 
 
+def _again(
+    request: Request, session: Session, user: PageUser, kid: int, box: Literal["form", "score"]
+) -> Callable[[FormState], Response]:
+    """The key result's page again, with what was typed in the form that was refused."""
+
+    def again(form: FormState) -> Response:
+        if box == "score":
+            return _page(request, session, user, kid, score=form)
+        return _page(request, session, user, kid, form=form)
+
+    return again
+
+
 @router.post("/key-results/{kr_id}/check-ins")
 def check_in(
     request: Request,
@@ -225,9 +239,7 @@ def check_in(
         service.add_check_in(session, kid, body.model_dump(), user.principal.name)
         return f"/key-results/{kid}#check-ins"
 
-    def again(form: FormState) -> Response:
-        return _page(request, session, user, kid, form=form)
-
+    again = _again(request, session, user, kid, "form")
     gone = functools.partial(_page, request, session, user, 0)
     return submit(session, _FIELDS, values, write, again, catch=InvalidInput, gone=gone)
 
@@ -254,9 +266,7 @@ def final_score(
         service.update_key_result(session, kid, changes, user.principal.name)
         return f"/key-results/{kid}#final-score"
 
-    def again(form: FormState) -> Response:
-        return _page(request, session, user, kid, score=form)
-
+    again = _again(request, session, user, kid, "score")
     gone = functools.partial(_page, request, session, user, 0)
     return submit(session, _SCORE_FIELDS, values, write, again, own_status=True, gone=gone)
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.changes import same_named
 from app.core.values import readable
 from app.models import DataSource, KeyResult, Mapping, Observation
 from app.okr.progress_service import schedule_interval
@@ -180,11 +181,7 @@ def sources(session: Session, now: datetime) -> list[SourceView]:
     for run in runs:
         by_source[run.data_source_id].append(
             RunView(
-                id=run.id,
-                trigger=run.trigger,
-                status=run.status,
-                window_from=run.window_from,
-                window_to=run.window_to,
+                **same_named(run, "id trigger status window_from window_to"),
                 observations=run.observations_written,
                 started_at=_aware(run.started_at),
                 finished_at=_aware(run.finished_at) if run.finished_at else None,
@@ -192,12 +189,7 @@ def sources(session: Session, now: datetime) -> list[SourceView]:
         )
     return [
         SourceView(
-            id=s.id,
-            name=s.name,
-            connector=s.connector,
-            enabled=s.enabled,
-            schedule=s.schedule,
-            timezone=s.timezone,
+            **same_named(s, "id name connector enabled schedule timezone"),
             last_success_at=_aware(s.last_success_at) if s.last_success_at else None,
             stale=s.enabled and _is_stale(s, now),
             runs=by_source.get(s.id, []),
