@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, attributes
 
+from app.core.db import among
 from app.core.values import readable
 from app.models.okr import KeyResult, KeyResultMonth, Observation, SeriesMonth
 from app.models.sources import DataSource, Mapping
@@ -134,7 +135,7 @@ def refresh(session: Session) -> None:
         # in id order, so two writers can't deadlock on each other.
         lock = select(KeyResult.id).order_by(KeyResult.id).with_for_update(key_share=True)
         if dirty != _EVERYTHING:
-            lock = lock.where(KeyResult.id.in_(sorted(dirty)))
+            lock = lock.where(among(dialect, KeyResult.id, sorted(dirty)))
         session.execute(lock)
     if dirty == _EVERYTHING:
         for stmt in statements(dialect, None):
@@ -162,7 +163,7 @@ def statements(dialect: str, spans: list[tuple[Span, list[int]]] | None) -> list
         return or_(
             *(
                 and_(
-                    kr_col.in_(ids),
+                    among(dialect, kr_col, ids),
                     *([day_col >= lo] if lo is not None else []),
                     *([day_col <= hi] if hi is not None else []),
                 )

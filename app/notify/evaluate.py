@@ -52,7 +52,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.core import clock
-from app.core.db import get_sessionmaker
+from app.core.db import among, get_sessionmaker
 from app.core.settings import get_settings
 from app.models import (
     CheckIn,
@@ -224,6 +224,10 @@ def evaluate_sources(session: Session, now: datetime | None = None) -> int:
     return written
 
 
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
 # --- key results -------------------------------------------------------------------------------
 
 
@@ -236,7 +240,10 @@ def _with_rollups(session: Session, kr_ids: Iterable[int]) -> list[int]:
             session.scalars(
                 select(Objective.parent_key_result_id)
                 .join(KeyResult, KeyResult.objective_id == Objective.id)
-                .where(KeyResult.id.in_(frontier), Objective.parent_key_result_id.is_not(None))
+                .where(
+                    among(_dialect(session), KeyResult.id, frontier),
+                    Objective.parent_key_result_id.is_not(None),
+                )
             )
         )
         frontier = {p for p in parents if p is not None} - found
@@ -315,7 +322,9 @@ def evaluate_statuses(
         if not kr_ids:
             return StatusReport(), {}, {}
         query = query.where(
-            Objective.id.in_(select(KeyResult.objective_id).where(KeyResult.id.in_(kr_ids)))
+            Objective.id.in_(
+                select(KeyResult.objective_id).where(among(_dialect(session), KeyResult.id, kr_ids))
+            )
         )
     objectives = list(session.scalars(query.order_by(Objective.id)))
     krs = {kr.id: kr for obj in objectives for kr in obj.key_results}
@@ -336,7 +345,7 @@ def evaluate_statuses(
         s.key_result_id: s
         for s in session.scalars(
             select(KeyResultEventState)
-            .where(KeyResultEventState.key_result_id.in_(list(results)))
+            .where(among(_dialect(session), KeyResultEventState.key_result_id, results))
             .order_by(KeyResultEventState.key_result_id)
             .with_for_update()
         )
@@ -353,8 +362,7 @@ def evaluate_statuses(
     ]
     if fresh:
         # Recorded silently; another evaluation that got there first keeps its row.
-        dialect = session.get_bind().dialect.name
-        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert_fn = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
         session.execute(insert_fn(KeyResultEventState).on_conflict_do_nothing(), fresh)
     due: list[tuple[EventType, dict[str, Any], dict[str, Any] | None]] = []
     for kr_id, state in states.items():

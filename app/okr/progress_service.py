@@ -21,7 +21,6 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
-    any_,
     case,
     cast,
     func,
@@ -30,11 +29,12 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, array_agg
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from app.core import clock
 from app.core.cron import cron_trigger
+from app.core.db import among
 from app.core.values import readable
 from app.models import (
     Cycle,
@@ -100,12 +100,7 @@ def _day_number(session: Session, column: Any, origin: date) -> ColumnElement[An
 def _among(
     session: Session, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
 ) -> ColumnElement[bool]:
-    """`column IN ids`; on PostgreSQL as one array parameter, so that a statement naming 240 key
-    results in several places stays short: psycopg caches the conversion of short queries only,
-    and SQLAlchemy expands every IN list value by value."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(cast(literal(list(ids), ARRAY(Integer)), ARRAY(Integer)))
-    return column.in_(ids)
+    return among(session.get_bind().dialect.name, column, ids)
 
 
 def _split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
