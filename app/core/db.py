@@ -8,7 +8,17 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import ColumnElement, Engine, Integer, any_, cast, create_engine, event, literal
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Integer,
+    any_,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    literal,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -52,6 +62,16 @@ def among(
         )
         return found
     within: ColumnElement[bool] = column.in_(list(ids))
+    return within
+
+
+def among_bound(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """`column IN :name`, the ids bound at execution (a statement built once and kept); on
+    PostgreSQL as one array, as :func:`among`."""
+    if dialect == "postgresql":
+        found: ColumnElement[bool] = column == any_(bindparam(name, type_=ARRAY(Integer)))
+        return found
+    within: ColumnElement[bool] = column.in_(bindparam(name, expanding=True))
     return within
 
 

@@ -32,7 +32,6 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
-    any_,
     bindparam,
     cast,
     delete,
@@ -45,9 +44,9 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, attributes
 
+from app.core.db import among_bound
 from app.core.values import readable
 from app.models.okr import KeyResult, KeyResultMonth, Observation, SeriesMonth
 from app.models.sources import DataSource, Mapping
@@ -163,14 +162,7 @@ def _lock(dialect: str, *, everything: bool) -> Select[Any]:
     observations (their foreign key checks take KEY SHARE) don't wait; taken in id order, so
     two writers can't deadlock on each other. The ids are bound at execution (``ids``)."""
     lock = select(KeyResult.id).order_by(KeyResult.id).with_for_update(key_share=True)
-    return lock if everything else lock.where(_among(dialect, KeyResult.id, "ids"))
-
-
-def _among(dialect: str, column: Any, name: str) -> Any:
-    """`column IN :name`, the ids bound at execution; on PostgreSQL as one array."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(Integer)))
-    return column.in_(bindparam(name, expanding=True))
+    return lock if everything else lock.where(among_bound(dialect, KeyResult.id, "ids"))
 
 
 def rebuild(conn: Connection) -> None:
@@ -195,7 +187,7 @@ def statements(dialect: str, shape: tuple[tuple[bool, bool], ...] | None) -> tup
         return or_(
             *(
                 and_(
-                    _among(dialect, kr_col, f"ids_{index}"),
+                    among_bound(dialect, kr_col, f"ids_{index}"),
                     *([day_col >= bindparam(f"lo_{index}", type_=Date())] if lo else []),
                     *([day_col <= bindparam(f"hi_{index}", type_=Date())] if hi else []),
                 )

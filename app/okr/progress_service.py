@@ -34,7 +34,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from app.core import clock
 from app.core.cron import cron_trigger
-from app.core.db import among
+from app.core.db import among, among_bound
 from app.core.values import readable
 from app.models import (
     Cycle,
@@ -399,13 +399,10 @@ class _SourceFacts:
     provisional: dict[int, date] = field(default_factory=dict)
 
 
-def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _SourceFacts:
-    """SPEC: stale when a mapped source has had no successful sync for twice its interval;
-    provisional from the first day its metric may still be restated, in the source's today."""
-    facts = _SourceFacts()
-    if not kr_ids:
-        return facts
-    rows = session.execute(
+@lru_cache
+def _facts_of(dialect: str) -> Select[int, int, str, str, str, str, datetime | None, datetime]:
+    """What `_source_facts` reads of the key results ``ids``: built once, the ids bound."""
+    return (
         select(
             Mapping.key_result_id,
             Mapping.id,
@@ -417,8 +414,17 @@ def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _So
             DataSource.created_at,
         )
         .join(DataSource, DataSource.id == Mapping.data_source_id)
-        .where(_among(session, Mapping.key_result_id, kr_ids))
+        .where(among_bound(dialect, Mapping.key_result_id, "ids"))
     )
+
+
+def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _SourceFacts:
+    """SPEC: stale when a mapped source has had no successful sync for twice its interval;
+    provisional from the first day its metric may still be restated, in the source's today."""
+    facts = _SourceFacts()
+    if not kr_ids:
+        return facts
+    rows = session.execute(_facts_of(session.get_bind().dialect.name), {"ids": list(kr_ids)})
     for kr_id, mapping_id, metric, connector, schedule, tz, last_success, created in rows:
         reference = last_success or created
         if reference.tzinfo is None:
