@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Annotated, Any
@@ -14,10 +14,8 @@ from sqlalchemy import (
     Integer,
     any_,
     bindparam,
-    cast,
     create_engine,
     event,
-    literal,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,25 +47,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
 
-def among(
-    dialect: str, column: ColumnElement[int] | Any, ids: Iterable[int]
-) -> ColumnElement[bool]:
-    """`column IN ids`; on PostgreSQL as one array parameter. SQLAlchemy expands an IN list
-    value by value, on every execution (a coercion and a bind per id), and psycopg caches the
-    conversion of short queries only: a statement naming a source's 50 key results in several
-    places then costs more Python than the database spends on it."""
-    if dialect == "postgresql":
-        found: ColumnElement[bool] = column == any_(
-            cast(literal(list(ids), ARRAY(Integer)), ARRAY(Integer))
-        )
-        return found
-    within: ColumnElement[bool] = column.in_(list(ids))
-    return within
-
-
 def among_bound(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
     """`column IN :name`, the ids bound at execution (a statement built once and kept); on
-    PostgreSQL as one array, as :func:`among`."""
+    PostgreSQL as one array. SQLAlchemy expands an IN list value by value on every execution (a
+    bind per id), and psycopg caches the conversion of short queries only: a statement naming a
+    source's 50 key results in several places then costs more Python than the database spends
+    on it."""
     if dialect == "postgresql":
         found: ColumnElement[bool] = column == any_(bindparam(name, type_=ARRAY(Integer)))
         return found

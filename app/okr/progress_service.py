@@ -32,12 +32,12 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.expression import Executable
 
 from app.core import clock
 from app.core.cron import cron_trigger
-from app.core.db import among, among_bound
+from app.core.db import among_bound
 from app.core.values import readable
 from app.models import (
     Cycle,
@@ -99,12 +99,6 @@ def _day_number(dialect: str, column: Any) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return cast(column - bindparam("origin", type_=Date()), Integer)
     return func.julianday(column) - func.julianday(bindparam("origin_iso", type_=String()))
-
-
-def _among(
-    session: Session, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
-) -> ColumnElement[bool]:
-    return among(session.get_bind().dialect.name, column, ids)
 
 
 def _split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
