@@ -8,7 +8,19 @@ from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
-from sqlalchemy import ColumnElement, Engine, Select, create_engine, event, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Integer,
+    Select,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +51,19 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # 50 at most: a sync run holds a lock connection and a work connection, and the engine
     # runs up to 24 at once (`app.sync.engine.MAX_PARALLEL_RUNS`, a nightly's sources together).
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=40)
+
+
+def among_bound(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """`column IN :name`, the ids bound at execution (a statement built once and kept); on
+    PostgreSQL as one array. SQLAlchemy expands an IN list value by value on every execution (a
+    bind per id), and psycopg caches the conversion of short queries only: a statement naming a
+    source's 50 key results in several places then costs more Python than the database spends
+    on it."""
+    if dialect == "postgresql":
+        found: ColumnElement[bool] = column == any_(bindparam(name, type_=ARRAY(Integer)))
+        return found
+    within: ColumnElement[bool] = column.in_(bindparam(name, expanding=True))
+    return within
 
 
 @lru_cache

@@ -19,6 +19,7 @@ Deleting a key result (or its objective or cycle) takes its rows along by foreig
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Select,
     Subquery,
     and_,
+    bindparam,
     cast,
     delete,
     event,
@@ -45,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, attributes
 
+from app.core.db import among_bound
 from app.core.values import readable
 from app.models.okr import KeyResult, KeyResultMonth, Observation, SeriesMonth
 from app.models.sources import DataSource, Mapping
@@ -127,25 +130,40 @@ def refresh(session: Session) -> None:
     if not dirty:
         return
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # Two writers of one key result's months (two sources feeding it commit at once) take
-        # turns here: the second then deletes what the first inserted and reduces the figures
-        # both wrote, where it would otherwise collide with the first's rows. NO KEY UPDATE, so
-        # inserts of observations (their foreign key checks take KEY SHARE) don't wait; taken
-        # in id order, so two writers can't deadlock on each other.
-        lock = select(KeyResult.id).order_by(KeyResult.id).with_for_update(key_share=True)
-        if dirty != _EVERYTHING:
-            lock = lock.where(KeyResult.id.in_(sorted(dirty)))
-        session.execute(lock)
     if dirty == _EVERYTHING:
+        if dialect == "postgresql":
+            session.execute(_lock(dialect, everything=True))
         for stmt in statements(dialect, None):
             session.execute(stmt)
         return
+    conn = session.connection()  # the months' tables, which no flush hook watches
+    if dialect == "postgresql":
+        conn.execute(_lock(dialect, everything=False), {"ids": sorted(dirty)})
     by_span: dict[Span, list[int]] = defaultdict(list)
     for kr_id, (lo, hi) in dirty.items():
         by_span[(lo and month_start(lo), hi and month_end(hi))].append(kr_id)
-    for stmt in statements(dialect, sorted(by_span.items(), key=lambda item: item[1])):
-        session.execute(stmt)
+    spans = sorted(by_span.items(), key=lambda item: item[1])
+    values: dict[str, Any] = {}
+    for index, ((lo, hi), ids) in enumerate(spans):
+        values[f"ids_{index}"] = ids
+        if lo is not None:
+            values[f"lo_{index}"] = lo
+        if hi is not None:
+            values[f"hi_{index}"] = hi
+    shape = tuple((lo is not None, hi is not None) for (lo, hi), _ in spans)
+    for stmt in statements(dialect, shape):
+        conn.execute(stmt, values)
+
+
+@functools.cache
+def _lock(dialect: str, *, everything: bool) -> Select[Any]:
+    """Two writers of one key result's months (two sources feeding it commit at once) take
+    turns here: the second then deletes what the first inserted and reduces the figures both
+    wrote, where it would otherwise collide with the first's rows. NO KEY UPDATE, so inserts of
+    observations (their foreign key checks take KEY SHARE) don't wait; taken in id order, so
+    two writers can't deadlock on each other. The ids are bound at execution (``ids``)."""
+    lock = select(KeyResult.id).order_by(KeyResult.id).with_for_update(key_share=True)
+    return lock if everything else lock.where(among_bound(dialect, KeyResult.id, "ids"))
 
 
 def rebuild(conn: Connection) -> None:
@@ -178,20 +196,27 @@ def daily_sums(condition: Any, *extra: Any) -> Subquery:
     )
 
 
-def statements(dialect: str, spans: list[tuple[Span, list[int]]] | None) -> list[Any]:
-    """Delete the marked months, then insert them again from their observations."""
+@functools.lru_cache(maxsize=128)
+def statements(dialect: str, shape: tuple[tuple[bool, bool], ...] | None) -> tuple[Any, ...]:
+    """Delete the marked months, then insert them again from their observations.
+
+    ``shape`` has one (has a first day, has a last day) per span of marked months, whose key
+    results, first and last day are bound at execution as ``ids_N``, ``lo_N``, ``hi_N``; None
+    rewrites every month. Built once per shape: building these four statements and their
+    cache keys cost a sync's commit about as much as running them.
+    """
 
     def where(kr_col: Any, day_col: Any) -> Any:
-        if spans is None:
+        if shape is None:
             return true()
         return or_(
             *(
                 and_(
-                    kr_col.in_(ids),
-                    *([day_col >= lo] if lo is not None else []),
-                    *([day_col <= hi] if hi is not None else []),
+                    among_bound(dialect, kr_col, f"ids_{index}"),
+                    *([day_col >= bindparam(f"lo_{index}", type_=Date())] if lo else []),
+                    *([day_col <= bindparam(f"hi_{index}", type_=Date())] if hi else []),
                 )
-                for (lo, hi), ids in spans
+                for index, (lo, hi) in enumerate(shape)
             )
         )
 
@@ -233,7 +258,7 @@ def statements(dialect: str, spans: list[tuple[Span, list[int]]] | None) -> list
         days_of.c.kr, days_of.c.m, func.count(func.distinct(days_of.c.d))
     ).group_by(days_of.c.kr, days_of.c.m)
     sm, km = SeriesMonth, KeyResultMonth
-    return [
+    return (
         delete(sm).where(where(sm.key_result_id, sm.month)),
         delete(km).where(where(km.key_result_id, km.month)),
         insert(sm).from_select(
@@ -255,7 +280,7 @@ def statements(dialect: str, spans: list[tuple[Span, list[int]]] | None) -> list
             series,
         ),
         insert(km).from_select(["key_result_id", "month", "days"], days),
-    ]
+    )
 
 
 def _month_of(dialect: str, day: Any) -> Any:

@@ -38,6 +38,7 @@ rules, precisely:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,14 +46,14 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.core import clock
-from app.core.db import get_sessionmaker
+from app.core.db import among_bound, get_sessionmaker
 from app.core.settings import get_settings
 from app.models import (
     CheckIn,
@@ -224,7 +225,24 @@ def evaluate_sources(session: Session, now: datetime | None = None) -> int:
     return written
 
 
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
 # --- key results -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _parents_of(dialect: str) -> Select[int | None]:
+    """The roll-ups right above the key results ``ids``; built once, the ids bound at run."""
+    return (
+        select(Objective.parent_key_result_id)
+        .join(KeyResult, KeyResult.objective_id == Objective.id)
+        .where(
+            among_bound(dialect, KeyResult.id, "ids"),
+            Objective.parent_key_result_id.is_not(None),
+        )
+    )
 
 
 def _with_rollups(session: Session, kr_ids: Iterable[int]) -> list[int]:
@@ -232,13 +250,7 @@ def _with_rollups(session: Session, kr_ids: Iterable[int]) -> list[int]:
     found = set(kr_ids)
     frontier = set(found)
     while frontier:
-        parents = set(
-            session.scalars(
-                select(Objective.parent_key_result_id)
-                .join(KeyResult, KeyResult.objective_id == Objective.id)
-                .where(KeyResult.id.in_(frontier), Objective.parent_key_result_id.is_not(None))
-            )
-        )
+        parents = set(session.scalars(_parents_of(_dialect(session)), {"ids": sorted(frontier)}))
         frontier = {p for p in parents if p is not None} - found
         found |= frontier
     return sorted(found)
@@ -297,6 +309,34 @@ def key_results_changed(session: Session, kr_ids: Iterable[int]) -> StatusReport
     return evaluate_statuses(session, _with_rollups(session, ids))[0]
 
 
+@functools.cache
+def _objectives_of(dialect: str, *, every: bool) -> Select[Objective]:
+    """The objectives of the key results ``ids`` (or every one), with their key results and
+    cycle; built once, the ids bound at execution."""
+    query = select(Objective).options(
+        selectinload(Objective.key_results), selectinload(Objective.cycle)
+    )
+    if not every:
+        query = query.where(
+            Objective.id.in_(
+                select(KeyResult.objective_id).where(among_bound(dialect, KeyResult.id, "ids"))
+            )
+        )
+    return query.order_by(Objective.id)
+
+
+@functools.cache
+def _states_of(dialect: str) -> Select[KeyResultEventState]:
+    """The last announced states of the key results ``ids``, locked on PostgreSQL so that two
+    evaluations at once (a check-in and the hourly job) never both announce one change."""
+    return (
+        select(KeyResultEventState)
+        .where(among_bound(dialect, KeyResultEventState.key_result_id, "ids"))
+        .order_by(KeyResultEventState.key_result_id)
+        .with_for_update()
+    )
+
+
 def evaluate_statuses(
     session: Session, kr_ids: Sequence[int] | None = None, now: datetime | None = None
 ) -> tuple[StatusReport, dict[int, Progress], dict[int, KeyResult]]:
@@ -308,16 +348,15 @@ def evaluate_statuses(
     """
     now = now or clock.utcnow()
     as_of = local_now(now).date()
-    query = select(Objective).options(
-        selectinload(Objective.key_results), selectinload(Objective.cycle)
-    )
-    if kr_ids is not None:
-        if not kr_ids:
-            return StatusReport(), {}, {}
-        query = query.where(
-            Objective.id.in_(select(KeyResult.objective_id).where(KeyResult.id.in_(kr_ids)))
+    if kr_ids is not None and not kr_ids:
+        return StatusReport(), {}, {}
+    dialect = _dialect(session)
+    objectives = list(
+        session.scalars(
+            _objectives_of(dialect, every=kr_ids is None),
+            {} if kr_ids is None else {"ids": list(kr_ids)},
         )
-    objectives = list(session.scalars(query.order_by(Objective.id)))
+    )
     krs = {kr.id: kr for obj in objectives for kr in obj.key_results}
     by_obj = {obj.id: obj for obj in objectives}
     wanted = sorted(krs) if kr_ids is None else [k for k in kr_ids if k in krs]
@@ -333,13 +372,7 @@ def evaluate_statuses(
     results = {k: calc.kr_results[k] for k in wanted if k in calc.kr_results}
     report = StatusReport(evaluated=len(results))
     states = {
-        s.key_result_id: s
-        for s in session.scalars(
-            select(KeyResultEventState)
-            .where(KeyResultEventState.key_result_id.in_(list(results)))
-            .order_by(KeyResultEventState.key_result_id)
-            .with_for_update()
-        )
+        s.key_result_id: s for s in session.scalars(_states_of(dialect), {"ids": list(results)})
     }
     fresh = [
         {
@@ -353,7 +386,6 @@ def evaluate_statuses(
     ]
     if fresh:
         # Recorded silently; another evaluation that got there first keeps its row.
-        dialect = session.get_bind().dialect.name
         insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
         session.execute(insert_fn(KeyResultEventState).on_conflict_do_nothing(), fresh)
     due: list[tuple[EventType, dict[str, Any], dict[str, Any] | None]] = []

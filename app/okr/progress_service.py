@@ -20,8 +20,9 @@ from sqlalchemy import (
     Double,
     Integer,
     Select,
+    String,
     and_,
-    any_,
+    bindparam,
     case,
     cast,
     func,
@@ -30,11 +31,13 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, array_agg
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.expression import Executable
 
 from app.core import clock
 from app.core.cron import cron_trigger
+from app.core.db import among_bound
 from app.core.values import readable
 from app.models import (
     Cycle,
@@ -91,21 +94,11 @@ class _Loaded:
     provisional_from: dict[int, date] = field(default_factory=dict)
 
 
-def _day_number(session: Session, column: Any, origin: date) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(column - literal(origin, Date), Integer)
-    return func.julianday(column) - func.julianday(literal(origin.isoformat()))
-
-
-def _among(
-    session: Session, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
-) -> ColumnElement[bool]:
-    """`column IN ids`; on PostgreSQL as one array parameter, so that a statement naming 240 key
-    results in several places stays short: psycopg caches the conversion of short queries only,
-    and SQLAlchemy expands every IN list value by value."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(cast(literal(list(ids), ARRAY(Integer)), ARRAY(Integer)))
-    return column.in_(ids)
+def _day_number(dialect: str, column: Any) -> ColumnElement[Any]:
+    """Days from the cycle's start (bound as ``origin``, and ``origin_iso`` on SQLite)."""
+    if dialect == "postgresql":
+        return cast(column - bindparam("origin", type_=Date()), Integer)
+    return func.julianday(column) - func.julianday(bindparam("origin_iso", type_=String()))
 
 
 def _split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
@@ -121,6 +114,154 @@ def _split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple
     if last_end < end:
         edges.append((last_end + timedelta(days=1), end))
     return (first, month_start(last_end)), edges
+
+
+def _bound(name: str) -> Any:
+    return bindparam(name, type_=Date())
+
+
+@lru_cache(maxsize=256)
+def _stats_statements(
+    dialect: str,
+    has_window: bool,
+    has_current: bool,
+    shape: tuple[tuple[bool, int], ...],
+    firsts: int,
+) -> tuple[Select[Any], Executable | None]:
+    """The statements of `_load_stats` for windows of this shape, built once: the ids and days
+    are bound at execution (``ids_N``, ``m0_N``/``m1_N`` for whole months, ``lo_N_E``/``hi_N_E``
+    for the days at either end, ``first_N``/``maps_N`` for provisional days, ``w0``/``w1``, the
+    cycle's start as ``origin``). A sync's commit reads its 50 key results' statuses here, and
+    building the union and its cache key cost it about as much as running it."""
+    o, sm, km = Observation, SeriesMonth, KeyResultMonth
+    month_parts: list[ColumnElement[bool]] = []
+    day_parts: list[ColumnElement[bool]] = []
+    days_months: list[ColumnElement[bool]] = []
+    days_edges: list[ColumnElement[bool]] = []
+    for index, (has_months, n_edges) in enumerate(shape):
+        ids = f"ids_{index}"
+        if has_months:
+            months = (_bound(f"m0_{index}"), _bound(f"m1_{index}"))
+            month_parts.append(
+                and_(
+                    among_bound(dialect, sm.key_result_id, ids),
+                    sm.month >= months[0],
+                    sm.month <= months[1],
+                )
+            )
+            if index == 0 and has_window:
+                days_months.append(
+                    and_(
+                        among_bound(dialect, km.key_result_id, ids),
+                        km.month >= months[0],
+                        km.month <= months[1],
+                    )
+                )
+        for edge in range(n_edges):
+            lo, hi = _bound(f"lo_{index}_{edge}"), _bound(f"hi_{index}_{edge}")
+            day_parts.append(
+                and_(among_bound(dialect, o.key_result_id, ids), o.date >= lo, o.date <= hi)
+            )
+            if index == 0 and has_window:
+                days_edges.append(
+                    and_(among_bound(dialect, o.key_result_id, ids), o.date >= lo, o.date <= hi)
+                )
+    double: Double[float] = Double()
+    day = Date()
+    parts: list[Select[*tuple[Any, ...]]] = []
+    if month_parts:
+        off = _day_number(dialect, sm.month)
+        parts.append(
+            _part(
+                sm.key_result_id,
+                sm.group,
+                sm.role,
+                case((sm.month >= _bound("origin"), "c"), else_="b"),
+                sm.n,
+                sm.total,
+                sm.minimum,
+                sm.maximum,
+                sm.last_date,
+                sm.last_value,
+                sm.sx + sm.n * off,
+                sm.sxy + off * sm.total,
+                sm.sxx + 2 * off * sm.sx + sm.n * off * off,
+                cast(literal(None), day),
+            ).where(or_(*month_parts))
+        )
+    if day_parts:
+        daily = daily_sums(or_(*day_parts))
+        x = _day_number(dialect, daily.c.d)
+        v = daily.c.v
+        parts.append(
+            _part(
+                daily.c.kr,
+                daily.c.g,
+                daily.c.r,
+                case((daily.c.d >= _bound("origin"), "c"), else_="b"),
+                literal(1),
+                v,
+                v,
+                v,
+                daily.c.d,
+                v,
+                x,
+                x * v,
+                x * x,
+                cast(literal(None), day),
+            )
+        )
+    if has_current and firsts:
+        # Only where a day may be provisional: no figure of its own, just the day.
+        still_moving = or_(
+            *(
+                and_(
+                    o.mapping_id.in_(bindparam(f"maps_{n}", expanding=True)),
+                    o.date >= _bound(f"first_{n}"),
+                )
+                for n in range(firsts)
+            )
+        )
+        zero = literal(0.0)
+        parts.append(
+            _part(
+                o.key_result_id,
+                o.group,
+                o.role,
+                literal("c"),
+                literal(0),
+                zero,
+                cast(literal(None), double),
+                cast(literal(None), double),
+                cast(literal(None), day),
+                cast(literal(None), double),
+                zero,
+                zero,
+                zero,
+                o.date,
+            ).where(
+                among_bound(dialect, o.key_result_id, "ids_0"),
+                o.date >= _bound("w0"),
+                o.date <= _bound("w1"),
+                still_moving,
+                readable(o.value),
+            )
+        )
+    days: list[Select[int, int]] = []
+    if days_months:
+        days.append(
+            select(km.key_result_id, func.sum(km.days))
+            .where(or_(*days_months))
+            .group_by(km.key_result_id)
+        )
+    if days_edges:
+        days.append(
+            select(o.key_result_id, func.count(func.distinct(o.date)))
+            .where(or_(*days_edges))
+            .group_by(o.key_result_id)
+        )
+    days_stmt = (days[0] if len(days) == 1 else union_all(*days)) if days else None
+    return _combine(dialect, parts), days_stmt
 
 
 def _load_stats(
@@ -152,119 +293,28 @@ def _load_stats(
         spans.append((baseline_ids, baseline_window(cycle)))
     if not spans:
         return loaded
-    o, sm, km = Observation, SeriesMonth, KeyResultMonth
-    month_parts: list[ColumnElement[bool]] = []
-    day_parts: list[ColumnElement[bool]] = []
-    days_months: list[ColumnElement[bool]] = []
-    days_edges: list[ColumnElement[bool]] = []
+    params: dict[str, Any] = {"origin": cycle.start, "origin_iso": cycle.start.isoformat()}
+    shape: list[tuple[bool, int]] = []
     for index, (ids, (start, end)) in enumerate(spans):
         months, edges = _split(start, end)
+        params[f"ids_{index}"] = list(ids)
         if months is not None:
-            month_parts.append(
-                and_(
-                    _among(session, sm.key_result_id, ids),
-                    sm.month >= months[0],
-                    sm.month <= months[1],
-                )
-            )
-            if index == 0 and w:
-                days_months.append(
-                    and_(
-                        _among(session, km.key_result_id, ids),
-                        km.month >= months[0],
-                        km.month <= months[1],
-                    )
-                )
-        for lo, hi in edges:
-            day_parts.append(
-                and_(_among(session, o.key_result_id, ids), o.date >= lo, o.date <= hi)
-            )
-            if index == 0 and w:
-                days_edges.append(
-                    and_(_among(session, o.key_result_id, ids), o.date >= lo, o.date <= hi)
-                )
-    double: Double[float] = Double()
-    day = Date()
-    parts: list[Select[*tuple[Any, ...]]] = []
-    if month_parts:
-        off = _day_number(session, sm.month, cycle.start)
-        parts.append(
-            _part(
-                sm.key_result_id,
-                sm.group,
-                sm.role,
-                case((sm.month >= cycle.start, "c"), else_="b"),
-                sm.n,
-                sm.total,
-                sm.minimum,
-                sm.maximum,
-                sm.last_date,
-                sm.last_value,
-                sm.sx + sm.n * off,
-                sm.sxy + off * sm.total,
-                sm.sxx + 2 * off * sm.sx + sm.n * off * off,
-                cast(literal(None), day),
-            ).where(or_(*month_parts))
-        )
-    if day_parts:
-        daily = daily_sums(or_(*day_parts))
-        x = _day_number(session, daily.c.d, cycle.start)
-        v = daily.c.v
-        parts.append(
-            _part(
-                daily.c.kr,
-                daily.c.g,
-                daily.c.r,
-                case((daily.c.d >= cycle.start, "c"), else_="b"),
-                literal(1),
-                v,
-                v,
-                v,
-                daily.c.d,
-                v,
-                x,
-                x * v,
-                x * x,
-                cast(literal(None), day),
-            )
-        )
+            params[f"m0_{index}"], params[f"m1_{index}"] = months
+        for edge, (lo, hi) in enumerate(edges):
+            params[f"lo_{index}_{edge}"], params[f"hi_{index}_{edge}"] = lo, hi
+        shape.append((months is not None, len(edges)))
     by_first_day: dict[date, list[int]] = defaultdict(list)
     for mapping_id, first in provisional.items():
         by_first_day[first].append(mapping_id)
-    if w and kr_ids and by_first_day:
-        # Only where a day may be provisional: no figure of its own, just the day.
-        still_moving = or_(
-            *(
-                and_(o.mapping_id.in_(ids), o.date >= first)
-                for first, ids in sorted(by_first_day.items())
-            )
-        )
-        zero = literal(0.0)
-        parts.append(
-            _part(
-                o.key_result_id,
-                o.group,
-                o.role,
-                literal("c"),
-                literal(0),
-                zero,
-                cast(literal(None), double),
-                cast(literal(None), double),
-                cast(literal(None), day),
-                cast(literal(None), double),
-                zero,
-                zero,
-                zero,
-                o.date,
-            ).where(
-                _among(session, o.key_result_id, kr_ids),
-                o.date >= w[0],
-                o.date <= w[1],
-                still_moving,
-                readable(o.value),
-            )
-        )
-    rows = session.execute(_combine(session, parts)).all()
+    firsts = sorted(by_first_day.items()) if w and kr_ids else []
+    for n, (first, ids) in enumerate(firsts):
+        params[f"first_{n}"], params[f"maps_{n}"] = first, ids
+    if w and kr_ids:
+        params["w0"], params["w1"] = w
+    stats_stmt, days_stmt = _stats_statements(
+        session.get_bind().dialect.name, bool(w), bool(w and kr_ids), tuple(shape), len(firsts)
+    )
+    rows = session.execute(stats_stmt, params).all()
     for kr, g, r, win_, n, total, mn, mx, last_d, last_v, sx, sxy, sxx, first_p in rows:
         if win_ == "c" and first_p is not None:
             first_day = _as_date(first_p)
@@ -286,22 +336,8 @@ def _load_stats(
         )
         target = loaded.current if win_ == "c" else loaded.baseline
         target.setdefault(kr, {})[(g, r)] = stats
-    days: list[Select[int, int]] = []
-    if days_months:
-        days.append(
-            select(km.key_result_id, func.sum(km.days))
-            .where(or_(*days_months))
-            .group_by(km.key_result_id)
-        )
-    if days_edges:
-        days.append(
-            select(o.key_result_id, func.count(func.distinct(o.date)))
-            .where(or_(*days_edges))
-            .group_by(o.key_result_id)
-        )
-    if days:
-        stmt = days[0] if len(days) == 1 else union_all(*days)
-        for kr, count in session.execute(stmt):
+    if days_stmt is not None:
+        for kr, count in session.execute(days_stmt, params):
             loaded.days[kr] = loaded.days.get(kr, 0) + int(count)
     return loaded
 
@@ -329,14 +365,14 @@ def _part(*columns: Any) -> Select[*tuple[Any, ...]]:
     return select(*(c.label(name) for c, name in zip(columns, _PART, strict=True)))
 
 
-def _combine(session: Session, parts: Sequence[Select[*tuple[Any, ...]]]) -> Select[Any]:
+def _combine(dialect: str, parts: Sequence[Select[*tuple[Any, ...]]]) -> Select[Any]:
     """One row per (key result, group, role, window) from the parts of its windows.
 
     The parts cover days that don't overlap, so the latest part's last value is the series'.
     """
     chunks = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("chunks")
     c = chunks.c
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         latest = aggregate_order_by(c.last_v, c.last_d.desc().nulls_last())
         return _reduce_parts(c, array_agg(latest)[1])  # type: ignore[no-untyped-call]
     ranked = select(
@@ -391,13 +427,10 @@ class _SourceFacts:
     provisional: dict[int, date] = field(default_factory=dict)
 
 
-def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _SourceFacts:
-    """SPEC: stale when a mapped source has had no successful sync for twice its interval;
-    provisional from the first day its metric may still be restated, in the source's today."""
-    facts = _SourceFacts()
-    if not kr_ids:
-        return facts
-    rows = session.execute(
+@lru_cache
+def _facts_of(dialect: str) -> Select[int, int, str, str, str, str, datetime | None, datetime]:
+    """What `_source_facts` reads of the key results ``ids``: built once, the ids bound."""
+    return (
         select(
             Mapping.key_result_id,
             Mapping.id,
@@ -409,8 +442,17 @@ def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _So
             DataSource.created_at,
         )
         .join(DataSource, DataSource.id == Mapping.data_source_id)
-        .where(_among(session, Mapping.key_result_id, kr_ids))
+        .where(among_bound(dialect, Mapping.key_result_id, "ids"))
     )
+
+
+def _source_facts(session: Session, kr_ids: Sequence[int], now: datetime) -> _SourceFacts:
+    """SPEC: stale when a mapped source has had no successful sync for twice its interval;
+    provisional from the first day its metric may still be restated, in the source's today."""
+    facts = _SourceFacts()
+    if not kr_ids:
+        return facts
+    rows = session.execute(_facts_of(session.get_bind().dialect.name), {"ids": list(kr_ids)})
     for kr_id, mapping_id, metric, connector, schedule, tz, last_success, created in rows:
         reference = last_success or created
         if reference.tzinfo is None:

@@ -32,6 +32,7 @@ from app.core.clock import today_in, utcnow
 from app.core.db import get_engine, get_sessionmaker
 from app.core.http import (
     HttpStats,
+    warm_ssl_context,
 )
 from app.core.process import this_process
 from app.core.redact import redact, redact_json
@@ -137,6 +138,7 @@ async def execute_runs(run_ids: Sequence[int]) -> None:
     Each run holds a pooled connection for its lock, so at most MAX_PARALLEL_RUNS run at once
     (below the pool's size); the rest start as those finish.
     """
+    warm_ssl_context()  # ready by the first client, built while the runs read their plans
     gate = asyncio.Semaphore(MAX_PARALLEL_RUNS)
     preparing = asyncio.Semaphore(PREPARING_AT_ONCE)
 
