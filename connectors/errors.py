@@ -24,6 +24,7 @@ from connectors.base import (
     Mask,
     RateLimited,
     RetriableError,
+    TokenRefreshError,
     excerpt,
     json_body,
     retry_after,
@@ -245,3 +246,13 @@ def raise_failure(classifier: Classifier, http: HttpClient, response: httpx.Resp
     if not response.is_success:
         said, wait = status_failure(http, response)
         raise classifier(response, http.redact, said=said, wait=wait) from None
+
+
+# salesforce and pipedrive: a refresh the engine's client could not make.
+def refresh_refused(exc: TokenRefreshError, platform: str, fix: str) -> Exception:
+    """The token endpoint down is worth another run; a refused refresh token needs a person."""
+    if exc.transient:
+        return RetriableError(
+            f"{platform}'s token endpoint is unavailable: the next run tries again"
+        )
+    return ConnectorAuthError(f"{platform} refused to refresh the access token: {fix}")

@@ -28,7 +28,6 @@ from connectors.base import (
     BaseUrl,
     CheckResult,
     Connector,
-    ConnectorAuthError,
     ConnectorConfigError,
     DailyValue,
     FetchResult,
@@ -46,7 +45,7 @@ from connectors.base import (
     excerpt,
     limit_headers,
 )
-from connectors.errors import Classifier, Hint, Hints
+from connectors.errors import Classifier, Hint, Hints, refresh_refused
 from connectors.models import OAuthCredentials, Params, Strict, catalogue, http_root, root_field
 from connectors.series import group_queries, iso_day, zone_name
 
@@ -174,6 +173,10 @@ def _wait(response: httpx.Response) -> float | None:
     return wait if wait is not None else _number(response.headers.get("x-ratelimit-reset"))
 
 
+_REFRESH_FIX = (
+    "the `refresh_token` is revoked or expired, or `client_id`/`client_secret` belong to another "
+    "app; reconnect the app"
+)
 _ERRORS = Classifier(
     "Pipedrive",
     {
@@ -298,12 +301,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         try:
             response = await self.http.get(path, params=params)
         except TokenRefreshError as exc:
-            if exc.transient:
-                raise RetriableError("Pipedrive's OAuth server is unavailable") from None
-            raise ConnectorAuthError(
-                "Pipedrive refused to refresh the OAuth token: the `refresh_token` is revoked or "
-                "expired, or `client_id`/`client_secret` belong to another app; reconnect the app"
-            ) from None
+            raise refresh_refused(exc, "Pipedrive", _REFRESH_FIX) from None
         self._limits |= limit_headers(response, "x-ratelimit-")
         hints = None if self.credentials.api_token is not None else _OAUTH_REFUSED
         return _ERRORS.json(response, self.http.redact, hints=hints, path=response.request.url.path)

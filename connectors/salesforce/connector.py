@@ -10,8 +10,8 @@ statement, so ``COUNT(Id)`` and every ``SUM(field)`` asked of them come back in 
       GROUP BY DAY_ONLY(convertTimezone(CreatedDate))
 
 ``convertTimezone()`` makes a datetime field's day the API user's day (SOQL returns datetimes in
-UTC otherwise); a date field (``CloseDate``) is grouped as it is. A grouped answer can't be paged
-and holds at most 2,000 rows, one a day: a longer window is asked in parts.
+UTC otherwise); a date field (``CloseDate``) is grouped as it is. A window longer than one grouped
+answer holds (:data:`GROUP_LIMIT`) is asked in parts.
 
 Currency: in a multi-currency org a currency field such as ``Amount`` holds each record's value
 in that record's ``CurrencyIsoCode``, but an aggregate of it in a query with ``GROUP BY`` (every
@@ -61,7 +61,7 @@ from connectors.base import (
     Window,
     as_number,
 )
-from connectors.errors import Classifier, Hint, Refusal
+from connectors.errors import Classifier, Hint, Refusal, refresh_refused
 from connectors.models import http_root
 from connectors.salesforce.models import (
     DEFAULT_VERSION,
@@ -135,8 +135,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     recommended_lookback_days = 7
     #: The REST API version in every path unless the source's config names another.
     api_version = DEFAULT_VERSION
-    #: A grouped answer holds at most 2,000 rows, one a day: the engine's windows fit in one
-    #: query whatever the date field (``fetch`` splits longer ones the same way).
+    #: The engine's windows fit one grouped query whatever the date field (see ``fetch``).
     max_window_days = GROUP_LIMIT - DATETIME_PADDING_DAYS
     #: Opportunities move between stages and dates are corrected for days after the fact.
     settle_days = 7
@@ -144,7 +143,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._describes: dict[str, dict[str, Any]] = {}
-        self._usage: tuple[int, int] | None = None
+        #: ``{"used": n, "limit": n}`` of the org's daily API requests, as the last answer said.
+        self._usage: dict[str, int] = {}
 
     @classmethod
     def http_options(
@@ -195,7 +195,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             + (f"; days are counted in {timezone}, the user's time zone" if timezone else ""),
             timezone=timezone,
             details={k: info.get(k) for k in ("organization_id", "user_id")}
-            | self._usage_details(),
+            | ({"api_usage": self._usage} if self._usage else {}),
             notices=self._notices(),
         )
 
@@ -224,13 +224,13 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             result.values += values
             # The aggregate covers every record of the window: a day absent has none any more.
             result.complete.update(q.id for q in group)
-        result.details |= self._usage_details()
-        if self._usage is not None and self._usage[0] >= USAGE_WARNING * self._usage[1]:
-            used, limit = self._usage
-            result.warnings.append(
-                f"the org has used {used} of its {limit} daily API requests: other integrations "
-                "may soon be refused"
-            )
+        if used := self._usage:
+            result.details["api_usage"] = used
+            if used["used"] >= USAGE_WARNING * used["limit"]:
+                result.warnings.append(
+                    f"the org has used {used['used']} of its {used['limit']} daily API requests: "
+                    "other integrations may soon be refused"
+                )
         result.notices += self._notices()
         return result
 
@@ -294,9 +294,8 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return Statement(sobject, params.date_field, kind == "datetime", conditions)
 
     async def _query(self, soql: str, sobject: str) -> list[Any]:
-        """The rows of one grouped query, which Salesforce answers whole or refuses: one that
-        says it has more (``done: false``, a ``nextRecordsUrl``) is not what Salesforce documents,
-        so it is not followed, and the fetch fails rather than store part of the window."""
+        """The rows of one grouped query, answered whole: an answer in parts (``done: false``)
+        isn't what Salesforce documents, so the fetch fails rather than store part of a window."""
         body = await self._get_json(f"{self._data}/query", {"q": soql}, sobject=sobject)
         records = rows_of(body, "records", "Salesforce's query")
         if body.get("done", True) is not True or body.get("nextRecordsUrl"):
@@ -322,17 +321,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         try:
             response = await self.http.get(f"{await self._root()}{url}", params=params)
         except TokenRefreshError as exc:
-            if exc.transient:
-                raise RetriableError(
-                    "Salesforce's token endpoint is unavailable: the next run tries again"
-                ) from None
-            raise ConnectorAuthError(
-                "Salesforce refused to refresh the access token: the `refresh_token` is revoked "
-                "or expired, or `client_id`/`client_secret` don't belong to the connected app "
-                "that issued it; reconnect the source to get a new `refresh_token`"
-            ) from None
+            raise refresh_refused(exc, "Salesforce", _REFRESH_FIX) from None
         if usage := _USAGE.search(response.headers.get("Sforce-Limit-Info", "")):
-            self._usage = (int(usage.group(1)), int(usage.group(2)))
+            self._usage = {"used": int(usage.group(1)), "limit": int(usage.group(2))}
         return _ERRORS.json(
             response,
             self.http.redact,
@@ -341,11 +332,6 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             name=f"`{sobject}`" if sobject else "the object queried",
             api_version=self.config.api_version,
         )
-
-    def _usage_details(self) -> dict[str, Any]:
-        if self._usage is None:
-            return {}
-        return {"api_usage": {"used": self._usage[0], "limit": self._usage[1]}}
 
     async def _root(self) -> str:
         """Where the org's REST API lives, for the next call (see the module's docstring; an
@@ -527,6 +513,10 @@ def _too_many_groups(refusal: Refusal) -> Exception | None:
     )
 
 
+_REFRESH_FIX = (
+    "the `refresh_token` is revoked or expired, or `client_id`/`client_secret` don't belong to "
+    "the connected app that issued it; reconnect the source to get a new `refresh_token`"
+)
 _NO_OBJECT = Hint(
     "Salesforce has no object {name} this user can see ({said}): check the API name (custom "
     "objects end in `__c`) and give the integration user Read access to the object in its "

@@ -1,9 +1,5 @@
-"""What a Salesforce source and its mappings are: config, credentials, params and metrics.
-
-Every object's ``.count`` and ``.sum`` is a metric, so the catalogue is built from a name on
-demand; the API-name patterns live here because the models, SOQL and the connector all check
-names against them.
-"""
+"""What a Salesforce source and its mappings are: config, credentials, params and metrics (every
+object's ``.count`` and ``.sum``, so the catalogue is built from a name on demand)."""
 
 from __future__ import annotations
 
@@ -137,8 +133,6 @@ def _spec(sobject: str, kind: str) -> MetricSpec:
         unit="records" if counts else "value",
         params_model=SalesforceCountParams if counts else SalesforceSumParams,
         filters={ANY_FIELD: frozenset(FILTER_OPS)},
-        history="daily",
-        additive=True,
     )
 
 

@@ -17,8 +17,17 @@ from connectors.base import (
     ConnectorConfigError,
     RateLimited,
     RetriableError,
+    TokenRefreshError,
 )
-from connectors.errors import Classifier, Hint, Refusal, kind_of, raise_failure, read_error
+from connectors.errors import (
+    Classifier,
+    Hint,
+    Refusal,
+    kind_of,
+    raise_failure,
+    read_error,
+    refresh_refused,
+)
 
 SECRET = "sk_live_0123456789abcdef"
 
@@ -202,3 +211,19 @@ def test_raise_failure_passes_a_success_and_words_a_failure_as_the_client_does()
         raise_failure(PLAIN, _Client(), _answer(429))  # type: ignore[arg-type]
     assert limited.value.retry_after == 7.0
     assert "GET /v1/things answered 429" in limited.value.message
+
+
+class _EndpointDown(TokenRefreshError):
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+def test_a_refused_refresh_needs_a_person_and_an_endpoint_down_another_run() -> None:
+    refused = refresh_refused(TokenRefreshError("invalid_grant"), "Pipedrive", "reconnect it")
+    assert isinstance(refused, ConnectorAuthError)
+    assert str(refused) == "Pipedrive refused to refresh the access token: reconnect it"
+    down = refresh_refused(_EndpointDown("503"), "Pipedrive", "reconnect it")
+    assert isinstance(down, RetriableError)
+    assert not isinstance(down, ConnectorAuthError)
+    assert "Pipedrive's token endpoint is unavailable" in str(down)
