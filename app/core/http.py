@@ -922,10 +922,11 @@ def _build_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for all clients (it is configuration, never changed once built): loading
-    the CA bundle costs 20-50 ms of CPU, and more on a loaded machine. Under a lock, so that a
-    client asking while :func:`warm_ssl_context` builds it waits for that one."""
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context for all clients, connectors' and notification channels' alike (it is
+    configuration, never changed once built): loading the CA bundle costs 20-50 ms of CPU, and
+    more on a loaded machine. Under a lock, so that a client asking while
+    :func:`warm_ssl_context` builds it waits for that one."""
     with _SSL_CONTEXT_LOCK:
         return _build_ssl_context()
 
@@ -938,7 +939,7 @@ def warm_ssl_context() -> None:
     """
     if _build_ssl_context.cache_info().currsize:
         return
-    threading.Thread(target=_ssl_context, name="krsync-tls-context", daemon=True).start()
+    threading.Thread(target=ssl_context, name="krsync-tls-context", daemon=True).start()
 
 
 def _initial_token(token: Mapping[str, Any]) -> dict[str, Any]:
@@ -1008,7 +1009,7 @@ def build_client(
     register_secrets(redactor.secrets)
 
     inner = transport or httpx.AsyncHTTPTransport(
-        verify=_ssl_context(), retries=0, limits=httpx.Limits(max_connections=max_concurrency)
+        verify=ssl_context(), retries=0, limits=httpx.Limits(max_connections=max_concurrency)
     )
     gate = None
     if pace is not None:

@@ -234,13 +234,15 @@ def _lease_following(
         )
     )
     kept: list[int] = []
+    left: list[int] = []
     stopped: set[int] = set()
     for row in queued:
         if row.channel_id in stopped or row.id not in taken:
             stopped.add(row.channel_id)
+            if row.id in taken:
+                left.append(row.id)
             continue
         kept.append(row.id)
-    left = [row.id for row in queued if row.id in taken and row.id not in kept]
     if left:
         release(session, left, owner)
     return kept

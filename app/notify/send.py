@@ -13,9 +13,7 @@ followed: a receiver that answers 3xx has not taken the event.
 
 from __future__ import annotations
 
-import functools
 import json
-import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +29,7 @@ from app.core.http import (
     PrivateNetworkError,
     PrivateNetworkGuard,
     resolve_host,
+    ssl_context,
 )
 from app.core.redact import Redactor, register_secrets
 from app.notify.render import describe, email_message, slack_payload, teams_payload
@@ -85,12 +84,6 @@ def url_secrets(url: str) -> list[str]:
     return [value for value in found if value]
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for every channel's client: loading the CA bundle takes ~40 ms."""
-    return httpx.create_ssl_context()
-
-
 class _Transient(Exception):
     """A connection that never opened: nothing was sent, so trying again at once is harmless."""
 
@@ -131,7 +124,7 @@ class Sender:
         client = self._clients.get(channel_id)
         if client is None:
             inner = self._transport or httpx.AsyncHTTPTransport(
-                verify=_ssl_context(),
+                verify=ssl_context(),
                 retries=0,
                 limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
             )
