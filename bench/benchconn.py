@@ -77,8 +77,6 @@ class BenchConnector(Connector[BenchConfig, BenchCredentials]):
     key: ClassVar[str] = "bench"
     name: ClassVar[str] = "Bench platform"
     category: ClassVar[Category] = "generic"
-    config_model = BenchConfig
-    credentials_model = BenchCredentials
     recommended_lookback_days: ClassVar[int | None] = 3
     #: Requests built ahead of the engine's free slots; 0 builds every one of them at once.
     send_ahead: ClassVar[int] = 2 * MAX_CONCURRENCY

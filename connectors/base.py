@@ -561,6 +561,8 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     key: ClassVar[str]
     name: ClassVar[str]
     category: ClassVar[Category]
+    #: The models named as ``Connector[Config, Credentials]``: read off that line by
+    #: ``__init_subclass__``, so the two can't disagree (a subclass may still set them).
     config_model: type[ConfigT]
     credentials_model: type[CredT]
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
@@ -578,6 +580,16 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     #: What each filter op means on this platform, where it differs from :data:`FILTER_MEANINGS`
     #: (HubSpot's ``contains`` matches whole words): the catalogue shows the merged table.
     filter_meanings: ClassVar[Mapping[FilterOp, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if getattr(base, "__origin__", None) is Connector:
+                config, credentials = get_args(base)
+                if "config_model" not in cls.__dict__ and isinstance(config, type):
+                    cls.config_model = config
+                if "credentials_model" not in cls.__dict__ and isinstance(credentials, type):
+                    cls.credentials_model = credentials
 
     def __init__(
         self,

@@ -188,8 +188,6 @@ class DemoConnector(Connector[DemoConfig, DemoCredentials]):
     key = "demo"
     name = "Demo data"
     category = "demo"
-    config_model = DemoConfig
-    credentials_model = DemoCredentials
     metrics = tuple(_spec(e) for e in _ENTRIES)
     recommended_lookback_days = 0  # synthetic figures never get revised after the fact
     #: They stand for GA4's and a CRM's, whose last days are: the demo shows them provisional.

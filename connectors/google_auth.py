@@ -351,28 +351,17 @@ class GoogleBridge:
         if loop is None or threading.get_ident() == self._loop_thread:
             raise RuntimeError("Google client code must run through GoogleBridge.run()")
         self.hold_bearer(headers)
-        future = asyncio.run_coroutine_threadsafe(
-            self._send(method, url, headers, body, timeout), loop
-        )
+        kwargs: dict[str, Any] = {"headers": headers, "content": body}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        # The coroutine is only created here; it runs on the loop, where the client lives.
+        future = asyncio.run_coroutine_threadsafe(self.http.request(method, url, **kwargs), loop)
         try:
             return future.result(BRIDGE_TIMEOUT)
         except TimeoutError:
             future.cancel()
             where = url.split("?")[0]
             raise RetriableError(f"{method} {where} took over {BRIDGE_TIMEOUT:.0f} s") from None
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        body: bytes | None,
-        timeout: float | None,
-    ) -> httpx.Response:
-        kwargs: dict[str, Any] = {"headers": headers, "content": body}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        return await self.http.request(method, url, **kwargs)
 
     def hold_bearer(self, headers: Mapping[str, str]) -> None:
         """A fresh access token joins the client's secrets, so no error or log line shows it

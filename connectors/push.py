@@ -58,8 +58,6 @@ class PushConnector(Connector[PushConfig, PushCredentials]):
     key = "push"
     name = "Push (signed webhook)"
     category = "generic"
-    config_model = PushConfig
-    credentials_model = PushCredentials
     metrics = (_EXAMPLE,)
     recommended_lookback_days = 0
 

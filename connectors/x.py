@@ -158,8 +158,6 @@ class XConnector(Connector[XConfig, XCredentials]):
     key = "x"
     name = "X (Twitter)"
     category = "social"
-    config_model = XConfig
-    credentials_model = XCredentials
     #: API v2 (``/2/users/{id}``); X dates no sunset for it.
     api_version = "v2"
     metrics = catalogue(

@@ -163,8 +163,6 @@ class YouTubeConnector(Connector[YouTubeConfig, YouTubeCredentials]):
     key = "youtube"
     name = "YouTube Analytics"
     category = "social"
-    config_model = YouTubeConfig
-    credentials_model = YouTubeCredentials
     metrics = catalogue(METRICS, filters=_FILTERS)
     #: YouTube fills in and restates the last two or three days.
     recommended_lookback_days = 3

@@ -278,8 +278,6 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
     key = "csv"
     name = "CSV file or URL"
     category = "generic"
-    config_model = CsvConfig
-    credentials_model = CsvCredentials
     metrics = (
         MetricSpec(
             name="value",

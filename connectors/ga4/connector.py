@@ -396,8 +396,6 @@ class GA4Connector(Connector[GA4Config, GoogleCredentials]):
     key = "ga4"
     name = "Google Analytics 4"
     category = "analytics"
-    config_model = GA4Config
-    credentials_model = GoogleCredentials
     metrics = CATALOGUE
     recommended_lookback_days = 3
     #: The Data API version of the official client (``data_v1beta``); Google dates no sunset.

@@ -113,8 +113,6 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     key = "hubspot"
     name = "HubSpot CRM"
     category = "crm"
-    config_model = HubSpotConfig
-    credentials_model = HubSpotCredentials
     metrics = _metrics()
     #: Deals get closed and records edited days later, and their dates moved back with them.
     recommended_lookback_days = 7

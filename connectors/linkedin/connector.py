@@ -144,8 +144,6 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
     key = "linkedin"
     name = "LinkedIn"
     category = "social"
-    config_model = LinkedInConfig
-    credentials_model = LinkedInCredentials
     # Follower data stops about two days before today: the next runs fill those days in.
     recommended_lookback_days = 3
     #: The ``LinkedIn-Version`` a source sends unless its config names another.

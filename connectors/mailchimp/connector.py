@@ -181,8 +181,6 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     key = "mailchimp"
     name = "Mailchimp"
     category = "email"
-    config_model = MailchimpConfig
-    credentials_model = MailchimpCredentials
     metrics = (
         *catalogue(
             {m: entry[1:] for m, entry in ACTIVITY.items()}

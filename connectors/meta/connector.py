@@ -48,8 +48,6 @@ class MetaConnector(MetaGraphBase):
     key = "meta"
     name = "Meta (Facebook & Instagram)"
     category = "social"
-    config_model = MetaConfig
-    credentials_model = MetaCredentials
     # "Data used to calculate metrics may be delayed up to 48 hours."
     recommended_lookback_days = 3
     #: Insights are restated for up to 28 days (late data, attribution windows).

@@ -206,8 +206,6 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     key = "pipedrive"
     name = "Pipedrive"
     category = "crm"
-    config_model = PipedriveConfig
-    credentials_model = PipedriveCredentials
     metrics = METRICS
     #: Deals are won, re-dated and re-valued days after they were first read.
     recommended_lookback_days = 7

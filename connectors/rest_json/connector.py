@@ -230,8 +230,6 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     key = "rest_json"
     name = "JSON API"
     category = "generic"
-    config_model = RestJsonConfig
-    credentials_model = RestJsonCredentials
     metrics = (
         MetricSpec(
             name="value",

@@ -123,8 +123,6 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     key = "salesforce"
     name = "Salesforce"
     category = "crm"
-    config_model = SalesforceConfig
-    credentials_model = SalesforceCredentials
     #: Examples for the catalogue; ``metric_spec`` accepts any object's ``.count`` and ``.sum``.
     metrics = (
         *(_spec(o, "count") for o in ("Lead", "Contact", "Account", "Opportunity")),

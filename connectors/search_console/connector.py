@@ -127,8 +127,6 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
     key = "search_console"
     name = "Google Search Console"
     category = "analytics"
-    config_model = SearchConsoleConfig
-    credentials_model = GoogleCredentials
     metrics = catalogue(
         {
             "clicks": ("Clicks from Google Search results to the site", "clicks"),

@@ -305,8 +305,6 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
     key = "sql"
     name = "SQL query"
     category = "generic"
-    config_model = SqlConfig
-    credentials_model = SqlCredentials
     metrics = (
         MetricSpec(
             name="value",

@@ -109,8 +109,6 @@ class AcmeConnector(Connector[AcmeConfig, AcmeCredentials]):
     key = "acme"
     name = "Acme (test platform)"
     category = "generic"
-    config_model = AcmeConfig
-    credentials_model = AcmeCredentials
     metrics = (
         _metric("signups", "Product sign-ups", "signups"),
         _metric("followers_gained", "Followers gained a day", "followers"),

@@ -108,6 +108,27 @@ def mapping_error(
     return info.value
 
 
+def test_models_are_read_off_the_generic_parameters() -> None:
+    """``Connector[Config, Credentials]`` names the models once; an explicit one still wins,
+    and a subclass of a connector inherits its parent's."""
+
+    class Inferred(Connector[ToyConfig, ToyCredentials]):
+        key = "inferred"
+
+        async def check(self) -> CheckResult:
+            return CheckResult("ok")
+
+        async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
+            return FetchResult()
+
+    class Explicit(Inferred):
+        credentials_model = SumParams  # type: ignore[assignment]
+
+    assert (Inferred.config_model, Inferred.credentials_model) == (ToyConfig, ToyCredentials)
+    assert (Explicit.config_model, Explicit.credentials_model) == (ToyConfig, SumParams)
+    assert ToyConnector.config_model is ToyConfig
+
+
 # --- Filter -------------------------------------------------------------------------------------
 
 

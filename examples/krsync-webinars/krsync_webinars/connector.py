@@ -75,8 +75,6 @@ class WebinarConnector(Connector[WebinarConfig, WebinarCredentials]):
     key = "webinars"
     name = "Webinar platform"
     category = "generic"
-    config_model = WebinarConfig
-    credentials_model = WebinarCredentials
     settle_days = 1  # late joiners of a webinar that ran past midnight
     metrics = (
         _metric("registrants", "People who registered, by registration day"),
