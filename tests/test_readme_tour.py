@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -273,24 +274,33 @@ def test_compose_file_runs_postgres_and_krsync() -> None:
     assert "pgdata" in compose["volumes"]
 
 
-def _plugin() -> type[Connector[Any, Any]]:
+def _plugin(monkeypatch: pytest.MonkeyPatch) -> type[Connector[Any, Any]]:
     [code] = [
         b for b in blocks(section("Writing a connector plugin"), "python") if "Connector[" in b
     ]
-    namespace: dict[str, Any] = {"__name__": "krsync_webinars"}
-    exec(compile(code, "README.md", "exec"), namespace)
-    cls: type[Connector[Any, Any]] = namespace["WebinarConnector"]
+    example = ROOT / "examples" / "krsync-webinars" / "krsync_webinars" / "connector.py"
+    assert code.strip() == example.read_text(encoding="utf-8").strip(), (
+        "README's plugin listing differs from the example plugin's connector: copy it again"
+    )
+    # A module of its own, as an installed plugin's is: pydantic resolves the postponed
+    # annotations through sys.modules.
+    module = types.ModuleType("readme_webinars")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(code, "README.md", "exec"), module.__dict__)
+    cls: type[Connector[Any, Any]] = module.WebinarConnector
     return cls
 
 
 @pytest.mark.anyio
-async def test_the_plugin_example_is_a_working_connector() -> None:
-    cls = _plugin()
+async def test_the_plugin_example_is_a_working_connector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing runs as it reads: filters it declares pass, others are refused, its pages
+    are followed to the end, a refused key says what to do."""
+    cls = _plugin(monkeypatch)
     described = cls.describe()
     assert described["key"] == "webinars"
-    assert [m["name"] for m in described["metrics"]] == ["attendees"]
+    assert [m["name"] for m in described["metrics"]] == ["registrants", "attendees"]
     params = cls.validate_query(
-        "attendees", {}, [{"field": "webinar", "op": "eq", "value": "w1"}], "sum"
+        "attendees", {}, [{"field": "webinar_id", "op": "eq", "value": "w1"}], "sum"
     )
     with pytest.raises(MappingError, match="country"):
         cls.validate_query(
@@ -299,15 +309,20 @@ async def test_the_plugin_example_is_a_working_connector() -> None:
 
     def platform(request: httpx.Request) -> httpx.Response:
         assert request.headers["Authorization"] == "Bearer t0ken"
-        if request.url.path == "/v1/accounts/acc-1":
+        if request.url.path == "/v1/account":
             return httpx.Response(200, json={"name": "Acme webinars", "timezone": "Europe/Paris"})
-        assert request.url.path == "/v1/accounts/acc-1/daily/attendees"
-        assert request.url.params["webinar"] == "w1"
-        days = [{"date": "2026-07-01", "count": 120}, {"date": "2026-07-02", "count": "80"}]
-        return httpx.Response(200, json={"days": days})
+        assert request.url.path == "/v1/reports/daily"
+        assert request.url.params["metric"] == "attendees"
+        assert request.url.params["webinar_id"] == "w1"
+        if request.url.params.get("cursor") == "p2":
+            return httpx.Response(
+                200, json={"days": [{"date": "2026-07-02", "count": 80}], "next_cursor": None}
+            )
+        days = [{"date": "2026-07-01", "count": 120}]
+        return httpx.Response(200, json={"days": days, "next_cursor": "p2"})
 
-    config = cls.config_model(account_id="acc-1")
-    credentials = cls.credentials_model(api_token="t0ken")
+    config = cls.config_model()
+    credentials = cls.credentials_model(api_key="t0ken")
     options = cls.http_options(config, credentials)
     async with BareClient(
         base_url=options.base_url, headers=options.headers, transport=httpx.MockTransport(platform)
@@ -315,14 +330,14 @@ async def test_the_plugin_example_is_a_working_connector() -> None:
         connector = cls(config, credentials, http)
         assert (await connector.check()).timezone == "Europe/Paris"
         query = MetricQuery(
-            "1", "attendees", params, (Filter(field="webinar", op="eq", value="w1"),)
+            "1", "attendees", params, (Filter(field="webinar_id", op="eq", value="w1"),)
         )
         result = await connector.fetch([query], Window(date(2026, 7, 1), date(2026, 7, 2)))
     assert [(v.date.day, v.value) for v in result.values] == [(1, 120.0), (2, 80.0)]
 
-    refusing = httpx.MockTransport(lambda _: httpx.Response(401, json={"error": "bad token"}))
+    refusing = httpx.MockTransport(lambda _: httpx.Response(401, json={"error": "bad key"}))
     async with BareClient(base_url=options.base_url, transport=refusing) as http:
-        with pytest.raises(ConnectorAuthError, match="token"):
+        with pytest.raises(ConnectorAuthError, match="key"):
             await cls(config, credentials, http).check()
 
 
