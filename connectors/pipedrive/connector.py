@@ -17,24 +17,21 @@ Pipedrive says little in an error (``error``, ``error_info``): what each status 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from connectors.base import (
-    Aggregation,
     BaseUrl,
     CheckResult,
     Connector,
     ConnectorConfigError,
     DailyValue,
     FetchResult,
-    Filter,
     HttpOptions,
-    MappingError,
     Mask,
     MetricQuery,
     OAuthSpec,
@@ -205,6 +202,10 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     #: Deals move between stages and dates are corrected for days after the fact.
     settle_days = 7
     max_window_days = MAX_DAYS
+    unfiltered = (
+        "Pipedrive's deals timeline takes no field filters: save a filter in Pipedrive and give "
+        "its id as `params.filter_id`, or use `pipeline_id` or `status`"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -223,22 +224,6 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             return replace(options, headers=bearer)
         oauth = OAuthSpec.of(credentials, TOKEN_ENDPOINT, auth_method="client_secret_basic")
         return replace(options, oauth=oauth)
-
-    @classmethod
-    def validate_query(
-        cls,
-        metric: str,
-        params: Mapping[str, Any] | None,
-        filters: Sequence[Filter | Mapping[str, Any]],
-        aggregation: Aggregation | None,
-    ) -> BaseModel:
-        if filters and cls.metric_spec(metric) is not None:
-            raise MappingError(
-                "filters[0].field",
-                "Pipedrive's deals timeline takes no field filters: save a filter in Pipedrive "
-                "and give its id as `params.filter_id`, or use `pipeline_id` or `status`",
-            )
-        return super().validate_query(metric, params, filters, aggregation)
 
     async def check(self) -> CheckResult:
         body = await self._get("/api/v1/users/me", {})
