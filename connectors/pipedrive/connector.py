@@ -5,14 +5,11 @@ values by deal currency) and ``totals_converted`` (values in the company's curre
 sharing the date field (``field_key``), ``filter_id`` and ``pipeline_id`` share the call;
 ``status`` picks the totals read (all, ``open_*`` or ``won_*``: the timeline holds open and won
 deals, never lost). The answer covers every day asked, so the fetch is complete: a day whose only
-deal was lost or deleted loses its stored figure. The timeline takes no field filters: a mapping
-narrows deals by a saved filter (``filter_id``) or a pipeline.
+deal was lost or deleted loses its stored figure.
 
 The ``x-api-token`` header is Pipedrive's recommended way for an API token; an OAuth token is
-refreshed by the engine. A burst window (2 seconds) spent holds every call of the source, queued
-ones included (:func:`_pace`); a 429 is retried by the engine's client, then ``RateLimited``.
-Pipedrive says little in an error (``error``, ``error_info``): what each status means for a run
-(the token, the plan, a permission, one bad filter) is decided here.
+refreshed by the engine. Pipedrive says little in an error (``error``, ``error_info``): what each
+status means for a run (the token, the plan, a permission, one bad filter) is decided here.
 """
 
 from __future__ import annotations
@@ -22,10 +19,9 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from connectors.base import (
-    BaseUrl,
     CheckResult,
     Connector,
     ConnectorConfigError,
@@ -42,7 +38,7 @@ from connectors.base import (
     excerpt,
 )
 from connectors.errors import Classifier, Hint, Hints, refresh_refused
-from connectors.models import OAuthCredentials, Params, Strict, catalogue, http_root, root_field
+from connectors.models import OAuthCredentials, Params, RootUrl, Strict, catalogue, root_field
 from connectors.pacing import RateHeaders
 from connectors.series import group_queries, iso_day, zone_name
 
@@ -56,8 +52,9 @@ _TIMELINE_ASKS = {
 }
 #: Pipedrive documents no cap on ``amount``; a quarter a call keeps a cycle's backfill to one.
 MAX_DAYS = 92
-#: A success that spent the burst window (2 seconds) holds the source for ``x-ratelimit-reset``
-#: seconds, 10 at most; a 429 is the client's retry to wait out.
+#: A success that spent the burst window (2 seconds) holds every call of the source, queued ones
+#: included, for ``x-ratelimit-reset`` seconds, 10 at most; a 429 is retried by the engine's
+#: client, then ``RateLimited``.
 _LIMITS = RateHeaders(
     "x-ratelimit-",
     "Pipedrive's burst window is spent (x-ratelimit-remaining: 0)",
@@ -84,14 +81,7 @@ class PipedriveConfig(Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$",
         description="The company's subdomain: `acme` for https://acme.pipedrive.com.",
     )
-    base_url: BaseUrl | None = root_field("https://{company_domain}.pipedrive.com", unset=True)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and http_root(value) is None:
-            raise ValueError("`base_url` must be an http:// or https:// address, with no query")
-        return value
+    base_url: RootUrl | None = root_field("https://{company_domain}.pipedrive.com", unset=True)
 
     @model_validator(mode="after")
     def _somewhere(self) -> PipedriveConfig:
