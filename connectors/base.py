@@ -643,6 +643,9 @@ class Connector(ABC, Generic[ConfigT, CredT]):
     #: An open-ended catalogue (any object's count, any GA4 metric) has no list to offer for a
     #: name it refuses: it says the naming rule instead ("Salesforce metric: name an object...").
     metric_naming: ClassVar[str | None] = None
+    #: What narrows a metric whose catalogue takes no filters, where the platform offers another
+    #: way (a saved filter, a param): a filter given anyway is refused with it, before the params.
+    unfiltered: ClassVar[str | None] = None
 
     @classmethod
     def metric_spec(cls, name: str) -> MetricSpec | None:
@@ -675,6 +678,8 @@ class Connector(ABC, Generic[ConfigT, CredT]):
         if spec is None:
             known = _names([m.name for m in cls.metrics])
             raise MappingError("metric", f"{cls.name} has no metric `{metric}`; available: {known}")
+        if filters and not spec.filters and cls.unfiltered:
+            raise MappingError("filters[0].field", cls.unfiltered)
         try:
             validated = spec.params_model.model_validate(dict(params or {}))
         except ValidationError as exc:

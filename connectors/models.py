@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.base import MetricSpec
+from connectors.base import BaseUrl, MetricSpec
 
 
 class Strict(BaseModel):
@@ -59,6 +59,19 @@ def http_root(value: object) -> str | None:
     if not isinstance(value, str) or not HTTP_ROOT.match(value.strip()):
         return None
     return value.strip().rstrip("/")
+
+
+def _root_only(value: str, info: ValidationInfo) -> str:
+    if http_root(value) is None:
+        raise ValueError(
+            f"`{info.field_name}` must be an http:// or https:// address, with no query"
+        )
+    return value
+
+
+#: A ``base_url`` that paths are added to as they are: a query or a fragment would end up before
+#: them, so it is refused.
+RootUrl = Annotated[BaseUrl, AfterValidator(_root_only)]
 
 
 def _http_address(value: str, info: ValidationInfo) -> str:

@@ -79,7 +79,9 @@ def compile_path(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
     return jsonpath.compile(text)
 
 
-def _getter(get: Getter) -> Callable[[Any], Any]:
+def getter(get: Getter) -> Callable[[Any], Any]:
+    """What reads one value off a body: ``get`` itself, or the first match of its JSONPath
+    (``stats.member_count``), None when nothing matches."""
     if callable(get):
         return get
     path = compile_path(get)
@@ -146,7 +148,7 @@ class CursorPaginator(Paginator):
     _seen: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._get = _getter(self.cursor)
+        self._get = getter(self.cursor)
 
     def update_state(self, reply: Reply, records: int | None) -> None:
         nxt = self._get(reply.body)
@@ -203,7 +205,7 @@ class OffsetPaginator(Paginator):
     _total: Callable[[Any], Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._total = None if self.total is None else _getter(self.total)
+        self._total = None if self.total is None else getter(self.total)
 
     def init_request(self, request: Request) -> Request:
         return self.update_request(request)
@@ -285,7 +287,7 @@ class NextUrlPaginator(_UrlPaginator):
     _get: Callable[[Any], Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._get = _getter(self.next_url)
+        self._get = getter(self.next_url)
 
     def update_state(self, reply: Reply, records: int | None) -> None:
         base = reply.response.url if reply.response is not None else None

@@ -10,7 +10,7 @@ problem objects (``title``, ``detail``, ``type``) instead of ``data``; refusals 
 problem document. Each response carries ``x-rate-limit-limit``/``-remaining``/``-reset`` (epoch
 seconds); a 429 waits until that reset, since X sends no ``Retry-After``. A response saying
 ``remaining: 0`` holds the source's calls until the reset (the engine's client applies
-:func:`_pace`): a call waits when the reset is at most :data:`MAX_RESET_WAIT` away, as the HTTP
+:data:`_LIMITS`): a call waits when the reset is at most :data:`MAX_RESET_WAIT` away, as the HTTP
 layer waits for a 429's reset, and is otherwise refused as ``RateLimited`` without being sent,
 so the run's retry waits instead of spending a call X would refuse. The connector calls one
 endpoint, so holding the source is holding that endpoint.
@@ -18,9 +18,7 @@ endpoint, so holding the source is holding that endpoint.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -33,16 +31,15 @@ from connectors.base import (
     ConnectorConfigError,
     DailyValue,
     FetchResult,
-    Hold,
     HttpOptions,
     MetricQuery,
     RateLimited,
     Window,
     excerpt,
-    limit_headers,
 )
 from connectors.errors import Classifier, Refusal
 from connectors.models import Strict, catalogue, root_field
+from connectors.pacing import RateHeaders
 
 ROOT = "https://api.x.com"
 METRICS = {
@@ -55,6 +52,11 @@ _NOT_FOUND = "resource-not-found"
 #: Seconds a call waits for its endpoint's reset; a later reset is the engine's to wait out.
 #: The HTTP layer waits as long for a 429's reset before handing it over (``max_retry_after``).
 MAX_RESET_WAIT = 60.0
+_LIMITS = RateHeaders(
+    "x-rate-limit-",
+    "X's rate limit for GET /2/users/:id is used up (x-rate-limit-remaining: 0) until {until}",
+    epoch=True,
+)
 
 
 class XConfig(Strict):
@@ -89,43 +91,6 @@ def _problem(body: Any) -> tuple[str, str, str]:
     return title, detail, str(source.get("type") or "")
 
 
-def _reset_in(response: httpx.Response) -> float | None:
-    """Seconds until ``x-rate-limit-reset`` (epoch seconds), or ``Retry-After`` if X sent one."""
-    for header, epoch in (("x-rate-limit-reset", True), ("Retry-After", False)):
-        raw = response.headers.get(header)
-        if raw is None:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            continue
-        return max(0.0, value - time.time()) if epoch else max(0.0, value)
-    return None
-
-
-def _pace(response: httpx.Response) -> Hold | None:
-    """``x-rate-limit-remaining: 0``: no call is left before ``x-rate-limit-reset``."""
-    if response.headers.get("x-rate-limit-remaining", "").strip() != "0":
-        return None
-    try:
-        reset = float(response.headers.get("x-rate-limit-reset", ""))
-    except ValueError:
-        return None
-    when = datetime.fromtimestamp(reset, UTC).isoformat()
-    return Hold(
-        reset - time.time(),
-        f"X's rate limit for GET /2/users/:id is used up (x-rate-limit-remaining: 0) until {when}",
-    )
-
-
-def _limits(response: httpx.Response) -> dict[str, Any]:
-    """The rate-limit headers, for the run; the reset (epoch seconds) as an instant."""
-    limits: dict[str, Any] = limit_headers(response, "x-rate-limit-")
-    if "reset" in limits:
-        limits["reset"] = datetime.fromtimestamp(limits["reset"], UTC).isoformat()
-    return limits
-
-
 def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
     title, detail, _ = _problem(body)
     return (), ": ".join(p for p in (title, detail) if p)
@@ -148,7 +113,7 @@ _ERRORS = Classifier(
         429: _used_up,
     },
     read=_words,
-    wait=_reset_in,
+    wait=_LIMITS.wait,
 )
 
 
@@ -171,8 +136,8 @@ class XConnector(Connector[XConfig, XCredentials]):
             headers={"Authorization": f"Bearer {credentials.bearer_token}"},
             # X sends no Retry-After: without this, a 429 would be retried blind, spending calls
             # from a quota that doesn't come back before the reset.
-            retry_after=_reset_in,
-            pace=_pace,
+            retry_after=_LIMITS.wait,
+            pace=_LIMITS.pace,
             max_hold=MAX_RESET_WAIT,
         )
 
@@ -214,7 +179,7 @@ class XConnector(Connector[XConfig, XCredentials]):
         body = _ERRORS.json(response, self.http.redact, obj=True, config=self.config)
         user = body.get("data")
         if isinstance(user, dict):
-            return user, _limits(response)
+            return user, _LIMITS.figures(response)
         title, detail, kind = _problem(body)
         mask = self.http.redact
         title, detail = excerpt(title, mask, 80), excerpt(detail, mask)

@@ -17,9 +17,7 @@ fetch however many mappings need it:
 The API root is ``https://{dc}.api.mailchimp.com/3.0``: ``dc`` is the API key's suffix
 (``…-us21``) or, with an OAuth access token, ``data_center``; ``base_url`` replaces the root.
 Errors are problem documents (``type``, ``title``, ``status``, ``detail``, ``instance``) whose
-title and detail make the message. Mailchimp lets an account hold 10 connections at once;
-the cap the client enforces (``max_concurrency``) is per source, so two sources on one account
-can together go past it, and Mailchimp's 429 then slows them like any rate limit.
+title and detail make the message.
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ from connectors.base import (
 )
 from connectors.errors import Classifier, Key
 from connectors.models import Strict, catalogue, root_field
-from connectors.paginate import OffsetPaginator, Request, pages
+from connectors.paginate import OffsetPaginator, Request, getter, pages
 from connectors.series import (
     Sums,
     daily,
@@ -65,11 +63,14 @@ ROOT = "https://{dc}.api.mailchimp.com/3.0"
 MAX_COUNT = 1000
 #: Pages one endpoint may take before paging is called broken.
 MAX_PAGES = 200
-#: Connections Mailchimp allows one account at once; the client caps each source at this.
+#: Connections Mailchimp allows one account at once. The client's cap (``max_concurrency``) is
+#: per source, so two sources on one account can together go past it: Mailchimp's 429 then slows
+#: them like any rate limit.
 MAX_CONNECTIONS = 10
 _DATA_CENTER = r"^[a-z]{2,4}\d{1,3}$"
 _DC_SUFFIX = re.compile(r"-([a-z]{2,4}\d{1,3})$")
 MEMBERS = "audience.members"
+_MEMBER_COUNT = getter("stats.member_count")
 #: Audience metric -> its field in a list-activity day, its description and unit.
 ACTIVITY = {
     "audience.subscribed": ("subs", "Contacts who subscribed to the audience", "contacts"),
@@ -232,7 +233,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         audience = await self._get(
             f"lists/{self.config.list_id}", {"fields": "id,name,stats.member_count"}
         )
-        members = as_number(_dig(audience, "stats.member_count"))
+        members = as_number(_MEMBER_COUNT(audience))
         size = f" has {members:,.0f} members" if members is not None else ""
         return CheckResult(
             f"Connected to Mailchimp account {account.get('account_name', '?')}: audience "
@@ -254,9 +255,9 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         if campaigns:
             reports = await self._reports(window, result)
             for q in campaigns:
-                sums = Sums()
+                sums, figure = Sums(), getter(CAMPAIGNS[q.metric][0])
                 for day, report in reports:
-                    value = as_number(_dig(report, CAMPAIGNS[q.metric][0]))
+                    value = as_number(figure(report))
                     if value is not None and _matches(report, q.filters):
                         sums.add(day, value)
                 result.values += sums.values(q.id)
@@ -264,7 +265,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             audience = await self._get(
                 f"lists/{self.config.list_id}", {"fields": "stats.member_count"}
             )
-            count = as_number(_dig(audience, "stats.member_count"))
+            count = as_number(_MEMBER_COUNT(audience))
             if count is None:
                 result.warnings.append("Mailchimp's audience answered without stats.member_count")
             else:
@@ -371,12 +372,6 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         return await _ERRORS.get(  # type: ignore[no-any-return]
             self.http, path, params, obj=True, hints=hints, config=self.config
         )
-
-
-def _dig(record: Any, path: str) -> Any:
-    for part in path.split("."):
-        record = record.get(part) if isinstance(record, dict) else None
-    return record
 
 
 def _matches(report: dict[str, Any], filters: Sequence[Filter]) -> bool:

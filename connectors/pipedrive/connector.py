@@ -5,36 +5,29 @@ values by deal currency) and ``totals_converted`` (values in the company's curre
 sharing the date field (``field_key``), ``filter_id`` and ``pipeline_id`` share the call;
 ``status`` picks the totals read (all, ``open_*`` or ``won_*``: the timeline holds open and won
 deals, never lost). The answer covers every day asked, so the fetch is complete: a day whose only
-deal was lost or deleted loses its stored figure. The timeline takes no field filters: a mapping
-narrows deals by a saved filter (``filter_id``) or a pipeline.
+deal was lost or deleted loses its stored figure.
 
 The ``x-api-token`` header is Pipedrive's recommended way for an API token; an OAuth token is
-refreshed by the engine. A burst window (2 seconds) spent holds every call of the source, queued
-ones included (:func:`_pace`); a 429 is retried by the engine's client, then ``RateLimited``.
-Pipedrive says little in an error (``error``, ``error_info``): what each status means for a run
-(the token, the plan, a permission, one bad filter) is decided here.
+refreshed by the engine. Pipedrive says little in an error (``error``, ``error_info``): what each
+status means for a run (the token, the plan, a permission, one bad filter) is decided here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from connectors.base import (
-    Aggregation,
-    BaseUrl,
     CheckResult,
     Connector,
     ConnectorConfigError,
     DailyValue,
     FetchResult,
-    Filter,
-    Hold,
     HttpOptions,
-    MappingError,
     Mask,
     MetricQuery,
     OAuthSpec,
@@ -43,10 +36,10 @@ from connectors.base import (
     Window,
     as_number,
     excerpt,
-    limit_headers,
 )
 from connectors.errors import Classifier, Hint, Hints, refresh_refused
-from connectors.models import OAuthCredentials, Params, Strict, catalogue, http_root, root_field
+from connectors.models import OAuthCredentials, Params, RootUrl, Strict, catalogue, root_field
+from connectors.pacing import RateHeaders
 from connectors.series import group_queries, iso_day, zone_name
 
 TIMELINE = "/api/v1/deals/timeline"
@@ -59,8 +52,16 @@ _TIMELINE_ASKS = {
 }
 #: Pipedrive documents no cap on ``amount``; a quarter a call keeps a cycle's backfill to one.
 MAX_DAYS = 92
-#: The longest burst-limit pause honoured in a run (Pipedrive's window is 2 seconds).
-MAX_PAUSE = 10.0
+#: A success that spent the burst window (2 seconds) holds every call of the source, queued ones
+#: included, for ``x-ratelimit-reset`` seconds, 10 at most; a 429 is retried by the engine's
+#: client, then ``RateLimited``.
+_LIMITS = RateHeaders(
+    "x-ratelimit-",
+    "Pipedrive's burst window is spent (x-ratelimit-remaining: 0)",
+    unnamed=2.0,
+    cap=10.0,
+    successes_only=True,
+)
 #: status -> (count key in ``totals``, values-by-currency key in ``totals``, converted key).
 _TOTALS = {
     None: ("count", "values", "value"),
@@ -80,14 +81,7 @@ class PipedriveConfig(Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$",
         description="The company's subdomain: `acme` for https://acme.pipedrive.com.",
     )
-    base_url: BaseUrl | None = root_field("https://{company_domain}.pipedrive.com", unset=True)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and http_root(value) is None:
-            raise ValueError("`base_url` must be an http:// or https:// address, with no query")
-        return value
+    base_url: RootUrl | None = root_field("https://{company_domain}.pipedrive.com", unset=True)
 
     @model_validator(mode="after")
     def _somewhere(self) -> PipedriveConfig:
@@ -152,25 +146,9 @@ def _number(raw: Any) -> float | None:
     return as_number(raw.replace(",", "") if isinstance(raw, str) else raw)
 
 
-def _pace(response: httpx.Response) -> Hold | None:
-    """A success that spent the burst window (``x-ratelimit-remaining: 0``) holds the source
-    for ``x-ratelimit-reset`` seconds; a 429 is the client's retry to wait out."""
-    remaining = _number(response.headers.get("x-ratelimit-remaining"))
-    if not response.is_success or remaining is None or remaining > 0:
-        return None
-    reset = _number(response.headers.get("x-ratelimit-reset"))
-    seconds = min(2.0 if reset is None else reset, MAX_PAUSE)
-    return Hold(seconds, "Pipedrive's burst window is spent (x-ratelimit-remaining: 0)")
-
-
 def _words(response: httpx.Response, body: Any) -> tuple[tuple[str, ...], str]:
     keys = ("error", "error_info") if isinstance(body, dict) else ()
     return (), " ".join(str(body.get(k) or "") for k in keys).strip()
-
-
-def _wait(response: httpx.Response) -> float | None:
-    wait = _number(response.headers.get("Retry-After"))
-    return wait if wait is not None else _number(response.headers.get("x-ratelimit-reset"))
 
 
 _REFRESH_FIX = (
@@ -196,7 +174,7 @@ _ERRORS = Classifier(
         ),
     },
     read=_words,
-    wait=_wait,
+    wait=_LIMITS.wait,
 )
 
 
@@ -214,40 +192,28 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     #: Deals move between stages and dates are corrected for days after the fact.
     settle_days = 7
     max_window_days = MAX_DAYS
+    unfiltered = (
+        "Pipedrive's deals timeline takes no field filters: save a filter in Pipedrive and give "
+        "its id as `params.filter_id`, or use `pipeline_id` or `status`"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._limits: dict[str, int] = {}
+        self._limits: dict[str, Any] = {}
 
     @classmethod
     def http_options(
         cls, config: PipedriveConfig, credentials: PipedriveCredentials
     ) -> HttpOptions:
         # 20 calls per 2 s on the smallest plan; a fetch makes a handful.
-        options: dict[str, Any] = {"base_url": config.root, "rate_per_second": 5.0, "pace": _pace}
+        options = HttpOptions(base_url=config.root, rate_per_second=5.0, pace=_LIMITS.pace)
         if credentials.api_token is not None:
-            return HttpOptions(**options, headers={"x-api-token": credentials.api_token})
+            return replace(options, headers={"x-api-token": credentials.api_token})
         if credentials.refresh_token is None:
             bearer = {"Authorization": f"Bearer {credentials.access_token}"}
-            return HttpOptions(**options, headers=bearer)
+            return replace(options, headers=bearer)
         oauth = OAuthSpec.of(credentials, TOKEN_ENDPOINT, auth_method="client_secret_basic")
-        return HttpOptions(**options, oauth=oauth)
-
-    @classmethod
-    def validate_query(
-        cls,
-        metric: str,
-        params: Mapping[str, Any] | None,
-        filters: Sequence[Filter | Mapping[str, Any]],
-        aggregation: Aggregation | None,
-    ) -> BaseModel:
-        if filters and cls.metric_spec(metric) is not None:
-            raise MappingError(
-                "filters[0].field",
-                "Pipedrive's deals timeline takes no field filters: save a filter in Pipedrive "
-                "and give its id as `params.filter_id`, or use `pipeline_id` or `status`",
-            )
-        return super().validate_query(metric, params, filters, aggregation)
+        return replace(options, oauth=oauth)
 
     async def check(self) -> CheckResult:
         body = await self._get("/api/v1/users/me", {})
@@ -300,13 +266,12 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             response = await self.http.get(path, params=params)
         except TokenRefreshError as exc:
             raise refresh_refused(exc, "Pipedrive", _REFRESH_FIX) from None
-        self._limits |= limit_headers(response, "x-ratelimit-")
+        self._limits |= _LIMITS.figures(response)
         hints = None if self.credentials.api_token is not None else _OAUTH_REFUSED
         return _ERRORS.json(response, self.http.redact, hints=hints, path=response.request.url.path)
 
     def _limit_details(self) -> dict[str, Any]:
-        keep = {k: v for k, v in self._limits.items() if k in ("limit", "remaining")}
-        return {"ratelimit": keep} if keep else {}
+        return {"ratelimit": self._limits} if self._limits else {}
 
 
 def _timeline_key(query: MetricQuery) -> tuple[tuple[str, str], ...]:

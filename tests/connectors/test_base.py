@@ -316,6 +316,25 @@ def test_unfilterable_field_lists_filterable_ones() -> None:
     assert "`amount`, `channel`" in err.message
 
 
+class NarrowedElsewhere(ToyConnector):
+    unfiltered = "the toy takes no filters: give a saved view as `params.view`"
+
+
+def test_a_filter_on_an_unfilterable_metric_says_what_narrows_it_instead() -> None:
+    """``unfiltered`` answers a filter on a metric with none, before its params are read."""
+    flt = Filter(field="country", op="eq", value="DE")
+    with pytest.raises(MappingError) as info:
+        NarrowedElsewhere.validate_query("followers", {"x": 1}, [flt], None)
+    assert (info.value.part, info.value.message) == (
+        "filters[0].field",
+        NarrowedElsewhere.unfiltered,
+    )
+    # A metric that takes filters is checked as always.
+    with pytest.raises(MappingError) as info:
+        NarrowedElsewhere.validate_query("deals", None, [flt], None)
+    assert "`amount`, `channel`" in info.value.message
+
+
 def test_disallowed_op_lists_allowed_ones() -> None:
     filters = [
         Filter(field="channel", op="eq", value="Email"),

@@ -13,6 +13,7 @@ from connectors.models import (
     HttpAddress,
     OAuthCredentials,
     Params,
+    RootUrl,
     Strict,
     StrptimeFormat,
     catalogue,
@@ -120,3 +121,14 @@ def test_numbers_given_where_ids_go_keep_their_field_name() -> None:
 
     with pytest.raises(ValidationError, match="`b` is a numeric id"):
         Two(b="x")
+
+
+def test_a_root_url_takes_no_query_and_loses_its_trailing_slash() -> None:
+    class Rooted(Strict):
+        base_url: RootUrl | None = None
+
+    assert Rooted(base_url="https://proxy.example/api/").base_url == "https://proxy.example/api"
+    with pytest.raises(ValidationError, match="`base_url` must be an http:// or https:// address"):
+        Rooted(base_url="ftp://files.example")
+    with pytest.raises(ValidationError, match="with no query"):
+        Rooted(base_url="https://proxy.example/?token=1")

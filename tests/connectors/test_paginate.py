@@ -28,6 +28,7 @@ from connectors.paginate import (
     Request,
     SinglePage,
     TooManyPages,
+    getter,
     pages,
 )
 from tests.connectors.acme import configure_engine
@@ -438,3 +439,13 @@ async def test_a_caller_that_keeps_what_it_read_gets_warnings_instead_of_an_erro
     )
     assert len([b async for b in walk]) == 2
     assert warnings == ["the API sent cursor `same` twice: paging stopped there"]
+
+
+def test_a_getter_reads_the_first_match_of_a_path_or_nothing() -> None:
+    """What Mailchimp reads a report's nested figures with (``opens.unique_opens``)."""
+    figure = getter("stats.member_count")
+    assert figure({"stats": {"member_count": 5}}) == 5
+    assert figure({"stats": None}) is None
+    assert figure({"stats": [{"member_count": 5}]}) is None
+    assert figure([]) is None
+    assert getter(len)([1, 2]) == 2

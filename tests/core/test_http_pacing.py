@@ -23,9 +23,12 @@ from app.core.http import KrsyncClient, PacingClock, build_client
 from connectors.base import Pacer, RateLimited
 from connectors.hubspot.connector import _pace as hubspot_pace
 from connectors.meta.graph import _pace as meta_pace
-from connectors.pipedrive.connector import _pace as pipedrive_pace
-from connectors.x import _pace as x_pace
+from connectors.pipedrive.connector import _LIMITS as PIPEDRIVE_LIMITS
+from connectors.x import _LIMITS as X_LIMITS
 from tests.connectors.engine_client import InstantClock
+
+pipedrive_pace: Pacer = PIPEDRIVE_LIMITS.pace
+x_pace: Pacer = X_LIMITS.pace
 
 pytestmark = pytest.mark.anyio
 
