@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import httpx
-import jsonpath
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from connectors.base import (
     CheckResult,
@@ -54,21 +53,17 @@ from connectors.paginate import (
     compile_path,
     pages,
 )
-from connectors.series import BLANK_GROUP, Sums, iso_day, listed
+from connectors.records import (
+    Fields,
+    JsonPath,
+    find_records,
+    first,
+    parse_day,
+    reported,
+    tally,
+)
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
-
-
-def _check_path(value: str) -> str:
-    try:
-        compile_path(value)
-    except jsonpath.JSONPathError as exc:
-        raise ValueError(f"`{value}` is not a JSONPath: {str(exc).splitlines()[0]}") from None
-    return value
-
-
-#: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
-JsonPath = Annotated[str, AfterValidator(_check_path)]
 
 
 class CursorPagination(Strict):
@@ -297,29 +292,18 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         """A query's records in the pages, summed per (day, group)."""
         params = query.params
         assert isinstance(params, RestJsonParams)
-        sums = Sums()
-        bad: list[str] = []
         records = [r for body in pages for r in find_records(body, params.records)]
-        for at, record in enumerate(records):
-            day = parse_day(_first(params.date, record), params.date_format)
-            if isinstance(day, str):
-                bad.append(f"record {at}: {day}")
-                continue
-            if day not in window:
-                continue
-            raw = _first(params.value, record)
-            value = as_number(raw)
-            if value is None:
-                what = "no value" if raw is None else f"`{str(raw)[:40]}` is not a number"
-                bad.append(f"record {at}: {what} at `{params.value}`")
-                continue
-            group = None
-            if params.group is not None:
-                label = _first(params.group, record)
-                group = BLANK_GROUP if label is None or label == "" else str(label)
-            sums.add(day, value, group)
-        result.values += sums.values(query.id)
-        result.warnings += listed(bad, "records")
+        bad: dict[int, str] = {}
+        result.values += tally(
+            query.id,
+            enumerate(records),
+            Fields(first, params.date, params.value, params.group),
+            window,
+            bad,
+            read_day=partial(parse_day, date_format=params.date_format),
+            read_value=partial(_figure, path=params.value),
+        )
+        result.warnings += reported(bad, "record", "records")
 
     async def _today(self) -> Any:
         return (await self._exchange(self._request(Window(self.today, self.today)))).body
@@ -388,29 +372,9 @@ def _text(value: QueryValue) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def find_records(body: Any, path: str) -> list[Any]:
-    """The records at ``path``: the one list it names, or every node it matches."""
-    found = compile_path(path).findall(body)
-    return list(found[0] if len(found) == 1 and isinstance(found[0], list) else found)
-
-
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def parse_day(raw: Any, date_format: str | None) -> date | str:
-    """The day, or the reason it isn't one."""
-    if raw is None:
-        return "no date"
-    text = str(raw).strip()
-    if date_format is not None:
-        try:
-            return datetime.strptime(text, date_format).date()  # noqa: DTZ007 - a day
-        except ValueError:
-            return f"`{text[:40]}` does not match `{date_format}`"
-    day = iso_day(text) if _ISO_DAY.match(text) else None
-    return day if day is not None else f"`{text[:40]}` is not an ISO date: set `date_format`"
-
-
-def _first(path: str, record: Any) -> Any:
-    found = compile_path(path).findall(record)
-    return found[0] if found else None
+def _figure(raw: Any, path: str) -> float | str:
+    value = as_number(raw)
+    if value is None:
+        what = "no value" if raw is None else f"`{str(raw)[:40]}` is not a number"
+        return f"{what} at `{path}`"
+    return value
