@@ -28,8 +28,8 @@ The readers platforms' and people's ways of writing call for, each one reason-re
   whose order the whole file decides);
 - figures: :func:`~connectors.base.as_number` for JSON; :func:`parse_number` for text written
   with a decimal comma or point and thousands separators, :func:`text_figure` for a cell of it;
-- fields of JSON records: :data:`JsonPath` (checked when a mapping is saved), :func:`find_records`
-  and :func:`first`;
+- fields of JSON records: :func:`find_records` and :func:`first`, at JSONPaths a mapping gives
+  as :data:`~connectors.models.JsonPath` (checked when it is saved);
 - filters: :class:`Filters` tests a mapping's filters on a record's text, for platforms that
   can't filter themselves.
 """
@@ -40,10 +40,7 @@ import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
-
-import jsonpath
-from pydantic import AfterValidator
+from typing import Any, Generic, TypeVar
 
 from connectors.base import DailyValue, Filter, FilterOp, Window
 from connectors.paginate import compile_path
@@ -281,18 +278,6 @@ def text_figure(raw: str, decimal: str, name: str) -> Figure:
         return None
     value = parse_number(raw, decimal)
     return f"`{name}` is not a number: `{raw}`" if value is None else value
-
-
-def _check_path(value: str) -> str:
-    try:
-        compile_path(value)
-    except jsonpath.JSONPathError as exc:
-        raise ValueError(f"`{value}` is not a JSONPath: {str(exc).splitlines()[0]}") from None
-    return value
-
-
-#: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
-JsonPath = Annotated[str, AfterValidator(_check_path)]
 
 
 def find_records(body: Any, path: str) -> list[Any]:

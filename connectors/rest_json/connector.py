@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import Field, field_validator, model_validator
@@ -40,79 +40,21 @@ from connectors.base import (
     origin_of,
 )
 from connectors.errors import Classifier, raise_failure
-from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
-from connectors.paginate import (
-    CursorPaginator,
-    LinkHeaderPaginator,
-    OffsetPaginator,
-    PageNumberPaginator,
-    Paginator,
-    Reply,
-    Request,
-    SinglePage,
-    compile_path,
-    pages,
-)
-from connectors.records import (
-    Fields,
+from connectors.models import (
+    HttpAddress,
     JsonPath,
-    find_records,
-    first,
-    parse_day,
-    reported,
-    tally,
+    Pagination,
+    Params,
+    Strict,
+    StrptimeFormat,
+    has_password,
 )
+from connectors.paginate import Reply, Request, SinglePage, compile_path, pages
+from connectors.records import Fields, find_records, first, parse_day, reported, tally
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
 
 
-class CursorPagination(Strict):
-    type: Literal["cursor"]
-    cursor_param: str = Field(min_length=1, description="The query (or body) field of the cursor.")
-    next_cursor_path: JsonPath = Field(description="JSONPath of the next cursor in the body.")
-    cursor_in: Literal["query", "body"] = Field(
-        "query", description="Where the cursor goes: the query string or the JSON body."
-    )
-
-    def paginator(self) -> Paginator:
-        return CursorPaginator(
-            cursor=self.next_cursor_path, param=self.cursor_param, into=self.cursor_in
-        )
-
-
-class PagePagination(Strict):
-    type: Literal["page"]
-    page_param: str = Field("page", min_length=1)
-    size_param: str | None = Field("per_page", description="Omitted from the request when null.")
-    size: int = Field(100, ge=1, le=10_000)
-    first_page: int = Field(1, ge=0)
-
-    def paginator(self) -> Paginator:
-        kept = self.model_dump(include={"size", "size_param", "first_page"})
-        return PageNumberPaginator(param=self.page_param, **kept)
-
-
-class OffsetPagination(Strict):
-    type: Literal["offset"]
-    offset_param: str = Field("offset", min_length=1)
-    limit_param: str = Field("limit", min_length=1)
-    limit: int = Field(100, ge=1, le=10_000)
-
-    def paginator(self) -> Paginator:
-        return OffsetPaginator(**self.model_dump(exclude={"type"}))
-
-
-class LinkHeaderPagination(Strict):
-    type: Literal["link_header"]
-
-    def paginator(self) -> Paginator:
-        return LinkHeaderPaginator()
-
-
-Pagination = Annotated[
-    CursorPagination | PagePagination | OffsetPagination | LinkHeaderPagination,
-    Field(discriminator="type"),
-]
 QueryValue = str | int | float | bool
 
 
