@@ -2,8 +2,9 @@
 
 One home for what connectors' models kept writing again: the strict bases, the ``base_url``
 field, OAuth tokens, an expiry given as Unix seconds or an ISO date, ids typed as numbers,
-versions and formats checked with a message that says what to type, and a catalogue built from
-a table. The same words then reach every connector's form and every refusal.
+versions, formats and JSONPaths checked with a message that says what to type, pagination as a
+config declares it, and a catalogue built from a table. The same words then reach every
+connector's form and every refusal.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
+import jsonpath
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,6 +27,14 @@ from pydantic import (
 )
 
 from connectors.base import BaseUrl, MetricSpec
+from connectors.paginate import (
+    CursorPaginator,
+    LinkHeaderPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    Paginator,
+    compile_path,
+)
 
 
 class Strict(BaseModel):
@@ -135,6 +145,18 @@ def _strptime_format(value: str, info: ValidationInfo) -> str:
 StrptimeFormat = Annotated[str, AfterValidator(_strptime_format)]
 
 
+def _check_path(value: str) -> str:
+    try:
+        compile_path(value)
+    except jsonpath.JSONPathError as exc:
+        raise ValueError(f"`{value}` is not a JSONPath: {str(exc).splitlines()[0]}") from None
+    return value
+
+
+#: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
+JsonPath = Annotated[str, AfterValidator(_check_path)]
+
+
 def _epoch(value: Any) -> Any:
     if not isinstance(value, str):
         return value
@@ -204,3 +226,56 @@ def catalogue(
         text = describe.format(description)
         specs.append(MetricSpec(name=name, description=text, unit=unit, **fields))
     return tuple(specs)
+
+
+# Pagination as a config declares it (dlt's ``rest_api`` ``paginator`` settings): each kind
+# builds its :mod:`connectors.paginate` paginator, for a connector whose user describes the API.
+
+
+class CursorPagination(Strict):
+    type: Literal["cursor"]
+    cursor_param: str = Field(min_length=1, description="The query (or body) field of the cursor.")
+    next_cursor_path: JsonPath = Field(description="JSONPath of the next cursor in the body.")
+    cursor_in: Literal["query", "body"] = Field(
+        "query", description="Where the cursor goes: the query string or the JSON body."
+    )
+
+    def paginator(self) -> Paginator:
+        return CursorPaginator(
+            cursor=self.next_cursor_path, param=self.cursor_param, into=self.cursor_in
+        )
+
+
+class PagePagination(Strict):
+    type: Literal["page"]
+    page_param: str = Field("page", min_length=1)
+    size_param: str | None = Field("per_page", description="Omitted from the request when null.")
+    size: int = Field(100, ge=1, le=10_000)
+    first_page: int = Field(1, ge=0)
+
+    def paginator(self) -> Paginator:
+        kept = self.model_dump(include={"size", "size_param", "first_page"})
+        return PageNumberPaginator(param=self.page_param, **kept)
+
+
+class OffsetPagination(Strict):
+    type: Literal["offset"]
+    offset_param: str = Field("offset", min_length=1)
+    limit_param: str = Field("limit", min_length=1)
+    limit: int = Field(100, ge=1, le=10_000)
+
+    def paginator(self) -> Paginator:
+        return OffsetPaginator(**self.model_dump(exclude={"type"}))
+
+
+class LinkHeaderPagination(Strict):
+    type: Literal["link_header"]
+
+    def paginator(self) -> Paginator:
+        return LinkHeaderPaginator()
+
+
+Pagination = Annotated[
+    CursorPagination | PagePagination | OffsetPagination | LinkHeaderPagination,
+    Field(discriminator="type"),
+]

@@ -31,10 +31,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from functools import partial
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -44,7 +43,6 @@ from connectors.base import (
     Connector,
     ConnectorConfigError,
     FetchResult,
-    FilterOp,
     MappingError,
     MetricQuery,
     MetricSpec,
@@ -53,7 +51,7 @@ from connectors.base import (
 from connectors.errors import Classifier, raise_failure
 from connectors.files import file_in_files_dir
 from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
-from connectors.series import BLANK_GROUP, Sums, listed, passes
+from connectors.records import TEXT_OPS, DateReader, Fields, Filters, reported, tally, text_figure
 
 
 class CsvConfig(Strict):
@@ -180,85 +178,8 @@ def parse_table(text: str, delimiter: str | None) -> Table:
     return Table(header, rows, delim)
 
 
-_NUMBER = {
-    ".": re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"),
-    ",": re.compile(r"[+-]?(?:\d+(?:,\d*)?|,\d+)(?:[eE][+-]?\d+)?"),
-}
-_GROUPED = {
-    ".": re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"),
-    ",": re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"),
-}
-_DIGIT_GAP = re.compile(r"(?<=\d)[ \u00a0\u202f'](?=\d)")
-
-
-def parse_number(text: str, decimal: str) -> float | None:
-    """A figure written with ``decimal`` as its decimal mark, or None when it isn't one."""
-    s = text.strip()
-    if _NUMBER[decimal].fullmatch(s) is None:
-        s = _DIGIT_GAP.sub("", s)
-        if _NUMBER[decimal].fullmatch(s) is None:
-            if _GROUPED[decimal].fullmatch(s) is None:
-                return None
-            s = s.replace("." if decimal == "," else ",", "")
-    return float(s.replace(",", ".") if decimal == "," else s)
-
-
-_DATE = re.compile(r"(\d{1,4})([-/.])(\d{1,2})\2(\d{1,4})(?:[ T].*)?")
-
-
-class DateReader:
-    """Parses one date column, deciding once for the whole file how slash dates are ordered."""
-
-    def __init__(self, values: set[str], date_format: str | None) -> None:
-        self.date_format = date_format
-        self.month_first = False
-        self.warning: str | None = None
-        day_first_proof = month_first_proof = ambiguous = False
-        for value in values:
-            m = _DATE.fullmatch(value)
-            if m is None or m[2] != "/" or len(m[1]) == 4:
-                continue
-            first, second = int(m[1]), int(m[3])
-            day_first_proof |= first > 12
-            month_first_proof |= second > 12
-            ambiguous |= first <= 12 and second <= 12 and first != second
-        if date_format is None and month_first_proof and not day_first_proof:
-            self.month_first = True
-        elif date_format is None and ambiguous and not day_first_proof:
-            self.warning = (
-                "dates such as 03/04/2026 were read day first (3 April); set `date_format` to "
-                "`%m/%d/%Y` if they are month first"
-            )
-
-    def parse(self, value: str) -> date | str:
-        """The date, or the reason it isn't one."""
-        if self.date_format is not None:
-            try:
-                return datetime.strptime(value, self.date_format).date()  # noqa: DTZ007 - a day
-            except ValueError:
-                pass
-        m = _DATE.fullmatch(value)
-        if m is None:
-            return f"`{value}` is not a date" if value else "no date"
-        a, sep, b, c = m[1], m[2], m[3], m[4]
-        if len(a) == 4:
-            year, month, day = int(a), int(b), int(c)
-        elif len(c) == 4:
-            year, month, day = int(c), int(b), int(a)
-            if sep == "/" and self.month_first:
-                month, day = day, month
-        else:
-            return f"`{value}` is not a date: use a four-digit year"
-        try:
-            return date(year, month, day)
-        except ValueError:
-            return f"`{value}` is not a date"
-
-
 #: The largest file read, local or downloaded (bytes).
 MAX_BYTES = 200 * 1024 * 1024
-
-_TEXT_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
 
 _ERRORS = Classifier(
     "the CSV host",
@@ -284,7 +205,7 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
             description="A column of the file, summed over the rows of each day",
             unit="value",
             params_model=CsvParams,
-            filters={"*": _TEXT_OPS},
+            filters={"*": TEXT_OPS},
         ),
     )
 
@@ -305,10 +226,10 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
 
     def _compute(self, table: Table, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult(warnings=list(table.warnings))
-        plans: list[_Plan] = []
+        plans: list[tuple[MetricQuery, _Fields]] = []
         for query in queries:
             try:
-                plans.append(_plan(query, table))
+                plans.append((query, _plan(query, table)))
             except MappingError as exc:
                 result.query_errors[query.id] = exc.message
         if queries and not plans:
@@ -318,45 +239,22 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
             i: DateReader(
                 {c[i].strip() for _, c in table.rows if i < len(c)}, self.config.date_format
             )
-            for i in dict.fromkeys(p.date_index for p in plans)
+            for i in dict.fromkeys(fields.day for _, fields in plans)
         }
         result.warnings += [r.warning for r in readers.values() if r.warning]
         bad: dict[int, str] = {}
         decimal = self.config.decimal or ("," if table.delimiter == ";" else ".")
-        for plan in plans:
-            reader = readers[plan.date_index]
-            dates: dict[str, date | str] = {}
-            needed = max(plan.date_index, plan.value_index, plan.group_index or 0)
-            sums = Sums()
-            for line, cells in table.rows:
-                if len(cells) == 1 and cells[0].startswith("\0"):
-                    bad[line] = f"unreadable: {cells[0][1:]}"
-                    continue
-                if needed >= len(cells):
-                    bad[line] = f"{len(cells)} fields where the header has {len(table.header)}"
-                    continue
-                if not plan.keeps(cells):
-                    continue
-                raw_value = cells[plan.value_index].strip()
-                raw_date = cells[plan.date_index].strip()
-                if not raw_value and not raw_date:
-                    continue
-                day = dates.get(raw_date)
-                if day is None:
-                    day = dates[raw_date] = reader.parse(raw_date)
-                if isinstance(day, str):
-                    bad[line] = day
-                    continue
-                if day not in window or not raw_value:
-                    continue
-                value = parse_number(raw_value, decimal)
-                if value is None:
-                    bad[line] = f"`{table.header[plan.value_index]}` is not a number: `{raw_value}`"
-                    continue
-                g = plan.group_index
-                sums.add(day, value, None if g is None else cells[g].strip() or BLANK_GROUP)
-            result.values += sums.values(plan.query.id)
-        result.warnings += listed([f"line {n}: {bad[n]}" for n in sorted(bad)], "rows")
+        for query, fields in plans:
+            result.values += tally(
+                query.id,
+                _whole_rows(table, fields, bad),
+                fields,
+                window,
+                bad,
+                read_day=readers[fields.day].parse,
+                read_value=partial(text_figure, decimal=decimal, name=table.header[fields.value]),
+            )
+        result.warnings += reported(bad, "line", "rows")
         return result
 
     async def _load(self) -> Table:
@@ -392,32 +290,29 @@ class CsvConnector(Connector[CsvConfig, CsvCredentials]):
         return response.content
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+_Fields = Fields[list[str], int]
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """The columns a query reads, and its filters as (column, op, texts)."""
-
-    query: MetricQuery
-    date_index: int
-    value_index: int
-    group_index: int | None
-    conditions: tuple[tuple[int, FilterOp, frozenset[str]], ...]
-
-    def keeps(self, cells: list[str]) -> bool:
-        return all(
-            passes(cells[i].strip() if i < len(cells) else "", op, values)
-            for i, op, values in self.conditions
-        )
+def _cell(cells: list[str], index: int) -> str:
+    return cells[index].strip() if index < len(cells) else ""
 
 
-def _plan(query: MetricQuery, table: Table) -> _Plan:
+def _whole_rows(
+    table: Table, fields: _Fields, bad: dict[int, str]
+) -> Iterator[tuple[int, list[str]]]:
+    """The rows holding every column a query reads; the others are set in ``bad``. Rows with
+    neither a date nor a value (a sheet's formula rows not filled yet) are skipped."""
+    needed = max(fields.day, fields.value, fields.group or 0)
+    for line, cells in table.rows:
+        if len(cells) == 1 and cells[0].startswith("\0"):
+            bad[line] = f"unreadable: {cells[0][1:]}"
+        elif needed >= len(cells):
+            bad[line] = f"{len(cells)} fields where the header has {len(table.header)}"
+        elif cells[fields.value].strip() or cells[fields.day].strip():
+            yield line, cells
+
+
+def _plan(query: MetricQuery, table: Table) -> _Fields:
     """The columns a query reads, found by name; a missing one is a ``MappingError``."""
     params = query.params
     assert isinstance(params, CsvParams)
@@ -429,15 +324,12 @@ def _plan(query: MetricQuery, table: Table) -> _Plan:
             raise MappingError(part, f"the file has no column `{name}`; its columns are: {columns}")
         return found
 
-    conditions = tuple(
-        (index(f"filters[{i}].field", f.field), f.op, frozenset(_text(v).strip() for v in f.values))
-        for i, f in enumerate(query.filters)
-    )
+    keep = Filters(query.filters, index, _cell)
     group = params.group_column
-    return _Plan(
-        query,
+    return Fields(
+        _cell,
         index("params.date_column", params.date_column),
         index("params.value_column", params.value_column),
         None if group is None else index("params.group_column", group),
-        conditions,
+        keep,
     )

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Any, Literal
 
 import httpx
-import jsonpath
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from connectors.base import (
     CheckResult,
@@ -41,83 +40,21 @@ from connectors.base import (
     origin_of,
 )
 from connectors.errors import Classifier, raise_failure
-from connectors.models import HttpAddress, Params, Strict, StrptimeFormat, has_password
-from connectors.paginate import (
-    CursorPaginator,
-    LinkHeaderPaginator,
-    OffsetPaginator,
-    PageNumberPaginator,
-    Paginator,
-    Reply,
-    Request,
-    SinglePage,
-    compile_path,
-    pages,
+from connectors.models import (
+    HttpAddress,
+    JsonPath,
+    Pagination,
+    Params,
+    Strict,
+    StrptimeFormat,
+    has_password,
 )
-from connectors.series import BLANK_GROUP, Sums, iso_day, listed
+from connectors.paginate import Reply, Request, SinglePage, compile_path, pages
+from connectors.records import Fields, find_records, first, parse_day, reported, tally
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
 
 
-def _check_path(value: str) -> str:
-    try:
-        compile_path(value)
-    except jsonpath.JSONPathError as exc:
-        raise ValueError(f"`{value}` is not a JSONPath: {str(exc).splitlines()[0]}") from None
-    return value
-
-
-#: A JSONPath, compiled when a source or mapping is saved so a typo is refused there.
-JsonPath = Annotated[str, AfterValidator(_check_path)]
-
-
-class CursorPagination(Strict):
-    type: Literal["cursor"]
-    cursor_param: str = Field(min_length=1, description="The query (or body) field of the cursor.")
-    next_cursor_path: JsonPath = Field(description="JSONPath of the next cursor in the body.")
-    cursor_in: Literal["query", "body"] = Field(
-        "query", description="Where the cursor goes: the query string or the JSON body."
-    )
-
-    def paginator(self) -> Paginator:
-        return CursorPaginator(
-            cursor=self.next_cursor_path, param=self.cursor_param, into=self.cursor_in
-        )
-
-
-class PagePagination(Strict):
-    type: Literal["page"]
-    page_param: str = Field("page", min_length=1)
-    size_param: str | None = Field("per_page", description="Omitted from the request when null.")
-    size: int = Field(100, ge=1, le=10_000)
-    first_page: int = Field(1, ge=0)
-
-    def paginator(self) -> Paginator:
-        kept = self.model_dump(include={"size", "size_param", "first_page"})
-        return PageNumberPaginator(param=self.page_param, **kept)
-
-
-class OffsetPagination(Strict):
-    type: Literal["offset"]
-    offset_param: str = Field("offset", min_length=1)
-    limit_param: str = Field("limit", min_length=1)
-    limit: int = Field(100, ge=1, le=10_000)
-
-    def paginator(self) -> Paginator:
-        return OffsetPaginator(**self.model_dump(exclude={"type"}))
-
-
-class LinkHeaderPagination(Strict):
-    type: Literal["link_header"]
-
-    def paginator(self) -> Paginator:
-        return LinkHeaderPaginator()
-
-
-Pagination = Annotated[
-    CursorPagination | PagePagination | OffsetPagination | LinkHeaderPagination,
-    Field(discriminator="type"),
-]
 QueryValue = str | int | float | bool
 
 
@@ -297,29 +234,18 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
         """A query's records in the pages, summed per (day, group)."""
         params = query.params
         assert isinstance(params, RestJsonParams)
-        sums = Sums()
-        bad: list[str] = []
         records = [r for body in pages for r in find_records(body, params.records)]
-        for at, record in enumerate(records):
-            day = parse_day(_first(params.date, record), params.date_format)
-            if isinstance(day, str):
-                bad.append(f"record {at}: {day}")
-                continue
-            if day not in window:
-                continue
-            raw = _first(params.value, record)
-            value = as_number(raw)
-            if value is None:
-                what = "no value" if raw is None else f"`{str(raw)[:40]}` is not a number"
-                bad.append(f"record {at}: {what} at `{params.value}`")
-                continue
-            group = None
-            if params.group is not None:
-                label = _first(params.group, record)
-                group = BLANK_GROUP if label is None or label == "" else str(label)
-            sums.add(day, value, group)
-        result.values += sums.values(query.id)
-        result.warnings += listed(bad, "records")
+        bad: dict[int, str] = {}
+        result.values += tally(
+            query.id,
+            enumerate(records),
+            Fields(first, params.date, params.value, params.group),
+            window,
+            bad,
+            read_day=partial(parse_day, date_format=params.date_format),
+            read_value=partial(_figure, path=params.value),
+        )
+        result.warnings += reported(bad, "record", "records")
 
     async def _today(self) -> Any:
         return (await self._exchange(self._request(Window(self.today, self.today)))).body
@@ -388,29 +314,9 @@ def _text(value: QueryValue) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def find_records(body: Any, path: str) -> list[Any]:
-    """The records at ``path``: the one list it names, or every node it matches."""
-    found = compile_path(path).findall(body)
-    return list(found[0] if len(found) == 1 and isinstance(found[0], list) else found)
-
-
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def parse_day(raw: Any, date_format: str | None) -> date | str:
-    """The day, or the reason it isn't one."""
-    if raw is None:
-        return "no date"
-    text = str(raw).strip()
-    if date_format is not None:
-        try:
-            return datetime.strptime(text, date_format).date()  # noqa: DTZ007 - a day
-        except ValueError:
-            return f"`{text[:40]}` does not match `{date_format}`"
-    day = iso_day(text) if _ISO_DAY.match(text) else None
-    return day if day is not None else f"`{text[:40]}` is not an ISO date: set `date_format`"
-
-
-def _first(path: str, record: Any) -> Any:
-    found = compile_path(path).findall(record)
-    return found[0] if found else None
+def _figure(raw: Any, path: str) -> float | str:
+    value = as_number(raw)
+    if value is None:
+        what = "no value" if raw is None else f"`{str(raw)[:40]}` is not a number"
+        return f"{what} at `{path}`"
+    return value

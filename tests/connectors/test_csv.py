@@ -24,7 +24,8 @@ from connectors.base import (
     MetricQuery,
     Window,
 )
-from connectors.csv_source.connector import CsvConnector, parse_number
+from connectors.csv_source.connector import CsvConnector
+from connectors.records import parse_number
 
 FIXTURES = Path(__file__).parent / "fixtures" / "csv"
 WINDOW = Window(date(2026, 7, 1), date(2026, 7, 10))
