@@ -268,7 +268,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             raise refresh_refused(exc, "Pipedrive", _REFRESH_FIX) from None
         self._limits |= _LIMITS.figures(response)
         hints = None if self.credentials.api_token is not None else _OAUTH_REFUSED
-        return _ERRORS.json(response, self.http.redact, hints=hints, path=response.request.url.path)
+        return _ERRORS.json(response, self.http.redact, hints=hints)
 
     def _limit_details(self) -> dict[str, Any]:
         return {"ratelimit": self._limits} if self._limits else {}
