@@ -209,8 +209,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         ),
     )
     #: A campaign's opens and clicks keep arriving for about a week after its send day.
-    recommended_lookback_days = 7
-    settle_days = 7
+    recommended_lookback_days = settle_days = 7
     #: Marketing API 3.0, the root every path hangs from; Mailchimp dates no sunset.
     api_version = "3.0"
 
@@ -348,9 +347,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     async def _paged(
         self, path: str, params: dict[str, str], warnings: list[str]
     ) -> AsyncIterator[tuple[list[Any], bool]]:
-        """Each page's list (``activity``, ``reports``: the path's last part) and whether another
-        page follows: ``count``/``offset`` paging to ``total_items`` where it is sent, and past
-        :data:`MAX_PAGES` pages a warning, and no more."""
+        """Each page's list (the path's last part names it) and whether another follows; past
+        :data:`MAX_PAGES` pages, a warning and no more."""
         key = path.rsplit("/", 1)[-1]
         what = f"Mailchimp's {'list activity' if key == 'activity' else key}"
         paginator = OffsetPaginator(

@@ -277,11 +277,9 @@ def _timeline_key(query: MetricQuery) -> tuple[tuple[str, str], ...]:
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list of something else"
-    return "null" if value is None else f"a {type(value).__name__}"
+    """What came back instead of an object or a list of periods, parsed JSON's own types."""
+    kinds = {dict: "an object", list: "a list of something else", type(None): "null"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _periods(body: Any, mask: Mask | None) -> list[dict[str, Any]]:
