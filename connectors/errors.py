@@ -11,6 +11,7 @@ where the platform says more in its body than a message (Meta's codes, Salesforc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,6 +69,8 @@ class Refusal:
     mask: Mask | None = None
     #: What the connector's templates may name besides these (``config``, an object's name).
     fields: Mapping[str, Any] = field(default_factory=dict)
+    #: The refused request's URL path (``{path}`` in a template, :attr:`Hint.path`'s subject).
+    path: str = ""
 
     @property
     def code(self) -> str:
@@ -84,17 +87,21 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Hint:
-    """A message template (``{platform}``, ``{status}``, ``{said}``, ``{code}`` and the fields a
-    connector passes, ``{config.site_url}``) and the error it makes; ``error`` None takes the
-    kind's own (:data:`KIND_ERRORS`)."""
+    """A message template (``{platform}``, ``{status}``, ``{said}``, ``{code}``, ``{path}`` and
+    the fields a connector passes, ``{config.site_url}``) and the error it makes; ``error`` None
+    takes the kind's own (:data:`KIND_ERRORS`)."""
 
     message: str
     error: type[Exception] | None = None
+    #: A pattern the request's path must contain for the hint to answer: a status that means
+    #: one thing on some calls (a 404 on a describe is an object the user can't see).
+    path: str | None = None
 
 
 #: A hint: a template, a template with its error, or a function deciding from the refusal
-#: (None: not this one, look further).
-Rule = str | Hint | Callable[[Refusal], Exception | None]
+#: (None: not this one, look further); a tuple of them is tried in order.
+One = str | Hint | Callable[[Refusal], Exception | None]
+Rule = One | tuple[One, ...]
 Key = int | str
 #: Keys: a vendor code (``"INVALID_FIELD"``), a status (``404``) or a kind (``"retriable"``),
 #: tried in that order; a tuple of them shares one hint (``(404, 410)``).
@@ -180,6 +187,7 @@ class Classifier:
             retry_after=wait if wait is not None else self.wait(response),
             mask=mask,
             fields=fields,
+            path=_path(response),
         )
         return self.classify(refusal, hints)
 
@@ -216,20 +224,32 @@ class Classifier:
         return error
 
     def _apply(self, rule: Rule, refusal: Refusal) -> Exception | None:
+        if isinstance(rule, tuple):
+            tried = (self._apply(one, refusal) for one in rule)
+            return next((error for error in tried if error is not None), None)
         if callable(rule):
             return rule(refusal)
         hint = Hint(rule) if isinstance(rule, str) else rule
+        if hint.path is not None and not re.search(hint.path, refusal.path):
+            return None
         message = hint.message.format(
             platform=self.platform,
             status=refusal.status,
             said=refusal.said,
             code=refusal.code,
-            **refusal.fields,
+            **({"path": refusal.path} | dict(refusal.fields)),
         )
         error = hint.error or KIND_ERRORS[refusal.kind]
         if issubclass(error, RateLimited):
             return error(message, refusal.retry_after)
         return error(message)
+
+
+def _path(response: httpx.Response) -> str:
+    try:
+        return response.request.url.path
+    except RuntimeError:  # a response built without its request (a test's)
+        return ""
 
 
 def _by_key(hints: Hints) -> dict[Key, Rule]:

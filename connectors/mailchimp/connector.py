@@ -43,7 +43,7 @@ from connectors.base import (
     as_number,
     basic_auth,
 )
-from connectors.errors import Classifier, Key
+from connectors.errors import Classifier, Hint
 from connectors.models import Strict, catalogue, root_field
 from connectors.paginate import OffsetPaginator, Request, getter, pages
 from connectors.series import (
@@ -130,10 +130,20 @@ _ERRORS = Classifier(
         "Extras > API keys that ends in its own data centre (`-us21`)",
         403: "Mailchimp refused access ({said}): the credentials' user needs access to audience "
         "`{config.list_id}` and its reports, and the account must be active",
+        404: Hint(
+            "Mailchimp has no audience `{config.list_id}` in this account ({said}): check "
+            "`list_id` (Audience > Settings > Audience name and defaults)",
+            path="/lists/",
+        ),
         429: f"Mailchimp asks to slow down (it allows {MAX_CONNECTIONS} connections at once): "
         "{said}",
     },
 )
+#: With an OAuth access token, the table's 401 (the API key's) says this instead.
+_OAUTH_REFUSED = {
+    401: "Mailchimp refused the OAuth access token ({said}): reconnect Mailchimp and store the "
+    "new `access_token` with its `data_center`"
+}
 
 
 class MailchimpConfig(Strict):
@@ -199,8 +209,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
         ),
     )
     #: A campaign's opens and clicks keep arriving for about a week after its send day.
-    recommended_lookback_days = 7
-    settle_days = 7
+    recommended_lookback_days = settle_days = 7
     #: Marketing API 3.0, the root every path hangs from; Mailchimp dates no sunset.
     api_version = "3.0"
 
@@ -338,9 +347,8 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
     async def _paged(
         self, path: str, params: dict[str, str], warnings: list[str]
     ) -> AsyncIterator[tuple[list[Any], bool]]:
-        """Each page's list (``activity``, ``reports``: the path's last part) and whether another
-        page follows: ``count``/``offset`` paging to ``total_items`` where it is sent, and past
-        :data:`MAX_PAGES` pages a warning, and no more."""
+        """Each page's list (the path's last part names it) and whether another follows; past
+        :data:`MAX_PAGES` pages, a warning and no more."""
         key = path.rsplit("/", 1)[-1]
         what = f"Mailchimp's {'list activity' if key == 'activity' else key}"
         paginator = OffsetPaginator(
@@ -358,17 +366,7 @@ class MailchimpConnector(Connector[MailchimpConfig, MailchimpCredentials]):
             yield rows_of(body, key, what), paginator.has_next
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        hints: dict[Key, str] = {}
-        if self.credentials.api_key is None:
-            hints[401] = (
-                "Mailchimp refused the OAuth access token ({said}): reconnect Mailchimp and store "
-                "the new `access_token` with its `data_center`"
-            )
-        if path.startswith("lists/"):
-            hints[404] = (
-                "Mailchimp has no audience `{config.list_id}` in this account ({said}): check "
-                "`list_id` (Audience > Settings > Audience name and defaults)"
-            )
+        hints = _OAUTH_REFUSED if self.credentials.api_key is None else None
         return await _ERRORS.get(  # type: ignore[no-any-return]
             self.http, path, params, obj=True, hints=hints, config=self.config
         )

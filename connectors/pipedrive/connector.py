@@ -185,21 +185,15 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
     name = "Pipedrive"
     category = "crm"
     metrics = METRICS
-    #: Deals are won, re-dated and re-valued days after they were first read.
-    recommended_lookback_days = 7
+    #: Deals are won, moved between stages, re-dated and re-valued days after they were read.
+    recommended_lookback_days = settle_days = 7
     #: API v1 (``/api/v1/deals/timeline``); Pipedrive has dated no sunset for it.
     api_version = "v1"
-    #: Deals move between stages and dates are corrected for days after the fact.
-    settle_days = 7
     max_window_days = MAX_DAYS
     unfiltered = (
         "Pipedrive's deals timeline takes no field filters: save a filter in Pipedrive and give "
         "its id as `params.filter_id`, or use `pipeline_id` or `status`"
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._limits: dict[str, Any] = {}
 
     @classmethod
     def http_options(
@@ -216,7 +210,8 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         return replace(options, oauth=oauth)
 
     async def check(self) -> CheckResult:
-        body = await self._get("/api/v1/users/me", {})
+        kept: dict[str, Any] = {}
+        body = await self._get("/api/v1/users/me", {}, kept)
         me = body.get("data") if isinstance(body, dict) else None
         if not isinstance(me, dict):
             raise RetriableError("Pipedrive's /users/me answered without `data`")
@@ -233,7 +228,7 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             details={
                 "company_id": me.get("company_id"),
                 "default_currency": me.get("default_currency"),
-                **self._limit_details(),
+                **kept,
             },
             notices=notices,
         )
@@ -245,7 +240,8 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
             for part in window.split(MAX_DAYS):
                 days = {"start_date": part.start.isoformat(), "amount": str(part.num_days)}
                 try:
-                    body = await self._get(TIMELINE, {**_TIMELINE_ASKS, **dict(asked), **days})
+                    asks = {**_TIMELINE_ASKS, **dict(asked), **days}
+                    body = await self._get(TIMELINE, asks, result.details)
                 except TimelineRejected as exc:
                     result.fail(group, exc.message)
                     break
@@ -258,20 +254,18 @@ class PipedriveConnector(Connector[PipedriveConfig, PipedriveCredentials]):
         if currencies:
             listed = sorted(currencies)
             result.details["currency"] = listed[0] if len(listed) == 1 else listed
-        result.details |= self._limit_details()
         return result
 
-    async def _get(self, path: str, params: dict[str, str]) -> Any:
+    async def _get(self, path: str, params: dict[str, str], details: dict[str, Any]) -> Any:
+        """The answer's JSON; its rate-limit figures go to ``details`` (the latest of each)."""
         try:
             response = await self.http.get(path, params=params)
         except TokenRefreshError as exc:
             raise refresh_refused(exc, "Pipedrive", _REFRESH_FIX) from None
-        self._limits |= _LIMITS.figures(response)
+        if figures := _LIMITS.figures(response):
+            details["ratelimit"] = details.get("ratelimit", {}) | figures
         hints = None if self.credentials.api_token is not None else _OAUTH_REFUSED
-        return _ERRORS.json(response, self.http.redact, hints=hints, path=response.request.url.path)
-
-    def _limit_details(self) -> dict[str, Any]:
-        return {"ratelimit": self._limits} if self._limits else {}
+        return _ERRORS.json(response, self.http.redact, hints=hints)
 
 
 def _timeline_key(query: MetricQuery) -> tuple[tuple[str, str], ...]:
@@ -283,11 +277,9 @@ def _timeline_key(query: MetricQuery) -> tuple[tuple[str, str], ...]:
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list of something else"
-    return "null" if value is None else f"a {type(value).__name__}"
+    """What came back instead of an object or a list of periods, parsed JSON's own types."""
+    kinds = {dict: "an object", list: "a list of something else", type(None): "null"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _periods(body: Any, mask: Mask | None) -> list[dict[str, Any]]:

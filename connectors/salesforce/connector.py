@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -325,8 +325,6 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return _ERRORS.json(
             response,
             self.http.redact,
-            # A describe's 404 is an object the user can't see; elsewhere, a wrong address.
-            hints={404: _NO_OBJECT} if url.endswith("/describe") else None,
             name=f"`{sobject}`" if sobject else "the object queried",
             api_version=self.config.api_version,
         )
@@ -541,8 +539,12 @@ _ERRORS = Classifier(
             "for the records to count",
             ObjectRefused,
         ),
-        404: "Salesforce has nothing at this address ({said}): check `instance_url` and that "
-        "the org serves `api_version` {api_version}",
+        404: (
+            # A describe's 404 is an object the user can't see; elsewhere, a wrong address.
+            replace(_NO_OBJECT, path="/describe$"),
+            "Salesforce has nothing at this address ({said}): check `instance_url` and that "
+            "the org serves `api_version` {api_version}",
+        ),
         "EXCEEDED_ID_LIMIT": _too_many_groups,
         "INVALID_FIELD": Hint(
             "Salesforce refused a field ({said}): check the API names in `date_field`, `field` "

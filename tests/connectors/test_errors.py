@@ -180,6 +180,50 @@ def test_hints_given_at_the_call_win_over_the_table() -> None:
     assert str(raised) == "Vendor refused the OAuth grant (scope): reconnect"
 
 
+SCOPED = Classifier(
+    "Scoped",
+    {
+        404: (
+            Hint("no object {path} ({said}): check its name", path=r"/describe$"),
+            Hint("no list ({said}): check `list_id`", path="/lists/"),
+            "nothing at {path}: check `base_url`",
+        ),
+        403: Hint("no access to the list", path="/lists/"),
+    },
+)
+
+
+def _at(status: int, path: str) -> httpx.Response:
+    request = httpx.Request("GET", f"https://api.example.test{path}")
+    return httpx.Response(status, json={"message": "gone"}, request=request)
+
+
+def test_a_hint_with_a_path_answers_for_that_path_only() -> None:
+    assert str(SCOPED(_at(404, "/v1/sobjects/Deal/describe"), None)) == (
+        "no object /v1/sobjects/Deal/describe (gone): check its name"
+    )
+    assert str(SCOPED(_at(404, "/3.0/lists/abc/activity"), None)) == (
+        "no list (gone): check `list_id`"
+    )
+    # Neither path: the next rule of the tuple; with no rule left, the kind's default.
+    assert (
+        str(SCOPED(_at(404, "/3.0/reports"), None)) == "nothing at /3.0/reports: check `base_url`"
+    )
+    assert str(SCOPED(_at(403, "/3.0/lists/abc"), None)) == "no access to the list"
+    assert str(SCOPED(_at(403, "/3.0/reports"), None)) == "Scoped refused access (403): gone"
+
+
+def test_a_field_named_path_given_at_the_call_wins_over_the_requests() -> None:
+    raised = SCOPED(_at(404, "/3.0/reports"), None, path="the reports")
+    assert str(raised) == "nothing at the reports: check `base_url`"
+
+
+def test_a_response_without_its_request_has_no_path() -> None:
+    assert str(SCOPED(httpx.Response(404, json={"message": "gone"}), None)) == (
+        "nothing at : check `base_url`"
+    )
+
+
 def test_words_given_at_the_call_replace_the_body() -> None:
     raised = PLAIN(_answer(502, {"message": "ignored"}), None, said="GET /x answered 502")
     assert str(raised) == "Example is having trouble (502): GET /x answered 502"

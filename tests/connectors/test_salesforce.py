@@ -189,6 +189,26 @@ async def test_a_custom_date_field_is_typed_from_one_describe_per_object(
 
 
 @pytest.mark.anyio
+async def test_a_describe_of_an_object_the_user_cant_see_names_the_object(
+    fake: FakeSalesforce,
+) -> None:
+    """GET /sobjects/{SObject}/describe answers 404 NOT_FOUND for an object the user can't see:
+    the object, not the address, is what to check.
+
+    https://developer.salesforce.com/docs/platform/api-rest/guide/errorcodes.md
+    """
+    fake.describe_object("Deal__c", {"Id": "id", "Won_At__c": "datetime"})
+    fake.hidden.add("Deal__c")
+    async with connected() as (connector, _):
+        result = await connector.fetch(
+            [query("Deal__c.count", "n", date_field="Won_At__c")], WINDOW
+        )
+    message = result.query_errors["n"]
+    assert "has no object `Deal__c` this user can see" in message
+    assert "Read access" in message
+
+
+@pytest.mark.anyio
 async def test_queries_with_different_filters_are_different_statements(
     fake: FakeSalesforce,
 ) -> None:
