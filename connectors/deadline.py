@@ -31,10 +31,9 @@ from typing import Any
 class Deadline:
     """A time limit on one connection, enforced by shutting its socket down under the driver.
 
-    psycopg has no client-side read timeout, and a server's statement_timeout is no help when the
-    server itself stalls (it accepts, then never answers) or the network drops every packet: the
-    worker thread would wait forever. When the limit passes, the driver's next read fails as a
-    lost connection and the run fails as a temporary error.
+    psycopg, for one, has no client-side read timeout, and a server's statement_timeout is no
+    help when the server itself stalls (it accepts, then never answers) or the network drops
+    every packet.
     """
 
     def __init__(self, seconds: float) -> None:
