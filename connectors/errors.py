@@ -11,8 +11,9 @@ where the platform says more in its body than a message (Meta's codes, Salesforc
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +32,13 @@ from connectors.base import (
     retry_after,
     status_failure,
 )
+
+
+class RequestRefused(ConnectorConfigError):
+    """A refusal that is one request's fault, not the source's (a 400 naming a metric or field
+    the platform doesn't have): a connector asking once for several mappings makes it a
+    :class:`Hint`'s error, then fails those mappings only and goes on with the others."""
+
 
 Kind = Literal["auth", "permission", "config", "rate_limited", "retriable"]
 
@@ -276,3 +284,10 @@ def refresh_refused(exc: TokenRefreshError, platform: str, fix: str) -> Exceptio
             f"{platform}'s token endpoint is unavailable: the next run tries again"
         )
     return ConnectorAuthError(f"{platform} refused to refresh the access token: {fix}")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """The end of a message about an unknown ``name``: up to three close names a platform knows
+    (``; did you mean `sessions`?``), or nothing."""
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    return f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""

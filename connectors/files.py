@@ -2,13 +2,17 @@
 
 A source's config is written by an editor over the API, so a local path in it must not reach the
 rest of the machine (krsync's own database, its keys, ``/etc``). The ``csv`` connector reads CSV
-files and the ``sql`` connector opens SQLite databases through the same check.
+files and the ``sql`` connector opens SQLite databases through the same check; a connector that
+could read a database in the directory refuses krsync's own too (:func:`not_own_database`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from connectors.base import ConnectorConfigError
 
@@ -38,3 +42,26 @@ def file_in_files_dir(given: str, *, otherwise: str = "") -> Path:
     if not resolved.is_file():
         raise ConnectorConfigError(f"no file `{given}` in {FILES_DIR_ENV} ({root})")
     return resolved
+
+
+def own_database() -> Path | None:
+    """The SQLite file krsync itself runs on, resolved as krsync opens it (from its cwd), where
+    ``app/core/settings.py`` reads it; None when krsync runs on another database."""
+    configured = os.environ.get("DATABASE_URL") or os.environ.get("KRSYNC_DATABASE_URL") or ""
+    try:
+        url = make_url(configured.strip() or "sqlite:///krsync.db")
+    except (ArgumentError, ValueError):
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database.removeprefix("file:").split("?", 1)[0]).expanduser().resolve()
+
+
+def not_own_database(path: Path, given: str) -> None:
+    """Refuses ``path`` (the file :func:`file_in_files_dir` found for ``given``) when it is
+    krsync's own database, whatever name or link leads to it."""
+    own = own_database()
+    if own is not None and (path == own or (own.exists() and os.path.samefile(path, own))):
+        raise ConnectorConfigError(
+            f"`{given}` is krsync's own database: point the source at your data instead"
+        )

@@ -39,7 +39,9 @@ import google.oauth2.service_account
 import httpx
 import requests
 import requests.adapters
+from google.api_core import exceptions as gexc
 from google.auth import crypt
+from google.auth.transport.requests import AuthorizedSession
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from requests.structures import CaseInsensitiveDict
 
@@ -50,8 +52,9 @@ from connectors.base import (
     HttpClient,
     RetriableError,
     excerpt,
+    retry_after,
 )
-from connectors.errors import Hint, Hints
+from connectors.errors import Hint, Hints, Refusal, json_or_none
 
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 #: How long a bridged call may take, retries and backoff included, before the thread gives up.
@@ -219,6 +222,27 @@ def google_hints(product: str, api: str) -> Hints:
     }
 
 
+def client_refusal(
+    exc: gexc.GoogleAPICallError, mask: Callable[[str], str], **fields: Any
+) -> Refusal:
+    """An official Google client's exception (google-api-core's), read as the classifier reads
+    an HTTP answer (:func:`google_words`): it carries the status and, where it kept it, the
+    response with Google's envelope; ``fields`` are the templates' own."""
+    response = getattr(exc, "response", None)
+    body = json_or_none(response) if response is not None else None
+    status, text = google_error(body) if body is not None else ("", str(exc.message or ""))
+    said = excerpt(text, mask)
+    disabled = "SERVICE_DISABLED" in str(exc.reason or "") or "disabled" in said.lower()
+    return Refusal(
+        status=exc.code or 0,
+        said=said or status or f"HTTP {exc.code}",
+        codes=tuple(c for c in (status, "SERVICE_DISABLED" if disabled else "") if c),
+        retry_after=retry_after(response) if response is not None else None,
+        mask=mask,
+        fields=fields,
+    )
+
+
 # --- the bridge ----------------------------------------------------------------------------------
 
 
@@ -332,11 +356,38 @@ class GoogleBridge:
         self._loop_thread = threading.get_ident()
         return await self._loop.run_in_executor(_THREADS, functools.partial(fn, *args, **kwargs))
 
+    async def authorized(
+        self, creds: GoogleCredentials, fn: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """:meth:`run` for code that may fetch a token with ``creds``: a token endpoint's refusal
+        becomes :func:`refresh_error`'s error."""
+        try:
+            return await self.run(fn, *args, **kwargs)
+        except google.auth.exceptions.RefreshError as exc:
+            raise refresh_error(exc, creds, self.redact) from None
+
     def auth_request(self) -> google.auth.transport.Request:
         return _AuthRequest(self)
 
     def adapter(self) -> requests.adapters.BaseAdapter:
         return _BridgeAdapter(self)
+
+    def carry(self, transport: T, credentials: Any, client_info: Any, package: str) -> T:
+        """An official client's generated REST transport (google-api-core's), ``credentials``'
+        token calls and its API calls alike carried over the engine's client; ``client_info``
+        is the client's ``DEFAULT_CLIENT_INFO``, ``package`` what to update when it changes."""
+        session = AuthorizedSession(  # type: ignore[no-untyped-call]
+            credentials, auth_request=self.auth_request()
+        )
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, self.adapter())
+        if not isinstance(getattr(transport, "_session", None), AuthorizedSession):
+            raise RuntimeError(f"{package} changed its REST transport; update krsync")
+        # The generated transport keys its wrapped methods by stubs that hold the session, so
+        # they are prepared again once the bridged session is in place.
+        transport._session = session  # type: ignore[attr-defined]
+        transport._prep_wrapped_messages(client_info)  # type: ignore[attr-defined]
+        return transport
 
     def send(
         self,

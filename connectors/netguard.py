@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 
 ALLOW_PRIVATE_ENV = "KRSYNC_ALLOW_PRIVATE_NETWORKS"
 # What pydantic reads as true for ``Settings.allow_private_networks``: the HTTP layer's verdict
@@ -39,3 +40,16 @@ def non_public_reason(address: str) -> str | None:
         ("non-public", not ip.is_global),
     )
     return next((kind for kind, hit in checks if hit), None)
+
+
+def first_private(host: str, port: int | None) -> tuple[str, str] | None:
+    """The first address ``host`` resolves to for a TCP connection that is not public, with
+    :func:`non_public_reason`'s word for it; None when every one is public (the driver may pick
+    any). For a connector whose driver opens its own sockets (the HTTP layer checks its own);
+    raises ``OSError`` or ``UnicodeError`` when the host doesn't resolve."""
+    for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
+        address = str(info[4][0])
+        reason = non_public_reason(address)
+        if reason is not None:
+            return address, reason
+    return None

@@ -42,7 +42,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
-from connectors.base import DailyValue, Filter, FilterOp, Window
+from pydantic import BaseModel
+
+from connectors.base import DailyValue, Filter, FilterOp, MetricSpec, Window
 from connectors.paginate import compile_path
 from connectors.series import BLANK_GROUP, Sums, iso_day, listed, passes
 
@@ -56,6 +58,11 @@ Day = date | str
 Figure = float | str | None
 
 
+def group_label(raw: Any) -> str:
+    """A record's group as its label: an empty one is :data:`~connectors.series.BLANK_GROUP`."""
+    return BLANK_GROUP if raw is None or raw == "" else str(raw)
+
+
 @dataclass(frozen=True)
 class Fields(Generic[R, L]):
     """Where a record keeps its day, its figure and its group (a column, a JSONPath, a key), as
@@ -65,10 +72,23 @@ class Fields(Generic[R, L]):
     get: Callable[[R, L], Any]
     day: L
     value: L
-    #: None: the figures make one series; else see :func:`group_label`.
+    #: None: the figures make one series; else :attr:`label` names each record's group.
     group: L | None = None
     #: Whether a record counts (the mapping's :class:`Filters`): one left out is no warning.
     keep: Callable[[R], bool] | None = None
+    #: A group's label from what the record holds there, None for no group at all (where a
+    #: platform's empty group means the record's figure belongs to no group, as SQL's NULL).
+    label: Callable[[Any], str | None] = group_label
+
+
+def value_metric(description: str, params: type[BaseModel], **fields: Any) -> tuple[MetricSpec]:
+    """The one metric of a connector whose user says where the figures are (a column, a JSON
+    field, a query): ``value``, in the user's own unit; ``fields`` are the rest of its
+    :class:`~connectors.base.MetricSpec` (``filters``...)."""
+    spec = MetricSpec(
+        name="value", description=description, unit="value", params_model=params, **fields
+    )
+    return (spec,)
 
 
 def tally(
@@ -112,7 +132,7 @@ def tally(
         if isinstance(value, str):
             bad[at] = value
             continue
-        sums.add(day, value, None if group is None else group_label(get(record, group)))
+        sums.add(day, value, None if group is None else fields.label(get(record, group)))
     return sums.values(query_id)
 
 
@@ -122,11 +142,6 @@ def reported(bad: Mapping[int, str], where: str, what: str) -> list[str]:
     return listed([f"{where} {n}: {bad[n]}" for n in sorted(bad)], what)
 
 
-def group_label(raw: Any) -> str:
-    """A record's group as its label: an empty one is :data:`~connectors.series.BLANK_GROUP`."""
-    return BLANK_GROUP if raw is None or raw == "" else str(raw)
-
-
 def filter_text(value: object) -> str:
     """A filter's value as the text a record holds: ``true`` for a JSON true, ``3`` for 3.0."""
     if isinstance(value, bool):
@@ -134,6 +149,18 @@ def filter_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+#: A mapping's filters as a key, the same in any order: (field, op, its values' texts) sorted.
+FilterKey = tuple[tuple[str, str, tuple[str, ...]], ...]
+
+
+def filter_key(filters: Iterable[Filter]) -> FilterKey:
+    """The key of a mapping's filters, for a connector that asks once for the mappings whose
+    filters are the same (one report, one request): their order, a repeated value or a value's
+    type (``1.0`` for ``1``, ``True`` for ``true``) doesn't make them differ."""
+    keys = {(f.field, f.op, tuple(sorted({filter_text(v) for v in f.values}))) for f in filters}
+    return tuple(sorted(keys))
 
 
 #: The ops :class:`Filters` tests a record's text with.

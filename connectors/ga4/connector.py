@@ -8,16 +8,13 @@ together too. A ``400`` caused by one mapping (a metric the property doesn't hav
 mapping only: the others are asked again without it.
 
 Every request, the token exchange included, goes out through the engine's client via
-:class:`~connectors.google_auth.GoogleBridge`, so the engine's retries on 429/5xx, its rate limit,
-its private-network guard (``base_url`` and the key's ``token_uri`` alike), its call count for
-``SyncRun.api_calls`` and its redaction apply to the official client as to any connector.
+:class:`~connectors.google_auth.GoogleBridge` (``base_url`` and the key's ``token_uri`` alike),
+so its retries, rate limit, private-network guard, call count and redaction apply to the official
+client as to any connector.
 
-Quotas: every report asks for ``returnPropertyQuota``; the tokens consumed and left are kept in
-``FetchResult.details["quota"]``. When the property's hourly or daily tokens run low the fetch
-pauses between calls (dashboards share the same tokens); when fewer are left than the next call
-costs, it stops before being refused. A ``429`` for hourly tokens becomes ``RateLimited`` (Google
-says they return within the hour), one for daily tokens a non-retriable
-:class:`DailyQuotaExhausted`.
+Quotas: every report asks for ``returnPropertyQuota``, kept in ``FetchResult.details["quota"]``;
+:class:`QuotaLog` pauses, then stops before being refused, as the property's tokens run low, and
+a ``429`` for them waits for the hour or fails for the day (:func:`_quota`).
 
 Honesty: days are the property's reporting timezone (``metadata.timeZone``, which ``check()``
 returns); sampled, thresholded or "(other)"-rolled reports come back with warnings.
@@ -26,7 +23,6 @@ returns); sampled, thresholded or "(other)"-rolled reports come back with warnin
 from __future__ import annotations
 
 import asyncio
-import difflib
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -35,7 +31,6 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Any, ClassVar
 
-import google.auth.exceptions
 import httpx
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 from google.analytics.data_v1beta import types as ga
@@ -46,7 +41,6 @@ from google.analytics.data_v1beta.services.beta_analytics_data.transports.rest i
     BetaAnalyticsDataRestTransport,
 )
 from google.api_core import exceptions as gexc
-from google.auth.transport.requests import AuthorizedSession
 from pydantic import Field, field_validator
 
 from connectors.base import (
@@ -54,12 +48,10 @@ from connectors.base import (
     BaseUrl,
     CheckResult,
     Connector,
-    ConnectorConfigError,
     ConnectorError,
     DailyValue,
     FetchResult,
     Filter,
-    FilterOp,
     HttpOptions,
     MappingError,
     MetricQuery,
@@ -68,24 +60,23 @@ from connectors.base import (
     RetriableError,
     Window,
     as_number,
-    excerpt,
     retry_after,
 )
-from connectors.errors import Classifier, Hint, Refusal, json_or_none
+from connectors.errors import Classifier, Hint, Refusal, RequestRefused, did_you_mean, json_or_none
 from connectors.google_auth import (
     GoogleBridge,
     GoogleCredentials,
     build_credentials,
+    client_refusal,
     google_error,
     google_hints,
-    refresh_error,
 )
 from connectors.models import Params, Strict
+from connectors.records import TEXT_OPS, FilterKey, filter_key
 from connectors.series import group_queries
 
 GA4_ROOT = "https://analyticsdata.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
-GA4_OPS: frozenset[FilterOp] = frozenset({"eq", "neq", "in", "not_in", "contains"})
 #: API names: `sessions`, `keyEvents:purchase`, `customEvent:plan`, `customUser:tier`.
 API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(?::[A-Za-z0-9_]+)?$")
 
@@ -147,13 +138,12 @@ def _unit(metric: str) -> str:
 
 
 def _spec(name: str, description: str = "", *, lower_is_better: bool = False) -> MetricSpec:
-    """Its aggregations follow from ``additive`` (MetricSpec's default)."""
     return MetricSpec(
         name=name,
         description=description or f"GA4 metric `{name}`, per day",
         unit=_unit(name),
         params_model=GA4Params,
-        filters={"*": GA4_OPS},
+        filters={"*": TEXT_OPS},
         additive=is_additive(name),
         lower_is_better=lower_is_better,
     )
@@ -257,10 +247,6 @@ class QuotaLog:
         return quotas | {"slowed_down": self.slowed_down}
 
 
-class _BadRequest(ConnectorConfigError):
-    """A 400: a mapping the property can't answer; ``fetch`` fails that mapping only."""
-
-
 def _quota(refusal: Refusal) -> Exception | None:
     """A property's tokens for the day or the hour are used up: no retry within the run helps
     the first, the second waits for the hour."""
@@ -289,7 +275,7 @@ _ERRORS = Classifier(
         "details, the numeric ID)",
         429: _quota,
         "rate_limited": "GA4 asks to slow down ({said})",
-        400: Hint("{said}", _BadRequest),
+        400: Hint("{said}", RequestRefused),
         # 409 ABORTED: Google says retry
         (409, "retriable"): Hint("GA4 is having trouble ({status} {said})", RetriableError),
         "config": "GA4 refused the request ({status} {said})",
@@ -308,15 +294,11 @@ def _client_wait(response: httpx.Response) -> float | None:
 
 
 def _unknown(kind: str, name: str, known: set[str], pid: str) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=3)
-    hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-    return f"GA4 property {pid} has no {kind} `{name}`{hint}"
+    return f"GA4 property {pid} has no {kind} `{name}`{did_you_mean(name, known)}"
 
 
 MAX_METRICS_PER_REPORT = 10
 MAX_REPORTS_PER_BATCH = 5
-#: A report's conditions, the same in any order: (dimension, op, values) sorted.
-FilterKey = tuple[tuple[str, str, tuple[str, ...]], ...]
 #: A fetch's values so far, by day, query and group.
 _Values = dict[tuple[date, str, str | None], float]
 
@@ -356,19 +338,7 @@ def plan(queries: Sequence[MetricQuery]) -> list[Page]:
 
 
 def _report_key(query: MetricQuery) -> tuple[FilterKey, str | None]:
-    key = tuple(sorted({(f.field, f.op, _texts(f.values)) for f in query.filters}))
-    return key, getattr(query.params, "split_by", None)
-
-
-def _texts(values: Iterable[Any]) -> tuple[str, ...]:
-    """A filter's distinct values as text, sorted: ``1.0`` is ``1``, ``True`` is ``true``."""
-    return tuple(sorted({_text(v) for v in values}))
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    return filter_key(query.filters), getattr(query.params, "split_by", None)
 
 
 def dimension_filter(key: FilterKey) -> dict[str, Any] | None:
@@ -439,17 +409,7 @@ class GA4Connector(Connector[GA4Config, GoogleCredentials]):
             # than sending it as a self-signed bearer.
             always_use_jwt_access=False,
         )
-        session = AuthorizedSession(  # type: ignore[no-untyped-call]
-            credentials, auth_request=self._bridge.auth_request()
-        )
-        for prefix in ("http://", "https://"):
-            session.mount(prefix, self._bridge.adapter())
-        if not isinstance(getattr(transport, "_session", None), AuthorizedSession):
-            raise RuntimeError("google-analytics-data changed its REST transport; update krsync")
-        # The generated transport keys its wrapped methods by stubs that hold the session, so
-        # they are prepared again once the bridged session is in place.
-        transport._session = session
-        transport._prep_wrapped_messages(DEFAULT_CLIENT_INFO)  # type: ignore[no-untyped-call]
+        self._bridge.carry(transport, credentials, DEFAULT_CLIENT_INFO, "google-analytics-data")
         return BetaAnalyticsDataClient(transport=transport)
 
     async def _property_metadata(self) -> ga.Metadata:
@@ -460,29 +420,10 @@ class GA4Connector(Connector[GA4Config, GoogleCredentials]):
 
     async def _call(self, method: Any, **kwargs: Any) -> Any:
         try:
-            return await self._bridge.run(method, **kwargs)
-        except google.auth.exceptions.RefreshError as exc:
-            raise refresh_error(exc, self.credentials, self._bridge.redact) from None
+            return await self._bridge.authorized(self.credentials, method, **kwargs)
         except gexc.GoogleAPICallError as exc:
-            raise self._error(exc) from None
-
-    def _error(self, exc: gexc.GoogleAPICallError) -> Exception:
-        """The official client's exception, classified as an HTTP answer would be: it carries
-        the status and, where it kept it, the response with Google's envelope."""
-        response = getattr(exc, "response", None)
-        body = json_or_none(response) if response is not None else None
-        status, text = google_error(body) if body is not None else ("", str(exc.message or ""))
-        said = excerpt(text, self._bridge.redact)
-        disabled = "SERVICE_DISABLED" in str(exc.reason or "") or "disabled" in said.lower()
-        refusal = Refusal(
-            status=exc.code or 0,
-            said=said or status or f"HTTP {exc.code}",
-            codes=tuple(c for c in (status, "SERVICE_DISABLED" if disabled else "") if c),
-            retry_after=retry_after(response) if response is not None else None,
-            mask=self._bridge.redact,
-            fields={"pid": self._pid},
-        )
-        return _ERRORS.classify(refusal)
+            refusal = client_refusal(exc, self._bridge.redact, pid=self._pid)
+            raise _ERRORS.classify(refusal) from None
 
     metric_naming = (
         "GA4 metric API name (e.g. `sessions`, `keyEvents:purchase`; the list: "
@@ -578,7 +519,7 @@ class GA4Connector(Connector[GA4Config, GoogleCredentials]):
             )
             try:
                 response = await self._call(self._ga.batch_run_reports, request=request)
-            except _BadRequest as bad:
+            except RequestRefused as bad:
                 pending = _without_culprits(batch, bad.message, result) + pending
                 continue
             quota.record(response.reports)

@@ -31,7 +31,6 @@ from connectors.base import (
     HttpOptions,
     MappingError,
     MetricQuery,
-    MetricSpec,
     RetriableError,
     Window,
     as_number,
@@ -50,7 +49,7 @@ from connectors.models import (
     has_password,
 )
 from connectors.paginate import Reply, Request, SinglePage, compile_path, pages
-from connectors.records import Fields, find_records, first, parse_day, reported, tally
+from connectors.records import Fields, find_records, first, parse_day, reported, tally, value_metric
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
 
@@ -167,13 +166,8 @@ class RestJsonConnector(Connector[RestJsonConfig, RestJsonCredentials]):
     key = "rest_json"
     name = "JSON API"
     category = "generic"
-    metrics = (
-        MetricSpec(
-            name="value",
-            description="A field of the endpoint's records, summed over the records of each day",
-            unit="value",
-            params_model=RestJsonParams,
-        ),
+    metrics = value_metric(
+        "A field of the endpoint's records, summed over the records of each day", RestJsonParams
     )
 
     @classmethod

@@ -24,7 +24,6 @@ from datetime import date
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-import google.auth.exceptions
 from pydantic import Field, field_validator
 
 from connectors.base import (
@@ -32,7 +31,6 @@ from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
-    ConnectorConfigError,
     FetchResult,
     Filter,
     FilterOp,
@@ -41,14 +39,13 @@ from connectors.base import (
     MetricQuery,
     Window,
 )
-from connectors.errors import Classifier, Hint
+from connectors.errors import Classifier, Hint, RequestRefused
 from connectors.google_auth import (
     GoogleBridge,
     GoogleCredentials,
     build_credentials,
     google_hints,
     google_words,
-    refresh_error,
 )
 from connectors.models import Params, Strict, catalogue, root_field
 from connectors.paginate import OffsetPaginator, Request, pages
@@ -99,10 +96,6 @@ class SearchConsoleParams(Params):
     )
 
 
-class _BadRequest(ConnectorConfigError):
-    """A 400 for one filter set: its mappings fail, the others go on."""
-
-
 _ERRORS = Classifier(
     "Search Console",
     {
@@ -113,7 +106,7 @@ _ERRORS = Classifier(
         "property)",
         404: "Search Console has no property {config.site_url}: check `site_url`",
         429: "Search Console asks to slow down ({said})",
-        400: Hint("{said}", _BadRequest),
+        400: Hint("{said}", RequestRefused),
         "retriable": "Search Console is having trouble ({status} {said})",
         "config": "Search Console refused the request ({status} {said})",
     },
@@ -215,7 +208,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
                 days, calls, aggregation = await self._days(
                     window, search_type, _filters(members[0].filters)
                 )
-            except _BadRequest as bad:
+            except RequestRefused as bad:
                 result.fail(members, f"Search Console refused the query: {bad}")
                 requests += 1
                 continue
@@ -281,10 +274,7 @@ class SearchConsoleConnector(Connector[SearchConsoleConfig, GoogleCredentials]):
             credentials.before_request(request, "POST", self._site, headers)  # type: ignore[no-untyped-call]
             return headers
 
-        try:
-            headers = await self._bridge.run(apply)
-        except google.auth.exceptions.RefreshError as exc:
-            raise refresh_error(exc, self.credentials, self._bridge.redact) from None
+        headers = await self._bridge.authorized(self.credentials, apply)
         self._bridge.hold_bearer(headers)
         return headers
 

@@ -7,16 +7,15 @@ at the end: a query that writes is refused by the database itself (PostgreSQL
 ``default_transaction_read_only`` and ``SET TRANSACTION READ ONLY``, MySQL/MariaDB
 ``SET SESSION TRANSACTION READ ONLY`` and ``START TRANSACTION READ ONLY``, SQLite opened with
 ``mode=ro``, ``PRAGMA query_only`` and an authorizer that allows reads only), not by inspecting
-its text. The connection may reach a private address only when the admin allows it, and SQLite
-only files inside ``KRSYNC_FILES_DIR``, never krsync's own database. The driver is blocking, so
-the database work runs in a worker thread, on an engine built and disposed per call.
+its text. SQLite opens only files inside ``KRSYNC_FILES_DIR``, never krsync's own database. The
+driver is blocking, so the work runs in a worker thread, on an engine built and disposed per call.
 
 Every driver call has a deadline: libpq's connect timeout, PyMySQL's socket timeouts, and
-:class:`_Deadline` over the whole connection. The private-network guard runs on the very
-arguments SQLAlchemy hands the driver (a ``do_connect`` hook), so every host the driver would use
-is checked: libpq's ``host`` and ``hostaddr`` lists, a Unix socket (a path, or no host at all),
-PyMySQL's ``unix_socket``. The same hook pins what the environment could otherwise change
-(``PGHOSTADDR``, ``PGPASSWORD``).
+:class:`~connectors.deadline.Deadline` over the whole connection. A private address is reached
+only when the admin allows it, checked on the very arguments SQLAlchemy hands the driver (a
+``do_connect`` hook): every host it would use (libpq's ``host`` and ``hostaddr`` lists, a Unix
+socket, PyMySQL's ``unix_socket``); what the environment could change is pinned (``PGHOSTADDR``,
+``PGPASSWORD``).
 """
 
 from __future__ import annotations
@@ -24,16 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import re
-import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
+from operator import getitem
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -48,18 +44,18 @@ from connectors.base import (
     Connector,
     ConnectorAuthError,
     ConnectorConfigError,
-    DailyValue,
     FetchResult,
     MappingError,
     MetricQuery,
-    MetricSpec,
     RetriableError,
     Window,
     as_number,
 )
-from connectors.files import file_in_files_dir
+from connectors.deadline import Deadline
+from connectors.files import file_in_files_dir, not_own_database
 from connectors.models import Params, Strict
-from connectors.netguard import ALLOW_PRIVATE_ENV, non_public_reason, private_networks_allowed
+from connectors.netguard import ALLOW_PRIVATE_ENV, first_private, private_networks_allowed
+from connectors.records import Day, Fields, Figure, tally, value_metric
 
 WRITE_REFUSED = "the database refused a write: the query must only read"
 _MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
@@ -253,65 +249,14 @@ class SqlParams(Params):
     )
 
 
-class _Deadline:
-    """A time limit on one connection, enforced by shutting its socket down under the driver.
-
-    psycopg has no client-side read timeout, and a server's statement_timeout is no help when the
-    server itself stalls (it accepts, then never answers) or the network drops every packet: the
-    worker thread would wait forever. When the limit passes, the driver's next read fails as a
-    lost connection and the run fails as a temporary error.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False  # the limit passed and the connection was cut
-        self._socket: socket.socket | None = None
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._cut)
-        self._timer.daemon = True
-
-    def watch(self, dbapi_connection: Any) -> None:
-        """Hold the connection's socket; drivers without ``fileno()`` bound their own calls."""
-        fileno = getattr(dbapi_connection, "fileno", None)
-        if callable(fileno):
-            with self._lock:
-                # A duplicate descriptor: shutting it down reaches the driver's socket, and its
-                # number can't be handed to another socket until this one is closed.
-                self._socket = socket.socket(fileno=os.dup(fileno()))
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        self._timer.start()
-        try:
-            yield
-        finally:
-            self._timer.cancel()
-            with self._lock:
-                if self._socket is not None:
-                    self._socket.close()
-                    self._socket = None
-
-    def _cut(self) -> None:
-        with self._lock:
-            if self._socket is not None:
-                self.expired = True
-                with contextlib.suppress(OSError):
-                    self._socket.shutdown(socket.SHUT_RDWR)
-
-
 class SqlConnector(Connector[SqlConfig, SqlCredentials]):
     """Figures computed by the customer's own SQL, run read-only against their database."""
 
     key = "sql"
     name = "SQL query"
     category = "generic"
-    metrics = (
-        MetricSpec(
-            name="value",
-            description="The `value` column of your query, by its `date` (and `group`) column",
-            unit="value",
-            params_model=SqlParams,
-        ),
+    metrics = value_metric(
+        "The `value` column of your query, by its `date` (and `group`) column", SqlParams
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -375,7 +320,7 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         settings, then ``statements`` queries of ``timeout`` seconds each."""
         timeout = timeout or self.config.statement_timeout_seconds
         per_call = timeout + DEADLINE_MARGIN_SECONDS
-        deadline = _Deadline(CONNECT_TIMEOUT_SECONDS + per_call * (statements + 1))
+        deadline = Deadline(CONNECT_TIMEOUT_SECONDS + per_call * (statements + 1))
         try:
             engine = self._engine(timeout, deadline)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -405,7 +350,7 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         finally:
             engine.dispose()
 
-    def _late(self, deadline: _Deadline) -> RetriableError | None:
+    def _late(self, deadline: Deadline) -> RetriableError | None:
         """The error to report once the deadline cut the connection, whatever the driver said."""
         if not deadline.expired:
             return None
@@ -414,7 +359,7 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
             " closed the connection: is the server overloaded or the network path down?"
         )
 
-    def _engine(self, timeout: int, deadline: _Deadline) -> Engine:
+    def _engine(self, timeout: int, deadline: Deadline) -> Engine:
         if self.url.get_backend_name() == "sqlite":
             engine = create_engine(
                 self._sqlite_url(), poolclass=NullPool, connect_args={"check_same_thread": False}
@@ -541,19 +486,16 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
                 f" {opt_in}"
             )
         try:
-            infos = socket.getaddrinfo(target, port, proto=socket.IPPROTO_TCP)
+            private = first_private(target, port)
         except (OSError, UnicodeError) as exc:
             raise ConnectorConfigError(
                 f"can't resolve the database host `{target}`: {exc}"
             ) from None
-        for info in infos:
-            address = str(info[4][0])
-            reason = non_public_reason(address)
-            if reason is not None:
-                raise ConnectorConfigError(
-                    f"the database host `{target}` resolves to a private address ({address},"
-                    f" {reason}): {opt_in}"
-                )
+        if private is not None:
+            raise ConnectorConfigError(
+                f"the database host `{target}` resolves to a private address ({private[0]},"
+                f" {private[1]}): {opt_in}"
+            )
 
     def _sqlite_url(self) -> URL:
         """The SQLite file, inside KRSYNC_FILES_DIR and not krsync's own, opened read-only.
@@ -563,11 +505,7 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         """
         given = make_url(self.config.url.strip()).database or ""  # as the user wrote it
         path = file_in_files_dir(given, otherwise=" to read SQLite databases")
-        own = _own_database()
-        if own is not None and (path == own or (own.exists() and os.path.samefile(path, own))):
-            raise ConnectorConfigError(
-                f"`{given}` is krsync's own database: point the source at your data instead"
-            )
+        not_own_database(path, given)
         # Built afresh: SQLite takes no user or password, and one set by mistake would make the
         # URL invalid (``URL.set`` can't clear a field).
         return URL.create(
@@ -634,19 +572,6 @@ def _libpq_targets(cparams: dict[str, Any]) -> list[str]:
     return [address or (hosts[i] if i < len(hosts) else "") for i, address in enumerate(addresses)]
 
 
-def _own_database() -> Path | None:
-    """The SQLite file krsync itself runs on, resolved as krsync opens it (from its cwd), where
-    ``app/core/settings.py`` reads it."""
-    configured = os.environ.get("DATABASE_URL") or os.environ.get("KRSYNC_DATABASE_URL") or ""
-    try:
-        url = make_url(configured.strip() or "sqlite:///krsync.db")
-    except (ArgumentError, ValueError):
-        return None
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database.removeprefix("file:").split("?", 1)[0]).expanduser().resolve()
-
-
 # --- rows, as drivers hand them (no database here: the row rules are tested without one) -----
 
 
@@ -654,32 +579,37 @@ def parse_rows(
     query_id: str, rows: Sequence[tuple[Any, ...]], window: Window, result: FetchResult
 ) -> None:
     """``date, value[, group]`` rows into ``result``: daily values (duplicates summed), warnings."""
-    totals: dict[tuple[date, str | None], float] = {}
-    warnings = result.warnings
-    for n, row in enumerate(rows, start=1):
-        if len(row) < 2:
-            warnings.append(f"row {n}: expected `date, value[, group]` columns, got {len(row)}")
-            continue
-        day = _as_date(row[0])
-        if day is None:
-            warnings.append(f"row {n}: {row[0]!r} is not a date; row skipped")
-            continue
-        if day not in window or row[1] is None:
-            continue
-        value = as_number(float(row[1]) if isinstance(row[1], Decimal) else row[1])
-        if value is None or not math.isfinite(value):
-            warnings.append(f"row {n}: value {row[1]!r} is not a number; row skipped")
-            continue
-        group = None if len(row) < 3 or row[2] is None else str(row[2])
-        totals[(day, group)] = totals.get((day, group), 0.0) + value
-    result.values += [DailyValue(query_id, d, v, g) for (d, g), v in totals.items()]
+    width = len(rows[0]) if rows else 0  # every row of a result has its columns
+    if width < 2:
+        what = f"expected `date, value[, group]` columns, got {width}"
+        result.warnings += [f"row {n}: {what}" for n in range(1, len(rows) + 1)]
+        return
+    bad: dict[int, str] = {}
+    columns = Fields(getitem, 0, 1, 2 if width > 2 else None, label=_group)
+    result.values += tally(
+        query_id, enumerate(rows, 1), columns, window, bad, read_day=_as_date, read_value=_figure
+    )
+    result.warnings += [f"row {n}: {bad[n]}" for n in sorted(bad)]
 
 
-def _as_date(raw: Any) -> date | None:
+def _group(raw: Any) -> str | None:
+    return None if raw is None else str(raw)  # a NULL group is no group
+
+
+def _figure(raw: Any) -> Figure:
+    if raw is None:
+        return None
+    value = as_number(float(raw) if isinstance(raw, Decimal) else raw)
+    if value is None or not math.isfinite(value):
+        return f"value {raw!r} is not a number; row skipped"
+    return value
+
+
+def _as_date(raw: Any) -> Day:
     if isinstance(raw, date):
         return raw.date() if isinstance(raw, datetime) else raw
     if isinstance(raw, str):
         for parse in (date.fromisoformat, lambda s: datetime.fromisoformat(s).date()):
             with contextlib.suppress(ValueError):
                 return parse(raw.strip())
-    return None
+    return f"{raw!r} is not a date; row skipped"
