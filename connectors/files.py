@@ -2,8 +2,9 @@
 
 A source's config is written by an editor over the API, so a local path in it must not reach the
 rest of the machine (krsync's own database, its keys, ``/etc``). The ``csv`` connector reads CSV
-files and the ``sql`` connector opens SQLite databases through the same check; a connector that
-could read a database in the directory refuses krsync's own too (:func:`not_own_database`).
+files and the ``sql`` connector opens SQLite databases through the same check, which also refuses
+krsync's own database should it lie in that directory (an admin who points both at one place):
+a CSV read of it would quote its rows in warnings, a SQLite source would query it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ FILES_DIR_ENV = "KRSYNC_FILES_DIR"
 def file_in_files_dir(given: str, *, otherwise: str = "") -> Path:
     """The real path of ``given`` (relative to the directory, or absolute inside it).
 
-    Symlinks are resolved before the check, so a link out of the directory doesn't count.
+    Symlinks are resolved before the check, so a link out of the directory doesn't count, nor
+    one to krsync's own database.
     ``otherwise`` ends the message for an unset directory with what the user may do instead.
     """
     root_setting = os.environ.get(FILES_DIR_ENV, "").strip()
@@ -41,6 +43,7 @@ def file_in_files_dir(given: str, *, otherwise: str = "") -> Path:
         )
     if not resolved.is_file():
         raise ConnectorConfigError(f"no file `{given}` in {FILES_DIR_ENV} ({root})")
+    not_own_database(resolved, given)
     return resolved
 
 

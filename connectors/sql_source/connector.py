@@ -52,7 +52,7 @@ from connectors.base import (
     as_number,
 )
 from connectors.deadline import Deadline
-from connectors.files import file_in_files_dir, not_own_database
+from connectors.files import file_in_files_dir
 from connectors.models import Params, Strict
 from connectors.netguard import ALLOW_PRIVATE_ENV, first_private, private_networks_allowed
 from connectors.records import Day, Fields, Figure, tally, value_metric
@@ -505,7 +505,6 @@ class SqlConnector(Connector[SqlConfig, SqlCredentials]):
         """
         given = make_url(self.config.url.strip()).database or ""  # as the user wrote it
         path = file_in_files_dir(given, otherwise=" to read SQLite databases")
-        not_own_database(path, given)
         # Built afresh: SQLite takes no user or password, and one set by mistake would make the
         # URL invalid (``URL.set`` can't clear a field).
         return URL.create(

@@ -285,6 +285,22 @@ async def test_local_paths_stay_inside_the_files_dir(
 
 
 @pytest.mark.anyio
+async def test_krsyncs_own_database_is_no_csv_file(
+    files_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin who sets KRSYNC_FILES_DIR to krsync's own directory must not let an editor read
+    the database as a CSV: its rows would come back quoted in the warnings."""
+    own = files_dir / "krsync.db"
+    own.write_bytes(b"date,value\n2026-07-01,1\n")
+    (files_dir / "alias.csv").symlink_to(own)
+    monkeypatch.delenv("KRSYNC_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{own}")
+    for name in ("krsync.db", "alias.csv"):
+        async with connector({"path": name}) as csv:
+            with pytest.raises(ConnectorConfigError, match="krsync's own database"):
+                await csv.fetch([query()], WINDOW)
+
+@pytest.mark.anyio
 async def test_fifty_thousand_rows_are_filtered_and_summed_a_day(files_dir: Path) -> None:
     """How fast is bench/csv_rows.py's to say (under a second for the same file)."""
     start = date(2020, 1, 1)
