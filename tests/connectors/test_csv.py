@@ -300,6 +300,7 @@ async def test_krsyncs_own_database_is_no_csv_file(
             with pytest.raises(ConnectorConfigError, match="krsync's own database"):
                 await csv.fetch([query()], WINDOW)
 
+
 @pytest.mark.anyio
 async def test_fifty_thousand_rows_are_filtered_and_summed_a_day(files_dir: Path) -> None:
     """How fast is bench/csv_rows.py's to say (under a second for the same file)."""
