@@ -55,7 +55,7 @@ from connectors.deadline import Deadline
 from connectors.files import file_in_files_dir
 from connectors.models import Params, Strict
 from connectors.netguard import ALLOW_PRIVATE_ENV, first_private, private_networks_allowed
-from connectors.records import Day, Fields, Figure, tally, value_metric
+from connectors.records import Day, Fields, Figure, reported, tally, value_metric
 
 WRITE_REFUSED = "the database refused a write: the query must only read"
 _MULTI_STATEMENTS = 1 << 16  # PyMySQL's CLIENT.MULTI_STATEMENTS
@@ -580,15 +580,17 @@ def parse_rows(
     """``date, value[, group]`` rows into ``result``: daily values (duplicates summed), warnings."""
     width = len(rows[0]) if rows else 0  # every row of a result has its columns
     if width < 2:
-        what = f"expected `date, value[, group]` columns, got {width}"
-        result.warnings += [f"row {n}: {what}" for n in range(1, len(rows) + 1)]
+        result.warnings.append(
+            f"expected `date, value[, group]` columns, got {width}: none of the query's "
+            f"{len(rows)} row(s) can be read"
+        )
         return
     bad: dict[int, str] = {}
     columns = Fields(getitem, 0, 1, 2 if width > 2 else None, label=_group)
     result.values += tally(
         query_id, enumerate(rows, 1), columns, window, bad, read_day=_as_date, read_value=_figure
     )
-    result.warnings += [f"row {n}: {bad[n]}" for n in sorted(bad)]
+    result.warnings += reported(bad, "row", "rows")
 
 
 def _group(raw: Any) -> str | None:

@@ -34,6 +34,7 @@ from connectors.base import (
     Window,
 )
 from connectors.registry import get_connector
+from connectors.series import MAX_LISTED
 from connectors.sql_source import connector as sql_connector
 from connectors.sql_source.connector import (
     WRITE_REFUSED,
@@ -364,6 +365,31 @@ def test_bad_rows_are_warnings_with_their_row_number(
     }
     assert any(w.startswith("row 2:") and "not a number" in w for w in result.warnings)
     assert any(w.startswith("row 3:") and "not a date" in w for w in result.warnings)
+
+
+def test_a_query_of_bad_rows_gives_a_bounded_list_of_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run keeps its warnings: thousands of unreadable rows are the first few and a count,
+    and a result without its value column is one warning, not one a row."""
+    monkeypatch.setenv("KRSYNC_FILES_DIR", str(tmp_path))
+    path = tmp_path / "many.db"
+    with sqlite3.connect(path) as c:
+        c.execute("CREATE TABLE t (day TEXT, amount)")
+        c.executemany("INSERT INTO t VALUES (?, ?)", [("2026-07-02", "lots")] * 5000)
+    source = f"sqlite:///{path}"
+
+    result = fetch(connector(source), "SELECT day, amount FROM t WHERE :from <= :to")
+    assert not result.values
+    assert len(result.warnings) == MAX_LISTED + 1
+    assert result.warnings[0].startswith("row 1:")
+    assert result.warnings[-1] == f"and {5000 - MAX_LISTED} more rows that can't be read"
+
+    narrow = fetch(connector(source), "SELECT day FROM t WHERE :from <= :to")
+    assert narrow.warnings == [
+        "expected `date, value[, group]` columns, got 1: none of the query's 5000 row(s) can "
+        "be read"
+    ]
 
 
 def test_the_kit_is_discovered_and_the_registry_can_hold_the_connector(
