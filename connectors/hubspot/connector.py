@@ -22,12 +22,11 @@ day's quota; any other 429 is waited out.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, timedelta, tzinfo
 from typing import Any, ClassVar
 
 import httpx
@@ -38,7 +37,6 @@ from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
-    ConnectorConfigError,
     DailyValue,
     FetchResult,
     Filter,
@@ -55,15 +53,12 @@ from connectors.base import (
     retry_after,
 )
 from connectors.errors import Classifier, Hint, Hints, Refusal, json_or_none
-from connectors.hubspot.models import (
-    CountParams,
-    HubSpotConfig,
-    HubSpotCredentials,
-    SumParams,
-    _metrics,
-)
+from connectors.hubspot.models import METRICS as _METRICS
+from connectors.hubspot.models import OBJECTS, CountParams, HubSpotConfig, HubSpotCredentials
+from connectors.objects import ObjectRefused, QueryRefused, did_you_mean, read_groups
 from connectors.paginate import CursorPaginator, Request, pages
-from connectors.series import group_queries, iso_day, local_day, midnight, rows_of, zone_name
+from connectors.records import filter_text
+from connectors.series import day_of, epoch_ms, rows_of, zone_name
 
 SEARCHES_PER_SECOND = 4.0
 #: Longest wait the rate-limit headers may impose between two calls.
@@ -99,11 +94,11 @@ _LIMIT_HEADERS = {
 }
 
 
-class MissingScope(ConnectorAuthError):
+class MissingScope(ObjectRefused):
     """The token can't read one object: only that object's mappings are lost."""
 
 
-class SearchRefused(ConnectorConfigError):
+class SearchRefused(QueryRefused):
     """HubSpot refused one search (an unknown property, a bad value): only its mappings fail."""
 
 
@@ -113,7 +108,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     key = "hubspot"
     name = "HubSpot CRM"
     category = "crm"
-    metrics = _metrics()
+    metrics = _METRICS.specs(*OBJECTS)
     #: Deals get closed and records edited days later, and their dates moved back with them.
     recommended_lookback_days = 7
     #: CRM v3, the version in every path; HubSpot has set no end of support for it.
@@ -186,8 +181,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         def kind_of(part: str, name: str) -> str:
             if name in known:
                 return known[name]
-            close = difflib.get_close_matches(name, list(known), n=3)
-            hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+            hint = did_you_mean(name, known)
             raise MappingError(part, f"HubSpot {obj} have no property `{name}`{hint}")
 
         params = query.params
@@ -195,33 +189,26 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         kind = kind_of("params.date_property", params.date_property)
         if kind not in ("date", "datetime"):
             raise MappingError("params.date_property", _not_a_date(obj, params.date_property, kind))
-        if isinstance(params, SumParams):
-            kind = kind_of("params.property", params.property)
+        if (summed := _METRICS.summed_of(query)) is not None:
+            kind = kind_of("params.property", summed)
             if kind != "number":
                 raise MappingError(
                     "params.property",
-                    f"`{params.property}` is a {kind} property: only a number property can be "
-                    "summed",
+                    f"`{summed}` is a {kind} property: only a number property can be summed",
                 )
         for i, flt in enumerate(query.filters):
             kind_of(f"filters[{i}].field", flt.field)
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        groups = group_queries(queries, Search.of)
         plans: dict[str, dict[str, Any]] = {}
-        lost: list[MissingScope] = []
-        for search, members in groups.items():
-            try:
-                values, plan = await self._fetch_group(search, members, window, result.warnings)
-            except (MissingScope, SearchRefused) as exc:
-                lost += [exc] if isinstance(exc, MissingScope) else []
-                result.fail(members, exc.message)
-                continue
-            result.values += values
-            # Every record of the window was counted: a day without one has none any more.
-            result.complete.update(query.id for query in members)
-            plans |= {query.id: plan for query in members}
+
+        async def read(search: Search, members: list[MetricQuery]) -> list[DailyValue]:
+            values, plan = await self._fetch_group(search, members, window, result.warnings)
+            plans.update(dict.fromkeys((query.id for query in members), plan))
+            return values
+
+        lost = await read_groups(result, queries, Search.of, read)
         if lost and len(result.query_errors) == len(queries):
             raise lost[0]  # nothing could be read: the token is what needs fixing
         result.details = {"searches": self._searches, "plans": plans}
@@ -235,7 +222,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         """The group's values, and how they were read (kept on the run)."""
         zone = await self._bucket_zone(search.object, search.date_property, warnings)
         lo, hi = _bounds(window.start, window.end, zone)
-        summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
+        summed = _METRICS.sums(members)
         # Summed property -> the one naming its currency, where one sum can mix currencies: only
         # a deal's `amount` (what a user sums first), so other searches stay as lean as before.
         currencies = (
@@ -366,17 +353,11 @@ def _not_a_date(obj: str, name: str, kind: str) -> str:
     )
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
 def _filter(flt: Filter) -> dict[str, Any]:
     rule = {"propertyName": flt.field, "operator": _OPERATORS[flt.op]}
     if flt.op in LIST_OPS:
-        return rule | {"values": [_text(v) for v in flt.values]}
-    return rule | {"value": _text(flt.value)}
+        return rule | {"values": [filter_text(v) for v in flt.values]}
+    return rule | {"value": filter_text(flt.value)}
 
 
 @dataclass(frozen=True)
@@ -436,21 +417,7 @@ def paging_calls(total: int) -> int:
 
 def _bounds(first: date, last: date, zone: tzinfo) -> tuple[int, int]:
     """The epoch milliseconds from the start of ``first`` to the end of ``last`` in ``zone``."""
-    start, end = (midnight(d, zone) for d in (first, last + timedelta(days=1)))
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000) - 1
-
-
-def _day_of(raw: Any, zone: tzinfo) -> date | None:
-    """The day a HubSpot date value falls on: ISO datetimes, plain dates and epoch milliseconds."""
-    text = str(raw).strip() if raw is not None else ""
-    if not text:
-        return None
-    try:
-        if text.isdigit():
-            return datetime.fromtimestamp(int(text) / 1000, UTC).astimezone(zone).date()
-        return iso_day(text) if len(text) == 10 else local_day(text, zone)
-    except (ValueError, OverflowError, OSError):
-        return None
+    return epoch_ms(first, zone), epoch_ms(last + timedelta(days=1), zone) - 1
 
 
 def tally(
@@ -468,11 +435,10 @@ def tally(
     sums: dict[tuple[str, date], float] = {}
     bad: list[str] = []
     codes: dict[str, set[str]] = {}
-    # Each property once, however many mappings sum it: they share the figure, not add to it.
-    summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
+    summed = _METRICS.sums(members)  # each once: mappings share the figure, not add to it
     for record in records:
         props = record.get("properties") or {}
-        day = _day_of(props.get(date_property), zone)
+        day = day_of(props.get(date_property), zone)
         if day is None or day not in window:
             continue  # outside the bounds asked: HubSpot wouldn't send it, a proxy might
         counts[day] = counts.get(day, 0) + 1
@@ -502,7 +468,7 @@ def tally(
             )
     values: list[DailyValue] = []
     for query in members:
-        summing = query.params.property if isinstance(query.params, SumParams) else None
+        summing = _METRICS.summed_of(query)
         for day in sorted(counts):
             value = float(counts[day]) if summing is None else sums.get((summing, day), 0.0)
             values.append(DailyValue(query.id, day, value))
