@@ -58,7 +58,7 @@ from connectors.hubspot.models import OBJECTS, CountParams, HubSpotConfig, HubSp
 from connectors.objects import ObjectRefused, QueryRefused, did_you_mean, read_groups
 from connectors.paginate import CursorPaginator, Request, pages
 from connectors.records import filter_text
-from connectors.series import day_of, epoch_ms, rows_of, zone_name
+from connectors.series import MAX_LISTED, Sums, day_of, epoch_ms, rows_of, zone_name
 
 SEARCHES_PER_SECOND = 4.0
 #: Longest wait the rate-limit headers may impose between two calls.
@@ -431,33 +431,31 @@ def tally(
 ) -> list[DailyValue]:
     """Count the records of each day, and sum each summed property over them; a sum over
     records in more than one of its ``currencies`` is kept, with a warning saying what to sum."""
-    counts: dict[date, int] = {}
-    sums: dict[tuple[str, date], float] = {}
+    counts = Sums()
     bad: list[str] = []
     codes: dict[str, set[str]] = {}
-    summed = _METRICS.sums(members)  # each once: mappings share the figure, not add to it
+    # Each property once, however many mappings sum it: they share the figure, not add to it.
+    sums = {name: Sums() for name in _METRICS.sums(members)}
     for record in records:
         props = record.get("properties") or {}
         day = day_of(props.get(date_property), zone)
         if day is None or day not in window:
             continue  # outside the bounds asked: HubSpot wouldn't send it, a proxy might
-        counts[day] = counts.get(day, 0) + 1
-        for name in summed:
+        counts.add(day, 1.0)
+        for name, total in sums.items():
             # HubSpot sends numbers as strings ("1500.50"); blank means no value.
             raw = props.get(name)
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
-                continue
-            number = as_number(raw)
-            if number is None:
+            blank = raw is None or (isinstance(raw, str) and not raw.strip())
+            number = None if blank else as_number(raw)
+            total.add(day, number or 0.0)  # a day with records has a sum, if only 0
+            if number is None and not blank:
                 bad.append(
                     f"{name} of record {record.get('id')}: `{str(raw)[:40]}` is not a number"
                 )
-                continue
-            sums[name, day] = sums.get((name, day), 0.0) + number
             code = str(props.get(currencies.get(name, "")) or "").strip()
-            if code:  # blank: the account's only currency, or not asked
+            if number is not None and code:  # blank: the account's only currency, or not asked
                 codes.setdefault(name, set()).add(code.upper())
-    for reason in sorted(set(bad))[:20]:
+    for reason in sorted(set(bad))[:MAX_LISTED]:
         warnings.append(f"HubSpot sent a value that can't be summed: {reason}")
     for name, found in sorted(codes.items()):
         if len(found) > 1:
@@ -468,10 +466,8 @@ def tally(
             )
     values: list[DailyValue] = []
     for query in members:
-        summing = _METRICS.summed_of(query)
-        for day in sorted(counts):
-            value = float(counts[day]) if summing is None else sums.get((summing, day), 0.0)
-            values.append(DailyValue(query.id, day, value))
+        summed = _METRICS.summed_of(query)
+        values += (counts if summed is None else sums[summed]).values(query.id)
     return values
 
 
