@@ -51,8 +51,8 @@ Kind = Literal["count", "sum"]
 
 
 class ObjectRefused(ConnectorAuthError):
-    """The platform won't let the source read one object (a scope, a permission): the queries
-    of that object fail, the others go on."""
+    """The platform won't let the source read one object or some of its fields (a scope, a
+    permission, field-level security): the queries of that object fail, the others go on."""
 
 
 class QueryRefused(ConnectorConfigError):

@@ -94,14 +94,6 @@ _LIMIT_HEADERS = {
 }
 
 
-class MissingScope(ObjectRefused):
-    """The token can't read one object: only that object's mappings are lost."""
-
-
-class SearchRefused(QueryRefused):
-    """HubSpot refused one search (an unknown property, a bad value): only its mappings fail."""
-
-
 class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     """``<object>.count`` and ``<object>.sum`` for contacts, companies, deals and tickets."""
 
@@ -168,7 +160,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         obj = query.metric.split(".")[0]
         try:
             body = await self._call("GET", f"/crm/v3/properties/{obj}", obj=obj)
-        except MissingScope:
+        except ObjectRefused:
             return  # the token may search without reading schemas: checked by shape only
         rows = body.get("results") if isinstance(body, dict) else None
         known = {
@@ -258,9 +250,9 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                     "GET",
                     f"/crm/v3/properties/{obj}/{name}",
                     obj=obj,
-                    hints={404: Hint(unknown + "theirs, such as `createdate`", SearchRefused)},
+                    hints={404: Hint(unknown + "theirs, such as `createdate`", QueryRefused)},
                 )
-            except MissingScope:
+            except ObjectRefused:
                 warnings.append(
                     f"can't read the type of `{name}` (the token can't read {obj}' schema): "
                     "days are bounded as for a datetime property"
@@ -269,7 +261,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             kind = str(body.get("type", "")) if isinstance(body, dict) else ""
             self._types[obj, name] = kind
         if kind and kind not in ("date", "datetime"):
-            raise SearchRefused(_not_a_date(obj, name, kind))
+            raise QueryRefused(_not_a_date(obj, name, kind))
         return UTC if kind == "date" else self.zone
 
     async def _per_day(
@@ -525,7 +517,7 @@ def _forbidden(refusal: Refusal) -> Exception:
         )
     what = f"read HubSpot {obj}" if obj else "make this call"
     needed = " or ".join(f"`{s}`" for s in scopes) or "the scope this call needs"
-    return MissingScope(
+    return ObjectRefused(
         f"the HubSpot token lacks the scope {needed} to {what}: add it under the "
         "private app's Scopes (Settings > Integrations > Private apps), or reinstall the "
         "OAuth app with it, then sync again"
@@ -554,8 +546,8 @@ _ERRORS = Classifier(
         "or copy a new one from Settings > Integrations > Private apps",
         403: _forbidden,
         429: _slow_down,
-        (400, 422): Hint("HubSpot refused the request ({said})", SearchRefused),
-        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", SearchRefused),
+        (400, 422): Hint("HubSpot refused the request ({said})", QueryRefused),
+        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", QueryRefused),
         "retriable": "HubSpot is having trouble ({said})",
         "config": "HubSpot refused the request ({said})",
     },

@@ -107,10 +107,6 @@ _ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F]} | {
 _LIKE_ESCAPES = _ESCAPES | {ord("%"): "\\%", ord("_"): "\\_"}
 
 
-class QueryRejected(QueryRefused):
-    """Salesforce refused one statement (a field that isn't there, a bad filter value)."""
-
-
 class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     """Counts and sums of any object's records per day, one SOQL aggregate per statement."""
 
@@ -226,7 +222,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             raise MappingError("metric", exc.message) from None
         try:
             kind = _date_kind(sobject, params.date_field, fields)
-        except QueryRejected as exc:
+        except QueryRefused as exc:
             raise MappingError("params.date_field", exc.message) from None
         if params.date_type is not None and params.date_type != kind:
             raise MappingError(
@@ -263,11 +259,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     async def _statement(self, query: MetricQuery) -> Statement:
         sobject, params = METRICS.object_of(query.metric), query.params
         if sobject is None or not isinstance(params, SalesforceCountParams):
-            raise QueryRejected(f"`{query.metric}` is not a Salesforce metric")
+            raise QueryRefused(f"`{query.metric}` is not a Salesforce metric")
         try:
             conditions = tuple(sorted({soql_condition(f) for f in query.filters}))
         except ValueError as exc:
-            raise QueryRejected(f"{query.metric}: {exc}") from None
+            raise QueryRefused(f"{query.metric}: {exc}") from None
         kind: str | None = params.date_type
         if kind is None and params.date_field.lower() in AUDIT_DATETIMES:
             kind = "datetime"
@@ -349,7 +345,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
 
 def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]]) -> str:
     """``date`` or ``datetime``, as the object's describe says ``name`` is; else why it can't
-    date the object's records, as a ``QueryRejected`` naming the object's date fields."""
+    date the object's records, as a ``QueryRefused`` naming the object's date fields."""
     field = fields.get(name.lower())
     kind = None if field is None else field.get("type")
     if kind in ("date", "datetime"):
@@ -359,7 +355,7 @@ def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]])
     )
     what = f"`{name}` on {sobject} is a {kind}, not a date"
     what = f"{sobject} has no field `{name}` this user can see" if field is None else what
-    raise QueryRejected(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
+    raise QueryRefused(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
 
 
 def soql_string(value: str, *, like: bool = False) -> str:
@@ -479,7 +475,7 @@ def _limit(refusal: Refusal) -> Exception:
 def _too_many_groups(refusal: Refusal) -> Exception | None:
     if "queryMore" not in refusal.said:
         return None
-    return QueryRejected(
+    return QueryRefused(
         "Salesforce refused the query: a grouped (aggregate) answer can't be paged and "
         f"holds at most 2,000 groups, one a day here ({refusal.said}); sync a shorter window"
     )
@@ -525,9 +521,9 @@ _ERRORS = Classifier(
         "INVALID_FIELD": Hint(
             "Salesforce refused a field ({said}): check the API names in `date_field`, `field` "
             "and the filters, and the integration user's field-level security",
-            QueryRejected,
+            QueryRefused,
         ),
-        "config": Hint("Salesforce refused the query ({status} {said})", QueryRejected),
+        "config": Hint("Salesforce refused the query ({status} {said})", QueryRefused),
     },
     read=_error_body,
 )
