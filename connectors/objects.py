@@ -15,7 +15,7 @@ statement the platform refuses, costs those queries only (:class:`ObjectRefused`
 
     class MyCrm(Connector[Config, Credentials]):
         metrics = METRICS.specs("Lead", "Deal")
-        metric_spec = METRICS.metric_spec
+        metric_spec = staticmethod(METRICS.metric_spec)  # any object's, not only the examples
 
         async def fetch(self, queries, window):
             result = FetchResult()
