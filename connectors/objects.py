@@ -6,7 +6,7 @@ Such a platform names its records by object (``deals``, ``Opportunity``) and its
 date that places a record on a day, a sum's adding the field summed. One request answers the
 queries of one object, date and filters together, and one object the user can't read, or one
 statement the platform refuses, costs those queries only (:class:`ObjectRefused`,
-:class:`QueryRefused`, :func:`read_groups`)::
+:class:`~connectors.errors.RequestRefused`, :func:`read_groups`)::
 
     METRICS = ObjectMetrics(
         re.compile(r"[A-Za-z]\\w*"), "{} records per day", "The sum of `field` of the {}",
@@ -25,7 +25,6 @@ statement the platform refuses, costs those queries only (:class:`ObjectRefused`
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,12 +37,12 @@ from connectors.base import (
     ANY_FIELD,
     FILTER_OPS,
     ConnectorAuthError,
-    ConnectorConfigError,
     DailyValue,
     FetchResult,
     MetricQuery,
     MetricSpec,
 )
+from connectors.errors import RequestRefused
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -55,13 +54,9 @@ class ObjectRefused(ConnectorAuthError):
     permission, field-level security): the queries of that object fail, the others go on."""
 
 
-class QueryRefused(ConnectorConfigError):
-    """The platform refused one request (a field that isn't there, a bad value): only the
-    queries it answers fail."""
-
-
-#: The refusals that cost their own queries, not the fetch.
-REFUSED_ALONE = (ObjectRefused, QueryRefused)
+#: The refusals that cost their own queries, not the fetch: an object's, and one request's
+#: (:class:`~connectors.errors.RequestRefused`: a field that isn't there, a bad value).
+REFUSED_ALONE = (ObjectRefused, RequestRefused)
 
 
 @dataclass(frozen=True)
@@ -155,13 +150,6 @@ async def read_groups(
         result.values += values
         result.complete.update(q.id for q in members)
     return lost
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """A suggestion to end a message about an unknown field or property: ``; did you mean
-    `a`, `b`?`` with the closest of ``known``, or nothing when none is close."""
-    close = difflib.get_close_matches(name, list(known), n=3)
-    return f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
 
 
 class Described(Generic[K, V]):

@@ -52,10 +52,18 @@ from connectors.base import (
     as_number,
     retry_after,
 )
-from connectors.errors import Classifier, Hint, Hints, Refusal, json_or_none
+from connectors.errors import (
+    Classifier,
+    Hint,
+    Hints,
+    Refusal,
+    RequestRefused,
+    did_you_mean,
+    json_or_none,
+)
 from connectors.hubspot.models import METRICS as _METRICS
 from connectors.hubspot.models import OBJECTS, CountParams, HubSpotConfig, HubSpotCredentials
-from connectors.objects import ObjectRefused, QueryRefused, did_you_mean, read_groups
+from connectors.objects import ObjectRefused, read_groups
 from connectors.paginate import CursorPaginator, Request, pages
 from connectors.records import filter_text
 from connectors.series import MAX_LISTED, Sums, day_of, epoch_ms, rows_of, zone_name
@@ -250,7 +258,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                     "GET",
                     f"/crm/v3/properties/{obj}/{name}",
                     obj=obj,
-                    hints={404: Hint(unknown + "theirs, such as `createdate`", QueryRefused)},
+                    hints={404: Hint(unknown + "theirs, such as `createdate`", RequestRefused)},
                 )
             except ObjectRefused:
                 warnings.append(
@@ -261,7 +269,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             kind = str(body.get("type", "")) if isinstance(body, dict) else ""
             self._types[obj, name] = kind
         if kind and kind not in ("date", "datetime"):
-            raise QueryRefused(_not_a_date(obj, name, kind))
+            raise RequestRefused(_not_a_date(obj, name, kind))
         return UTC if kind == "date" else self.zone
 
     async def _per_day(
@@ -546,8 +554,8 @@ _ERRORS = Classifier(
         "or copy a new one from Settings > Integrations > Private apps",
         403: _forbidden,
         429: _slow_down,
-        (400, 422): Hint("HubSpot refused the request ({said})", QueryRefused),
-        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", QueryRefused),
+        (400, 422): Hint("HubSpot refused the request ({said})", RequestRefused),
+        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", RequestRefused),
         "retriable": "HubSpot is having trouble ({said})",
         "config": "HubSpot refused the request ({said})",
     },

@@ -61,9 +61,9 @@ from connectors.base import (
     Window,
     as_number,
 )
-from connectors.errors import Classifier, Hint, Refusal, refresh_refused
+from connectors.errors import Classifier, Hint, Refusal, RequestRefused, refresh_refused
 from connectors.models import http_root
-from connectors.objects import Described, ObjectRefused, QueryRefused, read_groups
+from connectors.objects import Described, ObjectRefused, read_groups
 from connectors.salesforce.models import (
     DEFAULT_VERSION,
     FIELD_PATH,
@@ -222,7 +222,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             raise MappingError("metric", exc.message) from None
         try:
             kind = _date_kind(sobject, params.date_field, fields)
-        except QueryRefused as exc:
+        except RequestRefused as exc:
             raise MappingError("params.date_field", exc.message) from None
         if params.date_type is not None and params.date_type != kind:
             raise MappingError(
@@ -259,11 +259,11 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     async def _statement(self, query: MetricQuery) -> Statement:
         sobject, params = METRICS.object_of(query.metric), query.params
         if sobject is None or not isinstance(params, SalesforceCountParams):
-            raise QueryRefused(f"`{query.metric}` is not a Salesforce metric")
+            raise RequestRefused(f"`{query.metric}` is not a Salesforce metric")
         try:
             conditions = tuple(sorted({soql_condition(f) for f in query.filters}))
         except ValueError as exc:
-            raise QueryRefused(f"{query.metric}: {exc}") from None
+            raise RequestRefused(f"{query.metric}: {exc}") from None
         kind: str | None = params.date_type
         if kind is None and params.date_field.lower() in AUDIT_DATETIMES:
             kind = "datetime"
@@ -345,7 +345,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
 
 def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]]) -> str:
     """``date`` or ``datetime``, as the object's describe says ``name`` is; else why it can't
-    date the object's records, as a ``QueryRefused`` naming the object's date fields."""
+    date the object's records, as a ``RequestRefused`` naming the object's date fields."""
     field = fields.get(name.lower())
     kind = None if field is None else field.get("type")
     if kind in ("date", "datetime"):
@@ -355,7 +355,7 @@ def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]])
     )
     what = f"`{name}` on {sobject} is a {kind}, not a date"
     what = f"{sobject} has no field `{name}` this user can see" if field is None else what
-    raise QueryRefused(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
+    raise RequestRefused(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
 
 
 def soql_string(value: str, *, like: bool = False) -> str:
@@ -475,7 +475,7 @@ def _limit(refusal: Refusal) -> Exception:
 def _too_many_groups(refusal: Refusal) -> Exception | None:
     if "queryMore" not in refusal.said:
         return None
-    return QueryRefused(
+    return RequestRefused(
         "Salesforce refused the query: a grouped (aggregate) answer can't be paged and "
         f"holds at most 2,000 groups, one a day here ({refusal.said}); sync a shorter window"
     )
@@ -521,9 +521,9 @@ _ERRORS = Classifier(
         "INVALID_FIELD": Hint(
             "Salesforce refused a field ({said}): check the API names in `date_field`, `field` "
             "and the filters, and the integration user's field-level security",
-            QueryRefused,
+            RequestRefused,
         ),
-        "config": Hint("Salesforce refused the query ({status} {said})", QueryRefused),
+        "config": Hint("Salesforce refused the query ({status} {said})", RequestRefused),
     },
     read=_error_body,
 )

@@ -1,6 +1,6 @@
 """The toolkit for platforms of typed records (connectors/objects.py): ``<object>.count`` and
-``<object>.sum`` built from a name, groups of queries read together and refused alone, the
-suggestion for a misspelt field and the describe read once."""
+``<object>.sum`` built from a name, groups of queries read together and refused alone, and the
+describe read once."""
 
 from __future__ import annotations
 
@@ -11,14 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from connectors.base import ANY_FIELD, FILTER_OPS, DailyValue, FetchResult, MetricQuery
-from connectors.objects import (
-    Described,
-    ObjectMetrics,
-    ObjectRefused,
-    QueryRefused,
-    did_you_mean,
-    read_groups,
-)
+from connectors.errors import RequestRefused
+from connectors.objects import Described, ObjectMetrics, ObjectRefused, read_groups
 
 pytestmark = pytest.mark.anyio
 
@@ -88,7 +82,7 @@ async def test_groups_are_read_together_and_refused_alone() -> None:
 
     async def key(query: MetricQuery) -> str:
         if query.metric.startswith("Bad"):
-            raise QueryRefused("no such field")
+            raise RequestRefused("no such field")
         return query.metric.split(".")[0]
 
     async def answer(obj: str, members: list[MetricQuery]) -> list[DailyValue]:
@@ -112,13 +106,6 @@ async def test_a_key_may_be_plain_and_other_errors_fail_the_fetch() -> None:
 
     with pytest.raises(RuntimeError, match="Lead"):
         await read_groups(FetchResult(), [_count("a")], lambda q: q.metric[:4], answer)
-
-
-def test_a_misspelt_name_gets_the_closest_known() -> None:
-    assert did_you_mean("createdat", ["createdate", "closedate", "amount"]) == (
-        "; did you mean `createdate`?"
-    )
-    assert did_you_mean("zzz", ["createdate"]) == ""
 
 
 async def test_a_describe_is_asked_once_and_a_failure_is_not_kept() -> None:
