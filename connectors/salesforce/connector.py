@@ -191,7 +191,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         result = FetchResult()
 
         async def read(statement: Statement, group: list[MetricQuery]) -> list[DailyValue]:
-            """The aggregate covers every record of the window: a day absent has none any more."""
+            """Complete, for ``read_groups``: the aggregate covers every record of the window."""
             sums = METRICS.sums(group)
             count = any(METRICS.summed_of(q) is None for q in group)
             values: list[DailyValue] = []
