@@ -36,6 +36,26 @@ def midnight(day: date, zone: tzinfo = UTC) -> datetime:
     return datetime.combine(day, time(), zone)
 
 
+def epoch_ms(day: date, zone: tzinfo = UTC) -> int:
+    """Milliseconds since the Unix epoch at the start of ``day`` in ``zone``: how HubSpot's
+    search and LinkedIn's time ranges bound days."""
+    return int(midnight(day, zone).timestamp() * 1000)
+
+
+def day_of(raw: Any, zone: tzinfo) -> date | None:
+    """The day a platform's date value falls on in ``zone``: an ISO instant (:func:`local_day`),
+    a plain ISO day as it is, or epoch milliseconds; None for anything else."""
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
+        return None
+    try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, UTC).astimezone(zone).date()
+        return iso_day(text) if len(text) == 10 else local_day(text, zone)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def local_day(raw: Any, zone: tzinfo) -> date | None:
     """An ISO instant as a day of ``zone``; an instant without an offset is UTC, as platforms
     send them. None when ``raw`` is no instant."""

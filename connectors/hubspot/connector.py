@@ -22,12 +22,11 @@ day's quota; any other 429 is waited out.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, timedelta, tzinfo
 from typing import Any, ClassVar
 
 import httpx
@@ -38,7 +37,6 @@ from connectors.base import (
     CheckResult,
     Connector,
     ConnectorAuthError,
-    ConnectorConfigError,
     DailyValue,
     FetchResult,
     Filter,
@@ -54,16 +52,21 @@ from connectors.base import (
     as_number,
     retry_after,
 )
-from connectors.errors import Classifier, Hint, Hints, Refusal, json_or_none
-from connectors.hubspot.models import (
-    CountParams,
-    HubSpotConfig,
-    HubSpotCredentials,
-    SumParams,
-    _metrics,
+from connectors.errors import (
+    Classifier,
+    Hint,
+    Hints,
+    Refusal,
+    RequestRefused,
+    did_you_mean,
+    json_or_none,
 )
+from connectors.hubspot.models import METRICS as _METRICS
+from connectors.hubspot.models import OBJECTS, CountParams, HubSpotConfig, HubSpotCredentials
+from connectors.objects import ObjectRefused, read_groups
 from connectors.paginate import CursorPaginator, Request, pages
-from connectors.series import group_queries, iso_day, local_day, midnight, rows_of, zone_name
+from connectors.records import filter_text
+from connectors.series import MAX_LISTED, Sums, day_of, epoch_ms, rows_of, zone_name
 
 SEARCHES_PER_SECOND = 4.0
 #: Longest wait the rate-limit headers may impose between two calls.
@@ -99,21 +102,13 @@ _LIMIT_HEADERS = {
 }
 
 
-class MissingScope(ConnectorAuthError):
-    """The token can't read one object: only that object's mappings are lost."""
-
-
-class SearchRefused(ConnectorConfigError):
-    """HubSpot refused one search (an unknown property, a bad value): only its mappings fail."""
-
-
 class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
     """``<object>.count`` and ``<object>.sum`` for contacts, companies, deals and tickets."""
 
     key = "hubspot"
     name = "HubSpot CRM"
     category = "crm"
-    metrics = _metrics()
+    metrics = _METRICS.specs(*OBJECTS)
     #: Deals get closed and records edited days later, and their dates moved back with them.
     recommended_lookback_days = 7
     #: CRM v3, the version in every path; HubSpot has set no end of support for it.
@@ -173,7 +168,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         obj = query.metric.split(".")[0]
         try:
             body = await self._call("GET", f"/crm/v3/properties/{obj}", obj=obj)
-        except MissingScope:
+        except ObjectRefused:
             return  # the token may search without reading schemas: checked by shape only
         rows = body.get("results") if isinstance(body, dict) else None
         known = {
@@ -186,8 +181,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         def kind_of(part: str, name: str) -> str:
             if name in known:
                 return known[name]
-            close = difflib.get_close_matches(name, list(known), n=3)
-            hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+            hint = did_you_mean(name, known)
             raise MappingError(part, f"HubSpot {obj} have no property `{name}`{hint}")
 
         params = query.params
@@ -195,33 +189,26 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         kind = kind_of("params.date_property", params.date_property)
         if kind not in ("date", "datetime"):
             raise MappingError("params.date_property", _not_a_date(obj, params.date_property, kind))
-        if isinstance(params, SumParams):
-            kind = kind_of("params.property", params.property)
+        if (summed := _METRICS.summed_of(query)) is not None:
+            kind = kind_of("params.property", summed)
             if kind != "number":
                 raise MappingError(
                     "params.property",
-                    f"`{params.property}` is a {kind} property: only a number property can be "
-                    "summed",
+                    f"`{summed}` is a {kind} property: only a number property can be summed",
                 )
         for i, flt in enumerate(query.filters):
             kind_of(f"filters[{i}].field", flt.field)
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        groups = group_queries(queries, Search.of)
         plans: dict[str, dict[str, Any]] = {}
-        lost: list[MissingScope] = []
-        for search, members in groups.items():
-            try:
-                values, plan = await self._fetch_group(search, members, window, result.warnings)
-            except (MissingScope, SearchRefused) as exc:
-                lost += [exc] if isinstance(exc, MissingScope) else []
-                result.fail(members, exc.message)
-                continue
-            result.values += values
-            # Every record of the window was counted: a day without one has none any more.
-            result.complete.update(query.id for query in members)
-            plans |= {query.id: plan for query in members}
+
+        async def read(search: Search, members: list[MetricQuery]) -> list[DailyValue]:
+            values, plan = await self._fetch_group(search, members, window, result.warnings)
+            plans.update(dict.fromkeys((query.id for query in members), plan))
+            return values
+
+        lost = await read_groups(result, queries, Search.of, read)
         if lost and len(result.query_errors) == len(queries):
             raise lost[0]  # nothing could be read: the token is what needs fixing
         result.details = {"searches": self._searches, "plans": plans}
@@ -235,7 +222,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
         """The group's values, and how they were read (kept on the run)."""
         zone = await self._bucket_zone(search.object, search.date_property, warnings)
         lo, hi = _bounds(window.start, window.end, zone)
-        summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
+        summed = _METRICS.sums(members)
         # Summed property -> the one naming its currency, where one sum can mix currencies: only
         # a deal's `amount` (what a user sums first), so other searches stay as lean as before.
         currencies = (
@@ -271,9 +258,9 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
                     "GET",
                     f"/crm/v3/properties/{obj}/{name}",
                     obj=obj,
-                    hints={404: Hint(unknown + "theirs, such as `createdate`", SearchRefused)},
+                    hints={404: Hint(unknown + "theirs, such as `createdate`", RequestRefused)},
                 )
-            except MissingScope:
+            except ObjectRefused:
                 warnings.append(
                     f"can't read the type of `{name}` (the token can't read {obj}' schema): "
                     "days are bounded as for a datetime property"
@@ -282,7 +269,7 @@ class HubSpotConnector(Connector[HubSpotConfig, HubSpotCredentials]):
             kind = str(body.get("type", "")) if isinstance(body, dict) else ""
             self._types[obj, name] = kind
         if kind and kind not in ("date", "datetime"):
-            raise SearchRefused(_not_a_date(obj, name, kind))
+            raise RequestRefused(_not_a_date(obj, name, kind))
         return UTC if kind == "date" else self.zone
 
     async def _per_day(
@@ -366,17 +353,11 @@ def _not_a_date(obj: str, name: str, kind: str) -> str:
     )
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
 def _filter(flt: Filter) -> dict[str, Any]:
     rule = {"propertyName": flt.field, "operator": _OPERATORS[flt.op]}
     if flt.op in LIST_OPS:
-        return rule | {"values": [_text(v) for v in flt.values]}
-    return rule | {"value": _text(flt.value)}
+        return rule | {"values": [filter_text(v) for v in flt.values]}
+    return rule | {"value": filter_text(flt.value)}
 
 
 @dataclass(frozen=True)
@@ -436,21 +417,7 @@ def paging_calls(total: int) -> int:
 
 def _bounds(first: date, last: date, zone: tzinfo) -> tuple[int, int]:
     """The epoch milliseconds from the start of ``first`` to the end of ``last`` in ``zone``."""
-    start, end = (midnight(d, zone) for d in (first, last + timedelta(days=1)))
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000) - 1
-
-
-def _day_of(raw: Any, zone: tzinfo) -> date | None:
-    """The day a HubSpot date value falls on: ISO datetimes, plain dates and epoch milliseconds."""
-    text = str(raw).strip() if raw is not None else ""
-    if not text:
-        return None
-    try:
-        if text.isdigit():
-            return datetime.fromtimestamp(int(text) / 1000, UTC).astimezone(zone).date()
-        return iso_day(text) if len(text) == 10 else local_day(text, zone)
-    except (ValueError, OverflowError, OSError):
-        return None
+    return epoch_ms(first, zone), epoch_ms(last + timedelta(days=1), zone) - 1
 
 
 def tally(
@@ -464,34 +431,31 @@ def tally(
 ) -> list[DailyValue]:
     """Count the records of each day, and sum each summed property over them; a sum over
     records in more than one of its ``currencies`` is kept, with a warning saying what to sum."""
-    counts: dict[date, int] = {}
-    sums: dict[tuple[str, date], float] = {}
+    counts = Sums()
     bad: list[str] = []
     codes: dict[str, set[str]] = {}
     # Each property once, however many mappings sum it: they share the figure, not add to it.
-    summed = sorted({q.params.property for q in members if isinstance(q.params, SumParams)})
+    sums = {name: Sums() for name in _METRICS.sums(members)}
     for record in records:
         props = record.get("properties") or {}
-        day = _day_of(props.get(date_property), zone)
+        day = day_of(props.get(date_property), zone)
         if day is None or day not in window:
             continue  # outside the bounds asked: HubSpot wouldn't send it, a proxy might
-        counts[day] = counts.get(day, 0) + 1
-        for name in summed:
+        counts.add(day, 1.0)
+        for name, total in sums.items():
             # HubSpot sends numbers as strings ("1500.50"); blank means no value.
             raw = props.get(name)
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
-                continue
-            number = as_number(raw)
-            if number is None:
+            blank = raw is None or (isinstance(raw, str) and not raw.strip())
+            number = None if blank else as_number(raw)
+            total.add(day, number or 0.0)  # a day with records has a sum, if only 0
+            if number is None and not blank:
                 bad.append(
                     f"{name} of record {record.get('id')}: `{str(raw)[:40]}` is not a number"
                 )
-                continue
-            sums[name, day] = sums.get((name, day), 0.0) + number
             code = str(props.get(currencies.get(name, "")) or "").strip()
-            if code:  # blank: the account's only currency, or not asked
+            if number is not None and code:  # blank: the account's only currency, or not asked
                 codes.setdefault(name, set()).add(code.upper())
-    for reason in sorted(set(bad))[:20]:
+    for reason in sorted(set(bad))[:MAX_LISTED]:
         warnings.append(f"HubSpot sent a value that can't be summed: {reason}")
     for name, found in sorted(codes.items()):
         if len(found) > 1:
@@ -502,10 +466,8 @@ def tally(
             )
     values: list[DailyValue] = []
     for query in members:
-        summing = query.params.property if isinstance(query.params, SumParams) else None
-        for day in sorted(counts):
-            value = float(counts[day]) if summing is None else sums.get((summing, day), 0.0)
-            values.append(DailyValue(query.id, day, value))
+        summed = _METRICS.summed_of(query)
+        values += (counts if summed is None else sums[summed]).values(query.id)
     return values
 
 
@@ -563,7 +525,7 @@ def _forbidden(refusal: Refusal) -> Exception:
         )
     what = f"read HubSpot {obj}" if obj else "make this call"
     needed = " or ".join(f"`{s}`" for s in scopes) or "the scope this call needs"
-    return MissingScope(
+    return ObjectRefused(
         f"the HubSpot token lacks the scope {needed} to {what}: add it under the "
         "private app's Scopes (Settings > Integrations > Private apps), or reinstall the "
         "OAuth app with it, then sync again"
@@ -592,8 +554,8 @@ _ERRORS = Classifier(
         "or copy a new one from Settings > Integrations > Private apps",
         403: _forbidden,
         429: _slow_down,
-        (400, 422): Hint("HubSpot refused the request ({said})", SearchRefused),
-        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", SearchRefused),
+        (400, 422): Hint("HubSpot refused the request ({said})", RequestRefused),
+        404: Hint("HubSpot has nothing at that address ({said}): check `base_url`", RequestRefused),
         "retriable": "HubSpot is having trouble ({said})",
         "config": "HubSpot refused the request ({said})",
     },

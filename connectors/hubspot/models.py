@@ -3,12 +3,14 @@ the searches that read them are in :mod:`connectors.hubspot.connector`."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
-from connectors.base import ANY_FIELD, FILTER_OPS, BaseUrl, MetricSpec
-from connectors.models import Entry, OAuthCredentials, Params, Strict, catalogue, root_field
+from connectors.base import BaseUrl
+from connectors.models import OAuthCredentials, Params, Strict, root_field
+from connectors.objects import ObjectMetrics
 
 HUBSPOT_URL = "https://api.hubapi.com"
 OBJECTS = ("contacts", "companies", "deals", "tickets")
@@ -59,11 +61,13 @@ class SumParams(CountParams):
     property: PropertyName = Field(description="The number property summed, e.g. `amount`.")
 
 
-def _metrics() -> tuple[MetricSpec, ...]:
-    table: dict[str, Entry] = {}
-    for obj in OBJECTS:
-        count = f"HubSpot {obj} whose `date_property` falls on the day"
-        table[f"{obj}.count"] = (count, obj, {"params_model": CountParams})
-        total = f"The sum of a number `property` of the {obj} dated that day"
-        table[f"{obj}.sum"] = (total, "value", {"params_model": SumParams})
-    return catalogue(table, filters={ANY_FIELD: frozenset(FILTER_OPS)})
+#: Each object's ``.count`` and ``.sum``: HubSpot's four standard CRM objects.
+METRICS = ObjectMetrics(
+    re.compile("|".join(OBJECTS)),
+    "HubSpot {} whose `date_property` falls on the day",
+    "The sum of a number `property` of the {} dated that day",
+    CountParams,
+    SumParams,
+    summed="property",
+    count_unit="{}",
+)

@@ -56,7 +56,7 @@ from connectors.models import (
     numeric_id,
     root_field,
 )
-from connectors.series import daily, midnight, rows_of, snapshot
+from connectors.series import daily, epoch_ms, midnight, rows_of, snapshot
 
 API_ROOT = "https://api.linkedin.com/rest"
 TOKEN_ENDPOINT = "https://www.linkedin.com/oauth/v2/accessToken"
@@ -255,9 +255,7 @@ class LinkedInConnector(Connector[LinkedInConfig, LinkedInCredentials]):
 
     def _stats_path(self, endpoint: str, start: date, end: date) -> str:
         # The range end is exclusive: midnight UTC after the window's last day.
-        start_ms, end_ms = (
-            int(midnight(d).timestamp() * 1000) for d in (start, end + timedelta(days=1))
-        )
+        start_ms, end_ms = (epoch_ms(d) for d in (start, end + timedelta(days=1)))
         return (
             f"/{endpoint}?q=organizationalEntity&organizationalEntity={self._urn()}"
             f"&timeIntervals=(timeRange:(start:{start_ms},end:{end_ms}),timeGranularityType:DAY)"

@@ -61,18 +61,16 @@ from connectors.base import (
     Window,
     as_number,
 )
-from connectors.errors import Classifier, Hint, Refusal, refresh_refused
+from connectors.errors import Classifier, Hint, Refusal, RequestRefused, refresh_refused
 from connectors.models import http_root
+from connectors.objects import Described, ObjectRefused, read_groups
 from connectors.salesforce.models import (
     DEFAULT_VERSION,
     FIELD_PATH,
-    METRIC,
+    METRICS,
     SalesforceConfig,
     SalesforceCountParams,
     SalesforceCredentials,
-    SalesforceSumParams,
-    _metric_spec,
-    _spec,
     version_retired,
 )
 from connectors.series import iso_day, rows_of, zone_name
@@ -109,14 +107,6 @@ _ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F]} | {
 _LIKE_ESCAPES = _ESCAPES | {ord("%"): "\\%", ord("_"): "\\_"}
 
 
-class ObjectRefused(ConnectorAuthError):
-    """The user can't see an object or field: this query fails, the others go on."""
-
-
-class QueryRejected(ConnectorConfigError):
-    """Salesforce refused one statement (a field that isn't there, a bad filter value)."""
-
-
 class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     """Counts and sums of any object's records per day, one SOQL aggregate per statement."""
 
@@ -125,9 +115,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
     category = "crm"
     #: Examples for the catalogue; ``metric_spec`` accepts any object's ``.count`` and ``.sum``.
     metrics = (
-        *(_spec(o, "count") for o in ("Lead", "Contact", "Account", "Opportunity")),
-        _spec("Opportunity", "sum"),
-        _spec("Campaign", "count"),
+        *(METRICS.spec(o, "count") for o in ("Lead", "Contact", "Account", "Opportunity")),
+        METRICS.spec("Opportunity", "sum"),
+        METRICS.spec("Campaign", "count"),
     )
     #: Deals close, and get re-dated, days after they were last read.
     recommended_lookback_days = 7
@@ -140,7 +130,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._describes: dict[str, dict[str, Any]] = {}
+        self._fields = Described(self._describe)
         #: ``{"used": n, "limit": n}`` of the org's daily API requests, as the last answer said.
         self._usage: dict[str, int] = {}
 
@@ -165,7 +155,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         kept = ("access_token", "refresh_token", "instance_url")
         return credentials | {k: v for k in kept if isinstance(v := token.get(k), str) and v}
 
-    metric_spec = staticmethod(_metric_spec)
+    metric_spec = staticmethod(METRICS.metric_spec)
     metric_naming = (
         "Salesforce metric: name an object's API name and `.count` or `.sum`, e.g. "
         "`Lead.count`, `Opportunity.sum`, `Campaign__c.count`"
@@ -199,29 +189,19 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
 
     async def fetch(self, queries: Sequence[MetricQuery], window: Window) -> FetchResult:
         result = FetchResult()
-        statements: dict[Statement, list[MetricQuery]] = {}
-        for query in queries:
-            try:
-                statements.setdefault(await self._statement(query), []).append(query)
-            except (ObjectRefused, QueryRejected) as exc:
-                result.query_errors[query.id] = exc.message
-        for statement, group in statements.items():
-            summed = [q.params.field for q in group if isinstance(q.params, SalesforceSumParams)]
-            sums, count = sorted(set(summed)), len(summed) < len(group)
-            values = []
-            try:
-                # A grouped answer can't be paged: each query spans few enough days for one.
-                for part in window.split(statement.max_days):
-                    records = await self._query(
-                        statement.soql(part, count, sums), statement.sobject
-                    )
-                    values += _values(group, sums, records, part, result.warnings)
-            except (ObjectRefused, QueryRejected) as exc:
-                result.fail(group, exc.message)
-                continue
-            result.values += values
-            # The aggregate covers every record of the window: a day absent has none any more.
-            result.complete.update(q.id for q in group)
+
+        async def read(statement: Statement, group: list[MetricQuery]) -> list[DailyValue]:
+            """Complete, for ``read_groups``: the aggregate covers every record of the window."""
+            sums = METRICS.sums(group)
+            count = any(METRICS.summed_of(q) is None for q in group)
+            values: list[DailyValue] = []
+            # A grouped answer can't be paged: each query spans few enough days for one.
+            for part in window.split(statement.max_days):
+                records = await self._query(statement.soql(part, count, sums), statement.sobject)
+                values += _values(group, sums, records, part, result.warnings)
+            return values
+
+        await read_groups(result, queries, self._statement, read)
         if used := self._usage:
             result.details["api_usage"] = used
             if used["used"] >= USAGE_WARNING * used["limit"]:
@@ -233,7 +213,7 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return result
 
     async def validate_mapping_online(self, query: MetricQuery) -> None:
-        sobject, params = _sobject(query), query.params
+        sobject, params = METRICS.object_of(query.metric), query.params
         if sobject is None or not isinstance(params, SalesforceCountParams):
             raise MappingError("metric", f"`{query.metric}` is not a Salesforce metric")
         try:
@@ -242,23 +222,23 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             raise MappingError("metric", exc.message) from None
         try:
             kind = _date_kind(sobject, params.date_field, fields)
-        except QueryRejected as exc:
+        except RequestRefused as exc:
             raise MappingError("params.date_field", exc.message) from None
         if params.date_type is not None and params.date_type != kind:
             raise MappingError(
                 "params.date_type",
                 f"`{params.date_field}` is a {kind}, not a {params.date_type}",
             )
-        if isinstance(params, SalesforceSumParams):
-            summed = fields.get(params.field.lower())
+        if (field := METRICS.summed_of(query)) is not None:
+            summed = fields.get(field.lower())
             if summed is None or summed.get("type") not in NUMERIC_TYPES:
                 raise MappingError(
                     "params.field",
-                    f"{sobject} has no numeric field `{params.field}` this user can see "
+                    f"{sobject} has no numeric field `{field}` this user can see "
                     "(a currency, number or percent field; check its field-level security)",
                 )
             if summed.get("aggregatable") is False:
-                raise MappingError("params.field", f"Salesforce can't sum `{params.field}`")
+                raise MappingError("params.field", f"Salesforce can't sum `{field}`")
         relations = {
             str(f["relationshipName"]).lower() for f in fields.values() if f.get("relationshipName")
         }
@@ -277,13 +257,13 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         return f"/services/data/{self.config.api_version}"
 
     async def _statement(self, query: MetricQuery) -> Statement:
-        sobject, params = _sobject(query), query.params
+        sobject, params = METRICS.object_of(query.metric), query.params
         if sobject is None or not isinstance(params, SalesforceCountParams):
-            raise QueryRejected(f"`{query.metric}` is not a Salesforce metric")
+            raise RequestRefused(f"`{query.metric}` is not a Salesforce metric")
         try:
             conditions = tuple(sorted({soql_condition(f) for f in query.filters}))
         except ValueError as exc:
-            raise QueryRejected(f"{query.metric}: {exc}") from None
+            raise RequestRefused(f"{query.metric}: {exc}") from None
         kind: str | None = params.date_type
         if kind is None and params.date_field.lower() in AUDIT_DATETIMES:
             kind = "datetime"
@@ -303,15 +283,12 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
             )
         return records
 
-    async def _fields(self, sobject: str) -> dict[str, dict[str, Any]]:
+    async def _describe(self, sobject: str) -> dict[str, dict[str, Any]]:
         """The object's fields by lower-cased name (SOQL names are case-insensitive)."""
-        if sobject not in self._describes:
-            path = f"{self._data}/sobjects/{sobject}/describe"
-            body = await self._get_json(path, sobject=sobject)
-            fields = rows_of(body, "fields", f"Salesforce's describe of {sobject}")
-            described = {str(f.get("name", "")).lower(): f for f in fields if isinstance(f, dict)}
-            self._describes[sobject] = described
-        return self._describes[sobject]
+        path = f"{self._data}/sobjects/{sobject}/describe"
+        body = await self._get_json(path, sobject=sobject)
+        fields = rows_of(body, "fields", f"Salesforce's describe of {sobject}")
+        return {str(f.get("name", "")).lower(): f for f in fields if isinstance(f, dict)}
 
     async def _get_json(
         self, url: str, params: dict[str, str] | None = None, sobject: str | None = None
@@ -366,14 +343,9 @@ class SalesforceConnector(Connector[SalesforceConfig, SalesforceCredentials]):
         ]
 
 
-def _sobject(query: MetricQuery) -> str | None:
-    match = METRIC.fullmatch(query.metric)
-    return None if match is None else match.group(1)
-
-
 def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]]) -> str:
     """``date`` or ``datetime``, as the object's describe says ``name`` is; else why it can't
-    date the object's records, as a ``QueryRejected`` naming the object's date fields."""
+    date the object's records, as a ``RequestRefused`` naming the object's date fields."""
     field = fields.get(name.lower())
     kind = None if field is None else field.get("type")
     if kind in ("date", "datetime"):
@@ -383,7 +355,7 @@ def _date_kind(sobject: str, name: str, fields: Mapping[str, Mapping[str, Any]])
     )
     what = f"`{name}` on {sobject} is a {kind}, not a date"
     what = f"{sobject} has no field `{name}` this user can see" if field is None else what
-    raise QueryRejected(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
+    raise RequestRefused(what + (f"; its date fields: {', '.join(dates[:15])}" if dates else ""))
 
 
 def soql_string(value: str, *, like: bool = False) -> str:
@@ -466,8 +438,8 @@ def _values(
             warnings.append(f"Salesforce sent a row dated `{str(raw)[:40]}`: skipped")
             continue
         for query in group if day in window else ():
-            params = query.params
-            key = alias[params.field] if isinstance(params, SalesforceSumParams) else "n"
+            summed = METRICS.summed_of(query)
+            key = "n" if summed is None else alias[summed]
             cell = record.get(key)
             # SUM over records whose field is blank is null: those records add nothing.
             value = 0.0 if cell is None and key != "n" else as_number(cell)
@@ -503,7 +475,7 @@ def _limit(refusal: Refusal) -> Exception:
 def _too_many_groups(refusal: Refusal) -> Exception | None:
     if "queryMore" not in refusal.said:
         return None
-    return QueryRejected(
+    return RequestRefused(
         "Salesforce refused the query: a grouped (aggregate) answer can't be paged and "
         f"holds at most 2,000 groups, one a day here ({refusal.said}); sync a shorter window"
     )
@@ -549,9 +521,9 @@ _ERRORS = Classifier(
         "INVALID_FIELD": Hint(
             "Salesforce refused a field ({said}): check the API names in `date_field`, `field` "
             "and the filters, and the integration user's field-level security",
-            QueryRejected,
+            RequestRefused,
         ),
-        "config": Hint("Salesforce refused the query ({status} {said})", QueryRejected),
+        "config": Hint("Salesforce refused the query ({status} {said})", RequestRefused),
     },
     read=_error_body,
 )

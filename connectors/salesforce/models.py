@@ -3,15 +3,15 @@ object's ``.count`` and ``.sum``, so the catalogue is built from a name on deman
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from connectors.base import ANY_FIELD, FILTER_OPS, BaseUrl, MetricSpec
+from connectors.base import BaseUrl
 from connectors.models import OAuthClient, Params, Strict, http_root, matching, root_field
+from connectors.objects import ObjectMetrics
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 DEFAULT_VERSION = "v60.0"
@@ -31,7 +31,6 @@ _VERSION = re.compile(r"v([1-9]\d{0,2})\.0")
 _IDENT = r"[A-Za-z](?:[A-Za-z0-9_]{0,78}[A-Za-z0-9])?"
 IDENTIFIER = re.compile(_IDENT)
 FIELD_PATH = re.compile(rf"{_IDENT}(?:\.{_IDENT}){{0,4}}")
-METRIC = re.compile(rf"({_IDENT})\.(count|sum)")
 
 
 def _check_url(value: str) -> str:
@@ -120,23 +119,13 @@ class SalesforceSumParams(SalesforceCountParams):
     field: _ApiName = Field(description="The numeric field summed per day, e.g. `Amount`.")
 
 
-def _spec(sobject: str, kind: str) -> MetricSpec:
-    counts = kind == "count"
-    return MetricSpec(
-        name=f"{sobject}.{kind}",
-        description=(
-            f"{sobject} records per day of `date_field`"
-            if counts
-            else f"The sum of `field` over the {sobject} records of each day of `date_field` "
-            "(currency fields in the org's corporate currency)"
-        ),
-        unit="records" if counts else "value",
-        params_model=SalesforceCountParams if counts else SalesforceSumParams,
-        filters={ANY_FIELD: frozenset(FILTER_OPS)},
-    )
-
-
-@functools.cache
-def _metric_spec(name: str) -> MetricSpec | None:
-    match = METRIC.fullmatch(name)
-    return None if match is None else _spec(match.group(1), match.group(2))
+#: Every object's ``.count`` and ``.sum``, named by its API name.
+METRICS = ObjectMetrics(
+    IDENTIFIER,
+    "{} records per day of `date_field`",
+    "The sum of `field` over the {} records of each day of `date_field` (currency fields in the "
+    "org's corporate currency)",
+    SalesforceCountParams,
+    SalesforceSumParams,
+    summed="field",
+)

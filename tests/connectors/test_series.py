@@ -120,3 +120,17 @@ def test_classifier_json_reads_a_success_and_raises_a_failure() -> None:
 def test_limit_headers_keep_what_is_there() -> None:
     response = _answer(200, headers={"x-ratelimit-limit": "80", "x-ratelimit-remaining": "79"})
     assert limit_headers(response, "x-ratelimit-") == {"limit": 80, "remaining": 79}
+
+
+def test_epoch_milliseconds_bound_and_date_days() -> None:
+    # Midnight in Paris on 1 July 2026 is 22:00 UTC on 30 June.
+    assert series.epoch_ms(date(2026, 7, 1)) == 1_782_864_000_000
+    assert series.epoch_ms(date(2026, 7, 1), PARIS) == 1_782_864_000_000 - 2 * 3_600_000
+    assert series.day_of("1782864000000", PARIS) == date(2026, 7, 1)
+    assert series.day_of(1_782_864_000_000 - 1, PARIS) == date(2026, 7, 1)
+    assert series.day_of(1_782_864_000_000 - 1, ZoneInfo("UTC")) == date(2026, 6, 30)
+    # A plain day is its own day whatever the zone; an instant is placed in the zone.
+    assert series.day_of("2026-07-01", ZoneInfo("America/New_York")) == date(2026, 7, 1)
+    assert series.day_of("2026-06-30T22:30:00Z", PARIS) == date(2026, 7, 1)
+    for unreadable in (None, "", "  ", "soon", "9" * 30):
+        assert series.day_of(unreadable, PARIS) is None
