@@ -35,6 +35,12 @@ def current(session: Session) -> int:
     return session.scalar(select(Revision.value).where(Revision.name == PROGRESS)) or 0
 
 
+def changed(session: Session) -> None:
+    """A write that went around the ORM (on the session's connection) moved progress: the
+    revision is bumped at the commit, as for the writes the hooks below see."""
+    session.info[_FLAG] = True
+
+
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _ctx: UOWTransaction) -> None:
     for obj in chain(session.new, session.dirty, session.deleted):

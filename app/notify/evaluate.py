@@ -50,7 +50,7 @@ from sqlalchemy import Select, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core import clock
 from app.core.db import among_bound, get_sessionmaker
@@ -314,7 +314,7 @@ def _objectives_of(dialect: str, *, every: bool) -> Select[Objective]:
     """The objectives of the key results ``ids`` (or every one), with their key results and
     cycle; built once, the ids bound at execution."""
     query = select(Objective).options(
-        selectinload(Objective.key_results), selectinload(Objective.cycle)
+        selectinload(Objective.key_results), joinedload(Objective.cycle)
     )
     if not every:
         query = query.where(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,12 +25,12 @@ from datetime import date
 from typing import Any, cast
 
 import stamina
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core import metrics
 from app.core.clock import today_in, utcnow
-from app.core.db import get_engine, get_sessionmaker
+from app.core.db import among_bound, get_engine, get_sessionmaker
 from app.core.http import (
     HttpStats,
     warm_ssl_context,
@@ -38,7 +39,7 @@ from app.core.process import this_process
 from app.core.redact import redact, redact_json
 from app.core.settings import get_settings
 from app.core.values import BOUND_TEXT, storable
-from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun, months
+from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, SyncRun, revision
 from app.sync.connect import SourceConnector, connector_for, http_stats, open_connector
 from app.sync.errors import classify, is_auth_failure
 from app.sync.locks import LOCK_WAIT_SECONDS, QUEUED_TOO_LONG, SourceLock
@@ -230,6 +231,28 @@ async def _source_lock(
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
+#: A run and its source, read together (the source by the run's own foreign key).
+_RUN_WITH_SOURCE = (
+    select(SyncRun, DataSource)
+    .join(DataSource, DataSource.id == SyncRun.data_source_id)
+    .where(SyncRun.id == bindparam("run_id"))
+)
+#: The run and the source a commit writes to; no row when either was deleted meanwhile.
+_RUN_AND_SOURCE = select(SyncRun, DataSource).where(
+    SyncRun.id == bindparam("run_id"), DataSource.id == bindparam("source_id")
+)
+
+
+@functools.cache
+def _settled(dialect: str) -> Update:
+    """The backfills a run settled, the mapping ids bound at execution (``ids``)."""
+    return (
+        update(Mapping)
+        .where(among_bound(dialect, Mapping.id, "ids"))
+        .values(backfill_pending=False)
+    )
+
+
 def _source_of(run_id: int) -> tuple[int, str] | None:
     """The run's source and trigger, in one read: every trip through the thread pool waits
     behind the other runs' steps."""
@@ -254,9 +277,10 @@ def _load_rows(session: Session, source_id: int) -> list[tuple[Mapping, KeyResul
 
 def _prepare(run_id: int) -> Prepared | None:
     with get_sessionmaker()() as session, session.begin():
-        run = session.get(SyncRun, run_id)
-        if run is None or run.status != "running":
+        found = session.execute(_RUN_WITH_SOURCE, {"run_id": run_id}).one_or_none()
+        if found is None or found[0].status != "running":
             return None
+        run, source = found
         # We hold the source's lock, so another run of it that got as far as preparing died with
         # its process; one still queued for the lock is left to run, unless it waited too long.
         queued_too_long = utcnow() - QUEUED_TOO_LONG
@@ -274,8 +298,6 @@ def _prepare(run_id: int) -> Prepared | None:
                 error=INTERRUPTED,
             )
         )
-        source = session.get(DataSource, run.data_source_id)
-        assert source is not None  # the FK cascades deletes
         # Their process died before it could count them; they count here, without a duration.
         for _ in range(cast(CursorResult[Any], interrupted).rowcount or 0):
             metrics.record_sync(source.connector, "failed", None)
@@ -288,9 +310,9 @@ def _prepare(run_id: int) -> Prepared | None:
             if run.window_from is not None and run.window_to is not None
             else None
         )
-        plan = plan_run(
-            built.cls, source, _load_rows(session, source.id), today=today, requested=requested
-        )
+        with session.no_autoflush:  # the run's row is written once, at the commit
+            rows = _load_rows(session, source.id)
+        plan = plan_run(built.cls, source, rows, today=today, requested=requested)
         if plan.daily_window is not None and plan.daily:
             run.window_from, run.window_to = plan.daily_window.start, plan.daily_window.end
         elif plan.snapshot:
@@ -402,10 +424,12 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
         warnings.append(redact(f"mapping {query_id}: {message}"))
     failed_mappings = {int(q) for q in f.query_errors}
     with get_sessionmaker()() as session, session.begin():
-        run = session.get(SyncRun, p.run_id)
-        source = session.get(DataSource, p.source_id)
-        if run is None or source is None:
+        found = session.execute(
+            _RUN_AND_SOURCE, {"run_id": p.run_id, "source_id": p.source_id}
+        ).one_or_none()
+        if found is None:
             return  # deleted while we fetched: nothing to write to
+        run, source = found
         replace_history(
             session,
             (
@@ -432,10 +456,11 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
             if t.settles_backfill and t.mapping_id not in failed_mappings
         ]
         if ok_ids:
-            session.execute(
-                update(Mapping).where(Mapping.id.in_(ok_ids)).values(backfill_pending=False),
-                execution_options=months.MARKED,  # no figure moves
-            )
+            # No figure moves (nothing for the months to mark). On the session's connection: the
+            # ORM's bulk update would look for the mappings among the session's objects first.
+            connection = session.connection()
+            connection.execute(_settled(connection.dialect.name), {"ids": ok_ids})
+            revision.changed(session)
         partial = bool(f.query_errors)
         run.status = "partial" if partial else "succeeded"
         run.finished_at = utcnow()
