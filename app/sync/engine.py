@@ -231,6 +231,10 @@ async def _source_lock(
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
+#: What `_source_of` reads of a run.
+_RUN_STATE = select(SyncRun.data_source_id, SyncRun.trigger, SyncRun.status).where(
+    SyncRun.id == bindparam("run_id")
+)
 #: A run and its source, read together (the source by the run's own foreign key).
 _RUN_WITH_SOURCE = (
     select(SyncRun, DataSource)
@@ -255,12 +259,13 @@ def _settled(dialect: str) -> Update:
 
 def _source_of(run_id: int) -> tuple[int, str] | None:
     """The run's source and trigger, in one read: every trip through the thread pool waits
-    behind the other runs' steps."""
-    with get_sessionmaker()() as session:
-        run = session.get(SyncRun, run_id)
-        if run is None or run.status != "running":
-            return None
-        return run.data_source_id, run.trigger or "schedule"
+    behind the other runs' steps. One statement outside a transaction (no BEGIN and ROLLBACK
+    around it, a database round trip each)."""
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        found = conn.execute(_RUN_STATE, {"run_id": run_id}).one_or_none()
+    if found is None or found.status != "running":
+        return None
+    return found.data_source_id, found.trigger or "schedule"
 
 
 @dataclass(frozen=True, slots=True)
