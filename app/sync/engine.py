@@ -231,6 +231,20 @@ async def _source_lock(
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
+#: The other runs of the source that `_prepare` finds interrupted (see there).
+_INTERRUPTED = (
+    update(SyncRun)
+    .where(
+        SyncRun.data_source_id == bindparam("source_id"),
+        SyncRun.status == "running",
+        SyncRun.id != bindparam("run_id"),
+        or_(
+            SyncRun.prepared_at.is_not(None),
+            SyncRun.started_at < bindparam("queued_since", type_=SyncRun.started_at.type),
+        ),
+    )
+    .values(status="failed", finished_at=bindparam("now"), error=INTERRUPTED)
+)
 #: What `_source_of` reads of a run.
 _RUN_STATE = select(SyncRun.data_source_id, SyncRun.trigger, SyncRun.status).where(
     SyncRun.id == bindparam("run_id")
@@ -339,20 +353,15 @@ def _prepare(run_id: int) -> Prepared | None:
         run, source = found
         # We hold the source's lock, so another run of it that got as far as preparing died with
         # its process; one still queued for the lock is left to run, unless it waited too long.
-        queued_too_long = utcnow() - QUEUED_TOO_LONG
-        interrupted = session.execute(
-            update(SyncRun)
-            .where(
-                SyncRun.data_source_id == run.data_source_id,
-                SyncRun.status == "running",
-                SyncRun.id != run.id,
-                or_(SyncRun.prepared_at.is_not(None), SyncRun.started_at < queued_too_long),
-            )
-            .values(
-                status="failed",
-                finished_at=utcnow(),
-                error=INTERRUPTED,
-            )
+        # On the session's connection: no object of the session is among those rows.
+        interrupted = session.connection().execute(
+            _INTERRUPTED,
+            {
+                "source_id": run.data_source_id,
+                "run_id": run.id,
+                "queued_since": utcnow() - QUEUED_TOO_LONG,
+                "now": utcnow(),
+            },
         )
         # Their process died before it could count them; they count here, without a duration.
         for _ in range(cast(CursorResult[Any], interrupted).rowcount or 0):
