@@ -62,23 +62,10 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
     if not rows:
         return 0
     # The last figure for a day wins when a connector repeats one within a fetch.
-    unique = {(r.mapping_id, r.group, r.role, r.date): r for r in rows}
+    unique = list({(r.mapping_id, r.group, r.role, r.date): r for r in rows}.values())
     now = utcnow()
-    values = [
-        {
-            "key_result_id": r.key_result_id,
-            "mapping_id": r.mapping_id,
-            "group": r.group,
-            "role": r.role,
-            "date": r.date,
-            "value": r.value,
-            "sync_run_id": sync_run_id,
-            "recorded_at": now,
-        }
-        for r in unique.values()
-    ]
     spans: dict[int, tuple[date, date]] = {}
-    for r in unique.values():
+    for r in unique:
         lo, hi = spans.get(r.key_result_id, (r.date, r.date))
         spans[r.key_result_id] = (min(lo, r.date), max(hi, r.date))
     for kr_id, (lo, hi) in spans.items():
@@ -88,17 +75,26 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
     # are marked above, which is all the ORM hook (`months.MARKED`) would check.
     connection = session.connection()
     if connection.dialect.name == "postgresql":
+        columns = {name: [getattr(r, name) for r in unique] for name in _COLUMNS}
         connection.execute(
-            _unnest_upsert(),
-            {
-                **{name: [v[name] for v in values] for name in _COLUMNS},
-                "sync_run_id": sync_run_id,
-                "recorded_at": now,
-            },
+            _unnest_upsert(), {**columns, "sync_run_id": sync_run_id, "recorded_at": now}
         )
     else:
+        values = [
+            {
+                "key_result_id": r.key_result_id,
+                "mapping_id": r.mapping_id,
+                "group": r.group,
+                "role": r.role,
+                "date": r.date,
+                "value": r.value,
+                "sync_run_id": sync_run_id,
+                "recorded_at": now,
+            }
+            for r in unique
+        ]
         connection.execute(_upsert_statement(connection.dialect.name), values)
-    return len(values)
+    return len(unique)
 
 
 #: The columns of a row that differ from row to row (the run and the time are the same for all).
