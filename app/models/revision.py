@@ -35,6 +35,12 @@ def current(session: Session) -> int:
     return session.scalar(select(Revision.value).where(Revision.name == PROGRESS)) or 0
 
 
+def changed(session: Session) -> None:
+    """A write that went around the ORM (on the session's connection) moved progress: the
+    revision is bumped at the commit, as for the writes the hooks below see."""
+    session.info[_FLAG] = True
+
+
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _ctx: UOWTransaction) -> None:
     for obj in chain(session.new, session.dirty, session.deleted):
@@ -51,13 +57,17 @@ def _on_execute(state: ORMExecuteState) -> None:
             state.session.info[_FLAG] = True
 
 
+#: Built once: every commit that moves progress runs it.
+_BUMP = update(Revision).where(Revision.name == PROGRESS).values(value=Revision.value + 1)
+
+
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     session.flush()
     if session.info.pop(_FLAG, False):
-        session.execute(
-            update(Revision).where(Revision.name == PROGRESS).values(value=Revision.value + 1)
-        )
+        # On the session's connection: the ORM's bulk update would look for the row among the
+        # session's objects first, and no reader keeps it in a session.
+        session.connection().execute(_BUMP)
 
 
 @event.listens_for(Session, "after_rollback")

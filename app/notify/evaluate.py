@@ -50,7 +50,7 @@ from sqlalchemy import Select, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core import clock
 from app.core.db import among_bound, get_sessionmaker
@@ -311,10 +311,10 @@ def key_results_changed(session: Session, kr_ids: Iterable[int]) -> StatusReport
 
 @functools.cache
 def _objectives_of(dialect: str, *, every: bool) -> Select[Objective]:
-    """The objectives of the key results ``ids`` (or every one), with their key results and
-    cycle; built once, the ids bound at execution."""
+    """The objectives of the key results ``ids`` (or every one), with their key results (in
+    the relationship's order, by id) and cycle joined; built once, the ids bound at execution."""
     query = select(Objective).options(
-        selectinload(Objective.key_results), selectinload(Objective.cycle)
+        joinedload(Objective.key_results), joinedload(Objective.cycle)
     )
     if not every:
         query = query.where(
@@ -351,11 +351,13 @@ def evaluate_statuses(
     if kr_ids is not None and not kr_ids:
         return StatusReport(), {}, {}
     dialect = _dialect(session)
+    # One statement: the key results and the cycle joined to their objectives (a run's commit
+    # evaluates its source's key results, a statement per relation was a round trip each).
     objectives = list(
         session.scalars(
             _objectives_of(dialect, every=kr_ids is None),
             {} if kr_ids is None else {"ids": list(kr_ids)},
-        )
+        ).unique()
     )
     krs = {kr.id: kr for obj in objectives for kr in obj.key_results}
     by_obj = {obj.id: obj for obj in objectives}

@@ -58,15 +58,15 @@ def advisory_lock(engine: Engine, key: int) -> Iterator[bool]:
             if taken:
                 lock.release()
         return
-    conn = engine.connect()
+    # A session-level lock, held by the connection whatever its transactions do: autocommit
+    # spares each step its BEGIN and COMMIT (a database round trip each).
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         taken = bool(conn.scalar(select(func.pg_try_advisory_lock(NAMESPACE, key))))
-        conn.commit()
         try:
             yield taken
         finally:
             if taken:
                 conn.scalar(select(func.pg_advisory_unlock(NAMESPACE, key)))
-                conn.commit()
     finally:
         conn.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from app.models import Cycle, DataSource, KeyResult, Mapping
+from app.models import DataSource
 from app.progress import Cycle as CycleSpan
 from app.progress import baseline_window
 from app.sync.settle import settle_start
@@ -17,6 +17,49 @@ from connectors.base import Connector, Filter, MetricQuery, MetricSpec, Window
 
 #: A first sync with no mapping to backfill still looks back this far.
 FIRST_SYNC_DAYS = 30
+
+
+class PlannedMapping(Protocol):
+    """What a plan reads of a mapping: a `Mapping` row, or the columns of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def filters(self) -> list[Any]: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def backfill_pending(self) -> bool: ...
+
+
+class PlannedKeyResult(Protocol):
+    """What a plan reads of a mapping's key result."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def aggregation(self) -> str: ...
+    @property
+    def start_value(self) -> float | None: ...
+    @property
+    def target_change_pct(self) -> float | None: ...
+
+
+class PlannedCycle(Protocol):
+    """What a plan reads of the key result's cycle."""
+
+    @property
+    def start_date(self) -> date: ...
+    @property
+    def end_date(self) -> date: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +91,9 @@ class Plan:
         return not self.daily and not self.snapshot
 
 
-def backfill_window(cycle: Cycle, kr: KeyResult, yesterday: date) -> tuple[date, date] | None:
+def backfill_window(
+    cycle: PlannedCycle, kr: PlannedKeyResult, yesterday: date
+) -> tuple[date, date] | None:
     """The cycle so far, plus last cycle's equal window when the target is relative to it."""
     span = CycleSpan(start=cycle.start_date, end=cycle.end_date)
     start = cycle.start_date
@@ -77,7 +122,7 @@ def incremental_window(
 
 
 def build_query(
-    connector: type[Connector[Any, Any]], mapping: Mapping, aggregation: str | None
+    connector: type[Connector[Any, Any]], mapping: PlannedMapping, aggregation: str | None
 ) -> tuple[MetricQuery, MetricSpec]:
     filters = [Filter.model_validate(f) for f in mapping.filters]
     params: BaseModel = connector.validate_query(
@@ -94,7 +139,7 @@ def build_query(
 def plan_run(
     connector: type[Connector[Any, Any]],
     source: DataSource,
-    rows: Sequence[tuple[Mapping, KeyResult, Cycle]],
+    rows: Sequence[tuple[PlannedMapping, PlannedKeyResult, PlannedCycle]],
     *,
     today: date,
     requested: tuple[date, date] | None,

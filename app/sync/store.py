@@ -8,13 +8,16 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import Date, Double, Integer, String, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from app.core.clock import utcnow
 from app.models import Observation, months
+from app.models.base import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -59,23 +62,10 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
     if not rows:
         return 0
     # The last figure for a day wins when a connector repeats one within a fetch.
-    unique = {(r.mapping_id, r.group, r.role, r.date): r for r in rows}
+    unique = list({(r.mapping_id, r.group, r.role, r.date): r for r in rows}.values())
     now = utcnow()
-    values = [
-        {
-            "key_result_id": r.key_result_id,
-            "mapping_id": r.mapping_id,
-            "group": r.group,
-            "role": r.role,
-            "date": r.date,
-            "value": r.value,
-            "sync_run_id": sync_run_id,
-            "recorded_at": now,
-        }
-        for r in unique.values()
-    ]
     spans: dict[int, tuple[date, date]] = {}
-    for r in unique.values():
+    for r in unique:
         lo, hi = spans.get(r.key_result_id, (r.date, r.date))
         spans[r.key_result_id] = (min(lo, r.date), max(hi, r.date))
     for kr_id, (lo, hi) in spans.items():
@@ -84,16 +74,42 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
     # that one walks every row's attributes in Python before the driver sees them. The months
     # are marked above, which is all the ORM hook (`months.MARKED`) would check.
     connection = session.connection()
-    connection.execute(_upsert_statement(connection.dialect.name), values)
-    return len(values)
+    if connection.dialect.name == "postgresql":
+        columns = {name: [getattr(r, name) for r in unique] for name in _COLUMNS}
+        connection.execute(
+            _unnest_upsert(), {**columns, "sync_run_id": sync_run_id, "recorded_at": now}
+        )
+    else:
+        values = [
+            {
+                "key_result_id": r.key_result_id,
+                "mapping_id": r.mapping_id,
+                "group": r.group,
+                "role": r.role,
+                "date": r.date,
+                "value": r.value,
+                "sync_run_id": sync_run_id,
+                "recorded_at": now,
+            }
+            for r in unique
+        ]
+        connection.execute(_upsert_statement(connection.dialect.name), values)
+    return len(unique)
 
 
-@lru_cache(maxsize=2)
-def _upsert_statement(dialect: str) -> Any:
-    """One statement, compiled once and run as executemany: SQLAlchemy batches the rows
-    (insertmanyvalues) instead of compiling a fresh VALUES list for every chunk."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Observation)
+#: The columns of a row that differ from row to row (the run and the time are the same for all).
+_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "key_result_id": Integer(),
+    "mapping_id": Integer(),
+    "group": String(),
+    "role": String(),
+    "date": Date(),
+    "value": Double(),
+}
+
+
+def _on_conflict(stmt: Any) -> Any:
+    """The day's figure replaced: (mapping, group, role, date) is the unique key."""
     return stmt.on_conflict_do_update(
         index_elements=["mapping_id", "group", "role", "date"],
         set_={
@@ -102,4 +118,32 @@ def _upsert_statement(dialect: str) -> Any:
             "key_result_id": stmt.excluded.key_result_id,
             "recorded_at": stmt.excluded.recorded_at,
         },
+    )
+
+
+@lru_cache(maxsize=2)
+def _upsert_statement(dialect: str) -> Any:
+    """One statement, compiled once and run as executemany (SQLite)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return _on_conflict(insert(Observation))
+
+
+@lru_cache(maxsize=1)
+def _unnest_upsert() -> Any:
+    """PostgreSQL: every row in one statement, a column an array (``unnest``). Run as
+    executemany, the driver dumped, sent and awaited each of a run's ~250 rows on its own,
+    about 20 us of CPU a row; the rows are unique on the conflict key, so one statement
+    decides each of them as its own would have."""
+    rows = (
+        func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in _COLUMNS.items()))
+        .table_valued(*_COLUMNS)
+        .render_derived()
+    )
+    source = select(
+        *rows.c,
+        bindparam("sync_run_id", type_=Integer()),
+        bindparam("recorded_at", type_=UTCDateTime()),
+    )
+    return _on_conflict(
+        pg_insert(Observation).from_select([*_COLUMNS, "sync_run_id", "recorded_at"], source)
     )
