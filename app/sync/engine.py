@@ -256,8 +256,10 @@ _RUN_WITH_SOURCE = (
     .where(SyncRun.id == bindparam("run_id"))
 )
 #: The run and the source a commit writes to; no row when either was deleted meanwhile.
-_RUN_AND_SOURCE = select(SyncRun, DataSource).where(
-    SyncRun.id == bindparam("run_id"), DataSource.id == bindparam("source_id")
+_RUN_AND_SOURCE = (
+    select(SyncRun, DataSource)
+    .join(DataSource, DataSource.id == SyncRun.data_source_id)
+    .where(SyncRun.id == bindparam("run_id"), DataSource.id == bindparam("source_id"))
 )
 
 
