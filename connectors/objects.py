@@ -54,6 +54,9 @@ class ObjectRefused(ConnectorAuthError):
     permission, field-level security): the queries of that object fail, the others go on."""
 
 
+#: The most specs an :class:`ObjectMetrics` keeps built (a workspace maps a few dozen objects).
+KEPT_SPECS = 1024
+
 #: The refusals that cost their own queries, not the fetch: an object's, and one request's
 #: (:class:`~connectors.errors.RequestRefused`: a field that isn't there, a bad value).
 REFUSED_ALONE = (ObjectRefused, RequestRefused)
@@ -74,7 +77,7 @@ class ObjectMetrics:
     sum_params: type[BaseModel]
     summed: str
     count_unit: str = "records"
-    _built: dict[str, MetricSpec | None] = field(default_factory=dict, compare=False, repr=False)
+    _built: dict[str, MetricSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def spec(self, obj: str, kind: Kind) -> MetricSpec:
         counts = kind == "count"
@@ -97,12 +100,19 @@ class ObjectMetrics:
         return obj if named else None
 
     def metric_spec(self, name: str) -> MetricSpec | None:
-        """Any object's ``.count`` or ``.sum`` (a connector's ``metric_spec``), built once."""
-        if name not in self._built:
+        """Any object's ``.count`` or ``.sum`` (a connector's ``metric_spec``), built once.
+
+        The names come from whoever writes a mapping, so only well-formed ones are kept, and
+        at most :data:`KEPT_SPECS` of them."""
+        built = self._built.get(name)
+        if built is None:
             obj = self.object_of(name)
-            kind = cast(Kind, name.rpartition(".")[2])
-            self._built[name] = None if obj is None else self.spec(obj, kind)
-        return self._built[name]
+            if obj is None:
+                return None
+            if len(self._built) >= KEPT_SPECS:
+                self._built.clear()
+            built = self._built[name] = self.spec(obj, cast(Kind, name.rpartition(".")[2]))
+        return built
 
     def summed_of(self, query: MetricQuery) -> str | None:
         """The field a query sums; None for a count."""

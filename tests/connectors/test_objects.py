@@ -5,6 +5,7 @@ describe read once."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from connectors.base import ANY_FIELD, FILTER_OPS, DailyValue, FetchResult, MetricQuery
 from connectors.errors import RequestRefused
-from connectors.objects import Described, ObjectMetrics, ObjectRefused, read_groups
+from connectors.objects import KEPT_SPECS, Described, ObjectMetrics, ObjectRefused, read_groups
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +39,17 @@ def _count(qid: str, obj: str = "Lead") -> MetricQuery:
 
 def _sum(qid: str, field: str, obj: str = "Deal") -> MetricQuery:
     return MetricQuery(qid, f"{obj}.sum", Sum(field=field))
+
+
+def test_the_specs_kept_are_bounded_whatever_names_mappings_try() -> None:
+    """Metric names come from whoever writes a mapping: a stream of made-up ones must not
+    grow the connector's memory without end, and a refused name is never kept."""
+    metrics = replace(METRICS, _built={})
+    for n in range(KEPT_SPECS * 3):
+        assert metrics.metric_spec(f"Object{n}.count") is not None
+        assert metrics.metric_spec(f"object{n}.count") is None
+    assert len(metrics._built) <= KEPT_SPECS
+    assert all(name[0].isupper() for name in metrics._built)
 
 
 def test_any_object_named_by_the_pattern_counts_and_sums() -> None:
