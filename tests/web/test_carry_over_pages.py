@@ -12,6 +12,16 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from web.browser_session import sign_in
+from web.live import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    PHONE_WIDTH,
+    at_phone_width,
+    no_sideways_scroll,
+    sign_in_page,
+    unexpected,
+    watched_page,
+)
 
 from app.core.settings import get_settings
 from factories import check_in, create, cycle, key_result, mapping, objective
@@ -22,9 +32,10 @@ def key_of(client: TestClient, role: str) -> str:
     return key
 
 
-def build(client: TestClient, tag: str = "") -> dict[str, int]:
-    """Q3 with a relative sum (not done), a done key result, a mapped one (no data, not done)
-    and a team objective aligned to the first; Q4 after it, Q2 before it."""
+def build(client: TestClient, tag: str = "", *, with_source: bool = True) -> dict[str, int]:
+    """Q3 with a relative sum (not done), a done key result, a mapped one (no data, not done;
+    unmapped without ``with_source``) and a team objective aligned to the first; Q4 after it,
+    Q2 before it."""
     c3 = cycle(client, name=f"2026-Q3{tag}")["id"]
     c4 = cycle(client, name=f"2026-Q4{tag}", start_date="2026-10-01", end_date="2026-12-31")["id"]
     c2 = cycle(client, name=f"2026-Q2{tag}", start_date="2026-04-01", end_date="2026-06-30")["id"]
@@ -43,15 +54,16 @@ def build(client: TestClient, tag: str = "") -> dict[str, int]:
     signups = key_result(client, company, title="500 sign-ups", target_value=500)["id"]
     check_in(client, signups, "2026-08-12", 500)
     pushed = key_result(client, company, title="Pushed revenue", target_value=1000)["id"]
-    source = create(
-        client,
-        "data-sources",
-        name=f"Pushed{tag}",
-        connector="push",
-        config={},
-        credentials={"secret": f"carry-page-secret-0123456789abcdef{tag}"},
-    )["id"]
-    mapping(client, pushed, source, metric="revenue", group="eu", scale=2)
+    if with_source:
+        source = create(
+            client,
+            "data-sources",
+            name=f"Pushed{tag}",
+            connector="push",
+            config={},
+            credentials={"secret": f"carry-page-secret-0123456789abcdef{tag}"},
+        )["id"]
+        mapping(client, pushed, source, metric="revenue", group="eu", scale=2)
     team = objective(
         client, c3, title="Demos from content", team="Content", parent_key_result_id=demos
     )["id"]
@@ -152,7 +164,7 @@ def test_the_form_lists_every_key_result_and_ticks_the_unfinished(
     assert selected(text) == str(q3["q4"])  # the next cycle by start date
     assert f'<option value="{q3["q2"]}">' in text  # the other cycles are there to pick
     assert f'<option value="{q3["q3"]}"' not in text  # never the cycle itself
-    assert "3 key results are unfinished (not done) of 4" in text
+    assert "3 of 4 key results are not done and ticked" in text
     signups = text.split(f'data-kr-id="{q3["signups"]}"', 1)[1].split("</li>", 1)[0]
     assert "Done" in signups
     assert "100%" in signups
@@ -307,3 +319,57 @@ def test_a_viewer_sees_no_form_and_is_refused_as_is_a_post_without_the_token(
     assert f'href="{url}"' not in anon.get("/cycles").text
     assert f'href="{url}"' not in anon.get(f"/cycles/{q3['q3']}/retrospective").text
     assert client.get(f"/api/v1/objectives?cycle_id={q3['q4']}").json()["total"] == 0
+
+
+@pytest.mark.one_database
+def test_an_editor_closes_a_cycle_and_carries_it_over_in_a_real_browser(
+    chromium_path: str, client: TestClient, live_server: str
+) -> None:
+    """After closing, the way a person finishing a cycle goes: the cycles page, the checklist
+    at desktop and phone width, the carry-over, and the next cycle's OKRs saying what came."""
+    from playwright.sync_api import sync_playwright
+
+    ids = build(client, with_source=False)
+    editor = create(client, "api-keys", name="Ana (marketing ops)", role="editor")["key"]
+    problems: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = watched_page(browser, problems, 1400, 900)
+            sign_in_page(page, f"{live_server}/", editor)
+            page.click("nav.nav >> text=Cycles")
+            page.click(f"a[href='/cycles/{ids['q3']}/close']")
+            page.click("text=Close the cycle and freeze its figures")
+            page.wait_for_selector(f"#cycle-{ids['q3']}-frozen")
+            page.click(f"a[href='/cycles/{ids['q3']}/carry-over']")
+            page.wait_for_selector("h1:has-text('Carry over to the next cycle')")
+            assert page.locator("#carry-open").count() == 0  # closed: nothing to warn of
+            assert page.input_value("#carry-to_cycle_id") == str(ids["q4"])
+            boxes = page.locator("input[name=key_result_ids]:checked")
+            assert sorted(int(v) for v in boxes.evaluate_all("bs => bs.map(b => b.value)")) == (
+                sorted([ids["demos"], ids["pushed"], ids["content"]])
+            )
+            page.screenshot(path=str(ARTIFACTS / "carry-over-1400.png"), full_page=True)
+            at_phone_width(page, "carry-over-375.png")
+
+            # A refusal at phone width: an earlier cycle, in the API's words, on the form.
+            page.select_option("#carry-to_cycle_id", str(ids["q2"]))
+            page.click("text=Carry over the ticked key results")
+            assert "into a later cycle" in page.locator("#carry-to_cycle_id-error").inner_text()
+            no_sideways_scroll(page, PHONE_WIDTH)
+            page.screenshot(path=str(ARTIFACTS / "carry-over-refused-375.png"), full_page=True)
+
+            page.select_option("#carry-to_cycle_id", str(ids["q4"]))
+            page.uncheck(f"#carry-kr-{ids['content']}")
+            page.click("text=Carry over the ticked key results")
+            page.wait_for_selector("#carried-note")
+            note = page.locator("#carried-note").inner_text()
+            assert "2 key results under 1 objective" in note, note
+            assert page.locator(".tag-carried").count() == 2
+            at_phone_width(page, "carry-over-done-375.png")
+            page.set_viewport_size({"width": 1400, "height": 900})
+            page.screenshot(path=str(ARTIFACTS / "carry-over-done-1400.png"), full_page=True)
+        finally:
+            browser.close()
+    assert unexpected(problems) == []
