@@ -33,6 +33,7 @@ from app.sources.oauth_router import router as oauth_apps_router
 from app.sources.router import router as sources_router
 from app.sync.scheduler import lifespan as scheduler_lifespan
 from app.sync.source_health import SourceHealthCollector
+from app.web.carry_over import router as carry_over_pages_router
 from app.web.cycles import router as cycle_pages_router
 from app.web.docs import router as docs_router
 from app.web.key_result_forms import router as key_result_forms_router
@@ -220,6 +221,7 @@ def create_app() -> FastAPI:
     app.include_router(mapping_pages_router)
     app.include_router(cycle_pages_router)
     app.include_router(retrospective_pages_router)
+    app.include_router(carry_over_pages_router)
     app.include_router(objective_pages_router)
     app.include_router(key_result_forms_router)
     return app

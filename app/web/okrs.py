@@ -33,6 +33,7 @@ from app.web.pages import (
     PageUser,
     ViewerPage,
     field_errors,
+    path_id,
     refusal,
     render,
 )
@@ -137,6 +138,30 @@ def _tree(
     return roots
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What this cycle holds from an earlier one, read back after a carry-over: the rows say
+    it (`carried_from_id`), so the confirmation can't claim more than was copied."""
+
+    source: Cycle
+    objectives: int
+    key_results: int
+
+
+def _carried(session: Session, from_text: str, everything: list[Objective]) -> Carried | None:
+    source = session.get(Cycle, path_id(from_text)) if path_id(from_text) else None
+    if source is None:
+        return None
+    earlier = service.cycle_objectives(session, source.id)
+    objective_ids = {o.id for o in earlier}
+    kr_ids = {kr.id for o in earlier for kr in o.key_results}
+    return Carried(
+        source,
+        sum(o.carried_from_id in objective_ids for o in everything),
+        sum(kr.carried_from_id in kr_ids for o in everything for kr in o.key_results),
+    )
+
+
 def _okrs_page(
     request: Request,
     session: Session,
@@ -166,6 +191,7 @@ def _okrs_page(
         "parent_choices": [],
         "form_errors": form.errors if form else {},
         "form_values": form.values if form else {"level": "team"},
+        "carried": None,
     }
     status_code = form.status_code if form else 200
     if filter_errors:
@@ -204,6 +230,7 @@ def _okrs_page(
     all_krs = {kr.id: kr for o in everything for kr in o.key_results}
     titles = {o.id: o.title for o in everything}
     context.update(
+        carried=_carried(session, params.get("carried_from", ""), everything),
         cycle=cycle,
         teams=sorted({o.team for o in everything if o.team}),
         owners=sorted({o.owner for o in everything if o.owner}),

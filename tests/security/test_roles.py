@@ -124,6 +124,8 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/cycles/{cycle_id}/retrospective"): PAGE_EDITOR,
     ("POST", "/cycles/{cycle_id}/retrospective/{entry_id}"): PAGE_EDITOR,
     ("POST", "/cycles/{cycle_id}/retrospective/{entry_id}/delete"): PAGE_EDITOR,
+    ("GET", "/cycles/{cycle_id}/carry-over"): PAGE_EDITOR,
+    ("POST", "/cycles/{cycle_id}/carry-over"): PAGE_EDITOR,
     ("GET", "/okrs/objectives/{objective_id}/edit"): PAGE_EDITOR,
     ("POST", "/okrs/objectives/{objective_id}/edit"): PAGE_EDITOR,
     ("GET", "/okrs/objectives/{objective_id}/delete"): PAGE_EDITOR,
