@@ -11,7 +11,6 @@ words it. Done, the person lands on the target cycle's OKRs, which say what came
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
@@ -24,7 +23,7 @@ from app.okr import service as okr_service
 from app.review import carry_over as carry_service
 from app.review.figures import KeyResultFigures, review_figures
 from app.review.schemas import CarryOverRequest
-from app.web.forms import Exact, FormState, found_or_404, render_form, submit
+from app.web.forms import Exact, FormState, cycle_or_404, render_form, submit
 from app.web.pages import EditorPage, PageUser
 
 router = APIRouter(include_in_schema=False)
@@ -45,10 +44,6 @@ class Candidate:
     def unfinished(self) -> bool:
         """The API's default: everything not `done` at the cycle's end."""
         return self.figures is None or self.figures.status != "done"
-
-
-def _cycle(request: Request, session: Session, user: PageUser, cycle_id: str) -> Cycle:
-    return found_or_404(request, user, "cycle", cycle_id, partial(session.get, Cycle))
 
 
 def next_cycle(cycle: Cycle, others: list[Cycle]) -> Cycle | None:
@@ -104,7 +99,7 @@ def carry_over_page(
     request: Request, session: SessionDep, user: EditorPage, cycle_id: str
 ) -> Response:
     """Pick the next cycle and the key results to carry into it; the unfinished are ticked."""
-    return _page(request, session, user, _cycle(request, session, user, cycle_id))
+    return _page(request, session, user, cycle_or_404(request, session, user, cycle_id))
 
 
 @router.post("/cycles/{cycle_id}/carry-over")
@@ -118,7 +113,7 @@ def carry_over(
     key_result_ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Carry over as `POST /api/v1/cycles/{id}/carry-over` does, with the ticked key results."""
-    cycle = _cycle(request, session, user, cycle_id)
+    cycle = cycle_or_404(request, session, user, cycle_id)
     # The checklist is always an explicit choice: nothing ticked is refused as the API refuses
     # an empty list, never read as "the default".
     values: dict[str, Any] = {"to_cycle_id": to_cycle_id, "key_result_ids": key_result_ids or []}
@@ -133,6 +128,6 @@ def carry_over(
         return f"/okrs?cycle_id={body.to_cycle_id}&carried_from={cycle.id}"
 
     def again(form: FormState) -> Response:
-        return _page(request, session, user, _cycle(request, session, user, cycle_id), form)
+        return _page(request, session, user, cycle_or_404(request, session, user, cycle_id), form)
 
     return submit(session, FIELDS, values, write, again)

@@ -29,8 +29,8 @@ from app.web.forms import (
     Deletion,
     FormState,
     Placed,
+    cycle_or_404,
     delete_routes,
-    found_or_404,
     render_form,
     submit,
 )
@@ -85,10 +85,6 @@ def _cycles_page(
     return render_form(request, user, "cycles/index.html", form, context)
 
 
-def _cycle(request: Request, session: Session, user: PageUser, cycle_id: str) -> Cycle:
-    return found_or_404(request, user, "cycle", cycle_id, partial(session.get, Cycle))
-
-
 @router.get("/cycles")
 def cycles_page(request: Request, session: SessionDep, user: ViewerPage) -> Response:
     """Every cycle, latest first, each a way into its OKRs."""
@@ -131,7 +127,7 @@ def edit_cycle_page(
     request: Request, session: SessionDep, user: EditorPage, cycle_id: str
 ) -> Response:
     """The form to rename a cycle or move its dates."""
-    return _edit_page(request, user, _cycle(request, session, user, cycle_id))
+    return _edit_page(request, user, cycle_or_404(request, session, user, cycle_id))
 
 
 @router.post("/cycles/{cycle_id}/edit")
@@ -143,7 +139,7 @@ def edit_cycle(
     posted: CycleForm,
 ) -> Response:
     """Change a cycle as `PATCH /api/v1/cycles/{id}` does: only what changed is written."""
-    cycle = _cycle(request, session, user, cycle_id)
+    cycle = cycle_or_404(request, session, user, cycle_id)
     values = posted.typed()
 
     def write() -> str:
@@ -152,7 +148,7 @@ def edit_cycle(
         return f"/cycles#cycle-{cycle.id}"
 
     def again(form: FormState) -> Response:
-        return _edit_page(request, user, _cycle(request, session, user, cycle_id), form)
+        return _edit_page(request, user, cycle_or_404(request, session, user, cycle_id), form)
 
     return submit(session, FIELDS, values, write, again)
 
@@ -160,7 +156,7 @@ def edit_cycle(
 def _delete_target(
     request: Request, session: Session, user: PageUser, cycle_id: str
 ) -> DeleteTarget:
-    cycle = _cycle(request, session, user, cycle_id)
+    cycle = cycle_or_404(request, session, user, cycle_id)
     return DeleteTarget(
         cycle.id,
         "cycle",
@@ -205,7 +201,7 @@ def close_cycle_page(
     request: Request, session: SessionDep, user: EditorPage, cycle_id: str
 ) -> Response:
     """Ask before closing, saying what freezing means: the figures stop moving."""
-    return _close_page(request, session, user, _cycle(request, session, user, cycle_id))
+    return _close_page(request, session, user, cycle_or_404(request, session, user, cycle_id))
 
 
 def _freeze_step(
@@ -217,7 +213,7 @@ def _freeze_step(
     refused: Callable[[Conflict], Response],
 ) -> Response:
     """Close or reopen as the API does: its rule decides, and a refusal rolls the write back."""
-    cycle = _cycle(request, session, user, cycle_id)
+    cycle = cycle_or_404(request, session, user, cycle_id)
     try:
         step(session, cycle.id, user.principal.name)
     except Conflict as exc:
@@ -231,7 +227,9 @@ def close_cycle(request: Request, session: SessionDep, user: EditorPage, cycle_i
     """Close a cycle as `POST /api/v1/cycles/{id}/close` does (409 when already closed)."""
 
     def refused(exc: Conflict) -> Response:
-        return _close_page(request, session, user, _cycle(request, session, user, cycle_id), exc)
+        return _close_page(
+            request, session, user, cycle_or_404(request, session, user, cycle_id), exc
+        )
 
     return _freeze_step(request, session, user, cycle_id, freeze.close_cycle, refused)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Form, Request
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.core.db import SessionDep
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
+from app.models import Cycle
 from app.okr import service
 from app.okr.service import Holdings
 from app.web.pages import (
@@ -210,6 +212,11 @@ def found_or_404(
     if row is None:
         raise refusal(request, 404, f"No such {what}", message, user.principal)
     return row
+
+
+def cycle_or_404(request: Request, session: Session, user: PageUser, cycle_id: str) -> Cycle:
+    """The cycle a page's path names (its OKRs, closing, retrospective, carry-over pages)."""
+    return found_or_404(request, user, "cycle", cycle_id, partial(session.get, Cycle))
 
 
 # --- deleting a cycle, an objective or a key result ------------------------------------------

@@ -29,7 +29,7 @@ from app.review.schemas import (
     RetrospectiveCreate,
     RetrospectiveUpdate,
 )
-from app.web.forms import FormState, Placed, found_or_404, render_form, submit
+from app.web.forms import FormState, Placed, cycle_or_404, render_form, submit
 from app.web.pages import EditorPage, PageUser, ViewerPage, path_id, refusal
 
 router = APIRouter(include_in_schema=False)
@@ -54,10 +54,6 @@ EntryForm = Annotated[EntryFields, Form()]
 def _body(values: dict[str, str]) -> dict[str, Any]:
     """A form's strings as the API's JSON: "whole cycle" is no objective."""
     return {**values, "objective_id": values["objective_id"].strip() or None}
-
-
-def _cycle(request: Request, session: Session, user: PageUser, cycle_id: str) -> Cycle:
-    return found_or_404(request, user, "cycle", cycle_id, partial(session.get, Cycle))
 
 
 def _page(
@@ -101,7 +97,7 @@ def retrospective_page(
     request: Request, session: SessionDep, user: ViewerPage, cycle_id: str
 ) -> Response:
     """The cycle's look back, by format and category."""
-    return _page(request, session, user, _cycle(request, session, user, cycle_id))
+    return _page(request, session, user, cycle_or_404(request, session, user, cycle_id))
 
 
 @router.post("/cycles/{cycle_id}/retrospective")
@@ -113,7 +109,7 @@ def add_entry(
     posted: EntryForm,
 ) -> Response:
     """Add an entry as `POST /api/v1/cycles/{id}/retrospective` does."""
-    cycle = _cycle(request, session, user, cycle_id)
+    cycle = cycle_or_404(request, session, user, cycle_id)
     values = posted.model_dump()
 
     def write() -> str:
@@ -122,7 +118,7 @@ def add_entry(
         return f"/cycles/{cycle.id}/retrospective#entry-{entry.id}"
 
     def again(form: FormState) -> Response:
-        return _page(request, session, user, _cycle(request, session, user, cycle_id), form)
+        return _page(request, session, user, cycle_or_404(request, session, user, cycle_id), form)
 
     return submit(session, FIELDS, values, write, again)
 
@@ -147,7 +143,7 @@ def edit_entry(
     posted: EntryForm,
 ) -> Response:
     """Correct an entry as `PATCH /api/v1/cycles/{id}/retrospective/{entry_id}` does."""
-    cycle = _cycle(request, session, user, cycle_id)
+    cycle = cycle_or_404(request, session, user, cycle_id)
     eid = path_id(entry_id)
     values = posted.model_dump()
 
@@ -159,7 +155,7 @@ def edit_entry(
         return f"/cycles/{cycle.id}/retrospective#entry-{eid}"
 
     def again(form: FormState) -> Response:
-        cycle = _cycle(request, session, user, cycle_id)
+        cycle = cycle_or_404(request, session, user, cycle_id)
         return _page(request, session, user, cycle, edited=(eid, form))
 
     return submit(session, FIELDS, values, write, again, gone=partial(_gone, request, user))
@@ -170,7 +166,7 @@ def delete_entry(
     request: Request, session: SessionDep, user: EditorPage, cycle_id: str, entry_id: str
 ) -> Response:
     """Delete an entry as `DELETE /api/v1/cycles/{id}/retrospective/{entry_id}` does."""
-    cycle = _cycle(request, session, user, cycle_id)
+    cycle = cycle_or_404(request, session, user, cycle_id)
     eid = path_id(entry_id)
     try:
         if not eid:
