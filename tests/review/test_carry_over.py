@@ -8,69 +8,15 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from app.core.settings import get_settings
-from factories import api_key_headers, check_in, create, cycle, key_result, mapping, objective
-
-PUSH_SECRET = "carry-push-secret-0123456789abcdef"
+from factories import api_key_headers, closing_quarter, key_result, objective
 
 
 @pytest.fixture
 def q3(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Q3 (07-01..09-30, 92 days), Q4 (10-01..12-31) and Q2 before them.
-
-    - "Grow demo requests by 20%": a relative sum. Its Q3 baseline (the 92 days to 06-30) is
-      100, so its Q3 target is 120; Q3 brought 50 + 40 = 90 → 0.75, not done.
-    - "500 sign-ups": 500 of 500 → done, so not carried by default.
-    - "Pushed revenue": mapped to a push source, no data → not done, carried with its mapping.
-    - A team objective aligned to the demo requests key result.
-    """
+    """:func:`factories.closing_quarter`, its push source's secret stored encrypted."""
     monkeypatch.setenv("KRSYNC_SECRET_KEY", Fernet.generate_key().decode())
     get_settings.cache_clear()
-    c3 = cycle(client)["id"]
-    c4 = cycle(client, name="2026-Q4", start_date="2026-10-01", end_date="2026-12-31")["id"]
-    c2 = cycle(client, name="2026-Q2", start_date="2026-04-01", end_date="2026-06-30")["id"]
-    company = objective(client, c3, title="More pipeline", level="company", owner="ana")["id"]
-    demos = key_result(
-        client,
-        company,
-        title="Grow demo requests by 20%",
-        target_value=None,
-        target_change_pct=20,
-        owner="ana",
-    )["id"]
-    check_in(client, demos, "2026-06-15", 100)  # the Q3 baseline
-    check_in(client, demos, "2026-07-10", 50)
-    check_in(client, demos, "2026-08-10", 40)
-    signups = key_result(client, company, title="500 sign-ups", target_value=500)["id"]
-    check_in(client, signups, "2026-08-12", 500)
-    pushed = key_result(client, company, title="Pushed revenue", target_value=1000)["id"]
-    source = create(
-        client,
-        "data-sources",
-        name="Pushed",
-        connector="push",
-        config={},
-        credentials={"secret": PUSH_SECRET},
-    )
-    mapped = mapping(client, pushed, source["id"], metric="revenue", group="eu", scale=2)
-    team = objective(
-        client, c3, title="Demos from content", team="Content", parent_key_result_id=demos
-    )["id"]
-    content = key_result(client, team, title="20 demo requests from the blog", target_value=20)[
-        "id"
-    ]
-    return {
-        "q2": c2,
-        "q3": c3,
-        "q4": c4,
-        "company": company,
-        "demos": demos,
-        "signups": signups,
-        "pushed": pushed,
-        "source": source["id"],
-        "mapping": mapped["id"],
-        "team": team,
-        "content": content,
-    }
+    return closing_quarter(client)
 
 
 def _carry(client: TestClient, ids: dict[str, int], **body: object) -> dict[str, object]:

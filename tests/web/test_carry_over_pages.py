@@ -24,61 +24,12 @@ from web.live import (
 )
 
 from app.core.settings import get_settings
-from factories import check_in, create, cycle, key_result, mapping, objective
+from factories import closing_quarter, create, cycle, key_result, objective
 
 
 def key_of(client: TestClient, role: str) -> str:
     key: str = create(client, "api-keys", name=f"{role} person", role=role)["key"]
     return key
-
-
-def build(client: TestClient, tag: str = "", *, with_source: bool = True) -> dict[str, int]:
-    """Q3 with a relative sum (not done), a done key result, a mapped one (no data, not done;
-    unmapped without ``with_source``) and a team objective aligned to the first; Q4 after it,
-    Q2 before it."""
-    c3 = cycle(client, name=f"2026-Q3{tag}")["id"]
-    c4 = cycle(client, name=f"2026-Q4{tag}", start_date="2026-10-01", end_date="2026-12-31")["id"]
-    c2 = cycle(client, name=f"2026-Q2{tag}", start_date="2026-04-01", end_date="2026-06-30")["id"]
-    company = objective(client, c3, title="More pipeline", level="company", owner="ana")["id"]
-    demos = key_result(
-        client,
-        company,
-        title="Grow demo requests by 20%",
-        target_value=None,
-        target_change_pct=20,
-        owner="ana",
-    )["id"]
-    check_in(client, demos, "2026-06-15", 100)
-    check_in(client, demos, "2026-07-10", 50)
-    check_in(client, demos, "2026-08-10", 40)
-    signups = key_result(client, company, title="500 sign-ups", target_value=500)["id"]
-    check_in(client, signups, "2026-08-12", 500)
-    pushed = key_result(client, company, title="Pushed revenue", target_value=1000)["id"]
-    if with_source:
-        source = create(
-            client,
-            "data-sources",
-            name=f"Pushed{tag}",
-            connector="push",
-            config={},
-            credentials={"secret": f"carry-page-secret-0123456789abcdef{tag}"},
-        )["id"]
-        mapping(client, pushed, source, metric="revenue", group="eu", scale=2)
-    team = objective(
-        client, c3, title="Demos from content", team="Content", parent_key_result_id=demos
-    )["id"]
-    content = key_result(client, team, title="20 demo requests from the blog", target_value=20)
-    return {
-        "q2": c2,
-        "q3": c3,
-        "q4": c4,
-        "company": company,
-        "demos": demos,
-        "signups": signups,
-        "pushed": pushed,
-        "team": team,
-        "content": content["id"],
-    }
 
 
 @pytest.fixture
@@ -90,7 +41,7 @@ def secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def q3(client: TestClient, secret_key: None) -> dict[str, int]:
-    return build(client)
+    return closing_quarter(client)
 
 
 def ticked(page: str) -> set[int]:
@@ -199,7 +150,7 @@ def test_without_another_cycle_the_page_says_so(
 def test_a_carry_over_in_the_browser_copies_what_the_api_copies(
     anon: TestClient, client: TestClient, q3: dict[str, int]
 ) -> None:
-    twin = build(client, " (API)")
+    twin = closing_quarter(client, " (API)")
     token = sign_in(anon, key_of(client, "editor"))
     url = f"/cycles/{q3['q3']}/carry-over"
     chosen = sorted(ticked(anon.get(url).text))
@@ -329,7 +280,7 @@ def test_an_editor_closes_a_cycle_and_carries_it_over_in_a_real_browser(
     at desktop and phone width, the carry-over, and the next cycle's OKRs saying what came."""
     from playwright.sync_api import sync_playwright
 
-    ids = build(client, with_source=False)
+    ids = closing_quarter(client, with_source=False)
     editor = create(client, "api-keys", name="Ana (marketing ops)", role="editor")["key"]
     problems: list[str] = []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
