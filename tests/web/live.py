@@ -140,6 +140,25 @@ def watched_page(browser: Any, problems: list[str], width: int, height: int) -> 
     return page
 
 
+@contextmanager
+def signed_in_page(
+    chromium_path: str, problems: list[str], url: str, key: str, width: int = 1400
+) -> Iterator[Any]:
+    """A :func:`watched_page` in Debian's chromium, signed in at ``url`` with ``key``; the
+    browser closes after, whatever the test did. Screenshots go to :data:`ARTIFACTS`."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = watched_page(browser, problems, width, 900)
+            sign_in_page(page, url, key)
+            yield page
+        finally:
+            browser.close()
+
+
 def sign_in_page(page: Any, url: str, key: str) -> None:
     """Open ``url`` and sign in on its key form, as a person does."""
     page.goto(url)

@@ -15,6 +15,7 @@ from web.live import (
     at_phone_width,
     no_sideways_scroll,
     sign_in_page,
+    signed_in_page,
     unexpected,
     wait_for_backfills,
     watched_page,
@@ -300,31 +301,25 @@ def test_an_admin_reads_a_source_and_its_runs(
     chromium_path: str, client: TestClient, live_server: str
 ) -> None:
     """The data-source pages at desktop and phone width, under the strict CSP."""
-    from playwright.sync_api import sync_playwright
 
     ws = build(client)
     problems: list[str] = []
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = watched_page(browser, problems, 1400, 900)
-            sign_in_page(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY)
-            page.wait_for_selector(".objective")
-            page.click("nav.nav >> text=Data sources")
-            page.wait_for_selector("h1:has-text('Data sources')")
-            page.screenshot(path=str(ARTIFACTS / "sources-1400.png"), full_page=True)
-            page.locator(".sources-table a").first.click()
-            page.wait_for_selector("h2:has-text('Runs')")
-            assert page.locator(".source-facts dt").all_inner_texts()[:3] == [
-                "Connector",
-                "State",
-                "Credentials",
-            ]
-            page.screenshot(path=str(ARTIFACTS / "source-1400.png"), full_page=True)
-            at_phone_width(page, "source-375.png")
-        finally:
-            browser.close()
+    with signed_in_page(
+        chromium_path, problems, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", ADMIN_KEY
+    ) as page:
+        page.wait_for_selector(".objective")
+        page.click("nav.nav >> text=Data sources")
+        page.wait_for_selector("h1:has-text('Data sources')")
+        page.screenshot(path=str(ARTIFACTS / "sources-1400.png"), full_page=True)
+        page.locator(".sources-table a").first.click()
+        page.wait_for_selector("h2:has-text('Runs')")
+        assert page.locator(".source-facts dt").all_inner_texts()[:3] == [
+            "Connector",
+            "State",
+            "Credentials",
+        ]
+        page.screenshot(path=str(ARTIFACTS / "source-1400.png"), full_page=True)
+        at_phone_width(page, "source-375.png")
     assert problems == []
 
 
@@ -389,59 +384,51 @@ def test_an_editor_checks_in_on_a_key_result_edits_it_and_sees_the_chart(
 ) -> None:
     """The key-result page as an owner uses it, from the dashboard, at desktop and phone width,
     under the strict CSP (a refused style would show as a console error)."""
-    from playwright.sync_api import sync_playwright
 
     ws = build(client)
     editor_key = create(client, "api-keys", name="Dana (owner)", role="editor")["key"]
     leads, conversion = ws.kr_ids[0], ws.mapped_kr_ids[1]
     problems: list[str] = []
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = watched_page(browser, problems, 1400, 900)
-            sign_in_page(page, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", editor_key)
-            page.wait_for_selector(".objective")
-            page.click("a:has-text('Generate 600 marketing leads')")
-            page.wait_for_selector("h1:has-text('Generate 600 marketing leads')")
-            assert page.url.endswith(f"/key-results/{leads}")
-            assert page.locator("svg.kr-chart-wide .ch-point").count() == 4
-            before = page.locator("#kr-current").inner_text()
+    with signed_in_page(
+        chromium_path, problems, f"{live_server}/?cycle_id={ws.cycle_id}&as_of={AS_OF}", editor_key
+    ) as page:
+        page.wait_for_selector(".objective")
+        page.click("a:has-text('Generate 600 marketing leads')")
+        page.wait_for_selector("h1:has-text('Generate 600 marketing leads')")
+        assert page.url.endswith(f"/key-results/{leads}")
+        assert page.locator("svg.kr-chart-wide .ch-point").count() == 4
+        before = page.locator("#kr-current").inner_text()
 
-            page.fill("#check-in-date", "2026-09-20")
-            page.fill("#check-in-value", "120")
-            page.fill("#check-in-confidence", "6")
-            page.fill("#check-in-note", "Partner webinar")
-            page.click("button:has-text('Check in')")
-            page.wait_for_selector("td:has-text('Partner webinar')")
-            assert page.locator("#kr-current").inner_text() != before
-            assert page.locator("svg.kr-chart-wide .ch-point").count() == 5
+        page.fill("#check-in-date", "2026-09-20")
+        page.fill("#check-in-value", "120")
+        page.fill("#check-in-confidence", "6")
+        page.fill("#check-in-note", "Partner webinar")
+        page.click("button:has-text('Check in')")
+        page.wait_for_selector("td:has-text('Partner webinar')")
+        assert page.locator("#kr-current").inner_text() != before
+        assert page.locator("svg.kr-chart-wide .ch-point").count() == 5
 
-            row = page.locator("tr", has_text="Partner webinar")
-            row.locator("summary").click()
-            row.locator("input[name=value]").fill("150")
-            row.locator("textarea[name=note]").fill("Partner webinar, recounted")
-            row.locator("button:has-text('Save')").click()
-            page.wait_for_selector("td:has-text('Partner webinar, recounted')")
-            assert page.locator("#kr-current").inner_text().startswith("405")
-            assert page.locator("svg.kr-chart-wide .ch-target").count() == 1
-            assert page.locator("svg.kr-chart-wide .ch-pace").count() == 1
-            page.screenshot(path=str(ARTIFACTS / "key-result-1400.png"), full_page=True)
-            at_phone_width(page, "key-result-375.png")
+        row = page.locator("tr", has_text="Partner webinar")
+        row.locator("summary").click()
+        row.locator("input[name=value]").fill("150")
+        row.locator("textarea[name=note]").fill("Partner webinar, recounted")
+        row.locator("button:has-text('Save')").click()
+        page.wait_for_selector("td:has-text('Partner webinar, recounted')")
+        assert page.locator("#kr-current").inner_text().startswith("405")
+        assert page.locator("svg.kr-chart-wide .ch-target").count() == 1
+        assert page.locator("svg.kr-chart-wide .ch-pace").count() == 1
+        page.screenshot(path=str(ARTIFACTS / "key-result-1400.png"), full_page=True)
+        at_phone_width(page, "key-result-375.png")
 
-            # A mapped ratio: its points name the source and run, and its form takes no value.
-            page.set_viewport_size({"width": 1400, "height": 900})
-            with httpx.Client(base_url=live_server, timeout=30) as api:
-                wait_for_backfills(api, {"Authorization": f"Bearer {ADMIN_KEY}"})
-            page.goto(f"{live_server}/key-results/{conversion}")
-            page.fill("#check-in-date", "2026-09-20")
-            page.fill("#check-in-value", "1.1")
-            page.click("button:has-text('Check in')")
-            assert page.locator("#check-in-value-error").is_visible()
-            assert (
-                "measured by the data source" in page.locator("#check-in-value-error").inner_text()
-            )
-            page.screenshot(path=str(ARTIFACTS / "key-result-mapped-1400.png"), full_page=True)
-        finally:
-            browser.close()
+        # A mapped ratio: its points name the source and run, and its form takes no value.
+        page.set_viewport_size({"width": 1400, "height": 900})
+        with httpx.Client(base_url=live_server, timeout=30) as api:
+            wait_for_backfills(api, {"Authorization": f"Bearer {ADMIN_KEY}"})
+        page.goto(f"{live_server}/key-results/{conversion}")
+        page.fill("#check-in-date", "2026-09-20")
+        page.fill("#check-in-value", "1.1")
+        page.click("button:has-text('Check in')")
+        assert page.locator("#check-in-value-error").is_visible()
+        assert "measured by the data source" in page.locator("#check-in-value-error").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "key-result-mapped-1400.png"), full_page=True)
     assert unexpected(problems) == []

@@ -14,13 +14,11 @@ from fastapi.testclient import TestClient
 from web.browser_session import sign_in
 from web.live import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
     PHONE_WIDTH,
     at_phone_width,
     no_sideways_scroll,
-    sign_in_page,
+    signed_in_page,
     unexpected,
-    watched_page,
 )
 
 from app.core.settings import get_settings
@@ -278,49 +276,41 @@ def test_an_editor_closes_a_cycle_and_carries_it_over_in_a_real_browser(
 ) -> None:
     """After closing, the way a person finishing a cycle goes: the cycles page, the checklist
     at desktop and phone width, the carry-over, and the next cycle's OKRs saying what came."""
-    from playwright.sync_api import sync_playwright
 
     ids = closing_quarter(client, with_source=False)
     editor = create(client, "api-keys", name="Ana (marketing ops)", role="editor")["key"]
     problems: list[str] = []
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = watched_page(browser, problems, 1400, 900)
-            sign_in_page(page, f"{live_server}/", editor)
-            page.click("nav.nav >> text=Cycles")
-            page.click(f"a[href='/cycles/{ids['q3']}/close']")
-            page.click("text=Close the cycle and freeze its figures")
-            page.wait_for_selector(f"#cycle-{ids['q3']}-frozen")
-            page.click(f"a[href='/cycles/{ids['q3']}/carry-over']")
-            page.wait_for_selector("h1:has-text('Carry over to the next cycle')")
-            assert page.locator("#carry-open").count() == 0  # closed: nothing to warn of
-            assert page.input_value("#carry-to_cycle_id") == str(ids["q4"])
-            boxes = page.locator("input[name=key_result_ids]:checked")
-            assert sorted(int(v) for v in boxes.evaluate_all("bs => bs.map(b => b.value)")) == (
-                sorted([ids["demos"], ids["pushed"], ids["content"]])
-            )
-            page.screenshot(path=str(ARTIFACTS / "carry-over-1400.png"), full_page=True)
-            at_phone_width(page, "carry-over-375.png")
+    with signed_in_page(chromium_path, problems, f"{live_server}/", editor) as page:
+        page.click("nav.nav >> text=Cycles")
+        page.click(f"a[href='/cycles/{ids['q3']}/close']")
+        page.click("text=Close the cycle and freeze its figures")
+        page.wait_for_selector(f"#cycle-{ids['q3']}-frozen")
+        page.click(f"a[href='/cycles/{ids['q3']}/carry-over']")
+        page.wait_for_selector("h1:has-text('Carry over to the next cycle')")
+        assert page.locator("#carry-open").count() == 0  # closed: nothing to warn of
+        assert page.input_value("#carry-to_cycle_id") == str(ids["q4"])
+        boxes = page.locator("input[name=key_result_ids]:checked")
+        assert sorted(int(v) for v in boxes.evaluate_all("bs => bs.map(b => b.value)")) == (
+            sorted([ids["demos"], ids["pushed"], ids["content"]])
+        )
+        page.screenshot(path=str(ARTIFACTS / "carry-over-1400.png"), full_page=True)
+        at_phone_width(page, "carry-over-375.png")
 
-            # A refusal at phone width: an earlier cycle, in the API's words, on the form.
-            page.select_option("#carry-to_cycle_id", str(ids["q2"]))
-            page.click("text=Carry over the ticked key results")
-            assert "into a later cycle" in page.locator("#carry-to_cycle_id-error").inner_text()
-            no_sideways_scroll(page, PHONE_WIDTH)
-            page.screenshot(path=str(ARTIFACTS / "carry-over-refused-375.png"), full_page=True)
+        # A refusal at phone width: an earlier cycle, in the API's words, on the form.
+        page.select_option("#carry-to_cycle_id", str(ids["q2"]))
+        page.click("text=Carry over the ticked key results")
+        assert "into a later cycle" in page.locator("#carry-to_cycle_id-error").inner_text()
+        no_sideways_scroll(page, PHONE_WIDTH)
+        page.screenshot(path=str(ARTIFACTS / "carry-over-refused-375.png"), full_page=True)
 
-            page.select_option("#carry-to_cycle_id", str(ids["q4"]))
-            page.uncheck(f"#carry-kr-{ids['content']}")
-            page.click("text=Carry over the ticked key results")
-            page.wait_for_selector("#carried-note")
-            note = page.locator("#carried-note").inner_text()
-            assert "2 key results under 1 objective" in note, note
-            assert page.locator(".tag-carried").count() == 2
-            at_phone_width(page, "carry-over-done-375.png")
-            page.set_viewport_size({"width": 1400, "height": 900})
-            page.screenshot(path=str(ARTIFACTS / "carry-over-done-1400.png"), full_page=True)
-        finally:
-            browser.close()
+        page.select_option("#carry-to_cycle_id", str(ids["q4"]))
+        page.uncheck(f"#carry-kr-{ids['content']}")
+        page.click("text=Carry over the ticked key results")
+        page.wait_for_selector("#carried-note")
+        note = page.locator("#carried-note").inner_text()
+        assert "2 key results under 1 objective" in note, note
+        assert page.locator(".tag-carried").count() == 2
+        at_phone_width(page, "carry-over-done-375.png")
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=str(ARTIFACTS / "carry-over-done-1400.png"), full_page=True)
     assert unexpected(problems) == []

@@ -30,6 +30,7 @@ from web.live import (
     free_port,
     serving,
     sign_in_page,
+    signed_in_page,
     unexpected,
     wait_for_backfills,
     watched_page,
@@ -302,8 +303,6 @@ def test_an_editor_closes_the_quarter_grades_a_key_result_and_downloads_the_revi
     import csv
     import io
 
-    from playwright.sync_api import sync_playwright
-
     cycle_id = create(
         client, "cycles", name="2026-Q3", start_date="2026-07-01", end_date="2026-09-30"
     )["id"]
@@ -317,49 +316,42 @@ def test_an_editor_closes_the_quarter_grades_a_key_result_and_downloads_the_revi
     editor = create(client, "api-keys", name="Dana (Brand)", role="editor")["key"]
 
     problems: list[str] = []
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = watched_page(browser, problems, 1400, 900)
-            sign_in_page(page, f"{live_server}/", editor)
-            page.wait_for_selector("nav")
-            page.goto(f"{live_server}/cycles")
-            row = page.locator(f"#cycle-{cycle_id}")
-            assert row.locator("text=Reopen").count() == 0, "reopening is an admin's"
-            row.locator("a:has-text('Close the cycle')").click()
-            page.wait_for_selector("h2:has-text('What freezing means')")
-            _look(page, "cycle-close-confirm")
-            page.click("button:has-text('Close the cycle and freeze its figures')")
-            frozen = page.locator(f"#cycle-{cycle_id}-frozen")
-            frozen.wait_for()
-            assert "figures frozen" in frozen.inner_text()
-            _look(page, "cycles-closed")
+    with signed_in_page(chromium_path, problems, f"{live_server}/", editor) as page:
+        page.wait_for_selector("nav")
+        page.goto(f"{live_server}/cycles")
+        row = page.locator(f"#cycle-{cycle_id}")
+        assert row.locator("text=Reopen").count() == 0, "reopening is an admin's"
+        row.locator("a:has-text('Close the cycle')").click()
+        page.wait_for_selector("h2:has-text('What freezing means')")
+        _look(page, "cycle-close-confirm")
+        page.click("button:has-text('Close the cycle and freeze its figures')")
+        frozen = page.locator(f"#cycle-{cycle_id}-frozen")
+        frozen.wait_for()
+        assert "figures frozen" in frozen.inner_text()
+        _look(page, "cycles-closed")
 
-            # The key result reads as frozen; an editor grades it beside the computed score.
-            page.goto(f"{live_server}/key-results/{press}")
-            assert "figures frozen" in page.locator("#cycle-frozen").inner_text()
-            assert page.locator("#kr-score").inner_text() == "0.3"
-            page.fill("#final-score-final_score", "0.5")
-            page.fill("#final-score-final_score_note", "Two features in trade press")
-            page.click("button:has-text('Save final score')")
-            page.wait_for_selector("#kr-final-score")
-            assert page.locator("#kr-final-score").inner_text() == "0.5"
-            _look(page, "key-result-graded")
+        # The key result reads as frozen; an editor grades it beside the computed score.
+        page.goto(f"{live_server}/key-results/{press}")
+        assert "figures frozen" in page.locator("#cycle-frozen").inner_text()
+        assert page.locator("#kr-score").inner_text() == "0.3"
+        page.fill("#final-score-final_score", "0.5")
+        page.fill("#final-score-final_score_note", "Two features in trade press")
+        page.click("button:has-text('Save final score')")
+        page.wait_for_selector("#kr-final-score")
+        assert page.locator("#kr-final-score").inner_text() == "0.5"
+        _look(page, "key-result-graded")
 
-            # The dashboard shows both scores; the review downloads with them.
-            page.goto(f"{live_server}/?cycle_id={cycle_id}")
-            assert "figures frozen" in page.locator("#cycle-frozen").inner_text()
-            assert page.locator(".final-score dd").inner_text() == "0.5"
-            _look(page, "dashboard-closed")
-            page.goto(f"{live_server}/cycles")
-            link = page.locator(f"#cycle-{cycle_id} .review-downloads a:has-text('CSV')")
-            with page.expect_download() as download_info:
-                link.click()
-            saved = Path(download_info.value.path())
-            rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
-        finally:
-            browser.close()
+        # The dashboard shows both scores; the review downloads with them.
+        page.goto(f"{live_server}/?cycle_id={cycle_id}")
+        assert "figures frozen" in page.locator("#cycle-frozen").inner_text()
+        assert page.locator(".final-score dd").inner_text() == "0.5"
+        _look(page, "dashboard-closed")
+        page.goto(f"{live_server}/cycles")
+        link = page.locator(f"#cycle-{cycle_id} .review-downloads a:has-text('CSV')")
+        with page.expect_download() as download_info:
+            link.click()
+        saved = Path(download_info.value.path())
+        rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
     [row_] = [r for r in rows if r["key_result"] == "40 press mentions"]
     assert (row_["current_value"], row_["target_value"], row_["score"]) == ("12.0", "40.0", "0.3")
     assert (row_["final_score"], row_["final_score_note"]) == (
