@@ -61,11 +61,7 @@ def _candidates(session: Session, cycle: Cycle) -> list[Candidate]:
     ]
 
 
-def _page(
-    page: Page,
-    cycle: Cycle,
-    form: FormState | None = None,
-) -> Response:
+def _page(page: Page, cycle: Cycle, form: FormState | None = None) -> Response:
     listed, _ = okr_service.list_cycles(page.session, _MAX_CYCLES, 0)
     others = sorted((c for c in listed if c.id != cycle.id), key=lambda c: (c.start_date, c.id))
     candidates = _candidates(page.session, cycle)

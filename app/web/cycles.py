@@ -86,10 +86,7 @@ def cycles_page(page: ViewerPage) -> Response:
 
 
 @router.post("/cycles")
-def create_cycle(
-    page: EditorPage,
-    posted: CycleForm,
-) -> Response:
+def create_cycle(page: EditorPage, posted: CycleForm) -> Response:
     """Create a cycle as `POST /api/v1/cycles` does."""
     values = posted.typed()
 
@@ -119,11 +116,7 @@ def edit_cycle_page(page: EditorPage, cycle_id: str) -> Response:
 
 
 @router.post("/cycles/{cycle_id}/edit")
-def edit_cycle(
-    page: EditorPage,
-    cycle_id: str,
-    posted: CycleForm,
-) -> Response:
+def edit_cycle(page: EditorPage, cycle_id: str, posted: CycleForm) -> Response:
     """Change a cycle as `PATCH /api/v1/cycles/{id}` does: only what changed is written."""
     cycle = cycle_or_404(page, cycle_id)
     values = posted.typed()
@@ -162,11 +155,7 @@ delete_routes(
 # --- closing and reopening (SPEC section 8) ------------------------------------------------------
 
 
-def _close_page(
-    page: Page,
-    cycle: Cycle,
-    refused: Conflict | None = None,
-) -> Response:
+def _close_page(page: Page, cycle: Cycle, refused: Conflict | None = None) -> Response:
     held = service.holdings(page.session, "cycle", cycle.id)
     context = {
         "principal": page.principal,

@@ -227,10 +227,7 @@ KeyResultForm = Annotated[KeyResultFields, Form()]
 
 
 def _form_page(
-    page: Page,
-    objective: Objective,
-    kr: KeyResult | None,
-    form: FormState | None = None,
+    page: Page, objective: Objective, kr: KeyResult | None, form: FormState | None = None
 ) -> Response:
     # Without script the highlighted explanation can't follow the select: it says whose it is.
     chosen_label = "as sent" if form is not None else "saved" if kr is not None else "default"
@@ -285,11 +282,7 @@ def new_key_result_page(page: EditorPage, objective_id: str) -> Response:
 
 
 @router.post("/okrs/objectives/{objective_id}/key-results")
-def create_key_result(
-    page: EditorPage,
-    objective_id: str,
-    form: KeyResultForm,
-) -> Response:
+def create_key_result(page: EditorPage, objective_id: str, form: KeyResultForm) -> Response:
     """Create a key result as `POST /api/v1/key-results` does; a blank weight is the API's
     default of 1."""
     objective = objective_or_404(page, objective_id)
@@ -316,11 +309,7 @@ def edit_key_result_page(page: EditorPage, kr_id: str) -> Response:
 
 
 @router.post("/key-results/{kr_id}/edit")
-def edit_key_result(
-    page: EditorPage,
-    kr_id: str,
-    form: KeyResultForm,
-) -> Response:
+def edit_key_result(page: EditorPage, kr_id: str, form: KeyResultForm) -> Response:
     """Change a key result as `PATCH /api/v1/key-results/{id}` does; an emptied start,
     target or relative target is taken out (null)."""
     kr = _kr_or_404(page, kr_id)

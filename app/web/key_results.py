@@ -206,11 +206,7 @@ def _again(page: Page, kid: int, box: Literal["form", "score"]) -> Callable[[For
 
 
 @router.post("/key-results/{kr_id}/check-ins")
-def check_in(
-    page: EditorPage,
-    kr_id: str,
-    posted: CheckInForm,
-) -> Response:
+def check_in(page: EditorPage, kr_id: str, posted: CheckInForm) -> Response:
     """Check in as `POST /api/v1/key-results/{id}/check-ins` does."""
     kid = path_id(kr_id)
     values = posted.model_dump()
@@ -228,11 +224,7 @@ def check_in(
 
 
 @router.post("/key-results/{kr_id}/final-score")
-def final_score(
-    page: EditorPage,
-    kr_id: str,
-    posted: ScoreForm,
-) -> Response:
+def final_score(page: EditorPage, kr_id: str, posted: ScoreForm) -> Response:
     """Grade a closed key result as `PATCH /api/v1/key-results/{id}` with `final_score` and
     `final_score_note` does; an empty score box takes the grade away."""
     kid = path_id(kr_id)
@@ -253,12 +245,7 @@ def final_score(
 
 
 @router.post("/key-results/{kr_id}/check-ins/{check_in_id}")
-def edit_check_in(
-    page: EditorPage,
-    kr_id: str,
-    check_in_id: str,
-    posted: CheckInForm,
-) -> Response:
+def edit_check_in(page: EditorPage, kr_id: str, check_in_id: str, posted: CheckInForm) -> Response:
     """Correct a check-in as `PATCH .../check-ins/{id}` does; an empty value box takes the
     figure out and keeps the note and confidence."""
     kid, cid = path_id(kr_id), path_id(check_in_id)

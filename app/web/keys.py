@@ -67,10 +67,7 @@ def keys_page(page: AdminPage) -> Response:
 
 
 @router.post("/keys")
-def create_key(
-    page: AdminPage,
-    posted: Annotated[KeyFields, Form()],
-) -> Response:
+def create_key(page: AdminPage, posted: Annotated[KeyFields, Form()]) -> Response:
     """Create a key and show its secret this once."""
     values = posted.model_dump()
     try:

@@ -492,11 +492,7 @@ def _preview(
 
 
 def _submit(
-    page: Page,
-    background: BackgroundTasks,
-    kr: KeyResult,
-    form: FormData,
-    mapping: Mapping | None,
+    page: Page, background: BackgroundTasks, kr: KeyResult, form: FormData, mapping: Mapping | None
 ) -> Response:
     """One submit of the builder: re-render with a change, preview, or save."""
     draft = Draft.from_form(form)
@@ -579,12 +575,7 @@ def _gone(page: Page, kr: KeyResult) -> Response:
     ).response
 
 
-def _step_one(
-    page: Page,
-    kr: KeyResult,
-    error: str = "",
-    status_code: int = 200,
-) -> Response:
+def _step_one(page: Page, kr: KeyResult, error: str = "", status_code: int = 200) -> Response:
     sources, _ = service.list_sources(page.session, _MAX_SOURCES, 0)
     context: dict[str, Any] = {
         "principal": page.principal,
@@ -604,9 +595,7 @@ def _step_one(
 
 @router.get("/key-results/{kr_id}/mappings/new")
 def new_mapping_page(
-    page: AdminPage,
-    kr_id: str,
-    data_source_id: Annotated[str, Query()] = "",
+    page: AdminPage, kr_id: str, data_source_id: Annotated[str, Query()] = ""
 ) -> Response:
     """Step 1 picks the source; with `data_source_id`, step 2 picks metric, params, filters."""
     kr = _kr(page, path_id(kr_id))
@@ -620,10 +609,7 @@ def new_mapping_page(
 
 @router.post("/key-results/{kr_id}/mappings/new")
 def new_mapping_submit(
-    page: AdminPage,
-    background: BackgroundTasks,
-    form: FormDep,
-    kr_id: str,
+    page: AdminPage, background: BackgroundTasks, form: FormDep, kr_id: str
 ) -> Response:
     """Re-render, preview (written nowhere) or save as `POST /api/v1/mappings` does."""
     kr = _kr(page, path_id(kr_id))
@@ -640,10 +626,7 @@ def edit_mapping_page(page: AdminPage, mapping_id: str) -> Response:
 
 @router.post("/mappings/{mapping_id}/edit")
 def edit_mapping_submit(
-    page: AdminPage,
-    background: BackgroundTasks,
-    form: FormDep,
-    mapping_id: str,
+    page: AdminPage, background: BackgroundTasks, form: FormDep, mapping_id: str
 ) -> Response:
     """Re-render, preview, or save as `PATCH /api/v1/mappings/{id}` does (history refetched)."""
     mapping = _mapping(page, path_id(mapping_id))

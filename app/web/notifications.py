@@ -189,11 +189,7 @@ def _new_form() -> FormState:
     return FormState({**blank, "kind": "slack", "events": list(EVENT_TYPES), "enabled": True})
 
 
-def _index(
-    page: Page,
-    form: FormState | None = None,
-    tested: SentTest | None = None,
-) -> Response:
+def _index(page: Page, form: FormState | None = None, tested: SentTest | None = None) -> Response:
     context: dict[str, Any] = {
         "channels": _views(page.session),
         "tested": tested,
@@ -248,11 +244,7 @@ def _create(page: Page, values: dict[str, Any]) -> Response:
     return submit(page.session, ChannelFields(), values, write, again)
 
 
-def _edit_page(
-    page: Page,
-    channel: NotificationChannel,
-    form: FormState,
-) -> Response:
+def _edit_page(page: Page, channel: NotificationChannel, form: FormState) -> Response:
     context: dict[str, Any] = {
         "channel": service.channel_read(channel),
         "url_kinds": URL_KINDS,

@@ -37,11 +37,7 @@ def _redirect_uri() -> str | None:
         return None
 
 
-def _page(
-    page: Page,
-    editing: str | None = None,
-    form: FormState | None = None,
-) -> Response:
+def _page(page: Page, editing: str | None = None, form: FormState | None = None) -> Response:
     apps = {a.provider: a for a in page.session.scalars(select(OAuthApp))}
     context: dict[str, Any] = {
         "providers": sorted(PROVIDERS.values(), key=lambda p: p.name),

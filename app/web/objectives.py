@@ -85,11 +85,7 @@ def parent_choices(obj: Objective, level: str, everything: list[Objective]) -> l
     return choices
 
 
-def _edit_page(
-    page: Page,
-    obj: Objective,
-    form: FormState | None = None,
-) -> Response:
+def _edit_page(page: Page, obj: Objective, form: FormState | None = None) -> Response:
     form = form or FormState(
         {
             "title": obj.title,
@@ -119,11 +115,7 @@ def edit_objective_page(page: EditorPage, objective_id: str) -> Response:
 
 
 @router.post("/okrs/objectives/{objective_id}/edit")
-def edit_objective(
-    page: EditorPage,
-    objective_id: str,
-    posted: ObjectiveForm,
-) -> Response:
+def edit_objective(page: EditorPage, objective_id: str, posted: ObjectiveForm) -> Response:
     """Change an objective as `PATCH /api/v1/objectives/{id}` does; an empty alignment
     makes it a top-level objective."""
     obj = objective_or_404(page, objective_id)

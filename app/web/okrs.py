@@ -158,11 +158,7 @@ def _carried(session: Session, from_text: str, everything: list[Objective]) -> C
     )
 
 
-def _okrs_page(
-    page: Page,
-    params: dict[str, str],
-    form: FormState | None = None,
-) -> Response:
+def _okrs_page(page: Page, params: dict[str, str], form: FormState | None = None) -> Response:
     today = clock.today()
     where, filter_errors = _parse_filters(params)
     cycles, _ = service.list_cycles(page.session, _MAX_CYCLES, 0)
@@ -245,10 +241,7 @@ def okrs_page(page: ViewerPage) -> Response:
 
 
 @router.post("/okrs/objectives")
-def create_objective(
-    page: EditorPage,
-    posted: ObjectiveForm,
-) -> Response:
+def create_objective(page: EditorPage, posted: ObjectiveForm) -> Response:
     """Create an objective as `POST /api/v1/objectives` does; a refusal shows by its field."""
     values = posted.model_dump()
     body = {**values, "parent_key_result_id": posted.parent_key_result_id or None}

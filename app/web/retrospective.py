@@ -94,11 +94,7 @@ def retrospective_page(page: ViewerPage, cycle_id: str) -> Response:
 
 
 @router.post("/cycles/{cycle_id}/retrospective")
-def add_entry(
-    page: EditorPage,
-    cycle_id: str,
-    posted: EntryForm,
-) -> Response:
+def add_entry(page: EditorPage, cycle_id: str, posted: EntryForm) -> Response:
     """Add an entry as `POST /api/v1/cycles/{id}/retrospective` does."""
     cycle = cycle_or_404(page, cycle_id)
     values = posted.model_dump()
@@ -121,12 +117,7 @@ def _gone(page: Page) -> Response:
 
 
 @router.post("/cycles/{cycle_id}/retrospective/{entry_id}")
-def edit_entry(
-    page: EditorPage,
-    cycle_id: str,
-    entry_id: str,
-    posted: EntryForm,
-) -> Response:
+def edit_entry(page: EditorPage, cycle_id: str, entry_id: str, posted: EntryForm) -> Response:
     """Correct an entry as `PATCH /api/v1/cycles/{id}/retrospective/{entry_id}` does."""
     cycle = cycle_or_404(page, cycle_id)
     eid = path_id(entry_id)

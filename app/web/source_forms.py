@@ -333,10 +333,7 @@ def edit_source_form(page: AdminPage, source_id: str) -> Response:
 
 
 def _update(
-    page: Page,
-    background: BackgroundTasks,
-    source_id: str,
-    form: dict[str, str],
+    page: Page, background: BackgroundTasks, source_id: str, form: dict[str, str]
 ) -> Response:
     found = _edit_form(page, source_id)
     if isinstance(found, Response):
@@ -368,21 +365,13 @@ def _update(
 
 
 @router.post("/sources/{source_id}/edit")
-async def update_source(
-    page: AdminPage,
-    background: BackgroundTasks,
-    source_id: str,
-) -> Response:
+async def update_source(page: AdminPage, background: BackgroundTasks, source_id: str) -> Response:
     """Change a source as `PATCH /api/v1/data-sources/{id}` does; blank secrets stay as stored."""
     form = _form_dict(await page.request.form())
     return await run_in_threadpool(_update, page, background, source_id, form)
 
 
-def _delete_page(
-    page: Page,
-    row: DataSource,
-    refused: DomainError | None = None,
-) -> Response:
+def _delete_page(page: Page, row: DataSource, refused: DomainError | None = None) -> Response:
     context = {
         "principal": page.principal,
         "source": DataSourceRead.model_validate(row),
@@ -428,11 +417,7 @@ def test_source(page: AdminPage, source_id: str) -> Response:
 
 
 @router.post("/sources/{source_id}/sync")
-async def sync_source(
-    page: AdminPage,
-    background: BackgroundTasks,
-    source_id: str,
-) -> Response:
+async def sync_source(page: AdminPage, background: BackgroundTasks, source_id: str) -> Response:
     """Start a sync as `POST /api/v1/data-sources/{id}/sync` does: the usual window, or the days
     from..to; back to the source's page, where the run shows in the history."""
     form = _form_dict(await page.request.form())
@@ -457,11 +442,7 @@ async def sync_source(
 
 
 @router.post("/sources/{source_id}/resume")
-def resume_source(
-    page: AdminPage,
-    background: BackgroundTasks,
-    source_id: str,
-) -> Response:
+def resume_source(page: AdminPage, background: BackgroundTasks, source_id: str) -> Response:
     """Resume a paused source as `POST /api/v1/data-sources/{id}/resume` does."""
     row = source_row(page, source_id)
     service.resume_source(page.session, background, row.id, page.principal.name)

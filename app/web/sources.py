@@ -111,11 +111,7 @@ def render_source(
 
 
 @router.get("/sources/{source_id}")
-def source_page(
-    page: AdminPage,
-    source_id: str,
-    started: Annotated[str, Query()] = "",
-) -> Response:
+def source_page(page: AdminPage, source_id: str, started: Annotated[str, Query()] = "") -> Response:
     """One source: what it is, what it needs, and what its runs did."""
     row = source_row(page, source_id)
     return render_source(page, row, started=path_id(started) or None)
