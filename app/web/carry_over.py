@@ -13,18 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app.core.db import SessionDep
 from app.models import Cycle, KeyResult, Objective
 from app.okr import service as okr_service
 from app.review import carry_over as carry_service
 from app.review.figures import KeyResultFigures, review_figures
 from app.review.schemas import CarryOverRequest
 from app.web.forms import Exact, FormState, cycle_or_404, render_form, submit
-from app.web.pages import EditorPage, PageUser
+from app.web.pages import EditorPage, Page
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,16 +61,10 @@ def _candidates(session: Session, cycle: Cycle) -> list[Candidate]:
     ]
 
 
-def _page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    cycle: Cycle,
-    form: FormState | None = None,
-) -> Response:
-    listed, _ = okr_service.list_cycles(session, _MAX_CYCLES, 0)
+def _page(page: Page, cycle: Cycle, form: FormState | None = None) -> Response:
+    listed, _ = okr_service.list_cycles(page.session, _MAX_CYCLES, 0)
     others = sorted((c for c in listed if c.id != cycle.id), key=lambda c: (c.start_date, c.id))
-    candidates = _candidates(session, cycle)
+    candidates = _candidates(page.session, cycle)
     following = next_cycle(cycle, others)
     if form is None:
         form = FormState(
@@ -91,29 +84,25 @@ def _page(
         "total": len(candidates),
         "unfinished": sum(c.unfinished for c in candidates),
     }
-    return render_form(request, user, "cycles/carry_over.html", form, context)
+    return render_form(page, "cycles/carry_over.html", form, context)
 
 
 @router.get("/cycles/{cycle_id}/carry-over")
-def carry_over_page(
-    request: Request, session: SessionDep, user: EditorPage, cycle_id: str
-) -> Response:
+def carry_over_page(page: EditorPage, cycle_id: str) -> Response:
     """Pick the next cycle and the key results to carry into it; the unfinished are ticked."""
-    return _page(request, session, user, cycle_or_404(request, session, user, cycle_id))
+    return _page(page, cycle_or_404(page, cycle_id))
 
 
 @router.post("/cycles/{cycle_id}/carry-over")
 def carry_over(
-    request: Request,
-    session: SessionDep,
+    page: EditorPage,
     background: BackgroundTasks,
-    user: EditorPage,
     cycle_id: str,
     to_cycle_id: Annotated[str, Form()] = "",
     key_result_ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Carry over as `POST /api/v1/cycles/{id}/carry-over` does, with the ticked key results."""
-    cycle = cycle_or_404(request, session, user, cycle_id)
+    cycle = cycle_or_404(page, cycle_id)
     # The checklist is always an explicit choice: nothing ticked is refused as the API refuses
     # an empty list, never read as "the default".
     values: dict[str, Any] = {"to_cycle_id": to_cycle_id, "key_result_ids": key_result_ids or []}
@@ -123,11 +112,11 @@ def carry_over(
             {"to_cycle_id": to_cycle_id.strip() or None, "key_result_ids": values["key_result_ids"]}
         )
         carry_service.carry_over(
-            session, background, cycle.id, body.model_dump(), user.principal.name
+            page.session, background, cycle.id, body.model_dump(), page.principal.name
         )
         return f"/okrs?cycle_id={body.to_cycle_id}&carried_from={cycle.id}"
 
     def again(form: FormState) -> Response:
-        return _page(request, session, user, cycle_or_404(request, session, user, cycle_id), form)
+        return _page(page, cycle_or_404(page, cycle_id), form)
 
-    return submit(session, FIELDS, values, write, again)
+    return submit(page.session, FIELDS, values, write, again)

@@ -13,13 +13,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from app.auth.service import ROLE_RANK
-from app.core.db import SessionDep
 from app.core.errors import Conflict
 from app.models import Cycle
 from app.okr import freeze, service
@@ -37,10 +35,8 @@ from app.web.forms import (
 from app.web.pages import (
     AdminPage,
     EditorPage,
-    PageUser,
+    Page,
     ViewerPage,
-    refusal,
-    render,
 )
 from app.web.retrospective import REVIEW_FORMATS
 
@@ -69,49 +65,40 @@ class CycleFields(BaseModel):
 CycleForm = Annotated[CycleFields, Form()]
 
 
-def _cycles_page(
-    request: Request, session: Session, user: PageUser, form: FormState | None = None
-) -> Response:
-    cycles, total = service.list_cycles(session, _MAX_CYCLES, 0)
+def _cycles_page(page: Page, form: FormState | None = None) -> Response:
+    cycles, total = service.list_cycles(page.session, _MAX_CYCLES, 0)
     context: dict[str, Any] = {
         "cycles": cycles,
         "total": total,
-        "counts": service.cycle_objective_counts(session),
-        "can_edit": ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"],
-        "is_admin": user.principal.role == "admin",
+        "counts": service.cycle_objective_counts(page.session),
+        "can_edit": page.at_least("editor"),
+        "is_admin": page.principal.role == "admin",
         "review_formats": REVIEW_FORMATS,
     }
     form = form or FormState(CycleFields().typed())
-    return render_form(request, user, "cycles/index.html", form, context)
+    return render_form(page, "cycles/index.html", form, context)
 
 
 @router.get("/cycles")
-def cycles_page(request: Request, session: SessionDep, user: ViewerPage) -> Response:
+def cycles_page(page: ViewerPage) -> Response:
     """Every cycle, latest first, each a way into its OKRs."""
-    return _cycles_page(request, session, user)
+    return _cycles_page(page)
 
 
 @router.post("/cycles")
-def create_cycle(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    posted: CycleForm,
-) -> Response:
+def create_cycle(page: EditorPage, posted: CycleForm) -> Response:
     """Create a cycle as `POST /api/v1/cycles` does."""
     values = posted.typed()
 
     def write() -> str:
         body = CycleCreate.model_validate(values)
-        cycle = service.create_cycle(session, body.model_dump(), user.principal.name)
+        cycle = service.create_cycle(page.session, body.model_dump(), page.principal.name)
         return f"/cycles#cycle-{cycle.id}"
 
-    return submit(session, FIELDS, values, write, partial(_cycles_page, request, session, user))
+    return submit(page.session, FIELDS, values, write, partial(_cycles_page, page))
 
 
-def _edit_page(
-    request: Request, user: PageUser, cycle: Cycle, form: FormState | None = None
-) -> Response:
+def _edit_page(page: Page, cycle: Cycle, form: FormState | None = None) -> Response:
     shown = form or FormState(
         {
             "name": cycle.name,
@@ -119,44 +106,34 @@ def _edit_page(
             "end_date": cycle.end_date.isoformat(),
         }
     )
-    return render_form(request, user, "cycles/edit.html", shown, {"cycle": cycle})
+    return render_form(page, "cycles/edit.html", shown, {"cycle": cycle})
 
 
 @router.get("/cycles/{cycle_id}/edit")
-def edit_cycle_page(
-    request: Request, session: SessionDep, user: EditorPage, cycle_id: str
-) -> Response:
+def edit_cycle_page(page: EditorPage, cycle_id: str) -> Response:
     """The form to rename a cycle or move its dates."""
-    return _edit_page(request, user, cycle_or_404(request, session, user, cycle_id))
+    return _edit_page(page, cycle_or_404(page, cycle_id))
 
 
 @router.post("/cycles/{cycle_id}/edit")
-def edit_cycle(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    cycle_id: str,
-    posted: CycleForm,
-) -> Response:
+def edit_cycle(page: EditorPage, cycle_id: str, posted: CycleForm) -> Response:
     """Change a cycle as `PATCH /api/v1/cycles/{id}` does: only what changed is written."""
-    cycle = cycle_or_404(request, session, user, cycle_id)
+    cycle = cycle_or_404(page, cycle_id)
     values = posted.typed()
 
     def write() -> str:
         changes = CycleUpdate.model_validate(values).model_dump(exclude_unset=True)
-        service.update_cycle(session, cycle.id, changes, user.principal.name)
+        service.update_cycle(page.session, cycle.id, changes, page.principal.name)
         return f"/cycles#cycle-{cycle.id}"
 
     def again(form: FormState) -> Response:
-        return _edit_page(request, user, cycle_or_404(request, session, user, cycle_id), form)
+        return _edit_page(page, cycle_or_404(page, cycle_id), form)
 
-    return submit(session, FIELDS, values, write, again)
+    return submit(page.session, FIELDS, values, write, again)
 
 
-def _delete_target(
-    request: Request, session: Session, user: PageUser, cycle_id: str
-) -> DeleteTarget:
-    cycle = cycle_or_404(request, session, user, cycle_id)
+def _delete_target(page: Page, cycle_id: str) -> DeleteTarget:
+    cycle = cycle_or_404(page, cycle_id)
     return DeleteTarget(
         cycle.id,
         "cycle",
@@ -178,67 +155,55 @@ delete_routes(
 # --- closing and reopening (SPEC section 8) ------------------------------------------------------
 
 
-def _close_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    cycle: Cycle,
-    refused: Conflict | None = None,
-) -> Response:
-    held = service.holdings(session, "cycle", cycle.id)
+def _close_page(page: Page, cycle: Cycle, refused: Conflict | None = None) -> Response:
+    held = service.holdings(page.session, "cycle", cycle.id)
     context = {
-        "principal": user.principal,
+        "principal": page.principal,
         "cycle": cycle,
         "held": held,
         "as_of": freeze.close_as_of(cycle),
         "error": refused.message if refused else "",
     }
-    return render(request, "cycles/close.html", context, refused.status_code if refused else 200)
+    return page.render("cycles/close.html", context, refused.status_code if refused else 200)
 
 
 @router.get("/cycles/{cycle_id}/close")
-def close_cycle_page(
-    request: Request, session: SessionDep, user: EditorPage, cycle_id: str
-) -> Response:
+def close_cycle_page(page: EditorPage, cycle_id: str) -> Response:
     """Ask before closing, saying what freezing means: the figures stop moving."""
-    return _close_page(request, session, user, cycle_or_404(request, session, user, cycle_id))
+    return _close_page(page, cycle_or_404(page, cycle_id))
 
 
 def _freeze_step(
-    request: Request,
-    session: Session,
-    user: PageUser,
+    page: Page,
     cycle_id: str,
     step: Callable[[Session, int, str], object],
     refused: Callable[[Conflict], Response],
 ) -> Response:
     """Close or reopen as the API does: its rule decides, and a refusal rolls the write back."""
-    cycle = cycle_or_404(request, session, user, cycle_id)
+    cycle = cycle_or_404(page, cycle_id)
     try:
-        step(session, cycle.id, user.principal.name)
+        step(page.session, cycle.id, page.principal.name)
     except Conflict as exc:
-        session.rollback()
+        page.session.rollback()
         return refused(exc)
     return RedirectResponse(f"/cycles#cycle-{cycle.id}", status_code=303)
 
 
 @router.post("/cycles/{cycle_id}/close")
-def close_cycle(request: Request, session: SessionDep, user: EditorPage, cycle_id: str) -> Response:
+def close_cycle(page: EditorPage, cycle_id: str) -> Response:
     """Close a cycle as `POST /api/v1/cycles/{id}/close` does (409 when already closed)."""
 
     def refused(exc: Conflict) -> Response:
-        return _close_page(
-            request, session, user, cycle_or_404(request, session, user, cycle_id), exc
-        )
+        return _close_page(page, cycle_or_404(page, cycle_id), exc)
 
-    return _freeze_step(request, session, user, cycle_id, freeze.close_cycle, refused)
+    return _freeze_step(page, cycle_id, freeze.close_cycle, refused)
 
 
 @router.post("/cycles/{cycle_id}/reopen")
-def reopen_cycle(request: Request, session: SessionDep, user: AdminPage, cycle_id: str) -> Response:
+def reopen_cycle(page: AdminPage, cycle_id: str) -> Response:
     """Reopen a cycle as `POST /api/v1/cycles/{id}/reopen` does (409 when it is open)."""
 
     def refused(exc: Conflict) -> Response:
-        raise refusal(request, 409, "The cycle is open", exc.message, user.principal) from None
+        raise page.refuse(409, "The cycle is open", exc.message) from None
 
-    return _freeze_step(request, session, user, cycle_id, freeze.reopen_cycle, refused)
+    return _freeze_step(page, cycle_id, freeze.reopen_cycle, refused)

@@ -19,29 +19,20 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
-from app.core.db import SessionDep
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.models import Cycle
 from app.okr import service
 from app.okr.service import Holdings
-from app.web.pages import (
-    EditorPage,
-    PageUser,
-    field_errors,
-    path_id,
-    refusal,
-    render,
-)
+from app.web.pages import EditorPage, Page, field_errors
 
-T = TypeVar("T")
 #: A box of a form as the browser posts it (blank when left out).
 FormText = Annotated[str, Form()]
 #: Where a refusal that names no field of the form is shown: at the top of the form.
@@ -144,21 +135,17 @@ class FormState:
     status_code: int = 200
 
 
-def render_form(
-    request: Request, user: PageUser, template: str, form: FormState, context: dict[str, Any]
-) -> Response:
+def render_form(page: Page, template: str, form: FormState, context: dict[str, Any]) -> Response:
     """The one renderer of a page with a form: who asks, the page's own context, the form."""
-    full = {"principal": user.principal, **context, "errors": form.errors, "values": form.values}
-    return render(request, template, full, form.status_code)
+    full = {"principal": page.principal, **context, "errors": form.errors, "values": form.values}
+    return page.render(template, full, form.status_code)
 
 
-def shown_once(
-    request: Request, user: PageUser, template: str, secret: str, made: dict[str, Any]
-) -> Response:
+def shown_once(page: Page, template: str, secret: str, made: dict[str, Any]) -> Response:
     """The page (201) that shows what was just created with its generated secret, this once:
     an API key, a webhook channel's signing secret, a receiving source's token."""
-    context = {"principal": user.principal, "secret": secret, **made}
-    return render(request, template, context, 201)
+    context = {"principal": page.principal, "secret": secret, **made}
+    return page.render(template, context, 201)
 
 
 def submit(
@@ -195,28 +182,9 @@ def submit(
     return again(form)
 
 
-def found_or_404(
-    request: Request,
-    user: PageUser,
-    what: str,
-    path_text: str,
-    get: Callable[[int], T | None],
-    message: str = "It may have been deleted.",
-) -> T:
-    """The row a page's path names, or the 404 page ("No such cycle")."""
-    row_id = path_id(path_text)
-    try:
-        row = get(row_id) if row_id else None
-    except NotFound:
-        row = None
-    if row is None:
-        raise refusal(request, 404, f"No such {what}", message, user.principal)
-    return row
-
-
-def cycle_or_404(request: Request, session: Session, user: PageUser, cycle_id: str) -> Cycle:
+def cycle_or_404(page: Page, cycle_id: str) -> Cycle:
     """The cycle a page's path names (its OKRs, closing, retrospective, carry-over pages)."""
-    return found_or_404(request, user, "cycle", cycle_id, partial(session.get, Cycle))
+    return page.found_or_404("cycle", cycle_id, partial(page.session.get, Cycle))
 
 
 # --- deleting a cycle, an objective or a key result ------------------------------------------
@@ -243,7 +211,7 @@ class Deletion:
     #: The entity `service.holdings` counts for it: ``cycle``, ``objective`` or ``key_result``.
     entity: str
     #: The row the path's one parameter names, as its delete page shows it (or the 404 page).
-    load: Callable[[Request, Session, PageUser, str], DeleteTarget]
+    load: Callable[[Page, str], DeleteTarget]
     #: Whether what it holds goes only with ``?cascade=true`` (the API's 409 without).
     needs_cascade: Callable[[Holdings], bool]
     #: The service call `DELETE /api/v1/...` makes.
@@ -251,33 +219,28 @@ class Deletion:
 
 
 def _delete_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    kind: Deletion,
-    target: DeleteTarget,
-    refused: DomainError | None = None,
+    page: Page, kind: Deletion, target: DeleteTarget, refused: DomainError | None = None
 ) -> Response:
     """Ask before deleting, saying what goes with it; an editor is told before trying that
     mappings go only with an admin (the API's 403)."""
-    held = service.holdings(session, kind.entity, target.row_id)
+    held = service.holdings(page.session, kind.entity, target.row_id)
     context = {
-        "principal": user.principal,
+        "principal": page.principal,
         "what": target.what,
         "name": target.name,
         "detail": target.detail,
         "held": held,
         "needs_cascade": kind.needs_cascade(held),
-        "needs_admin": held.mappings > 0 and user.principal.role != "admin",
+        "needs_admin": held.mappings > 0 and page.principal.role != "admin",
         "action": target.action,
         "cancel": target.cancel,
         "error": refused.message if refused else "",
     }
-    return render(request, "okrs/delete.html", context, refused.status_code if refused else 200)
+    return page.render("okrs/delete.html", context, refused.status_code if refused else 200)
 
 
-def _path_text(request: Request) -> str:
-    (text,) = request.path_params.values()
+def _path_text(page: Page) -> str:
+    (text,) = page.request.path_params.values()
     return str(text)
 
 
@@ -286,28 +249,19 @@ def delete_routes(router: APIRouter, path: str, kind: Deletion) -> None:
     ``POST path/delete`` deletes as the API does (the form's `cascade` as `?cascade=true`):
     a 409 or 403 shows on the same page, with nothing deleted."""
 
-    def confirm(request: Request, session: SessionDep, user: EditorPage) -> Response:
-        target = kind.load(request, session, user, _path_text(request))
-        return _delete_page(request, session, user, kind, target)
+    def confirm(page: EditorPage) -> Response:
+        return _delete_page(page, kind, kind.load(page, _path_text(page)))
 
-    def delete(
-        request: Request,
-        session: SessionDep,
-        user: EditorPage,
-        cascade: Annotated[str, Form()] = "",
-    ) -> Response:
-        target = kind.load(request, session, user, _path_text(request))
+    def delete(page: EditorPage, cascade: Annotated[str, Form()] = "") -> Response:
+        target = kind.load(page, _path_text(page))
         try:
-            kind.delete(session, target.row_id, cascade == "true", user.principal)
+            kind.delete(page.session, target.row_id, cascade == "true", page.principal)
         except (Conflict, Forbidden) as exc:
-            session.rollback()
-            target = kind.load(request, session, user, _path_text(request))
-            return _delete_page(request, session, user, kind, target, exc)
+            page.session.rollback()
+            return _delete_page(page, kind, kind.load(page, _path_text(page)), exc)
         except NotFound:
-            session.rollback()
-            raise refusal(
-                request, 404, f"No such {target.what}", "It may have been deleted.", user.principal
-            ) from None
+            page.session.rollback()
+            raise page.refuse(404, f"No such {target.what}", "It may have been deleted.") from None
         return RedirectResponse(target.done, status_code=303)
 
     router.add_api_route(f"{path}/delete", confirm, methods=["GET"])

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
-from app.core.db import SessionDep
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import KeyResultCreate, KeyResultUpdate
@@ -30,13 +28,12 @@ from app.web.forms import (
     Placed,
     blank_none,
     delete_routes,
-    found_or_404,
     plain_number,
     render_form,
     submit,
 )
 from app.web.objectives import objective_or_404
-from app.web.pages import EditorPage, PageUser
+from app.web.pages import EditorPage, Page
 
 router = APIRouter(include_in_schema=False)
 
@@ -230,12 +227,7 @@ KeyResultForm = Annotated[KeyResultFields, Form()]
 
 
 def _form_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    objective: Objective,
-    kr: KeyResult | None,
-    form: FormState | None = None,
+    page: Page, objective: Objective, kr: KeyResult | None, form: FormState | None = None
 ) -> Response:
     # Without script the highlighted explanation can't follow the select: it says whose it is.
     chosen_label = "as sent" if form is not None else "saved" if kr is not None else "default"
@@ -245,7 +237,7 @@ def _form_page(
         "kr": kr,
         "objective": objective,
         "cycle": objective.cycle,
-        "objectives": service.cycle_objectives(session, objective.cycle_id),
+        "objectives": service.cycle_objectives(page.session, objective.cycle_id),
         "kinds": KINDS,
         "aggregations": AGGREGATIONS,
         "directions": DIRECTIONS,
@@ -263,47 +255,37 @@ def _form_page(
             else f"/okrs?cycle_id={objective.cycle_id}#objective-{objective.id}"
         ),
     }
-    return render_form(request, user, "key_results/form.html", form, context)
+    return render_form(page, "key_results/form.html", form, context)
 
 
-def _kr_or_404(request: Request, session: Session, user: PageUser, kr_id: str) -> KeyResult:
-    return found_or_404(request, user, "key result", kr_id, partial(session.get, KeyResult))
+def _kr_or_404(page: Page, kr_id: str) -> KeyResult:
+    return page.found_or_404("key result", kr_id, partial(page.session.get, KeyResult))
 
 
-def _again(
-    request: Request, session: Session, user: PageUser, objective_id: str, kr_id: str | None
-) -> Callable[[FormState], Response]:
+def _again(page: Page, objective_id: str, kr_id: str | None) -> Callable[[FormState], Response]:
     """The form once more, with the rows read again after the refused write's rollback."""
 
     def again(form: FormState) -> Response:
-        kr = _kr_or_404(request, session, user, kr_id) if kr_id is not None else None
+        kr = _kr_or_404(page, kr_id) if kr_id is not None else None
         which = str(kr.objective_id) if kr is not None else objective_id
-        objective = objective_or_404(request, session, user, which)
-        return _form_page(request, session, user, objective, kr, form)
+        objective = objective_or_404(page, which)
+        return _form_page(page, objective, kr, form)
 
     return again
 
 
 @router.get("/okrs/objectives/{objective_id}/key-results/new")
-def new_key_result_page(
-    request: Request, session: SessionDep, user: EditorPage, objective_id: str
-) -> Response:
+def new_key_result_page(page: EditorPage, objective_id: str) -> Response:
     """The form for a new key result under an objective, each choice explained."""
-    objective = objective_or_404(request, session, user, objective_id)
-    return _form_page(request, session, user, objective, None)
+    objective = objective_or_404(page, objective_id)
+    return _form_page(page, objective, None)
 
 
 @router.post("/okrs/objectives/{objective_id}/key-results")
-def create_key_result(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    objective_id: str,
-    form: KeyResultForm,
-) -> Response:
+def create_key_result(page: EditorPage, objective_id: str, form: KeyResultForm) -> Response:
     """Create a key result as `POST /api/v1/key-results` does; a blank weight is the API's
     default of 1."""
-    objective = objective_or_404(request, session, user, objective_id)
+    objective = objective_or_404(page, objective_id)
     values = form.typed(form.objective_id.strip() or str(objective.id))
     body = _body(values)
     if body["weight"] is None:
@@ -311,47 +293,39 @@ def create_key_result(
 
     def write() -> str:
         made = KeyResultCreate.model_validate(body)
-        kr = service.create_key_result(session, made.model_dump(), user.principal.name)
+        kr = service.create_key_result(page.session, made.model_dump(), page.principal.name)
         return f"/key-results/{kr.id}"
 
-    again = _again(request, session, user, objective_id, None)
-    return submit(session, FIELDS, values, write, again)
+    again = _again(page, objective_id, None)
+    return submit(page.session, FIELDS, values, write, again)
 
 
 @router.get("/key-results/{kr_id}/edit")
-def edit_key_result_page(
-    request: Request, session: SessionDep, user: EditorPage, kr_id: str
-) -> Response:
+def edit_key_result_page(page: EditorPage, kr_id: str) -> Response:
     """The form to change a key result's definition, each choice explained."""
-    kr = _kr_or_404(request, session, user, kr_id)
-    objective = objective_or_404(request, session, user, str(kr.objective_id))
-    return _form_page(request, session, user, objective, kr)
+    kr = _kr_or_404(page, kr_id)
+    objective = objective_or_404(page, str(kr.objective_id))
+    return _form_page(page, objective, kr)
 
 
 @router.post("/key-results/{kr_id}/edit")
-def edit_key_result(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    kr_id: str,
-    form: KeyResultForm,
-) -> Response:
+def edit_key_result(page: EditorPage, kr_id: str, form: KeyResultForm) -> Response:
     """Change a key result as `PATCH /api/v1/key-results/{id}` does; an emptied start,
     target or relative target is taken out (null)."""
-    kr = _kr_or_404(request, session, user, kr_id)
+    kr = _kr_or_404(page, kr_id)
     values = form.typed(form.objective_id.strip())
 
     def write() -> str:
         changes = KeyResultUpdate.model_validate(_body(values)).model_dump(exclude_unset=True)
-        service.update_key_result(session, kr.id, changes, user.principal.name)
+        service.update_key_result(page.session, kr.id, changes, page.principal.name)
         return f"/key-results/{kr.id}"
 
-    return submit(session, FIELDS, values, write, _again(request, session, user, "", kr_id))
+    return submit(page.session, FIELDS, values, write, _again(page, "", kr_id))
 
 
-def _delete_target(request: Request, session: Session, user: PageUser, kr_id: str) -> DeleteTarget:
-    kr = _kr_or_404(request, session, user, kr_id)
-    objective = session.get(Objective, kr.objective_id)
+def _delete_target(page: Page, kr_id: str) -> DeleteTarget:
+    kr = _kr_or_404(page, kr_id)
+    objective = page.session.get(Objective, kr.objective_id)
     assert objective is not None  # the foreign keys cascade deletes
     return DeleteTarget(
         kr.id,

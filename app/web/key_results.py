@@ -12,15 +12,12 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app.auth.service import ROLE_RANK
 from app.core import clock
-from app.core.db import SessionDep
 from app.core.errors import InvalidInput, NotFound
 from app.models import Cycle, DataSource, Objective
 from app.okr import service
@@ -36,12 +33,10 @@ from app.web import kr_chart
 from app.web.forms import Exact, FormState, submit
 from app.web.pages import (
     EditorPage,
-    PageUser,
+    Page,
     ViewerPage,
     num,
     path_id,
-    refusal,
-    render,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -89,9 +84,7 @@ def _check_in_body(values: dict[str, str]) -> dict[str, Any]:
 
 
 def _page(
-    request: Request,
-    session: Session,
-    user: PageUser,
+    page: Page,
     kr_id: int,
     *,
     form: FormState | None = None,
@@ -101,29 +94,27 @@ def _page(
     """The page; a refused check-in in ``form``, a refused correction in ``edited``, a refused
     grade in ``score``."""
     try:
-        kr = service.get_key_result(session, kr_id) if kr_id else None
+        kr = service.get_key_result(page.session, kr_id) if kr_id else None
     except NotFound:
         kr = None
     if kr is None:
-        raise refusal(
-            request, 404, "No such key result", "It may have been deleted.", user.principal
-        )
-    objective = session.get(Objective, kr.objective_id)
+        raise page.refuse(404, "No such key result", "It may have been deleted.")
+    objective = page.session.get(Objective, kr.objective_id)
     assert objective is not None  # the foreign keys cascade deletes
-    cycle = session.get(Cycle, objective.cycle_id)
+    cycle = page.session.get(Cycle, objective.cycle_id)
     assert cycle is not None
     today = _today()
-    raw = service.key_results_progress(session, [kr], today).get(kr.id)
+    raw = service.key_results_progress(page.session, [kr], today).get(kr.id)
     progress = None if raw is None else ProgressRead.model_validate(raw, from_attributes=True)
     try:
-        _, _, rows = service.series(session, kr.id, None, None)
+        _, _, rows = service.series(page.session, kr.id, None, None)
     except InvalidInput:  # a cycle longer than a series read may span
         rows = []
-    mappings, _ = sources_service.list_mappings(session, kr.id, None, _MAPPINGS_SHOWN, 0)
+    mappings, _ = sources_service.list_mappings(page.session, kr.id, None, _MAPPINGS_SHOWN, 0)
     by_mapping = {m.id: m for m in mappings}
     source_ids = {m.data_source_id for m in mappings}
     named = select(DataSource.id, DataSource.name).where(DataSource.id.in_(source_ids))
-    names = dict(session.execute(named).all()) if source_ids else {}
+    names = dict(page.session.execute(named).all()) if source_ids else {}
     points = [
         {
             "date": day,
@@ -160,11 +151,11 @@ def _page(
         number=num,
     )
     charts = [draw(size=size) for size in (kr_chart.WIDE, kr_chart.NARROW)]
-    check_ins, total_check_ins = service.list_check_ins(session, kr.id, _CHECK_INS_SHOWN, 0)
-    editor = ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"]
+    check_ins, total_check_ins = service.list_check_ins(page.session, kr.id, _CHECK_INS_SHOWN, 0)
+    editor = page.at_least("editor")
     default_day = min(today, cycle.end_date).isoformat()
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "kr": kr,
         "objective": objective,
         "cycle": cycle,
@@ -176,7 +167,7 @@ def _page(
         "total_check_ins": total_check_ins,
         "mappings": mappings,
         "source_names": names,
-        "is_admin": user.principal.role == "admin",
+        "is_admin": page.principal.role == "admin",
         "editor": editor,
         "mapped": bool(mappings),
         "errors": form.errors if form else {},
@@ -194,40 +185,28 @@ def _page(
         },
     }
     refused = form or score or (edited[1] if edited else None)
-    return render(
-        request, "key_results/show.html", context, refused.status_code if refused else 200
-    )
+    return page.render("key_results/show.html", context, refused.status_code if refused else 200)
 
 
 @router.get("/key-results/{kr_id}")
-def key_result_page(
-    request: Request, session: SessionDep, user: ViewerPage, kr_id: str
-) -> Response:
+def key_result_page(page: ViewerPage, kr_id: str) -> Response:
     """One key result in full: where it stands, how it got there, and who said what."""
-    return _page(request, session, user, path_id(kr_id))
+    return _page(page, path_id(kr_id))
 
 
-def _again(
-    request: Request, session: Session, user: PageUser, kid: int, box: Literal["form", "score"]
-) -> Callable[[FormState], Response]:
+def _again(page: Page, kid: int, box: Literal["form", "score"]) -> Callable[[FormState], Response]:
     """The key result's page again, with what was typed in the form that was refused."""
 
     def again(form: FormState) -> Response:
         if box == "score":
-            return _page(request, session, user, kid, score=form)
-        return _page(request, session, user, kid, form=form)
+            return _page(page, kid, score=form)
+        return _page(page, kid, form=form)
 
     return again
 
 
 @router.post("/key-results/{kr_id}/check-ins")
-def check_in(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    kr_id: str,
-    posted: CheckInForm,
-) -> Response:
+def check_in(page: EditorPage, kr_id: str, posted: CheckInForm) -> Response:
     """Check in as `POST /api/v1/key-results/{id}/check-ins` does."""
     kid = path_id(kr_id)
     values = posted.model_dump()
@@ -236,22 +215,16 @@ def check_in(
         body = CheckInCreate.model_validate(_check_in_body(values))
         if not kid:
             raise NotFound(f"key result {kr_id} not found")
-        service.add_check_in(session, kid, body.model_dump(), user.principal.name)
+        service.add_check_in(page.session, kid, body.model_dump(), page.principal.name)
         return f"/key-results/{kid}#check-ins"
 
-    again = _again(request, session, user, kid, "form")
-    gone = functools.partial(_page, request, session, user, 0)
-    return submit(session, _FIELDS, values, write, again, catch=InvalidInput, gone=gone)
+    again = _again(page, kid, "form")
+    gone = functools.partial(_page, page, 0)
+    return submit(page.session, _FIELDS, values, write, again, catch=InvalidInput, gone=gone)
 
 
 @router.post("/key-results/{kr_id}/final-score")
-def final_score(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    kr_id: str,
-    posted: ScoreForm,
-) -> Response:
+def final_score(page: EditorPage, kr_id: str, posted: ScoreForm) -> Response:
     """Grade a closed key result as `PATCH /api/v1/key-results/{id}` with `final_score` and
     `final_score_note` does; an empty score box takes the grade away."""
     kid = path_id(kr_id)
@@ -263,23 +236,16 @@ def final_score(
         if not kid:
             raise NotFound(f"key result {kr_id} not found")
         changes = body.model_dump(exclude_unset=True)
-        service.update_key_result(session, kid, changes, user.principal.name)
+        service.update_key_result(page.session, kid, changes, page.principal.name)
         return f"/key-results/{kid}#final-score"
 
-    again = _again(request, session, user, kid, "score")
-    gone = functools.partial(_page, request, session, user, 0)
-    return submit(session, _SCORE_FIELDS, values, write, again, own_status=True, gone=gone)
+    again = _again(page, kid, "score")
+    gone = functools.partial(_page, page, 0)
+    return submit(page.session, _SCORE_FIELDS, values, write, again, own_status=True, gone=gone)
 
 
 @router.post("/key-results/{kr_id}/check-ins/{check_in_id}")
-def edit_check_in(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    kr_id: str,
-    check_in_id: str,
-    posted: CheckInForm,
-) -> Response:
+def edit_check_in(page: EditorPage, kr_id: str, check_in_id: str, posted: CheckInForm) -> Response:
     """Correct a check-in as `PATCH .../check-ins/{id}` does; an empty value box takes the
     figure out and keeps the note and confidence."""
     kid, cid = path_id(kr_id), path_id(check_in_id)
@@ -289,45 +255,39 @@ def edit_check_in(
         body = CheckInUpdate.model_validate(_check_in_body(values))
         if not (kid and cid):
             raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")
-        service.update_check_in(session, kid, cid, body.model_dump(), user.principal.name)
+        service.update_check_in(page.session, kid, cid, body.model_dump(), page.principal.name)
         return f"/key-results/{kid}#check-in-{cid}"
 
     def again(form: FormState) -> Response:
-        return _page(request, session, user, kid, edited=(cid, form))
+        return _page(page, kid, edited=(cid, form))
 
-    gone = functools.partial(_gone, request, session, user, kid)
-    return submit(session, _FIELDS, values, write, again, catch=InvalidInput, gone=gone)
+    gone = functools.partial(_gone, page, kid)
+    return submit(page.session, _FIELDS, values, write, again, catch=InvalidInput, gone=gone)
 
 
 @router.post("/key-results/{kr_id}/check-ins/{check_in_id}/delete")
-def delete_check_in(
-    request: Request, session: SessionDep, user: EditorPage, kr_id: str, check_in_id: str
-) -> Response:
+def delete_check_in(page: EditorPage, kr_id: str, check_in_id: str) -> Response:
     """Delete a check-in as `DELETE .../check-ins/{id}` does: its day takes the value of the
     day's latest remaining check-in."""
     kid, cid = path_id(kr_id), path_id(check_in_id)
     try:
         if not (kid and cid):
             raise NotFound(f"check-in {check_in_id} of key result {kr_id} not found")
-        service.delete_check_in(session, kid, cid, user.principal.name)
+        service.delete_check_in(page.session, kid, cid, page.principal.name)
     except NotFound:
-        return _gone(request, session, user, kid)
+        return _gone(page, kid)
     return RedirectResponse(f"/key-results/{kid}#check-ins", status_code=303)
 
 
-def _gone(request: Request, session: Session, user: PageUser, kid: int) -> Response:
+def _gone(page: Page, kid: int) -> Response:
     """An unknown key result, or a check-in gone since the page was read."""
     try:
         if kid:
-            service.get_key_result(session, kid)
+            service.get_key_result(page.session, kid)
     except NotFound:
         kid = 0
     if not kid:
-        return _page(request, session, user, 0)
-    return refusal(
-        request,
-        404,
-        "No such check-in",
-        "It may have been deleted since the page was read.",
-        user.principal,
+        return _page(page, 0)
+    return page.refuse(
+        404, "No such check-in", "It may have been deleted since the page was read."
     ).response

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.core.clock import today_in
-from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound, reason
 from app.models import DataSource, KeyResult, Mapping
 from app.okr import service as okr_service
@@ -30,7 +29,7 @@ from app.sources import service
 from app.sources.schemas import MAX_FILTERS, MappingCreate, MappingUpdate
 from app.sync.settle import first_provisional_day
 from app.web import kr_chart
-from app.web.pages import AdminPage, PageUser, num, path_id, refusal, render
+from app.web.pages import AdminPage, Page, num, path_id
 from connectors.base import ANY_FIELD, FILTER_MEANINGS, FILTER_OPS, LIST_OPS
 
 router = APIRouter(include_in_schema=False)
@@ -312,26 +311,22 @@ def _pydantic_errors(exc: ValidationError, rows: int, params: set[str]) -> dict[
     return found
 
 
-def _kr(request: Request, session: Session, user: PageUser, kr_id: int) -> KeyResult:
+def _kr(page: Page, kr_id: int) -> KeyResult:
     try:
         if not kr_id:
             raise NotFound("no such key result")
-        return okr_service.get_key_result(session, kr_id)
+        return okr_service.get_key_result(page.session, kr_id)
     except NotFound:
-        raise refusal(
-            request, 404, "No such key result", "It may have been deleted.", user.principal
-        ) from None
+        raise page.refuse(404, "No such key result", "It may have been deleted.") from None
 
 
-def _mapping(request: Request, session: Session, user: PageUser, mapping_id: int) -> Mapping:
+def _mapping(page: Page, mapping_id: int) -> Mapping:
     try:
         if not mapping_id:
             raise NotFound("no such mapping")
-        return service.get_mapping(session, mapping_id)
+        return service.get_mapping(page.session, mapping_id)
     except NotFound:
-        raise refusal(
-            request, 404, "No such mapping", "It may have been deleted.", user.principal
-        ) from None
+        raise page.refuse(404, "No such mapping", "It may have been deleted.") from None
 
 
 def _source(session: Session, text: str) -> DataSource | None:
@@ -370,9 +365,7 @@ def _settle(draft: Draft, catalogue: Catalogue | None, *, fresh_source: bool) ->
 
 
 def _builder(
-    request: Request,
-    session: Session,
-    user: PageUser,
+    page: Page,
     kr: KeyResult,
     draft: Draft,
     *,
@@ -382,11 +375,11 @@ def _builder(
     extra_rows: int = 0,
 ) -> Response:
     outcome = outcome or Outcome()
-    source = _source(session, draft.data_source_id)
+    source = _source(page.session, draft.data_source_id)
     catalogue = _catalogue(source, draft.chosen_metric)
-    sources, _ = service.list_sources(session, _MAX_SOURCES, 0)
+    sources, _ = service.list_sources(page.session, _MAX_SOURCES, 0)
     connectors = _connector_names(sources)
-    others = _others(session, kr, mapping.id if mapping else None)
+    others = _others(page.session, kr, mapping.id if mapping else None)
     ratio = kr.aggregation == "ratio"
     show_group = (
         kr.group_rule == "each"
@@ -399,9 +392,9 @@ def _builder(
     filter_ops = [op for op in FILTER_OPS if any(op in ops for ops in filters.values())]
     count = max(draft.row_count, len(draft.filters) + 1, BLANK_ROWS) + extra_rows
     rows = draft.filters + [FilterRow() for _ in range(count - len(draft.filters))]
-    objective = okr_service.get_objective(session, kr.objective_id)
+    objective = okr_service.get_objective(page.session, kr.objective_id)
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "kr": kr,
         "objective": objective,
         "mapping": mapping,
@@ -438,7 +431,7 @@ def _builder(
         "preview_days": PREVIEW_DAYS,
         "previewing": outcome.previewing,
     }
-    return render(request, "mappings/builder.html", context, status_code)
+    return page.render("mappings/builder.html", context, status_code)
 
 
 def _initial(session: Session, kr: KeyResult, source: DataSource) -> Draft:
@@ -499,27 +492,19 @@ def _preview(
 
 
 def _submit(
-    request: Request,
-    session: Session,
-    background: BackgroundTasks,
-    user: PageUser,
-    kr: KeyResult,
-    form: FormData,
-    mapping: Mapping | None,
+    page: Page, background: BackgroundTasks, kr: KeyResult, form: FormData, mapping: Mapping | None
 ) -> Response:
     """One submit of the builder: re-render with a change, preview, or save."""
     draft = Draft.from_form(form)
     action = form.get("action")
-    source = _source(session, draft.data_source_id)
+    source = _source(page.session, draft.data_source_id)
     fresh_source = draft.data_source_id != draft.shown_source
     moved = fresh_source or draft.chosen_metric != draft.shown_metric
     if source is None:
         if mapping is None and not draft.data_source_id:
-            return _step_one(request, session, user, kr)
+            return _step_one(page, kr)
         outcome = Outcome(errors={"data_source_id": "pick a data source from the list"})
-        return _builder(
-            request, session, user, kr, draft, mapping=mapping, outcome=outcome, status_code=422
-        )
+        return _builder(page, kr, draft, mapping=mapping, outcome=outcome, status_code=422)
     _settle(draft, _catalogue(source, draft.chosen_metric), fresh_source=fresh_source)
     if action not in ("preview", "save") or moved:
         note = ""
@@ -532,9 +517,7 @@ def _submit(
             )
         extra = 1 if action == "add_filter" else 0
         return _builder(
-            request,
-            session,
-            user,
+            page,
             kr,
             draft,
             mapping=mapping,
@@ -551,27 +534,29 @@ def _submit(
     try:
         created = MappingCreate.model_validate(body)
         if action == "preview":
-            outcome.preview = _preview(session, kr, source, created.model_dump())
+            outcome.preview = _preview(page.session, kr, source, created.model_dump())
             status_code = 200
         elif mapping is None:
-            service.create_mapping(session, background, created.model_dump(), user.principal.name)
+            service.create_mapping(
+                page.session, background, created.model_dump(), page.principal.name
+            )
         else:
             changes = MappingUpdate.model_validate(
                 {k: v for k, v in body.items() if k != "key_result_id"}
             )
             service.update_mapping(
-                session,
+                page.session,
                 background,
                 mapping.id,
                 changes.model_dump(exclude_unset=True),
-                user.principal.name,
+                page.principal.name,
             )
     except ValidationError as exc:
         outcome.errors = _pydantic_errors(exc, rows, params)
     except NotFound:
-        return _gone(request, session, user, kr)
+        return _gone(page, kr)
     except DomainError as exc:
-        session.rollback()
+        page.session.rollback()
         status_code = exc.status_code if 400 <= exc.status_code < 600 else 422
         where = _slot(exc.field, rows, params)
         if action == "preview" and where == FORM:
@@ -581,41 +566,28 @@ def _submit(
     else:
         if action == "save":
             return RedirectResponse(f"/key-results/{kr.id}#mappings", status_code=303)
-    return _builder(
-        request, session, user, kr, draft, mapping=mapping, outcome=outcome, status_code=status_code
-    )
+    return _builder(page, kr, draft, mapping=mapping, outcome=outcome, status_code=status_code)
 
 
-def _gone(request: Request, session: Session, user: PageUser, kr: KeyResult) -> Response:
-    return refusal(
-        request,
-        404,
-        "No such mapping",
-        "It may have been deleted since the page was read.",
-        user.principal,
+def _gone(page: Page, kr: KeyResult) -> Response:
+    return page.refuse(
+        404, "No such mapping", "It may have been deleted since the page was read."
     ).response
 
 
-def _step_one(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    kr: KeyResult,
-    error: str = "",
-    status_code: int = 200,
-) -> Response:
-    sources, _ = service.list_sources(session, _MAX_SOURCES, 0)
+def _step_one(page: Page, kr: KeyResult, error: str = "", status_code: int = 200) -> Response:
+    sources, _ = service.list_sources(page.session, _MAX_SOURCES, 0)
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "kr": kr,
-        "objective": okr_service.get_objective(session, kr.objective_id),
+        "objective": okr_service.get_objective(page.session, kr.objective_id),
         "sources": sources,
         "connector_names": _connector_names(sources),
         "error": error,
-        "others": _others(session, kr, None),
+        "others": _others(page.session, kr, None),
         "aggregation_words": AGGREGATION_WORDS,
     }
-    return render(request, "mappings/pick_source.html", context, status_code)
+    return page.render("mappings/pick_source.html", context, status_code)
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -623,84 +595,64 @@ def _step_one(
 
 @router.get("/key-results/{kr_id}/mappings/new")
 def new_mapping_page(
-    request: Request,
-    session: SessionDep,
-    user: AdminPage,
-    kr_id: str,
-    data_source_id: Annotated[str, Query()] = "",
+    page: AdminPage, kr_id: str, data_source_id: Annotated[str, Query()] = ""
 ) -> Response:
     """Step 1 picks the source; with `data_source_id`, step 2 picks metric, params, filters."""
-    kr = _kr(request, session, user, path_id(kr_id))
+    kr = _kr(page, path_id(kr_id))
     if not data_source_id:
-        return _step_one(request, session, user, kr)
-    source = _source(session, data_source_id)
+        return _step_one(page, kr)
+    source = _source(page.session, data_source_id)
     if source is None:
-        return _step_one(request, session, user, kr, "pick a data source from the list", 422)
-    return _builder(request, session, user, kr, _initial(session, kr, source))
+        return _step_one(page, kr, "pick a data source from the list", 422)
+    return _builder(page, kr, _initial(page.session, kr, source))
 
 
 @router.post("/key-results/{kr_id}/mappings/new")
 def new_mapping_submit(
-    request: Request,
-    session: SessionDep,
-    background: BackgroundTasks,
-    user: AdminPage,
-    form: FormDep,
-    kr_id: str,
+    page: AdminPage, background: BackgroundTasks, form: FormDep, kr_id: str
 ) -> Response:
     """Re-render, preview (written nowhere) or save as `POST /api/v1/mappings` does."""
-    kr = _kr(request, session, user, path_id(kr_id))
-    return _submit(request, session, background, user, kr, form, None)
+    kr = _kr(page, path_id(kr_id))
+    return _submit(page, background, kr, form, None)
 
 
 @router.get("/mappings/{mapping_id}/edit")
-def edit_mapping_page(
-    request: Request, session: SessionDep, user: AdminPage, mapping_id: str
-) -> Response:
+def edit_mapping_page(page: AdminPage, mapping_id: str) -> Response:
     """The builder on a saved mapping."""
-    mapping = _mapping(request, session, user, path_id(mapping_id))
-    kr = _kr(request, session, user, mapping.key_result_id)
-    return _builder(request, session, user, kr, Draft.from_mapping(mapping), mapping=mapping)
+    mapping = _mapping(page, path_id(mapping_id))
+    kr = _kr(page, mapping.key_result_id)
+    return _builder(page, kr, Draft.from_mapping(mapping), mapping=mapping)
 
 
 @router.post("/mappings/{mapping_id}/edit")
 def edit_mapping_submit(
-    request: Request,
-    session: SessionDep,
-    background: BackgroundTasks,
-    user: AdminPage,
-    form: FormDep,
-    mapping_id: str,
+    page: AdminPage, background: BackgroundTasks, form: FormDep, mapping_id: str
 ) -> Response:
     """Re-render, preview, or save as `PATCH /api/v1/mappings/{id}` does (history refetched)."""
-    mapping = _mapping(request, session, user, path_id(mapping_id))
-    kr = _kr(request, session, user, mapping.key_result_id)
-    return _submit(request, session, background, user, kr, form, mapping)
+    mapping = _mapping(page, path_id(mapping_id))
+    kr = _kr(page, mapping.key_result_id)
+    return _submit(page, background, kr, form, mapping)
 
 
 @router.get("/mappings/{mapping_id}/delete")
-def delete_mapping_page(
-    request: Request, session: SessionDep, user: AdminPage, mapping_id: str
-) -> Response:
+def delete_mapping_page(page: AdminPage, mapping_id: str) -> Response:
     """Ask first: deleting a mapping takes the values it wrote with it."""
-    mapping = _mapping(request, session, user, path_id(mapping_id))
-    kr = _kr(request, session, user, mapping.key_result_id)
+    mapping = _mapping(page, path_id(mapping_id))
+    kr = _kr(page, mapping.key_result_id)
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "kr": kr,
         "mapping": mapping,
-        "source": session.get(DataSource, mapping.data_source_id),
-        "observations": service.mapping_observations(session, mapping.id),
+        "source": page.session.get(DataSource, mapping.data_source_id),
+        "observations": service.mapping_observations(page.session, mapping.id),
     }
-    return render(request, "mappings/delete.html", context)
+    return page.render("mappings/delete.html", context)
 
 
 @router.post("/mappings/{mapping_id}/delete")
-def delete_mapping(
-    request: Request, session: SessionDep, user: AdminPage, mapping_id: str
-) -> Response:
+def delete_mapping(page: AdminPage, mapping_id: str) -> Response:
     """Delete as `DELETE /api/v1/mappings/{id}` does: with every value the mapping wrote."""
-    mapping = _mapping(request, session, user, path_id(mapping_id))
+    mapping = _mapping(page, path_id(mapping_id))
     kr_id = mapping.key_result_id
-    service.delete_mapping(session, mapping.id, user.principal.name)
+    service.delete_mapping(page.session, mapping.id, page.principal.name)
     return RedirectResponse(f"/key-results/{kr_id}#mappings", status_code=303)

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -21,14 +21,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound, reason
 from app.models import Cycle, NotificationChannel, NotificationDelivery, Objective
 from app.notify import service
 from app.notify.events import EVENT_TYPES
 from app.notify.schemas import URL_KINDS, ChannelCreate, ChannelRead, ChannelUpdate
-from app.web.forms import FormState, found_or_404, render_form, shown_once, submit
-from app.web.pages import AdminPage, PageUser, path_id, render
+from app.web.forms import FormState, render_form, shown_once, submit
+from app.web.pages import AdminPage, Page, path_id
 
 router = APIRouter(include_in_schema=False)
 
@@ -190,47 +189,39 @@ def _new_form() -> FormState:
     return FormState({**blank, "kind": "slack", "events": list(EVENT_TYPES), "enabled": True})
 
 
-def _index(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    form: FormState | None = None,
-    tested: SentTest | None = None,
-) -> Response:
+def _index(page: Page, form: FormState | None = None, tested: SentTest | None = None) -> Response:
     context: dict[str, Any] = {
-        "channels": _views(session),
+        "channels": _views(page.session),
         "tested": tested,
         "url_kinds": URL_KINDS,
         "scope_keys": SCOPE_FIELDS,
-        **_choices(session),
+        **_choices(page.session),
     }
     shown = FormState(_shown(form.values), form.errors, form.status_code) if form else None
-    return render_form(request, user, "notifications/index.html", shown or _new_form(), context)
+    return render_form(page, "notifications/index.html", shown or _new_form(), context)
 
 
-def _channel_or_404(
-    request: Request, session: Session, user: PageUser, channel_id: str
-) -> NotificationChannel:
-    get = partial(service.get_channel, session)
+def _channel_or_404(page: Page, channel_id: str) -> NotificationChannel:
+    get = partial(service.get_channel, page.session)
     gone = "That notification channel does not exist (any more)."
-    return found_or_404(request, user, "channel", channel_id, get, gone)
+    return page.found_or_404("channel", channel_id, get, gone)
 
 
 @router.get("/notifications")
-def notifications_page(request: Request, session: SessionDep, user: AdminPage) -> Response:
+def notifications_page(page: AdminPage) -> Response:
     """The channels, how each last delivery went, and the form for a new one."""
-    return _index(request, session, user)
+    return _index(page)
 
 
 @router.post("/notifications")
-async def create_channel(request: Request, session: SessionDep, user: AdminPage) -> Response:
+async def create_channel(page: AdminPage) -> Response:
     """Create a channel; a webhook channel's signing secret is shown this once."""
-    values = _form_values(await request.form())
+    values = _form_values(await page.request.form())
     # The service checks the URL's host with asyncio.run: off the event loop.
-    return await run_in_threadpool(_create, request, session, user, values)
+    return await run_in_threadpool(_create, page, values)
 
 
-def _create(request: Request, session: Session, user: PageUser, values: dict[str, Any]) -> Response:
+def _create(page: Page, values: dict[str, Any]) -> Response:
     kind = values["kind"]
     body = {
         "name": values["name"],
@@ -243,37 +234,29 @@ def _create(request: Request, session: Session, user: PageUser, values: dict[str
 
     def write() -> str | Response:
         data = ChannelCreate.model_validate(body).model_dump()
-        channel, secret = service.create_channel(session, data, user.principal.name)
+        channel, secret = service.create_channel(page.session, data, page.principal.name)
         if secret is None:
             return f"/notifications#channel-{channel.id}"
         made = {"channel": service.channel_read(channel)}
-        return shown_once(request, user, "notifications/created.html", secret, made)
+        return shown_once(page, "notifications/created.html", secret, made)
 
-    again = partial(_index, request, session, user)
-    return submit(session, ChannelFields(), values, write, again)
+    again = partial(_index, page)
+    return submit(page.session, ChannelFields(), values, write, again)
 
 
-def _edit_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    channel: NotificationChannel,
-    form: FormState,
-) -> Response:
+def _edit_page(page: Page, channel: NotificationChannel, form: FormState) -> Response:
     context: dict[str, Any] = {
         "channel": service.channel_read(channel),
         "url_kinds": URL_KINDS,
-        **_choices(session),
+        **_choices(page.session),
     }
     shown = FormState(_shown(form.values), form.errors, form.status_code)
-    return render_form(request, user, "notifications/edit.html", shown, context)
+    return render_form(page, "notifications/edit.html", shown, context)
 
 
 @router.get("/notifications/deliveries")
 def deliveries_page(
-    request: Request,
-    session: SessionDep,
-    user: AdminPage,
+    page: AdminPage,
     channel_id: Annotated[str | None, Query()] = None,
     status: Annotated[str | None, Query()] = None,
 ) -> Response:
@@ -288,10 +271,10 @@ def deliveries_page(
     if wanted is not None and wanted not in STATUSES:
         problems.append("The status is pending, delivered or failed.")
         wanted = None
-    items, total = service.list_deliveries(session, cid, wanted, _MAX_ROWS, 0)
-    rows, _ = service.list_channels(session, _MAX_ROWS, 0)
+    items, total = service.list_deliveries(page.session, cid, wanted, _MAX_ROWS, 0)
+    rows, _ = service.list_channels(page.session, _MAX_ROWS, 0)
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "deliveries": items,
         "total": total,
         "channels": rows,
@@ -301,15 +284,13 @@ def deliveries_page(
         "statuses": STATUSES,
         "problem": " ".join(problems) or None,
     }
-    return render(request, "notifications/deliveries.html", context, 422 if problems else 200)
+    return page.render("notifications/deliveries.html", context, 422 if problems else 200)
 
 
 @router.get("/notifications/{channel_id}/edit")
-def edit_channel_page(
-    request: Request, session: SessionDep, user: AdminPage, channel_id: str
-) -> Response:
+def edit_channel_page(page: AdminPage, channel_id: str) -> Response:
     """The channel's form: every field but the URL filled in (blank keeps the stored one)."""
-    channel = _channel_or_404(request, session, user, channel_id)
+    channel = _channel_or_404(page, channel_id)
     scope = channel.scope or {}
     values = {
         "name": channel.name,
@@ -320,22 +301,18 @@ def edit_channel_page(
         "enabled": channel.enabled,
         **{f: "" if scope.get(f) is None else str(scope[f]) for f in SCOPE_FIELDS},
     }
-    return _edit_page(request, session, user, channel, FormState(values))
+    return _edit_page(page, channel, FormState(values))
 
 
 @router.post("/notifications/{channel_id}/edit")
-async def edit_channel(
-    request: Request, session: SessionDep, user: AdminPage, channel_id: str
-) -> Response:
+async def edit_channel(page: AdminPage, channel_id: str) -> Response:
     """Change a channel; a blank URL keeps the stored one, a new one replaces it."""
-    form = await request.form()
-    return await run_in_threadpool(_edit, request, session, user, channel_id, form)
+    form = await page.request.form()
+    return await run_in_threadpool(_edit, page, channel_id, form)
 
 
-def _edit(
-    request: Request, session: Session, user: PageUser, channel_id: str, form: FormData
-) -> Response:
-    channel = _channel_or_404(request, session, user, channel_id)
+def _edit(page: Page, channel_id: str, form: FormData) -> Response:
+    channel = _channel_or_404(page, channel_id)
     values = {**_form_values(form), "kind": channel.kind}
     body: dict[str, Any] = {
         "name": values["name"],
@@ -349,35 +326,31 @@ def _edit(
 
     def write() -> str:
         changes = ChannelUpdate.model_validate(body).model_dump(exclude_unset=True)
-        service.update_channel(session, channel.id, changes, user.principal.name)
+        service.update_channel(page.session, channel.id, changes, page.principal.name)
         return f"/notifications#channel-{channel.id}"
 
     def again(form: FormState) -> Response:
-        channel = _channel_or_404(request, session, user, channel_id)
-        return _edit_page(request, session, user, channel, form)
+        channel = _channel_or_404(page, channel_id)
+        return _edit_page(page, channel, form)
 
-    return submit(session, KindFields(channel.kind), values, write, again)
+    return submit(page.session, KindFields(channel.kind), values, write, again)
 
 
 @router.post("/notifications/{channel_id}/test")
-def test_channel(
-    request: Request, session: SessionDep, user: AdminPage, channel_id: str
-) -> Response:
+def test_channel(page: AdminPage, channel_id: str) -> Response:
     """Send a `notification.test` message now; the page says how it went (the error redacted)."""
-    channel = _channel_or_404(request, session, user, channel_id)
-    outcome, message = service.send_test(session, channel.id)
+    channel = _channel_or_404(page, channel_id)
+    outcome, message = service.send_test(page.session, channel.id)
     tested = SentTest(channel.id, outcome.ok, message)
-    return _index(request, session, user, tested=tested)
+    return _index(page, tested=tested)
 
 
 @router.get("/notifications/{channel_id}/delete")
-def confirm_delete_channel(
-    request: Request, session: SessionDep, user: AdminPage, channel_id: str
-) -> Response:
+def confirm_delete_channel(page: AdminPage, channel_id: str) -> Response:
     """Ask first: its deliveries, sent or still pending, go with it."""
-    channel = _channel_or_404(request, session, user, channel_id)
+    channel = _channel_or_404(page, channel_id)
     pending = (
-        session.scalar(
+        page.session.scalar(
             select(func.count())
             .select_from(NotificationDelivery)
             .where(
@@ -388,20 +361,18 @@ def confirm_delete_channel(
         or 0
     )
     context = {
-        "principal": user.principal,
+        "principal": page.principal,
         "channel": service.channel_read(channel),
         "pending": pending,
     }
-    return render(request, "notifications/delete.html", context)
+    return page.render("notifications/delete.html", context)
 
 
 @router.post("/notifications/{channel_id}/delete")
-def delete_channel(
-    request: Request, session: SessionDep, user: AdminPage, channel_id: str
-) -> Response:
+def delete_channel(page: AdminPage, channel_id: str) -> Response:
     cid = path_id(channel_id)
     try:
-        service.delete_channel(session, cid, user.principal.name)
+        service.delete_channel(page.session, cid, page.principal.name)
     except NotFound:
         pass  # already gone: the page the admin wanted is the same
     return RedirectResponse("/notifications", status_code=303)

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound
 from app.models import OAuthApp
 from app.sources import oauth
 from app.sources.oauth_providers import PROVIDERS, Provider
 from app.sources.oauth_router import OAuthAppWrite
 from app.web.forms import Exact, FormState, render_form
-from app.web.pages import AdminPage, PageUser, refusal, render
+from app.web.pages import AdminPage, Page
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,52 +37,44 @@ def _redirect_uri() -> str | None:
         return None
 
 
-def _page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    editing: str | None = None,
-    form: FormState | None = None,
-) -> Response:
-    apps = {a.provider: a for a in session.scalars(select(OAuthApp))}
+def _page(page: Page, editing: str | None = None, form: FormState | None = None) -> Response:
+    apps = {a.provider: a for a in page.session.scalars(select(OAuthApp))}
     context: dict[str, Any] = {
         "providers": sorted(PROVIDERS.values(), key=lambda p: p.name),
         "apps": apps,
         "redirect_uri": _redirect_uri(),
         "editing": editing,
     }
-    return render_form(request, user, "oauth_apps/index.html", form or FormState({}), context)
+    return render_form(page, "oauth_apps/index.html", form or FormState({}), context)
 
 
-def _provider(request: Request, user: PageUser, key: str) -> Provider:
+def _provider(page: Page, key: str) -> Provider:
     found = PROVIDERS.get(key)
     if found is None:
         names = ", ".join(sorted(PROVIDERS))
         message = f"krsync connects with OAuth to {names}; “{key[:40]}” is none of them."
-        raise refusal(request, 404, "No such platform", message, user.principal)
+        raise page.refuse(404, "No such platform", message)
     return found
 
 
 @router.get("/oauth-apps")
-def oauth_apps_page(request: Request, session: SessionDep, user: AdminPage) -> Response:
+def oauth_apps_page(page: AdminPage) -> Response:
     """Each platform: its app (client id, whether a secret is stored) and what to register."""
-    return _page(request, session, user)
+    return _page(page)
 
 
 @router.post("/oauth-apps/{provider}")
-async def save_oauth_app(
-    request: Request, session: SessionDep, user: AdminPage, provider: str
-) -> Response:
+async def save_oauth_app(page: AdminPage, provider: str) -> Response:
     """Register or change the platform's app; a blank secret keeps the stored one."""
-    p = _provider(request, user, provider)
-    form = await request.form()
+    p = _provider(page, provider)
+    form = await page.request.form()
     values = {f: str(form.get(f) or "").strip() for f in FIELDS}
     body: dict[str, Any] = {f: values[f] or None for f in FIELDS}
-    stored = session.scalar(select(OAuthApp).where(OAuthApp.provider == p.key))
+    stored = page.session.scalar(select(OAuthApp).where(OAuthApp.provider == p.key))
     values["client_secret"] = ""  # write-only: never sent back, not even on a refusal
 
     def again(errors: dict[str, str], status_code: int) -> Response:
-        return _page(request, session, user, p.key, FormState(values, errors, status_code))
+        return _page(page, p.key, FormState(values, errors, status_code))
 
     if body["client_secret"] is None and stored is not None:
         try:
@@ -96,32 +86,28 @@ async def save_oauth_app(
     except ValidationError as exc:
         return again(_REFUSALS.validation_errors(exc), 422)
     try:
-        oauth.put_app(session, p.key, data, user.principal.name)
+        oauth.put_app(page.session, p.key, data, page.principal.name)
     except DomainError as exc:
         return again(_REFUSALS.domain_errors(exc), 422)
     return RedirectResponse(f"/oauth-apps#app-{p.key}", status_code=303)
 
 
 @router.get("/oauth-apps/{provider}/delete")
-def confirm_delete_oauth_app(
-    request: Request, session: SessionDep, user: AdminPage, provider: str
-) -> Response:
+def confirm_delete_oauth_app(page: AdminPage, provider: str) -> Response:
     """Ask first: sources already connected keep their tokens, new connections stop."""
-    p = _provider(request, user, provider)
-    app = session.scalar(select(OAuthApp).where(OAuthApp.provider == p.key))
+    p = _provider(page, provider)
+    app = page.session.scalar(select(OAuthApp).where(OAuthApp.provider == p.key))
     if app is None:
         return RedirectResponse("/oauth-apps", status_code=303)
-    context = {"principal": user.principal, "provider": p, "app": app}
-    return render(request, "oauth_apps/delete.html", context)
+    context = {"principal": page.principal, "provider": p, "app": app}
+    return page.render("oauth_apps/delete.html", context)
 
 
 @router.post("/oauth-apps/{provider}/delete")
-def delete_oauth_app(
-    request: Request, session: SessionDep, user: AdminPage, provider: str
-) -> Response:
-    p = _provider(request, user, provider)
+def delete_oauth_app(page: AdminPage, provider: str) -> Response:
+    p = _provider(page, provider)
     try:
-        oauth.delete_app(session, p.key, user.principal.name)
+        oauth.delete_app(page.session, p.key, page.principal.name)
     except NotFound:
         pass  # already gone: the page the admin wanted is the same
     return RedirectResponse("/oauth-apps", status_code=303)

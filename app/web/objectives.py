@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
-from app.core.db import SessionDep
 from app.models import KeyResult, Objective
 from app.okr import service
 from app.okr.schemas import ObjectiveUpdate
@@ -27,12 +25,11 @@ from app.web.forms import (
     Placed,
     blank_none,
     delete_routes,
-    found_or_404,
     render_form,
     submit,
 )
 from app.web.okrs import LEVEL_HELP, LEVELS, ObjectiveForm
-from app.web.pages import EditorPage, PageUser
+from app.web.pages import EditorPage, Page
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,11 +43,9 @@ class ParentChoice:
     objective: Objective
 
 
-def objective_or_404(
-    request: Request, session: Session, user: PageUser, objective_id: str
-) -> Objective:
-    get = partial(service.get_objective, session)
-    return found_or_404(request, user, "objective", objective_id, get)
+def objective_or_404(page: Page, objective_id: str) -> Objective:
+    get = partial(service.get_objective, page.session)
+    return page.found_or_404("objective", objective_id, get)
 
 
 def _below(obj: Objective, everything: list[Objective]) -> set[int]:
@@ -90,13 +85,7 @@ def parent_choices(obj: Objective, level: str, everything: list[Objective]) -> l
     return choices
 
 
-def _edit_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    obj: Objective,
-    form: FormState | None = None,
-) -> Response:
+def _edit_page(page: Page, obj: Objective, form: FormState | None = None) -> Response:
     form = form or FormState(
         {
             "title": obj.title,
@@ -107,7 +96,7 @@ def _edit_page(
             "parent_key_result_id": str(obj.parent_key_result_id or ""),
         }
     )
-    everything = service.cycle_objectives(session, obj.cycle_id)
+    everything = service.cycle_objectives(page.session, obj.cycle_id)
     context: dict[str, Any] = {
         "objective": obj,
         "cycle": obj.cycle,
@@ -115,49 +104,39 @@ def _edit_page(
         "level_help": LEVEL_HELP,
         "choices": parent_choices(obj, form.values["level"], everything),
     }
-    return render_form(request, user, "objectives/edit.html", form, context)
+    return render_form(page, "objectives/edit.html", form, context)
 
 
 @router.get("/okrs/objectives/{objective_id}/edit")
-def edit_objective_page(
-    request: Request, session: SessionDep, user: EditorPage, objective_id: str
-) -> Response:
+def edit_objective_page(page: EditorPage, objective_id: str) -> Response:
     """The form to change an objective: its words, level, team, owner and alignment."""
-    obj = objective_or_404(request, session, user, objective_id)
-    return _edit_page(request, session, user, obj)
+    obj = objective_or_404(page, objective_id)
+    return _edit_page(page, obj)
 
 
 @router.post("/okrs/objectives/{objective_id}/edit")
-def edit_objective(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    objective_id: str,
-    posted: ObjectiveForm,
-) -> Response:
+def edit_objective(page: EditorPage, objective_id: str, posted: ObjectiveForm) -> Response:
     """Change an objective as `PATCH /api/v1/objectives/{id}` does; an empty alignment
     makes it a top-level objective."""
-    obj = objective_or_404(request, session, user, objective_id)
+    obj = objective_or_404(page, objective_id)
     values = posted.model_dump(exclude={"cycle_id"})
     values["parent_key_result_id"] = posted.parent_key_result_id.strip()
     body = {**values, "parent_key_result_id": blank_none(posted.parent_key_result_id)}
 
     def write() -> str:
         changes = ObjectiveUpdate.model_validate(body).model_dump(exclude_unset=True)
-        service.update_objective(session, obj.id, changes, user.principal.name)
+        service.update_objective(page.session, obj.id, changes, page.principal.name)
         return f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}"
 
     def again(form: FormState) -> Response:
-        obj = objective_or_404(request, session, user, objective_id)
-        return _edit_page(request, session, user, obj, form)
+        obj = objective_or_404(page, objective_id)
+        return _edit_page(page, obj, form)
 
-    return submit(session, FIELDS, values, write, again)
+    return submit(page.session, FIELDS, values, write, again)
 
 
-def _delete_target(
-    request: Request, session: Session, user: PageUser, objective_id: str
-) -> DeleteTarget:
-    obj = objective_or_404(request, session, user, objective_id)
+def _delete_target(page: Page, objective_id: str) -> DeleteTarget:
+    obj = objective_or_404(page, objective_id)
     return DeleteTarget(
         obj.id,
         "objective",

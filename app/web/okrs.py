@@ -17,9 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.service import ROLE_RANK
 from app.core import clock
-from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.schemas import MAX_ID, Short
 from app.models import Cycle, KeyResult, Objective
@@ -30,12 +28,10 @@ from app.web.forms import AsNamed, FormState, submit
 from app.web.pages import (
     STATUS_LABELS,
     EditorPage,
-    PageUser,
+    Page,
     ViewerPage,
     field_errors,
     path_id,
-    refusal,
-    render,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -162,19 +158,13 @@ def _carried(session: Session, from_text: str, everything: list[Objective]) -> C
     )
 
 
-def _okrs_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    params: dict[str, str],
-    form: FormState | None = None,
-) -> Response:
+def _okrs_page(page: Page, params: dict[str, str], form: FormState | None = None) -> Response:
     today = clock.today()
     where, filter_errors = _parse_filters(params)
-    cycles, _ = service.list_cycles(session, _MAX_CYCLES, 0)
-    can_edit = ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"]
+    cycles, _ = service.list_cycles(page.session, _MAX_CYCLES, 0)
+    can_edit = page.at_least("editor")
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "cycles": cycles,
         "cycle": None,
         "filters": where,
@@ -197,27 +187,25 @@ def _okrs_page(
     if filter_errors:
         status_code = 422
     if not cycles:
-        return render(request, "okrs/index.html", context, status_code)
+        return page.render("okrs/index.html", context, status_code)
     try:
-        cycle: Cycle = service.resolve_cycle(session, where.cycle_id, today)
+        cycle: Cycle = service.resolve_cycle(page.session, where.cycle_id, today)
     except NotFound:
-        raise refusal(
-            request,
+        raise page.refuse(
             404,
             "No such cycle",
             f"There is no cycle {where.cycle_id} (any more); pick one from the list.",
-            user.principal,
         ) from None
-    everything = service.cycle_objectives(session, cycle.id)
+    everything = service.cycle_objectives(page.session, cycle.id)
     shown = everything
     if where.team is not None or where.owner is not None:
         shown, _ = service.list_objectives(
-            session,
+            page.session,
             service.ObjectiveFilter(cycle_id=cycle.id, team=where.team, owner=where.owner),
             _MAX_OBJECTIVES,
             0,
         )
-    obj_progress, kr_progress = service.objectives_progress(session, shown, today)
+    obj_progress, kr_progress = service.objectives_progress(page.session, shown, today)
     if where.status is not None:  # as `/key-results?status=`: objectives with a match stay
         shown = [
             o
@@ -230,7 +218,7 @@ def _okrs_page(
     all_krs = {kr.id: kr for o in everything for kr in o.key_results}
     titles = {o.id: o.title for o in everything}
     context.update(
-        carried=_carried(session, params.get("carried_from", ""), everything),
+        carried=_carried(page.session, params.get("carried_from", ""), everything),
         cycle=cycle,
         teams=sorted({o.team for o in everything if o.team}),
         owners=sorted({o.owner for o in everything if o.owner}),
@@ -239,7 +227,7 @@ def _okrs_page(
         total=len(everything),
         parent_choices=[(kr, titles[kr.objective_id]) for kr in all_krs.values()],
     )
-    return render(request, "okrs/index.html", context, status_code)
+    return page.render("okrs/index.html", context, status_code)
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -247,29 +235,24 @@ def _query(request: Request) -> dict[str, str]:
 
 
 @router.get("/okrs")
-def okrs_page(request: Request, session: SessionDep, user: ViewerPage) -> Response:
+def okrs_page(page: ViewerPage) -> Response:
     """A cycle's objectives from the company down, with their key results and progress."""
-    return _okrs_page(request, session, user, _query(request))
+    return _okrs_page(page, _query(page.request))
 
 
 @router.post("/okrs/objectives")
-def create_objective(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    posted: ObjectiveForm,
-) -> Response:
+def create_objective(page: EditorPage, posted: ObjectiveForm) -> Response:
     """Create an objective as `POST /api/v1/objectives` does; a refusal shows by its field."""
     values = posted.model_dump()
     body = {**values, "parent_key_result_id": posted.parent_key_result_id or None}
 
     def write() -> str:
         made = ObjectiveCreate.model_validate(body)
-        obj = service.create_objective(session, made.model_dump(), user.principal.name)
+        obj = service.create_objective(page.session, made.model_dump(), page.principal.name)
         return f"/okrs?cycle_id={obj.cycle_id}#objective-{obj.id}"
 
     def again(form: FormState) -> Response:
         params = {"cycle_id": posted.cycle_id}
-        return _okrs_page(request, session, user, params, form)
+        return _okrs_page(page, params, form)
 
-    return submit(session, AsNamed(), values, write, again, own_status=True)
+    return submit(page.session, AsNamed(), values, write, again, own_status=True)

@@ -1,7 +1,8 @@
 """What every page shares: templates, security headers, the signed-in user, roles and CSRF.
 
-A page route names who may open it with :func:`page_principal` — ``Depends(page_principal(
-"admin"))`` — and gets a :class:`PageUser`. Without a live key or session the browser is sent
+A page route names who may open it with its role's page — ``page: AdminPage`` — and gets a
+:class:`Page`: the request, its session and who signed in, with what every page does with them
+(render, refuse, find the row its path names). Without a live key or session the browser is sent
 to sign in; with too weak a role it gets a 403 page; a form that writes must carry the session's
 CSRF token (templates put it in with ``{{ csrf_field() }}``), else a 403 page and nothing done.
 """
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import jinja2
@@ -29,12 +30,13 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.service import ROLE_RANK, Principal, Role, authenticate
 from app.core.db import SessionDep
-from app.core.errors import reason
+from app.core.errors import NotFound, reason
 from app.core.schemas import MAX_ID
 from app.core.settings import get_settings
 from app.web import session as web_session
 from app.web.session import BrowserSession
 
+T = TypeVar("T")
 _HERE = Path(__file__).parent
 CSS = _HERE / "static" / "krsync.css"
 _CSS_VERSION = hashlib.sha256(CSS.read_bytes()).hexdigest()[:10]
@@ -298,10 +300,57 @@ async def csrf_ok(request: Request, user: PageUser) -> bool:
     return isinstance(presented, str) and web_session.csrf_matches(user.web, presented)
 
 
-def page_principal(min_role: Role) -> Callable[..., Awaitable[PageUser]]:
-    """The dependency of a page route: sign-in, role and (for writes) CSRF, in that order."""
+@dataclass(frozen=True)
+class Page:
+    """One page request as its route and helpers see it: the request, the transaction the
+    request owns, and who signed in (with at least the role the route asked for).
 
-    async def guard(request: Request, session: SessionDep) -> PageUser:
+    Every page answers with the same few moves (render a template, refuse with a page, find
+    the row its path names or answer 404), each needing all three: one value carries them.
+    """
+
+    request: Request
+    session: Session
+    user: PageUser
+
+    @property
+    def principal(self) -> Principal:
+        return self.user.principal
+
+    def at_least(self, role: Role) -> bool:
+        """Whether who signed in has ``role`` or a stronger one (what a page offers them)."""
+        return ROLE_RANK[self.principal.role] >= ROLE_RANK[role]
+
+    def render(self, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+        return render(self.request, name, context, status_code)
+
+    def refuse(self, status_code: int, title: str, message: str) -> PageRefused:
+        """The refusal page (to raise), with the top bar of who signed in."""
+        return refusal(self.request, status_code, title, message, self.principal)
+
+    def found_or_404(
+        self,
+        what: str,
+        path_text: str,
+        get: Callable[[int], T | None],
+        message: str = "It may have been deleted.",
+    ) -> T:
+        """The row a page's path names, or the 404 page ("No such cycle")."""
+        row_id = path_id(path_text)
+        try:
+            row = get(row_id) if row_id else None
+        except NotFound:
+            row = None
+        if row is None:
+            raise self.refuse(404, f"No such {what}", message)
+        return row
+
+
+def page_principal(min_role: Role) -> Callable[..., Awaitable[Page]]:
+    """The dependency of a page route: sign-in, role and (for writes) CSRF, in that order; the
+    route gets its :class:`Page`."""
+
+    async def guard(request: Request, session: SessionDep) -> Page:
         user = await run_in_threadpool(page_user, request, session)
         if user is None:
             raise PageRefused(RedirectResponse("/", status_code=303))
@@ -317,12 +366,12 @@ def page_principal(min_role: Role) -> Callable[..., Awaitable[PageUser]]:
         if request.method not in ("GET", "HEAD") and not await csrf_ok(request, user):
             raise refusal(request, 403, "Form refused", CSRF_REFUSED, user.principal)
         request.state.principal = user.principal
-        return user
+        return Page(request, session, user)
 
     return guard
 
 
 #: A page route's signature says who may open it, as the API's `Viewer`, `Editor`, `Admin` do.
-ViewerPage = Annotated[PageUser, Depends(page_principal("viewer"))]
-EditorPage = Annotated[PageUser, Depends(page_principal("editor"))]
-AdminPage = Annotated[PageUser, Depends(page_principal("admin"))]
+ViewerPage = Annotated[Page, Depends(page_principal("viewer"))]
+EditorPage = Annotated[Page, Depends(page_principal("editor"))]
+AdminPage = Annotated[Page, Depends(page_principal("admin"))]

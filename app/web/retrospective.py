@@ -11,13 +11,10 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
-from app.auth.service import ROLE_RANK
-from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.models import Cycle
 from app.okr import service as okr_service
@@ -30,7 +27,7 @@ from app.review.schemas import (
     RetrospectiveUpdate,
 )
 from app.web.forms import FormState, Placed, cycle_or_404, render_form, submit
-from app.web.pages import EditorPage, PageUser, ViewerPage, path_id, refusal
+from app.web.pages import EditorPage, Page, ViewerPage, path_id
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,16 +54,14 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
 
 
 def _page(
-    request: Request,
-    session: Session,
-    user: PageUser,
+    page: Page,
     cycle: Cycle,
     form: FormState | None = None,
     edited: tuple[int, FormState] | None = None,
 ) -> Response:
     """The board; a refused new entry in ``form``, a refused correction in ``edited``."""
-    entries, total = retrospective.list_entries(session, cycle.id, limit=_ENTRIES_SHOWN)
-    objectives = okr_service.cycle_objectives(session, cycle.id)
+    entries, total = retrospective.list_entries(page.session, cycle.id, limit=_ENTRIES_SHOWN)
+    objectives = okr_service.cycle_objectives(page.session, cycle.id)
     board = {
         fmt: {cat: [e for e in entries if e.format == fmt and e.category == cat] for cat in cats}
         for fmt, cats in CATEGORIES.items()
@@ -81,7 +76,7 @@ def _page(
         "category_labels": CATEGORY_LABELS,
         "categories": CATEGORIES,
         "review_formats": REVIEW_FORMATS,
-        "can_edit": ROLE_RANK[user.principal.role] >= ROLE_RANK["editor"],
+        "can_edit": page.at_least("editor"),
         "edit_errors": {edited[0]: edited[1].errors} if edited else {},
         "edit_values": {edited[0]: edited[1].values} if edited else {},
     }
@@ -89,61 +84,42 @@ def _page(
         EntryFields(format="start_stop_continue", category="start").model_dump(),
         status_code=edited[1].status_code if edited else 200,
     )
-    return render_form(request, user, "cycles/retrospective.html", form, context)
+    return render_form(page, "cycles/retrospective.html", form, context)
 
 
 @router.get("/cycles/{cycle_id}/retrospective")
-def retrospective_page(
-    request: Request, session: SessionDep, user: ViewerPage, cycle_id: str
-) -> Response:
+def retrospective_page(page: ViewerPage, cycle_id: str) -> Response:
     """The cycle's look back, by format and category."""
-    return _page(request, session, user, cycle_or_404(request, session, user, cycle_id))
+    return _page(page, cycle_or_404(page, cycle_id))
 
 
 @router.post("/cycles/{cycle_id}/retrospective")
-def add_entry(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    cycle_id: str,
-    posted: EntryForm,
-) -> Response:
+def add_entry(page: EditorPage, cycle_id: str, posted: EntryForm) -> Response:
     """Add an entry as `POST /api/v1/cycles/{id}/retrospective` does."""
-    cycle = cycle_or_404(request, session, user, cycle_id)
+    cycle = cycle_or_404(page, cycle_id)
     values = posted.model_dump()
 
     def write() -> str:
         body = RetrospectiveCreate.model_validate(_body(values)).model_dump()
-        entry = retrospective.create_entry(session, cycle.id, body, user.principal.name)
+        entry = retrospective.create_entry(page.session, cycle.id, body, page.principal.name)
         return f"/cycles/{cycle.id}/retrospective#entry-{entry.id}"
 
     def again(form: FormState) -> Response:
-        return _page(request, session, user, cycle_or_404(request, session, user, cycle_id), form)
+        return _page(page, cycle_or_404(page, cycle_id), form)
 
-    return submit(session, FIELDS, values, write, again)
+    return submit(page.session, FIELDS, values, write, again)
 
 
-def _gone(request: Request, user: PageUser) -> Response:
-    return refusal(
-        request,
-        404,
-        "No such entry",
-        "It may have been deleted since the page was read.",
-        user.principal,
+def _gone(page: Page) -> Response:
+    return page.refuse(
+        404, "No such entry", "It may have been deleted since the page was read."
     ).response
 
 
 @router.post("/cycles/{cycle_id}/retrospective/{entry_id}")
-def edit_entry(
-    request: Request,
-    session: SessionDep,
-    user: EditorPage,
-    cycle_id: str,
-    entry_id: str,
-    posted: EntryForm,
-) -> Response:
+def edit_entry(page: EditorPage, cycle_id: str, entry_id: str, posted: EntryForm) -> Response:
     """Correct an entry as `PATCH /api/v1/cycles/{id}/retrospective/{entry_id}` does."""
-    cycle = cycle_or_404(request, session, user, cycle_id)
+    cycle = cycle_or_404(page, cycle_id)
     eid = path_id(entry_id)
     values = posted.model_dump()
 
@@ -151,27 +127,25 @@ def edit_entry(
         body = RetrospectiveUpdate.model_validate(_body(values)).model_dump()
         if not eid:
             raise NotFound("no such entry")
-        retrospective.update_entry(session, cycle.id, eid, body, user.principal.name)
+        retrospective.update_entry(page.session, cycle.id, eid, body, page.principal.name)
         return f"/cycles/{cycle.id}/retrospective#entry-{eid}"
 
     def again(form: FormState) -> Response:
-        cycle = cycle_or_404(request, session, user, cycle_id)
-        return _page(request, session, user, cycle, edited=(eid, form))
+        cycle = cycle_or_404(page, cycle_id)
+        return _page(page, cycle, edited=(eid, form))
 
-    return submit(session, FIELDS, values, write, again, gone=partial(_gone, request, user))
+    return submit(page.session, FIELDS, values, write, again, gone=partial(_gone, page))
 
 
 @router.post("/cycles/{cycle_id}/retrospective/{entry_id}/delete")
-def delete_entry(
-    request: Request, session: SessionDep, user: EditorPage, cycle_id: str, entry_id: str
-) -> Response:
+def delete_entry(page: EditorPage, cycle_id: str, entry_id: str) -> Response:
     """Delete an entry as `DELETE /api/v1/cycles/{id}/retrospective/{entry_id}` does."""
-    cycle = cycle_or_404(request, session, user, cycle_id)
+    cycle = cycle_or_404(page, cycle_id)
     eid = path_id(entry_id)
     try:
         if not eid:
             raise NotFound("no such entry")
-        retrospective.delete_entry(session, cycle.id, eid, user.principal.name)
+        retrospective.delete_entry(page.session, cycle.id, eid, page.principal.name)
     except NotFound:
-        return _gone(request, user)
+        return _gone(page)
     return RedirectResponse(f"/cycles/{cycle.id}/retrospective", status_code=303)

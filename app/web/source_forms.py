@@ -15,13 +15,11 @@ from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.core.db import SessionDep
 from app.core.errors import DomainError, InvalidInput, reason
 from app.models import DataSource
 from app.sources import service
@@ -35,7 +33,7 @@ from app.sources.schemas import (
 )
 from app.web import schema_form
 from app.web.forms import Exact, FormState, render_form, shown_once, submit
-from app.web.pages import AdminPage, PageUser, refusal, render
+from app.web.pages import AdminPage, Page
 from app.web.schema_form import FormField
 from app.web.sources import render_source, source_row
 from connectors.registry import get_connector
@@ -182,8 +180,7 @@ def _source_body(form: dict[str, str]) -> dict[str, Any]:
 
 
 def _render_form(
-    request: Request,
-    user: PageUser,
+    page: Page,
     sf: SourceForm,
     form: FormState,
     source: DataSourceRead | None = None,
@@ -204,7 +201,7 @@ def _render_form(
         "zones": _zone_names(),
     }
     sent = FormState(shown, form.errors, form.status_code)
-    return render_form(request, user, "sources/form.html", sent, context)
+    return render_form(page, "sources/form.html", sent, context)
 
 
 @lru_cache(maxsize=1)
@@ -226,13 +223,11 @@ def _new_values(sf: SourceForm) -> dict[str, str]:
     return values
 
 
-def _unknown_connector(request: Request, user: PageUser, key: str) -> Response:
-    return refusal(
-        request,
+def _unknown_connector(page: Page, key: str) -> Response:
+    return page.refuse(
         404,
         "No such connector",
         f"No connector `{key[:100]}` is installed; pick one from the gallery at /sources/new.",
-        user.principal,
     ).response
 
 
@@ -240,25 +235,23 @@ def _unknown_connector(request: Request, user: PageUser, key: str) -> Response:
 
 
 @router.get("/sources/new")
-def connector_gallery(request: Request, user: AdminPage) -> Response:
+def connector_gallery(page: AdminPage) -> Response:
     """Every installed connector, by category: pick one to create a source of it."""
-    context = {"principal": user.principal, "categories": gallery()}
-    return render(request, "sources/gallery.html", context)
+    context = {"principal": page.principal, "categories": gallery()}
+    return page.render("sources/gallery.html", context)
 
 
 @router.get("/sources/new/{connector_key}")
-def new_source_form(request: Request, user: AdminPage, connector_key: str) -> Response:
+def new_source_form(page: AdminPage, connector_key: str) -> Response:
     """The form for a new source of one connector, built from its JSON Schemas."""
     card = _card(connector_key)
     if card is None:
-        return _unknown_connector(request, user, connector_key)
+        return _unknown_connector(page, connector_key)
     sf = SourceForm.of(card)
-    return _render_form(request, user, sf, FormState(_new_values(sf)))
+    return _render_form(page, sf, FormState(_new_values(sf)))
 
 
-def _create(
-    request: Request, session: Session, user: PageUser, sf: SourceForm, form: dict[str, str]
-) -> Response:
+def _create(page: Page, sf: SourceForm, form: dict[str, str]) -> Response:
     config, errors = schema_form.parse(sf.config, form)
     credentials, credential_errors = schema_form.parse(sf.credentials, form)
     errors |= credential_errors
@@ -269,46 +262,42 @@ def _create(
         # Nothing typed: no credentials yet (a "Connect" button or an edit fills them later).
         "credentials": credentials or None,
     }
-    again = partial(_render_form, request, user, sf)
+    again = partial(_render_form, page, sf)
     if errors:
         return again(FormState(form, errors, 422))
 
     def write() -> str | Response:
         made = DataSourceCreate.model_validate(body)
-        row, generated = service.register_source(session, made.model_dump(), user.principal.name)
+        row, generated = service.register_source(
+            page.session, made.model_dump(), page.principal.name
+        )
         if generated is None:
             return f"/sources/{row.id}"
         shown = {"source": DataSourceRead.model_validate(row)}
-        return shown_once(request, user, "sources/created.html", generated, shown)
+        return shown_once(page, "sources/created.html", generated, shown)
 
-    return submit(session, sf, form, write, again, own_status=True)
+    return submit(page.session, sf, form, write, again, own_status=True)
 
 
 @router.post("/sources/new/{connector_key}")
-async def create_source(
-    request: Request, session: SessionDep, user: AdminPage, connector_key: str
-) -> Response:
+async def create_source(page: AdminPage, connector_key: str) -> Response:
     """Create a source as `POST /api/v1/data-sources` does; a refusal shows by its field."""
     card = await run_in_threadpool(_card, connector_key)
     if card is None:
-        return _unknown_connector(request, user, connector_key)
-    form = _form_dict(await request.form())
-    return await run_in_threadpool(_create, request, session, user, SourceForm.of(card), form)
+        return _unknown_connector(page, connector_key)
+    form = _form_dict(await page.request.form())
+    return await run_in_threadpool(_create, page, SourceForm.of(card), form)
 
 
-def _edit_form(
-    request: Request, session: Session, user: PageUser, source_id: str
-) -> tuple[DataSource, SourceForm] | Response:
-    row = source_row(request, session, user, source_id)
+def _edit_form(page: Page, source_id: str) -> tuple[DataSource, SourceForm] | Response:
+    row = source_row(page, source_id)
     card = _card(row.connector)
     if card is None:
-        return refusal(
-            request,
+        return page.refuse(
             404,
             "Connector not installed",
             f"This source's connector `{row.connector}` is not installed any more, so its form "
             "can't be built; reinstall it, or change the source over the API.",
-            user.principal,
         ).response
     return row, SourceForm.of(card)
 
@@ -325,11 +314,9 @@ def _secrets_set(sf: SourceForm, row: DataSource) -> dict[str, bool]:
 
 
 @router.get("/sources/{source_id}/edit")
-def edit_source_form(
-    request: Request, session: SessionDep, user: AdminPage, source_id: str
-) -> Response:
+def edit_source_form(page: AdminPage, source_id: str) -> Response:
     """The source's form with its stored values; credentials are never shown, only whether set."""
-    found = _edit_form(request, session, user, source_id)
+    found = _edit_form(page, source_id)
     if isinstance(found, Response):
         return found
     row, sf = found
@@ -342,18 +329,13 @@ def edit_source_form(
     }
     values.update(schema_form.form_values(sf.config, row.config))
     source = DataSourceRead.model_validate(row)
-    return _render_form(request, user, sf, FormState(values), source, _secrets_set(sf, row))
+    return _render_form(page, sf, FormState(values), source, _secrets_set(sf, row))
 
 
 def _update(
-    request: Request,
-    session: Session,
-    background: BackgroundTasks,
-    user: PageUser,
-    source_id: str,
-    form: dict[str, str],
+    page: Page, background: BackgroundTasks, source_id: str, form: dict[str, str]
 ) -> Response:
-    found = _edit_form(request, session, user, source_id)
+    found = _edit_form(page, source_id)
     if isinstance(found, Response):
         return found
     row, sf = found
@@ -362,7 +344,7 @@ def _update(
 
     def again(sent: FormState) -> Response:
         source = DataSourceRead.model_validate(row)
-        return _render_form(request, user, sf, sent, source, _secrets_set(sf, row))
+        return _render_form(page, sf, sent, source, _secrets_set(sf, row))
 
     def write() -> str | Response:
         if form.get("credentials_clear"):
@@ -376,118 +358,92 @@ def _update(
         if errors:
             return again(FormState(form, errors, 422))
         changes = DataSourceUpdate.model_validate(body).model_dump(exclude_unset=True)
-        service.update_source(session, background, row.id, changes, user.principal.name)
+        service.update_source(page.session, background, row.id, changes, page.principal.name)
         return f"/sources/{row.id}"
 
-    return submit(session, sf, form, write, again, own_status=True)
+    return submit(page.session, sf, form, write, again, own_status=True)
 
 
 @router.post("/sources/{source_id}/edit")
-async def update_source(
-    request: Request,
-    session: SessionDep,
-    background: BackgroundTasks,
-    user: AdminPage,
-    source_id: str,
-) -> Response:
+async def update_source(page: AdminPage, background: BackgroundTasks, source_id: str) -> Response:
     """Change a source as `PATCH /api/v1/data-sources/{id}` does; blank secrets stay as stored."""
-    form = _form_dict(await request.form())
-    return await run_in_threadpool(_update, request, session, background, user, source_id, form)
+    form = _form_dict(await page.request.form())
+    return await run_in_threadpool(_update, page, background, source_id, form)
 
 
-def _delete_page(
-    request: Request,
-    session: Session,
-    user: PageUser,
-    row: DataSource,
-    refused: DomainError | None = None,
-) -> Response:
+def _delete_page(page: Page, row: DataSource, refused: DomainError | None = None) -> Response:
     context = {
-        "principal": user.principal,
+        "principal": page.principal,
         "source": DataSourceRead.model_validate(row),
-        "impact": service.deletion_impact(session, row.id),
+        "impact": service.deletion_impact(page.session, row.id),
         "error": refused.message if refused else None,
     }
-    return render(request, "sources/delete.html", context, refused.status_code if refused else 200)
+    return page.render("sources/delete.html", context, refused.status_code if refused else 200)
 
 
 @router.get("/sources/{source_id}/delete")
-def confirm_delete(
-    request: Request, session: SessionDep, user: AdminPage, source_id: str
-) -> Response:
+def confirm_delete(page: AdminPage, source_id: str) -> Response:
     """Ask before deleting, saying what goes with the source (as `?cascade=true` would)."""
-    row = source_row(request, session, user, source_id)
-    return _delete_page(request, session, user, row)
+    row = source_row(page, source_id)
+    return _delete_page(page, row)
 
 
 @router.post("/sources/{source_id}/delete")
-async def delete_source(
-    request: Request, session: SessionDep, user: AdminPage, source_id: str
-) -> Response:
+async def delete_source(page: AdminPage, source_id: str) -> Response:
     """Delete as `DELETE /api/v1/data-sources/{id}` does: with mappings, only when confirmed."""
-    form = await request.form()
+    form = await page.request.form()
     cascade = form.get("cascade") in ("yes", "true", "on")
 
     def delete() -> Response:
-        row = source_row(request, session, user, source_id)
+        row = source_row(page, source_id)
         try:
-            service.delete_source(session, row.id, cascade, user.principal.name)
+            service.delete_source(page.session, row.id, cascade, page.principal.name)
         except DomainError as exc:
-            session.rollback()
-            return _delete_page(request, session, user, row, exc)
+            page.session.rollback()
+            return _delete_page(page, row, exc)
         return RedirectResponse("/sources", status_code=303)
 
     return await run_in_threadpool(delete)
 
 
 @router.post("/sources/{source_id}/test")
-def test_source(request: Request, session: SessionDep, user: AdminPage, source_id: str) -> Response:
+def test_source(page: AdminPage, source_id: str) -> Response:
     """Check the connection as `POST /api/v1/data-sources/{id}/test` does; the answer shows on
     the source's page (its message is redacted by the engine: no secret in it)."""
-    row = source_row(request, session, user, source_id)
-    ok, message = service.check_source(session, row.id, user.principal.name)
+    row = source_row(page, source_id)
+    ok, message = service.check_source(page.session, row.id, page.principal.name)
     check = CheckRead(ok=ok, message=message, notices=service.source_notices(row))
-    return render_source(request, session, user, row, check=check)
+    return render_source(page, row, check=check)
 
 
 @router.post("/sources/{source_id}/sync")
-async def sync_source(
-    request: Request,
-    session: SessionDep,
-    background: BackgroundTasks,
-    user: AdminPage,
-    source_id: str,
-) -> Response:
+async def sync_source(page: AdminPage, background: BackgroundTasks, source_id: str) -> Response:
     """Start a sync as `POST /api/v1/data-sources/{id}/sync` does: the usual window, or the days
     from..to; back to the source's page, where the run shows in the history."""
-    form = _form_dict(await request.form())
+    form = _form_dict(await page.request.form())
     values = {"from": form.get("from", "").strip(), "to": form.get("to", "").strip()}
 
     def start() -> Response:
-        row = source_row(request, session, user, source_id)
+        row = source_row(page, source_id)
 
         def write() -> str:
             body = SyncRequest.model_validate({k: v or None for k, v in values.items()})
-            run = service.start_sync(session, background, row.id, body.window, user.principal.name)
+            run = service.start_sync(
+                page.session, background, row.id, body.window, page.principal.name
+            )
             return f"/sources/{row.id}?started={run.id}#runs"
 
         def again(sync: FormState) -> Response:
-            return render_source(request, session, user, row, sync=sync)
+            return render_source(page, row, sync=sync)
 
-        return submit(session, _SYNC_FIELDS, values, write, again, own_status=True)
+        return submit(page.session, _SYNC_FIELDS, values, write, again, own_status=True)
 
     return await run_in_threadpool(start)
 
 
 @router.post("/sources/{source_id}/resume")
-def resume_source(
-    request: Request,
-    session: SessionDep,
-    background: BackgroundTasks,
-    user: AdminPage,
-    source_id: str,
-) -> Response:
+def resume_source(page: AdminPage, background: BackgroundTasks, source_id: str) -> Response:
     """Resume a paused source as `POST /api/v1/data-sources/{id}/resume` does."""
-    row = source_row(request, session, user, source_id)
-    service.resume_source(session, background, row.id, user.principal.name)
+    row = source_row(page, source_id)
+    service.resume_source(page.session, background, row.id, page.principal.name)
     return RedirectResponse(f"/sources/{row.id}", status_code=303)

@@ -15,21 +15,19 @@ from functools import partial
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from app.core import clock
 from app.core.cron import cron_trigger
-from app.core.db import SessionDep
 from app.models import DataSource, OAuthApp
 from app.sources import service
 from app.sources.oauth_providers import provider_for_connector
 from app.sources.schemas import CheckRead, DataSourceRead, SyncRunRead
 from app.sync import history
-from app.web.forms import FormState, found_or_404
-from app.web.pages import AdminPage, PageUser, path_id, render
+from app.web.forms import FormState
+from app.web.pages import AdminPage, Page, path_id
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,28 +63,24 @@ def next_runs(schedule: str, timezone: str, now: datetime, count: int = 3) -> li
 
 
 @router.get("/sources")
-def sources_page(request: Request, session: SessionDep, user: AdminPage) -> Response:
+def sources_page(page: AdminPage) -> Response:
     """Every data source: its connector, schedule and last success."""
-    rows, total = service.list_sources(session, _MAX_SOURCES, 0)
+    rows, total = service.list_sources(page.session, _MAX_SOURCES, 0)
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "sources": [DataSourceRead.model_validate(r) for r in rows],
         "total": total,
     }
-    return render(request, "sources/index.html", context)
+    return page.render("sources/index.html", context)
 
 
-def source_row(request: Request, session: Session, user: PageUser, source_id: str) -> DataSource:
+def source_row(page: Page, source_id: str) -> DataSource:
     """The source a page's path names, or the 404 page."""
-    return found_or_404(
-        request, user, "data source", source_id, partial(service.get_source, session)
-    )
+    return page.found_or_404("data source", source_id, partial(service.get_source, page.session))
 
 
 def render_source(
-    request: Request,
-    session: Session,
-    user: PageUser,
+    page: Page,
     row: DataSource,
     *,
     check: CheckRead | None = None,
@@ -95,17 +89,17 @@ def render_source(
 ) -> Response:
     """The source page, with what a "Test connection" or "Sync now" just answered, if any."""
     source = DataSourceRead.model_validate(row)
-    runs, total_runs = history.list_runs(session, row.id, None, _RUNS_SHOWN, 0)
+    runs, total_runs = history.list_runs(page.session, row.id, None, _RUNS_SHOWN, 0)
     provider = provider_for_connector(source.connector)
     context: dict[str, Any] = {
-        "principal": user.principal,
+        "principal": page.principal,
         "source": source,
         "next_runs": next_runs(source.schedule, source.timezone, clock.utcnow()),
         "runs": [SyncRunRead.model_validate(r) for r in runs],
         "total_runs": total_runs,
         "provider": provider,
         "oauth_app_set": provider is not None
-        and session.scalar(select(OAuthApp.id).where(OAuthApp.provider == provider.key))
+        and page.session.scalar(select(OAuthApp.id).where(OAuthApp.provider == provider.key))
         is not None,
         "health_labels": HEALTH_LABELS,
         "check": check,
@@ -113,17 +107,11 @@ def render_source(
         "sync_values": sync.values if sync else {"from": "", "to": ""},
         "started": started,
     }
-    return render(request, "sources/show.html", context, sync.status_code if sync else 200)
+    return page.render("sources/show.html", context, sync.status_code if sync else 200)
 
 
 @router.get("/sources/{source_id}")
-def source_page(
-    request: Request,
-    session: SessionDep,
-    user: AdminPage,
-    source_id: str,
-    started: Annotated[str, Query()] = "",
-) -> Response:
+def source_page(page: AdminPage, source_id: str, started: Annotated[str, Query()] = "") -> Response:
     """One source: what it is, what it needs, and what its runs did."""
-    row = source_row(request, session, user, source_id)
-    return render_source(request, session, user, row, started=path_id(started) or None)
+    row = source_row(page, source_id)
+    return render_source(page, row, started=path_id(started) or None)
