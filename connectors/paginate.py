@@ -25,6 +25,7 @@ request it has already sent (with a :attr:`Paginator.warning`); :func:`pages` ra
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -69,8 +70,11 @@ class Reply(NamedTuple):
     response: httpx.Response | None = None
 
 
+@functools.lru_cache(maxsize=256)
 def compile_path(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
-    """A JSONPath, lenient as people write them: ``data.items`` and ``@.data`` mean ``$.data``."""
+    """A JSONPath, lenient as people write them: ``data.items`` and ``@.data`` mean ``$.data``.
+
+    Compiled once per path (a mapping's few paths are read off every record of a fetch)."""
     text = path.strip()
     if text.startswith("@"):
         text = "$" + text[1:]
@@ -84,13 +88,14 @@ def getter(get: Getter) -> Callable[[Any], Any]:
     (``stats.member_count``), None when nothing matches."""
     if callable(get):
         return get
-    path = compile_path(get)
+    compile_path(get)  # a path that isn't one fails here, as the paginator is built
+    return functools.partial(first, path=get)
 
-    def first(body: Any) -> Any:
-        found = path.findall(body)
-        return found[0] if found else None
 
-    return first
+def first(body: Any, path: str) -> Any:
+    """What ``path`` finds first in ``body`` (a page, a record), or None."""
+    found = compile_path(path).findall(body)
+    return found[0] if found else None
 
 
 def _put(request: Request, into: Into, values: dict[str, Any]) -> Request:

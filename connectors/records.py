@@ -28,8 +28,8 @@ The readers platforms' and people's ways of writing call for, each one reason-re
   whose order the whole file decides);
 - figures: :func:`~connectors.base.as_number` for JSON; :func:`parse_number` for text written
   with a decimal comma or point and thousands separators, :func:`text_figure` for a cell of it;
-- fields of JSON records: :func:`find_records` and :func:`first`, at JSONPaths a mapping gives
-  as :data:`~connectors.models.JsonPath` (checked when it is saved);
+- fields of JSON records: :func:`find_records` and :func:`~connectors.paginate.first`, at
+  JSONPaths a mapping gives as :data:`~connectors.models.JsonPath` (checked when it is saved);
 - filters: :class:`Filters` tests a mapping's filters on a record's text, for platforms that
   can't filter themselves.
 """
@@ -311,9 +311,3 @@ def find_records(body: Any, path: str) -> list[Any]:
     """The records at ``path``: the one list it names, or every node it matches."""
     found = compile_path(path).findall(body)
     return list(found[0] if len(found) == 1 and isinstance(found[0], list) else found)
-
-
-def first(record: Any, path: str) -> Any:
-    """What ``path`` finds first in a record, or None."""
-    found = compile_path(path).findall(record)
-    return found[0] if found else None

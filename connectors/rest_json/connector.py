@@ -48,8 +48,8 @@ from connectors.models import (
     StrptimeFormat,
     has_password,
 )
-from connectors.paginate import Reply, Request, SinglePage, compile_path, pages
-from connectors.records import Fields, find_records, first, parse_day, reported, tally, value_metric
+from connectors.paginate import Reply, Request, SinglePage, compile_path, first, pages
+from connectors.records import Fields, find_records, parse_day, reported, tally, value_metric
 
 DEFAULT_AUTH_HEADER = "X-API-Key"
 

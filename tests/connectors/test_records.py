@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from connectors.base import DailyValue, Filter, MappingError, Window, as_number
+from connectors.paginate import first
 from connectors.records import (
     DateReader,
     Fields,
     Filters,
     find_records,
-    first,
     group_label,
     parse_day,
     parse_number,
