@@ -80,20 +80,9 @@ def upsert(session: Session, rows: Sequence[Row], sync_run_id: int) -> int:
             _unnest_upsert(), {**columns, "sync_run_id": sync_run_id, "recorded_at": now}
         )
     else:
-        values = [
-            {
-                "key_result_id": r.key_result_id,
-                "mapping_id": r.mapping_id,
-                "group": r.group,
-                "role": r.role,
-                "date": r.date,
-                "value": r.value,
-                "sync_run_id": sync_run_id,
-                "recorded_at": now,
-            }
-            for r in unique
-        ]
-        connection.execute(_upsert_statement(connection.dialect.name), values)
+        shared = {"sync_run_id": sync_run_id, "recorded_at": now}
+        values = [{name: getattr(r, name) for name in _COLUMNS} | shared for r in unique]
+        connection.execute(_sqlite_upsert(), values)
     return len(unique)
 
 
@@ -121,11 +110,10 @@ def _on_conflict(stmt: Any) -> Any:
     )
 
 
-@lru_cache(maxsize=2)
-def _upsert_statement(dialect: str) -> Any:
-    """One statement, compiled once and run as executemany (SQLite)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return _on_conflict(insert(Observation))
+@lru_cache(maxsize=1)
+def _sqlite_upsert() -> Any:
+    """SQLite: one statement, compiled once and run as executemany."""
+    return _on_conflict(sqlite_insert(Observation))
 
 
 @lru_cache(maxsize=1)
