@@ -249,17 +249,12 @@ _INTERRUPTED = (
 _RUN_STATE = select(SyncRun.data_source_id, SyncRun.trigger, SyncRun.status).where(
     SyncRun.id == bindparam("run_id")
 )
-#: A run and its source, read together (the source by the run's own foreign key).
+#: A run and its source, read together (the source by the run's own foreign key); no row
+#: when the run is gone (deleting a source deletes its runs).
 _RUN_WITH_SOURCE = (
     select(SyncRun, DataSource)
     .join(DataSource, DataSource.id == SyncRun.data_source_id)
     .where(SyncRun.id == bindparam("run_id"))
-)
-#: The run and the source a commit writes to; no row when either was deleted meanwhile.
-_RUN_AND_SOURCE = (
-    select(SyncRun, DataSource)
-    .join(DataSource, DataSource.id == SyncRun.data_source_id)
-    .where(SyncRun.id == bindparam("run_id"), DataSource.id == bindparam("source_id"))
 )
 
 
@@ -491,9 +486,7 @@ def _commit(p: Prepared, f: Fetched, seconds: float) -> None:
         warnings.append(redact(f"mapping {query_id}: {message}"))
     failed_mappings = {int(q) for q in f.query_errors}
     with get_sessionmaker()() as session, session.begin():
-        found = session.execute(
-            _RUN_AND_SOURCE, {"run_id": p.run_id, "source_id": p.source_id}
-        ).one_or_none()
+        found = session.execute(_RUN_WITH_SOURCE, {"run_id": p.run_id}).one_or_none()
         if found is None:
             return  # deleted while we fetched: nothing to write to
         run, source = found
