@@ -24,7 +24,7 @@ from app.models import Cycle, DataSource, KeyResult, Mapping, Objective, Observa
 from app.okr import service as okr_service
 from app.okr.progress_service import span
 from app.progress import baseline_window
-from app.review.figures import review_figures
+from app.review.figures import KeyResultFigures, review_figures
 from app.sources.service import schedule_backfill
 
 _KR_FIELDS = (
@@ -89,11 +89,13 @@ def _chosen(
         return set(ids)
     # "Unfinished" as the cycle ended: the review's figures, frozen ones once it is closed.
     figures = review_figures(session, source, source.end_date, objectives)
-    return {
-        kid
-        for kid in in_cycle
-        if kid not in figures.key_result or figures.key_result[kid].status != "done"
-    }
+    return {kid for kid in in_cycle if unfinished(figures.key_result.get(kid))}
+
+
+def unfinished(figures: KeyResultFigures | None) -> bool:
+    """What a carry-over takes when no key results are named: those not `done` as the cycle
+    ended (one without figures is not done)."""
+    return figures is None or figures.status != "done"
 
 
 def carry_over(

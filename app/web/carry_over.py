@@ -41,8 +41,8 @@ class Candidate:
 
     @property
     def unfinished(self) -> bool:
-        """The API's default: everything not `done` at the cycle's end."""
-        return self.figures is None or self.figures.status != "done"
+        """Ticked at first: what the API carries when no key results are named."""
+        return carry_service.unfinished(self.figures)
 
 
 def next_cycle(cycle: Cycle, others: list[Cycle]) -> Cycle | None:

@@ -145,7 +145,8 @@ class Carried:
 
 
 def _carried(session: Session, from_text: str, everything: list[Objective]) -> Carried | None:
-    source = session.get(Cycle, path_id(from_text)) if path_id(from_text) else None
+    source_id = path_id(from_text)
+    source = session.get(Cycle, source_id) if source_id else None
     if source is None:
         return None
     earlier = service.cycle_objectives(session, source.id)
